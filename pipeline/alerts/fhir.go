@@ -1,0 +1,342 @@
+package alerts
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bytedance/sonic"
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/envelope"
+)
+
+// Coding is one entry of a FHIR CodeableConcept's coding list.
+type Coding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
+}
+
+// Observation is what the pipeline reads of a FHIR R4 Observation. Its
+// strings may share memory with the record value it was decoded from.
+type Observation struct {
+	ID     string
+	Status string
+	// Codings is code.coding; it has at least one entry with a code.
+	Codings []Coding
+	// PatientID is the id part of subject.reference ("Patient/<id>").
+	PatientID string
+	// Value is valueQuantity.value, else valueInteger, else valueDecimal
+	// (the seed's non-standard field): always present and finite, with
+	// |Value| <= [MaxMagnitude]. Zero is a value.
+	Value float64
+	// Unit, UnitSystem and UnitCode are valueQuantity's unit, system and
+	// code.
+	Unit       string
+	UnitSystem string
+	UnitCode   string
+	// EventTime is the first of effectiveDateTime, effectiveInstant,
+	// effectivePeriod.start and issued that parses, in UTC; zero if none.
+	EventTime time.Time
+}
+
+// MaxMagnitude bounds observation values: larger magnitudes are not
+// measurements but corrupt records.
+const MaxMagnitude = 1e12
+
+type wireObservation struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	Status       string `json:"status"`
+	Code         struct {
+		Coding []Coding `json:"coding"`
+	} `json:"code"`
+	Subject struct {
+		Reference string `json:"reference"`
+	} `json:"subject"`
+	// Values are kept raw: a number that overflows float64, or a string
+	// where a number belongs, is an invalid observation, not an
+	// undecodable record.
+	ValueQuantity struct {
+		Value  sonic.NoCopyRawMessage `json:"value"`
+		Unit   string                 `json:"unit"`
+		System string                 `json:"system"`
+		Code   string                 `json:"code"`
+	} `json:"valueQuantity"`
+	ValueInteger      sonic.NoCopyRawMessage `json:"valueInteger"`
+	ValueDecimal      sonic.NoCopyRawMessage `json:"valueDecimal"`
+	EffectiveDateTime string                 `json:"effectiveDateTime"`
+	EffectiveInstant  string                 `json:"effectiveInstant"`
+	EffectivePeriod   struct {
+		Start string `json:"start"`
+	} `json:"effectivePeriod"`
+	Issued string `json:"issued"`
+}
+
+// DecodeObservation decodes an Observation, enveloped or bare, into obs and
+// returns the envelope's metadata.
+//
+// Errors are [pipeline.RecordError]s: [pipeline.ErrDecode] when value is not
+// JSON or not shaped like an Observation, [pipeline.ErrInvalid] when it
+// breaks the contract (not an Observation, no id, no code, no patient
+// subject, no numeric value, a value that is not finite or exceeds
+// [MaxMagnitude], an unreadable envelope timestamp). Messages never quote
+// the record.
+func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error) {
+	var w wireObservation
+	meta, err := envelope.Decode(value, &w)
+	if err != nil {
+		return envelope.Metadata{}, classifyDecode("observation", err)
+	}
+	switch {
+	case w.ResourceType != "Observation":
+		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Observation")
+	case w.ID == "":
+		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation has no id")
+	case !isFHIRID(w.ID):
+		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation id is not a FHIR id")
+	case !hasCode(w.Code.Coding):
+		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation has no code")
+	}
+	pid, ok := patientID(w.Subject.Reference)
+	if !ok {
+		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation subject is not a Patient reference")
+	}
+	v, err := observationValue(&w)
+	if err != nil {
+		return envelope.Metadata{}, err
+	}
+	*obs = Observation{
+		ID:         w.ID,
+		Status:     w.Status,
+		Codings:    w.Code.Coding,
+		PatientID:  pid,
+		Value:      v,
+		Unit:       w.ValueQuantity.Unit,
+		UnitSystem: w.ValueQuantity.System,
+		UnitCode:   w.ValueQuantity.Code,
+		EventTime:  firstTime(w.EffectiveDateTime, w.EffectiveInstant, w.EffectivePeriod.Start, w.Issued),
+	}
+	return meta, nil
+}
+
+// classifyDecode turns an envelope decoding error into a record error. An
+// unreadable metadata timestamp is a broken contract, anything else an
+// undecodable record. envelope errors never quote the value.
+func classifyDecode(what string, err error) error {
+	if errors.Is(err, envelope.ErrTimestamp) {
+		return pipeline.Reject(pipeline.ErrInvalid, err)
+	}
+	return pipeline.Rejectf(pipeline.ErrDecode, "%s: %w", what, err)
+}
+
+func hasCode(cs []Coding) bool {
+	for i := range cs {
+		if cs[i].Code != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// observationValue is the first present of valueQuantity.value,
+// valueInteger and valueDecimal. A present value that is not a usable
+// number is an error, not a reason to look at the next field.
+func observationValue(w *wireObservation) (float64, error) {
+	for _, raw := range [...][]byte{w.ValueQuantity.Value, w.ValueInteger, w.ValueDecimal} {
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		return parseNumber(raw)
+	}
+	return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation has no numeric value")
+}
+
+// parseNumber parses a raw JSON value that must be a finite number within
+// MaxMagnitude.
+func parseNumber(raw []byte) (float64, error) {
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation value is not a number")
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation value is not a finite number")
+	}
+	if math.Abs(v) > MaxMagnitude {
+		return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation value magnitude exceeds %g", MaxMagnitude)
+	}
+	return v, nil
+}
+
+// patientID is the id in a reference to a Patient: "Patient/<id>", possibly
+// absolute ("https://fhir.example/r4/Patient/<id>") or versioned
+// (".../_history/<v>").
+func patientID(ref string) (string, bool) {
+	const prefix = "Patient/"
+	i := strings.Index(ref, prefix)
+	if i < 0 || (i > 0 && ref[i-1] != '/') {
+		return "", false
+	}
+	id := ref[i+len(prefix):]
+	if j := strings.IndexByte(id, '/'); j >= 0 {
+		if !strings.HasPrefix(id[j:], "/_history/") {
+			return "", false
+		}
+		id = id[:j]
+	}
+	return id, isFHIRID(id)
+}
+
+// isFHIRID reports whether s is a FHIR resource id: 1 to 64 of [A-Za-z0-9-.].
+func isFHIRID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// firstTime parses the first of FHIR dateTime/instant strings that parses:
+// a full time with zone, or a date of day, month or year precision (taken
+// as UTC midnight of its start).
+func firstTime(ss ...string) time.Time {
+	for _, s := range ss {
+		if s == "" {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t.UTC()
+		}
+		for _, layout := range [...]string{"2006-01-02", "2006-01", "2006"} {
+			if t, err := time.Parse(layout, s); err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// PatientContext is what alerts are enriched with, from the fhir.Patient
+// table. It shares no memory with the record it was decoded from.
+type PatientContext struct {
+	ID string
+	// Name is "given... family" of the official name, else of the first.
+	Name string
+	// MRN is the identifier value whose system is [MRNSystem].
+	MRN string
+	// GeneralPractitioners is generalPractitioner: references and displays.
+	GeneralPractitioners []Reference
+	// CareTeam is what alerts carry as careTeam (compact JSON): the
+	// resource's non-standard careTeam value as sent (the seed's shape),
+	// else GeneralPractitioners as [{"reference":...,"display":...}]; nil
+	// when neither is present.
+	CareTeam json.RawMessage
+}
+
+// Reference is a FHIR Reference's reference and display.
+type Reference struct {
+	Reference string `json:"reference,omitempty"`
+	Display   string `json:"display,omitempty"`
+}
+
+// MRNSystem is the identifier system of medical record numbers.
+const MRNSystem = "http://hospital.org/mrn"
+
+type wirePatient struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	Name         []struct {
+		Use    string   `json:"use"`
+		Text   string   `json:"text"`
+		Family string   `json:"family"`
+		Given  []string `json:"given"`
+	} `json:"name"`
+	Identifier []struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	} `json:"identifier"`
+	GeneralPractitioner []Reference            `json:"generalPractitioner"`
+	CareTeam            sonic.NoCopyRawMessage `json:"careTeam"`
+}
+
+// DecodePatient decodes a FHIR R4 Patient, enveloped or bare, into a
+// *PatientContext: the Decode function of the fhir.Patient global table.
+// The patient id is the resource id, else the record key. Errors never
+// quote the record.
+func DecodePatient(key, value []byte) (any, error) {
+	var w wirePatient
+	if _, err := envelope.Decode(value, &w); err != nil {
+		return nil, classifyDecode("patient", err)
+	}
+	if w.ResourceType != "Patient" {
+		return nil, pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Patient")
+	}
+	// Everything kept is copied: the value belongs to a fetch buffer that
+	// the table must not pin.
+	p := &PatientContext{ID: strings.Clone(w.ID)}
+	if p.ID == "" {
+		p.ID = string(key)
+	}
+	if p.ID == "" {
+		return nil, pipeline.Rejectf(pipeline.ErrInvalid, "patient has no id")
+	}
+	if len(w.Name) > 0 {
+		n := &w.Name[0]
+		for i := range w.Name {
+			if w.Name[i].Use == "official" {
+				n = &w.Name[i]
+				break
+			}
+		}
+		parts := make([]string, 0, len(n.Given)+1)
+		for _, g := range n.Given {
+			if g = strings.TrimSpace(g); g != "" {
+				parts = append(parts, g)
+			}
+		}
+		if f := strings.TrimSpace(n.Family); f != "" {
+			parts = append(parts, f)
+		}
+		p.Name = strings.Join(parts, " ")
+		if p.Name == "" {
+			p.Name = strings.Clone(strings.TrimSpace(n.Text))
+		}
+	}
+	for _, id := range w.Identifier {
+		if id.System == MRNSystem && id.Value != "" {
+			p.MRN = strings.Clone(id.Value)
+			break
+		}
+	}
+	for _, gp := range w.GeneralPractitioner {
+		if gp.Reference == "" && gp.Display == "" {
+			continue
+		}
+		p.GeneralPractitioners = append(p.GeneralPractitioners, Reference{
+			Reference: strings.Clone(gp.Reference), Display: strings.Clone(gp.Display),
+		})
+	}
+	switch {
+	case len(w.CareTeam) > 0 && string(w.CareTeam) != "null":
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, w.CareTeam); err != nil {
+			return nil, pipeline.Rejectf(pipeline.ErrDecode, "patient: careTeam is not valid JSON")
+		}
+		p.CareTeam = buf.Bytes()
+	case len(p.GeneralPractitioners) > 0:
+		b, err := sonic.Marshal(p.GeneralPractitioners)
+		if err != nil {
+			return nil, pipeline.Rejectf(pipeline.ErrProcessing, "patient: encoding care team failed")
+		}
+		p.CareTeam = b
+	}
+	return p, nil
+}

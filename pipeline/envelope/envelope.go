@@ -1,0 +1,183 @@
+package envelope
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/bytedance/sonic"
+)
+
+// Metadata is the envelope's metadata object. Its strings may share memory
+// with the value they were parsed from: copy them to keep them longer than
+// the value.
+type Metadata struct {
+	EventID       string
+	EventType     string
+	EventSource   string
+	CorrelationID string
+	// Timestamp is metadata.timestamp, from ms since the epoch or RFC 3339;
+	// zero when absent.
+	Timestamp time.Time
+}
+
+var (
+	// ErrSyntax: the value is not JSON.
+	ErrSyntax = errors.New("value is not valid JSON")
+	// ErrShape: the value is JSON of the wrong shape (a payload that is not
+	// an object, a metadata field of the wrong type).
+	ErrShape = errors.New("value does not have the expected shape")
+	// ErrTimestamp: metadata.timestamp is neither ms since the epoch nor an
+	// RFC 3339 time.
+	ErrTimestamp = errors.New("metadata timestamp is neither ms since epoch nor RFC 3339")
+)
+
+// Error is a value that could not be decoded. Err is one of [ErrSyntax],
+// [ErrShape] or [ErrTimestamp]; Offset is the byte offset of a syntax error,
+// -1 when not known. Its message never quotes the value.
+type Error struct {
+	Err    error
+	Offset int
+}
+
+func (e *Error) Error() string {
+	if e.Offset >= 0 {
+		return e.Err.Error() + " at byte offset " + strconv.Itoa(e.Offset)
+	}
+	return e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// wire is the envelope as sonic decodes it: metadata and payload are kept as
+// references into the value, so nothing of the payload is decoded.
+type wire struct {
+	Metadata wireMetadata           `json:"metadata"`
+	Payload  sonic.NoCopyRawMessage `json:"payload"`
+}
+
+type wireMetadata struct {
+	EventID       string                 `json:"eventId"`
+	EventType     string                 `json:"eventType"`
+	EventSource   string                 `json:"eventSource"`
+	CorrelationID string                 `json:"correlationId"`
+	Timestamp     sonic.NoCopyRawMessage `json:"timestamp"`
+}
+
+// Parse splits value into its metadata and the payload's raw bytes. A value
+// with a "payload" key (not null) is an envelope; any other JSON object is
+// a bare payload, returned whole with zero Metadata. The payload is not
+// decoded beyond finding its end; it aliases value.
+//
+// Errors are *[Error]: [ErrSyntax] when value is not JSON, [ErrShape] when it
+// is not an object or a metadata field has the wrong type, [ErrTimestamp]
+// for an unreadable timestamp.
+func Parse(value []byte) (Metadata, []byte, error) {
+	var w wire
+	if err := Unmarshal(value, &w); err != nil {
+		return Metadata{}, nil, err
+	}
+	if w.Payload == nil || isNull(w.Payload) {
+		return Metadata{}, value, nil
+	}
+	m := Metadata{
+		EventID:       w.Metadata.EventID,
+		EventType:     w.Metadata.EventType,
+		EventSource:   w.Metadata.EventSource,
+		CorrelationID: w.Metadata.CorrelationID,
+	}
+	if len(w.Metadata.Timestamp) > 0 && !isNull(w.Metadata.Timestamp) {
+		t, err := parseTimestamp(w.Metadata.Timestamp)
+		if err != nil {
+			return Metadata{}, nil, err
+		}
+		m.Timestamp = t
+	}
+	return m, w.Payload, nil
+}
+
+// Decode parses value as [Parse] does and decodes the payload into v with
+// [Unmarshal].
+func Decode(value []byte, v any) (Metadata, error) {
+	m, payload, err := Parse(value)
+	if err != nil {
+		return Metadata{}, err
+	}
+	if err := Unmarshal(payload, v); err != nil {
+		if e := (*Error)(nil); errors.As(err, &e) && e.Offset >= 0 && len(payload) > 0 {
+			// Offsets are into value, not into the payload slice of it.
+			e.Offset += offsetIn(value, payload)
+		}
+		return Metadata{}, err
+	}
+	return m, nil
+}
+
+// api is sonic's default configuration, but matching keys case-sensitively
+// as the contracts spell them (FHIR and the envelope are case-sensitive).
+var api = sonic.Config{CaseSensitive: true}.Froze()
+
+// Unmarshal decodes JSON data into v with sonic, unknown fields ignored and
+// keys matched case-sensitively. Any
+// failure comes back as an *[Error] that does not quote data: sonic's own
+// errors do, so they are never returned. Strings decoded into v may share
+// memory with data.
+func Unmarshal(data []byte, v any) error {
+	err := api.Unmarshal(data, v)
+	if err == nil {
+		return nil
+	}
+	// Rare path: find out whether data is JSON at all, and where it
+	// breaks, with the standard library, whose error carries an offset.
+	var raw json.RawMessage
+	var se *json.SyntaxError
+	if jerr := json.Unmarshal(data, &raw); errors.As(jerr, &se) {
+		return &Error{Err: ErrSyntax, Offset: int(se.Offset)}
+	} else if jerr != nil || len(data) == 0 {
+		return &Error{Err: ErrSyntax, Offset: 0}
+	}
+	return &Error{Err: ErrShape, Offset: -1}
+}
+
+// offsetIn is the offset of sub within value, which it is a slice of.
+func offsetIn(value, sub []byte) int {
+	if cap(sub) == 0 || cap(value) < cap(sub) {
+		return 0
+	}
+	return cap(value) - cap(sub)
+}
+
+func isNull(b []byte) bool { return len(b) == 4 && string(b) == "null" }
+
+// maxTimestampMs bounds ms timestamps to years 0001..9999 so that they stay
+// representable and RFC 3339 formattable.
+const maxTimestampMs = 253402300799999
+
+func parseTimestamp(raw []byte) (time.Time, error) {
+	bad := &Error{Err: ErrTimestamp, Offset: -1}
+	if raw[0] == '"' {
+		var s string
+		if err := api.Unmarshal(raw, &s); err != nil {
+			return time.Time{}, bad
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return time.Time{}, bad
+		}
+		return t, nil
+	}
+	if ms, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		if ms > maxTimestampMs || ms < -62135596800000 {
+			return time.Time{}, bad
+		}
+		return time.UnixMilli(ms).UTC(), nil
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsNaN(f) || f > maxTimestampMs || f < -62135596800000 {
+		return time.Time{}, bad
+	}
+	ms := math.Floor(f)
+	return time.UnixMilli(int64(ms)).Add(time.Duration((f - ms) * float64(time.Millisecond))).UTC(), nil
+}

@@ -1,0 +1,63 @@
+package envelope
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Header keys every output carries.
+const (
+	HeaderCorrelationID = "correlation-id"
+	HeaderEventSource   = "event-source"
+	HeaderEventType     = "event-type"
+)
+
+// CorrelationID is the correlation id of input record r whose metadata is
+// meta: the first non-empty correlation-id header, else
+// meta.CorrelationID, else [DerivedCorrelationID] of r's coordinates.
+func CorrelationID(r *kgo.Record, meta Metadata) string {
+	if v, ok := HeaderCorrelation(r); ok {
+		return v
+	}
+	if meta.CorrelationID != "" {
+		return meta.CorrelationID
+	}
+	return DerivedCorrelationID(r.Topic, r.Partition, r.Offset)
+}
+
+// HeaderCorrelation returns the first non-empty correlation-id header of r.
+func HeaderCorrelation(r *kgo.Record) (string, bool) {
+	for i := range r.Headers {
+		h := &r.Headers[i]
+		if h.Key == HeaderCorrelationID && len(h.Value) > 0 {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+// DerivedCorrelationID is the correlation id of a record that brought none:
+// the first 16 bytes, in hex, of sha256("topic/partition/offset"). A replay
+// of the same record derives the same id.
+func DerivedCorrelationID(topic string, partition int32, offset int64) string {
+	buf := make([]byte, 0, len(topic)+32)
+	buf = append(buf, topic...)
+	buf = append(buf, '/')
+	buf = strconv.AppendInt(buf, int64(partition), 10)
+	buf = append(buf, '/')
+	buf = strconv.AppendInt(buf, offset, 10)
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:16])
+}
+
+// OutputHeaders are the headers every output record carries.
+func OutputHeaders(correlationID, eventSource, eventType string) []kgo.RecordHeader {
+	return []kgo.RecordHeader{
+		{Key: HeaderCorrelationID, Value: []byte(correlationID)},
+		{Key: HeaderEventSource, Value: []byte(eventSource)},
+		{Key: HeaderEventType, Value: []byte(eventType)},
+	}
+}

@@ -1,0 +1,90 @@
+package pipeline
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// runnerMetrics are the runtime's metrics, named carepipe_<pipeline>_...;
+// labels come only from error types, topics and partitions.
+type runnerMetrics struct {
+	set    *metrics.Set
+	prefix string
+
+	recordsIn          *metrics.Counter
+	recordsOut         *metrics.Counter
+	commits            *metrics.Counter
+	aborts             *metrics.Counter
+	sessionRestarts    *metrics.Counter
+	globalDecodeErrors *metrics.Counter
+	txnSeconds         *metrics.Histogram
+	processSeconds     *metrics.Histogram
+	eventAgeSeconds    *metrics.Histogram
+
+	mu     sync.Mutex
+	errs   map[ErrorType]*metrics.Counter
+	lags   map[string]*metrics.Gauge
+	labels []byte
+}
+
+func newRunnerMetrics(set *metrics.Set, name string) *runnerMetrics {
+	p := "carepipe_" + name + "_"
+	m := &runnerMetrics{
+		set:                set,
+		prefix:             p,
+		recordsIn:          set.GetOrCreateCounter(p + "records_in_total"),
+		recordsOut:         set.GetOrCreateCounter(p + "records_out_total"),
+		commits:            set.GetOrCreateCounter(p + "txn_commits_total"),
+		aborts:             set.GetOrCreateCounter(p + "txn_aborts_total"),
+		sessionRestarts:    set.GetOrCreateCounter(p + "session_restarts_total"),
+		globalDecodeErrors: set.GetOrCreateCounter(p + "global_table_decode_errors_total"),
+		txnSeconds:         set.GetOrCreateHistogram(p + "txn_duration_seconds"),
+		processSeconds:     set.GetOrCreateHistogram(p + "process_seconds_per_record"),
+		eventAgeSeconds:    set.GetOrCreateHistogram(p + "event_age_at_processing_seconds"),
+		errs:               make(map[ErrorType]*metrics.Counter),
+		lags:               make(map[string]*metrics.Gauge),
+	}
+	for _, t := range []ErrorType{ErrDecode, ErrInvalid, ErrOversized, ErrProcessing, ErrPanic} {
+		m.errorCounter(t)
+	}
+	return m
+}
+
+func (m *runnerMetrics) errorCounter(t ErrorType) *metrics.Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.errs[t]
+	if c == nil {
+		c = m.set.GetOrCreateCounter(m.prefix + `errors_total{type="` + string(t) + `"}`)
+		m.errs[t] = c
+	}
+	return c
+}
+
+func (m *runnerMetrics) lag(topic string, partition int32) *metrics.Gauge {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.labels = append(m.labels[:0], topic...)
+	m.labels = strconv.AppendInt(append(m.labels, '/'), int64(partition), 10)
+	g := m.lags[string(m.labels)]
+	if g == nil {
+		g = m.set.GetOrCreateGauge(m.prefix+`consumer_lag_records{topic="`+topic+`",partition="`+
+			strconv.Itoa(int(partition))+`"}`, nil)
+		m.lags[string(m.labels)] = g
+	}
+	return g
+}
+
+// observeBatch records a processed batch: the mean processing time per
+// record (one histogram update per batch keeps the hot path cheap) and the
+// age of its last event.
+func (m *runnerMetrics) observeBatch(n int, took time.Duration, last *kgo.Record) {
+	m.processSeconds.Update(took.Seconds() / float64(n))
+	if !last.Timestamp.IsZero() {
+		m.eventAgeSeconds.Update(max(time.Since(last.Timestamp).Seconds(), 0))
+	}
+}

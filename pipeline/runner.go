@@ -1,0 +1,556 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Runner runs one [Spec] against Kafka, exactly once.
+type Runner struct {
+	spec  Spec
+	cfg   cfg
+	clock Clock
+	log   *slog.Logger
+	m     *runnerMetrics
+	txnID string
+
+	outputs      map[string]struct{}
+	repartitions map[string]string // name -> topic
+	changelogs   map[string]struct{}
+	globals      map[string]*GlobalTable
+
+	// Set once by Run before any task exists.
+	adm           *kadm.Client
+	numPartitions int32
+
+	// mu guards tasks and owned. It is held while stopping a task, which
+	// waits for the task's goroutine; tasks never take it.
+	mu    sync.Mutex
+	tasks map[int32]*task
+	owned map[int32]int // consumed topic-partitions owned, per task
+
+	// inflight counts batches enqueued to tasks and not yet processed: the
+	// commit barrier.
+	inflight sync.WaitGroup
+	sess     *kgo.GroupTransactSession
+	// doomed is set when the open transaction must not commit: a produce
+	// of it failed, or a task failed to process what it was given.
+	doomed atomic.Bool
+	fatal         chan error // first task failure of the session
+
+	running atomic.Bool
+	ready   atomic.Bool
+}
+
+// New builds a Runner for spec. The same constructor serves production, the
+// simulation, the scenarios and the benchmarks: only options differ.
+func New(spec Spec, opts ...Option) (*Runner, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	c := defaultCfg()
+	for _, o := range opts {
+		o(&c)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("pipeline %s: %w", spec.Name, err)
+	}
+	if c.metrics == nil {
+		c.metrics = metrics.NewSet()
+	}
+	r := &Runner{
+		spec:         spec,
+		cfg:          c,
+		clock:        c.clock,
+		log:          c.logger.With("pipeline", spec.Name),
+		m:            newRunnerMetrics(c.metrics, spec.Name),
+		outputs:      make(map[string]struct{}),
+		repartitions: make(map[string]string),
+		changelogs:   make(map[string]struct{}),
+		globals:      make(map[string]*GlobalTable),
+		tasks:        make(map[int32]*task),
+		owned:        make(map[int32]int),
+	}
+	if c.instanceID != "" {
+		r.txnID = spec.Group + "-" + c.instanceID
+	} else {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		r.txnID = spec.Group + "-" + hex.EncodeToString(b[:])
+	}
+	for _, t := range spec.Outputs {
+		r.outputs[t] = struct{}{}
+	}
+	for _, n := range spec.Repartitions {
+		t := RepartitionTopic(spec.Group, n)
+		r.repartitions[n] = t
+		r.outputs[t] = struct{}{}
+	}
+	for _, s := range spec.Stores {
+		r.changelogs[ChangelogTopic(spec.Group, s)] = struct{}{}
+	}
+	for _, g := range spec.GlobalTables {
+		r.globals[g.Topic] = newGlobalTable(g)
+	}
+	return r, nil
+}
+
+// Spec is the pipeline the runner runs.
+func (r *Runner) Spec() *Spec { return &r.spec }
+
+// Metrics is the set holding the runner's metrics.
+func (r *Runner) Metrics() *metrics.Set { return r.cfg.metrics }
+
+// Ready reports whether the runner has restored its global tables and is
+// consuming.
+func (r *Runner) Ready() bool { return r.ready.Load() }
+
+// Lookup reads key from partition-local state held by this instance: the
+// store partitions of the tasks it owns now. It may see writes of the open
+// transaction. found is false when the key is absent or its partition is not
+// owned here.
+func (r *Runner) Lookup(store, key string) (value []byte, found bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		for _, s := range t.stores {
+			if s.name == store {
+				if v, ok := s.Get(key); ok {
+					return v, true
+				}
+			}
+		}
+	}
+	return nil, false
+}
+
+// Global returns the runner's global table for topic, or nil.
+func (r *Runner) Global(topic string) *GlobalTable { return r.globals[topic] }
+
+// Run checks and creates topics, restores the global tables, then consumes,
+// processes and commits until ctx is done. On ctx's end it stops fetching,
+// finishes the open transaction, leaves the group and returns nil. It
+// returns an error for what retrying cannot fix: missing topics, failed
+// authentication or authorization. A session that fails otherwise (fenced,
+// unknown transaction outcome, broker trouble) is torn down and rebuilt
+// from the committed state, with backoff.
+func (r *Runner) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("pipeline %s: already running", r.spec.Name)
+	}
+	admCl, err := kgo.NewClient(r.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: %w", r.spec.Name, err)
+	}
+	defer admCl.Close()
+	r.adm = kadm.NewClient(admCl)
+
+	n, err := ensureTopics(ctx, r.adm, &r.spec, r.cfg.createTopics, r.cfg.partitions, r.cfg.replication)
+	if err != nil {
+		return err
+	}
+	r.numPartitions = n
+
+	gctx, gcancel := context.WithCancel(ctx)
+	var gwg sync.WaitGroup
+	defer func() {
+		gcancel()
+		gwg.Wait()
+	}()
+	if err := r.startGlobals(gctx, &gwg); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	backoff := r.cfg.sessionBackoff
+	for {
+		err := r.runSession(ctx)
+		if ctx.Err() != nil {
+			r.ready.Store(false)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				r.log.Warn("shut down with an error", "error", err)
+			}
+			return nil
+		}
+		if isFatal(err) {
+			r.ready.Store(false)
+			return fmt.Errorf("pipeline %s: %w", r.spec.Name, err)
+		}
+		r.m.sessionRestarts.Inc()
+		r.log.Warn("session failed; rebuilding it from the committed state", "error", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// isFatal reports errors that a new session would meet again.
+func isFatal(err error) bool {
+	var missing *MissingTopicsError
+	return errors.As(err, &missing) ||
+		errors.Is(err, kerr.SaslAuthenticationFailed) ||
+		errors.Is(err, kerr.TopicAuthorizationFailed) ||
+		errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) ||
+		errors.Is(err, kerr.ClusterAuthorizationFailed)
+}
+
+func (r *Runner) clientOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.WithLogger(kgoLogger{r.log})}
+	return append(opts, r.cfg.kafka...)
+}
+
+func (r *Runner) sessionOpts() []kgo.Opt {
+	return append(r.clientOpts(),
+		kgo.ConsumerGroup(r.spec.Group),
+		kgo.ConsumeTopics(r.spec.consumedTopics()...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.TransactionalID(r.txnID),
+		kgo.TransactionTimeout(r.cfg.txnTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		// Range assigns partition p of every co-partitioned topic to
+		// the same member, which is what a task needs.
+		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onRevoked),
+		kgo.RecordPartitioner(partitioner{manual: r.changelogs, byKey: kgo.StickyKeyPartitioner(nil)}),
+		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
+			if topic == r.spec.ErrorTopic {
+				return errorTopicMaxBytes
+			}
+			return 1_000_012
+		}),
+	)
+}
+
+// runSession runs one GroupTransactSession until ctx ends or it fails.
+//
+// The loop is the only caller of Begin, PollRecords and End. Each commit
+// interval it begins a transaction when the first record arrives, hands
+// batches to partition tasks, and at the interval's end (or the record cap)
+// waits for the tasks to finish what they were given, adds the state
+// changelog writes, and ends the transaction. Revoke and lost callbacks run
+// on the client's goroutine: they stop the tasks of the partitions they take
+// away, and the session then aborts the transaction, which rolls back every
+// task's state to the last commit.
+func (r *Runner) runSession(ctx context.Context) (err error) {
+	sess, err := kgo.NewGroupTransactSession(r.sessionOpts()...)
+	if err != nil {
+		return err
+	}
+	r.sess = sess
+	r.fatal = make(chan error, 1)
+	inTxn := false
+	defer func() {
+		if inTxn {
+			// Failing out of an open transaction: abort it so that
+			// readers are not held back until it times out.
+			r.inflight.Wait()
+			actx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+			_, _ = sess.End(actx, kgo.TryAbort)
+			cancel()
+			r.forEachStore(func(s *Store) { s.abort() })
+		}
+		closeCtx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+		defer cancel()
+		// Leaving the group revokes everything, which stops the tasks.
+		if lerr := sess.Client().LeaveGroupContext(closeCtx); lerr != nil {
+			r.log.Warn("leaving the group", "error", lerr)
+		}
+		sess.Close()
+		r.stopAll()
+	}()
+	r.ready.Store(true)
+
+	var (
+		count    int
+		deadline time.Time
+		started  time.Time
+	)
+	for {
+		select {
+		case err := <-r.fatal:
+			return err
+		default:
+		}
+		if ctx.Err() != nil {
+			if inTxn {
+				inTxn = false
+				return r.endTxn(started)
+			}
+			return ctx.Err()
+		}
+
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if inTxn {
+			pollCtx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		fs := sess.PollRecords(pollCtx, r.cfg.commitRecords)
+		cancel()
+		if fs.IsClientClosed() {
+			return errors.New("client closed")
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, e error) {
+			if errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded) {
+				return
+			}
+			if isFatal(e) && ferr == nil {
+				ferr = fmt.Errorf("consuming %s partition %d: %w", t, p, e)
+			}
+			r.log.Warn("fetch error", "topic", t, "partition", p, "error", e)
+		})
+		if ferr != nil {
+			return ferr
+		}
+
+		if n := fs.NumRecords(); n > 0 {
+			if !inTxn {
+				if err := sess.Begin(); err != nil {
+					return fmt.Errorf("beginning transaction: %w", err)
+				}
+				inTxn = true
+				count = 0
+				started = time.Now()
+				deadline = started.Add(r.cfg.commitInterval)
+				r.doomed.Store(false)
+			}
+			count += n
+			r.m.recordsIn.Add(n)
+			fs.EachPartition(r.dispatch)
+		}
+		if inTxn && (count >= r.cfg.commitRecords || !time.Now().Before(deadline)) {
+			inTxn = false
+			if err := r.endTxn(started); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
+	if len(p.Records) == 0 {
+		return
+	}
+	last := p.Records[len(p.Records)-1]
+	r.m.lag(p.Topic, p.Partition).Set(float64(max(p.HighWatermark-last.Offset-1, 0)))
+	r.mu.Lock()
+	t := r.tasks[p.Partition]
+	r.mu.Unlock()
+	// No task: the partition was revoked after it was polled. Its records
+	// belong to a transaction that will abort; its new owner re-reads them.
+	if t != nil {
+		t.enqueue(p.Records)
+	}
+}
+
+// endTxn waits for the tasks to finish the transaction's records, writes the
+// state changes to the changelogs, and ends the transaction. Only a commit
+// that franz-go confirms makes the state writes permanent; an abort or an
+// error rolls them back. An error means the outcome is unknown or the
+// producer is unusable: the caller tears the session down, and the next
+// session restores state and offsets from what the broker committed.
+func (r *Runner) endTxn(started time.Time) error {
+	r.inflight.Wait()
+	r.mu.Lock()
+	for _, t := range r.tasks {
+		for _, s := range t.stores {
+			topic := ChangelogTopic(r.spec.Group, s.name)
+			s.changes(func(key string, value []byte, deleted bool) {
+				if deleted {
+					value = nil
+				}
+				r.produce(&kgo.Record{Topic: topic, Partition: t.partition, Key: []byte(key), Value: value})
+			})
+		}
+	}
+	r.mu.Unlock()
+
+	how := kgo.TryCommit
+	if r.doomed.Load() {
+		how = kgo.TryAbort
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+	committed, err := r.sess.End(ctx, how)
+	cancel()
+	if committed {
+		r.forEachStore(func(s *Store) { s.commit() })
+		r.m.commits.Inc()
+		r.m.txnSeconds.UpdateDuration(started)
+	} else {
+		r.forEachStore(func(s *Store) { s.abort() })
+		r.m.aborts.Inc()
+	}
+	if err != nil {
+		return fmt.Errorf("ending transaction (outcome unknown, not treated as committed): %w", err)
+	}
+	return nil
+}
+
+func (r *Runner) produce(rec *kgo.Record) {
+	r.sess.Produce(context.Background(), rec, r.onProduced)
+}
+
+func (r *Runner) onProduced(rec *kgo.Record, err error) {
+	if err != nil {
+		if !r.doomed.Swap(true) {
+			r.log.Warn("produce failed; the transaction will abort", "topic", rec.Topic, "error", err)
+		}
+		return
+	}
+}
+
+// fail dooms the open transaction and ends the session with err: a task
+// could not process records it was given, so their offsets must not commit.
+func (r *Runner) fail(err error) {
+	r.doomed.Store(true)
+	select {
+	case r.fatal <- err:
+	default:
+	}
+}
+
+func (r *Runner) forEachStore(fn func(*Store)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		for _, s := range t.stores {
+			fn(s)
+		}
+	}
+}
+
+func (r *Runner) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var added []int32
+	for _, ps := range assigned {
+		for _, p := range ps {
+			r.owned[p]++
+			if r.tasks[p] == nil {
+				r.tasks[p] = newTask(r, p)
+				added = append(added, p)
+			}
+		}
+	}
+	sort.Slice(added, func(i, j int) bool { return added[i] < added[j] })
+	r.log.Info("partitions assigned", "tasks", added)
+}
+
+// onRevoked stops the tasks of revoked or lost partitions and waits for
+// them. The session aborts the open transaction afterwards, so their
+// partial work is never committed.
+func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var removed []int32
+	for _, ps := range revoked {
+		for _, p := range ps {
+			if r.owned[p]--; r.owned[p] > 0 {
+				continue
+			}
+			delete(r.owned, p)
+			if t := r.tasks[p]; t != nil {
+				t.stop()
+				delete(r.tasks, p)
+				removed = append(removed, p)
+			}
+		}
+	}
+	sort.Slice(removed, func(i, j int) bool { return removed[i] < removed[j] })
+	r.log.Info("partitions revoked", "tasks", removed)
+}
+
+func (r *Runner) stopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, t := range r.tasks {
+		t.stop()
+		delete(r.tasks, p)
+		delete(r.owned, p)
+	}
+}
+
+// startGlobals restores every global table from its topic and keeps it
+// updated in the background until ctx ends.
+func (r *Runner) startGlobals(ctx context.Context, wg *sync.WaitGroup) error {
+	for _, g := range r.globals {
+		targets, err := catchUpTargets(ctx, r.adm, g.Topic(), nil)
+		if err != nil {
+			return err
+		}
+		cl, err := kgo.NewClient(append(r.clientOpts(),
+			kgo.ConsumeTopics(g.Topic()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.KeepControlRecords(),
+		)...)
+		if err != nil {
+			return err
+		}
+		apply := func(rec *kgo.Record) {
+			if err := g.apply(rec.Key, rec.Value); err != nil {
+				r.m.globalDecodeErrors.Inc()
+				r.log.Warn("global table record skipped", "topic", rec.Topic,
+					"partition", rec.Partition, "offset", rec.Offset, "error_type", "decode")
+			}
+		}
+		if err := catchUp(ctx, cl, g.Topic(), targets, apply); err != nil {
+			cl.Close()
+			return fmt.Errorf("restoring global table %s: %w", g.Topic(), err)
+		}
+		r.log.Info("global table restored", "topic", g.Topic(), "keys", g.Len())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cl.Close()
+			for {
+				fs := cl.PollFetches(ctx)
+				if ctx.Err() != nil || fs.IsClientClosed() {
+					return
+				}
+				fs.EachRecord(func(rec *kgo.Record) {
+					if !rec.Attrs.IsControl() {
+						apply(rec)
+					}
+				})
+			}
+		}()
+	}
+	return nil
+}
+
+// partitioner places changelog records on the partition the runner chose
+// (the task's), and everything else by key with Kafka's murmur2, so that
+// records keyed alike land where a Java or franz-go producer would put them.
+type partitioner struct {
+	manual map[string]struct{}
+	byKey  kgo.Partitioner
+}
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if _, ok := p.manual[topic]; ok {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return p.byKey.ForTopic(topic)
+}

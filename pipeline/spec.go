@@ -1,0 +1,151 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Spec describes one pipeline: what it consumes, what it may write, the state
+// it keeps and the function that processes each record. A Spec is data; a
+// [Runner] gives it life.
+type Spec struct {
+	// Name is the pipeline's short name, used in metric names
+	// (carepipe_<name>_...) and logs. Required; [a-z0-9_] only.
+	Name string
+	// Group is the consumer group id. Transactional ids and internal topic
+	// names derive from it. Required.
+	Group string
+	// Inputs are the topics consumed by the group. Required.
+	Inputs []string
+	// Outputs are the topics Process may emit to. Emitting elsewhere is a
+	// processing error. Checked to exist at start-up.
+	Outputs []string
+	// ErrorTopic receives every record that could not be processed, whole.
+	// Required.
+	ErrorTopic string
+	// Stores are the keyed state stores, each partitioned like the inputs
+	// and backed by a compacted changelog topic <Group>-<store>-changelog.
+	Stores []string
+	// Repartitions name internal topics <Group>-<name>-repartition through
+	// which Process re-keys records (see [Context.Repartition]). The runner
+	// consumes them as inputs.
+	Repartitions []string
+	// GlobalTables are compacted topics held whole in memory by every
+	// instance (see [GlobalTable]).
+	GlobalTables []GlobalTableSpec
+	// Process handles one record. It must be deterministic: see [ProcessFunc].
+	Process ProcessFunc
+}
+
+// GlobalTableSpec names a compacted topic that every instance holds whole in
+// memory, restored before processing starts and kept up to date while
+// running.
+type GlobalTableSpec struct {
+	Topic string
+	// Decode turns a record into the value held for its key. A nil value
+	// (or a tombstone) deletes the key. Records it fails on are counted and
+	// skipped: a table is a cache of its topic, not a consumer of record.
+	Decode func(key, value []byte) (any, error)
+}
+
+// ProcessFunc processes one record. It may read and write state through c,
+// emit records through c, and read global tables through c. It must not
+// read the wall clock, randomness or the environment, nor call out of the
+// process: that is what makes a replay produce identical records.
+//
+// Returning an error sends the record whole to the error topic and discards
+// everything the call emitted or wrote to state; wrap the error with
+// [Reject] to classify it. A panic is recovered and handled the same way,
+// with error-type "panic".
+type ProcessFunc func(c *Context, r *kgo.Record) error
+
+// ErrorType classifies why a record went to the error topic. It is written
+// to the error-type header and used as a metric label, so it is a small,
+// fixed set.
+type ErrorType string
+
+const (
+	// ErrDecode: the record could not be decoded (not JSON, wrong shape).
+	ErrDecode ErrorType = "decode"
+	// ErrInvalid: the record decoded but breaks a rule of its contract.
+	ErrInvalid ErrorType = "invalid"
+	// ErrOversized: the record is larger than the pipeline accepts.
+	ErrOversized ErrorType = "oversized"
+	// ErrProcessing: the processor failed for another reason.
+	ErrProcessing ErrorType = "processing"
+	// ErrPanic: the processor panicked.
+	ErrPanic ErrorType = "panic"
+)
+
+// RecordError is a per-record failure: the record goes to the error topic and
+// the partition moves on. Its message must never quote record content.
+type RecordError struct {
+	Type ErrorType
+	Err  error
+}
+
+func (e *RecordError) Error() string { return string(e.Type) + ": " + e.Err.Error() }
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Reject classifies err as a per-record failure of the given type.
+func Reject(t ErrorType, err error) error {
+	return &RecordError{Type: t, Err: err}
+}
+
+// Rejectf is Reject with a formatted message. The message must not quote
+// record content.
+func Rejectf(t ErrorType, format string, args ...any) error {
+	return &RecordError{Type: t, Err: fmt.Errorf(format, args...)}
+}
+
+// errorTypeOf returns the classification of a processor error.
+func errorTypeOf(err error) ErrorType {
+	var re *RecordError
+	if errors.As(err, &re) {
+		return re.Type
+	}
+	return ErrProcessing
+}
+
+// ChangelogTopic is the changelog topic of store in group.
+func ChangelogTopic(group, store string) string { return group + "-" + store + "-changelog" }
+
+// RepartitionTopic is the internal repartition topic name in group.
+func RepartitionTopic(group, name string) string { return group + "-" + name + "-repartition" }
+
+func (s *Spec) validate() error {
+	switch {
+	case s.Name == "":
+		return errors.New("pipeline spec: missing Name")
+	case s.Group == "":
+		return fmt.Errorf("pipeline %s: missing Group", s.Name)
+	case len(s.Inputs) == 0:
+		return fmt.Errorf("pipeline %s: no Inputs", s.Name)
+	case s.ErrorTopic == "":
+		return fmt.Errorf("pipeline %s: missing ErrorTopic", s.Name)
+	case s.Process == nil:
+		return fmt.Errorf("pipeline %s: missing Process", s.Name)
+	}
+	for _, c := range s.Name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return fmt.Errorf("pipeline %q: Name must be [a-z0-9_]", s.Name)
+		}
+	}
+	for _, g := range s.GlobalTables {
+		if g.Topic == "" || g.Decode == nil {
+			return fmt.Errorf("pipeline %s: global table needs Topic and Decode", s.Name)
+		}
+	}
+	return nil
+}
+
+// consumedTopics are the topics the group consumes: inputs and repartitions.
+func (s *Spec) consumedTopics() []string {
+	ts := append([]string(nil), s.Inputs...)
+	for _, r := range s.Repartitions {
+		ts = append(ts, RepartitionTopic(s.Group, r))
+	}
+	return ts
+}

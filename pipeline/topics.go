@@ -1,0 +1,176 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// errorTopicMaxBytes is the error topic's max.message.bytes: an error record
+// is an input record whole plus error headers, so it must fit records as
+// large as any input topic accepts (the broker default is about 1 MB).
+const errorTopicMaxBytes = 4 << 20
+
+// TopicKind says what a topic is to a pipeline; it decides how a missing
+// topic is created.
+type TopicKind int
+
+const (
+	TopicInput TopicKind = iota
+	TopicOutput
+	TopicError
+	TopicGlobal      // compacted, read whole by every instance
+	TopicChangelog   // internal, compacted, co-partitioned with the inputs
+	TopicRepartition // internal, co-partitioned with the inputs
+)
+
+// TopicSpec is a topic a pipeline needs, and how to create it.
+type TopicSpec struct {
+	Name    string
+	Kind    TopicKind
+	Configs map[string]string
+}
+
+// Internal reports whether carepipe owns the topic (and so always creates it).
+func (t TopicSpec) Internal() bool { return t.Kind == TopicChangelog || t.Kind == TopicRepartition }
+
+// Topics lists every topic the spec needs, in a stable order, with the
+// configs carepipe creates them with.
+func (s *Spec) Topics() []TopicSpec {
+	compact := map[string]string{"cleanup.policy": "compact"}
+	var ts []TopicSpec
+	add := func(name string, kind TopicKind, configs map[string]string) {
+		for _, t := range ts {
+			if t.Name == name {
+				return
+			}
+		}
+		ts = append(ts, TopicSpec{Name: name, Kind: kind, Configs: configs})
+	}
+	for _, t := range s.Inputs {
+		add(t, TopicInput, nil)
+	}
+	for _, t := range s.Outputs {
+		add(t, TopicOutput, nil)
+	}
+	add(s.ErrorTopic, TopicError, map[string]string{"max.message.bytes": strconv.Itoa(errorTopicMaxBytes)})
+	for _, g := range s.GlobalTables {
+		add(g.Topic, TopicGlobal, compact)
+	}
+	for _, st := range s.Stores {
+		add(ChangelogTopic(s.Group, st), TopicChangelog, compact)
+	}
+	for _, r := range s.Repartitions {
+		add(RepartitionTopic(s.Group, r), TopicRepartition, nil)
+	}
+	return ts
+}
+
+// MissingTopicsError names the topics a pipeline needs that do not exist.
+type MissingTopicsError struct {
+	Pipeline string
+	Topics   []string
+}
+
+func (e *MissingTopicsError) Error() string {
+	return fmt.Sprintf("pipeline %s: missing topics %s (create them, or run with --create-topics)",
+		e.Pipeline, strings.Join(e.Topics, ", "))
+}
+
+// ensureTopics checks that every topic exists, creating internal topics
+// always and the others when create is set, and returns the partition count
+// that the spec's tasks are numbered by. When the spec has state, the
+// consumed topics and changelogs must all have that count: a task's state
+// partition p serves exactly partition p of each input.
+func ensureTopics(ctx context.Context, adm *kadm.Client, s *Spec, create bool, partitions int32, replication int16) (int32, error) {
+	specs := s.Topics()
+	names := make([]string, len(specs))
+	for i, t := range specs {
+		names[i] = t.Name
+	}
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return 0, fmt.Errorf("pipeline %s: listing topics: %w", s.Name, err)
+	}
+	counts := make(map[string]int32, len(specs))
+	var missing []string
+	for _, t := range specs {
+		d, ok := details[t.Name]
+		switch {
+		case ok && d.Err == nil:
+			counts[t.Name] = int32(len(d.Partitions))
+		case ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			return 0, fmt.Errorf("pipeline %s: topic %s: %w", s.Name, t.Name, d.Err)
+		case !t.Internal() && !create:
+			missing = append(missing, t.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return 0, &MissingTopicsError{Pipeline: s.Name, Topics: missing}
+	}
+
+	// The task count is the inputs' partition count, when they exist;
+	// internal topics follow it.
+	n := partitions
+	for _, t := range s.Inputs {
+		if c, ok := counts[t]; ok {
+			n = c
+			break
+		}
+	}
+	for _, t := range specs {
+		if _, ok := counts[t.Name]; ok {
+			continue
+		}
+		p := partitions
+		if t.Internal() || t.Kind == TopicInput {
+			p = n
+		}
+		if err := createTopic(ctx, adm, t, p, replication); err != nil {
+			return 0, fmt.Errorf("pipeline %s: %w", s.Name, err)
+		}
+		counts[t.Name] = p
+	}
+
+	if len(s.Stores) > 0 {
+		var off []string
+		for _, t := range specs {
+			if t.Kind == TopicInput || t.Internal() {
+				if counts[t.Name] != n {
+					off = append(off, fmt.Sprintf("%s (%d)", t.Name, counts[t.Name]))
+				}
+			}
+		}
+		if len(off) > 0 {
+			sort.Strings(off)
+			return 0, fmt.Errorf("pipeline %s: not co-partitioned: the inputs and state topics must all have %d partitions; these differ: %s",
+				s.Name, n, strings.Join(off, ", "))
+		}
+	}
+	return n, nil
+}
+
+func createTopic(ctx context.Context, adm *kadm.Client, t TopicSpec, partitions int32, replication int16) error {
+	var configs map[string]*string
+	if len(t.Configs) > 0 {
+		configs = make(map[string]*string, len(t.Configs))
+		for k, v := range t.Configs {
+			configs[k] = kadm.StringPtr(v)
+		}
+	}
+	resp, err := adm.CreateTopic(ctx, partitions, replication, configs, t.Name)
+	if err == nil {
+		err = resp.Err
+	}
+	// Another instance starting at the same time may have won the race.
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("creating topic %s: %w", t.Name, err)
+	}
+	return nil
+}
