@@ -88,3 +88,30 @@ func (m *runnerMetrics) observeBatch(n int, took time.Duration, last *kgo.Record
 		m.eventAgeSeconds.Update(max(time.Since(last.Timestamp).Seconds(), 0))
 	}
 }
+
+// Stats is a snapshot of a runner's counters, for summaries and tests.
+type Stats struct {
+	RecordsIn, RecordsOut, Errors, Commits, Aborts, SessionRestarts uint64
+	// Lag is the consumer lag summed over the partitions this instance
+	// has fetched from, as of their last fetch.
+	Lag int64
+}
+
+func (m *runnerMetrics) stats() Stats {
+	s := Stats{
+		RecordsIn:       m.recordsIn.Get(),
+		RecordsOut:      m.recordsOut.Get(),
+		Commits:         m.commits.Get(),
+		Aborts:          m.aborts.Get(),
+		SessionRestarts: m.sessionRestarts.Get(),
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.errs {
+		s.Errors += c.Get()
+	}
+	for _, g := range m.lags {
+		s.Lag += int64(g.Get())
+	}
+	return s
+}

@@ -24,8 +24,11 @@ type Runner struct {
 	cfg   cfg
 	clock Clock
 	log   *slog.Logger
-	m     *runnerMetrics
-	txnID string
+	// errLog rate-limits the per-record error-topic warning: a burst of
+	// bad input must not flood the log.
+	errLog *limitedLog
+	m      *runnerMetrics
+	txnID  string
 
 	outputs      map[string]struct{}
 	repartitions map[string]string // name -> topic
@@ -49,7 +52,7 @@ type Runner struct {
 	// doomed is set when the open transaction must not commit: a produce
 	// of it failed, or a task failed to process what it was given.
 	doomed atomic.Bool
-	fatal         chan error // first task failure of the session
+	fatal  chan error // first task failure of the session
 
 	running atomic.Bool
 	ready   atomic.Bool
@@ -77,6 +80,7 @@ func New(spec Spec, opts ...Option) (*Runner, error) {
 		clock:        c.clock,
 		log:          c.logger.With("pipeline", spec.Name),
 		m:            newRunnerMetrics(c.metrics, spec.Name),
+		errLog:       &limitedLog{every: time.Second},
 		outputs:      make(map[string]struct{}),
 		repartitions: make(map[string]string),
 		changelogs:   make(map[string]struct{}),
@@ -91,6 +95,7 @@ func New(spec Spec, opts ...Option) (*Runner, error) {
 		_, _ = rand.Read(b[:])
 		r.txnID = spec.Group + "-" + hex.EncodeToString(b[:])
 	}
+	r.errLog.l = r.log
 	for _, t := range spec.Outputs {
 		r.outputs[t] = struct{}{}
 	}
@@ -260,6 +265,14 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 	}
 	r.sess = sess
 	r.fatal = make(chan error, 1)
+	// Initialise the producer id now rather than at the first Begin: with a
+	// stable instance id this fences a predecessor at once and aborts its
+	// open transaction, which otherwise holds our stable offset fetch until
+	// the transaction times out.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		sess.Close()
+		return fmt.Errorf("initialising the transactional producer: %w", err)
+	}
 	inTxn := false
 	defer func() {
 		if inTxn {
@@ -353,7 +366,11 @@ func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
 		return
 	}
 	last := p.Records[len(p.Records)-1]
-	r.m.lag(p.Topic, p.Partition).Set(float64(max(p.HighWatermark-last.Offset-1, 0)))
+	lag := p.HighWatermark - last.Offset - 1
+	if last.Attrs.IsTransactional() {
+		lag-- // the transaction's marker follows it, and is no record to process
+	}
+	r.m.lag(p.Topic, p.Partition).Set(float64(max(lag, 0)))
 	r.mu.Lock()
 	t := r.tasks[p.Partition]
 	r.mu.Unlock()
@@ -554,3 +571,6 @@ func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
 	}
 	return p.byKey.ForTopic(topic)
 }
+
+// Stats returns a snapshot of the runner's counters.
+func (r *Runner) Stats() Stats { return r.m.stats() }

@@ -238,9 +238,8 @@ func (t *task) sendError(rec *kgo.Record, err error) {
 		Headers:   hs,
 		Timestamp: rec.Timestamp,
 	})
-	t.r.log.Warn("record sent to error topic",
-		"pipeline", t.r.spec.Name, "topic", rec.Topic, "partition", rec.Partition,
-		"offset", rec.Offset, "error_type", string(typ))
+	t.r.errLog.warn("record sent to error topic",
+		"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "error_type", string(typ))
 }
 
 // isLocal reports whether the default partitioner puts key on this task's
@@ -279,7 +278,7 @@ func (t *task) restore(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		t.r.log.Info("state restored", "pipeline", t.r.spec.Name, "store", s.name,
+		t.r.log.Info("state restored", "store", s.name,
 			"partition", t.partition, "records", n, "keys", s.Len())
 	}
 	return nil

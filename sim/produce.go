@@ -85,8 +85,8 @@ func Produce(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 const feedTicksPerSecond = 100
 
 // Feed produces records from next through cl, at most rate records per
-// second, until maxRecords records were produced, next returns nil, or ctx is done.
-// It is the demo's traffic source: the outside world, so it paces with a
+// second, until maxRecords records were produced, next returns nil, or ctx
+// is done. It is the demo's traffic source: the outside world, so it paces with a
 // time.Ticker.
 //
 // Pacing: a token bucket refilled on each tick (every 1/rate s for rate <=
@@ -95,13 +95,15 @@ const feedTicksPerSecond = 100
 // ticker drops ticks a slow consumer misses), so rate is an upper bound.
 // The first tokens arrive one tick after the call.
 //
-// rate and maxRecords must be positive: every load loop is bounded in count, and
-// ctx bounds it in time. next is called from Feed's goroutine only.
+// rate and maxRecords must be positive: every load loop is bounded in
+// count, and ctx bounds it in time. next is called from Feed's goroutine only.
 //
-// It returns nil after maxRecords records were produced or next returned nil; the
-// first produce failure (after which it stops and waits for records in
-// flight, as [Produce] does); or, when ctx ended first, ctx.Err() wrapped,
-// records produced until then staying produced.
+// It returns nil when it stops normally: after maxRecords records, when
+// next returns nil, or when ctx ends (the demo shutting down; records
+// produced until then stay produced, and records that fail only because ctx
+// ended are not errors; check ctx.Err() to tell this stop from the others).
+// Otherwise it returns the first produce failure, after which it stops and
+// waits for the records in flight, as [Produce] does.
 func Feed(ctx context.Context, cl *kgo.Client, next func() *kgo.Record, rate, maxRecords int) error {
 	switch {
 	case cl == nil:
@@ -124,16 +126,23 @@ func Feed(ctx context.Context, cl *kgo.Client, next func() *kgo.Record, rate, ma
 	// Wait for every promise before returning, whatever the exit path:
 	// the promises write into first and wg, which live on this frame.
 	defer wg.Wait()
+	// result waits for the records in flight and reports the first
+	// failure, unless it is only ctx's ending.
+	result := func() error {
+		wg.Wait()
+		err := first.get()
+		if err != nil && ctx.Err() != nil &&
+			(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return nil
+		}
+		return err
+	}
 
 	produced, credit := 0, 0 // credit is in 1/ticks of a record
 	for produced < maxRecords {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
-			if err := first.get(); err != nil {
-				return err
-			}
-			return fmt.Errorf("sim: feed stopped after %d of %d records: %w", produced, maxRecords, context.Cause(ctx))
+			return result()
 		case <-ticker.C:
 		}
 		credit += rate
@@ -145,8 +154,7 @@ func Feed(ctx context.Context, cl *kgo.Client, next func() *kgo.Record, rate, ma
 			}
 			r := next()
 			if r == nil {
-				wg.Wait()
-				return first.get()
+				return result()
 			}
 			wg.Add(1)
 			cl.Produce(ctx, r, func(r *kgo.Record, err error) {
@@ -157,11 +165,9 @@ func Feed(ctx context.Context, cl *kgo.Client, next func() *kgo.Record, rate, ma
 			})
 			produced++
 		}
-		if err := first.get(); err != nil {
-			wg.Wait()
-			return first.get()
+		if first.get() != nil {
+			return result()
 		}
 	}
-	wg.Wait()
-	return first.get()
+	return result()
 }

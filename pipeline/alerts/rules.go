@@ -210,7 +210,11 @@ type RuleError struct {
 	File string
 	Line int
 	Msg  string
+	// Err is the underlying error, if any (reading the file).
+	Err error
 }
+
+func (e *RuleError) Unwrap() error { return e.Err }
 
 func (e *RuleError) Error() string {
 	var b strings.Builder
@@ -237,7 +241,7 @@ func (e *RuleError) Error() string {
 func LoadRules(path string) ([]Rule, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &RuleError{File: path, Msg: fmt.Sprintf("reading rules: %v", err)}
+		return nil, &RuleError{File: path, Msg: fmt.Sprintf("reading rules: %v", err), Err: err}
 	}
 	return parseRules(path, data)
 }
@@ -298,9 +302,6 @@ func parseRules(file string, data []byte) ([]Rule, error) {
 	for _, item := range rulesNode.Content {
 		item = resolve(item)
 		r, ok := p.rule(item)
-		if !ok {
-			continue
-		}
 		if r.ID != "" {
 			if line, dup := firstLine[r.ID]; dup {
 				p.errorf(item.Line, "duplicate rule id %q (first at line %d)", r.ID, line)
@@ -308,7 +309,9 @@ func parseRules(file string, data []byte) ([]Rule, error) {
 				firstLine[r.ID] = item.Line
 			}
 		}
-		rules = append(rules, r)
+		if ok {
+			rules = append(rules, r)
+		}
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -325,7 +328,13 @@ func (p *ruleParser) errorf(line int, format string, args ...any) {
 	p.problems = append(p.problems, &RuleError{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (p *ruleParser) err() error { return errors.Join(p.problems...) }
+// err joins the problems, ordered by line.
+func (p *ruleParser) err() error {
+	slices.SortStableFunc(p.problems, func(a, b error) int {
+		return a.(*RuleError).Line - b.(*RuleError).Line
+	})
+	return errors.Join(p.problems...)
+}
 
 // syntaxError turns a yaml.v3 error ("yaml: line N: msg") into a RuleError.
 func (p *ruleParser) syntaxError(err error) error {

@@ -6,13 +6,13 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/bytedance/sonic"
 )
 
 // Metadata is the envelope's metadata object. Its strings may share memory
-// with the value they were parsed from: copy them to keep them longer than
-// the value.
+// with the value they were parsed from (see [Unmarshal]).
 type Metadata struct {
 	EventID       string
 	EventType     string
@@ -35,8 +35,9 @@ var (
 )
 
 // Error is a value that could not be decoded. Err is one of [ErrSyntax],
-// [ErrShape] or [ErrTimestamp]; Offset is the byte offset of a syntax error,
-// -1 when not known. Its message never quotes the value.
+// [ErrShape] or [ErrTimestamp]; Offset is the byte offset at which a syntax
+// error was found (as encoding/json counts it), -1 when not known. Its
+// message never quotes the value.
 type Error struct {
 	Err    error
 	Offset int
@@ -51,8 +52,8 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// wire is the envelope as sonic decodes it: metadata and payload are kept as
-// references into the value, so nothing of the payload is decoded.
+// wire is the envelope as sonic decodes it: the payload is kept as a
+// reference into the value, so nothing of it is decoded.
 type wire struct {
 	Metadata wireMetadata           `json:"metadata"`
 	Payload  sonic.NoCopyRawMessage `json:"payload"`
@@ -67,8 +68,8 @@ type wireMetadata struct {
 }
 
 // Parse splits value into its metadata and the payload's raw bytes. A value
-// with a "payload" key (not null) is an envelope; any other JSON object is
-// a bare payload, returned whole with zero Metadata. The payload is not
+// with a "payload" key (not null) is an envelope; any other JSON value is a
+// bare payload, returned whole with zero Metadata. The payload is not
 // decoded beyond finding its end; it aliases value.
 //
 // Errors are *[Error]: [ErrSyntax] when value is not JSON, [ErrShape] when it
@@ -79,7 +80,7 @@ func Parse(value []byte) (Metadata, []byte, error) {
 	if err := Unmarshal(value, &w); err != nil {
 		return Metadata{}, nil, err
 	}
-	if w.Payload == nil || isNull(w.Payload) {
+	if len(w.Payload) == 0 || isNull(w.Payload) {
 		return Metadata{}, value, nil
 	}
 	m := Metadata{
@@ -99,15 +100,14 @@ func Parse(value []byte) (Metadata, []byte, error) {
 }
 
 // Decode parses value as [Parse] does and decodes the payload into v with
-// [Unmarshal].
+// [Unmarshal]. Error offsets are into value.
 func Decode(value []byte, v any) (Metadata, error) {
 	m, payload, err := Parse(value)
 	if err != nil {
 		return Metadata{}, err
 	}
 	if err := Unmarshal(payload, v); err != nil {
-		if e := (*Error)(nil); errors.As(err, &e) && e.Offset >= 0 && len(payload) > 0 {
-			// Offsets are into value, not into the payload slice of it.
+		if e := (*Error)(nil); errors.As(err, &e) && e.Offset >= 0 {
 			e.Offset += offsetIn(value, payload)
 		}
 		return Metadata{}, err
@@ -120,12 +120,17 @@ func Decode(value []byte, v any) (Metadata, error) {
 var api = sonic.Config{CaseSensitive: true}.Froze()
 
 // Unmarshal decodes JSON data into v with sonic, unknown fields ignored and
-// keys matched case-sensitively. Any
-// failure comes back as an *[Error] that does not quote data: sonic's own
-// errors do, so they are never returned. Strings decoded into v may share
-// memory with data.
+// keys matched case-sensitively. Any failure comes back as an *[Error] that
+// does not quote data: sonic's own errors do, so they are never returned.
+//
+// Strings and raw messages decoded into v share memory with data (sonic's
+// []byte API copies the whole input first; this does not): data must not be
+// modified while they are in use. Copy what is kept longer than the record.
 func Unmarshal(data []byte, v any) error {
-	err := api.Unmarshal(data, v)
+	if len(data) == 0 {
+		return &Error{Err: ErrSyntax, Offset: 0}
+	}
+	err := api.UnmarshalFromString(unsafe.String(unsafe.SliceData(data), len(data)), v)
 	if err == nil {
 		return nil
 	}
@@ -135,31 +140,38 @@ func Unmarshal(data []byte, v any) error {
 	var se *json.SyntaxError
 	if jerr := json.Unmarshal(data, &raw); errors.As(jerr, &se) {
 		return &Error{Err: ErrSyntax, Offset: int(se.Offset)}
-	} else if jerr != nil || len(data) == 0 {
+	} else if jerr != nil {
 		return &Error{Err: ErrSyntax, Offset: 0}
 	}
 	return &Error{Err: ErrShape, Offset: -1}
 }
 
-// offsetIn is the offset of sub within value, which it is a slice of.
+// offsetIn is the offset of sub within value, 0 if sub is not inside it.
 func offsetIn(value, sub []byte) int {
-	if cap(sub) == 0 || cap(value) < cap(sub) {
+	if len(value) == 0 || len(sub) == 0 {
 		return 0
 	}
-	return cap(value) - cap(sub)
+	d := uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(value)))
+	if d > uintptr(len(value)) {
+		return 0
+	}
+	return int(d)
 }
 
-func isNull(b []byte) bool { return len(b) == 4 && string(b) == "null" }
+func isNull(b []byte) bool { return string(b) == "null" }
 
-// maxTimestampMs bounds ms timestamps to years 0001..9999 so that they stay
+// Timestamps are bounded to years 0001..9999 so that they stay
 // representable and RFC 3339 formattable.
-const maxTimestampMs = 253402300799999
+const (
+	minTimestampMs = -62135596800000
+	maxTimestampMs = 253402300799999
+)
 
 func parseTimestamp(raw []byte) (time.Time, error) {
 	bad := &Error{Err: ErrTimestamp, Offset: -1}
 	if raw[0] == '"' {
 		var s string
-		if err := api.Unmarshal(raw, &s); err != nil {
+		if err := Unmarshal(raw, &s); err != nil {
 			return time.Time{}, bad
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
@@ -169,13 +181,13 @@ func parseTimestamp(raw []byte) (time.Time, error) {
 		return t, nil
 	}
 	if ms, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
-		if ms > maxTimestampMs || ms < -62135596800000 {
+		if ms < minTimestampMs || ms > maxTimestampMs {
 			return time.Time{}, bad
 		}
 		return time.UnixMilli(ms).UTC(), nil
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || f > maxTimestampMs || f < -62135596800000 {
+	if err != nil || !(f >= minTimestampMs && f <= maxTimestampMs) {
 		return time.Time{}, bad
 	}
 	ms := math.Floor(f)

@@ -1,0 +1,309 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/sim"
+)
+
+// Run runs carepipe as configured until ctx ends, cfg.Duration passes, or a
+// pipeline fails for good. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+
+	var kafka []kgo.Opt
+	var world *embedded
+	if cfg.Embedded() {
+		var err error
+		if world, err = startEmbedded(ctx, &cfg); err != nil {
+			return err
+		}
+		defer world.close()
+		kafka = world.cluster.ClientOpts()
+		log.Info("embedded mode: in-process Kafka, simulated world, demo traffic",
+			"brokers", world.cluster.Addrs(), "demo_rate", cfg.DemoRate, "seed", cfg.Seed)
+	} else {
+		var err error
+		if kafka, err = cfg.kafkaOpts(); err != nil {
+			return err
+		}
+	}
+
+	ps, err := buildPipelines(&cfg, kafka)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ps)+2)
+
+	if cfg.HTTPAddr != "" {
+		srv, ln, err := serveHTTP(cfg.HTTPAddr, ps)
+		if err != nil {
+			return err
+		}
+		log.Info("http listening", "addr", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("http: %w", err)
+			}
+		}()
+		defer func() {
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer scancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+
+	for _, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.runner.Run(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	if world != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := world.feed(ctx, ps); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("demo traffic: %w", err)
+				cancel()
+			}
+		}()
+	}
+	if cfg.SummaryEvery > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			summarize(ctx, &cfg, ps)
+		}()
+	}
+
+	<-ctx.Done()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// built is one running pipeline.
+type built struct {
+	name   string
+	runner *pipeline.Runner
+	alerts *alerts.Processor
+}
+
+func buildPipelines(cfg *Config, kafka []kgo.Opt) ([]*built, error) {
+	var ps []*built
+	for _, name := range cfg.Pipelines {
+		set := metrics.NewSet()
+		opts := []pipeline.Option{
+			pipeline.WithKafka(kafka...),
+			pipeline.WithLogger(cfg.Logger),
+			pipeline.WithMetrics(set),
+			pipeline.WithInstanceID(cfg.InstanceID),
+		}
+		if cfg.CommitInterval > 0 {
+			opts = append(opts, pipeline.WithCommitInterval(cfg.CommitInterval))
+		}
+		if cfg.CreateTopics || cfg.Embedded() {
+			opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, -1))
+		}
+		switch name {
+		case "alerts":
+			aopts := []alerts.Option{alerts.WithMetrics(set)}
+			if cfg.RulesFile != "" {
+				rules, err := alerts.LoadRules(cfg.RulesFile)
+				if err != nil {
+					return nil, err
+				}
+				aopts = append(aopts, alerts.WithRules(rules))
+			}
+			proc, err := alerts.New(aopts...)
+			if err != nil {
+				return nil, err
+			}
+			r, err := pipeline.New(proc.Spec(), opts...)
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, &built{name: name, runner: r, alerts: proc})
+		}
+	}
+	return ps, nil
+}
+
+func serveHTTP(addr string, ps []*built) (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		for _, p := range ps {
+			p.runner.Metrics().WritePrometheus(w)
+		}
+		metrics.WriteProcessMetrics(w)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		for _, p := range ps {
+			if !p.runner.Ready() {
+				http.Error(w, "not ready: "+p.name, http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}
+
+// summarize prints one line per interval: rates and totals, no patient data.
+func summarize(ctx context.Context, cfg *Config, ps []*built) {
+	t := time.NewTicker(cfg.SummaryEvery)
+	defer t.Stop()
+	prev := make([]pipeline.Stats, len(ps))
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			secs := now.Sub(last).Seconds()
+			last = now
+			for i, p := range ps {
+				s := p.runner.Stats()
+				rate := float64(s.RecordsIn-prev[i].RecordsIn) / secs
+				prev[i] = s
+				line := fmt.Sprintf("%s  %-7s in %8.0f/s  total %9d  errors %6d  commits %6d  aborts %3d  lag %6d",
+					now.Format(time.TimeOnly), p.name, rate, s.RecordsIn, s.Errors, s.Commits, s.Aborts, s.Lag)
+				if p.alerts != nil {
+					line += fmt.Sprintf("  alerts %7d", p.alerts.AlertsTotal())
+				}
+				fmt.Fprintln(cfg.Stdout, line)
+			}
+		}
+	}
+}
+
+// embedded is the world of embedded mode: an in-process cluster and the
+// demo traffic source.
+type embedded struct {
+	cluster *sim.Cluster
+	prod    *kgo.Client
+	work    *sim.Alerts
+	cfg     *Config
+	log     *slog.Logger
+}
+
+func startEmbedded(ctx context.Context, cfg *Config) (*embedded, error) {
+	cluster, err := sim.NewCluster()
+	if err != nil {
+		return nil, err
+	}
+	prod, err := kgo.NewClient(cluster.ClientOpts()...)
+	if err != nil {
+		cluster.Close()
+		return nil, err
+	}
+	work, err := sim.NewAlerts(sim.AlertsWorkload{
+		Seed:             cfg.Seed,
+		Patients:         cfg.DemoPatients,
+		AlertFraction:    0.1,
+		PoisonFraction:   0.002,
+		EnvelopeFraction: 0.5,
+		MisKeyedFraction: 0.1,
+	})
+	if err != nil {
+		prod.Close()
+		cluster.Close()
+		return nil, err
+	}
+	w := &embedded{cluster: cluster, prod: prod, work: work, cfg: cfg, log: cfg.Logger}
+	return w, nil
+}
+
+// feed loads the patient table, waits for the pipelines to be ready, then
+// sends observations at the demo rate until ctx ends.
+func (w *embedded) feed(ctx context.Context, ps []*built) error {
+	if !slices.ContainsFunc(ps, func(p *built) bool { return p.alerts != nil }) {
+		return nil
+	}
+	// Topics are created by the runners; wait for them to be consuming.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !allReady(ps) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+	patients := w.work.PatientRecords()
+	if err := sim.Produce(ctx, w.prod, patients); err != nil {
+		return err
+	}
+	// Let the patient table take them in, so the first alerts are
+	// enriched: the table is live, not transactional with the pipeline.
+	for _, p := range ps {
+		for p.alerts != nil && p.runner.Global(alerts.TopicPatients).Len() < len(patients) {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+		}
+	}
+	// Bounded like every load loop: at most an hour's worth at the rate.
+	return sim.Feed(ctx, w.prod, w.work.NextRecord, w.cfg.DemoRate, w.cfg.DemoRate*3600)
+}
+
+func allReady(ps []*built) bool {
+	for _, p := range ps {
+		if !p.runner.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *embedded) close() {
+	w.prod.Close()
+	w.cluster.Close()
+}

@@ -1,0 +1,163 @@
+package app
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Pipelines carepipe knows, in start order.
+var knownPipelines = []string{"alerts", "priorauth", "datasync", "orders"}
+
+// builtPipelines are those this version can run.
+var builtPipelines = []string{"alerts"}
+
+// Config is everything Run needs. Zero values mean the documented defaults.
+type Config struct {
+	// Brokers are the seed brokers; none means embedded mode.
+	Brokers []string
+	// Pipelines to run; default all that are built.
+	Pipelines []string
+	// HTTPAddr serves /metrics, /healthz and /readyz; empty: no HTTP.
+	HTTPAddr string
+	// CreateTopics creates missing topics (always on in embedded mode).
+	CreateTopics bool
+	// Partitions for created topics (default 12).
+	Partitions int32
+	// RulesFile is a YAML alert rules file; empty: built-in rules.
+	RulesFile string
+	// Duration makes Run return by itself after it; 0: until ctx ends.
+	Duration time.Duration
+	// InstanceID is a stable instance name; see pipeline.WithInstanceID.
+	InstanceID string
+	// CommitInterval overrides the transaction interval (default 100ms).
+	CommitInterval time.Duration
+
+	SASLMechanism string // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	Username      string
+	Password      string
+	TLS           bool
+	TLSCAFile     string
+
+	// Embedded mode only.
+	DemoRate     int   // observations/s (default 500)
+	Seed         int64 // demo workload seed (default 1)
+	DemoPatients int   // default 200
+
+	// SummaryEvery prints a one-line summary this often (default 5s);
+	// negative disables it.
+	SummaryEvery time.Duration
+	Stdout       io.Writer
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if len(c.Pipelines) == 0 {
+		c.Pipelines = slices.Clone(builtPipelines)
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 12
+	}
+	if c.DemoRate == 0 {
+		c.DemoRate = 500
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.DemoPatients == 0 {
+		c.DemoPatients = 200
+	}
+	if c.SummaryEvery == 0 {
+		c.SummaryEvery = 5 * time.Second
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	for _, p := range c.Pipelines {
+		switch {
+		case !slices.Contains(knownPipelines, p):
+			errs = append(errs, fmt.Errorf("unknown pipeline %q (known: %s)", p, strings.Join(knownPipelines, ", ")))
+		case !slices.Contains(builtPipelines, p):
+			errs = append(errs, fmt.Errorf("pipeline %q is not built in this version (built: %s)", p, strings.Join(builtPipelines, ", ")))
+		}
+	}
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		errs = append(errs, fmt.Errorf("unknown SASL mechanism %q (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", c.SASLMechanism))
+	}
+	if c.SASLMechanism != "" && (c.Username == "" || c.Password == "") {
+		errs = append(errs, errors.New("SASL needs KAFKA_USERNAME and KAFKA_PASSWORD"))
+	}
+	if c.Duration < 0 {
+		errs = append(errs, errors.New("duration must not be negative"))
+	}
+	if c.DemoRate < 0 {
+		errs = append(errs, errors.New("demo rate must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Embedded reports whether Run starts its own cluster.
+func (c *Config) Embedded() bool { return len(c.Brokers) == 0 }
+
+// kafkaOpts are the client options for a real cluster: brokers, TLS, SASL.
+func (c *Config) kafkaOpts() ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	if c.TLS || c.TLSCAFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.TLSCAFile != "" {
+			pem, err := os.ReadFile(c.TLSCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading TLS CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("TLS CA file %s holds no PEM certificate", c.TLSCAFile)
+			}
+			tc.RootCAs = pool
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.Username, Pass: c.Password}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.Username, Pass: c.Password}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.Username, Pass: c.Password}.AsSha512Mechanism()))
+	}
+	return opts, nil
+}
+
+// Redacted is c for logging: secrets replaced.
+func (c Config) Redacted() map[string]any {
+	pw := ""
+	if c.Password != "" {
+		pw = "[redacted]"
+	}
+	return map[string]any{
+		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr,
+		"create_topics": c.CreateTopics, "rules": c.RulesFile, "duration": c.Duration.String(),
+		"instance_id": c.InstanceID, "sasl_mechanism": c.SASLMechanism, "username": c.Username,
+		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile,
+	}
+}

@@ -1,0 +1,134 @@
+// Command carepipe runs healthcare event pipelines on Kafka, exactly once.
+// This file is wiring only: flags and environment into app.Config, signals
+// into a context, and the exit code.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/carepipe/carepipe/app"
+	"github.com/carepipe/carepipe/pipeline/alerts"
+)
+
+const usage = `carepipe: healthcare event pipelines on Kafka, exactly once.
+
+Usage:
+  carepipe run   [flags]     run the pipelines (no --brokers: embedded demo)
+  carepipe rules check FILE  validate an alert rules file
+
+Run 'carepipe run -h' for the flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:], stdout, stderr, log)
+	case "rules":
+		if len(args) != 3 || args[1] != "check" {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		rules, err := alerts.LoadRules(args[2])
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: %d rules, all valid\n", args[2], len(rules))
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func runCmd(args []string, stdout, stderr io.Writer, log *slog.Logger) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg       app.Config
+		brokers   = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); none: embedded demo")
+		pipelines = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts)")
+		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	fs.StringVar(&cfg.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz on this address (port 0 picks one)")
+	fs.BoolVar(&cfg.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
+	fs.StringVar(&cfg.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
+	fs.StringVar(&cfg.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
+	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "transaction commit interval (default 100ms)")
+	fs.IntVar(&cfg.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
+	fs.Int64Var(&cfg.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
+	fs.DurationVar(&cfg.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "bad --log-level: %v\n", err)
+		return 2
+	}
+	log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	// Flags win over the environment.
+	if *brokers == "" {
+		*brokers = os.Getenv("KAFKA_BROKERS")
+	}
+	cfg.Brokers = splitList(*brokers)
+	cfg.Pipelines = splitList(*pipelines)
+	cfg.SASLMechanism = os.Getenv("KAFKA_SASL_MECHANISM")
+	cfg.Username = os.Getenv("KAFKA_USERNAME")
+	cfg.Password = os.Getenv("KAFKA_PASSWORD")
+	cfg.TLS = os.Getenv("KAFKA_TLS") == "true" || os.Getenv("KAFKA_TLS") == "1"
+	cfg.TLSCAFile = os.Getenv("KAFKA_TLS_CA")
+	if cfg.SASLMechanism == "" && cfg.Username != "" {
+		cfg.SASLMechanism = "PLAIN"
+	}
+	cfg.Stdout = stdout
+	cfg.Logger = log
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("starting", "config", cfg.Redacted())
+	start := time.Now()
+	if err := app.Run(ctx, cfg); err != nil {
+		log.Error("carepipe stopped with an error", "error", err.Error())
+		return 1
+	}
+	log.Info("carepipe stopped cleanly", "ran", time.Since(start).Round(time.Millisecond).String())
+	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,425 @@
+package alerts
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/envelope"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden files")
+
+// patients is a lookup over the patient fixtures.
+func patients(t testing.TB) PatientLookup {
+	t.Helper()
+	m := map[string]*PatientContext{}
+	for _, f := range []string{"patient_seed.json", "patient_fhir.json"} {
+		v, err := DecodePatient(nil, readTestdata(t, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := v.(*PatientContext)
+		m[pc.ID] = pc
+	}
+	return func(id string) (*PatientContext, bool) { pc, ok := m[id]; return pc, ok }
+}
+
+func obsRecord(value []byte, headers ...kgo.RecordHeader) *kgo.Record {
+	return &kgo.Record{
+		Topic: TopicObservations, Partition: 2, Offset: 1234, Key: []byte("pat-1"), Value: value, Headers: headers,
+		Timestamp: time.Date(2024, 4, 5, 18, 0, 0, 0, time.UTC),
+	}
+}
+
+// render prints records for golden files: coordinates, headers and the
+// value indented.
+func render(t testing.TB, out Outcome) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, r := range out.Records {
+		fmt.Fprintf(&b, "topic=%s key=%s\n", r.Topic, r.Key)
+		for _, h := range r.Headers {
+			fmt.Fprintf(&b, "  %s: %s\n", h.Key, h.Value)
+		}
+		var v bytes.Buffer
+		if err := json.Indent(&v, r.Value, "  ", "  "); err != nil {
+			t.Fatalf("record on %s is not JSON: %v", r.Topic, err)
+		}
+		fmt.Fprintf(&b, "  %s\n", v.Bytes())
+	}
+	fmt.Fprintf(&b, "state=%s\n", out.State)
+	return b.Bytes()
+}
+
+func TestHandleGolden(t *testing.T) {
+	rules := append(DefaultRules(),
+		Rule{ID: "hr-extreme", Code: "8867-4", System: LOINC, Comparator: GT, Threshold: 180, Severity: SeverityCritical, Description: "Extreme heart rate"},
+		Rule{ID: "hr-watch", Code: "8867-4", System: LOINC, Comparator: GE, Threshold: 100, Severity: SeverityMedium, Description: "Heart rate above 100"},
+	)
+	p := newProcessor(t, WithRules(rules))
+	tests := []struct {
+		name     string
+		r        *kgo.Record
+		patients PatientLookup
+	}{
+		{
+			name:     "high_enriched_envelope",
+			r:        obsRecord(readTestdata(t, "observation_hr_envelope.json")),
+			patients: patients(t),
+		},
+		{
+			name: "critical_unenriched_bare_header_correlation",
+			r: obsRecord(observation(t, func(o map[string]any) {
+				o["id"] = "obs-hr-3"
+				o["subject"] = map[string]any{"reference": "Patient/pat-unknown"}
+				delete(o, "effectiveDateTime")
+				withValue(190)(o)
+			}), kgo.RecordHeader{Key: "correlation-id", Value: []byte("hdr-corr-1")}),
+			patients: patients(t),
+		},
+		{
+			name: "medium_only_derived_correlation_record_time",
+			r: obsRecord(observation(t, func(o map[string]any) {
+				o["id"] = "obs-hr-4"
+				o["subject"] = map[string]any{"reference": "Patient/pat-2"}
+				delete(o, "effectiveDateTime")
+				delete(o, "issued")
+				withValue(100)(o)
+			})),
+			patients: patients(t),
+		},
+		{
+			name:     "non_alerting",
+			r:        obsRecord(readTestdata(t, "observation_hr_normal_bare.json")),
+			patients: patients(t),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := p.Handle(tt.r, tt.patients, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := render(t, out)
+			path := filepath.Join("testdata", "golden", tt.name+".golden")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("output differs from %s (go test -update rewrites it):\n%s", path, got)
+			}
+			// A replay yields identical records.
+			again, err := p.Handle(tt.r, tt.patients, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(render(t, again), got) {
+				t.Error("a second run produced different records")
+			}
+		})
+	}
+}
+
+func TestAlertRecord(t *testing.T) {
+	p := newProcessor(t)
+	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), patients(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Records) == 0 || out.Records[0].Topic != TopicAlerts {
+		t.Fatalf("no alert record: %+v", out.Records)
+	}
+	var a map[string]any
+	if err := json.Unmarshal(out.Records[0].Value, &a); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"alertId":       "obs-hr-1-heart-rate-high",
+		"patientId":     "pat-1",
+		"observationId": "obs-hr-1",
+		"rule":          "8867-4",
+		"ruleId":        "heart-rate-high",
+		"severity":      "high",
+		"description":   "Elevated heart rate",
+		"value":         134.0,
+		"unit":          "beats/minute",
+		"timestamp":     "2024-04-05T17:41:00Z",
+		"correlationId": "corr-0001",
+		"status":        "active",
+		"patientName":   "John Doe",
+		"patientMRN":    "MRN12345",
+	}
+	for k, v := range want {
+		if a[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, a[k], v)
+		}
+	}
+	if _, ok := a["careTeam"].([]any); !ok {
+		t.Errorf("careTeam = %#v, want the patient's list", a["careTeam"])
+	}
+	if len(a) != len(want)+1 {
+		t.Errorf("alert has %d fields, want %d: %v", len(a), len(want)+1, a)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	tests := []struct {
+		severity     Severity
+		wantChannels []Channel
+		wantTopics   []string
+	}{
+		{SeverityCritical, []Channel{ChannelMobile, ChannelEmail, ChannelSMS}, []string{TopicAlerts, TopicHistory, TopicMobile, TopicEmail, TopicSMS}},
+		{SeverityHigh, []Channel{ChannelMobile, ChannelEmail}, []string{TopicAlerts, TopicHistory, TopicMobile, TopicEmail}},
+		{SeverityMedium, []Channel{}, []string{TopicAlerts, TopicHistory}},
+		{SeverityLow, []Channel{}, []string{TopicAlerts, TopicHistory}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.severity), func(t *testing.T) {
+			rule := Rule{ID: "r", Code: "8867-4", System: LOINC, Comparator: GT, Threshold: 0, Severity: tt.severity, Description: "d"}
+			p := newProcessor(t, WithRules([]Rule{rule}))
+			out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_normal_bare.json")), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var topics []string
+			for _, r := range out.Records {
+				topics = append(topics, r.Topic)
+				if string(r.Key) != "pat-1" {
+					t.Errorf("%s keyed %q, want the patient id", r.Topic, r.Key)
+				}
+				hs := map[string]string{}
+				for _, h := range r.Headers {
+					hs[h.Key] = string(h.Value)
+				}
+				if hs[envelope.HeaderCorrelationID] == "" || hs[envelope.HeaderEventSource] != EventSource || hs[envelope.HeaderEventType] == "" {
+					t.Errorf("%s headers = %v", r.Topic, hs)
+				}
+			}
+			if !slices.Equal(topics, tt.wantTopics) {
+				t.Errorf("topics = %v, want %v", topics, tt.wantTopics)
+			}
+			var h HistoryRecord
+			if err := json.Unmarshal(out.Records[1].Value, &h); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(h.Channels, tt.wantChannels) || h.Channels == nil || h.Sequence != 1 {
+				t.Errorf("history = %+v, want channels %v and sequence 1", h, tt.wantChannels)
+			}
+			if !strings.Contains(string(out.Records[1].Value), `"channels":[`) {
+				t.Errorf("history channels not a list: %s", out.Records[1].Value)
+			}
+			for _, r := range out.Records[2:] {
+				var n Notification
+				if err := json.Unmarshal(r.Value, &n); err != nil {
+					t.Fatal(err)
+				}
+				if n.Channel.Topic() != r.Topic || n.NotificationID != n.AlertID+"-"+string(n.Channel) || !json.Valid(n.Alert) {
+					t.Errorf("notification on %s = %+v", r.Topic, n)
+				}
+			}
+		})
+	}
+}
+
+func TestDedupeAndSequence(t *testing.T) {
+	p := newProcessor(t)
+	rec := func(id string, value float64) *kgo.Record {
+		return obsRecord(observation(t, func(o map[string]any) { o["id"] = id; withValue(value)(o) }))
+	}
+	var state []byte
+	type step struct {
+		name      string
+		r         *kgo.Record
+		wantAlert bool
+		wantDup   int
+		wantSeq   int64
+	}
+	steps := []step{
+		{name: "first alert", r: rec("o1", 130), wantAlert: true, wantSeq: 1},
+		{name: "same observation again is a duplicate", r: rec("o1", 130), wantDup: 1},
+		{name: "non-alerting leaves state alone", r: rec("o2", 80)},
+		{name: "second alert", r: rec("o3", 150), wantAlert: true, wantSeq: 2},
+	}
+	// Fill the window, pushing o1 out of it.
+	for i := range RecentWindow {
+		steps = append(steps, step{name: fmt.Sprintf("filler %d", i), r: rec(fmt.Sprintf("f%d", i), 125), wantAlert: true, wantSeq: int64(3 + i)})
+	}
+	steps = append(steps, step{name: "out of the window is new again", r: rec("o1", 130), wantAlert: true, wantSeq: int64(3 + RecentWindow)})
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			out, err := p.Handle(s.r, nil, state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Duplicates != s.wantDup || (len(out.Alerts) > 0) != s.wantAlert {
+				t.Fatalf("alerts %d duplicates %d, want alert %v duplicates %d", len(out.Alerts), out.Duplicates, s.wantAlert, s.wantDup)
+			}
+			if !s.wantAlert {
+				if out.State != nil || len(out.Records) != 0 {
+					t.Fatalf("emitted %d records, state %s", len(out.Records), out.State)
+				}
+				return
+			}
+			var h HistoryRecord
+			if err := json.Unmarshal(out.Records[1].Value, &h); err != nil {
+				t.Fatal(err)
+			}
+			if h.Sequence != s.wantSeq {
+				t.Errorf("sequence = %d, want %d", h.Sequence, s.wantSeq)
+			}
+			var st PatientState
+			if err := json.Unmarshal(out.State, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Count != s.wantSeq || len(st.Recent) > RecentWindow || st.Recent[len(st.Recent)-1].AlertID != h.AlertID {
+				t.Errorf("state = %s", out.State)
+			}
+			state = out.State
+		})
+	}
+}
+
+func TestApplyUnreadableState(t *testing.T) {
+	p := newProcessor(t)
+	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, []byte("{not json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.StateReset || len(out.Alerts) != 1 || out.State == nil {
+		t.Fatalf("outcome = %+v", out)
+	}
+}
+
+func TestEvaluateSkipsRetractedStatuses(t *testing.T) {
+	p := newProcessor(t)
+	for _, status := range []string{"entered-in-error", "cancelled"} {
+		t.Run(status, func(t *testing.T) {
+			out, err := p.Handle(obsRecord(observation(t, func(o map[string]any) { o["status"] = status; withValue(300)(o) })), nil, nil)
+			if err != nil || len(out.Records) != 0 {
+				t.Fatalf("records %d, err %v", len(out.Records), err)
+			}
+		})
+	}
+}
+
+func TestCorrelationIDInAlerts(t *testing.T) {
+	p := newProcessor(t)
+	env := readTestdata(t, "observation_hr_envelope.json") // metadata.correlationId corr-0001
+	bare := observation(t, withValue(130))
+	tests := []struct {
+		name string
+		r    *kgo.Record
+		want string
+	}{
+		{name: "header", r: obsRecord(env, kgo.RecordHeader{Key: "correlation-id", Value: []byte("h-1")}), want: "h-1"},
+		{name: "metadata", r: obsRecord(env), want: "corr-0001"},
+		{name: "derived", r: obsRecord(bare), want: envelope.DerivedCorrelationID(TopicObservations, 2, 1234)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := p.Handle(tt.r, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range out.Records {
+				if !strings.Contains(string(r.Value), `"correlationId":"`+tt.want+`"`) {
+					t.Errorf("%s value lacks correlation id %s: %s", r.Topic, tt.want, r.Value)
+				}
+				if got := string(r.Headers[0].Value); r.Headers[0].Key != "correlation-id" || got != tt.want {
+					t.Errorf("%s header = %s, want %s", r.Topic, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	set := metrics.NewSet()
+	p := newProcessor(t, WithMetrics(set), WithRules([]Rule{
+		{ID: "crit", Code: "8867-4", System: LOINC, Comparator: GT, Threshold: 0, Severity: SeverityCritical, Description: "d"},
+		{ID: "low", Code: "8867-4", System: LOINC, Comparator: GT, Threshold: 0, Severity: SeverityLow, Description: "d"},
+	}))
+	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.count(&out)
+	dup, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, out.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.count(&dup)
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	for _, want := range []string{
+		`carepipe_alerts_alerts_total{severity="critical"} 1`,
+		`carepipe_alerts_alerts_total{severity="low"} 1`,
+		`carepipe_alerts_alerts_total{severity="high"} 0`,
+		`carepipe_alerts_notifications_total{channel="sms"} 1`,
+		`carepipe_alerts_notifications_total{channel="mobile"} 1`,
+		`carepipe_alerts_duplicates_total 2`,
+		`carepipe_alerts_repartitioned_total 0`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "pat-1") || strings.Contains(b.String(), "obs-hr-1") {
+		t.Error("metrics carry patient data")
+	}
+}
+
+func TestNewAndSpec(t *testing.T) {
+	t.Run("invalid options", func(t *testing.T) {
+		for name, opts := range map[string][]Option{
+			"bad rules":      {WithRules([]Rule{{ID: "x"}})},
+			"empty rules":    {WithRules([]Rule{})},
+			"zero max bytes": {WithMaxRecordBytes(0)},
+		} {
+			if _, err := New(opts...); err == nil {
+				t.Errorf("%s: New succeeded", name)
+			}
+		}
+	})
+	t.Run("defaults", func(t *testing.T) {
+		p, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Metrics() == nil || p.maxRecordBytes != 256<<10 || !slices.Equal(p.Rules(), DefaultRules()) {
+			t.Errorf("defaults: %+v", p)
+		}
+	})
+	t.Run("spec", func(t *testing.T) {
+		s := newProcessor(t).Spec()
+		if s.Name != "alerts" || s.Group != "clinical-alerts-stream-processor" || s.ErrorTopic != "clinical.alerts.errors" ||
+			!slices.Equal(s.Inputs, []string{"fhir.Observation"}) ||
+			!slices.Equal(s.Outputs, []string{"clinical.alerts", "clinical.notifications.history", "notifications.mobile", "notifications.email", "notifications.sms"}) ||
+			!slices.Equal(s.Stores, []string{"patient-alerts"}) || !slices.Equal(s.Repartitions, []string{"observations-by-patient"}) ||
+			len(s.GlobalTables) != 1 || s.GlobalTables[0].Topic != "fhir.Patient" || s.GlobalTables[0].Decode == nil || s.Process == nil {
+			t.Errorf("spec = %+v", s)
+		}
+		var _ pipeline.ProcessFunc = s.Process
+	})
+}

@@ -1,0 +1,292 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/sim"
+)
+
+const testPartitions = 6
+
+// alertsWorld is a cluster with the alerts pipeline's topics and a
+// producer.
+type alertsWorld struct {
+	t       *testing.T
+	cluster *sim.Cluster
+	spec    pipeline.Spec
+	prod    *kgo.Client
+	adm     *kadm.Client
+}
+
+func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
+	t.Helper()
+	c, err := sim.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	w := &alertsWorld{t: t, cluster: c}
+	w.prod = w.client()
+	w.adm = kadm.NewClient(w.client())
+	proc, err := alerts.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.spec = proc.Spec()
+	for _, ts := range w.spec.Topics() {
+		configs := map[string]*string{}
+		for k, v := range ts.Configs {
+			configs[k] = kadm.StringPtr(v)
+		}
+		if _, err := w.adm.CreateTopic(context.Background(), testPartitions, 1, configs, ts.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+func (w *alertsWorld) client(opts ...kgo.Opt) *kgo.Client {
+	w.t.Helper()
+	cl, err := kgo.NewClient(append(w.cluster.ClientOpts(), opts...)...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(cl.Close)
+	return cl
+}
+
+func (w *alertsWorld) produce(recs []*kgo.Record) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sim.Produce(ctx, w.prod, recs); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// instance is one running alerts pipeline (one "process").
+type instance struct {
+	runner *pipeline.Runner
+	done   chan error
+	cancel context.CancelFunc
+	once   sync.Once
+	err    error
+}
+
+// start runs an alerts pipeline instance, built exactly as the binary
+// builds it.
+func (w *alertsWorld) start(instanceID string, opts ...pipeline.Option) *instance {
+	w.t.Helper()
+	set := metrics.NewSet()
+	proc, err := alerts.New(alerts.WithMetrics(set))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	base := []pipeline.Option{
+		pipeline.WithKafka(w.cluster.ClientOpts()...),
+		pipeline.WithMetrics(set),
+		pipeline.WithCommitInterval(50 * time.Millisecond),
+		pipeline.WithTransactionTimeout(5 * time.Second),
+		pipeline.WithLogger(testLogger()),
+	}
+	if instanceID != "" {
+		base = append(base, pipeline.WithInstanceID(instanceID))
+	}
+	r, err := pipeline.New(proc.Spec(), append(base, opts...)...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{runner: r, done: make(chan error, 1), cancel: cancel}
+	go func() { in.done <- r.Run(ctx) }()
+	w.t.Cleanup(func() { _ = in.stop() })
+	return in
+}
+
+// stop shuts the instance down gracefully and returns Run's error.
+func (in *instance) stop() error {
+	in.once.Do(func() {
+		in.cancel()
+		select {
+		case in.err = <-in.done:
+		case <-time.After(30 * time.Second):
+			in.err = errors.New("instance did not stop within 30s")
+		}
+	})
+	return in.err
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("CAREPIPE_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// readAll reads topic with an independent read_committed consumer up to
+// its current last stable offset: everything committed so far.
+func (w *alertsWorld) readAll(topic string) []*kgo.Record {
+	w.t.Helper()
+	return w.read(topic, kgo.ReadCommitted())
+}
+
+// readUncommitted reads topic up to its high watermark, aborted
+// transactions' records included.
+func (w *alertsWorld) readUncommitted(topic string) []*kgo.Record {
+	w.t.Helper()
+	return w.read(topic, kgo.ReadUncommitted())
+}
+
+func (w *alertsWorld) read(topic string, level kgo.IsolationLevel) []*kgo.Record {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list := w.adm.ListCommittedOffsets
+	if level == kgo.ReadUncommitted() {
+		list = w.adm.ListEndOffsets
+	}
+	ends, err := list(ctx, topic)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	targets := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			targets[o.Partition] = o.Offset
+		}
+	})
+	cl := w.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level), kgo.KeepControlRecords())
+	var out []*kgo.Record
+	for len(targets) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			w.t.Fatalf("reading %s: timed out with partitions %v unread", topic, targets)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if end, ok := targets[r.Partition]; ok && r.Offset >= end-1 {
+				delete(targets, r.Partition)
+			}
+		})
+	}
+	return out
+}
+
+// waitIdle waits until the group has committed every record of its inputs
+// and of its repartition topic, so every output it will ever make for the
+// records produced so far is committed. Inputs are produced without
+// transactions; the repartition topic is transactional, so its last data
+// offset is found by reading it.
+func (w *alertsWorld) waitIdle(timeout time.Duration) {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if w.caughtUp() {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("pipeline not caught up after %v", timeout)
+		}
+		<-tick.C
+	}
+}
+
+func (w *alertsWorld) caughtUp() bool {
+	ctx := context.Background()
+	committed, err := w.adm.FetchOffsets(ctx, w.spec.Group)
+	if err != nil {
+		return false
+	}
+	for _, topic := range w.spec.Inputs {
+		ends, err := w.adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return false
+		}
+		ok := true
+		ends.Each(func(o kadm.ListedOffset) {
+			c, _ := committed.Lookup(topic, o.Partition)
+			if o.Offset > 0 && c.At < o.Offset {
+				ok = false
+			}
+		})
+		if !ok {
+			return false
+		}
+	}
+	for _, name := range w.spec.Repartitions {
+		topic := pipeline.RepartitionTopic(w.spec.Group, name)
+		last := map[int32]int64{}
+		for _, r := range w.readAll(topic) {
+			last[r.Partition] = r.Offset
+		}
+		for p, o := range last {
+			c, _ := committed.Lookup(topic, p)
+			if c.At < o+1 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func decodeAlerts(t *testing.T, recs []*kgo.Record) []alerts.Alert {
+	t.Helper()
+	out := make([]alerts.Alert, len(recs))
+	for i, r := range recs {
+		if err := json.Unmarshal(r.Value, &out[i]); err != nil {
+			t.Fatalf("alert record %d does not decode: %v", i, err)
+		}
+	}
+	return out
+}
+
+// diffMultiset compares alert ids as multisets and reports what is missing
+// and what is extra (duplicates included).
+func diffMultiset(t *testing.T, got []alerts.Alert, want []string) {
+	t.Helper()
+	count := map[string]int{}
+	for _, id := range want {
+		count[id]++
+	}
+	for _, a := range got {
+		count[a.AlertID]--
+	}
+	var missing, extra []string
+	for id, n := range count {
+		for ; n > 0; n-- {
+			missing = append(missing, id)
+		}
+		for ; n < 0; n++ {
+			extra = append(extra, id)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	t.Logf("alerts: got %d, want %d", len(got), len(want))
+	if len(missing) > 0 || len(extra) > 0 {
+		t.Errorf("alerts: got %d, want %d; %d missing (first %v), %d extra (first %v)",
+			len(got), len(want), len(missing), head(missing), len(extra), head(extra))
+	}
+}
+
+func head(s []string) []string { return s[:min(len(s), 5)] }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
