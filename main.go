@@ -34,14 +34,13 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	switch args[0] {
 	case "run":
-		return runCmd(args[1:], stdout, stderr, log)
+		return runCmd(args[1:], stdout, stderr)
 	case "rules":
 		if len(args) != 3 || args[1] != "check" {
 			fmt.Fprint(stderr, usage)
@@ -63,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func runCmd(args []string, stdout, stderr io.Writer, log *slog.Logger) int {
+func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -92,7 +91,7 @@ func runCmd(args []string, stdout, stderr io.Writer, log *slog.Logger) int {
 		fmt.Fprintf(stderr, "bad --log-level: %v\n", err)
 		return 2
 	}
-	log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	// Flags win over the environment.
 	if *brokers == "" {

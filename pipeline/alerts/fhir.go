@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bytedance/sonic"
@@ -76,8 +77,24 @@ type wireObservation struct {
 	Issued string `json:"issued"`
 }
 
+// wireObservationRecord decodes an observation record, enveloped or bare,
+// in one pass: an envelope fills Metadata and Payload, a bare Observation
+// the embedded fields. An envelope is recognised by its payload's
+// resourceType; a "payload" without one is read as a bare record, which
+// then has no resourceType either, so both readings reject it alike.
+type wireObservationRecord struct {
+	Metadata envelope.RawMetadata `json:"metadata"`
+	Payload  wireObservation      `json:"payload"`
+	wireObservation
+}
+
+// observationPool recycles wire structs: decoding into a fresh one per
+// record would be its largest allocation.
+var observationPool = sync.Pool{New: func() any { return new(wireObservationRecord) }}
+
 // DecodeObservation decodes an Observation, enveloped or bare, into obs and
-// returns the envelope's metadata.
+// returns the envelope's metadata (zero for a bare record). obs's strings
+// share memory with value.
 //
 // Errors are [pipeline.RecordError]s: [pipeline.ErrDecode] when value is not
 // JSON or not shaped like an Observation, [pipeline.ErrInvalid] when it
@@ -86,28 +103,50 @@ type wireObservation struct {
 // [MaxMagnitude], an unreadable envelope timestamp). Messages never quote
 // the record.
 func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error) {
-	var w wireObservation
-	meta, err := envelope.Decode(value, &w)
-	if err != nil {
+	rec := observationPool.Get().(*wireObservationRecord)
+	defer func() {
+		// Forget the record: no pinning its memory, no sharing the
+		// codings slice that obs now holds.
+		*rec = wireObservationRecord{}
+		observationPool.Put(rec)
+	}()
+	if err := envelope.Unmarshal(value, rec); err != nil {
 		return envelope.Metadata{}, classifyDecode("observation", err)
 	}
+	var meta envelope.Metadata
+	w := &rec.wireObservation
+	if rec.Payload.ResourceType != "" {
+		w = &rec.Payload
+		var err error
+		if meta, err = rec.Metadata.Metadata(); err != nil {
+			return envelope.Metadata{}, classifyDecode("observation", err)
+		}
+	}
+	if err := w.observation(obs); err != nil {
+		return envelope.Metadata{}, err
+	}
+	return meta, nil
+}
+
+// observation checks w and fills obs from it.
+func (w *wireObservation) observation(obs *Observation) error {
 	switch {
 	case w.ResourceType != "Observation":
-		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Observation")
+		return pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Observation")
 	case w.ID == "":
-		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation has no id")
+		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no id")
 	case !isFHIRID(w.ID):
-		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation id is not a FHIR id")
+		return pipeline.Rejectf(pipeline.ErrInvalid, "observation id is not a FHIR id")
 	case !hasCode(w.Code.Coding):
-		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation has no code")
+		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no code")
 	}
 	pid, ok := patientID(w.Subject.Reference)
 	if !ok {
-		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation subject is not a Patient reference")
+		return pipeline.Rejectf(pipeline.ErrInvalid, "observation subject is not a Patient reference")
 	}
-	v, err := observationValue(&w)
+	v, err := w.value()
 	if err != nil {
-		return envelope.Metadata{}, err
+		return err
 	}
 	*obs = Observation{
 		ID:         w.ID,
@@ -120,7 +159,7 @@ func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error
 		UnitCode:   w.ValueQuantity.Code,
 		EventTime:  firstTime(w.EffectiveDateTime, w.EffectiveInstant, w.EffectivePeriod.Start, w.Issued),
 	}
-	return meta, nil
+	return nil
 }
 
 // classifyDecode turns an envelope decoding error into a record error. An
@@ -142,10 +181,10 @@ func hasCode(cs []Coding) bool {
 	return false
 }
 
-// observationValue is the first present of valueQuantity.value,
-// valueInteger and valueDecimal. A present value that is not a usable
-// number is an error, not a reason to look at the next field.
-func observationValue(w *wireObservation) (float64, error) {
+// value is the first present of valueQuantity.value, valueInteger and
+// valueDecimal. A present value that is not a usable number is an error,
+// not a reason to look at the next field.
+func (w *wireObservation) value() (float64, error) {
 	for _, raw := range [...][]byte{w.ValueQuantity.Value, w.ValueInteger, w.ValueDecimal} {
 		if len(raw) == 0 || string(raw) == "null" {
 			continue

@@ -196,13 +196,21 @@ func (p *Processor) count(out *Outcome) {
 
 // Input is a decoded observation record.
 type Input struct {
+	// Record is the record decoded; its coordinates, headers and
+	// timestamp feed the correlation id and the event time.
 	Record      *kgo.Record
 	Meta        envelope.Metadata
 	Observation Observation
 }
 
-// CorrelationID is the record's correlation id ([envelope.CorrelationID]).
-func (in *Input) CorrelationID() string { return envelope.CorrelationID(in.Record, in.Meta) }
+// CorrelationID is the record's correlation id ([envelope.CorrelationID]);
+// without a Record, the metadata's.
+func (in *Input) CorrelationID() string {
+	if in.Record == nil {
+		return in.Meta.CorrelationID
+	}
+	return envelope.CorrelationID(in.Record, in.Meta)
+}
 
 // eventTime is when the observation happened: its effective or issued time,
 // else the envelope timestamp, else the record's timestamp (which a
@@ -213,8 +221,10 @@ func (in *Input) eventTime() time.Time {
 		return in.Observation.EventTime
 	case !in.Meta.Timestamp.IsZero():
 		return in.Meta.Timestamp.UTC()
+	case in.Record != nil:
+		return in.Record.Timestamp.UTC()
 	}
-	return in.Record.Timestamp.UTC()
+	return time.Time{}
 }
 
 // Decode checks r's size and decodes its value as an Observation. Errors

@@ -55,16 +55,38 @@ func (e *Error) Unwrap() error { return e.Err }
 // wire is the envelope as sonic decodes it: the payload is kept as a
 // reference into the value, so nothing of it is decoded.
 type wire struct {
-	Metadata wireMetadata           `json:"metadata"`
+	Metadata RawMetadata            `json:"metadata"`
 	Payload  sonic.NoCopyRawMessage `json:"payload"`
 }
 
-type wireMetadata struct {
+// RawMetadata is the metadata object as decoded, its timestamp still raw.
+// Pipelines that decode envelope and payload in one pass embed it in their
+// own wire struct under the "metadata" key and call [RawMetadata.Metadata].
+type RawMetadata struct {
 	EventID       string                 `json:"eventId"`
 	EventType     string                 `json:"eventType"`
 	EventSource   string                 `json:"eventSource"`
 	CorrelationID string                 `json:"correlationId"`
 	Timestamp     sonic.NoCopyRawMessage `json:"timestamp"`
+}
+
+// Metadata converts m, parsing its timestamp. The only error is an *[Error]
+// wrapping [ErrTimestamp].
+func (m *RawMetadata) Metadata() (Metadata, error) {
+	md := Metadata{
+		EventID:       m.EventID,
+		EventType:     m.EventType,
+		EventSource:   m.EventSource,
+		CorrelationID: m.CorrelationID,
+	}
+	if len(m.Timestamp) > 0 && !isNull(m.Timestamp) {
+		t, err := parseTimestamp(m.Timestamp)
+		if err != nil {
+			return Metadata{}, err
+		}
+		md.Timestamp = t
+	}
+	return md, nil
 }
 
 // Parse splits value into its metadata and the payload's raw bytes. A value
@@ -83,18 +105,9 @@ func Parse(value []byte) (Metadata, []byte, error) {
 	if len(w.Payload) == 0 || isNull(w.Payload) {
 		return Metadata{}, value, nil
 	}
-	m := Metadata{
-		EventID:       w.Metadata.EventID,
-		EventType:     w.Metadata.EventType,
-		EventSource:   w.Metadata.EventSource,
-		CorrelationID: w.Metadata.CorrelationID,
-	}
-	if len(w.Metadata.Timestamp) > 0 && !isNull(w.Metadata.Timestamp) {
-		t, err := parseTimestamp(w.Metadata.Timestamp)
-		if err != nil {
-			return Metadata{}, nil, err
-		}
-		m.Timestamp = t
+	m, err := w.Metadata.Metadata()
+	if err != nil {
+		return Metadata{}, nil, err
 	}
 	return m, w.Payload, nil
 }

@@ -53,11 +53,17 @@ func DerivedCorrelationID(topic string, partition int32, offset int64) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// OutputHeaders are the headers every output record carries.
+// OutputHeaders are the headers every output record carries. The three
+// values share one allocation; do not append to them.
 func OutputHeaders(correlationID, eventSource, eventType string) []kgo.RecordHeader {
+	buf := make([]byte, 0, len(correlationID)+len(eventSource)+len(eventType))
+	buf = append(buf, correlationID...)
+	buf = append(buf, eventSource...)
+	buf = append(buf, eventType...)
+	a, b := len(correlationID), len(correlationID)+len(eventSource)
 	return []kgo.RecordHeader{
-		{Key: HeaderCorrelationID, Value: []byte(correlationID)},
-		{Key: HeaderEventSource, Value: []byte(eventSource)},
-		{Key: HeaderEventType, Value: []byte(eventType)},
+		{Key: HeaderCorrelationID, Value: buf[:a:a]},
+		{Key: HeaderEventSource, Value: buf[a:b:b]},
+		{Key: HeaderEventType, Value: buf[b:]},
 	}
 }

@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/sim"
+)
+
+var (
+	records    = flag.Int("e2e.records", 200_000, "observations per end-to-end run")
+	partitions = flag.Int("e2e.partitions", 12, "partitions per topic")
+)
+
+// passThrough consumes observations and produces each one unchanged: the
+// cost of EOS consume-produce with no processing, under the same runner.
+func passThrough() pipeline.Spec {
+	return pipeline.Spec{
+		Name:       "passthrough",
+		Group:      "bench-passthrough",
+		Inputs:     []string{alerts.TopicObservations},
+		Outputs:    []string{"bench.passthrough.out"},
+		ErrorTopic: "bench.passthrough.errors",
+		Process: func(c *pipeline.Context, r *kgo.Record) error {
+			c.Emit(&kgo.Record{Topic: "bench.passthrough.out", Key: r.Key, Value: r.Value, Headers: r.Headers})
+			return nil
+		},
+	}
+}
+
+func alertsSpec(b *testing.B, set *metrics.Set) pipeline.Spec {
+	p, err := alerts.New(alerts.WithMetrics(set))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p.Spec()
+}
+
+// BenchmarkEndToEnd runs N observations through each pipeline, exactly
+// once, and reports observations/s. Run it with -benchtime=1x: one
+// iteration is a whole run.
+//
+//	go test ./bench -run '^$' -bench EndToEnd -benchtime 1x -count 5
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		spec func(*testing.B, *metrics.Set) pipeline.Spec
+	}{
+		{"passthrough", func(*testing.B, *metrics.Set) pipeline.Spec { return passThrough() }},
+		{"alerts", alertsSpec},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				c, err := sim.NewCluster()
+				if err != nil {
+					b.Fatal(err)
+				}
+				set := metrics.NewSet()
+				spec := bc.spec(b, set)
+				load(b, c, spec)
+				r, err := pipeline.New(spec,
+					pipeline.WithKafka(c.ClientOpts()...),
+					pipeline.WithMetrics(set),
+				)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				b.StartTimer()
+				start := time.Now()
+				go func() { done <- r.Run(ctx) }()
+				waitCommitted(b, c, spec)
+				took := time.Since(start)
+				b.StopTimer()
+				cancel()
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+				b.ReportMetric(float64(*records)/took.Seconds(), "obs/s")
+				s := r.Stats()
+				b.ReportMetric(float64(s.Commits), "txns")
+			}
+		})
+	}
+}
+
+// load creates the spec's topics and produces the observations, untimed.
+func load(b *testing.B, c *sim.Cluster, spec pipeline.Spec) {
+	b.Helper()
+	cl, err := kgo.NewClient(append(c.ClientOpts(), kgo.ProducerLinger(5*time.Millisecond))...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	for _, t := range spec.Topics() {
+		configs := map[string]*string{}
+		for k, v := range t.Configs {
+			configs[k] = kadm.StringPtr(v)
+		}
+		if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, configs, t.Name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if len(spec.GlobalTables) == 0 { // the pass-through has no patient table; the load still has patients
+		if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, alerts.TopicPatients); err != nil {
+			b.Fatal(err)
+		}
+	}
+	g, err := sim.NewAlerts(sim.AlertsWorkload{Seed: 7, Patients: 2000, AlertFraction: 0.1, EnvelopeFraction: 0.5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sim.Produce(ctx, cl, g.PatientRecords()); err != nil {
+		b.Fatal(err)
+	}
+	recs, _ := g.NextN(*records)
+	if err := sim.Produce(ctx, cl, recs); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// waitCommitted waits until the group has committed every input record.
+func waitCommitted(b *testing.B, c *sim.Cluster, spec pipeline.Spec) {
+	b.Helper()
+	cl, err := kgo.NewClient(c.ClientOpts()...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	ends, err := adm.ListEndOffsets(ctx, spec.Inputs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		committed, err := adm.FetchOffsets(ctx, spec.Group)
+		if err == nil {
+			done := true
+			ends.Each(func(o kadm.ListedOffset) {
+				got, _ := committed.Lookup(o.Topic, o.Partition)
+				if got.At < o.Offset {
+					done = false
+				}
+			})
+			if done {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("inputs not committed after 5 minutes")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the broker's committed offsets
+	}
+}

@@ -1,0 +1,185 @@
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// TestProcessOnRuntime runs the pipeline on the real runtime against an
+// in-process kfake cluster: the glue (repartitioning, the store, the global
+// table, emitting, the error topic) that the pure-core tests cannot reach.
+func TestProcessOnRuntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a kfake cluster")
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond),
+		kfake.SeedTopics(4, append([]string{TopicObservations, TopicPatients, TopicErrors}, outputs...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(cluster.ListenAddrs()...),
+		kgo.MetadataMinAge(50 * time.Millisecond),
+		kgo.SessionTimeout(2 * time.Second),
+		kgo.HeartbeatInterval(100 * time.Millisecond),
+		kgo.RebalanceTimeout(5 * time.Second),
+	}
+	newClient := func(opts ...kgo.Opt) *kgo.Client {
+		cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), kopts...), opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	prod := newClient()
+	produce := func(recs ...*kgo.Record) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// readUntil reads topic read_committed from the start until done
+	// accepts what was read, or fails the test after a deadline.
+	readUntil := func(topic string, done func([]*kgo.Record) bool) []*kgo.Record {
+		t.Helper()
+		cl := newClient(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var out []*kgo.Record
+		for !done(out) {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("%s: read %d records before the deadline without the expected ones", topic, len(out))
+			}
+			out = append(out, fs.Records()...)
+		}
+		return out
+	}
+	hasAlert := func(id string) func([]*kgo.Record) bool {
+		return func(rs []*kgo.Record) bool {
+			for _, r := range rs {
+				if strings.Contains(string(r.Value), `"alertId":"`+id+`"`) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+
+	// The patient table is restored before processing starts.
+	produce(&kgo.Record{Topic: TopicPatients, Key: []byte("pat-1"), Value: readTestdata(t, "patient_seed.json")})
+
+	set := metrics.NewSet()
+	p := newProcessor(t, WithMetrics(set))
+	runner, err := pipeline.New(p.Spec(), pipeline.WithKafka(kopts...), pipeline.WithCommitInterval(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("runner did not stop")
+		}
+	})
+
+	alerting := readTestdata(t, "observation_hr_envelope.json") // obs-hr-1, pat-1, 134/min
+	withID := func(id, patient string) []byte {
+		b := bytes.Replace(alerting, []byte(`"obs-hr-1"`), []byte(`"`+id+`"`), 1)
+		return bytes.Replace(b, []byte(`"Patient/pat-1"`), []byte(`"Patient/`+patient+`"`), 1)
+	}
+
+	// 1. Keyed by something else: re-keyed through the repartition topic,
+	// then alerted, enriched from the table.
+	produce(&kgo.Record{Topic: TopicObservations, Key: []byte("device-42"), Value: alerting})
+	alerts := readUntil(TopicAlerts, hasAlert("obs-hr-1-heart-rate-high"))
+	var a Alert
+	if err := json.Unmarshal(alerts[0].Value, &a); err != nil {
+		t.Fatal(err)
+	}
+	if string(alerts[0].Key) != "pat-1" || a.PatientName != "John Doe" || a.PatientMRN != "MRN12345" || a.CorrelationID != "corr-0001" {
+		t.Errorf("alert = key %s %+v", alerts[0].Key, a)
+	}
+
+	// 2. The same observation again, keyed right: a duplicate. 3. Not
+	// JSON: the error topic. 4. Another patient, not in the table. 5. A
+	// sentinel after the duplicate on pat-1's partition: once its alert is
+	// committed, the duplicate was processed before it.
+	produce(
+		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-1"), Value: alerting},
+		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-1"), Value: []byte("SECRETJOHNDOE not json")},
+		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-2"), Value: withID("obs-hr-2", "pat-2")},
+		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-1"), Value: withID("obs-hr-9", "pat-1")},
+	)
+	alerts = readUntil(TopicAlerts, func(rs []*kgo.Record) bool {
+		return hasAlert("obs-hr-9-heart-rate-high")(rs) && hasAlert("obs-hr-2-heart-rate-high")(rs)
+	})
+	var ids []string
+	for _, r := range alerts {
+		var a Alert
+		if err := json.Unmarshal(r.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.AlertID)
+		if a.PatientID == "pat-2" && (a.PatientName != "" || a.CareTeam != nil) {
+			t.Errorf("unknown patient enriched: %+v", a)
+		}
+	}
+	if n := strings.Count(strings.Join(ids, " "), "obs-hr-1-"); n != 1 {
+		t.Errorf("obs-hr-1 alerted %d times: %v", n, ids)
+	}
+
+	errs := readUntil(TopicErrors, func(rs []*kgo.Record) bool { return len(rs) >= 1 })
+	hs := map[string]string{}
+	for _, h := range errs[0].Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	if hs["error-type"] != "decode" || strings.Contains(hs["error-message"], "SECRET") || !bytes.Equal(errs[0].Value, []byte("SECRETJOHNDOE not json")) {
+		t.Errorf("error record: headers %v value %q", hs, errs[0].Value)
+	}
+
+	history := readUntil(TopicHistory, func(rs []*kgo.Record) bool { return len(rs) >= 3 })
+	mobile := readUntil(TopicMobile, func(rs []*kgo.Record) bool { return len(rs) >= 3 })
+	for _, r := range append(history, mobile...) {
+		if len(r.Headers) < 3 || r.Headers[0].Key != "correlation-id" {
+			t.Errorf("%s record without output headers: %v", r.Topic, r.Headers)
+		}
+	}
+
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	for _, want := range []string{
+		`carepipe_alerts_alerts_total{severity="high"} 3`,
+		`carepipe_alerts_duplicates_total 1`,
+		`carepipe_alerts_notifications_total{channel="email"} 3`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+	if !strings.Contains(b.String(), "carepipe_alerts_repartitioned_total ") || strings.Contains(b.String(), "carepipe_alerts_repartitioned_total 0\n") {
+		t.Errorf("nothing counted as repartitioned:\n%s", b.String())
+	}
+}
