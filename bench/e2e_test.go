@@ -105,14 +105,8 @@ func load(b *testing.B, c *sim.Cluster, spec pipeline.Spec) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	for _, t := range spec.Topics() {
-		configs := map[string]*string{}
-		for k, v := range t.Configs {
-			configs[k] = kadm.StringPtr(v)
-		}
-		if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, configs, t.Name); err != nil {
-			b.Fatal(err)
-		}
+	if err := pipeline.CreateTopics(ctx, adm, &spec, int32(*partitions), 1); err != nil {
+		b.Fatal(err)
 	}
 	if len(spec.GlobalTables) == 0 { // the pass-through has no patient table; the load still has patients
 		if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, alerts.TopicPatients); err != nil {

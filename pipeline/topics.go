@@ -174,3 +174,16 @@ func createTopic(ctx context.Context, adm *kadm.Client, t TopicSpec, partitions 
 	}
 	return nil
 }
+
+// CreateTopics creates every topic the spec needs that does not exist yet,
+// all with the given partition count, with carepipe's configs (compacted
+// changelogs and global tables, a larger error topic). Tests, benchmarks and
+// tools use it to lay out a cluster before a runner starts.
+func CreateTopics(ctx context.Context, adm *kadm.Client, s *Spec, partitions int32, replication int16) error {
+	for _, t := range s.Topics() {
+		if err := createTopic(ctx, adm, t, partitions, replication); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -47,14 +47,8 @@ func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
 		t.Fatal(err)
 	}
 	w.spec = proc.Spec()
-	for _, ts := range w.spec.Topics() {
-		configs := map[string]*string{}
-		for k, v := range ts.Configs {
-			configs[k] = kadm.StringPtr(v)
-		}
-		if _, err := w.adm.CreateTopic(context.Background(), testPartitions, 1, configs, ts.Name); err != nil {
-			t.Fatal(err)
-		}
+	if err := pipeline.CreateTopics(context.Background(), w.adm, &w.spec, testPartitions, 1); err != nil {
+		t.Fatal(err)
 	}
 	return w
 }

@@ -1,0 +1,72 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carepipe/carepipe/sim"
+)
+
+// The embedded demo runs the alerts pipeline on its own, prints summaries
+// with alerts in them, and returns nil when its duration is up.
+func TestEmbeddedDemoRunsAndStopsCleanly(t *testing.T) {
+	var out bytes.Buffer
+	err := Run(context.Background(), Config{
+		Duration:     4 * time.Second,
+		SummaryEvery: 500 * time.Millisecond,
+		DemoRate:     2000,
+		Stdout:       &out,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	m := regexp.MustCompile(`alerts +(\d+)$`).FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last summary line has no alert count: %q", last)
+	}
+	if n, _ := strconv.Atoi(m[1]); n == 0 {
+		t.Errorf("no alerts after the demo ran: %q", last)
+	}
+}
+
+// Against a real cluster without the topics, start-up fails at once and
+// names what is missing.
+func TestMissingTopicsFailStartupWithTheirNames(t *testing.T) {
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = Run(ctx, Config{Brokers: c.Addrs(), SummaryEvery: -1})
+	if err == nil || !strings.Contains(err.Error(), "missing topics") || !strings.Contains(err.Error(), "fhir.Observation") {
+		t.Fatalf("Run: %v, want a missing-topics error naming fhir.Observation", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run waited for the deadline instead of failing at start-up")
+	}
+}
+
+func TestConfigRejectsUnbuiltAndUnknownPipelines(t *testing.T) {
+	for _, tc := range []struct {
+		name, pipeline, want string
+	}{
+		{"unknown", "billing", "unknown pipeline"},
+		{"not built yet", "priorauth", "not built"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Run(context.Background(), Config{Pipelines: []string{tc.pipeline}})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
