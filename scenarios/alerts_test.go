@@ -81,9 +81,14 @@ func TestAlertsCrashBetweenProduceAndCommit(t *testing.T) {
 		k.SleepControl(func() { <-release })
 		return nil, errClosedByTest, true
 	})
+	// The successor's InitProducerID (the second one) is what fences the
+	// zombie; observe it, then let the request through.
 	var inits atomic.Int32
+	fenced := make(chan struct{})
 	k.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
-		inits.Add(1)
+		if inits.Add(1) == 2 {
+			close(fenced)
+		}
 		k.KeepControl()
 		return nil, nil, false
 	})
@@ -99,12 +104,10 @@ func TestAlertsCrashBetweenProduceAndCommit(t *testing.T) {
 	// its EndTxn fails) and start its successor, which fences it.
 	zombie.cancel()
 	successor := w.start("node-1")
-	deadline := time.Now().Add(20 * time.Second)
-	for inits.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the successor never initialised its producer")
-		}
-		time.Sleep(10 * time.Millisecond) // polling a broker-side counter; no event to await
+	select {
+	case <-fenced:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the successor never initialised its producer")
 	}
 	close(release)
 	if err := zombie.stop(); err != nil {
@@ -125,6 +128,8 @@ func TestAlertsCrashBetweenProduceAndCommit(t *testing.T) {
 	}
 }
 
+// errClosedByTest makes kfake close the connection the held EndTxn came on,
+// as a dying process's would be.
 var errClosedByTest = kerr.NetworkException
 
 // Scenario 3: two instances in one group, the second joining mid-stream:
