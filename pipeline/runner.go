@@ -376,10 +376,12 @@ func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
 	r.mu.Lock()
 	t := r.tasks[p.Partition]
 	r.mu.Unlock()
-	// No task: the partition was revoked after it was polled. Its records
-	// belong to a transaction that will abort; its new owner re-reads them.
-	if t != nil {
-		t.enqueue(p.Records)
+	// No task (or a stopped one): the partition was revoked after it was
+	// polled. The session aborts such a transaction anyway; dooming it here
+	// as well keeps the offsets of records nobody processed from ever
+	// being committed, whatever the callbacks' timing.
+	if t == nil || !t.enqueue(p.Records) {
+		r.doomed.Store(true)
 	}
 }
 
