@@ -154,7 +154,6 @@ func readCommitted(t *testing.T, w *world, topic string, n int) []*kgo.Record {
 func TestRunnerCountsExactlyOnceAcrossRestart(t *testing.T) {
 	w := newWorld(t)
 	w.createTopics(t, 4, "in", "out", "in.errors")
-	prod := w.client(t)
 
 	const keys, perKey = 20, 10
 	batch := func(round int) []*kgo.Record {
@@ -185,7 +184,6 @@ func TestRunnerCountsExactlyOnceAcrossRestart(t *testing.T) {
 	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
-	_ = prod
 
 	seen := make(map[string]int)
 	for _, r := range all {

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -277,7 +278,7 @@ func TestAlertsRestoreAfterRestart(t *testing.T) {
 	seqs := map[string][]int64{}
 	for _, r := range w.readAll(alerts.TopicHistory) {
 		var h alerts.HistoryRecord
-		if err := jsonUnmarshal(r.Value, &h); err != nil {
+		if err := json.Unmarshal(r.Value, &h); err != nil {
 			t.Fatal(err)
 		}
 		seqs[h.PatientID] = append(seqs[h.PatientID], h.Sequence)

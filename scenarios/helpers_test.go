@@ -282,5 +282,3 @@ func diffMultiset(t *testing.T, got []alerts.Alert, want []string) {
 }
 
 func head(s []string) []string { return s[:min(len(s), 5)] }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
