@@ -8,8 +8,9 @@ test:
 	go test ./...
 
 bench:
-	go test ./pipeline/alerts -run '^$$' -bench . -benchmem -count 5
-	go test ./bench -run '^$$' -bench EndToEnd -benchtime 1x -count 5
+	go test ./pipeline/alerts ./pipeline/envelope -run '^$$' -bench . -benchmem -count 5
+	go test ./bench -run '^$$' -bench AlertsProcessorStage -benchmem -count 8
+	bash bench/e2e-pairs.sh 12
 
 vet:
 	go vet ./...

@@ -3,8 +3,6 @@ package alerts
 import (
 	"encoding/json"
 	"slices"
-
-	"github.com/bytedance/sonic"
 )
 
 // Severity is an alert's severity; it decides the delivery channels.
@@ -169,7 +167,3 @@ func (s *PatientState) add(a *Alert) int64 {
 	s.Recent = append(s.Recent, RecentAlert{AlertID: a.AlertID, RuleID: a.RuleID, Severity: a.Severity, Timestamp: a.Timestamp})
 	return s.Count
 }
-
-// encoder is sonic's default configuration: no HTML escaping, raw messages
-// validated.
-var encoder = sonic.ConfigDefault

@@ -20,6 +20,6 @@
 //     topic before it touches the patient-alerts store.
 //   - No patient data leaves except in output records: errors, metric
 //     labels and logs carry fixed strings and enum values only.
-//   - The non-alerting path is cheap: one sonic decode into structs, no maps,
-//     no output encoding.
+//   - The non-alerting path is cheap: one validating scan that keeps only
+//     the fields rules read, no maps, no output encoding, no allocation.
 package alerts

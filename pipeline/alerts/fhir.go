@@ -7,12 +7,12 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bytedance/sonic"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/envelope"
+	"github.com/carepipe/carepipe/pipeline/jsontext"
 )
 
 // Coding is one entry of a FHIR CodeableConcept's coding list.
@@ -48,53 +48,38 @@ type Observation struct {
 // measurements but corrupt records.
 const MaxMagnitude = 1e12
 
+// wireObservation is an Observation's fields as they are in the record,
+// before they are checked.
 type wireObservation struct {
-	ResourceType string `json:"resourceType"`
-	ID           string `json:"id"`
-	Status       string `json:"status"`
-	Code         struct {
-		Coding []Coding `json:"coding"`
-	} `json:"code"`
-	Subject struct {
-		Reference string `json:"reference"`
-	} `json:"subject"`
+	ResourceType string
+	ID           string
+	Status       string
+	Codings      []Coding
+	Subject      string // subject.reference
 	// Values are kept raw: a number that overflows float64, or a string
 	// where a number belongs, is an invalid observation, not an
 	// undecodable record.
-	ValueQuantity struct {
-		Value  sonic.NoCopyRawMessage `json:"value"`
-		Unit   string                 `json:"unit"`
-		System string                 `json:"system"`
-		Code   string                 `json:"code"`
-	} `json:"valueQuantity"`
-	ValueInteger      sonic.NoCopyRawMessage `json:"valueInteger"`
-	ValueDecimal      sonic.NoCopyRawMessage `json:"valueDecimal"`
-	EffectiveDateTime string                 `json:"effectiveDateTime"`
-	EffectiveInstant  string                 `json:"effectiveInstant"`
-	EffectivePeriod   struct {
-		Start string `json:"start"`
-	} `json:"effectivePeriod"`
-	Issued string `json:"issued"`
+	Value             []byte // valueQuantity.value
+	Unit              string // valueQuantity.unit
+	UnitSystem        string // valueQuantity.system
+	UnitCode          string // valueQuantity.code
+	ValueInteger      []byte
+	ValueDecimal      []byte
+	EffectiveDateTime string
+	EffectiveInstant  string
+	EffectivePeriod   string // effectivePeriod.start
+	Issued            string
 }
-
-// wireObservationRecord decodes an observation record, enveloped or bare,
-// in one pass: an envelope fills Metadata and Payload, a bare Observation
-// the embedded fields. An envelope is recognised by its payload's
-// resourceType; a "payload" without one is read as a bare record, which
-// then has no resourceType either, so both readings reject it alike.
-type wireObservationRecord struct {
-	Metadata envelope.RawMetadata `json:"metadata"`
-	Payload  wireObservation      `json:"payload"`
-	wireObservation
-}
-
-// observationPool recycles wire structs: decoding into a fresh one per
-// record would be its largest allocation.
-var observationPool = sync.Pool{New: func() any { return new(wireObservationRecord) }}
 
 // DecodeObservation decodes an Observation, enveloped or bare, into obs and
 // returns the envelope's metadata (zero for a bare record). obs's strings
 // share memory with value.
+//
+// It reads value in one pass with a [jsontext.Scanner]: an envelope's
+// metadata and payload, or a bare Observation's fields, whichever the
+// record carries. An envelope is recognised by its payload's resourceType;
+// a "payload" without one is read as a bare record, which then has no
+// resourceType either, so both readings reject it alike.
 //
 // Errors are [pipeline.RecordError]s: [pipeline.ErrDecode] when value is not
 // JSON or not shaped like an Observation, [pipeline.ErrInvalid] when it
@@ -103,22 +88,38 @@ var observationPool = sync.Pool{New: func() any { return new(wireObservationReco
 // [MaxMagnitude], an unreadable envelope timestamp). Messages never quote
 // the record.
 func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error) {
-	rec := observationPool.Get().(*wireObservationRecord)
-	defer func() {
-		// Forget the record: no pinning its memory, no sharing the
-		// codings slice that obs now holds.
-		*rec = wireObservationRecord{}
-		observationPool.Put(rec)
-	}()
-	if err := envelope.Unmarshal(value, rec); err != nil {
-		return envelope.Metadata{}, classifyDecode("observation", err)
+	var (
+		s            jsontext.Scanner
+		bare, inside wireObservation
+		raw          envelope.RawMetadata
+		// The codings of both readings go into obs's own coding slice,
+		// reused: a caller that decodes into the same Observation again
+		// allocates nothing for them.
+		codings = obs.Codings[:0]
+	)
+	s.Reset(value)
+	for more := s.Object(); more; more = s.NextMember() {
+		switch key := s.Key(); string(key) {
+		case "metadata":
+			scanMetadata(&s, &raw)
+		case "payload":
+			for more := s.Object(); more; more = s.NextMember() {
+				inside.member(&s, s.Key(), &codings)
+			}
+		default:
+			bare.member(&s, key, &codings)
+		}
+	}
+	s.End()
+	if err := s.Err(); err != nil {
+		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrDecode, "observation: %w", err)
 	}
 	var meta envelope.Metadata
-	w := &rec.wireObservation
-	if rec.Payload.ResourceType != "" {
-		w = &rec.Payload
+	w := &bare
+	if inside.ResourceType != "" {
+		w = &inside
 		var err error
-		if meta, err = rec.Metadata.Metadata(); err != nil {
+		if meta, err = raw.Metadata(); err != nil {
 			return envelope.Metadata{}, classifyDecode("observation", err)
 		}
 	}
@@ -126,6 +127,113 @@ func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error
 		return envelope.Metadata{}, err
 	}
 	return meta, nil
+}
+
+// scanMetadata reads an envelope's metadata object.
+func scanMetadata(s *jsontext.Scanner, m *envelope.RawMetadata) {
+	for more := s.Object(); more; more = s.NextMember() {
+		switch string(s.Key()) {
+		case "eventId":
+			m.EventID = s.String()
+		case "eventType":
+			m.EventType = s.String()
+		case "eventSource":
+			m.EventSource = s.String()
+		case "correlationId":
+			m.CorrelationID = s.String()
+		case "timestamp":
+			m.Timestamp = s.Raw()
+		default:
+			s.Skip()
+		}
+	}
+}
+
+// member reads the Observation member named key, appending codings to
+// buf. Members that appear twice keep the last value, as with
+// encoding/json.
+func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding) {
+	switch string(key) {
+	case "resourceType":
+		w.ResourceType = s.String()
+	case "id":
+		w.ID = s.String()
+	case "status":
+		w.Status = s.String()
+	case "code":
+		for more := s.Object(); more; more = s.NextMember() {
+			if string(s.Key()) == "coding" {
+				from := len(*buf)
+				*buf = scanCodings(s, *buf)
+				w.Codings = (*buf)[from:]
+			} else {
+				s.Skip()
+			}
+		}
+	case "subject":
+		for more := s.Object(); more; more = s.NextMember() {
+			if string(s.Key()) == "reference" {
+				w.Subject = s.String()
+			} else {
+				s.Skip()
+			}
+		}
+	case "valueQuantity":
+		for more := s.Object(); more; more = s.NextMember() {
+			switch string(s.Key()) {
+			case "value":
+				w.Value = s.Raw()
+			case "unit":
+				w.Unit = s.String()
+			case "system":
+				w.UnitSystem = s.String()
+			case "code":
+				w.UnitCode = s.String()
+			default:
+				s.Skip()
+			}
+		}
+	case "valueInteger":
+		w.ValueInteger = s.Raw()
+	case "valueDecimal":
+		w.ValueDecimal = s.Raw()
+	case "effectiveDateTime":
+		w.EffectiveDateTime = s.String()
+	case "effectiveInstant":
+		w.EffectiveInstant = s.String()
+	case "effectivePeriod":
+		for more := s.Object(); more; more = s.NextMember() {
+			if string(s.Key()) == "start" {
+				w.EffectivePeriod = s.String()
+			} else {
+				s.Skip()
+			}
+		}
+	case "issued":
+		w.Issued = s.String()
+	default:
+		s.Skip()
+	}
+}
+
+// scanCodings reads a coding array, appending to dst. A null entry is a
+// Coding without system or code.
+func scanCodings(s *jsontext.Scanner, dst []Coding) []Coding {
+	for more := s.Array(); more; more = s.NextElement() {
+		var c Coding
+		for more := s.Object(); more; more = s.NextMember() {
+			switch string(s.Key()) {
+			case "system":
+				c.System = s.String()
+			case "code":
+				c.Code = s.String()
+			default:
+				s.Skip()
+			}
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // observation checks w and fills obs from it.
@@ -137,10 +245,10 @@ func (w *wireObservation) observation(obs *Observation) error {
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no id")
 	case !isFHIRID(w.ID):
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation id is not a FHIR id")
-	case !hasCode(w.Code.Coding):
+	case !hasCode(w.Codings):
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no code")
 	}
-	pid, ok := patientID(w.Subject.Reference)
+	pid, ok := patientID(w.Subject)
 	if !ok {
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation subject is not a Patient reference")
 	}
@@ -151,13 +259,13 @@ func (w *wireObservation) observation(obs *Observation) error {
 	*obs = Observation{
 		ID:         w.ID,
 		Status:     w.Status,
-		Codings:    w.Code.Coding,
+		Codings:    w.Codings,
 		PatientID:  pid,
 		Value:      v,
-		Unit:       w.ValueQuantity.Unit,
-		UnitSystem: w.ValueQuantity.System,
-		UnitCode:   w.ValueQuantity.Code,
-		EventTime:  firstTime(w.EffectiveDateTime, w.EffectiveInstant, w.EffectivePeriod.Start, w.Issued),
+		Unit:       w.Unit,
+		UnitSystem: w.UnitSystem,
+		UnitCode:   w.UnitCode,
+		EventTime:  firstTime(w.EffectiveDateTime, w.EffectiveInstant, w.EffectivePeriod, w.Issued),
 	}
 	return nil
 }
@@ -185,7 +293,7 @@ func hasCode(cs []Coding) bool {
 // valueDecimal. A present value that is not a usable number is an error,
 // not a reason to look at the next field.
 func (w *wireObservation) value() (float64, error) {
-	for _, raw := range [...][]byte{w.ValueQuantity.Value, w.ValueInteger, w.ValueDecimal} {
+	for _, raw := range [...][]byte{w.Value, w.ValueInteger, w.ValueDecimal} {
 		if len(raw) == 0 || string(raw) == "null" {
 			continue
 		}

@@ -163,7 +163,7 @@ func TestDecodeObservationErrors(t *testing.T) {
 		want  pipeline.ErrorType
 		msg   string
 	}{
-		{name: "not JSON", value: []byte(marker + " is not JSON"), want: pipeline.ErrDecode, msg: "not valid JSON at byte offset 1"},
+		{name: "not JSON", value: []byte(marker + " is not JSON"), want: pipeline.ErrDecode, msg: "not valid JSON at byte offset 0"},
 		{name: "truncated", value: withMarker(nil)[:40], want: pipeline.ErrDecode, msg: "not valid JSON at byte offset"},
 		{name: "JSON array", value: []byte(`["` + marker + `"]`), want: pipeline.ErrDecode, msg: "expected shape"},
 		{name: "field of wrong type", value: withMarker(func(o map[string]any) { o["status"] = 7 }), want: pipeline.ErrDecode, msg: "expected shape"},

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -127,34 +128,31 @@ func (p *Processor) Spec() pipeline.Spec {
 // are emitted. Errors are record errors (see [Processor.Decode]); the runtime
 // sends the record to clinical.alerts.errors.
 func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
-	in, err := p.Decode(r)
-	if err != nil {
+	in := inputPool.Get().(*Input)
+	defer releaseInput(in)
+	if err := p.decode(r, in); err != nil {
 		return err
 	}
 	pid := in.Observation.PatientID
-	if r.Topic == TopicObservations {
-		key := []byte(pid)
-		if string(r.Key) != pid || !c.IsLocal(key) {
-			var extra []kgo.RecordHeader
-			if _, ok := envelope.HeaderCorrelation(r); !ok {
-				extra = []kgo.RecordHeader{{Key: envelope.HeaderCorrelationID, Value: []byte(in.CorrelationID())}}
-			}
-			c.Repartition(RepartitionByPatient, key, extra...)
-			p.m.repartitioned.Inc()
-			return nil
+	// The record's own key is tested when it is the patient id, so that a
+	// local record costs no key copy.
+	if r.Topic == TopicObservations && (string(r.Key) != pid || !c.IsLocal(r.Key)) {
+		var extra []kgo.RecordHeader
+		if _, ok := envelope.HeaderCorrelation(r); !ok {
+			extra = []kgo.RecordHeader{{Key: envelope.HeaderCorrelationID, Value: []byte(in.CorrelationID())}}
 		}
+		c.Repartition(RepartitionByPatient, []byte(pid), extra...)
+		p.m.repartitioned.Inc()
+		return nil
 	}
 	table := c.Global(TopicPatients)
-	alerts := p.Evaluate(&in, func(id string) (*PatientContext, bool) { return lookupPatient(table, id) }, nil)
+	alerts := p.Evaluate(in, func(id string) (*PatientContext, bool) { return lookupPatient(table, id) }, nil)
 	if len(alerts) == 0 {
 		return nil
 	}
 	store := c.Store(StorePatientAlerts)
 	prev, _ := store.Get(pid)
-	out, err := p.Apply(alerts, prev)
-	if err != nil {
-		return err
-	}
+	out := p.Apply(alerts, prev)
 	for _, rec := range out.Records {
 		c.Emit(rec)
 	}
@@ -231,16 +229,39 @@ func (in *Input) eventTime() time.Time {
 // are [pipeline.RecordError]s: [pipeline.ErrOversized] for a value larger
 // than the limit (not decoded), and those of [DecodeObservation].
 func (p *Processor) Decode(r *kgo.Record) (Input, error) {
-	if len(r.Value) > p.maxRecordBytes {
-		return Input{}, pipeline.Rejectf(pipeline.ErrOversized, "observation of %d bytes exceeds the limit of %d", len(r.Value), p.maxRecordBytes)
-	}
-	in := Input{Record: r}
-	meta, err := DecodeObservation(r.Value, &in.Observation)
-	if err != nil {
+	var in Input
+	if err := p.decode(r, &in); err != nil {
 		return Input{}, err
 	}
-	in.Meta = meta
 	return in, nil
+}
+
+// decode is Decode into in, whose coding slice it reuses.
+func (p *Processor) decode(r *kgo.Record, in *Input) error {
+	if len(r.Value) > p.maxRecordBytes {
+		return pipeline.Rejectf(pipeline.ErrOversized, "observation of %d bytes exceeds the limit of %d", len(r.Value), p.maxRecordBytes)
+	}
+	in.Record = r
+	meta, err := DecodeObservation(r.Value, &in.Observation)
+	if err != nil {
+		return err
+	}
+	in.Meta = meta
+	return nil
+}
+
+// inputPool recycles Inputs between records, for their coding slices: a
+// fresh one per record was the largest allocation of a record that raises
+// no alert.
+var inputPool = sync.Pool{New: func() any { return new(Input) }}
+
+// releaseInput forgets in's record (no pinning its memory through the
+// strings that alias it) and returns it to the pool.
+func releaseInput(in *Input) {
+	codings := in.Observation.Codings
+	clear(codings[:cap(codings)])
+	*in = Input{Observation: Observation{Codings: codings[:0]}}
+	inputPool.Put(in)
 }
 
 // PatientLookup returns the context of a patient, if known.
@@ -318,15 +339,15 @@ type Outcome struct {
 // patient-alerts value prev (nil: none) and encodes the records to emit.
 // An unreadable prev is replaced, not an error: losing the dedupe window
 // risks a duplicate alert, while failing would hold back every alert of
-// the patient. Errors are [pipeline.ErrProcessing] record errors.
-func (p *Processor) Apply(alerts []Alert, prev []byte) (Outcome, error) {
+// the patient.
+func (p *Processor) Apply(alerts []Alert, prev []byte) Outcome {
 	var out Outcome
 	if len(alerts) == 0 {
-		return out, nil
+		return out
 	}
 	var st PatientState
 	if len(prev) > 0 {
-		if err := envelope.Unmarshal(prev, &st); err != nil || st.Count < 0 {
+		if err := decodeState(prev, &st); err != nil || st.Count < 0 {
 			st, out.StateReset = PatientState{}, true
 		}
 	}
@@ -338,33 +359,29 @@ func (p *Processor) Apply(alerts []Alert, prev []byte) (Outcome, error) {
 			continue
 		}
 		seq := st.add(a)
-		recs, err := encodeAlert(a, key, seq)
-		if err != nil {
-			return Outcome{}, err
-		}
-		out.Records = append(out.Records, recs...)
+		out.Records = append(out.Records, encodeAlert(a, key, seq)...)
 		out.Alerts = append(out.Alerts, *a)
 	}
 	if len(out.Alerts) == 0 && !out.StateReset {
-		return out, nil
+		return out
 	}
-	b, err := encoder.Marshal(&st)
-	if err != nil {
-		return Outcome{}, pipeline.Rejectf(pipeline.ErrProcessing, "encoding patient state failed")
-	}
-	out.State = b
-	return out, nil
+	// The new state is the old one, give or take an alert or two.
+	out.State = appendState(make([]byte, 0, len(prev)+256*len(out.Alerts)+64), &st)
+	return out
 }
 
 // encodeAlert encodes an alert's records: the alert, its history record and
-// one notification per channel.
-func encodeAlert(a *Alert, key []byte, seq int64) ([]*kgo.Record, error) {
-	alertJSON, err := encoder.Marshal(a)
-	if err != nil {
-		return nil, pipeline.Rejectf(pipeline.ErrProcessing, "encoding alert failed")
-	}
+// one notification per channel. Their values share one buffer and the
+// records one array, read-only from here on.
+func encodeAlert(a *Alert, key []byte, seq int64) []*kgo.Record {
 	chs := a.Severity.Channels()
-	hist, err := encoder.Marshal(&HistoryRecord{
+	alertJSON := appendAlert(make([]byte, 0, 1024), a)
+	// The history record and each notification (which embeds the alert)
+	// take less than this besides the alert's own length, unless their
+	// strings are unusually long, which append then grows for.
+	const overhead = 512
+	buf := make([]byte, 0, overhead+len(chs)*(len(alertJSON)+overhead))
+	buf = appendHistory(buf, &HistoryRecord{
 		AlertID:       a.AlertID,
 		PatientID:     a.PatientID,
 		Severity:      a.Severity,
@@ -373,16 +390,14 @@ func encodeAlert(a *Alert, key []byte, seq int64) ([]*kgo.Record, error) {
 		CorrelationID: a.CorrelationID,
 		Sequence:      seq,
 	})
-	if err != nil {
-		return nil, pipeline.Rejectf(pipeline.ErrProcessing, "encoding history record failed")
-	}
-	recs := make([]*kgo.Record, 0, 2+len(chs))
-	recs = append(recs,
-		&kgo.Record{Topic: TopicAlerts, Key: key, Value: alertJSON, Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeAlert)},
-		&kgo.Record{Topic: TopicHistory, Key: key, Value: hist, Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeHistory)},
-	)
-	for _, ch := range chs {
-		n, err := encoder.Marshal(&Notification{
+	hist := buf[:len(buf):len(buf)]
+	buf = buf[len(buf):]
+	all := make([]kgo.Record, 2+len(chs))
+	recs := make([]*kgo.Record, len(all))
+	all[0] = kgo.Record{Topic: TopicAlerts, Key: key, Value: alertJSON, Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeAlert)}
+	all[1] = kgo.Record{Topic: TopicHistory, Key: key, Value: hist, Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeHistory)}
+	for i, ch := range chs {
+		buf = appendNotification(buf, &Notification{
 			NotificationID: a.AlertID + "-" + string(ch),
 			Channel:        ch,
 			AlertID:        a.AlertID,
@@ -392,12 +407,13 @@ func encodeAlert(a *Alert, key []byte, seq int64) ([]*kgo.Record, error) {
 			CorrelationID:  a.CorrelationID,
 			Alert:          alertJSON,
 		})
-		if err != nil {
-			return nil, pipeline.Rejectf(pipeline.ErrProcessing, "encoding notification failed")
-		}
-		recs = append(recs, &kgo.Record{Topic: ch.Topic(), Key: key, Value: n, Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeNotification)})
+		all[2+i] = kgo.Record{Topic: ch.Topic(), Key: key, Value: buf[:len(buf):len(buf)], Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeNotification)}
+		buf = buf[len(buf):]
 	}
-	return recs, nil
+	for i := range all {
+		recs[i] = &all[i]
+	}
+	return recs
 }
 
 // Handle is Process without the runtime: decode, evaluate and apply one
@@ -405,10 +421,11 @@ func encodeAlert(a *Alert, key []byte, seq int64) ([]*kgo.Record, error) {
 // repartitioning (r is taken to be on the partition that owns its patient)
 // and no metrics. For tests, benchmarks and tools.
 func (p *Processor) Handle(r *kgo.Record, patients PatientLookup, prev []byte) (Outcome, error) {
-	in, err := p.Decode(r)
-	if err != nil {
+	in := inputPool.Get().(*Input)
+	defer releaseInput(in)
+	if err := p.decode(r, in); err != nil {
 		return Outcome{}, err
 	}
-	alerts := p.Evaluate(&in, patients, nil)
-	return p.Apply(alerts, prev)
+	alerts := p.Evaluate(in, patients, nil)
+	return p.Apply(alerts, prev), nil
 }

@@ -180,28 +180,31 @@ const (
 	maxTimestampMs = 253402300799999
 )
 
+// errBadTimestamp is built on failure only: built up front, it was an
+// allocation on every enveloped record.
+func errBadTimestamp() error { return &Error{Err: ErrTimestamp, Offset: -1} }
+
 func parseTimestamp(raw []byte) (time.Time, error) {
-	bad := &Error{Err: ErrTimestamp, Offset: -1}
 	if raw[0] == '"' {
 		var s string
 		if err := Unmarshal(raw, &s); err != nil {
-			return time.Time{}, bad
+			return time.Time{}, errBadTimestamp()
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return time.Time{}, bad
+			return time.Time{}, errBadTimestamp()
 		}
 		return t, nil
 	}
 	if ms, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 		if ms < minTimestampMs || ms > maxTimestampMs {
-			return time.Time{}, bad
+			return time.Time{}, errBadTimestamp()
 		}
 		return time.UnixMilli(ms).UTC(), nil
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || !(f >= minTimestampMs && f <= maxTimestampMs) {
-		return time.Time{}, bad
+		return time.Time{}, errBadTimestamp()
 	}
 	ms := math.Floor(f)
 	return time.UnixMilli(int64(ms)).Add(time.Duration((f - ms) * float64(time.Millisecond))).UTC(), nil

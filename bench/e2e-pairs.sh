@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the end-to-end benchmark as N interleaved pairs (pass-through, then
+# alerts, in one process each time), so that both figures of a pair share
+# the machine's state of the moment: on a shared 2-core machine a pair's
+# ratio is steadier than figures taken minutes apart. Prints each pair's
+# ratio and benchstat's medians.
+#
+#   bash bench/e2e-pairs.sh [pairs] [out-file]
+set -euo pipefail
+pairs=${1:-12}
+out=${2:-$(mktemp)}
+benchstat=(go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da)
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cd "$(dirname "$0")/.."
+go test -c -o "$dir/bench.test" ./bench
+: >"$out"
+for _ in $(seq "$pairs"); do
+	"$dir/bench.test" -test.run '^$' -test.bench EndToEnd -test.benchtime 1x -test.benchmem | grep '^Benchmark' >>"$out"
+done
+echo "pass-through obs/s, alerts obs/s, ratio (sorted by ratio):"
+awk '/passthrough/ {p = $5} /alerts/ {printf "%d %d %.2f\n", p, $5, $5 / p}' "$out" | sort -k3 -n
+"${benchstat[@]}" "$out"
