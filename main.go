@@ -46,12 +46,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-		rules, err := alerts.LoadRules(args[2])
+		pack, err := alerts.LoadRules(args[2])
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: %d rules, all valid\n", args[2], len(rules))
+		news2 := "off"
+		if pack.NEWS2.Enabled {
+			news2 = "on"
+		}
+		fmt.Fprintf(stdout, "%s: %d rules, NEWS2 %s, all valid\n", args[2], len(pack.Rules), news2)
 		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)

@@ -30,6 +30,10 @@ type alertsWorld struct {
 	spec    pipeline.Spec
 	prod    *kgo.Client
 	adm     *kadm.Client
+	// rules is the pack instances run; the seed's rules (no NEWS2, no
+	// suppression window) unless a scenario sets another, because the
+	// simulated world's ground truth is computed with them.
+	rules alerts.RulePack
 }
 
 func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
@@ -39,7 +43,7 @@ func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	w := &alertsWorld{t: t, cluster: c}
+	w := &alertsWorld{t: t, cluster: c, rules: alerts.SeedRules()}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
 	proc, err := alerts.New()
@@ -86,7 +90,7 @@ type instance struct {
 func (w *alertsWorld) start(instanceID string, opts ...pipeline.Option) *instance {
 	w.t.Helper()
 	set := metrics.NewSet()
-	proc, err := alerts.New(alerts.WithMetrics(set))
+	proc, err := alerts.New(alerts.WithMetrics(set), alerts.WithRules(w.rules))
 	if err != nil {
 		w.t.Fatal(err)
 	}

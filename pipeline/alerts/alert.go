@@ -73,97 +73,125 @@ func (s Severity) Channels() []Channel {
 	return noChannels
 }
 
-// StatusActive is the status of an alert raised by a threshold rule.
-const StatusActive = "active"
+// Alert statuses (DESIGN.md, "Alert record").
+const (
+	// StatusActive: raised by a final, amended or corrected observation.
+	StatusActive = "active"
+	// StatusProvisional: raised by a preliminary observation (or one of
+	// unknown status); a final one replaces it.
+	StatusProvisional = "provisional"
+	// StatusRetracted: the observation was entered in error, cancelled,
+	// or amended below the threshold.
+	StatusRetracted = "retracted"
+)
 
 // Alert is a clinical.alerts record (DESIGN.md, "Alert record"). Patient
 // fields are set only when the patient is in the fhir.Patient table.
+//
+// An alert has versions: version 1 raises it, a later version replaces it
+// (an amended or corrected value that still crosses the threshold, a
+// preliminary result made final) or retracts it (status retracted). Every
+// version has the same AlertID.
 type Alert struct {
 	// AlertID is ObservationID + "-" + RuleID: a replay yields the same id.
-	AlertID       string   `json:"alertId"`
-	PatientID     string   `json:"patientId"`
-	ObservationID string   `json:"observationId"`
-	Rule          string   `json:"rule"` // the code that fired
-	RuleID        string   `json:"ruleId"`
-	Severity      Severity `json:"severity"`
-	Description   string   `json:"description"`
+	AlertID       string `json:"alertId"`
+	PatientID     string `json:"patientId"`
+	ObservationID string `json:"observationId"`
+	// Rule is the code that fired, or "news2".
+	Rule        string   `json:"rule"`
+	RuleID      string   `json:"ruleId"`
+	Severity    Severity `json:"severity"`
+	Description string   `json:"description"`
+	// Value and Unit are the value as observed (the NEWS2 aggregate for
+	// news2); ComparedValue and ComparedUnit the value in the rule's unit,
+	// when it was converted.
 	Value         float64  `json:"value"`
 	Unit          string   `json:"unit,omitempty"`
-	// Timestamp is the observation's event time in RFC 3339 (see
-	// [Processor.Evaluate]); empty when the record carries no time at all.
-	Timestamp     string          `json:"timestamp,omitempty"`
-	CorrelationID string          `json:"correlationId"`
-	Status        string          `json:"status"`
-	PatientName   string          `json:"patientName,omitempty"`
-	PatientMRN    string          `json:"patientMRN,omitempty"`
-	CareTeam      json.RawMessage `json:"careTeam,omitempty"`
+	ComparedValue *float64 `json:"comparedValue,omitempty"`
+	ComparedUnit  string   `json:"comparedUnit,omitempty"`
+	// Timestamp is the event time of the observation this version comes
+	// from, RFC 3339 in UTC; empty when the record carries no time at all.
+	Timestamp     string `json:"timestamp,omitempty"`
+	CorrelationID string `json:"correlationId"`
+	Status        string `json:"status"`
+	Version       int64  `json:"version"`
+	// SuppressedCount is how many repeats were counted on this alert
+	// inside its suppression window.
+	SuppressedCount int64           `json:"suppressedCount,omitempty"`
+	NEWS2           *NEWS2Detail    `json:"news2,omitempty"`
+	PatientName     string          `json:"patientName,omitempty"`
+	PatientMRN      string          `json:"patientMRN,omitempty"`
+	CareTeam        json.RawMessage `json:"careTeam,omitempty"`
 }
 
-// HistoryRecord is a clinical.notifications.history record: one per alert,
-// with the channels chosen (possibly none).
+// NEWS2Detail is what a news2 alert says of its score.
+type NEWS2Detail struct {
+	Score int `json:"score"`
+	// Trigger is what crossed: "emergency" (aggregate at or above the
+	// emergency threshold), "urgent" (aggregate at or above the urgent
+	// one) or "single-parameter" (one parameter scoring the single-
+	// parameter threshold).
+	Trigger   string `json:"trigger"`
+	SpO2Scale int    `json:"spo2Scale"`
+	// SubScores are the present, fresh parameters, in chart order.
+	SubScores []NEWS2SubScore `json:"subScores"`
+	// Missing are the parameters with no fresh value: the score is a lower
+	// bound, since each could only add to it.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// NEWS2SubScore is one parameter's value and score.
+type NEWS2SubScore struct {
+	Parameter string  `json:"parameter"`
+	Value     float64 `json:"value"`
+	Score     int     `json:"score"`
+}
+
+// History events.
+const (
+	EventRaised     = "raised"
+	EventReplaced   = "replaced"
+	EventRetracted  = "retracted"
+	EventSuppressed = "suppressed"
+)
+
+// HistoryRecord is a clinical.notifications.history record: one per alert
+// version and one per suppressed repeat, with the channels notified
+// (possibly none).
 type HistoryRecord struct {
-	AlertID       string    `json:"alertId"`
-	PatientID     string    `json:"patientId"`
+	AlertID   string `json:"alertId"`
+	PatientID string `json:"patientId"`
+	// ObservationID is the observation behind the event: for a suppressed
+	// repeat, the repeat's, not the alert's.
+	ObservationID string    `json:"observationId"`
+	Event         string    `json:"event"`
+	Version       int64     `json:"version"`
 	Severity      Severity  `json:"severity"`
 	Channels      []Channel `json:"channels"`
-	Timestamp     string    `json:"timestamp,omitempty"`
-	CorrelationID string    `json:"correlationId"`
-	// Sequence is the patient's running alert count, this alert included.
+	// SuppressedCount is the alert's count of suppressed repeats after
+	// this event.
+	SuppressedCount int64  `json:"suppressedCount"`
+	Timestamp       string `json:"timestamp,omitempty"`
+	CorrelationID   string `json:"correlationId"`
+	// Sequence is the patient's running history count, this record
+	// included.
 	Sequence int64 `json:"sequence"`
 }
 
 // Notification is a notifications.<channel> record: a request to deliver
-// one alert on one channel. Alert is the alert record as written to
+// one alert version on one channel. Alert is the alert record as written to
 // clinical.alerts.
 type Notification struct {
-	// NotificationID is AlertID + "-" + Channel, for gateways to dedupe on.
+	// NotificationID is AlertID + "-" + Channel for version 1, with
+	// "-v<version>" after it for later ones: unique per delivery, for
+	// gateways to dedupe on.
 	NotificationID string          `json:"notificationId"`
 	Channel        Channel         `json:"channel"`
 	AlertID        string          `json:"alertId"`
 	PatientID      string          `json:"patientId"`
 	Severity       Severity        `json:"severity"`
+	Event          string          `json:"event"`
 	Timestamp      string          `json:"timestamp,omitempty"`
 	CorrelationID  string          `json:"correlationId"`
 	Alert          json.RawMessage `json:"alert"`
-}
-
-// RecentWindow is how many of a patient's latest alerts the patient-alerts
-// store remembers to recognise duplicates.
-const RecentWindow = 20
-
-// PatientState is a patient-alerts store value.
-type PatientState struct {
-	// Count is the patient's running alert count.
-	Count  int64         `json:"count"`
-	Recent []RecentAlert `json:"recent"`
-}
-
-// RecentAlert is one remembered alert, oldest first in PatientState.Recent.
-type RecentAlert struct {
-	AlertID   string   `json:"alertId"`
-	RuleID    string   `json:"ruleId"`
-	Severity  Severity `json:"severity"`
-	Timestamp string   `json:"timestamp,omitempty"`
-}
-
-// seen reports whether alertID is in the recent window.
-func (s *PatientState) seen(alertID string) bool {
-	for i := range s.Recent {
-		if s.Recent[i].AlertID == alertID {
-			return true
-		}
-	}
-	return false
-}
-
-// add records a, keeping the window at RecentWindow, and returns the new
-// count.
-func (s *PatientState) add(a *Alert) int64 {
-	s.Count++
-	if len(s.Recent) >= RecentWindow {
-		n := copy(s.Recent, s.Recent[len(s.Recent)-RecentWindow+1:])
-		s.Recent = s.Recent[:n]
-	}
-	s.Recent = append(s.Recent, RecentAlert{AlertID: a.AlertID, RuleID: a.RuleID, Severity: a.Severity, Timestamp: a.Timestamp})
-	return s.Count
 }

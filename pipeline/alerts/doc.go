@@ -1,25 +1,46 @@
 // Package alerts is the clinical alerts pipeline (DESIGN.md, "Clinical
-// alerts"): it reads FHIR R4 Observations, evaluates threshold rules on
-// them, enriches each alert with the patient's context from the fhir.Patient
-// global table, and writes the alert, a notification-history record and one
-// outbox record per delivery channel chosen by severity.
+// alerts"): it reads FHIR R4 Observations, evaluates threshold rules and
+// NEWS2 on them, keeps each patient's open alerts, and writes alert
+// versions enriched with the patient's context from the fhir.Patient global
+// table, a notification-history record per event, and one outbox record per
+// delivery channel chosen by severity.
 //
-// Files by concern: fhir.go decodes Observations and Patients; rules.go holds
-// rules, their evaluation and their YAML form; alert.go the records written
-// and the per-patient dedupe state; processor.go the glue to the runtime.
+// What it reads of an Observation: the value in valueQuantity (with its
+// UCUM unit), valueInteger or a component; valueCodeableConcept (ACVPU
+// answers); dataAbsentReason (no value, no alert, no error); the status.
+// A rule names its unit and values in another unit are converted by a
+// small table; a value that cannot be converted is an error record, never
+// a silent miss.
+//
+// An alert has versions on clinical.alerts, all with one alert id: raised
+// (provisional for a preliminary result), replaced (amended or corrected
+// and still across the threshold, or made final), retracted (entered in
+// error, cancelled, or amended below the threshold). Repeats of a rule for
+// a patient inside its suppression window (event time) are counted on the
+// open alert, not notified, unless more severe. NEWS2 keeps each patient's
+// latest reading of every parameter and alerts on the RCP chart's
+// thresholds, listing the sub-scores.
+//
+// Files by concern: fhir.go decodes Observations and Patients; rules.go
+// holds rule packs and their YAML form; units.go the unit conversions;
+// news2.go the NEWS2 chart; evaluate.go what an observation says (rules
+// fired, NEWS2 readings); lifecycle.go the per-patient state machine;
+// alert.go and encode.go the records written and the state's encoding;
+// processor.go the glue to the runtime.
 //
 // Invariants:
 //
 //   - Deterministic. An alert's id is the observation id and the rule id;
-//     its timestamp is the observation's event time, never the wall clock.
-//     A replay produces identical records, and an alert id already in the
-//     patient's recent window is a duplicate and produces nothing.
+//     its timestamps and windows are event time, never the wall clock. A
+//     replay produces identical records; an observation that says again
+//     what the state already holds is a duplicate and produces nothing.
 //   - State has one owner. An observation that arrives keyed by anything
 //     other than its patient id, or on a partition that does not own that
 //     patient, is re-keyed through the observations-by-patient repartition
 //     topic before it touches the patient-alerts store.
 //   - No patient data leaves except in output records: errors, metric
 //     labels and logs carry fixed strings and enum values only.
-//   - The non-alerting path is cheap: one validating scan that keeps only
-//     the fields rules read, no maps, no output encoding, no allocation.
+//   - The common path is cheap: one validating scan that keeps only the
+//     fields rules read, and for a NEWS2 reading a state update that
+//     leaves the open alerts undecoded.
 package alerts

@@ -3,6 +3,7 @@ package alerts
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
@@ -22,13 +23,20 @@ func stdJSON(t *testing.T, v any) []byte {
 func TestAppendersMatchEncodingJSON(t *testing.T) {
 	odd := "Ünïcode \"quoted\" \\ <tag> & \n\t\x01 \u2028 \xff"
 	careTeam := json.RawMessage(`[{"reference":"Practitioner/p1","display":"Dr \"X\""}]`)
+	cmp := 99.088
 	alerts := []Alert{
 		{AlertID: "obs-1-hr", PatientID: "pat-1", ObservationID: "obs-1", Rule: "8867-4", RuleID: "hr", Severity: SeverityHigh,
 			Description: "Heart rate high", Value: 138, Unit: "/min", Timestamp: "2025-01-01T00:00:00Z", CorrelationID: "c-1",
-			Status: StatusActive, PatientName: odd, PatientMRN: "MRN1", CareTeam: careTeam},
+			Status: StatusActive, Version: 1, PatientName: odd, PatientMRN: "MRN1", CareTeam: careTeam},
 		{AlertID: "a", Severity: SeverityLow, Value: 0, Status: StatusActive},
-		{AlertID: odd, Description: odd, Value: -1.5e-7, Unit: odd, CorrelationID: odd, Status: StatusActive},
-		{Value: 1e21},
+		{AlertID: odd, Description: odd, Value: -1.5e-7, Unit: odd, CorrelationID: odd, Status: StatusRetracted, Version: 3, SuppressedCount: 4},
+		{Value: 1e21, ComparedValue: &cmp, ComparedUnit: "mg/dL", Status: StatusProvisional},
+		{RuleID: "news2", Rule: "news2", Value: 7, Unit: "{score}", NEWS2: &NEWS2Detail{
+			Score: 7, Trigger: "emergency", SpO2Scale: 1,
+			SubScores: []NEWS2SubScore{{Parameter: "pulse", Value: 131, Score: 3}, {Parameter: "temperature", Value: 38.5, Score: 1}},
+			Missing:   []string{"consciousness"},
+		}},
+		{RuleID: "news2", NEWS2: &NEWS2Detail{}},
 	}
 	for _, a := range alerts {
 		if got, want := appendAlert(nil, &a), stdJSON(t, &a); !bytes.Equal(got, want) {
@@ -36,52 +44,74 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 		}
 		alertJSON := appendAlert(nil, &a)
 		for _, chs := range [][]Channel{nil, noChannels, criticalChannels} {
-			h := HistoryRecord{AlertID: a.AlertID, PatientID: a.PatientID, Severity: a.Severity, Channels: chs,
-				Timestamp: a.Timestamp, CorrelationID: a.CorrelationID, Sequence: 42}
+			h := HistoryRecord{AlertID: a.AlertID, PatientID: a.PatientID, ObservationID: odd, Event: EventSuppressed, Version: 2,
+				Severity: a.Severity, Channels: chs, SuppressedCount: 3, Timestamp: a.Timestamp, CorrelationID: a.CorrelationID, Sequence: 42}
 			if got, want := appendHistory(nil, &h), stdJSON(t, &h); !bytes.Equal(got, want) {
 				t.Errorf("history:\n got %s\nwant %s", got, want)
 			}
 		}
 		for _, raw := range []json.RawMessage{nil, alertJSON} {
 			n := Notification{NotificationID: a.AlertID + "-sms", Channel: ChannelSMS, AlertID: a.AlertID, PatientID: a.PatientID,
-				Severity: a.Severity, Timestamp: a.Timestamp, CorrelationID: a.CorrelationID, Alert: raw}
+				Severity: a.Severity, Event: EventRetracted, Timestamp: a.Timestamp, CorrelationID: a.CorrelationID, Alert: raw}
 			if got, want := appendNotification(nil, &n), stdJSON(t, &n); !bytes.Equal(got, want) {
 				t.Errorf("notification:\n got %s\nwant %s", got, want)
 			}
 		}
 	}
-	for _, st := range []PatientState{
-		{},
-		{Count: 3, Recent: []RecentAlert{}},
-		{Count: 7, Recent: []RecentAlert{{AlertID: "a", RuleID: "r", Severity: SeverityCritical, Timestamp: "t"}, {AlertID: odd}}},
+}
+
+func TestDecodeStateRoundTrip(t *testing.T) {
+	want := PatientState{
+		Seq: 7,
+		Open: []OpenAlert{
+			{AlertID: "obs-1-hr", RuleID: "hr", Rule: "8867-4", ObservationID: "obs-1", Severity: SeverityHigh, Version: 2,
+				Provisional: true, Value: 138, Unit: "/min", Fingerprint: "138|high|p", At: 1735689600000,
+				Suppressed: 2, SuppressedIDs: []string{"obs-2", "odd \"é\" \n"}},
+			{AlertID: "obs-9-news2", RuleID: "news2", Rule: "news2", ObservationID: "obs-9", Severity: SeverityCritical, Version: 1, Value: 7, At: -5},
+		},
+		Vitals: []StoredVital{{Vital: VitalPulse, Value: 138, At: 1735689600000, ObservationID: "obs-1"}, {Vital: VitalTemperature, Value: 38.55, At: 1, ObservationID: "obs-3"}},
+	}
+	got, err := readState(appendState(nil, &want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+	for _, bad := range []string{
+		`{"seq":1.5,"open":[]}`, `{"seq":"7"}`, `{"open":[{"id":7}]}`, `{"seq":1`, `not json`,
+		`{"vitals":[{"v":"bogus","value":1,"at":1,"obs":"o"}]}`, `{"open":[{"at":"x"}]}`,
 	} {
-		if got, want := appendState(nil, &st), stdJSON(t, &st); !bytes.Equal(got, want) {
-			t.Errorf("state:\n got %s\nwant %s", got, want)
+		if _, err := readState([]byte(bad)); err == nil {
+			t.Errorf("%s: decoded without error", bad)
 		}
 	}
 }
 
-func TestDecodeStateRoundTrip(t *testing.T) {
-	want := PatientState{Count: 7, Recent: []RecentAlert{
-		{AlertID: "obs-1-hr", RuleID: "hr", Severity: SeverityHigh, Timestamp: "2025-01-01T00:00:00Z"},
-		{AlertID: "odd \"é\" \n", RuleID: "r", Severity: SeverityCritical},
-	}}
-	var got PatientState
-	if err := decodeState(appendState(nil, &want), &got); err != nil {
+// readState decodes a whole patient-alerts value, open alerts included,
+// as tests compare it.
+func readState(b []byte) (PatientState, error) {
+	var st PatientState
+	if err := decodeState(b, &st); err != nil {
+		return st, err
+	}
+	if !st.loadOpen() {
+		return st, errState
+	}
+	st.openRaw, st.openLoaded = nil, false
+	return st, nil
+}
+
+func TestStateKeepsUnreadOpenAlertsVerbatim(t *testing.T) {
+	st := PatientState{Seq: 3, Open: []OpenAlert{{AlertID: "a", RuleID: "r", Version: 1, Fingerprint: "1|high", At: 5}}}
+	b := appendState(nil, &st)
+	var back PatientState
+	if err := decodeState(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if got.Count != want.Count || len(got.Recent) != len(want.Recent) {
-		t.Fatalf("got %+v, want %+v", got, want)
-	}
-	for i := range want.Recent {
-		if got.Recent[i] != want.Recent[i] {
-			t.Errorf("recent %d: got %+v, want %+v", i, got.Recent[i], want.Recent[i])
-		}
-	}
-	for _, bad := range []string{`{"count":1.5,"recent":[]}`, `{"count":"7"}`, `{"recent":[{"alertId":7}]}`, `{"count":1`, `not json`} {
-		var st PatientState
-		if err := decodeState([]byte(bad), &st); err == nil {
-			t.Errorf("%s: decoded without error", bad)
-		}
+	back.Vitals = append(back.Vitals, StoredVital{Vital: VitalPulse, Value: 80, At: 6, ObservationID: "o"})
+	again, err := readState(appendState(nil, &back))
+	if err != nil || len(again.Open) != 1 || !reflect.DeepEqual(again.Open[0], st.Open[0]) || len(again.Vitals) != 1 {
+		t.Fatalf("after a vitals-only change: %+v, %v", again, err)
 	}
 }

@@ -24,47 +24,87 @@ type Coding struct {
 // Observation is what the pipeline reads of a FHIR R4 Observation. Its
 // strings may share memory with the record value it was decoded from.
 type Observation struct {
-	ID     string
+	ID string
+	// Status is one of FHIR's observation statuses (registered,
+	// preliminary, final, amended, corrected, cancelled, entered-in-error,
+	// unknown); never empty.
 	Status string
-	// Codings is code.coding; it has at least one entry with a code.
-	Codings []Coding
 	// PatientID is the id part of subject.reference ("Patient/<id>").
 	PatientID string
-	// Value is valueQuantity.value, else valueInteger, else valueDecimal
-	// (the seed's non-standard field): always present and finite, with
-	// |Value| <= [MaxMagnitude]. Zero is a value.
-	Value float64
-	// Unit, UnitSystem and UnitCode are valueQuantity's unit, system and
-	// code.
-	Unit       string
-	UnitSystem string
-	UnitCode   string
+	// Measurement is the observation's own code and value[x]. Its Codings
+	// have at least one entry with a code.
+	Measurement
+	// Components are the component[] entries (a blood-pressure panel's
+	// systolic and diastolic values), in record order.
+	Components []Measurement
 	// EventTime is the first of effectiveDateTime, effectiveInstant,
 	// effectivePeriod.start and issued that parses, in UTC; zero if none.
 	EventTime time.Time
+
+	// codings backs the Codings slices: reused by the next decode into
+	// the same Observation.
+	codings []Coding
 }
+
+// Measurement is a coded value: an observation's own code and value[x], or
+// one of its components'.
+type Measurement struct {
+	// Codings is code.coding.
+	Codings []Coding
+	// HasValue reports a numeric value: valueQuantity.value, else
+	// valueInteger, else valueDecimal (the seed's non-standard field).
+	// Value is then finite with |Value| <= [MaxMagnitude]; zero is a value.
+	HasValue bool
+	Value    float64
+	// Unit is the value's UCUM unit: valueQuantity.code when its system is
+	// UCUM or absent, else valueQuantity.unit when there is no code; ""
+	// when the value carries no unit (valueInteger, or a bare quantity).
+	// UnitSystem is valueQuantity.system.
+	Unit       string
+	UnitSystem string
+	// UnitText is valueQuantity.unit as sent, for display.
+	UnitText string
+	// Coded is valueCodeableConcept.coding (an ACVPU answer, say) and
+	// CodedText its text.
+	Coded     []Coding
+	CodedText string
+	// Absent reports a dataAbsentReason: there is no value, on purpose.
+	Absent bool
+}
+
+// UCUM is the code system of valueQuantity units.
+const UCUM = "http://unitsofmeasure.org"
 
 // MaxMagnitude bounds observation values: larger magnitudes are not
 // measurements but corrupt records.
 const MaxMagnitude = 1e12
 
-// wireObservation is an Observation's fields as they are in the record,
-// before they are checked.
+// wireMeasurement is a measurement's fields as they are in the record,
+// before they are checked. Numbers are kept raw: a number that overflows
+// float64, or a string where a number belongs, is an invalid observation,
+// not an undecodable record.
+type wireMeasurement struct {
+	Codings      []Coding
+	Value        []byte // valueQuantity.value
+	Unit         string // valueQuantity.unit
+	UnitSystem   string // valueQuantity.system
+	UnitCode     string // valueQuantity.code
+	ValueInteger []byte
+	ValueDecimal []byte
+	Coded        []Coding // valueCodeableConcept.coding
+	CodedText    string   // valueCodeableConcept.text
+	HasCoded     bool     // valueCodeableConcept present
+	Absent       bool     // dataAbsentReason present
+}
+
+// wireObservation is an Observation's fields as they are in the record.
 type wireObservation struct {
 	ResourceType string
 	ID           string
 	Status       string
-	Codings      []Coding
 	Subject      string // subject.reference
-	// Values are kept raw: a number that overflows float64, or a string
-	// where a number belongs, is an invalid observation, not an
-	// undecodable record.
-	Value             []byte // valueQuantity.value
-	Unit              string // valueQuantity.unit
-	UnitSystem        string // valueQuantity.system
-	UnitCode          string // valueQuantity.code
-	ValueInteger      []byte
-	ValueDecimal      []byte
+	wireMeasurement
+	Components        []wireMeasurement
 	EffectiveDateTime string
 	EffectiveInstant  string
 	EffectivePeriod   string // effectivePeriod.start
@@ -83,19 +123,19 @@ type wireObservation struct {
 //
 // Errors are [pipeline.RecordError]s: [pipeline.ErrDecode] when value is not
 // JSON or not shaped like an Observation, [pipeline.ErrInvalid] when it
-// breaks the contract (not an Observation, no id, no code, no patient
-// subject, no numeric value, a value that is not finite or exceeds
-// [MaxMagnitude], an unreadable envelope timestamp). Messages never quote
-// the record.
+// breaks the contract (not an Observation, no id, no status, no code, no
+// patient subject, no value of any kind, a value that is not finite or
+// exceeds [MaxMagnitude], a value next to a dataAbsentReason, an unreadable
+// envelope timestamp). Messages never quote the record.
 func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error) {
 	var (
 		s            jsontext.Scanner
 		bare, inside wireObservation
 		raw          envelope.RawMetadata
-		// The codings of both readings go into obs's own coding slice,
-		// reused: a caller that decodes into the same Observation again
-		// allocates nothing for them.
-		codings = obs.Codings[:0]
+		// Every coding of both readings goes into obs's own coding
+		// buffer, reused: a caller that decodes into the same
+		// Observation again allocates nothing for them.
+		codings = obs.codings[:0]
 	)
 	s.Reset(value)
 	for more := s.Object(); more; more = s.NextMember() {
@@ -111,6 +151,7 @@ func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error
 		}
 	}
 	s.End()
+	obs.codings = codings
 	if err := s.Err(); err != nil {
 		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrDecode, "observation: %w", err)
 	}
@@ -160,16 +201,6 @@ func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 		w.ID = s.String()
 	case "status":
 		w.Status = s.String()
-	case "code":
-		for more := s.Object(); more; more = s.NextMember() {
-			if string(s.Key()) == "coding" {
-				from := len(*buf)
-				*buf = scanCodings(s, *buf)
-				w.Codings = (*buf)[from:]
-			} else {
-				s.Skip()
-			}
-		}
 	case "subject":
 		for more := s.Object(); more; more = s.NextMember() {
 			if string(s.Key()) == "reference" {
@@ -178,25 +209,17 @@ func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 				s.Skip()
 			}
 		}
-	case "valueQuantity":
-		for more := s.Object(); more; more = s.NextMember() {
-			switch string(s.Key()) {
-			case "value":
-				w.Value = s.Raw()
-			case "unit":
-				w.Unit = s.String()
-			case "system":
-				w.UnitSystem = s.String()
-			case "code":
-				w.UnitCode = s.String()
-			default:
-				s.Skip()
+	case "component":
+		w.Components = w.Components[:0]
+		for more := s.Array(); more; more = s.NextElement() {
+			var c wireMeasurement
+			for more := s.Object(); more; more = s.NextMember() {
+				if key := s.Key(); !c.member(s, key, buf) {
+					s.Skip()
+				}
 			}
+			w.Components = append(w.Components, c)
 		}
-	case "valueInteger":
-		w.ValueInteger = s.Raw()
-	case "valueDecimal":
-		w.ValueDecimal = s.Raw()
 	case "effectiveDateTime":
 		w.EffectiveDateTime = s.String()
 	case "effectiveInstant":
@@ -212,13 +235,70 @@ func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 	case "issued":
 		w.Issued = s.String()
 	default:
-		s.Skip()
+		if !w.wireMeasurement.member(s, key, buf) {
+			s.Skip()
+		}
 	}
 }
 
-// scanCodings reads a coding array, appending to dst. A null entry is a
-// Coding without system or code.
-func scanCodings(s *jsontext.Scanner, dst []Coding) []Coding {
+// member reads the measurement member named key (code and value[x]) and
+// reports whether key is one; the caller skips the others.
+func (m *wireMeasurement) member(s *jsontext.Scanner, key []byte, buf *[]Coding) bool {
+	switch string(key) {
+	case "code":
+		for more := s.Object(); more; more = s.NextMember() {
+			if string(s.Key()) == "coding" {
+				m.Codings = scanCodings(s, buf)
+			} else {
+				s.Skip()
+			}
+		}
+	case "valueQuantity":
+		for more := s.Object(); more; more = s.NextMember() {
+			switch string(s.Key()) {
+			case "value":
+				m.Value = s.Raw()
+			case "unit":
+				m.Unit = s.String()
+			case "system":
+				m.UnitSystem = s.String()
+			case "code":
+				m.UnitCode = s.String()
+			default:
+				s.Skip()
+			}
+		}
+	case "valueInteger":
+		m.ValueInteger = s.Raw()
+	case "valueDecimal":
+		m.ValueDecimal = s.Raw()
+	case "valueCodeableConcept":
+		if s.Peek() == jsontext.Object {
+			m.HasCoded = true
+		}
+		for more := s.Object(); more; more = s.NextMember() {
+			switch string(s.Key()) {
+			case "coding":
+				m.Coded = scanCodings(s, buf)
+			case "text":
+				m.CodedText = s.String()
+			default:
+				s.Skip()
+			}
+		}
+	case "dataAbsentReason":
+		m.Absent = s.Peek() != jsontext.Null
+		s.Skip()
+	default:
+		return false
+	}
+	return true
+}
+
+// scanCodings reads a coding array into buf and returns its entries (a
+// slice of buf). A null entry is a Coding without system or code.
+func scanCodings(s *jsontext.Scanner, buf *[]Coding) []Coding {
+	from := len(*buf)
 	for more := s.Array(); more; more = s.NextElement() {
 		var c Coding
 		for more := s.Object(); more; more = s.NextMember() {
@@ -231,12 +311,12 @@ func scanCodings(s *jsontext.Scanner, dst []Coding) []Coding {
 				s.Skip()
 			}
 		}
-		dst = append(dst, c)
+		*buf = append(*buf, c)
 	}
-	return dst
+	return (*buf)[from:len(*buf):len(*buf)]
 }
 
-// observation checks w and fills obs from it.
+// observation checks w and fills obs from it, keeping obs's buffers.
 func (w *wireObservation) observation(obs *Observation) error {
 	switch {
 	case w.ResourceType != "Observation":
@@ -245,6 +325,8 @@ func (w *wireObservation) observation(obs *Observation) error {
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no id")
 	case !isFHIRID(w.ID):
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation id is not a FHIR id")
+	case w.Status == "":
+		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no status")
 	case !hasCode(w.Codings):
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no code")
 	}
@@ -252,22 +334,58 @@ func (w *wireObservation) observation(obs *Observation) error {
 	if !ok {
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation subject is not a Patient reference")
 	}
-	v, err := w.value()
+	own, err := w.wireMeasurement.measurement()
 	if err != nil {
 		return err
 	}
+	var comps []Measurement
+	if len(w.Components) > 0 {
+		comps = make([]Measurement, len(w.Components))
+		for i := range w.Components {
+			if comps[i], err = w.Components[i].measurement(); err != nil {
+				return err
+			}
+		}
+	}
+	if !own.HasValue && !own.Absent && !w.HasCoded && len(comps) == 0 {
+		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components or dataAbsentReason")
+	}
 	*obs = Observation{
-		ID:         w.ID,
-		Status:     w.Status,
-		Codings:    w.Codings,
-		PatientID:  pid,
-		Value:      v,
-		Unit:       w.Unit,
-		UnitSystem: w.UnitSystem,
-		UnitCode:   w.UnitCode,
-		EventTime:  firstTime(w.EffectiveDateTime, w.EffectiveInstant, w.EffectivePeriod, w.Issued),
+		ID:          w.ID,
+		Status:      w.Status,
+		PatientID:   pid,
+		Measurement: own,
+		Components:  comps,
+		EventTime:   firstTime(w.EffectiveDateTime, w.EffectiveInstant, w.EffectivePeriod, w.Issued),
+		codings:     obs.codings,
 	}
 	return nil
+}
+
+// measurement checks m's value and unit.
+func (m *wireMeasurement) measurement() (Measurement, error) {
+	out := Measurement{Codings: m.Codings, UnitSystem: m.UnitSystem, UnitText: m.Unit, Coded: m.Coded, CodedText: m.CodedText}
+	v, ok, err := m.value()
+	if err != nil {
+		return Measurement{}, err
+	}
+	if ok && m.Absent {
+		return Measurement{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation has both a value and a dataAbsentReason")
+	}
+	out.HasValue, out.Value, out.Absent = ok, v, m.Absent && !ok
+	switch {
+	case m.UnitCode != "" && (m.UnitSystem == "" || m.UnitSystem == UCUM):
+		out.Unit = m.UnitCode
+	case m.UnitCode == "" && m.Unit != "":
+		// A unit without a code is taken as the UCUM code it may be; one
+		// that is not fails conversion, visibly, rather than being guessed.
+		out.Unit = m.Unit
+	case m.UnitCode != "":
+		// A code from another system: kept with its system, so that it
+		// never passes for the UCUM unit of the same spelling.
+		out.Unit = m.UnitSystem + "|" + m.UnitCode
+	}
+	return out, nil
 }
 
 // classifyDecode turns an envelope decoding error into a record error. An
@@ -290,16 +408,17 @@ func hasCode(cs []Coding) bool {
 }
 
 // value is the first present of valueQuantity.value, valueInteger and
-// valueDecimal. A present value that is not a usable number is an error,
-// not a reason to look at the next field.
-func (w *wireObservation) value() (float64, error) {
-	for _, raw := range [...][]byte{w.Value, w.ValueInteger, w.ValueDecimal} {
+// valueDecimal; ok is false when none is present. A present value that is
+// not a usable number is an error, not a reason to look at the next field.
+func (m *wireMeasurement) value() (v float64, ok bool, err error) {
+	for _, raw := range [...][]byte{m.Value, m.ValueInteger, m.ValueDecimal} {
 		if len(raw) == 0 || string(raw) == "null" {
 			continue
 		}
-		return parseNumber(raw)
+		v, err := parseNumber(raw)
+		return v, err == nil, err
 	}
-	return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation has no numeric value")
+	return 0, false, nil
 }
 
 // parseNumber parses a raw JSON value that must be a finite number within

@@ -133,9 +133,9 @@ func TestDecodeObservation(t *testing.T) {
 			if _, err := DecodeObservation(tt.value, &obs); err != nil {
 				t.Fatalf("DecodeObservation: %v", err)
 			}
-			if obs.Value != tt.wantValue || obs.PatientID != tt.wantPID || obs.Unit != tt.wantUnit || !obs.EventTime.Equal(tt.wantTime) {
+			if obs.Value != tt.wantValue || obs.PatientID != tt.wantPID || obs.UnitText != tt.wantUnit || !obs.EventTime.Equal(tt.wantTime) {
 				t.Errorf("got value %v patient %q unit %q time %v, want %v %q %q %v",
-					obs.Value, obs.PatientID, obs.Unit, obs.EventTime, tt.wantValue, tt.wantPID, tt.wantUnit, tt.wantTime)
+					obs.Value, obs.PatientID, obs.UnitText, obs.EventTime, tt.wantValue, tt.wantPID, tt.wantUnit, tt.wantTime)
 			}
 			if len(obs.Codings) == 0 || obs.ID == "" || obs.Status != "final" {
 				t.Errorf("got %+v", obs)
@@ -179,8 +179,8 @@ func TestDecodeObservationErrors(t *testing.T) {
 		{name: "subject not a patient", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "Group/" + marker} }), want: pipeline.ErrInvalid, msg: "not a Patient reference"},
 		{name: "subject with empty id", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "Patient/"} }), want: pipeline.ErrInvalid, msg: "not a Patient reference"},
 		{name: "subject lookalike", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "NotPatient/" + marker} }), want: pipeline.ErrInvalid, msg: "not a Patient reference"},
-		{name: "no value", value: withMarker(func(o map[string]any) { delete(o, "valueQuantity") }), want: pipeline.ErrInvalid, msg: "no numeric value"},
-		{name: "null value", value: withMarker(withValue(nil)), want: pipeline.ErrInvalid, msg: "no numeric value"},
+		{name: "no value", value: withMarker(func(o map[string]any) { delete(o, "valueQuantity") }), want: pipeline.ErrInvalid, msg: "no value, components or dataAbsentReason"},
+		{name: "null value", value: withMarker(withValue(nil)), want: pipeline.ErrInvalid, msg: "no value, components or dataAbsentReason"},
 		{name: "huge number", value: rawValue(t, "1000000000001"), want: pipeline.ErrInvalid, msg: "magnitude exceeds"},
 		{name: "huge negative number", value: rawValue(t, "-2e15"), want: pipeline.ErrInvalid, msg: "magnitude exceeds"},
 		{name: "overflowing number", value: rawValue(t, "1e400"), want: pipeline.ErrInvalid, msg: "not a finite number"},

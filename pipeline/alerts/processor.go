@@ -16,7 +16,7 @@ import (
 type Option func(*cfg)
 
 type cfg struct {
-	rules          []Rule
+	rules          *RulePack
 	metrics        *metrics.Set
 	maxRecordBytes int
 }
@@ -25,9 +25,9 @@ type cfg struct {
 // value size.
 const DefaultMaxRecordBytes = 256 << 10
 
-// WithRules sets the rules evaluated. Default (or nil) [DefaultRules]. They
-// are validated by New ([ValidateRules]) and copied.
-func WithRules(rules []Rule) Option { return func(c *cfg) { c.rules = rules } }
+// WithRules sets the rule pack evaluated. Default [DefaultRules]. It is
+// validated by New ([ValidateRules]) and copied.
+func WithRules(pack RulePack) Option { return func(c *cfg) { c.rules = &pack } }
 
 // WithMetrics sets the set the processor's metrics are registered in.
 // Default (or nil): a new set, available from [Processor.Metrics]. The
@@ -60,6 +60,10 @@ type counters struct {
 	alerts        [len(severities)]*metrics.Counter
 	notifications [len(channels)]*metrics.Counter
 	duplicates    *metrics.Counter
+	suppressed    *metrics.Counter
+	replaced      *metrics.Counter
+	retracted     *metrics.Counter
+	news2         *metrics.Counter
 	repartitioned *metrics.Counter
 	stateResets   *metrics.Counter
 }
@@ -72,7 +76,8 @@ func New(opts ...Option) (*Processor, error) {
 		o(&c)
 	}
 	if c.rules == nil {
-		c.rules = DefaultRules()
+		d := DefaultRules()
+		c.rules = &d
 	}
 	if c.metrics == nil {
 		c.metrics = metrics.NewSet()
@@ -80,7 +85,7 @@ func New(opts ...Option) (*Processor, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	rs, err := newRuleSet(c.rules)
+	rs, err := newRuleSet(*c.rules)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +97,10 @@ func New(opts ...Option) (*Processor, error) {
 		p.m.notifications[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_notifications_total{channel="` + string(ch) + `"}`)
 	}
 	p.m.duplicates = c.metrics.GetOrCreateCounter("carepipe_alerts_duplicates_total")
+	p.m.suppressed = c.metrics.GetOrCreateCounter("carepipe_alerts_suppressed_total")
+	p.m.replaced = c.metrics.GetOrCreateCounter("carepipe_alerts_replaced_total")
+	p.m.retracted = c.metrics.GetOrCreateCounter("carepipe_alerts_retracted_total")
+	p.m.news2 = c.metrics.GetOrCreateCounter("carepipe_alerts_news2_total")
 	p.m.repartitioned = c.metrics.GetOrCreateCounter("carepipe_alerts_repartitioned_total")
 	p.m.stateResets = c.metrics.GetOrCreateCounter("carepipe_alerts_state_resets_total")
 	return p, nil
@@ -100,8 +109,10 @@ func New(opts ...Option) (*Processor, error) {
 // Metrics is the set the processor's metrics are in.
 func (p *Processor) Metrics() *metrics.Set { return p.set }
 
-// Rules returns a copy of the rules evaluated.
-func (p *Processor) Rules() []Rule { return append([]Rule(nil), p.rules.rules...) }
+// Rules returns a copy of the rule pack evaluated.
+func (p *Processor) Rules() RulePack {
+	return RulePack{Rules: append([]Rule(nil), p.rules.rules...), NEWS2: p.rules.news2}
+}
 
 // Spec is the pipeline's runtime spec.
 func (p *Processor) Spec() pipeline.Spec {
@@ -123,10 +134,12 @@ func (p *Processor) Spec() pipeline.Spec {
 // partition that does not own that patient, is re-keyed through the
 // observations-by-patient topic (with its correlation id, derived from
 // these coordinates, in a header) and processed when it comes back.
-// Otherwise it is evaluated, deduplicated against the patient's
-// patient-alerts state, and its alerts, history records and notifications
-// are emitted. Errors are record errors (see [Processor.Decode]); the runtime
-// sends the record to clinical.alerts.errors.
+// Otherwise it is evaluated and run against the patient's patient-alerts
+// state (open alerts, suppression windows, NEWS2 parameters), and the
+// alert versions, history records and notifications that result are
+// emitted. Errors are record errors (see [Processor.Decode] and
+// [Processor.Handle]); the runtime sends the record to
+// clinical.alerts.errors.
 func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	in := inputPool.Get().(*Input)
 	defer releaseInput(in)
@@ -145,14 +158,17 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 		p.m.repartitioned.Inc()
 		return nil
 	}
-	table := c.Global(TopicPatients)
-	alerts := p.Evaluate(in, func(id string) (*PatientContext, bool) { return lookupPatient(table, id) }, nil)
-	if len(alerts) == 0 {
-		return nil
+	f := &in.findings
+	if err := p.rules.evaluate(&in.Observation, f); err != nil {
+		return err
 	}
 	store := c.Store(StorePatientAlerts)
 	prev, _ := store.Get(pid)
-	out := p.Apply(alerts, prev)
+	if !f.needsState(prev, in.Observation.ID) {
+		return nil
+	}
+	table := c.Global(TopicPatients)
+	out := p.apply(in, f, func(id string) (*PatientContext, bool) { return lookupPatient(table, id) }, prev)
 	for _, rec := range out.Records {
 		c.Emit(rec)
 	}
@@ -161,6 +177,20 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	p.count(&out)
 	return nil
+}
+
+// needsState reports whether the findings can change anything: a rule
+// fired, a NEWS2 parameter arrived, or the state names the observation
+// (what it raised may need retracting). The cheap common case, a normal
+// reading of an unwatched kind, skips decoding the state.
+func (f *findings) needsState(prev []byte, obsID string) bool {
+	switch {
+	case f.class == classPending:
+		return false
+	case len(f.firings) > 0 || len(f.vitals) > 0:
+		return true
+	}
+	return mentions(prev, obsID)
 }
 
 func lookupPatient(t *pipeline.GlobalTable, id string) (*PatientContext, bool) {
@@ -178,14 +208,27 @@ func lookupPatient(t *pipeline.GlobalTable, id string) (*PatientContext, bool) {
 // count adds an outcome to the metrics.
 func (p *Processor) count(out *Outcome) {
 	for i := range out.Alerts {
-		s := out.Alerts[i].Severity
-		p.m.alerts[s.index()].Inc()
-		for _, ch := range s.Channels() {
-			p.m.notifications[ch.index()].Inc()
+		a := &out.Alerts[i]
+		if a.Version != 1 {
+			continue
+		}
+		p.m.alerts[a.Severity.index()].Inc()
+		if a.RuleID == news2RuleID {
+			p.m.news2.Inc()
 		}
 	}
-	if out.Duplicates > 0 {
-		p.m.duplicates.Add(out.Duplicates)
+	for i, n := range out.Notified {
+		if n > 0 {
+			p.m.notifications[i].Add(n)
+		}
+	}
+	for _, c := range [...]struct {
+		m *metrics.Counter
+		n int
+	}{{p.m.duplicates, out.Duplicates}, {p.m.suppressed, out.Suppressed}, {p.m.replaced, out.Replaced}, {p.m.retracted, out.Retracted}} {
+		if c.n > 0 {
+			c.m.Add(c.n)
+		}
 	}
 	if out.StateReset {
 		p.m.stateResets.Inc()
@@ -199,6 +242,11 @@ type Input struct {
 	Record      *kgo.Record
 	Meta        envelope.Metadata
 	Observation Observation
+
+	// findings and state are scratch for evaluation and the patient's
+	// state, reused with the Input.
+	findings findings
+	state    PatientState
 }
 
 // CorrelationID is the record's correlation id ([envelope.CorrelationID]);
@@ -258,162 +306,44 @@ var inputPool = sync.Pool{New: func() any { return new(Input) }}
 // releaseInput forgets in's record (no pinning its memory through the
 // strings that alias it) and returns it to the pool.
 func releaseInput(in *Input) {
-	codings := in.Observation.Codings
+	codings := in.Observation.codings
 	clear(codings[:cap(codings)])
-	*in = Input{Observation: Observation{Codings: codings[:0]}}
+	f := in.findings
+	clear(f.firings[:cap(f.firings)])
+	st := in.state
+	clear(st.Open[:cap(st.Open)])
+	clear(st.Vitals[:cap(st.Vitals)])
+	*in = Input{
+		Observation: Observation{codings: codings[:0]},
+		findings:    findings{firings: f.firings[:0], vitals: f.vitals[:0]},
+		state:       PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0]},
+	}
 	inputPool.Put(in)
 }
 
 // PatientLookup returns the context of a patient, if known.
 type PatientLookup func(patientID string) (*PatientContext, bool)
 
-// Evaluate appends to dst one alert per rule that fires on in, in rule
-// order, enriched from patients (nil: no enrichment). Observations whose
-// status is cancelled or entered-in-error raise nothing.
-//
-// The alert timestamp is the observation's effectiveDateTime,
-// effectiveInstant, effectivePeriod.start or issued, else the envelope's
-// timestamp, else the record's; formatted RFC 3339 in UTC.
-func (p *Processor) Evaluate(in *Input, patients PatientLookup, dst []Alert) []Alert {
-	obs := &in.Observation
-	switch obs.Status {
-	case "cancelled", "entered-in-error":
-		return dst
-	}
-	var idx [8]int
-	matched := p.rules.match(obs.Codings, obs.Value, idx[:0])
-	if len(matched) == 0 {
-		return dst
-	}
-	var ts string
-	if t := in.eventTime(); !t.IsZero() && t.Unix() > 0 {
-		ts = t.Format(time.RFC3339Nano)
-	}
-	corr := in.CorrelationID()
-	var pc *PatientContext
-	if patients != nil {
-		pc, _ = patients(obs.PatientID)
-	}
-	for _, i := range matched {
-		rule := &p.rules.rules[i]
-		a := Alert{
-			AlertID:       obs.ID + "-" + rule.ID,
-			PatientID:     obs.PatientID,
-			ObservationID: obs.ID,
-			Rule:          rule.Code,
-			RuleID:        rule.ID,
-			Severity:      rule.Severity,
-			Description:   rule.Description,
-			Value:         obs.Value,
-			Unit:          obs.Unit,
-			Timestamp:     ts,
-			CorrelationID: corr,
-			Status:        StatusActive,
-		}
-		if pc != nil {
-			a.PatientName, a.PatientMRN, a.CareTeam = pc.Name, pc.MRN, pc.CareTeam
-		}
-		dst = append(dst, a)
-	}
-	return dst
-}
-
-// Outcome is what a patient's alerts produce.
+// Outcome is what one observation produces for its patient.
 type Outcome struct {
-	// Records are the records to emit, in order: for each new alert, the
-	// alert, its history record, then one notification per channel.
+	// Records are the records to emit, in order: per alert version, the
+	// alert, its history record, then one notification per channel; a
+	// history record alone per suppressed repeat.
 	Records []*kgo.Record
-	// Alerts are the alerts emitted (duplicates left out).
+	// Alerts are the alert versions emitted (raised, replaced, retracted).
 	Alerts []Alert
 	// State is the patient's new patient-alerts value; nil when unchanged.
 	State []byte
-	// Duplicates counts alerts already in the patient's recent window.
+	// Duplicates counts candidates the state already had: the same
+	// version of an alert, or a repeat already counted.
 	Duplicates int
+	// Suppressed, Replaced and Retracted count those events.
+	Suppressed, Replaced, Retracted int
+	// Notified counts notifications per channel (in channels order).
+	Notified [len(channels)]int
 	// StateReset reports that the previous state was unreadable and was
-	// started afresh (the running count restarts; duplicates older than
-	// this record are no longer recognised).
+	// started afresh (open alerts and NEWS2 parameters are forgotten).
 	StateReset bool
-}
-
-// Apply deduplicates alerts (all of one patient) against the patient's
-// patient-alerts value prev (nil: none) and encodes the records to emit.
-// An unreadable prev is replaced, not an error: losing the dedupe window
-// risks a duplicate alert, while failing would hold back every alert of
-// the patient.
-func (p *Processor) Apply(alerts []Alert, prev []byte) Outcome {
-	var out Outcome
-	if len(alerts) == 0 {
-		return out
-	}
-	var st PatientState
-	if len(prev) > 0 {
-		if err := decodeState(prev, &st); err != nil || st.Count < 0 {
-			st, out.StateReset = PatientState{}, true
-		}
-	}
-	key := []byte(alerts[0].PatientID)
-	for i := range alerts {
-		a := &alerts[i]
-		if st.seen(a.AlertID) {
-			out.Duplicates++
-			continue
-		}
-		seq := st.add(a)
-		out.Records = append(out.Records, encodeAlert(a, key, seq)...)
-		out.Alerts = append(out.Alerts, *a)
-	}
-	if len(out.Alerts) == 0 && !out.StateReset {
-		return out
-	}
-	// The new state is the old one, give or take an alert or two.
-	out.State = appendState(make([]byte, 0, len(prev)+256*len(out.Alerts)+64), &st)
-	return out
-}
-
-// encodeAlert encodes an alert's records: the alert, its history record and
-// one notification per channel. Their values share one buffer and the
-// records one array, read-only from here on.
-func encodeAlert(a *Alert, key []byte, seq int64) []*kgo.Record {
-	chs := a.Severity.Channels()
-	alertJSON := appendAlert(make([]byte, 0, 1024), a)
-	// The history record and each notification (which embeds the alert)
-	// take less than this besides the alert's own length, unless their
-	// strings are unusually long, which append then grows for.
-	const overhead = 512
-	buf := make([]byte, 0, overhead+len(chs)*(len(alertJSON)+overhead))
-	buf = appendHistory(buf, &HistoryRecord{
-		AlertID:       a.AlertID,
-		PatientID:     a.PatientID,
-		Severity:      a.Severity,
-		Channels:      chs,
-		Timestamp:     a.Timestamp,
-		CorrelationID: a.CorrelationID,
-		Sequence:      seq,
-	})
-	hist := buf[:len(buf):len(buf)]
-	buf = buf[len(buf):]
-	all := make([]kgo.Record, 2+len(chs))
-	recs := make([]*kgo.Record, len(all))
-	all[0] = kgo.Record{Topic: TopicAlerts, Key: key, Value: alertJSON, Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeAlert)}
-	all[1] = kgo.Record{Topic: TopicHistory, Key: key, Value: hist, Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeHistory)}
-	for i, ch := range chs {
-		buf = appendNotification(buf, &Notification{
-			NotificationID: a.AlertID + "-" + string(ch),
-			Channel:        ch,
-			AlertID:        a.AlertID,
-			PatientID:      a.PatientID,
-			Severity:       a.Severity,
-			Timestamp:      a.Timestamp,
-			CorrelationID:  a.CorrelationID,
-			Alert:          alertJSON,
-		})
-		all[2+i] = kgo.Record{Topic: ch.Topic(), Key: key, Value: buf[:len(buf):len(buf)], Headers: envelope.OutputHeaders(a.CorrelationID, EventSource, EventTypeNotification)}
-		buf = buf[len(buf):]
-	}
-	for i := range all {
-		recs[i] = &all[i]
-	}
-	return recs
 }
 
 // Handle is Process without the runtime: decode, evaluate and apply one
@@ -426,6 +356,12 @@ func (p *Processor) Handle(r *kgo.Record, patients PatientLookup, prev []byte) (
 	if err := p.decode(r, in); err != nil {
 		return Outcome{}, err
 	}
-	alerts := p.Evaluate(in, patients, nil)
-	return p.Apply(alerts, prev), nil
+	f := &in.findings
+	if err := p.rules.evaluate(&in.Observation, f); err != nil {
+		return Outcome{}, err
+	}
+	if !f.needsState(prev, in.Observation.ID) {
+		return Outcome{}, nil
+	}
+	return p.apply(in, f, patients, prev), nil
 }

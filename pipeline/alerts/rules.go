@@ -8,22 +8,86 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // Rule is a threshold rule: it fires when an observation carries a coding
-// with System and Code and its value compares to Threshold by Comparator.
+// with System and Code (or, with Component set, when such an observation
+// has a component coded Component) and the value, in Unit, compares to
+// Threshold by Comparator.
 type Rule struct {
 	// ID names the rule in alert ids and alert records: letters, digits,
 	// '.', '_' and '-'. Unique within a rule set.
-	ID          string
-	Code        string
-	System      string
+	ID     string
+	Code   string
+	System string
+	// Component, when set, narrows the rule to the component coded
+	// Component (in System) of an observation coded Code: the systolic
+	// component of a blood-pressure panel, say. Without it, the rule reads
+	// an observation coded Code and any component coded Code.
+	Component string
+	// Unit is the UCUM unit of Threshold. Values in another unit are
+	// converted ([ConvertUnit]); a value that cannot be is an error
+	// record. A value with no unit is taken to be in Unit.
+	Unit        string
 	Comparator  Comparator
 	Threshold   float64
 	Severity    Severity
 	Description string
+	// Suppression is the rule's alert-fatigue window in event time: a
+	// repeat for the same patient within it of the last notified alert is
+	// counted on that alert, not notified, unless its severity is higher.
+	// Zero turns suppression off for the rule.
+	Suppression time.Duration
+}
+
+// RulePack is what a rules file configures: threshold rules and NEWS2.
+type RulePack struct {
+	Rules []Rule
+	NEWS2 NEWS2Rule
+}
+
+// NEWS2Rule configures the NEWS2 alert (Royal College of Physicians, 2017):
+// the latest value of each parameter per patient, scored with the RCP
+// bands, alerting at Urgent (severity high) and Emergency (critical)
+// aggregates or a single parameter scoring SingleParameter (high).
+type NEWS2Rule struct {
+	Enabled bool
+	// SpO2Scale is the SpO2 scale, 1 or 2 (scale 2 only for patients with
+	// hypercapnic respiratory failure, decided clinically).
+	SpO2Scale int
+	// Freshness is how old, in event time, a parameter may be and still
+	// count towards the aggregate.
+	Freshness       time.Duration
+	Urgent          int
+	Emergency       int
+	SingleParameter int
+	// Suppression is the news2 alert's window, as a Rule's.
+	Suppression time.Duration
+}
+
+// The defaults a rules file gets for what it leaves out.
+const (
+	DefaultSuppression     = 15 * time.Minute
+	DefaultNEWS2Freshness  = 4 * time.Hour
+	DefaultNEWS2Urgent     = 5
+	DefaultNEWS2Emergency  = 7
+	DefaultNEWS2Single     = 3
+	DefaultNEWS2SpO2Scale  = 1
+	news2RuleID            = "news2"
+	maxNEWS2Aggregate      = 20
+	maxNEWS2ParameterScore = 3
+)
+
+// DefaultNEWS2 is NEWS2 on with the RCP's thresholds.
+func DefaultNEWS2() NEWS2Rule {
+	return NEWS2Rule{
+		Enabled: true, SpO2Scale: DefaultNEWS2SpO2Scale, Freshness: DefaultNEWS2Freshness,
+		Urgent: DefaultNEWS2Urgent, Emergency: DefaultNEWS2Emergency, SingleParameter: DefaultNEWS2Single,
+		Suppression: DefaultSuppression,
+	}
 }
 
 // Comparator compares an observation value (left) with a rule threshold
@@ -72,25 +136,44 @@ func (c Comparator) Valid() bool {
 // LOINC is the code system of the built-in rules.
 const LOINC = "http://loinc.org"
 
-// DefaultRules are the seed's rules, used when none are configured.
-func DefaultRules() []Rule {
-	return []Rule{
-		{ID: "heart-rate-high", Code: "8867-4", System: LOINC, Comparator: GT, Threshold: 120, Severity: SeverityHigh, Description: "Elevated heart rate"},
-		{ID: "systolic-bp-high", Code: "8480-6", System: LOINC, Comparator: GT, Threshold: 180, Severity: SeverityHigh, Description: "Elevated blood pressure"},
-		{ID: "glucose-low", Code: "2339-0", System: LOINC, Comparator: LT, Threshold: 70, Severity: SeverityHigh, Description: "Hypoglycemia"},
-	}
+// SeedRules are the seed's three rules alone: no NEWS2, no suppression.
+// The simulated world's ground truth is computed with them.
+func SeedRules() RulePack {
+	return RulePack{Rules: []Rule{
+		{ID: "heart-rate-high", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: GT, Threshold: 120, Severity: SeverityHigh, Description: "Elevated heart rate"},
+		{ID: "systolic-bp-high", Code: "8480-6", System: LOINC, Unit: "mm[Hg]", Comparator: GT, Threshold: 180, Severity: SeverityHigh, Description: "Elevated blood pressure"},
+		{ID: "glucose-low", Code: "2339-0", System: LOINC, Unit: "mg/dL", Comparator: LT, Threshold: 70, Severity: SeverityHigh, Description: "Hypoglycemia"},
+	}}
 }
 
-// ValidateRules checks rules as [ParseRules] checks a file: at least one
-// rule, every field set and well-formed, ids unique. It returns every
-// problem, joined.
-func ValidateRules(rules []Rule) error {
-	if len(rules) == 0 {
-		return errors.New("rules: no rules")
+// DefaultRules is the built-in pack: the seed's three rules and an adult
+// vital-signs set, each with the default suppression window, and NEWS2.
+func DefaultRules() RulePack {
+	p := SeedRules()
+	p.Rules = append(p.Rules,
+		Rule{ID: "spo2-low", Code: "59408-5", System: LOINC, Unit: "%", Comparator: LT, Threshold: 90, Severity: SeverityCritical, Description: "Low oxygen saturation"},
+		Rule{ID: "heart-rate-low", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: LT, Threshold: 40, Severity: SeverityCritical, Description: "Bradycardia"},
+		Rule{ID: "systolic-bp-low", Code: "8480-6", System: LOINC, Unit: "mm[Hg]", Comparator: LT, Threshold: 90, Severity: SeverityHigh, Description: "Hypotension"},
+		Rule{ID: "temperature-high", Code: "8310-5", System: LOINC, Unit: "Cel", Comparator: GT, Threshold: 39.5, Severity: SeverityHigh, Description: "High temperature"},
+		Rule{ID: "respiratory-rate-high", Code: "9279-1", System: LOINC, Unit: "/min", Comparator: GT, Threshold: 30, Severity: SeverityHigh, Description: "High respiratory rate"},
+	)
+	for i := range p.Rules {
+		p.Rules[i].Suppression = DefaultSuppression
+	}
+	p.NEWS2 = DefaultNEWS2()
+	return p
+}
+
+// ValidateRules checks a pack as [ParseRules] checks a file: a rule or
+// NEWS2, every rule field set and well-formed, ids unique, NEWS2's
+// settings in range. It returns every problem, joined.
+func ValidateRules(pack RulePack) error {
+	if len(pack.Rules) == 0 && !pack.NEWS2.Enabled {
+		return errors.New("rules: no rules and NEWS2 off")
 	}
 	var errs []error
-	seen := make(map[string]int, len(rules))
-	for i, r := range rules {
+	seen := make(map[string]int, len(pack.Rules))
+	for i, r := range pack.Rules {
 		for _, msg := range ruleProblems(&r) {
 			errs = append(errs, fmt.Errorf("rule %d: %s", i+1, msg))
 		}
@@ -99,8 +182,39 @@ func ValidateRules(rules []Rule) error {
 		} else {
 			seen[r.ID] = i
 		}
+		if r.ID == news2RuleID {
+			errs = append(errs, fmt.Errorf("rule %d: rule id %q is the NEWS2 alert's", i+1, r.ID))
+		}
+	}
+	if pack.NEWS2.Enabled {
+		for _, msg := range news2Problems(&pack.NEWS2) {
+			errs = append(errs, fmt.Errorf("news2: %s", msg))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+func news2Problems(n *NEWS2Rule) []string {
+	var ps []string
+	if n.SpO2Scale != 1 && n.SpO2Scale != 2 {
+		ps = append(ps, "spo2Scale must be 1 or 2")
+	}
+	if n.Freshness <= 0 {
+		ps = append(ps, "freshness must be positive")
+	}
+	if n.Urgent < 1 || n.Urgent > maxNEWS2Aggregate {
+		ps = append(ps, fmt.Sprintf("urgent must be between 1 and %d", maxNEWS2Aggregate))
+	}
+	if n.Emergency < n.Urgent || n.Emergency > maxNEWS2Aggregate {
+		ps = append(ps, fmt.Sprintf("emergency must be between urgent and %d", maxNEWS2Aggregate))
+	}
+	if n.SingleParameter < 1 || n.SingleParameter > maxNEWS2ParameterScore {
+		ps = append(ps, fmt.Sprintf("singleParameter must be between 1 and %d", maxNEWS2ParameterScore))
+	}
+	if n.Suppression < 0 {
+		ps = append(ps, "suppression must not be negative")
+	}
+	return ps
 }
 
 // ruleProblems lists what is wrong with one rule's fields, in field order.
@@ -115,6 +229,9 @@ func ruleProblems(r *Rule) []string {
 	if r.System == "" {
 		ps = append(ps, "missing system")
 	}
+	if msg := checkUnit(r.Unit); msg != "" {
+		ps = append(ps, msg)
+	}
 	if msg := checkComparator(r.Comparator); msg != "" {
 		ps = append(ps, msg)
 	}
@@ -127,7 +244,20 @@ func ruleProblems(r *Rule) []string {
 	if r.Description == "" {
 		ps = append(ps, "missing description")
 	}
+	if r.Suppression < 0 {
+		ps = append(ps, "suppression must not be negative")
+	}
 	return ps
+}
+
+func checkUnit(u string) string {
+	switch {
+	case u == "":
+		return "missing unit"
+	case !KnownUnit(u):
+		return fmt.Sprintf("unit %q is not a UCUM unit carepipe converts (UCUM codes are case-sensitive)", u)
+	}
+	return ""
 }
 
 func checkRuleID(id string) string {
@@ -163,45 +293,39 @@ func checkSeverity(s Severity) string {
 	return ""
 }
 
-// ruleSet is a validated rule list indexed by code for evaluation.
+// ruleSet is a validated rule pack indexed by code for evaluation.
 type ruleSet struct {
 	rules []Rule
-	// byCode maps a code to the indices of its rules, ascending.
+	news2 NEWS2Rule
+	// byCode maps a code (Code, and Component where set) to the indices of
+	// its rules, ascending.
 	byCode map[string][]int
 }
 
-func newRuleSet(rules []Rule) (*ruleSet, error) {
-	if err := ValidateRules(rules); err != nil {
+func newRuleSet(pack RulePack) (*ruleSet, error) {
+	if err := ValidateRules(pack); err != nil {
 		return nil, err
 	}
-	s := &ruleSet{rules: slices.Clone(rules), byCode: make(map[string][]int, len(rules))}
+	s := &ruleSet{rules: slices.Clone(pack.Rules), news2: pack.NEWS2, byCode: make(map[string][]int, len(pack.Rules))}
 	for i, r := range s.rules {
 		s.byCode[r.Code] = append(s.byCode[r.Code], i)
 	}
 	return s, nil
 }
 
-// match appends to dst the indices of the rules that fire for an
-// observation with codings and value, in rule order, each once (a rule may
-// match several codings).
-func (s *ruleSet) match(codings []Coding, value float64, dst []int) []int {
-	start := len(dst)
-	for ci := range codings {
-		c := &codings[ci]
-		for _, i := range s.byCode[c.Code] {
-			r := &s.rules[i]
-			if r.System != c.System || !r.Comparator.Holds(value, r.Threshold) {
-				continue
-			}
-			if !slices.Contains(dst[start:], i) {
-				dst = append(dst, i)
-			}
+// description is the description of rule id, for records about an alert
+// the rule raised earlier: the rule itself, or its id if the rule is no
+// longer configured.
+func (s *ruleSet) description(id string) string {
+	if id == news2RuleID {
+		return "National Early Warning Score 2"
+	}
+	for i := range s.rules {
+		if s.rules[i].ID == id {
+			return s.rules[i].Description
 		}
 	}
-	if len(dst)-start > 1 {
-		slices.Sort(dst[start:])
-	}
-	return dst
+	return id
 }
 
 // RuleError is one problem in a rules file, at a line (1-based; 0 when the
@@ -238,85 +362,150 @@ func (e *RuleError) Error() string {
 
 // LoadRules reads and parses a rules file; see [ParseRules]. Problems name
 // the file.
-func LoadRules(path string) ([]Rule, error) {
+func LoadRules(path string) (RulePack, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &RuleError{File: path, Msg: fmt.Sprintf("reading rules: %v", err), Err: err}
+		return RulePack{}, &RuleError{File: path, Msg: fmt.Sprintf("reading rules: %v", err), Err: err}
 	}
 	return parseRules(path, data)
 }
 
 // ParseRules parses a rules document:
 //
+//	suppression: 15m        # default window of every rule; 0s turns it off
+//	news2:                  # NEWS2 alert; omit the key to turn it off
+//	  enabled: true
+//	  spo2Scale: 1          # 1, or 2 for hypercapnic respiratory failure
+//	  freshness: 4h         # how old a parameter may be and count
+//	  urgent: 5             # aggregate at or above: severity high
+//	  emergency: 7          # aggregate at or above: severity critical
+//	  singleParameter: 3    # one parameter scoring this: severity high
+//	  suppression: 15m
 //	rules:
 //	  - id: heart-rate-high
 //	    code: "8867-4"
 //	    system: http://loinc.org
-//	    comparator: gt        # gt | lt | eq | ne | ge | le
+//	    component: "8480-6" # optional: a component of the coded panel
+//	    unit: /min          # UCUM, case-sensitive
+//	    comparator: gt      # gt | lt | eq | ne | ge | le
 //	    threshold: 120
-//	    severity: high        # critical | high | medium | low
+//	    severity: high      # critical | high | medium | low
 //	    description: Elevated heart rate
+//	    suppression: 30m    # optional: this rule's window
 //
-// Every field is required; unknown keys, duplicate keys and duplicate ids
-// are errors. It reports every problem, each a *[RuleError] with its line,
-// joined with errors.Join (unwrap with `interface{ Unwrap() []error }`).
-func ParseRules(data []byte) ([]Rule, error) { return parseRules("", data) }
+// Rule fields are required except component and suppression; news2's keys
+// other than enabled take the defaults shown. Unknown keys, duplicate keys,
+// duplicate ids and units carepipe cannot convert are errors. It reports
+// every problem, each a *[RuleError] with its line, joined with
+// errors.Join (unwrap with `interface{ Unwrap() []error }`); a file with a
+// problem loads nothing.
+func ParseRules(data []byte) (RulePack, error) { return parseRules("", data) }
 
-func parseRules(file string, data []byte) ([]Rule, error) {
+func parseRules(file string, data []byte) (RulePack, error) {
 	p := &ruleParser{file: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, p.syntaxError(err)
+		return RulePack{}, p.syntaxError(err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		p.errorf(1, "no rules: the document is empty")
-		return nil, p.err()
+		return RulePack{}, p.err()
 	}
 	root := resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		p.errorf(root.Line, "want a mapping with the key \"rules\"")
-		return nil, p.err()
+		return RulePack{}, p.err()
 	}
-	var rulesNode *yaml.Node
+	var rulesNode, news2Node *yaml.Node
+	suppression := DefaultSuppression
 	p.mapping(root, func(k, v *yaml.Node) {
 		switch k.Value {
 		case "rules":
 			rulesNode = v
+		case "news2":
+			news2Node = v
+		case "suppression":
+			suppression = p.duration(k, v)
 		default:
-			p.errorf(k.Line, "unknown key %q", k.Value)
+			p.errorf(k.Line, "unknown key %q (want rules, news2, suppression)", k.Value)
 		}
 	})
+	var pack RulePack
+	if news2Node != nil {
+		pack.NEWS2 = p.news2(news2Node, suppression)
+	}
 	if rulesNode == nil {
-		p.errorf(root.Line, "missing key \"rules\"")
-		return nil, p.err()
-	}
-	if rulesNode.Kind != yaml.SequenceNode {
-		p.errorf(rulesNode.Line, "rules: want a list of rules")
-		return nil, p.err()
-	}
-	if len(rulesNode.Content) == 0 {
-		p.errorf(rulesNode.Line, "no rules")
-	}
-	rules := make([]Rule, 0, len(rulesNode.Content))
-	firstLine := make(map[string]int)
-	for _, item := range rulesNode.Content {
-		item = resolve(item)
-		r, ok := p.rule(item)
-		if r.ID != "" {
-			if line, dup := firstLine[r.ID]; dup {
-				p.errorf(item.Line, "duplicate rule id %q (first at line %d)", r.ID, line)
-			} else {
-				firstLine[r.ID] = item.Line
-			}
+		if !pack.NEWS2.Enabled {
+			p.errorf(root.Line, "missing key \"rules\" (and NEWS2 is off)")
 		}
-		if ok {
-			rules = append(rules, r)
+	} else if rulesNode.Kind != yaml.SequenceNode {
+		p.errorf(rulesNode.Line, "rules: want a list of rules")
+	} else {
+		if len(rulesNode.Content) == 0 && !pack.NEWS2.Enabled {
+			p.errorf(rulesNode.Line, "no rules (and NEWS2 is off)")
+		}
+		firstLine := make(map[string]int)
+		for _, item := range rulesNode.Content {
+			item = resolve(item)
+			r, ok := p.rule(item, suppression)
+			if r.ID != "" {
+				if line, dup := firstLine[r.ID]; dup {
+					p.errorf(item.Line, "duplicate rule id %q (first at line %d)", r.ID, line)
+				} else {
+					firstLine[r.ID] = item.Line
+				}
+			}
+			if ok {
+				pack.Rules = append(pack.Rules, r)
+			}
 		}
 	}
 	if err := p.err(); err != nil {
-		return nil, err
+		return RulePack{}, err
 	}
-	return rules, nil
+	return pack, nil
+}
+
+// news2 parses the news2 mapping; defaults fill what it leaves out.
+func (p *ruleParser) news2(n *yaml.Node, suppression time.Duration) NEWS2Rule {
+	r := DefaultNEWS2()
+	r.Enabled = false
+	r.Suppression = suppression
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n.Line, "news2: want a mapping")
+		return r
+	}
+	hasEnabled := false
+	p.mapping(n, func(k, v *yaml.Node) {
+		switch k.Value {
+		case "enabled":
+			hasEnabled = true
+			r.Enabled = p.boolean(k, v)
+		case "spo2Scale":
+			r.SpO2Scale = p.integer(k, v)
+		case "freshness":
+			r.Freshness = p.duration(k, v)
+		case "urgent":
+			r.Urgent = p.integer(k, v)
+		case "emergency":
+			r.Emergency = p.integer(k, v)
+		case "singleParameter":
+			r.SingleParameter = p.integer(k, v)
+		case "suppression":
+			r.Suppression = p.duration(k, v)
+		default:
+			p.errorf(k.Line, "news2: unknown key %q (want enabled, spo2Scale, freshness, urgent, emergency, singleParameter, suppression)", k.Value)
+		}
+	})
+	if !hasEnabled {
+		p.errorf(n.Line, "news2: missing key \"enabled\"")
+	}
+	if r.Enabled {
+		for _, msg := range news2Problems(&r) {
+			p.errorf(n.Line, "news2: %s", msg)
+		}
+	}
+	return r
 }
 
 type ruleParser struct {
@@ -371,13 +560,13 @@ func (p *ruleParser) mapping(m *yaml.Node, fn func(k, v *yaml.Node)) {
 
 // rule parses one rule mapping; ok is false when it has problems (already
 // reported).
-func (p *ruleParser) rule(n *yaml.Node) (Rule, bool) {
+func (p *ruleParser) rule(n *yaml.Node, suppression time.Duration) (Rule, bool) {
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n.Line, "a rule must be a mapping")
 		return Rule{}, false
 	}
 	before := len(p.problems)
-	var r Rule
+	r := Rule{Suppression: suppression}
 	var hasThreshold bool
 	p.mapping(n, func(k, v *yaml.Node) {
 		switch k.Value {
@@ -411,8 +600,19 @@ func (p *ruleParser) rule(n *yaml.Node) (Rule, bool) {
 			}
 		case "description":
 			r.Description = p.str(k, v)
+		case "component":
+			r.Component = p.str(k, v)
+		case "unit":
+			r.Unit = p.str(k, v)
+			if r.Unit != "" {
+				if msg := checkUnit(r.Unit); msg != "" {
+					p.errorf(v.Line, "%s", msg)
+				}
+			}
+		case "suppression":
+			r.Suppression = p.duration(k, v)
 		default:
-			p.errorf(k.Line, "unknown key %q (want id, code, system, comparator, threshold, severity, description)", k.Value)
+			p.errorf(k.Line, "unknown key %q (want id, code, system, component, unit, comparator, threshold, severity, description, suppression)", k.Value)
 		}
 	})
 	var missing []string
@@ -420,7 +620,7 @@ func (p *ruleParser) rule(n *yaml.Node) (Rule, bool) {
 		name string
 		set  bool
 	}{
-		{"id", r.ID != ""}, {"code", r.Code != ""}, {"system", r.System != ""},
+		{"id", r.ID != ""}, {"code", r.Code != ""}, {"system", r.System != ""}, {"unit", r.Unit != ""},
 		{"comparator", r.Comparator != ""}, {"threshold", hasThreshold},
 		{"severity", r.Severity != ""}, {"description", r.Description != ""},
 	} {
@@ -458,6 +658,38 @@ func (p *ruleParser) number(k, v *yaml.Node) float64 {
 		return 0
 	}
 	return f
+}
+
+func (p *ruleParser) integer(k, v *yaml.Node) int {
+	var n int
+	if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || v.Decode(&n) != nil {
+		p.errorf(v.Line, "%s: want an integer", k.Value)
+		return 0
+	}
+	return n
+}
+
+func (p *ruleParser) boolean(k, v *yaml.Node) bool {
+	var b bool
+	if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" || v.Decode(&b) != nil {
+		p.errorf(v.Line, "%s: want true or false", k.Value)
+		return false
+	}
+	return b
+}
+
+// duration is a Go duration ("15m", "4h", "0s"), not negative.
+func (p *ruleParser) duration(k, v *yaml.Node) time.Duration {
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		p.errorf(v.Line, "%s: want a duration such as 15m", k.Value)
+		return 0
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v.Value))
+	if err != nil || d < 0 {
+		p.errorf(v.Line, "%s: want a duration such as 15m, not negative", k.Value)
+		return 0
+	}
+	return d
 }
 
 // resolve follows an alias to the node it names.

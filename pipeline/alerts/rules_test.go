@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"errors"
+	"github.com/carepipe/carepipe/pipeline"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestComparatorHolds(t *testing.T) {
@@ -45,48 +47,85 @@ func TestComparatorHolds(t *testing.T) {
 	}
 }
 
-func TestRuleSetMatch(t *testing.T) {
-	rules := append(DefaultRules(),
-		Rule{ID: "hr-watch", Code: "8867-4", System: LOINC, Comparator: GE, Threshold: 100, Severity: SeverityMedium, Description: "HR watch"},
-		Rule{ID: "hr-local", Code: "HR", System: "http://hospital.org/codes", Comparator: GT, Threshold: 120, Severity: SeverityLow, Description: "local HR"},
-		Rule{ID: "glucose-zero", Code: "2339-0", System: LOINC, Comparator: EQ, Threshold: 0, Severity: SeverityCritical, Description: "zero glucose"},
+func TestRuleSetFires(t *testing.T) {
+	pack := SeedRules()
+	pack.Rules = append(pack.Rules,
+		Rule{ID: "hr-watch", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: GE, Threshold: 100, Severity: SeverityMedium, Description: "HR watch"},
+		Rule{ID: "hr-local", Code: "HR", System: "http://hospital.org/codes", Unit: "/min", Comparator: GT, Threshold: 120, Severity: SeverityLow, Description: "local HR"},
+		Rule{ID: "glucose-zero", Code: "2339-0", System: LOINC, Unit: "mg/dL", Comparator: EQ, Threshold: 0, Severity: SeverityCritical, Description: "zero glucose"},
+		Rule{ID: "panel-systolic", Code: "85354-9", System: LOINC, Component: "8480-6", Unit: "mm[Hg]", Comparator: GE, Threshold: 160, Severity: SeverityMedium, Description: "panel systolic"},
 	)
-	rs, err := newRuleSet(rules)
+	rs, err := newRuleSet(pack)
 	if err != nil {
 		t.Fatal(err)
 	}
 	loinc := func(code string) Coding { return Coding{System: LOINC, Code: code} }
+	value := func(v float64, unit string, codings ...Coding) Measurement {
+		return Measurement{Codings: codings, HasValue: true, Value: v, Unit: unit}
+	}
+	obs := func(own Measurement, comps ...Measurement) *Observation {
+		return &Observation{ID: "o", Status: "final", PatientID: "p", Measurement: own, Components: comps}
+	}
+	panel := func(sys float64) *Observation {
+		return obs(Measurement{Codings: []Coding{loinc("85354-9")}},
+			value(sys, "mm[Hg]", loinc("8480-6")), value(80, "mm[Hg]", loinc("8462-4")))
+	}
 	tests := []struct {
-		name    string
-		codings []Coding
-		value   float64
-		want    []string
+		name string
+		obs  *Observation
+		want []string
 	}{
-		{"no rule for code", []Coding{loinc("1234-5")}, 500, nil},
-		{"heart rate normal", []Coding{loinc("8867-4")}, 72, nil},
-		{"heart rate at threshold", []Coding{loinc("8867-4")}, 120, []string{"hr-watch"}},
-		{"heart rate high fires both, rule order", []Coding{loinc("8867-4")}, 130, []string{"heart-rate-high", "hr-watch"}},
-		{"system mismatch", []Coding{{System: "http://snomed.info/sct", Code: "8867-4"}}, 130, nil},
-		{"no system", []Coding{{Code: "8867-4"}}, 130, nil},
-		{"match on a later coding", []Coding{{System: "http://snomed.info/sct", Code: "364075005"}, loinc("8867-4")}, 130, []string{"heart-rate-high", "hr-watch"}},
-		{"codings matching different rules merge in rule order", []Coding{{System: "http://hospital.org/codes", Code: "HR"}, loinc("8867-4")}, 130, []string{"heart-rate-high", "hr-watch", "hr-local"}},
-		{"same coding twice fires once", []Coding{loinc("8867-4"), loinc("8867-4")}, 130, []string{"heart-rate-high", "hr-watch"}},
-		{"zero is a value", []Coding{loinc("2339-0")}, 0, []string{"glucose-low", "glucose-zero"}},
-		{"glucose at threshold", []Coding{loinc("2339-0")}, 70, nil},
-		{"systolic above", []Coding{loinc("8480-6")}, 180.5, []string{"systolic-bp-high"}},
-		{"no codings", nil, 130, nil},
+		{"no rule for code", obs(value(500, "", loinc("1234-5"))), nil},
+		{"heart rate normal", obs(value(72, "/min", loinc("8867-4"))), nil},
+		{"heart rate at threshold", obs(value(120, "/min", loinc("8867-4"))), []string{"hr-watch"}},
+		{"heart rate high fires both, rule order", obs(value(130, "/min", loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
+		{"annotated unit is the same unit", obs(value(130, "{beats}/min", loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
+		{"system mismatch", obs(value(130, "", Coding{System: SNOMED, Code: "8867-4"})), nil},
+		{"no system", obs(value(130, "", Coding{Code: "8867-4"})), nil},
+		{"match on a later coding", obs(value(130, "", Coding{System: SNOMED, Code: "364075005"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
+		{"codings matching different rules merge in rule order", obs(value(130, "", Coding{System: "http://hospital.org/codes", Code: "HR"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch", "hr-local"}},
+		{"same coding twice fires once", obs(value(130, "", loinc("8867-4"), loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
+		{"zero is a value", obs(value(0, "mg/dL", loinc("2339-0"))), []string{"glucose-low", "glucose-zero"}},
+		{"glucose at threshold", obs(value(70, "mg/dL", loinc("2339-0"))), nil},
+		{"glucose in mmol/L converted", obs(value(3.5, "mmol/L", loinc("2339-0"))), []string{"glucose-low"}},
+		{"glucose in mmol/L above", obs(value(5.5, "mmol/L", loinc("2339-0"))), nil},
+		{"systolic above", obs(value(180.5, "mm[Hg]", loinc("8480-6"))), []string{"systolic-bp-high"}},
+		{"systolic in kPa", obs(value(25, "kPa", loinc("8480-6"))), []string{"systolic-bp-high"}},
+		{"panel component fires the standalone rule and the panel rule", panel(185), []string{"systolic-bp-high", "panel-systolic"}},
+		{"panel component below", panel(150), nil},
+		{"panel rule needs the panel", obs(value(170, "mm[Hg]", loinc("8480-6"))), nil},
+		{"data absent is no value", obs(Measurement{Codings: []Coding{loinc("8867-4")}, Absent: true}), nil},
+		{"absent component is no value", obs(Measurement{Codings: []Coding{loinc("85354-9")}}, Measurement{Codings: []Coding{loinc("8480-6")}, Absent: true}), nil},
+		{"no codings", obs(value(130, "/min")), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			var f findings
+			if err := rs.evaluate(tt.obs, &f); err != nil {
+				t.Fatal(err)
+			}
 			var got []string
-			for _, i := range rs.match(tt.codings, tt.value, nil) {
-				got = append(got, rs.rules[i].ID)
+			for _, fr := range f.firings {
+				got = append(got, fr.rule.ID)
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("fired %v, want %v", got, tt.want)
 			}
 		})
 	}
+	t.Run("unconvertible unit is an error, not a miss", func(t *testing.T) {
+		for _, m := range []Measurement{
+			value(130, "kg", loinc("8867-4")),
+			value(130, "beats/minute", loinc("8867-4")),
+			value(130, "http://example.org/units|/min", loinc("8867-4")),
+			value(5.5, "mmol/L", loinc("8480-6")),
+		} {
+			var f findings
+			if err := rs.evaluate(obs(m), &f); errorType(err) != pipeline.ErrInvalid {
+				t.Errorf("unit %q: error %v, want an invalid record", m.Unit, err)
+			}
+		}
+	})
 }
 
 func TestParseRules(t *testing.T) {
@@ -102,7 +141,7 @@ func TestParseRules(t *testing.T) {
 		{
 			name:    "valid file",
 			file:    "rules_valid.yaml",
-			wantIDs: []string{"heart-rate-high", "systolic-bp-high", "glucose-low", "spo2-critical", "heart-rate-watch"},
+			wantIDs: []string{"heart-rate-high", "systolic-bp-high", "glucose-low", "spo2-critical", "panel-systolic-watch"},
 		},
 		{
 			name:         "unknown key with its line",
@@ -116,14 +155,24 @@ func TestParseRules(t *testing.T) {
 				`1: unknown key "version"`,
 				`6: comparator "greater" is not one of`,
 				`8: severity "urgent" is not one of`,
-				`10: duplicate rule id "heart-rate-high" (first at line 3)`,
-				`14: threshold: want a number`,
-				`17: rule is missing system, description`,
+				`11: duplicate rule id "heart-rate-high" (first at line 3)`,
+				`15: threshold: want a number`,
+				`18: unit "mmHg" is not a UCUM unit`,
+				`19: rule is missing system, unit, description`,
+				`24: suppression: want a duration`,
+				`26: news2: spo2Scale must be 1 or 2`,
+				`28: news2: unknown key "urgnet"`,
 			},
 		},
 		{name: "empty document", yaml: "", wantProblems: []string{"1: no rules"}},
 		{name: "no rules key", yaml: "other: 1\n", wantProblems: []string{`1: unknown key "other"`, `1: missing key "rules"`}},
 		{name: "empty rules", yaml: "rules: []\n", wantProblems: []string{"1: no rules"}},
+		{name: "NEWS2 alone", yaml: "news2:\n  enabled: true\n", wantIDs: nil},
+		{name: "NEWS2 without enabled", yaml: "news2:\n  urgent: 5\nrules: []\n", wantProblems: []string{`2: news2: missing key "enabled"`, "3: no rules"}},
+		{name: "NEWS2 thresholds out of order", yaml: "news2:\n  enabled: true\n  urgent: 8\n  emergency: 7\n", wantProblems: []string{"2: news2: emergency must be between urgent"}},
+		{name: "bad duration", yaml: "suppression: soon\nnews2:\n  enabled: true\n", wantProblems: []string{"1: suppression: want a duration"}},
+		{name: "unknown unit", yaml: strings.Replace(ruleYAML("threshold: 1"), "unit: /min", "unit: bpm", 1), wantProblems: []string{`9: unit "bpm" is not a UCUM unit`}},
+		{name: "unit case matters", yaml: strings.Replace(ruleYAML("threshold: 1"), "unit: /min", "unit: MG/DL", 1), wantProblems: []string{`9: unit "MG/DL"`}},
 		{name: "rules not a list", yaml: "rules:\n  id: x\n", wantProblems: []string{"2: rules: want a list of rules"}},
 		{name: "rule not a mapping", yaml: "rules:\n  - heart-rate\n", wantProblems: []string{"2: a rule must be a mapping"}},
 		{name: "syntax error", yaml: "rules:\n  - id: a\n   code: b\n", wantProblems: []string{"1: did not find expected"}},
@@ -137,13 +186,14 @@ func TestParseRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var rules []Rule
+			var pack RulePack
 			var err error
 			if tt.file != "" {
-				rules, err = LoadRules(filepath.Join("testdata", tt.file))
+				pack, err = LoadRules(filepath.Join("testdata", tt.file))
 			} else {
-				rules, err = ParseRules([]byte(tt.yaml))
+				pack, err = ParseRules([]byte(tt.yaml))
 			}
+			rules := pack.Rules
 			if tt.wantProblems == nil {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -155,7 +205,7 @@ func TestParseRules(t *testing.T) {
 				if !slices.Equal(ids, tt.wantIDs) {
 					t.Fatalf("ids = %v, want %v", ids, tt.wantIDs)
 				}
-				if err := ValidateRules(rules); err != nil {
+				if err := ValidateRules(pack); err != nil {
 					t.Errorf("parsed rules do not validate: %v", err)
 				}
 				return
@@ -188,7 +238,8 @@ func ruleYAML(threshold string) string {
 		"    comparator: gt\n" +
 		"    " + threshold + "\n" +
 		"    severity: high\n" +
-		"    description: d\n"
+		"    description: d\n" +
+		"    unit: /min\n"
 }
 
 func ruleProblemsOf(t *testing.T, err error) []*RuleError {
@@ -221,40 +272,65 @@ func TestLoadRulesMissingFile(t *testing.T) {
 	}
 }
 
-func TestDefaultRulesAreTheSeeds(t *testing.T) {
+func TestDefaultRulesStartWithTheSeeds(t *testing.T) {
 	if err := ValidateRules(DefaultRules()); err != nil {
 		t.Fatal(err)
+	}
+	if err := ValidateRules(SeedRules()); err != nil {
+		t.Fatal(err)
+	}
+	seeds := SeedRules().Rules
+	for i := range seeds {
+		seeds[i].Suppression = DefaultSuppression
+	}
+	def := DefaultRules()
+	if !slices.Equal(def.Rules[:3], seeds) || def.NEWS2 != DefaultNEWS2() {
+		t.Errorf("DefaultRules does not start with the seeds (with the default window) or lacks NEWS2: %+v", def)
 	}
 	fromFile, err := LoadRules(filepath.Join("testdata", "rules_valid.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(fromFile[:3], DefaultRules()) {
-		t.Errorf("the first three rules of rules_valid.yaml differ from DefaultRules:\n%+v\n%+v", fromFile[:3], DefaultRules())
+	if !slices.Equal(fromFile.Rules[:3], seeds) {
+		t.Errorf("the first three rules of rules_valid.yaml differ from the seeds:\n%+v\n%+v", fromFile.Rules[:3], seeds)
+	}
+	if fromFile.Rules[3].Suppression != 0 || fromFile.NEWS2.Suppression != 30*time.Minute || fromFile.Rules[4].Component != "8480-6" {
+		t.Errorf("rules_valid.yaml: per-rule settings not read: %+v", fromFile)
 	}
 }
 
 func TestValidateRules(t *testing.T) {
-	good := DefaultRules()[0]
+	good := DefaultRules().Rules[0]
+	news2 := func(mut func(*NEWS2Rule)) RulePack {
+		n := DefaultNEWS2()
+		mut(&n)
+		return RulePack{NEWS2: n}
+	}
 	tests := []struct {
-		name  string
-		rules []Rule
-		want  []string
+		name string
+		pack RulePack
+		want []string
 	}{
-		{"none", nil, []string{"no rules"}},
+		{"none", RulePack{}, []string{"no rules and NEWS2 off"}},
 		{"defaults", DefaultRules(), nil},
-		{"duplicate id", []Rule{good, good}, []string{`rule 2: duplicate rule id "heart-rate-high" (also rule 1)`}},
-		{"every field missing", []Rule{{Threshold: math.NaN()}}, []string{
-			"rule 1: missing id", "rule 1: missing code", "rule 1: missing system", "rule 1: missing comparator",
+		{"NEWS2 alone", RulePack{NEWS2: DefaultNEWS2()}, nil},
+		{"duplicate id", RulePack{Rules: []Rule{good, good}}, []string{`rule 2: duplicate rule id "heart-rate-high" (also rule 1)`}},
+		{"every field missing", RulePack{Rules: []Rule{{Threshold: math.NaN(), Suppression: -1}}}, []string{
+			"rule 1: missing id", "rule 1: missing code", "rule 1: missing system", "rule 1: missing unit", "rule 1: missing comparator",
 			"rule 1: threshold is not a finite number", "rule 1: missing severity", "rule 1: missing description",
+			"rule 1: suppression must not be negative",
 		}},
-		{"bad enums", []Rule{{ID: "x", Code: "c", System: "s", Comparator: ">", Severity: "urgent", Description: "d"}}, []string{
-			`rule 1: comparator ">" is not one of`, `rule 1: severity "urgent" is not one of`,
+		{"bad enums", RulePack{Rules: []Rule{{ID: "x", Code: "c", System: "s", Unit: "furlongs", Comparator: ">", Severity: "urgent", Description: "d"}}}, []string{
+			`rule 1: unit "furlongs"`, `rule 1: comparator ">" is not one of`, `rule 1: severity "urgent" is not one of`,
 		}},
+		{"news2 id taken", RulePack{Rules: []Rule{func() Rule { r := good; r.ID = "news2"; return r }()}}, []string{`rule 1: rule id "news2" is the NEWS2 alert's`}},
+		{"news2 scale", news2(func(n *NEWS2Rule) { n.SpO2Scale = 0 }), []string{"news2: spo2Scale must be 1 or 2"}},
+		{"news2 freshness", news2(func(n *NEWS2Rule) { n.Freshness = 0 }), []string{"news2: freshness must be positive"}},
+		{"news2 single", news2(func(n *NEWS2Rule) { n.SingleParameter = 4 }), []string{"news2: singleParameter must be between 1 and 3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateRules(tt.rules)
+			err := ValidateRules(tt.pack)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatal(err)

@@ -85,7 +85,7 @@ func TestProcessOnRuntime(t *testing.T) {
 	produce(&kgo.Record{Topic: TopicPatients, Key: []byte("pat-1"), Value: readTestdata(t, "patient_seed.json")})
 
 	set := metrics.NewSet()
-	p := newProcessor(t, WithMetrics(set))
+	p := newProcessor(t, WithMetrics(set), WithRules(SeedRules()))
 	runner, err := pipeline.New(p.Spec(), pipeline.WithKafka(kopts...), pipeline.WithCommitInterval(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,14 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Runs of ASCII that need no escaping, four bytes at a time: most
+		// strings written are ids, codes and timestamps.
+		for i+4 <= len(s) && safeASCII[s[i]] && safeASCII[s[i+1]] && safeASCII[s[i+2]] && safeASCII[s[i+3]] {
+			i += 4
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if plain[c] {
@@ -63,6 +71,15 @@ func AppendString(dst []byte, s string) []byte {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// safeASCII marks the bytes written as they are: printable ASCII other
+// than the quote and the backslash.
+var safeASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // AppendFloat appends f as encoding/json writes a float64: the shortest
 // representation that reads back as f, in exponent form below 1e-6 and

@@ -68,3 +68,14 @@ func FuzzAppendFloat(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAppendString(b *testing.B) {
+	ss := []string{"obs-7-1234-heart-rate-high", "2025-01-01T00:00:01Z", "Elevated heart rate", "pat-000013", "James Peter Chalmers", "8867-4"}
+	buf := make([]byte, 0, 256)
+	for b.Loop() {
+		buf = buf[:0]
+		for _, s := range ss {
+			buf = AppendString(buf, s)
+		}
+	}
+}

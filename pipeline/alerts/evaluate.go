@@ -1,0 +1,315 @@
+package alerts
+
+import (
+	"slices"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// Observation statuses (FHIR R4 ObservationStatus).
+const (
+	statusRegistered     = "registered"
+	statusPreliminary    = "preliminary"
+	statusFinal          = "final"
+	statusAmended        = "amended"
+	statusCorrected      = "corrected"
+	statusCancelled      = "cancelled"
+	statusEnteredInError = "entered-in-error"
+	statusUnknown        = "unknown"
+)
+
+// statusClass is what an observation's status asks of the pipeline.
+type statusClass uint8
+
+const (
+	// classPending: no result yet (registered); nothing to evaluate.
+	classPending statusClass = iota
+	// classResult: evaluate (final, amended, corrected).
+	classResult
+	// classProvisional: evaluate, and mark alerts provisional
+	// (preliminary, unknown).
+	classProvisional
+	// classWithdrawn: the observation is void (cancelled,
+	// entered-in-error); retract what it raised.
+	classWithdrawn
+)
+
+func classify(status string) (statusClass, error) {
+	switch status {
+	case statusRegistered:
+		return classPending, nil
+	case statusFinal, statusAmended, statusCorrected:
+		return classResult, nil
+	case statusPreliminary, statusUnknown:
+		return classProvisional, nil
+	case statusCancelled, statusEnteredInError:
+		return classWithdrawn, nil
+	}
+	return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation status is not a FHIR observation status")
+}
+
+// firing is a threshold rule that fires on an observation.
+type firing struct {
+	rule *Rule
+	// value and unit are the value as observed (unit for display);
+	// compared is the value in the rule's unit.
+	value    float64
+	unit     string
+	compared float64
+	// converted reports that compared differs in unit from the observed.
+	converted bool
+}
+
+// findings is what an observation says, before state: the rules it fires
+// and the NEWS2 parameters it carries.
+type findings struct {
+	class   statusClass
+	firings []firing
+	vitals  []vitalReading
+}
+
+// vitalReading is one NEWS2 parameter value from an observation, in the
+// parameter's unit (see [Vital]).
+type vitalReading struct {
+	vital Vital
+	value float64
+}
+
+// evaluate reads what obs says. A value whose unit cannot be converted to
+// the unit a rule or NEWS2 needs is an [pipeline.ErrInvalid] record error,
+// as is an unknown status or consciousness answer: never a silent miss.
+func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
+	class, err := classify(obs.Status)
+	if err != nil {
+		return err
+	}
+	dst.class = class
+	if class == classPending || class == classWithdrawn {
+		return nil
+	}
+	var cand [16]int
+	idx := s.candidates(obs, cand[:0])
+	for _, i := range idx {
+		r := &s.rules[i]
+		m, code := r.measurement(obs)
+		if m == nil {
+			continue
+		}
+		v, converted, err := inUnit(m, r.Unit, code)
+		if err != nil {
+			return err
+		}
+		if r.Comparator.Holds(v, r.Threshold) {
+			unit := m.UnitText
+			if unit == "" {
+				unit = m.Unit
+			}
+			dst.firings = append(dst.firings, firing{rule: r, value: m.Value, unit: unit, compared: v, converted: converted})
+		}
+	}
+	if s.news2.Enabled {
+		return vitalsOf(obs, dst)
+	}
+	return nil
+}
+
+// candidates appends the indices of the rules whose code obs or one of its
+// components carries, ascending, each once.
+func (s *ruleSet) candidates(obs *Observation, dst []int) []int {
+	add := func(cs []Coding) {
+		for i := range cs {
+			for _, r := range s.byCode[cs[i].Code] {
+				if !slices.Contains(dst, r) {
+					dst = append(dst, r)
+				}
+			}
+		}
+	}
+	add(obs.Codings)
+	for i := range obs.Components {
+		add(obs.Components[i].Codings)
+	}
+	slices.Sort(dst)
+	return dst
+}
+
+// measurement is the measurement of obs that r reads, with the code that
+// names its analyte; nil when obs carries no value for r (none coded so,
+// or a dataAbsentReason).
+func (r *Rule) measurement(obs *Observation) (*Measurement, string) {
+	if r.Component != "" {
+		if !hasCoding(obs.Codings, r.System, r.Code) {
+			return nil, ""
+		}
+		for i := range obs.Components {
+			if c := &obs.Components[i]; c.HasValue && hasCoding(c.Codings, r.System, r.Component) {
+				return c, r.Component
+			}
+		}
+		return nil, ""
+	}
+	if obs.HasValue && hasCoding(obs.Codings, r.System, r.Code) {
+		return &obs.Measurement, r.Code
+	}
+	for i := range obs.Components {
+		if c := &obs.Components[i]; c.HasValue && hasCoding(c.Codings, r.System, r.Code) {
+			return c, r.Code
+		}
+	}
+	return nil, ""
+}
+
+func hasCoding(cs []Coding, system, code string) bool {
+	for i := range cs {
+		if cs[i].Code == code && cs[i].System == system {
+			return true
+		}
+	}
+	return false
+}
+
+// inUnit is m's value in unit (UCUM), for the analyte code. A value with no
+// unit is taken to be in unit already.
+func inUnit(m *Measurement, unit, code string) (v float64, converted bool, err error) {
+	if m.Unit == "" || m.Unit == unit {
+		return m.Value, false, nil
+	}
+	v, ok := ConvertUnit(m.Value, m.Unit, unit, code)
+	if !ok {
+		return 0, false, pipeline.Rejectf(pipeline.ErrInvalid, "observation value's unit cannot be converted to %s", unit)
+	}
+	return v, true, nil
+}
+
+// NEWS2 parameters as FHIR carries them: LOINC vital-sign codes, inhaled
+// oxygen flow and concentration, SNOMED's "on oxygen" finding, and LOINC's
+// ACVPU level of responsiveness with its answer codes.
+const (
+	loincRespiratoryRate = "9279-1"
+	loincSpO2            = "59408-5"
+	loincSpO2Arterial    = "2708-6"
+	loincSystolicBP      = "8480-6"
+	loincHeartRate       = "8867-4"
+	loincTemperature     = "8310-5"
+	loincOxygenFlow      = "3151-8"
+	loincOxygenFraction  = "3150-0"
+	loincResponsiveness  = "67775-7"
+	snomedOnOxygen       = "371825009"
+	snomedYes            = "373066001"
+	snomedNo             = "373067005"
+	// SNOMED is SNOMED CT's code system.
+	SNOMED = "http://snomed.info/sct"
+	// airOxygenPercent is room air's oxygen fraction: an inhaled fraction
+	// above it means supplemental oxygen.
+	airOxygenPercent = 21
+)
+
+// numericVitals maps the LOINC codes of numeric NEWS2 parameters to the
+// parameter and the unit its bands are in.
+var numericVitals = map[string]struct {
+	vital Vital
+	unit  string
+}{
+	loincRespiratoryRate: {VitalRespiratoryRate, "/min"},
+	loincSpO2:            {VitalSpO2, "%"},
+	loincSpO2Arterial:    {VitalSpO2, "%"},
+	loincSystolicBP:      {VitalSystolicBP, "mm[Hg]"},
+	loincHeartRate:       {VitalPulse, "/min"},
+	loincTemperature:     {VitalTemperature, "Cel"},
+}
+
+// acvpu maps LOINC's ACVPU answers to the consciousness parameter: alert
+// is 0, new confusion, voice, pain and unresponsive are 1 (CVPU).
+var acvpu = map[string]float64{
+	"LA9340-6":  0, // alert
+	"LA6560-2":  1, // confused
+	"LA17108-4": 1, // voice
+	"LA17107-6": 1, // pain
+	"LA9343-0":  1, // unresponsive
+}
+
+// vitalsOf appends the NEWS2 parameters obs carries, its own and its
+// components'.
+func vitalsOf(obs *Observation, dst *findings) error {
+	if err := vitalsOfMeasurement(&obs.Measurement, dst); err != nil {
+		return err
+	}
+	for i := range obs.Components {
+		if err := vitalsOfMeasurement(&obs.Components[i], dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func vitalsOfMeasurement(m *Measurement, dst *findings) error {
+	for i := range m.Codings {
+		c := &m.Codings[i]
+		switch {
+		case c.System == LOINC && c.Code == loincResponsiveness:
+			if len(m.Coded) == 0 {
+				continue
+			}
+			v, ok := acvpuValue(m.Coded)
+			if !ok {
+				return pipeline.Rejectf(pipeline.ErrInvalid, "level of responsiveness answer is not an ACVPU code")
+			}
+			dst.add(VitalConsciousness, v)
+		case c.System == SNOMED && c.Code == snomedOnOxygen:
+			switch {
+			case hasCoding(m.Coded, SNOMED, snomedYes):
+				dst.add(VitalSupplementalOxygen, 1)
+			case hasCoding(m.Coded, SNOMED, snomedNo):
+				dst.add(VitalSupplementalOxygen, 0)
+			}
+		case c.System == LOINC && (c.Code == loincOxygenFlow || c.Code == loincOxygenFraction) && m.HasValue:
+			unit, onAbove := "L/min", 0.0
+			if c.Code == loincOxygenFraction {
+				unit, onAbove = "%", airOxygenPercent
+			}
+			v, _, err := inUnit(m, unit, c.Code)
+			if err != nil {
+				return err
+			}
+			on := 0.0
+			if v > onAbove {
+				on = 1
+			}
+			dst.add(VitalSupplementalOxygen, on)
+		case c.System == LOINC && m.HasValue:
+			nv, ok := numericVitals[c.Code]
+			if !ok {
+				continue
+			}
+			v, _, err := inUnit(m, nv.unit, c.Code)
+			if err != nil {
+				return err
+			}
+			dst.add(nv.vital, v)
+		}
+	}
+	return nil
+}
+
+func acvpuValue(cs []Coding) (float64, bool) {
+	for i := range cs {
+		if cs[i].System != LOINC {
+			continue
+		}
+		if v, ok := acvpu[cs[i].Code]; ok {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// add records a parameter once: an observation coded twice for the same
+// parameter (2708-6 and 59408-5 for SpO2) carries one reading.
+func (f *findings) add(v Vital, value float64) {
+	for i := range f.vitals {
+		if f.vitals[i].vital == v {
+			return
+		}
+	}
+	f.vitals = append(f.vitals, vitalReading{vital: v, value: value})
+}

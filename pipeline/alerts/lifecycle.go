@@ -1,0 +1,546 @@
+package alerts
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline/envelope"
+)
+
+// PatientState is a patient-alerts store value: what the pipeline keeps of
+// a patient between observations.
+type PatientState struct {
+	// Seq is the patient's running count of history records.
+	Seq int64
+	// Open are the patient's alerts that are not retracted, oldest first,
+	// at most [MaxOpenAlerts].
+	Open []OpenAlert
+	// Vitals are the latest reading of each NEWS2 parameter, in event time.
+	Vitals []StoredVital
+
+	// openRaw is the open-alerts array as read, kept undecoded until an
+	// observation needs it (see loadOpen) and written back as it is when
+	// none did: most observations only update a NEWS2 reading.
+	openRaw    []byte
+	openLoaded bool
+}
+
+// loadOpen decodes the open alerts, once. An unreadable array is dropped
+// (the state is then reset in part, as an unreadable state is whole).
+func (s *PatientState) loadOpen() bool {
+	if s.openLoaded {
+		return true
+	}
+	s.openLoaded = true
+	if s.openRaw == nil {
+		return true
+	}
+	err := decodeOpen(s.openRaw, s)
+	s.openRaw = nil
+	if err != nil {
+		s.Open = nil
+		return false
+	}
+	return true
+}
+
+// MaxOpenAlerts bounds a patient's open alerts; the oldest go first. An
+// alert that has left can no longer be replaced or retracted (a late
+// amendment raises a new one instead), nor suppress repeats.
+const MaxOpenAlerts = 32
+
+// maxSuppressedIDs bounds the repeats an open alert remembers by id, to
+// recognise a re-sent repeat and to uncount a repeat entered in error.
+const maxSuppressedIDs = 32
+
+// OpenAlert is an alert's current version as the state keeps it.
+type OpenAlert struct {
+	AlertID       string
+	RuleID        string
+	Rule          string
+	ObservationID string
+	Severity      Severity
+	Version       int64
+	Provisional   bool
+	Value         float64
+	Unit          string
+	// Fingerprint identifies what the current version says (value,
+	// status, severity): an observation that says it again is a duplicate.
+	Fingerprint string
+	// At is the event time (ms since the epoch) of the version that was
+	// notified: the start of the rule's suppression window.
+	At            int64
+	Suppressed    int64
+	SuppressedIDs []string
+}
+
+// StoredVital is a NEWS2 parameter reading kept in the state.
+type StoredVital struct {
+	Vital         Vital
+	Value         float64
+	At            int64
+	ObservationID string
+}
+
+// candidate is an alert an observation asks for, before the state decides
+// whether it is new, a new version, a duplicate or a suppressed repeat.
+type candidate struct {
+	alertID     string
+	ruleID      string
+	rule        string
+	severity    Severity
+	description string
+	value       float64
+	unit        string
+	compared    *float64
+	comparedIn  string
+	provisional bool
+	news2       *NEWS2Detail
+	window      time.Duration
+}
+
+func (c *candidate) fingerprint() string {
+	b := make([]byte, 0, 48)
+	b = strconv.AppendFloat(b, c.value, 'g', -1, 64)
+	b = append(b, '|')
+	b = append(b, c.severity...)
+	if c.provisional {
+		b = append(b, "|p"...)
+	}
+	if c.news2 != nil {
+		for _, s := range c.news2.SubScores {
+			b = append(b, '|')
+			b = strconv.AppendInt(b, int64(s.Score), 10)
+		}
+	}
+	return string(b)
+}
+
+// applier runs one observation against one patient's state.
+type applier struct {
+	p        *Processor
+	in       *Input
+	st       *PatientState
+	out      *Outcome
+	patients PatientLookup
+	key      []byte
+	at       int64  // the observation's event time, ms since the epoch
+	ts       string // the same, RFC 3339; "" when the record has none
+	corr     string
+	pc       *PatientContext
+	changed  bool
+	prepared bool
+	hdrs     [3][]kgo.RecordHeader
+}
+
+// prepare computes what every emitted record carries, on the first record:
+// most observations emit none.
+func (a *applier) prepare() {
+	if a.prepared {
+		return
+	}
+	a.prepared = true
+	a.key = []byte(a.in.Observation.PatientID)
+	if t := a.in.eventTime(); !t.IsZero() && t.Unix() > 0 {
+		a.ts = t.Format(time.RFC3339Nano)
+	}
+	a.corr = a.in.CorrelationID()
+	if a.patients != nil {
+		a.pc, _ = a.patients(a.in.Observation.PatientID)
+	}
+}
+
+// apply runs the findings of in against the patient's state prev (nil:
+// none) and encodes the records to emit. An unreadable prev is replaced,
+// not an error: losing the open alerts risks a duplicate alert, while
+// failing would hold back every alert of the patient.
+func (p *Processor) apply(in *Input, f *findings, patients PatientLookup, prev []byte) Outcome {
+	var out Outcome
+	// The Input's scratch state: its slices are reused between records.
+	st := &in.state
+	*st = PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0]}
+	if len(prev) > 0 {
+		if err := decodeState(prev, st); err != nil || st.Seq < 0 {
+			*st, out.StateReset = PatientState{}, true
+		}
+	}
+	a := applier{p: p, in: in, st: st, out: &out, patients: patients, changed: out.StateReset}
+	if t := in.eventTime(); !t.IsZero() {
+		a.at = t.UnixMilli()
+	}
+	obs := &in.Observation
+	if !st.openLoaded && mentions(st.openRaw, obs.ID) {
+		a.loadOpen()
+	}
+	switch f.class {
+	case classPending:
+	case classWithdrawn:
+		a.withdraw(obs.ID)
+	default:
+		a.result(f)
+	}
+	if a.changed {
+		// The new state is the old one, give or take an alert or two.
+		out.State = appendState(make([]byte, 0, len(prev)+256), st)
+	}
+	return out
+}
+
+// mentions reports whether a state value names observation id (as a JSON
+// string): when it does not, an observation that fires nothing and carries
+// no NEWS2 parameter has nothing there to replace, retract or uncount, and
+// the state need not be decoded.
+func mentions(state []byte, id string) bool {
+	for i := 0; i+len(id)+2 <= len(state); i++ {
+		if state[i] == '"' && state[i+len(id)+1] == '"' && string(state[i+1:i+1+len(id)]) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// loadOpen loads the open alerts for an observation that needs them.
+func (a *applier) loadOpen() {
+	if !a.st.loadOpen() {
+		a.out.StateReset, a.changed = true, true
+	}
+}
+
+// withdraw handles a cancelled or entered-in-error observation: its alerts
+// are retracted, a repeat it was counted as is uncounted, and its NEWS2
+// readings are forgotten. (Open alerts were loaded if they name it.)
+func (a *applier) withdraw(obsID string) {
+	st := a.st
+	for i := 0; i < len(st.Open); {
+		o := &st.Open[i]
+		if o.ObservationID == obsID {
+			a.retract(i)
+			continue
+		}
+		if j := slices.Index(o.SuppressedIDs, obsID); j >= 0 {
+			o.SuppressedIDs = slices.Delete(o.SuppressedIDs, j, j+1)
+			o.Suppressed--
+			a.changed = true
+		}
+		i++
+	}
+	n := len(st.Vitals)
+	st.Vitals = slices.DeleteFunc(st.Vitals, func(v StoredVital) bool { return v.ObservationID == obsID })
+	a.changed = a.changed || len(st.Vitals) != n
+}
+
+// result handles an observation with a result: threshold rules, then NEWS2.
+func (a *applier) result(f *findings) {
+	obs := &a.in.Observation
+	provisional := f.class == classProvisional
+	// What this observation raised before and no longer fires (an
+	// amendment below the threshold) is retracted.
+	for i := 0; i < len(a.st.Open); {
+		o := &a.st.Open[i]
+		if o.ObservationID == obs.ID && o.RuleID != news2RuleID && !slices.ContainsFunc(f.firings, func(fr firing) bool { return fr.rule.ID == o.RuleID }) {
+			a.retract(i)
+			continue
+		}
+		i++
+	}
+	for i := range f.firings {
+		fr := &f.firings[i]
+		c := candidate{
+			alertID: obs.ID + "-" + fr.rule.ID, ruleID: fr.rule.ID, rule: fr.rule.Code,
+			severity: fr.rule.Severity, description: fr.rule.Description,
+			value: fr.value, unit: fr.unit, provisional: provisional, window: fr.rule.Suppression,
+		}
+		if fr.rule.Component != "" {
+			c.rule = fr.rule.Component
+		}
+		if fr.converted {
+			// Rounded for display only (3.2 mmol/L is 57.6512 mg/dL, not
+			// 57.651199999999996); the comparison used the exact value.
+			v := math.Round(fr.compared*1e6) / 1e6
+			c.compared, c.comparedIn = &v, fr.rule.Unit
+		}
+		a.offer(&c)
+	}
+	if n := &a.p.rules.news2; n.Enabled && len(f.vitals) > 0 && a.updateVitals(f.vitals) {
+		a.news2(n, provisional)
+	}
+}
+
+// updateVitals stores the observation's NEWS2 readings where they are the
+// latest in event time (or amend the reading this observation made) and
+// reports whether any was stored.
+func (a *applier) updateVitals(readings []vitalReading) bool {
+	obsID := a.in.Observation.ID
+	updated := false
+	for _, r := range readings {
+		i := slices.IndexFunc(a.st.Vitals, func(v StoredVital) bool { return v.Vital == r.vital })
+		nv := StoredVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}
+		switch {
+		case i < 0:
+			a.st.Vitals = append(a.st.Vitals, nv)
+		case a.st.Vitals[i].ObservationID == obsID || a.st.Vitals[i].At <= a.at:
+			if a.st.Vitals[i] == nv {
+				continue
+			}
+			a.st.Vitals[i] = nv
+		default:
+			continue // an older reading than the one kept
+		}
+		updated = true
+	}
+	a.changed = a.changed || updated
+	return updated
+}
+
+// news2 scores the fresh parameters and offers, or retracts, this
+// observation's news2 alert.
+func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
+	var values [NumVitals]float64
+	var present [NumVitals]bool
+	fresh := cfg.Freshness.Milliseconds()
+	for _, v := range a.st.Vitals {
+		if d := a.at - v.At; d <= fresh && d >= -fresh {
+			values[v.Vital], present[v.Vital] = v.Value, true
+		}
+	}
+	n := ScoreNEWS2(values, present, cfg.SpO2Scale)
+	var sev Severity
+	var trigger string
+	switch {
+	case n.Total >= cfg.Emergency:
+		sev, trigger = SeverityCritical, "emergency"
+	case n.Total >= cfg.Urgent:
+		sev, trigger = SeverityHigh, "urgent"
+	case n.MaxSingle >= cfg.SingleParameter:
+		sev, trigger = SeverityHigh, "single-parameter"
+	}
+	id := a.in.Observation.ID + "-" + news2RuleID
+	if sev == "" {
+		if i := a.st.find(id); i >= 0 {
+			a.retract(i)
+		}
+		return
+	}
+	d := &NEWS2Detail{Score: n.Total, Trigger: trigger, SpO2Scale: cfg.SpO2Scale}
+	for v := range NumVitals {
+		if n.Present[v] {
+			d.SubScores = append(d.SubScores, NEWS2SubScore{Parameter: v.String(), Value: values[v], Score: n.Scores[v]})
+		} else {
+			d.Missing = append(d.Missing, v.String())
+		}
+	}
+	a.offer(&candidate{
+		alertID: id, ruleID: news2RuleID, rule: news2RuleID, severity: sev,
+		description: news2Description(trigger), value: float64(n.Total), unit: "{score}",
+		provisional: provisional, news2: d, window: cfg.Suppression,
+	})
+}
+
+func news2Description(trigger string) string {
+	switch trigger {
+	case "emergency":
+		return "NEWS2 aggregate at the emergency response threshold"
+	case "urgent":
+		return "NEWS2 aggregate at the urgent response threshold"
+	}
+	return "NEWS2 single parameter scoring 3: urgent ward-based response"
+}
+
+// offer decides what a candidate alert is against the state: a duplicate
+// of the current version, a new version of it, a repeat suppressed inside
+// its rule's window, or a new alert.
+func (a *applier) offer(c *candidate) {
+	a.loadOpen()
+	st := a.st
+	fp := c.fingerprint()
+	if i := st.find(c.alertID); i >= 0 {
+		o := &st.Open[i]
+		if o.Fingerprint == fp {
+			a.out.Duplicates++
+			return
+		}
+		escalated := c.severity.rank() > o.Severity.rank()
+		o.Version++
+		o.Severity, o.Provisional, o.Value, o.Unit, o.Fingerprint = c.severity, c.provisional, c.value, c.unit, fp
+		var chs []Channel
+		if escalated {
+			// A replacement is news only when it is more severe.
+			chs = c.severity.Channels()
+			o.At = a.at
+		}
+		a.changed = true
+		a.out.Replaced++
+		a.emit(c, o, statusOf(c.provisional), EventReplaced, chs)
+		return
+	}
+	if st.suppresses(c.ruleID, a.in.Observation.ID) {
+		a.out.Duplicates++ // a repeat already counted
+		return
+	}
+	if h := st.windowHead(c.ruleID); h >= 0 && c.window > 0 {
+		o := &st.Open[h]
+		if d := a.at - o.At; max(d, -d) < c.window.Milliseconds() && c.severity.rank() <= o.Severity.rank() {
+			o.Suppressed++
+			if len(o.SuppressedIDs) >= maxSuppressedIDs {
+				o.SuppressedIDs = slices.Delete(o.SuppressedIDs, 0, 1)
+			}
+			o.SuppressedIDs = append(o.SuppressedIDs, a.in.Observation.ID)
+			a.changed = true
+			a.out.Suppressed++
+			a.history(nil, make([]byte, 0, 512), &HistoryRecord{
+				AlertID: o.AlertID, ObservationID: a.in.Observation.ID, Event: EventSuppressed, Version: o.Version,
+				Severity: c.severity, Channels: noChannels, SuppressedCount: o.Suppressed,
+			})
+			return
+		}
+	}
+	if len(st.Open) >= MaxOpenAlerts {
+		st.Open = slices.Delete(st.Open, 0, len(st.Open)-MaxOpenAlerts+1)
+	}
+	st.Open = append(st.Open, OpenAlert{
+		AlertID: c.alertID, RuleID: c.ruleID, Rule: c.rule, ObservationID: a.in.Observation.ID,
+		Severity: c.severity, Version: 1, Provisional: c.provisional, Value: c.value, Unit: c.unit,
+		Fingerprint: fp, At: a.at,
+	})
+	a.changed = true
+	a.emit(c, &st.Open[len(st.Open)-1], statusOf(c.provisional), EventRaised, c.severity.Channels())
+}
+
+func statusOf(provisional bool) string {
+	if provisional {
+		return StatusProvisional
+	}
+	return StatusActive
+}
+
+// retract removes open alert i and emits its retraction: a new version
+// with status retracted, notified on the channels the alert went to.
+func (a *applier) retract(i int) {
+	o := a.st.Open[i]
+	a.st.Open = slices.Delete(a.st.Open, i, i+1)
+	o.Version++
+	c := candidate{
+		alertID: o.AlertID, ruleID: o.RuleID, rule: o.Rule, severity: o.Severity,
+		value: o.Value, unit: o.Unit, description: a.p.rules.description(o.RuleID),
+	}
+	a.changed = true
+	a.out.Retracted++
+	a.emit(&c, &o, StatusRetracted, EventRetracted, o.Severity.Channels())
+}
+
+// emit encodes one alert version: the alert, its history record, and a
+// notification per channel in chs. The records share one array, and the
+// history record and notifications one value buffer.
+func (a *applier) emit(c *candidate, o *OpenAlert, status, event string, chs []Channel) {
+	a.prepare()
+	al := Alert{
+		AlertID: o.AlertID, PatientID: a.in.Observation.PatientID, ObservationID: o.ObservationID,
+		Rule: c.rule, RuleID: c.ruleID, Severity: c.severity, Description: c.description,
+		Value: c.value, Unit: c.unit, ComparedValue: c.compared, ComparedUnit: c.comparedIn,
+		Timestamp: a.ts, CorrelationID: a.corr, Status: status, Version: o.Version,
+		SuppressedCount: o.Suppressed, NEWS2: c.news2,
+	}
+	if a.pc != nil {
+		al.PatientName, al.PatientMRN, al.CareTeam = a.pc.Name, a.pc.MRN, a.pc.CareTeam
+	}
+	alertJSON := appendAlert(make([]byte, 0, 1024), &al)
+	alertJSON = alertJSON[:len(alertJSON):len(alertJSON)]
+	a.out.Alerts = append(a.out.Alerts, al)
+	recs := make([]kgo.Record, 2+len(chs))
+	recs[0] = kgo.Record{Topic: TopicAlerts, Key: a.key, Value: alertJSON, Headers: a.headers(EventTypeAlert)}
+	a.out.Records = append(a.out.Records, &recs[0])
+	// A history record takes under 512 bytes, a notification under that
+	// besides the alert it carries, unless strings are unusually long,
+	// which append then grows for.
+	buf := make([]byte, 0, 512+len(chs)*(len(alertJSON)+512))
+	buf = a.history(&recs[1], buf, &HistoryRecord{
+		AlertID: o.AlertID, ObservationID: o.ObservationID, Event: event, Version: o.Version,
+		Severity: c.severity, Channels: chs, SuppressedCount: o.Suppressed,
+	})
+	for i, ch := range chs {
+		id := o.AlertID + "-" + string(ch)
+		if o.Version > 1 {
+			id += "-v" + strconv.FormatInt(o.Version, 10)
+		}
+		start := len(buf)
+		buf = appendNotification(buf, &Notification{
+			NotificationID: id, Channel: ch, AlertID: o.AlertID, PatientID: al.PatientID,
+			Severity: c.severity, Event: event, Timestamp: a.ts, CorrelationID: a.corr, Alert: alertJSON,
+		})
+		recs[2+i] = kgo.Record{Topic: ch.Topic(), Key: a.key, Value: buf[start:len(buf):len(buf)], Headers: a.headers(EventTypeNotification)}
+		a.out.Records = append(a.out.Records, &recs[2+i])
+		a.out.Notified[ch.index()]++
+	}
+}
+
+// history encodes a history record into r, its value appended to buf,
+// numbering it in the patient's sequence, and emits it. r nil: a record of
+// its own.
+func (a *applier) history(r *kgo.Record, buf []byte, h *HistoryRecord) []byte {
+	a.prepare()
+	a.st.Seq++
+	a.changed = true
+	h.PatientID, h.Timestamp, h.CorrelationID, h.Sequence = a.in.Observation.PatientID, a.ts, a.corr, a.st.Seq
+	if r == nil {
+		r = new(kgo.Record)
+	}
+	start := len(buf)
+	buf = appendHistory(buf, h)
+	*r = kgo.Record{Topic: TopicHistory, Key: a.key, Value: buf[start:len(buf):len(buf)], Headers: a.headers(EventTypeHistory)}
+	a.out.Records = append(a.out.Records, r)
+	return buf
+}
+
+// headers are the output headers of a record of eventType, built once per
+// observation and shared by its records (the producer does not modify
+// them).
+func (a *applier) headers(eventType string) []kgo.RecordHeader {
+	i := 0
+	switch eventType {
+	case EventTypeHistory:
+		i = 1
+	case EventTypeNotification:
+		i = 2
+	}
+	if a.hdrs[i] == nil {
+		a.hdrs[i] = envelope.OutputHeaders(a.corr, EventSource, eventType)
+	}
+	return a.hdrs[i]
+}
+
+// find is the index of the open alert id, -1 if none.
+func (s *PatientState) find(id string) int {
+	return slices.IndexFunc(s.Open, func(o OpenAlert) bool { return o.AlertID == id })
+}
+
+// suppresses reports whether an open alert of ruleID counted observation
+// obsID as a suppressed repeat.
+func (s *PatientState) suppresses(ruleID, obsID string) bool {
+	return slices.ContainsFunc(s.Open, func(o OpenAlert) bool {
+		return o.RuleID == ruleID && slices.Contains(o.SuppressedIDs, obsID)
+	})
+}
+
+// windowHead is the index of ruleID's most recently notified open alert,
+// -1 if none: its time starts the rule's suppression window.
+func (s *PatientState) windowHead(ruleID string) int {
+	h := -1
+	for i := range s.Open {
+		if s.Open[i].RuleID == ruleID && (h < 0 || s.Open[i].At >= s.Open[h].At) {
+			h = i
+		}
+	}
+	return h
+}
+
+// rank orders severities: higher is more severe; 0 for an unknown one.
+func (s Severity) rank() int {
+	if i := s.index(); i >= 0 {
+		return len(severities) - i
+	}
+	return 0
+}
