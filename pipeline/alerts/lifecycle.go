@@ -4,7 +4,9 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -48,10 +50,17 @@ func (s *PatientState) loadOpen() bool {
 	return true
 }
 
-// MaxOpenAlerts bounds a patient's open alerts; the oldest go first. An
-// alert that has left can no longer be replaced or retracted (a late
-// amendment raises a new one instead), nor suppress repeats.
-const MaxOpenAlerts = 32
+// MaxOpenAlerts and OpenAlertHorizon bound a patient's open alerts: the
+// oldest go first, and those notified more than the horizon (event time)
+// before the observation being processed go when the open alerts are next
+// read. An alert that has left can no longer be replaced or retracted (a
+// late amendment raises it again, as version 1), nor suppress repeats; the
+// bound keeps every patient's state, read for each of their observations,
+// small.
+const (
+	MaxOpenAlerts    = 32
+	OpenAlertHorizon = 24 * time.Hour
+)
 
 // maxSuppressedIDs bounds the repeats an open alert remembers by id, to
 // recognise a re-sent repeat and to uncount a repeat entered in error.
@@ -173,7 +182,7 @@ func (p *Processor) apply(in *Input, f *findings, patients PatientLookup, prev [
 		a.at = t.UnixMilli()
 	}
 	obs := &in.Observation
-	if !st.openLoaded && mentions(st.openRaw, obs.ID) {
+	if mentions(st.openRaw, obs.ID) {
 		a.loadOpen()
 	}
 	switch f.class {
@@ -190,23 +199,43 @@ func (p *Processor) apply(in *Input, f *findings, patients PatientLookup, prev [
 	return out
 }
 
-// mentions reports whether a state value names observation id (as a JSON
-// string): when it does not, an observation that fires nothing and carries
-// no NEWS2 parameter has nothing there to replace, retract or uncount, and
-// the state need not be decoded.
+// mentions reports whether a state value may name observation id: when
+// it does not, an observation that fires nothing and carries no NEWS2
+// parameter has nothing there to replace, retract or uncount, and the
+// state need not be decoded. It looks for id behind its length, as the
+// state writes strings; a false positive costs a decode, never a wrong
+// outcome.
 func mentions(state []byte, id string) bool {
-	for i := 0; i+len(id)+2 <= len(state); i++ {
-		if state[i] == '"' && state[i+len(id)+1] == '"' && string(state[i+1:i+1+len(id)]) == id {
+	if id == "" {
+		return false
+	}
+	// strings.Index is vectorised; the state is read, never modified.
+	rest := unsafe.String(unsafe.SliceData(state), len(state))
+	for {
+		i := strings.Index(rest, id)
+		if i < 0 {
+			return false
+		}
+		if len(id) >= 0x80 || (i > 0 && rest[i-1] == byte(len(id))) {
 			return true
 		}
+		rest = rest[i+1:]
 	}
-	return false
 }
 
-// loadOpen loads the open alerts for an observation that needs them.
+// loadOpen loads the open alerts for an observation that needs them, and
+// drops those past the horizon.
 func (a *applier) loadOpen() {
+	if a.st.openLoaded {
+		return
+	}
 	if !a.st.loadOpen() {
 		a.out.StateReset, a.changed = true, true
+	}
+	horizon := a.at - OpenAlertHorizon.Milliseconds()
+	if n := len(a.st.Open); n > 0 {
+		a.st.Open = slices.DeleteFunc(a.st.Open, func(o OpenAlert) bool { return o.At < horizon })
+		a.changed = a.changed || len(a.st.Open) != n
 	}
 }
 
@@ -239,11 +268,22 @@ func (a *applier) result(f *findings) {
 	provisional := f.class == classProvisional
 	// What this observation raised before and no longer fires (an
 	// amendment below the threshold) is retracted.
+	// A repeat it was counted as, for a rule it no longer fires, is
+	// uncounted.
 	for i := 0; i < len(a.st.Open); {
 		o := &a.st.Open[i]
-		if o.ObservationID == obs.ID && o.RuleID != news2RuleID && !slices.ContainsFunc(f.firings, func(fr firing) bool { return fr.rule.ID == o.RuleID }) {
+		if o.RuleID == news2RuleID || slices.ContainsFunc(f.firings, func(fr firing) bool { return fr.rule.ID == o.RuleID }) {
+			i++
+			continue
+		}
+		if o.ObservationID == obs.ID {
 			a.retract(i)
 			continue
+		}
+		if j := slices.Index(o.SuppressedIDs, obs.ID); j >= 0 {
+			o.SuppressedIDs = slices.Delete(o.SuppressedIDs, j, j+1)
+			o.Suppressed--
+			a.changed = true
 		}
 		i++
 	}

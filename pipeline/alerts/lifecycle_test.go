@@ -265,6 +265,7 @@ func TestSuppression(t *testing.T) {
 		{"repeat at +14 min", hr(t, "s3", "final", 121, 14)},
 		{"repeat re-sent", hr(t, "s3", "final", 121, 14)},
 		{"repeat entered in error", hr(t, "s2", "entered-in-error", 130, 5)},
+		{"repeat amended below the threshold", hr(t, "s3", "amended", 100, 14)},
 		{"past the window", hr(t, "s4", "final", 125, 15)},
 	})
 	hs := historyOf(t, outs[1])
@@ -285,7 +286,10 @@ func TestSuppression(t *testing.T) {
 	if err != nil || st.Open[0].Suppressed != 1 {
 		t.Errorf("after the withdrawn repeat: %+v, %v; want 1 suppressed", st.Open, err)
 	}
-	if as := alertsOf(t, outs[5]); len(as) != 1 || as[0].AlertID != "s4-heart-rate-high" {
+	if st, err := readState(outs[5].State); err != nil || len(outs[5].Records) != 0 || st.Open[0].Suppressed != 0 {
+		t.Errorf("amended repeat: %v, state %+v, %v; want no record and nothing suppressed", topicsOf(outs[5]), st.Open, err)
+	}
+	if as := alertsOf(t, outs[6]); len(as) != 1 || as[0].AlertID != "s4-heart-rate-high" {
 		t.Errorf("past the window: %+v, want a new alert", as)
 	}
 
@@ -394,5 +398,38 @@ func TestUnconvertibleUnitIsAnErrorRecord(t *testing.T) {
 	_, err := p.Handle(obsRecord(v), nil, nil)
 	if errorType(err) != pipeline.ErrInvalid {
 		t.Fatalf("error %v, want an invalid record", err)
+	}
+}
+
+func TestOpenAlertsPastTheHorizonLeave(t *testing.T) {
+	p := newProcessor(t)
+	outs := run(t, p, []step{
+		{"alert at 19:00", hr(t, "old", "final", 125, 0)},
+		{"alert 25 hours later", hr(t, "new", "final", 125, 25*60)},
+	})
+	st, err := readState(outs[1].State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Open) != 1 || st.Open[0].ObservationID != "new" {
+		t.Errorf("open alerts %+v, want only the new one", st.Open)
+	}
+}
+
+func TestMentions(t *testing.T) {
+	state := appendState(nil, &PatientState{
+		Seq:    1,
+		Open:   []OpenAlert{{AlertID: "obs-12-hr", ObservationID: "obs-12", SuppressedIDs: []string{"obs-3"}}},
+		Vitals: []StoredVital{{Vital: VitalPulse, ObservationID: "obs-7"}},
+	})
+	for id, want := range map[string]bool{
+		"obs-12": true, "obs-3": true, "obs-7": true, "obs-1": false, "obs-12-hr": true, "12": false, "bs-12": false, "": false,
+	} {
+		if got := mentions(state, id); got != want {
+			t.Errorf("mentions(%q) = %v, want %v", id, got, want)
+		}
+	}
+	if mentions(nil, "x") {
+		t.Error("an empty state mentions nothing")
 	}
 }

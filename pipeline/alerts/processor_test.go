@@ -55,7 +55,20 @@ func render(t testing.TB, out Outcome) []byte {
 		}
 		fmt.Fprintf(&b, "  %s\n", v.Bytes())
 	}
-	fmt.Fprintf(&b, "state=%s\n", out.State)
+	// The state is binary: shown decoded.
+	if out.State != nil {
+		st, err := readState(out.State)
+		if err != nil {
+			t.Fatalf("state does not decode: %v", err)
+		}
+		js, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "state=%s\n", js)
+	} else {
+		fmt.Fprintf(&b, "state=unchanged\n")
+	}
 	return b.Bytes()
 }
 
