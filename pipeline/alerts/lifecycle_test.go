@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -431,5 +433,33 @@ func TestMentions(t *testing.T) {
 	}
 	if mentions(nil, "x") {
 		t.Error("an empty state mentions nothing")
+	}
+}
+
+func TestLifecycleMetrics(t *testing.T) {
+	set := metrics.NewSet()
+	p := newProcessor(t, WithMetrics(set))
+	for _, out := range run(t, p, []step{
+		{"alert", hr(t, "m1", "final", 125, 0)},
+		{"suppressed repeat", hr(t, "m2", "final", 126, 1)},
+		{"amended", hr(t, "m1", "amended", 127, 0)},
+		{"retracted", hr(t, "m1", "entered-in-error", 127, 0)},
+		{"NEWS2 single parameter", vital(t, "m3", "9279-1", 26, "/min", 0)},
+	}) {
+		p.count(&out)
+	}
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	for _, want := range []string{
+		`carepipe_alerts_alerts_total{severity="high"} 2`,
+		`carepipe_alerts_suppressed_total 1`,
+		`carepipe_alerts_replaced_total 1`,
+		`carepipe_alerts_retracted_total 1`,
+		`carepipe_alerts_news2_total 1`,
+		`carepipe_alerts_notifications_total{channel="mobile"} 3`,
+	} {
+		if !bytes.Contains(b.Bytes(), []byte(want+"\n")) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
 	}
 }
