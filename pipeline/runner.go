@@ -45,6 +45,8 @@ type Runner struct {
 	tasks map[int32]*task
 	owned map[int32]int // consumed topic-partitions owned, per task
 
+	// produced counts records produced in the open transaction.
+	produced atomic.Int64
 	// inflight counts batches enqueued to tasks and not yet processed: the
 	// commit barrier.
 	inflight sync.WaitGroup
@@ -301,7 +303,21 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		count    int
 		deadline time.Time
 		started  time.Time
+		nextTick = time.Now().Add(r.spec.punctuateEvery())
 	)
+	punctuates := r.spec.Punctuate != nil
+	begin := func() error {
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("beginning transaction: %w", err)
+		}
+		inTxn = true
+		count = 0
+		started = time.Now()
+		deadline = started.Add(r.cfg.commitInterval)
+		r.doomed.Store(false)
+		r.produced.Store(0)
+		return nil
+	}
 	for {
 		select {
 		case err := <-r.fatal:
@@ -317,8 +333,13 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		}
 
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		if inTxn {
+		switch {
+		case inTxn && punctuates:
+			pollCtx, cancel = context.WithDeadline(ctx, minTime(deadline, nextTick))
+		case inTxn:
 			pollCtx, cancel = context.WithDeadline(ctx, deadline)
+		case punctuates:
+			pollCtx, cancel = context.WithDeadline(ctx, nextTick)
 		}
 		fs := sess.PollRecords(pollCtx, r.cfg.commitRecords)
 		cancel()
@@ -341,22 +362,26 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 
 		if n := fs.NumRecords(); n > 0 {
 			if !inTxn {
-				if err := sess.Begin(); err != nil {
-					return fmt.Errorf("beginning transaction: %w", err)
+				if err := begin(); err != nil {
+					return err
 				}
-				inTxn = true
-				count = 0
-				started = time.Now()
-				deadline = started.Add(r.cfg.commitInterval)
-				r.doomed.Store(false)
 			}
 			count += n
 			r.m.recordsIn.Add(n)
 			fs.EachPartition(r.dispatch)
 		}
+		if punctuates && !time.Now().Before(nextTick) {
+			nextTick = time.Now().Add(r.spec.punctuateEvery())
+			if !inTxn {
+				if err := begin(); err != nil {
+					return err
+				}
+			}
+			r.punctuate()
+		}
 		if inTxn && (count >= r.cfg.commitRecords || !time.Now().Before(deadline)) {
 			inTxn = false
-			if err := r.endTxn(started); err != nil {
+			if err := r.endTxnOf(started, count); err != nil {
 				return err
 			}
 		}
@@ -391,7 +416,13 @@ func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
 // error rolls them back. An error means the outcome is unknown or the
 // producer is unusable: the caller tears the session down, and the next
 // session restores state and offsets from what the broker committed.
-func (r *Runner) endTxn(started time.Time) error {
+func (r *Runner) endTxn(started time.Time) error { return r.endTxnOf(started, -1) }
+
+// endTxnOf is endTxn for a transaction that polled count records (-1: not
+// known). A transaction begun for a punctuation that polled nothing and
+// produced nothing is aborted rather than committed: committing an empty
+// transaction stalls franz-go for half a second (DESIGN.md §4).
+func (r *Runner) endTxnOf(started time.Time, count int) error {
 	r.inflight.Wait()
 	r.mu.Lock()
 	for _, t := range r.tasks {
@@ -408,7 +439,8 @@ func (r *Runner) endTxn(started time.Time) error {
 	r.mu.Unlock()
 
 	how := kgo.TryCommit
-	if r.doomed.Load() {
+	empty := count == 0 && r.produced.Load() == 0
+	if r.doomed.Load() || empty {
 		how = kgo.TryAbort
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
@@ -420,7 +452,9 @@ func (r *Runner) endTxn(started time.Time) error {
 		r.m.txnSeconds.UpdateDuration(started)
 	} else {
 		r.forEachStore(func(s *Store) { s.abort() })
-		r.m.aborts.Inc()
+		if !empty {
+			r.m.aborts.Inc()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("ending transaction (outcome unknown, not treated as committed): %w", err)
@@ -429,7 +463,24 @@ func (r *Runner) endTxn(started time.Time) error {
 }
 
 func (r *Runner) produce(rec *kgo.Record) {
+	r.produced.Add(1)
 	r.sess.Produce(context.Background(), rec, r.onProduced)
+}
+
+// punctuate hands every task a punctuation, in its queue's order.
+func (r *Runner) punctuate() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		t.enqueue(nil)
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (r *Runner) onProduced(rec *kgo.Record, err error) {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -37,6 +38,33 @@ type Spec struct {
 	GlobalTables []GlobalTableSpec
 	// Process handles one record. It must be deterministic: see [ProcessFunc].
 	Process ProcessFunc
+	// Punctuate, when set, is called on every task every PunctuateEvery
+	// (default 1 s, wall clock), inside a transaction, whether or not
+	// records arrive: the way to fire timers kept in state (see
+	// [PunctuateFunc]).
+	Punctuate      PunctuateFunc
+	PunctuateEvery time.Duration
+}
+
+// PunctuateFunc runs on a task with no record: it reads the time from
+// c.Now (the injected clock), and may read and write the task's state and
+// emit, as a ProcessFunc may. Context.Repartition is not available (there
+// is no record to re-send). An error discards what the call wrote and
+// emitted and is logged; the next punctuation tries again.
+//
+// A task punctuates once its state is restored: on its first batch, or, for
+// a partition with no input, at a punctuation when none of its changelogs
+// has an open transaction (so no previous owner's writes are still to come).
+type PunctuateFunc func(c *Context) error
+
+// DefaultPunctuateEvery is the punctuation interval when a Spec sets none.
+const DefaultPunctuateEvery = time.Second
+
+func (s *Spec) punctuateEvery() time.Duration {
+	if s.PunctuateEvery > 0 {
+		return s.PunctuateEvery
+	}
+	return DefaultPunctuateEvery
 }
 
 // GlobalTableSpec names a compacted topic that every instance holds whole in

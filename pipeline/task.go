@@ -130,6 +130,10 @@ func (t *task) run(ctx context.Context) {
 }
 
 func (t *task) processBatch(ctx context.Context, batch []*kgo.Record) {
+	if batch == nil {
+		t.punctuate(ctx)
+		return
+	}
 	if !t.restored {
 		// State is restored lazily, on the first batch, because only
 		// then are the group's committed offsets known to be stable: a
@@ -181,6 +185,86 @@ func (t *task) processOne(rec *kgo.Record) {
 	t.pending = t.pending[:0]
 }
 
+// punctuate runs the Spec's Punctuate on the task's state; see
+// [PunctuateFunc] for when a task that has had no batch restores first.
+func (t *task) punctuate(ctx context.Context) {
+	if !t.restored {
+		stable, err := t.changelogsStable(ctx)
+		if err != nil || !stable {
+			if err != nil && !t.stopping() {
+				t.r.log.Warn("checking changelogs before punctuating", "partition", t.partition, "error", err)
+			}
+			return
+		}
+		if err := t.restore(ctx); err != nil {
+			if !t.stopping() {
+				t.r.fail(fmt.Errorf("restoring state of partition %d: %w", t.partition, err))
+			}
+			return
+		}
+		t.restored = true
+	}
+	for i, s := range t.stores {
+		t.marks[i] = s.mark()
+	}
+	t.pending = t.pending[:0]
+	t.current = nil
+	if err := t.callPunctuate(); err != nil {
+		for i, s := range t.stores {
+			s.rollbackTo(t.marks[i])
+		}
+		clear(t.pending)
+		t.pending = t.pending[:0]
+		t.r.errLog.warn("punctuation failed; its writes are discarded", "partition", t.partition, "error_type", string(errorTypeOf(err)))
+		return
+	}
+	for _, out := range t.pending {
+		t.r.produce(out)
+	}
+	t.r.m.recordsOut.Add(len(t.pending))
+	clear(t.pending)
+	t.pending = t.pending[:0]
+}
+
+func (t *task) callPunctuate() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = Rejectf(ErrPanic, "punctuation panicked (%T)", p)
+		}
+	}()
+	return t.r.spec.Punctuate(&t.ctx)
+}
+
+// changelogsStable reports whether none of the task's changelog partitions
+// has an open transaction (its last stable offset is its end): only then
+// is restoring them, ahead of any batch, sure to see everything a previous
+// owner will have committed.
+func (t *task) changelogsStable(ctx context.Context) (bool, error) {
+	for _, s := range t.stores {
+		topic := ChangelogTopic(t.r.spec.Group, s.name)
+		lso, err := t.r.adm.ListCommittedOffsets(ctx, topic)
+		if err == nil {
+			err = lso.Error()
+		}
+		if err != nil {
+			return false, err
+		}
+		end, err := t.r.adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = end.Error()
+		}
+		if err != nil {
+			return false, err
+		}
+		l, _ := lso.Lookup(topic, t.partition)
+		e, _ := end.Lookup(topic, t.partition)
+		if l.Offset != e.Offset {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // call runs the processor, turning a panic into a record error.
 func (t *task) call(rec *kgo.Record) (err error) {
 	defer func() {
@@ -205,6 +289,9 @@ func (t *task) repartition(name string, key []byte, extra []kgo.RecordHeader) {
 		panic(fmt.Sprintf("pipeline %s: repartition %q is not declared in the Spec", t.r.spec.Name, name))
 	}
 	src := t.current
+	if src == nil {
+		panic(fmt.Sprintf("pipeline %s: Repartition called from Punctuate", t.r.spec.Name))
+	}
 	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+len(extra))
 	hs = append(hs, src.Headers...)
 	hs = append(hs, extra...)

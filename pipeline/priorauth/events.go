@@ -1,0 +1,169 @@
+package priorauth
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/envelope"
+)
+
+// Event is a decoded input event.
+type Event struct {
+	// Topic is the input topic it came from (the prescription topic for a
+	// prescription that came back through the repartition topic).
+	Topic string
+	// PriorAuthID is the event's priorAuthId; for a prescription, the id
+	// derived from its prescription id.
+	PriorAuthID string
+	// At is when the event happened: its own date field where it has one
+	// (submissionDate, determinationDate), else the envelope's timestamp,
+	// else the record's.
+	At time.Time
+	// CorrelationID is the record's correlation id (header, metadata, or
+	// derived from its coordinates).
+	CorrelationID string
+
+	Prescription  *prescription
+	Documents     []byte // documentation.assembled: documents, raw JSON
+	Submission    *Submission
+	Determination *Determination
+	Channels      []string // communication.completed: completedChannels
+}
+
+type prescription struct {
+	PrescriptionID string     `json:"prescriptionId"`
+	PatientID      string     `json:"patientId"`
+	ProviderID     string     `json:"providerId"`
+	Medication     Medication `json:"medication"`
+	PayerID        string     `json:"payerId"`
+	PharmacyID     string     `json:"pharmacyId"`
+}
+
+// wireEvent is every later event's fields; each topic reads its own.
+type wireEvent struct {
+	PriorAuthID         string   `json:"priorAuthId"`
+	Documents           rawJSON  `json:"documents"`
+	SubmissionID        string   `json:"submissionId"`
+	SubmissionDate      string   `json:"submissionDate"`
+	SubmissionMethod    string   `json:"submissionMethod"`
+	PayerID             string   `json:"payerId"`
+	DeterminationStatus string   `json:"determinationStatus"`
+	DeterminationDate   string   `json:"determinationDate"`
+	DeterminationReason string   `json:"determinationReason"`
+	ExpirationDate      string   `json:"expirationDate"`
+	CompletedChannels   []string `json:"completedChannels"`
+}
+
+// rawJSON keeps a value's JSON as it is (copied: the record's buffer is
+// not kept).
+type rawJSON []byte
+
+func (r *rawJSON) UnmarshalJSON(b []byte) error {
+	*r = append((*r)[:0], b...)
+	return nil
+}
+
+// Decode decodes r as the event its topic carries. Errors are
+// [pipeline.RecordError]s: [pipeline.ErrDecode] for a value that is not
+// JSON of the event's shape, [pipeline.ErrInvalid] for one that lacks what
+// the event needs (ids, a known determination status, readable dates).
+// Messages never quote the record.
+func Decode(r *kgo.Record, topic string) (Event, error) {
+	ev := Event{Topic: topic}
+	var meta envelope.Metadata
+	var err error
+	if topic == TopicPrescriptions {
+		var p prescription
+		if meta, err = envelope.Decode(r.Value, &p); err != nil {
+			return Event{}, classify(err)
+		}
+		switch {
+		case p.PrescriptionID == "":
+			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "prescription has no prescriptionId")
+		case p.PatientID == "" || p.ProviderID == "" || p.PayerID == "":
+			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "prescription lacks patientId, providerId or payerId")
+		case p.Medication.Name == "" && p.Medication.Code == "":
+			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "prescription has no medication")
+		}
+		ev.Prescription = &p
+		ev.PriorAuthID = PriorAuthID(p.PrescriptionID)
+	} else {
+		var w wireEvent
+		if meta, err = envelope.Decode(r.Value, &w); err != nil {
+			return Event{}, classify(err)
+		}
+		if w.PriorAuthID == "" {
+			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "event has no priorAuthId")
+		}
+		ev.PriorAuthID = w.PriorAuthID
+		if err := ev.fill(&w); err != nil {
+			return Event{}, err
+		}
+	}
+	ev.CorrelationID = envelope.CorrelationID(r, meta)
+	if ev.At.IsZero() {
+		ev.At = meta.Timestamp
+	}
+	if ev.At.IsZero() {
+		ev.At = r.Timestamp
+	}
+	ev.At = ev.At.UTC()
+	return ev, nil
+}
+
+// fill reads what the event's topic needs from w.
+func (ev *Event) fill(w *wireEvent) error {
+	switch ev.Topic {
+	case TopicDocumentationAssembled:
+		ev.Documents = w.Documents
+	case TopicSubmissionCompleted:
+		if w.SubmissionID == "" || w.SubmissionMethod == "" {
+			return pipeline.Rejectf(pipeline.ErrInvalid, "submission lacks submissionId or submissionMethod")
+		}
+		at, err := optionalTime(w.SubmissionDate, "submissionDate")
+		if err != nil {
+			return err
+		}
+		ev.At = at
+		ev.Submission = &Submission{SubmissionID: w.SubmissionID, SubmissionDate: w.SubmissionDate, Method: w.SubmissionMethod, PayerID: w.PayerID}
+	case TopicDeterminationReceived:
+		s := Status(w.DeterminationStatus)
+		if !s.determination() {
+			return pipeline.Rejectf(pipeline.ErrInvalid, "determination status is not one of APPROVED, DENIED, PENDED, PARTIALLY_APPROVED, CANCELLED")
+		}
+		at, err := optionalTime(w.DeterminationDate, "determinationDate")
+		if err != nil {
+			return err
+		}
+		if _, err := optionalTime(w.ExpirationDate, "expirationDate"); err != nil {
+			return err
+		}
+		ev.At = at
+		ev.Determination = &Determination{Status: s, Date: w.DeterminationDate, Reason: w.DeterminationReason, ExpirationDate: w.ExpirationDate}
+	case TopicCommunicationCompleted:
+		ev.Channels = w.CompletedChannels
+	}
+	return nil
+}
+
+// optionalTime parses an RFC 3339 date when present.
+func optionalTime(s, field string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, pipeline.Rejectf(pipeline.ErrInvalid, "%s is not an RFC 3339 time", field)
+	}
+	return t, nil
+}
+
+func classify(err error) error {
+	if errors.Is(err, envelope.ErrTimestamp) {
+		return pipeline.Reject(pipeline.ErrInvalid, err)
+	}
+	return pipeline.Rejectf(pipeline.ErrDecode, "event: %w", err)
+}

@@ -1,0 +1,72 @@
+package priorauth
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+func TestDecode(t *testing.T) {
+	const rx = `{"prescriptionId":"rx-9","patientId":"pat-1","providerId":"prov-1","medication":{"name":"Insulin glargine","code":"261551","category":"insulin"},"payerId":"PAYER002","pharmacyId":"ph-1"}`
+	recTime := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
+	rec := func(v string) *kgo.Record {
+		return &kgo.Record{Topic: "t", Partition: 1, Offset: 7, Value: []byte(v), Timestamp: recTime}
+	}
+	t.Run("bare prescription", func(t *testing.T) {
+		ev, err := Decode(rec(rx), TopicPrescriptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.PriorAuthID != PriorAuthID("rx-9") || ev.Prescription.Medication.Category != "insulin" || !ev.At.Equal(recTime) || ev.CorrelationID == "" {
+			t.Errorf("event %+v", ev)
+		}
+	})
+	t.Run("enveloped prescription", func(t *testing.T) {
+		ev, err := Decode(rec(`{"metadata":{"correlationId":"c-1","timestamp":1740819600000},"payload":`+rx+`}`), TopicPrescriptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.CorrelationID != "c-1" || !ev.At.Equal(time.UnixMilli(1740819600000).UTC()) {
+			t.Errorf("event %+v", ev)
+		}
+	})
+	t.Run("determination date is the event time", func(t *testing.T) {
+		ev, err := Decode(rec(`{"priorAuthId":"pa-1","determinationStatus":"APPROVED","determinationDate":"2025-03-02T10:00:00Z","expirationDate":"2025-06-01T00:00:00Z"}`), TopicDeterminationReceived)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Determination.Status != StatusApproved || !ev.At.Equal(time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)) {
+			t.Errorf("event %+v", ev)
+		}
+	})
+	const marker = "SECRETPATIENT"
+	for _, tt := range []struct {
+		name, topic, value string
+		want               pipeline.ErrorType
+	}{
+		{"not JSON", TopicPrescriptions, marker, pipeline.ErrDecode},
+		{"wrong shape", TopicSubmissionCompleted, `{"priorAuthId":["` + marker + `"]}`, pipeline.ErrDecode},
+		{"no prescription id", TopicPrescriptions, strings.Replace(rx, `"rx-9"`, `""`, 1), pipeline.ErrInvalid},
+		{"no payer", TopicPrescriptions, strings.Replace(rx, `"PAYER002"`, `""`, 1), pipeline.ErrInvalid},
+		{"no prior-auth id", TopicDocumentationAssembled, `{"documents":[]}`, pipeline.ErrInvalid},
+		{"unknown determination", TopicDeterminationReceived, `{"priorAuthId":"pa-1","determinationStatus":"MAYBE` + marker + `"}`, pipeline.ErrInvalid},
+		{"bad determination date", TopicDeterminationReceived, `{"priorAuthId":"pa-1","determinationStatus":"DENIED","determinationDate":"` + marker + `"}`, pipeline.ErrInvalid},
+		{"submission without id", TopicSubmissionCompleted, `{"priorAuthId":"pa-1","submissionMethod":"FAX"}`, pipeline.ErrInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(rec(tt.value), tt.topic)
+			var re *pipeline.RecordError
+			if !errors.As(err, &re) || re.Type != tt.want {
+				t.Fatalf("error %v, want %s", err, tt.want)
+			}
+			if strings.Contains(err.Error(), marker) {
+				t.Errorf("error %q quotes the record", err)
+			}
+		})
+	}
+}

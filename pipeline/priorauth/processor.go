@@ -1,0 +1,149 @@
+package priorauth
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/envelope"
+)
+
+// headerEvent names, on a record re-keyed through the repartition topic,
+// the input topic it came from: the repartition topic carries every kind
+// of event.
+const headerEvent = "priorauth-event"
+
+// Option configures a [Processor].
+type Option func(*Processor)
+
+// WithConfig sets the payer table and urgent categories. Default
+// [DefaultConfig].
+func WithConfig(c Config) Option { return func(p *Processor) { p.cfg = c } }
+
+// WithMetrics sets the set the processor's metrics are registered in.
+// Default: a new set.
+func WithMetrics(s *metrics.Set) Option { return func(p *Processor) { p.set = s } }
+
+// Processor is the orchestrator's processing. Its state lives in the
+// runtime's store, so one Processor serves every partition.
+type Processor struct {
+	cfg         Config
+	set         *metrics.Set
+	transitions map[Status]*metrics.Counter
+	duplicates  *metrics.Counter
+	rekeyed     *metrics.Counter
+}
+
+// New builds the processor.
+func New(opts ...Option) (*Processor, error) {
+	p := &Processor{cfg: DefaultConfig()}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.set == nil {
+		p.set = metrics.NewSet()
+	}
+	if p.cfg.DefaultMethod == "" {
+		return nil, errors.New("priorauth: the default submission method is empty")
+	}
+	p.transitions = make(map[Status]*metrics.Counter, len(statuses))
+	for _, s := range statuses {
+		p.transitions[s] = p.set.GetOrCreateCounter(`carepipe_priorauth_transitions_total{status="` + string(s) + `"}`)
+	}
+	p.duplicates = p.set.GetOrCreateCounter("carepipe_priorauth_duplicates_total")
+	p.rekeyed = p.set.GetOrCreateCounter("carepipe_priorauth_repartitioned_total")
+	return p, nil
+}
+
+// Metrics is the set the processor's metrics are in.
+func (p *Processor) Metrics() *metrics.Set { return p.set }
+
+// Spec is the pipeline's runtime spec.
+func (p *Processor) Spec() pipeline.Spec {
+	return pipeline.Spec{
+		Name:         Name,
+		Group:        Group,
+		Inputs:       Inputs(),
+		Outputs:      Outputs(),
+		ErrorTopic:   TopicErrors,
+		Stores:       []string{StorePriorAuths},
+		Repartitions: []string{RepartitionByPriorAuth},
+		Process:      p.Process,
+	}
+}
+
+// Process is the pipeline's [pipeline.ProcessFunc]. An event not keyed by
+// its prior-auth id on the partition that owns it (every prescription, keyed
+// by its own id) is re-keyed through the repartition topic, with the topic
+// it came from and its correlation id in headers. Otherwise the event runs
+// through [Config.Transition] against the stored record.
+func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
+	topic := r.Topic
+	if topic == pipeline.RepartitionTopic(Group, RepartitionByPriorAuth) {
+		topic = headerValue(r, headerEvent)
+	}
+	ev, err := Decode(r, topic)
+	if err != nil {
+		return err
+	}
+	key := []byte(ev.PriorAuthID)
+	if r.Topic == topic && (string(r.Key) != ev.PriorAuthID || !c.IsLocal(key)) {
+		extra := []kgo.RecordHeader{{Key: headerEvent, Value: []byte(topic)}}
+		if _, ok := envelope.HeaderCorrelation(r); !ok {
+			extra = append(extra, kgo.RecordHeader{Key: envelope.HeaderCorrelationID, Value: []byte(ev.CorrelationID)})
+		}
+		c.Repartition(RepartitionByPriorAuth, key, extra...)
+		p.rekeyed.Inc()
+		return nil
+	}
+	store := c.Store(StorePriorAuths)
+	var rec *Record
+	if b, ok := store.Get(ev.PriorAuthID); ok {
+		rec = new(Record)
+		if err := json.Unmarshal(b, rec); err != nil {
+			return pipeline.Rejectf(pipeline.ErrProcessing, "stored prior authorization is not readable")
+		}
+	}
+	st, err := p.cfg.Transition(rec, &ev)
+	if err != nil {
+		return err
+	}
+	if st.Duplicate {
+		p.duplicates.Inc()
+		return nil
+	}
+	b, err := json.Marshal(st.Record)
+	if err != nil {
+		return pipeline.Rejectf(pipeline.ErrProcessing, "encoding the prior authorization failed")
+	}
+	store.Put(ev.PriorAuthID, b)
+	for _, o := range st.Outputs {
+		c.Emit(&kgo.Record{
+			Topic: o.Topic, Key: key, Value: o.Value,
+			Headers: envelope.OutputHeaders(st.Record.CorrelationID, EventSource, o.Topic),
+		})
+	}
+	p.transitions[st.Record.Status].Inc()
+	return nil
+}
+
+func headerValue(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// Lookup decodes a stored record; for the query API.
+func Lookup(value []byte) (*Record, error) {
+	var rec Record
+	if err := json.Unmarshal(value, &rec); err != nil {
+		return nil, errors.New("stored prior authorization is not readable")
+	}
+	return &rec, nil
+}

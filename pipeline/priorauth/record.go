@@ -1,0 +1,118 @@
+package priorauth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// Status is a prior authorization's status.
+type Status string
+
+// The statuses (DESIGN.md): the workflow's, then the payer's
+// determinations, then the communication of the determination.
+const (
+	StatusInitiated                 Status = "INITIATED"
+	StatusDocumentationAssembled    Status = "DOCUMENTATION_ASSEMBLED"
+	StatusSubmitted                 Status = "SUBMITTED"
+	StatusApproved                  Status = "APPROVED"
+	StatusDenied                    Status = "DENIED"
+	StatusPended                    Status = "PENDED"
+	StatusPartiallyApproved         Status = "PARTIALLY_APPROVED"
+	StatusCancelled                 Status = "CANCELLED"
+	StatusDeterminationCommunicated Status = "DETERMINATION_COMMUNICATED"
+)
+
+// statuses are every status in workflow order, for metric labels.
+var statuses = [...]Status{
+	StatusInitiated, StatusDocumentationAssembled, StatusSubmitted, StatusApproved, StatusDenied,
+	StatusPended, StatusPartiallyApproved, StatusCancelled, StatusDeterminationCommunicated,
+}
+
+// Final reports whether s is a final determination: one that ends the
+// payer's part (PENDED waits for another).
+func (s Status) Final() bool {
+	switch s {
+	case StatusApproved, StatusDenied, StatusPartiallyApproved, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// determination reports whether s is one of the payer's determinations.
+func (s Status) determination() bool { return s.Final() || s == StatusPended }
+
+// Medication is the prescribed medication.
+type Medication struct {
+	Name     string `json:"name"`
+	Code     string `json:"code"`
+	Category string `json:"category"`
+}
+
+// StatusEntry is one step of a prior authorization's history.
+type StatusEntry struct {
+	Status    Status `json:"status"`
+	Timestamp string `json:"timestamp"`
+	Actor     string `json:"actor"`
+	Reason    string `json:"reason"`
+}
+
+// Submission is what the submission gateway reported.
+type Submission struct {
+	SubmissionID   string `json:"submissionId"`
+	SubmissionDate string `json:"submissionDate"`
+	Method         string `json:"submissionMethod"`
+	PayerID        string `json:"payerId"`
+}
+
+// Determination is the payer's latest determination.
+type Determination struct {
+	Status         Status `json:"determinationStatus"`
+	Date           string `json:"determinationDate"`
+	Reason         string `json:"determinationReason,omitempty"`
+	ExpirationDate string `json:"expirationDate,omitempty"`
+}
+
+// Record is the state of one prior authorization: the seed's record plus
+// the submission and determination details. It is the priorauths store's
+// value and what the query API returns.
+type Record struct {
+	ID             string         `json:"id"`
+	PrescriptionID string         `json:"prescriptionId"`
+	PatientID      string         `json:"patientId"`
+	ProviderID     string         `json:"providerId"`
+	Medication     Medication     `json:"medication"`
+	PayerID        string         `json:"payerId"`
+	PharmacyID     string         `json:"pharmacyId"`
+	Status         Status         `json:"status"`
+	CreateDate     string         `json:"createDate"`
+	UpdateDate     string         `json:"updateDate"`
+	StatusHistory  []StatusEntry  `json:"statusHistory"`
+	Submission     *Submission    `json:"submission,omitempty"`
+	Determination  *Determination `json:"determination,omitempty"`
+	// Urgent is the medication's urgency (its category is one of the
+	// urgent categories), decided at initiation.
+	Urgent bool `json:"urgent"`
+	// CorrelationID is the prescription's, carried to every output.
+	CorrelationID string `json:"correlationId"`
+}
+
+// reached reports whether the record's history holds s.
+func (r *Record) reached(s Status) bool {
+	for i := range r.StatusHistory {
+		if r.StatusHistory[i].Status == s {
+			return true
+		}
+	}
+	return false
+}
+
+// PriorAuthID is the prior-auth id of a prescription: derived from its id
+// alone, so that a replayed or re-sent prescription names the same one.
+func PriorAuthID(prescriptionID string) string {
+	sum := sha256.Sum256([]byte("priorauth\x00" + prescriptionID))
+	return "pa-" + hex.EncodeToString(sum[:10])
+}
+
+// formatTime is the timestamp format of records: RFC 3339 in UTC.
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -1,0 +1,265 @@
+package priorauth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+
+func prescriptionEvent(payer, category string) Event {
+	return Event{
+		Topic: TopicPrescriptions, PriorAuthID: PriorAuthID("rx-1"), At: t0, CorrelationID: "corr-rx-1",
+		Prescription: &prescription{
+			PrescriptionID: "rx-1", PatientID: "pat-1", ProviderID: "prov-1", PayerID: payer, PharmacyID: "ph-1",
+			Medication: Medication{Name: "Apixaban 5 mg", Code: "1364445", Category: category},
+		},
+	}
+}
+
+// events are one of each input event, at increasing times, for rx-1's
+// prior authorization.
+func events() map[string]Event {
+	id := PriorAuthID("rx-1")
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	evs := map[string]Event{
+		"prescription":  prescriptionEvent("PAYER001", "anticoagulant"),
+		"documentation": {Topic: TopicDocumentationAssembled, PriorAuthID: id, At: at(1), Documents: []byte(`[{"type":"lab-results"}]`)},
+		"submission": {Topic: TopicSubmissionCompleted, PriorAuthID: id, At: at(2),
+			Submission: &Submission{SubmissionID: "sub-1", SubmissionDate: at(2).Format(time.RFC3339), Method: "ELECTRONIC"}},
+		"communication": {Topic: TopicCommunicationCompleted, PriorAuthID: id, At: at(5), Channels: []string{"EHR", "PORTAL"}},
+	}
+	for _, s := range []Status{StatusApproved, StatusDenied, StatusPended, StatusPartiallyApproved, StatusCancelled} {
+		evs[string(s)] = Event{Topic: TopicDeterminationReceived, PriorAuthID: id, At: at(3),
+			Determination: &Determination{Status: s, Date: at(3).Format(time.RFC3339)}}
+	}
+	return evs
+}
+
+// replay applies the named events in order from no record.
+func replay(t *testing.T, c *Config, names ...string) *Record {
+	t.Helper()
+	evs := events()
+	var rec *Record
+	for _, n := range names {
+		ev := evs[n]
+		st, err := c.Transition(rec, &ev)
+		if err != nil || st.Record == nil {
+			t.Fatalf("replaying %v: %s: %v (duplicate %v)", names, n, err, st.Duplicate)
+		}
+		rec = st.Record
+	}
+	return rec
+}
+
+// TestTransitions tries every event in every state: the new status, a
+// duplicate, or an error.
+func TestTransitions(t *testing.T) {
+	c := DefaultConfig()
+	states := []struct {
+		name string
+		path []string
+	}{
+		{"none", nil},
+		{"INITIATED", []string{"prescription"}},
+		{"DOCUMENTATION_ASSEMBLED", []string{"prescription", "documentation"}},
+		{"SUBMITTED", []string{"prescription", "documentation", "submission"}},
+		{"PENDED", []string{"prescription", "documentation", "submission", "PENDED"}},
+		{"APPROVED", []string{"prescription", "documentation", "submission", "APPROVED"}},
+		{"APPROVED after PENDED", []string{"prescription", "documentation", "submission", "PENDED", "APPROVED"}},
+		{"DENIED", []string{"prescription", "documentation", "submission", "DENIED"}},
+		{"DETERMINATION_COMMUNICATED", []string{"prescription", "documentation", "submission", "APPROVED", "communication"}},
+	}
+	const dup, bad = "duplicate", "error"
+	// want[state][event]: the status reached, dup or bad.
+	want := map[string]map[string]string{
+		"none": {"prescription": "INITIATED", "documentation": bad, "submission": bad, "APPROVED": bad, "DENIED": bad,
+			"PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": bad},
+		"INITIATED": {"prescription": dup, "documentation": "DOCUMENTATION_ASSEMBLED", "submission": bad, "APPROVED": bad,
+			"DENIED": bad, "PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": bad},
+		"DOCUMENTATION_ASSEMBLED": {"prescription": dup, "documentation": dup, "submission": "SUBMITTED", "APPROVED": bad,
+			"DENIED": bad, "PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": bad},
+		"SUBMITTED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": "APPROVED", "DENIED": "DENIED",
+			"PENDED": "PENDED", "PARTIALLY_APPROVED": "PARTIALLY_APPROVED", "CANCELLED": "CANCELLED", "communication": bad},
+		"PENDED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": "APPROVED", "DENIED": "DENIED",
+			"PENDED": dup, "PARTIALLY_APPROVED": "PARTIALLY_APPROVED", "CANCELLED": "CANCELLED", "communication": bad},
+		"APPROVED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": dup, "DENIED": bad,
+			"PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": "DETERMINATION_COMMUNICATED"},
+		"APPROVED after PENDED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": dup, "DENIED": bad,
+			"PENDED": dup, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": "DETERMINATION_COMMUNICATED"},
+		"DENIED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": bad, "DENIED": dup,
+			"PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": "DETERMINATION_COMMUNICATED"},
+		"DETERMINATION_COMMUNICATED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": dup,
+			"DENIED": bad, "PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": dup},
+	}
+	evs := events()
+	for _, s := range states {
+		for name, w := range want[s.name] {
+			t.Run(s.name+"/"+name, func(t *testing.T) {
+				var rec *Record
+				if s.path != nil {
+					rec = replay(t, &c, s.path...)
+				}
+				ev := evs[name]
+				st, err := c.Transition(rec, &ev)
+				switch w {
+				case dup:
+					if err != nil || !st.Duplicate || st.Record != nil || len(st.Outputs) != 0 {
+						t.Fatalf("got %+v, %v; want a duplicate that changes nothing", st, err)
+					}
+				case bad:
+					var re *pipeline.RecordError
+					if !errors.As(err, &re) || re.Type != pipeline.ErrInvalid {
+						t.Fatalf("got %+v, %v; want an invalid-record error", st, err)
+					}
+				default:
+					if err != nil || st.Record == nil || string(st.Record.Status) != w {
+						t.Fatalf("got %+v, %v; want status %s", st.Record, err, w)
+					}
+					h := st.Record.StatusHistory
+					if h[len(h)-1].Status != Status(w) || h[len(h)-1].Actor != actor {
+						t.Errorf("history ends %+v", h[len(h)-1])
+					}
+					if rec != nil && len(rec.StatusHistory) != len(h)-1 {
+						t.Errorf("the transition modified the previous record's history")
+					}
+				}
+			})
+		}
+	}
+}
+
+func topics(outs []Output) []string {
+	var ts []string
+	for _, o := range outs {
+		ts = append(ts, o.Topic)
+	}
+	return ts
+}
+
+func TestTransitionOutputs(t *testing.T) {
+	c := DefaultConfig()
+	evs := events()
+	step := func(rec *Record, name string) Step {
+		t.Helper()
+		ev := evs[name]
+		st, err := c.Transition(rec, &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	decode := func(o Output) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal(o.Value, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	s1 := step(nil, "prescription")
+	if got := topics(s1.Outputs); !slices.Equal(got, []string{TopicStatus, TopicDocumentationRequested}) {
+		t.Fatalf("initiation emits %v", got)
+	}
+	doc := decode(s1.Outputs[1])
+	if len(doc["requestedDocuments"].([]any)) != 5 || doc["payerId"] != "PAYER001" || doc["priorAuthId"] != PriorAuthID("rx-1") {
+		t.Errorf("documentation request %v", doc)
+	}
+	if !s1.Record.Urgent || s1.Record.CorrelationID != "corr-rx-1" {
+		t.Errorf("record %+v: want urgent (anticoagulant) and the prescription's correlation id", s1.Record)
+	}
+
+	s2 := step(s1.Record, "documentation")
+	sub := decode(s2.Outputs[1])
+	if sub["submissionMethod"] != "ELECTRONIC" || sub["urgent"] != true || sub["payerId"] != "PAYER001" || sub["documents"] == nil {
+		t.Errorf("submission request %v: payer and urgency come from the stored record", sub)
+	}
+
+	s3 := step(s2.Record, "submission")
+	if got := topics(s3.Outputs); !slices.Equal(got, []string{TopicStatus}) || s3.Record.Submission.SubmissionID != "sub-1" {
+		t.Errorf("submission: %v, %+v", got, s3.Record.Submission)
+	}
+	pend := step(s3.Record, "PENDED")
+	if got := topics(pend.Outputs); !slices.Equal(got, []string{TopicStatus}) {
+		t.Errorf("PENDED emits %v, want the status only: it waits for another determination", got)
+	}
+	s4 := step(pend.Record, "APPROVED")
+	comm := decode(s4.Outputs[1])
+	if topics(s4.Outputs)[1] != TopicCommunicationRequested || comm["determinationStatus"] != "APPROVED" || len(comm["recipients"].([]any)) != 3 {
+		t.Errorf("communication request %v", comm)
+	}
+	s5 := step(s4.Record, "communication")
+	var done workflowCompleted
+	if err := json.Unmarshal(s5.Outputs[1].Value, &done); err != nil {
+		t.Fatal(err)
+	}
+	var names []Status
+	for _, st := range done.WorkflowSummary.Steps {
+		names = append(names, st.Name)
+	}
+	wantNames := []Status{StatusInitiated, StatusDocumentationAssembled, StatusSubmitted, StatusPended, StatusApproved, StatusDeterminationCommunicated}
+	if !slices.Equal(names, wantNames) || done.WorkflowSummary.TotalDuration != "PT5H" || done.WorkflowSummary.TotalSeconds != 5*3600 {
+		t.Errorf("summary %+v, want steps %v over PT5H", done.WorkflowSummary, wantNames)
+	}
+	var last statusChanged
+	if err := json.Unmarshal(s5.Outputs[0].Value, &last); err != nil {
+		t.Fatal(err)
+	}
+	if last.Status != StatusDeterminationCommunicated || last.PreviousStatus != StatusApproved || !strings.Contains(last.Reason, "EHR, PORTAL") {
+		t.Errorf("last status change %+v", last)
+	}
+}
+
+func TestSubmissionMethodAndUrgency(t *testing.T) {
+	c := DefaultConfig()
+	for _, tt := range []struct {
+		payer, category, method string
+		urgent                  bool
+	}{
+		{"PAYER001", "insulin", "ELECTRONIC", true},
+		{"PAYER003", "Antibiotic", "FAX", true},
+		{"PAYER004", "statin", "PORTAL", false},
+		{"PAYER999", "antibiotic-like", "FAX", false},
+	} {
+		t.Run(fmt.Sprint(tt.payer, "/", tt.category), func(t *testing.T) {
+			ev := prescriptionEvent(tt.payer, tt.category)
+			s1, err := c.Transition(nil, &ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := events()["documentation"]
+			s2, err := c.Transition(s1.Record, &doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sub submissionRequested
+			if err := json.Unmarshal(s2.Outputs[1].Value, &sub); err != nil {
+				t.Fatal(err)
+			}
+			if sub.SubmissionMethod != tt.method || sub.Urgent != tt.urgent {
+				t.Errorf("method %s urgent %v, want %s %v", sub.SubmissionMethod, sub.Urgent, tt.method, tt.urgent)
+			}
+		})
+	}
+}
+
+func TestPriorAuthIDIsDeterministic(t *testing.T) {
+	ids := []string{PriorAuthID("rx-1"), PriorAuthID("rx-1"), PriorAuthID("rx-2")}
+	if ids[0] != ids[1] || ids[0] == ids[2] || !strings.HasPrefix(ids[0], "pa-") {
+		t.Error("prior-auth ids are not a function of the prescription id")
+	}
+}
+
+func TestISODuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "PT0S", 47*time.Hour + 45*time.Minute: "PT47H45M", 90 * time.Second: "PT1M30S", 1500 * time.Millisecond: "PT1.5S"} {
+		if got := isoDuration(d); got != want {
+			t.Errorf("%v: %s, want %s", d, got, want)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// manualClock is a clock a test moves by hand.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *manualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *manualClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
+
+// timerSpec keeps a timer per key: an input record's value is its due time
+// (unix seconds), acknowledged on "set"; each punctuation emits "<key>" on
+// "fired" for every timer due at the clock's time, and deletes it.
+func timerSpec() pipeline.Spec {
+	return pipeline.Spec{
+		Name:       "timers",
+		Group:      "timers-group",
+		Inputs:     []string{"timers.in"},
+		Outputs:    []string{"set", "fired"},
+		ErrorTopic: "timers.errors",
+		Stores:     []string{"timers"},
+		Process: func(c *pipeline.Context, r *kgo.Record) error {
+			c.Store("timers").Put(string(r.Key), r.Value)
+			c.Emit(&kgo.Record{Topic: "set", Key: r.Key, Value: r.Value})
+			return nil
+		},
+		PunctuateEvery: 20 * time.Millisecond,
+		Punctuate: func(c *pipeline.Context) error {
+			s := c.Store("timers")
+			for _, k := range s.Keys() {
+				v, _ := s.Get(k)
+				due, err := strconv.ParseInt(string(v), 10, 64)
+				if err != nil || c.Now().Unix() < due {
+					continue
+				}
+				s.Delete(k)
+				c.Emit(&kgo.Record{Topic: "fired", Key: []byte(k)})
+			}
+			return nil
+		},
+	}
+}
+
+// TestPunctuationFiresTimersOnceAcrossRestart: timers kept in a store fire
+// from punctuations driven by the injected clock, inside transactions,
+// exactly once; after a restart, those of partitions that receive no more
+// input fire too (their state is restored for the punctuation).
+func TestPunctuationFiresTimersOnceAcrossRestart(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 4, "timers.in", "set", "fired", "timers.errors")
+	t0 := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	clock := &manualClock{now: t0}
+	prod := w.client(t)
+	timers := func(prefix string, n int, due time.Time) []*kgo.Record {
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, &kgo.Record{Topic: "timers.in", Key: []byte(fmt.Sprintf("%s%02d", prefix, i)), Value: []byte(strconv.FormatInt(due.Unix(), 10))})
+		}
+		return recs
+	}
+	fired := w.client(t, kgo.ConsumeTopics("fired"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	seen := map[string]int{}
+	// await reads "fired" until every key in want has fired, failing the
+	// test after a deadline; it counts every firing it reads.
+	await := func(want []*kgo.Record) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for {
+			all := true
+			for _, r := range want {
+				if seen[string(r.Key)] == 0 {
+					all = false
+				}
+			}
+			if all {
+				return
+			}
+			fs := fired.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("timers did not fire before the deadline; fired so far: %v", seen)
+			}
+			for _, r := range fs.Records() {
+				seen[string(r.Key)]++
+			}
+		}
+	}
+
+	_, stop := w.start(t, timerSpec(), pipeline.WithClock(clock))
+	first := timers("a", 20, t0.Add(10*time.Second))
+	later := timers("z", 8, t0.Add(time.Hour)) // set before the restart, due after it
+	produce(t, prod, append(first, later...)...)
+	readCommitted(t, w, "set", len(first)+len(later))
+	clock.Set(t0.Add(10 * time.Second))
+	await(first)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// No input reaches the z timers' partitions after the restart: their
+	// state is restored for the punctuation alone.
+	_, stop = w.start(t, timerSpec(), pipeline.WithClock(clock))
+	clock.Set(t0.Add(time.Hour))
+	await(later)
+	// A sentinel set and fired after everything else: once it is read,
+	// any repeat of an earlier firing would have been read before it.
+	sentinel := timers("s", 1, t0.Add(2*time.Hour))
+	produce(t, prod, sentinel...)
+	readCommitted(t, w, "set", len(first)+len(later)+1)
+	clock.Set(t0.Add(2 * time.Hour))
+	await(sentinel)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("timer %s fired %d times, want once", k, n)
+		}
+	}
+	if len(seen) != len(first)+len(later)+1 {
+		t.Errorf("%d timers fired, want %d", len(seen), len(first)+len(later)+1)
+	}
+}
