@@ -37,7 +37,7 @@ type Runner struct {
 
 	// Set once by Run before any task exists.
 	adm           *kadm.Client
-	numPartitions int32
+	numPartitions atomic.Int32 // set once per Run, read by queries
 
 	// mu guards tasks and owned. It is held while stopping a task, which
 	// waits for the task's goroutine; tasks never take it.
@@ -144,6 +144,48 @@ func (r *Runner) Lookup(store, key string) (value []byte, found bool) {
 	return nil, false
 }
 
+// Scan calls fn for every key and value of store held by this instance (the
+// partitions it owns now), until fn returns false. Like Lookup, it may see
+// writes of the open transaction. Keys come partition by partition, sorted
+// within each.
+func (r *Runner) Scan(store string, fn func(key string, value []byte) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	parts := make([]int32, 0, len(r.tasks))
+	for p := range r.tasks {
+		parts = append(parts, p)
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+	for _, p := range parts {
+		for _, s := range r.tasks[p].stores {
+			if s.name != store {
+				continue
+			}
+			for _, k := range s.Keys() {
+				if v, ok := s.Get(k); ok && !fn(k, v) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Owner reports the partition that holds key's state, by the default
+// partitioner, and whether this instance owns it now. Before the first
+// session has learned the partition count, partition is -1.
+func (r *Runner) Owner(key string) (partition int32, owned bool) {
+	n := r.numPartitions.Load()
+	if n <= 0 {
+		return -1, false
+	}
+	rec := kgo.Record{Key: []byte(key)}
+	partition = int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&rec, int(n)))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, owned = r.tasks[partition]
+	return partition, owned
+}
+
 // Global returns the runner's global table for topic, or nil.
 func (r *Runner) Global(topic string) *GlobalTable { return r.globals[topic] }
 
@@ -169,7 +211,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.numPartitions = n
+	r.numPartitions.Store(n)
 
 	gctx, gcancel := context.WithCancel(ctx)
 	var gwg sync.WaitGroup

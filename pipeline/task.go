@@ -333,7 +333,7 @@ func (t *task) sendError(rec *kgo.Record, err error) {
 // partition.
 func (t *task) isLocal(key []byte) bool {
 	t.keyRec.Key = key
-	return int32(t.kp.Partition(&t.keyRec, int(t.r.numPartitions))) == t.partition
+	return int32(t.kp.Partition(&t.keyRec, int(t.r.numPartitions.Load()))) == t.partition
 }
 
 // restore loads every store's partition from its changelog, read_committed,

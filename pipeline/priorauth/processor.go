@@ -3,6 +3,8 @@ package priorauth
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,6 +37,9 @@ type Processor struct {
 	transitions map[Status]*metrics.Counter
 	duplicates  *metrics.Counter
 	rekeyed     *metrics.Counter
+	breaches    *metrics.Counter
+	checks      *metrics.Counter
+	unreadable  *metrics.Counter
 }
 
 // New builds the processor.
@@ -46,8 +51,8 @@ func New(opts ...Option) (*Processor, error) {
 	if p.set == nil {
 		p.set = metrics.NewSet()
 	}
-	if p.cfg.DefaultMethod == "" {
-		return nil, errors.New("priorauth: the default submission method is empty")
+	if err := p.cfg.validate(); err != nil {
+		return nil, err
 	}
 	p.transitions = make(map[Status]*metrics.Counter, len(statuses))
 	for _, s := range statuses {
@@ -55,6 +60,9 @@ func New(opts ...Option) (*Processor, error) {
 	}
 	p.duplicates = p.set.GetOrCreateCounter("carepipe_priorauth_duplicates_total")
 	p.rekeyed = p.set.GetOrCreateCounter("carepipe_priorauth_repartitioned_total")
+	p.breaches = p.set.GetOrCreateCounter("carepipe_priorauth_sla_breaches_total")
+	p.checks = p.set.GetOrCreateCounter("carepipe_priorauth_status_checks_total")
+	p.unreadable = p.set.GetOrCreateCounter("carepipe_priorauth_unreadable_records_total")
 	return p, nil
 }
 
@@ -64,14 +72,16 @@ func (p *Processor) Metrics() *metrics.Set { return p.set }
 // Spec is the pipeline's runtime spec.
 func (p *Processor) Spec() pipeline.Spec {
 	return pipeline.Spec{
-		Name:         Name,
-		Group:        Group,
-		Inputs:       Inputs(),
-		Outputs:      Outputs(),
-		ErrorTopic:   TopicErrors,
-		Stores:       []string{StorePriorAuths},
-		Repartitions: []string{RepartitionByPriorAuth},
-		Process:      p.Process,
+		Name:           Name,
+		Group:          Group,
+		Inputs:         Inputs(),
+		Outputs:        Outputs(),
+		ErrorTopic:     TopicErrors,
+		Stores:         []string{StorePriorAuths, StoreTimers},
+		Repartitions:   []string{RepartitionByPriorAuth},
+		Process:        p.Process,
+		Punctuate:      p.Punctuate,
+		PunctuateEvery: time.Second,
 	}
 }
 
@@ -115,18 +125,82 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 		p.duplicates.Inc()
 		return nil
 	}
-	b, err := json.Marshal(st.Record)
+	if err := p.save(c, &st); err != nil {
+		return err
+	}
+	p.transitions[st.Record.Status].Inc()
+	return nil
+}
+
+// save stores a step's record, indexes its next timer, and emits its
+// outputs.
+func (p *Processor) save(c *pipeline.Context, st *Step) error {
+	rec := st.Record
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return pipeline.Rejectf(pipeline.ErrProcessing, "encoding the prior authorization failed")
 	}
-	store.Put(ev.PriorAuthID, b)
+	c.Store(StorePriorAuths).Put(rec.ID, b)
+	// The timers store holds, per prior authorization with a timer, the
+	// earliest due time: a punctuation reads it instead of every record.
+	timers := c.Store(StoreTimers)
+	if due, ok := rec.nextDue(); ok {
+		timers.Put(rec.ID, strconv.AppendInt(nil, due.UnixMilli(), 10))
+	} else if _, had := timers.Get(rec.ID); had {
+		timers.Delete(rec.ID)
+	}
+	key := []byte(rec.ID)
 	for _, o := range st.Outputs {
 		c.Emit(&kgo.Record{
 			Topic: o.Topic, Key: key, Value: o.Value,
-			Headers: envelope.OutputHeaders(st.Record.CorrelationID, EventSource, o.Topic),
+			Headers: envelope.OutputHeaders(rec.CorrelationID, EventSource, o.Topic),
 		})
+		switch o.Topic {
+		case TopicSLABreached:
+			p.breaches.Inc()
+		case TopicStatusCheckRequested:
+			p.checks.Inc()
+		}
 	}
-	p.transitions[st.Record.Status].Inc()
+	return nil
+}
+
+// Punctuate is the pipeline's [pipeline.PunctuateFunc]: it fires the
+// timers due at the injected clock's time (decision deadlines, status
+// checks, expiries) of the task's prior authorizations. A record that
+// cannot be read is counted and skipped, not retried forever.
+func (p *Processor) Punctuate(c *pipeline.Context) error {
+	now := c.Now()
+	timers := c.Store(StoreTimers)
+	recs := c.Store(StorePriorAuths)
+	for _, id := range timers.Keys() {
+		v, _ := timers.Get(id)
+		due, err := strconv.ParseInt(string(v), 10, 64)
+		if err == nil && now.UnixMilli() < due {
+			continue
+		}
+		b, ok := recs.Get(id)
+		if !ok {
+			timers.Delete(id)
+			continue
+		}
+		rec, err := Lookup(b)
+		if err != nil {
+			p.unreadable.Inc()
+			timers.Delete(id)
+			continue
+		}
+		st := p.cfg.Fire(rec, now)
+		if st.Record == nil {
+			continue
+		}
+		if err := p.save(c, &st); err != nil {
+			return err
+		}
+		if st.Record.Status != rec.Status {
+			p.transitions[st.Record.Status].Inc()
+		}
+	}
 	return nil
 }
 

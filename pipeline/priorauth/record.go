@@ -21,12 +21,14 @@ const (
 	StatusPartiallyApproved         Status = "PARTIALLY_APPROVED"
 	StatusCancelled                 Status = "CANCELLED"
 	StatusDeterminationCommunicated Status = "DETERMINATION_COMMUNICATED"
+	// StatusExpired: an approval past its expiration date.
+	StatusExpired Status = "EXPIRED"
 )
 
 // statuses are every status in workflow order, for metric labels.
 var statuses = [...]Status{
 	StatusInitiated, StatusDocumentationAssembled, StatusSubmitted, StatusApproved, StatusDenied,
-	StatusPended, StatusPartiallyApproved, StatusCancelled, StatusDeterminationCommunicated,
+	StatusPended, StatusPartiallyApproved, StatusCancelled, StatusDeterminationCommunicated, StatusExpired,
 }
 
 // Final reports whether s is a final determination: one that ends the
@@ -95,6 +97,68 @@ type Record struct {
 	Urgent bool `json:"urgent"`
 	// CorrelationID is the prescription's, carried to every output.
 	CorrelationID string `json:"correlationId"`
+	// Timers are the pending timers: the decision deadline, status
+	// checks, the approval's expiry.
+	Timers []Timer `json:"timers,omitempty"`
+}
+
+// TimerKind is what a timer does when it fires.
+type TimerKind string
+
+// The timers.
+const (
+	// TimerSLA: the payer's decision deadline; firing emits
+	// priorauth.sla.breached, once.
+	TimerSLA TimerKind = "sla"
+	// TimerStatusCheck: an ELECTRONIC submission's next status check;
+	// firing emits priorauth.status.check.requested and sets the next.
+	TimerStatusCheck TimerKind = "status-check"
+	// TimerExpiry: an approval's expiration; firing moves it to EXPIRED.
+	TimerExpiry TimerKind = "expiry"
+)
+
+// Timer is a pending timer of a prior authorization.
+type Timer struct {
+	Kind TimerKind `json:"kind"`
+	// Due is when it fires, RFC 3339 in UTC.
+	Due string `json:"due"`
+	// Count numbers status checks (1 for the first).
+	Count int `json:"count,omitempty"`
+}
+
+// due is t's due time; the zero time if unreadable (which fires at once:
+// a timer is never silently lost).
+func (t *Timer) due() time.Time {
+	d, _ := time.Parse(time.RFC3339Nano, t.Due)
+	return d
+}
+
+// nextDue is the earliest due time of r's timers; zero when none.
+func (r *Record) nextDue() (time.Time, bool) {
+	var first time.Time
+	for i := range r.Timers {
+		if d := r.Timers[i].due(); i == 0 || d.Before(first) {
+			first = d
+		}
+	}
+	return first, len(r.Timers) > 0
+}
+
+// dropTimers removes r's timers of the given kinds.
+func (r *Record) dropTimers(kinds ...TimerKind) {
+	out := r.Timers[:0:0]
+	for _, t := range r.Timers {
+		keep := true
+		for _, k := range kinds {
+			if t.Kind == k {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, t)
+		}
+	}
+	r.Timers = out
 }
 
 // reached reports whether the record's history holds s.

@@ -19,6 +19,7 @@ const (
 	TopicSLABreached            = "priorauth.sla.breached"
 	TopicErrors                 = "priorauth.errors"
 	StorePriorAuths             = "priorauths"
+	StoreTimers                 = "priorauth-timers"
 	RepartitionByPriorAuth      = "prescriptions-by-priorauth"
 	EventSource                 = "carepipe.priorauth"
 	actor                       = "prior-auth-orchestrator"

@@ -18,6 +18,13 @@ type Config struct {
 	// UrgentCategories are the medication categories submitted as urgent,
 	// matched case-insensitively against the whole category.
 	UrgentCategories []string
+	// ExpeditedDeadline and StandardDeadline are the payer's decision
+	// deadlines from submission, for urgent and other requests.
+	ExpeditedDeadline time.Duration
+	StandardDeadline  time.Duration
+	// StatusCheckEvery is the interval of status checks of an ELECTRONIC
+	// submission until a final determination.
+	StatusCheckEvery time.Duration
 }
 
 // DefaultConfig is the seed's payer table and urgent categories.
@@ -28,7 +35,25 @@ func DefaultConfig() Config {
 		},
 		DefaultMethod:    "FAX",
 		UrgentCategories: []string{"antibiotic", "anticoagulant", "insulin"},
+		// Medicare Part D coverage-determination clocks for drugs:
+		// 24 hours expedited, 72 hours standard.
+		ExpeditedDeadline: 24 * time.Hour,
+		StandardDeadline:  72 * time.Hour,
+		StatusCheckEvery:  4 * time.Hour,
 	}
+}
+
+// validate checks c's durations and default method.
+func (c *Config) validate() error {
+	switch {
+	case c.DefaultMethod == "":
+		return fmt.Errorf("priorauth: the default submission method is empty")
+	case c.ExpeditedDeadline <= 0 || c.StandardDeadline <= 0:
+		return fmt.Errorf("priorauth: decision deadlines must be positive")
+	case c.StatusCheckEvery <= 0:
+		return fmt.Errorf("priorauth: the status check interval must be positive")
+	}
+	return nil
 }
 
 // requestedDocuments are the documents every prior authorization asks for.
@@ -108,6 +133,14 @@ func (c *Config) Transition(rec *Record, ev *Event) (Step, error) {
 		}
 		next.Submission = &sub
 		s.move(StatusSubmitted, fmt.Sprintf("Submitted via %s with ID %s", sub.Method, sub.SubmissionID))
+		deadline := c.StandardDeadline
+		if next.Urgent {
+			deadline = c.ExpeditedDeadline
+		}
+		next.Timers = append(next.Timers, Timer{Kind: TimerSLA, Due: formatTime(ev.At.Add(deadline))})
+		if sub.Method == "ELECTRONIC" {
+			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(ev.At.Add(c.StatusCheckEvery)), Count: 1})
+		}
 	case TopicDeterminationReceived:
 		d := ev.Determination
 		switch {
@@ -127,6 +160,12 @@ func (c *Config) Transition(rec *Record, ev *Event) (Step, error) {
 		}
 		s.move(d.Status, reason)
 		if d.Status.Final() {
+			// Decided: no deadline to watch, nothing to check.
+			next.dropTimers(TimerSLA, TimerStatusCheck)
+			if (d.Status == StatusApproved || d.Status == StatusPartiallyApproved) && d.ExpirationDate != "" {
+				exp, _ := time.Parse(time.RFC3339Nano, d.ExpirationDate)
+				next.Timers = append(next.Timers, Timer{Kind: TimerExpiry, Due: formatTime(exp)})
+			}
 			s.emit(TopicCommunicationRequested, communicationRequested{
 				PriorAuthID: next.ID, DeterminationStatus: d.Status, Recipients: recipients, Channels: channels,
 			})
@@ -148,6 +187,54 @@ func (c *Config) Transition(rec *Record, ev *Event) (Step, error) {
 		return Step{}, pipeline.Rejectf(pipeline.ErrInvalid, "records from %s are not prior-authorization events", ev.Topic)
 	}
 	return s.done()
+}
+
+// Fire runs rec's timers due at now, earliest first, and returns the step
+// (nil Record when none was due). It is pure, like Transition: the time is
+// the caller's (the injected clock).
+func (c *Config) Fire(rec *Record, now time.Time) Step {
+	next := *rec
+	next.StatusHistory = append([]StatusEntry(nil), rec.StatusHistory...)
+	next.Timers = nil
+	ev := &Event{PriorAuthID: rec.ID, At: now}
+	s := step{rec: &next, ev: ev}
+	fired := false
+	for _, t := range rec.Timers {
+		due := t.due()
+		if now.Before(due) {
+			next.Timers = append(next.Timers, t)
+			continue
+		}
+		fired = true
+		switch t.Kind {
+		case TimerSLA:
+			urgency := "standard"
+			if rec.Urgent {
+				urgency = "expedited"
+			}
+			s.emit(TopicSLABreached, slaBreached{
+				PriorAuthID: rec.ID, Deadline: t.Due, Urgency: urgency, Status: next.Status, BreachedAt: formatTime(now),
+			})
+		case TimerStatusCheck:
+			sub := next.Submission
+			if sub == nil {
+				continue
+			}
+			s.emit(TopicStatusCheckRequested, statusCheckRequested{
+				PriorAuthID: rec.ID, PayerID: sub.PayerID, SubmissionID: sub.SubmissionID, CheckNumber: t.Count,
+			})
+			// The next check follows this one's due time, not the clock:
+			// a late punctuation does not shift the schedule.
+			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(due.Add(c.StatusCheckEvery)), Count: t.Count + 1})
+		case TimerExpiry:
+			s.move(StatusExpired, "Authorization expired on "+t.Due)
+		}
+	}
+	if !fired {
+		return Step{}
+	}
+	st, _ := s.done()
+	return st
 }
 
 func illegal(ev *Event, from Status) error {
@@ -250,6 +337,21 @@ type statusChanged struct {
 	Timestamp      string `json:"timestamp"`
 	Actor          string `json:"actor"`
 	Reason         string `json:"reason"`
+}
+
+type slaBreached struct {
+	PriorAuthID string `json:"priorAuthId"`
+	Deadline    string `json:"deadline"`
+	Urgency     string `json:"urgency"`
+	Status      Status `json:"status"`
+	BreachedAt  string `json:"breachedAt"`
+}
+
+type statusCheckRequested struct {
+	PriorAuthID  string `json:"priorAuthId"`
+	PayerID      string `json:"payerId"`
+	SubmissionID string `json:"submissionId"`
+	CheckNumber  int    `json:"checkNumber"`
 }
 
 type workflowCompleted struct {

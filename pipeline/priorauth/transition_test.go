@@ -263,3 +263,96 @@ func TestISODuration(t *testing.T) {
 		}
 	}
 }
+
+func TestTimers(t *testing.T) {
+	c := DefaultConfig()
+	evs := events()
+	// Submitted at t0+2h, ELECTRONIC (PAYER001), urgent (anticoagulant):
+	// deadline at +24h, status checks every 4h.
+	sub := replay(t, &c, "prescription", "documentation", "submission")
+	submitted := t0.Add(2 * time.Hour)
+	if len(sub.Timers) != 2 {
+		t.Fatalf("timers after submission %+v, want the deadline and a status check", sub.Timers)
+	}
+	if st := c.Fire(sub, submitted.Add(4*time.Hour-time.Second)); st.Record != nil {
+		t.Fatalf("fired before anything was due: %+v", st.Outputs)
+	}
+
+	st := c.Fire(sub, submitted.Add(4*time.Hour))
+	if got := topics(st.Outputs); !slices.Equal(got, []string{TopicStatusCheckRequested}) {
+		t.Fatalf("at +4h: %v, want one status check", got)
+	}
+	var check statusCheckRequested
+	if err := json.Unmarshal(st.Outputs[0].Value, &check); err != nil || check.CheckNumber != 1 || check.SubmissionID != "sub-1" {
+		t.Fatalf("status check %+v, %v", check, err)
+	}
+	// The next check is scheduled from this one's due time.
+	rec := st.Record
+	if due, _ := rec.nextDue(); !due.Equal(submitted.Add(8 * time.Hour)) {
+		t.Errorf("next timer due %v, want %v", due, submitted.Add(8*time.Hour))
+	}
+
+	// Far past the deadline: the breach fires once, with the checks due.
+	st = c.Fire(rec, submitted.Add(25*time.Hour))
+	if got := topics(st.Outputs); !slices.Contains(got, TopicSLABreached) {
+		t.Fatalf("at +25h: %v, want the SLA breach", got)
+	}
+	var breach slaBreached
+	for _, o := range st.Outputs {
+		if o.Topic == TopicSLABreached {
+			if err := json.Unmarshal(o.Value, &breach); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if breach.Urgency != "expedited" || breach.Deadline != formatTime(submitted.Add(24*time.Hour)) || breach.Status != StatusSubmitted {
+		t.Errorf("breach %+v", breach)
+	}
+	again := c.Fire(st.Record, submitted.Add(25*time.Hour))
+	if slices.Contains(topics(again.Outputs), TopicSLABreached) {
+		t.Error("the breach fired twice")
+	}
+
+	// A final determination stops deadline and checks; an approval with
+	// an expiration date expires.
+	exp := t0.Add(90 * 24 * time.Hour)
+	approve := evs["APPROVED"]
+	approve.Determination.ExpirationDate = exp.Format(time.RFC3339)
+	ap, err := c.Transition(st.Record, &approve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ap.Record.Timers) != 1 || ap.Record.Timers[0].Kind != TimerExpiry {
+		t.Fatalf("timers after approval %+v, want the expiry alone", ap.Record.Timers)
+	}
+	ex := c.Fire(ap.Record, exp)
+	if ex.Record == nil || ex.Record.Status != StatusExpired || !slices.Equal(topics(ex.Outputs), []string{TopicStatus}) || len(ex.Record.Timers) != 0 {
+		t.Fatalf("at expiry: %+v %v", ex.Record, topics(ex.Outputs))
+	}
+
+	t.Run("pended keeps checking", func(t *testing.T) {
+		p, err := c.Transition(sub, ptr(evs["PENDED"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Record.Timers) != 2 {
+			t.Errorf("timers while PENDED %+v, want the deadline and checks", p.Record.Timers)
+		}
+	})
+	t.Run("non-electronic submissions are not checked", func(t *testing.T) {
+		ev := prescriptionEvent("PAYER003", "statin")
+		s1, _ := c.Transition(nil, &ev)
+		s2, _ := c.Transition(s1.Record, ptr(evs["documentation"]))
+		fax := evs["submission"]
+		fax.Submission = &Submission{SubmissionID: "sub-2", Method: "FAX"}
+		s3, err := c.Transition(s2.Record, &fax)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s3.Record.Timers) != 1 || s3.Record.Timers[0].Kind != TimerSLA || s3.Record.Timers[0].Due != formatTime(fax.At.Add(72*time.Hour)) {
+			t.Errorf("timers %+v, want the standard 72 h deadline alone", s3.Record.Timers)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }

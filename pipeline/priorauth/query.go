@@ -1,0 +1,76 @@
+package priorauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// MaxListLimit bounds a list query's page.
+const MaxListLimit = 1000
+
+// QueryHandler serves the query API from the runner's local state (a CQRS
+// read side over the priorauths store):
+//
+//	GET /api/priorauth/{id}                  the record with its history
+//	GET /api/priorauth?status=S&limit=N      records, optionally of one status
+//
+// A record of a partition this instance does not own is a 404 that says so
+// (another instance of the group holds it); lists cover the partitions owned
+// here, and say how many. Answers may include writes of the transaction in
+// flight.
+func QueryHandler(r *pipeline.Runner) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/priorauth/{id}", func(w http.ResponseWriter, req *http.Request) {
+		id := req.PathValue("id")
+		if v, ok := r.Lookup(StorePriorAuths, id); ok {
+			rec, err := Lookup(v)
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, rec)
+			return
+		}
+		msg := "no prior authorization with this id"
+		if p, owned := r.Owner(id); p >= 0 && !owned {
+			msg = "not held by this instance: partition " + strconv.Itoa(int(p)) + " is owned by another instance of the group"
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": msg})
+	})
+	mux.HandleFunc("GET /api/priorauth", func(w http.ResponseWriter, req *http.Request) {
+		status := Status(req.URL.Query().Get("status"))
+		limit := 100
+		if s := req.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > MaxListLimit {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be an integer from 1 to " + strconv.Itoa(MaxListLimit)})
+				return
+			}
+			limit = n
+		}
+		out := struct {
+			Items []*Record `json:"items"`
+			// Partial: only the partitions this instance owns are listed.
+			Partial bool `json:"partial"`
+		}{Items: []*Record{}, Partial: true}
+		r.Scan(StorePriorAuths, func(_ string, v []byte) bool {
+			rec, err := Lookup(v)
+			if err != nil || (status != "" && rec.Status != status) {
+				return true
+			}
+			out.Items = append(out.Items, rec)
+			return len(out.Items) < limit
+		})
+		writeJSON(w, http.StatusOK, out)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

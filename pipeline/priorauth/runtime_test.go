@@ -1,0 +1,219 @@
+package priorauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/sim"
+)
+
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *manualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *manualClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
+
+// TestOnRuntime runs the orchestrator on the real runtime against kfake,
+// playing the outside world by hand: a prescription keyed by its own id is
+// re-keyed and initiated, later events keyed by the prior-auth id move it
+// on, a repeated event changes nothing, an event for an unknown prior
+// authorization goes to the error topic, the query API answers from local
+// state, and the decision deadline fires once from the injected clock.
+func TestOnRuntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a kfake cluster")
+	}
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(c.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := p.Spec()
+	spec.PunctuateEvery = 20 * time.Millisecond
+	if err := pipeline.CreateTopics(context.Background(), adm, &spec, 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	clock := &manualClock{now: t0}
+	r, err := pipeline.New(spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(20*time.Millisecond), pipeline.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+	})
+
+	produce := func(topic, key, value string) {
+		t.Helper()
+		pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer pcancel()
+		rec := &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value), Headers: []kgo.RecordHeader{{Key: "correlation-id", Value: []byte("corr-rx-1")}}}
+		if err := cl.ProduceSync(pctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// readUntil reads topic read_committed from the start until it holds
+	// n records, failing after a deadline.
+	readUntil := func(topic string, n int) []*kgo.Record {
+		t.Helper()
+		rc, err := kgo.NewClient(append(c.ClientOpts(), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer rcancel()
+		var out []*kgo.Record
+		for len(out) < n {
+			fs := rc.PollFetches(rctx)
+			if rctx.Err() != nil {
+				t.Fatalf("%s: %d of %d records before the deadline", topic, len(out), n)
+			}
+			out = append(out, fs.Records()...)
+		}
+		return out
+	}
+
+	// readAll reads topic read_committed up to its last stable offset,
+	// control records included so that the end is seen exactly, and
+	// returns the data records.
+	readAll := func(topic string) []*kgo.Record {
+		t.Helper()
+		rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer rcancel()
+		lso, err := adm.ListCommittedOffsets(rctx, topic)
+		if err == nil {
+			err = lso.Error()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := map[int32]int64{}
+		lso.Each(func(o kadm.ListedOffset) {
+			if o.Offset > 0 {
+				left[o.Partition] = o.Offset
+			}
+		})
+		rc, err := kgo.NewClient(append(c.ClientOpts(), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		var out []*kgo.Record
+		for len(left) > 0 {
+			fs := rc.PollFetches(rctx)
+			if rctx.Err() != nil {
+				t.Fatalf("%s: not read to its end before the deadline", topic)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+					delete(left, r.Partition)
+				}
+				if !r.Attrs.IsControl() {
+					out = append(out, r)
+				}
+			})
+		}
+		return out
+	}
+
+	id := PriorAuthID("rx-1")
+	produce(TopicPrescriptions, "rx-1", `{"prescriptionId":"rx-1","patientId":"pat-1","providerId":"prov-1","medication":{"name":"Apixaban","code":"1364445","category":"anticoagulant"},"payerId":"PAYER001","pharmacyId":"ph-1"}`)
+	docs := readUntil(TopicDocumentationRequested, 1)
+	if string(docs[0].Key) != id || headerValue(docs[0], "correlation-id") != "corr-rx-1" {
+		t.Fatalf("documentation request keyed %s, headers %v", docs[0].Key, docs[0].Headers)
+	}
+	produce(TopicDocumentationAssembled, id, `{"priorAuthId":"`+id+`","documents":[{"type":"lab-results"}]}`)
+	produce(TopicDocumentationAssembled, id, `{"priorAuthId":"`+id+`","documents":[{"type":"lab-results"}]}`) // repeated
+	produce(TopicSubmissionCompleted, id, `{"priorAuthId":"`+id+`","submissionId":"sub-1","submissionDate":"2025-03-01T12:00:00Z","submissionMethod":"ELECTRONIC","payerId":"PAYER001"}`)
+	produce(TopicDeterminationReceived, "pa-unknown", `{"priorAuthId":"pa-unknown","determinationStatus":"APPROVED"}`)
+	statuses := readUntil(TopicStatus, 3)
+	if n := len(readUntil(TopicSubmissionRequested, 1)); n != 1 {
+		t.Fatalf("%d submission requests", n)
+	}
+	errs := readUntil(TopicErrors, 1)
+	if !strings.Contains(headerValue(errs[0], "error-message"), "unknown prior authorization") {
+		t.Errorf("error record headers %v", errs[0].Headers)
+	}
+
+	// The query API answers from local state.
+	srv := httptest.NewServer(QueryHandler(r))
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/api/priorauth/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec Record
+	if err := json.NewDecoder(res.Body).Decode(&rec); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %d, %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	if rec.Status != StatusSubmitted || len(rec.StatusHistory) != 3 || rec.Submission == nil || len(statuses) != 3 {
+		t.Errorf("record %+v; %d status records", rec, len(statuses))
+	}
+	res, err = http.Get(srv.URL + "/api/priorauth/pa-nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown id: %d, want 404", res.StatusCode)
+	}
+	res, err = http.Get(srv.URL + "/api/priorauth?status=SUBMITTED&limit=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Items []Record }
+	if err := json.NewDecoder(res.Body).Decode(&list); err != nil || len(list.Items) != 1 {
+		t.Errorf("list: %+v, %v", list, err)
+	}
+	res.Body.Close()
+
+	// Past the expedited deadline (24 h from submission), the breach fires
+	// once; status checks fired on the way.
+	clock.Set(time.Date(2025, 3, 2, 12, 0, 1, 0, time.UTC))
+	breach := readUntil(TopicSLABreached, 1)
+	checks := readUntil(TopicStatusCheckRequested, 1)
+	if string(breach[0].Key) != id || len(checks) == 0 {
+		t.Fatalf("breach %v, checks %d", breach, len(checks))
+	}
+	// A later event: once the determination's status record is read, a
+	// second breach would have been read before it.
+	produce(TopicDeterminationReceived, id, `{"priorAuthId":"`+id+`","determinationStatus":"APPROVED","determinationDate":"2025-03-02T13:00:00Z"}`)
+	readUntil(TopicStatus, 4)
+	if n := len(readAll(TopicSLABreached)); n != 1 {
+		t.Errorf("%d breaches, want one", n)
+	}
+	if n := len(readAll(TopicSubmissionRequested)); n != 1 {
+		t.Errorf("%d submission requests for a repeated documentation event, want one", n)
+	}
+}
