@@ -128,7 +128,9 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	if err := p.save(c, &st); err != nil {
 		return err
 	}
-	p.transitions[st.Record.Status].Inc()
+	if rec == nil || st.Record.Status != rec.Status {
+		p.transitions[st.Record.Status].Inc()
+	}
 	return nil
 }
 

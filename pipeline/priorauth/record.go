@@ -100,6 +100,12 @@ type Record struct {
 	// Timers are the pending timers: the decision deadline, status
 	// checks, the approval's expiry.
 	Timers []Timer `json:"timers,omitempty"`
+	// Parked are determinations that arrived before the submission was
+	// recorded, in arrival order. The payer answers the submission, but
+	// its determination and the gateway's submission report travel on
+	// different topics, and either may be read first; they are applied
+	// when the submission is.
+	Parked []Determination `json:"parked,omitempty"`
 }
 
 // TimerKind is what a timer does when it fires.

@@ -141,35 +141,42 @@ func (c *Config) Transition(rec *Record, ev *Event) (Step, error) {
 		if sub.Method == "ELECTRONIC" {
 			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(ev.At.Add(c.StatusCheckEvery)), Count: 1})
 		}
+		// Determinations read before the submission now apply, in order,
+		// each at its own date.
+		parked := next.Parked
+		next.Parked = nil
+		for i := range parked {
+			d := parked[i]
+			if next.Status == d.Status || next.Status.Final() {
+				continue
+			}
+			at, _ := time.Parse(time.RFC3339Nano, d.Date)
+			if at.IsZero() || at.Before(ev.At) {
+				at = ev.At
+			}
+			s.ev = &Event{PriorAuthID: ev.PriorAuthID, At: at}
+			s.determine(&d)
+		}
 	case TopicDeterminationReceived:
 		d := ev.Determination
 		switch {
 		case rec.Status == d.Status:
 			return Step{Duplicate: true}, nil
+		case rec.Status == StatusInitiated || rec.Status == StatusDocumentationAssembled:
+			for _, p := range rec.Parked {
+				if p.Status == d.Status {
+					return Step{Duplicate: true}, nil
+				}
+			}
+			next.Parked = append(append([]Determination(nil), rec.Parked...), *d)
+			return Step{Record: &next}, nil
 		case rec.Status != StatusSubmitted && rec.Status != StatusPended:
 			if rec.reached(d.Status) {
 				return Step{Duplicate: true}, nil
 			}
 			return Step{}, illegal(ev, rec.Status)
 		}
-		det := *d
-		next.Determination = &det
-		reason := d.Reason
-		if reason == "" {
-			reason = "Determination received from payer"
-		}
-		s.move(d.Status, reason)
-		if d.Status.Final() {
-			// Decided: no deadline to watch, nothing to check.
-			next.dropTimers(TimerSLA, TimerStatusCheck)
-			if (d.Status == StatusApproved || d.Status == StatusPartiallyApproved) && d.ExpirationDate != "" {
-				exp, _ := time.Parse(time.RFC3339Nano, d.ExpirationDate)
-				next.Timers = append(next.Timers, Timer{Kind: TimerExpiry, Due: formatTime(exp)})
-			}
-			s.emit(TopicCommunicationRequested, communicationRequested{
-				PriorAuthID: next.ID, DeterminationStatus: d.Status, Recipients: recipients, Channels: channels,
-			})
-		}
+		s.determine(d)
 	case TopicCommunicationCompleted:
 		switch {
 		case rec.reached(StatusDeterminationCommunicated):
@@ -275,6 +282,32 @@ type step struct {
 	ev   *Event
 	outs []Output
 	err  error
+}
+
+// determine records a determination: the status, and for a final one
+// the end of the deadline and checks, the expiry timer of an approval, and
+// the communication request.
+func (s *step) determine(d *Determination) {
+	next := s.rec
+	det := *d
+	next.Determination = &det
+	reason := d.Reason
+	if reason == "" {
+		reason = "Determination received from payer"
+	}
+	s.move(d.Status, reason)
+	if !d.Status.Final() {
+		return
+	}
+	// Decided: no deadline to watch, nothing to check.
+	next.dropTimers(TimerSLA, TimerStatusCheck)
+	if (d.Status == StatusApproved || d.Status == StatusPartiallyApproved) && d.ExpirationDate != "" {
+		exp, _ := time.Parse(time.RFC3339Nano, d.ExpirationDate)
+		next.Timers = append(next.Timers, Timer{Kind: TimerExpiry, Due: formatTime(exp)})
+	}
+	s.emit(TopicCommunicationRequested, communicationRequested{
+		PriorAuthID: next.ID, DeterminationStatus: d.Status, Recipients: recipients, Channels: channels,
+	})
 }
 
 func (s *step) move(to Status, reason string) {

@@ -77,15 +77,15 @@ func TestTransitions(t *testing.T) {
 		{"DENIED", []string{"prescription", "documentation", "submission", "DENIED"}},
 		{"DETERMINATION_COMMUNICATED", []string{"prescription", "documentation", "submission", "APPROVED", "communication"}},
 	}
-	const dup, bad = "duplicate", "error"
+	const dup, bad, park = "duplicate", "error", "parked"
 	// want[state][event]: the status reached, dup or bad.
 	want := map[string]map[string]string{
 		"none": {"prescription": "INITIATED", "documentation": bad, "submission": bad, "APPROVED": bad, "DENIED": bad,
 			"PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": bad},
-		"INITIATED": {"prescription": dup, "documentation": "DOCUMENTATION_ASSEMBLED", "submission": bad, "APPROVED": bad,
-			"DENIED": bad, "PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": bad},
-		"DOCUMENTATION_ASSEMBLED": {"prescription": dup, "documentation": dup, "submission": "SUBMITTED", "APPROVED": bad,
-			"DENIED": bad, "PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": bad},
+		"INITIATED": {"prescription": dup, "documentation": "DOCUMENTATION_ASSEMBLED", "submission": bad, "APPROVED": park,
+			"DENIED": park, "PENDED": park, "PARTIALLY_APPROVED": park, "CANCELLED": park, "communication": bad},
+		"DOCUMENTATION_ASSEMBLED": {"prescription": dup, "documentation": dup, "submission": "SUBMITTED", "APPROVED": park,
+			"DENIED": park, "PENDED": park, "PARTIALLY_APPROVED": park, "CANCELLED": park, "communication": bad},
 		"SUBMITTED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": "APPROVED", "DENIED": "DENIED",
 			"PENDED": "PENDED", "PARTIALLY_APPROVED": "PARTIALLY_APPROVED", "CANCELLED": "CANCELLED", "communication": bad},
 		"PENDED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": "APPROVED", "DENIED": "DENIED",
@@ -113,6 +113,11 @@ func TestTransitions(t *testing.T) {
 				case dup:
 					if err != nil || !st.Duplicate || st.Record != nil || len(st.Outputs) != 0 {
 						t.Fatalf("got %+v, %v; want a duplicate that changes nothing", st, err)
+					}
+				case park:
+					if err != nil || st.Record == nil || st.Record.Status != rec.Status || len(st.Outputs) != 0 ||
+						len(st.Record.Parked) != 1 || len(rec.Parked) != 0 {
+						t.Fatalf("got %+v, %v; want the determination parked, status unchanged, nothing emitted", st, err)
 					}
 				case bad:
 					var re *pipeline.RecordError
@@ -356,3 +361,43 @@ func TestTimers(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestParkedDeterminations: determinations read before the submission (they
+// travel on another topic) wait in the record and apply, in order, when the
+// submission does; a parked one sent again is a duplicate.
+func TestParkedDeterminations(t *testing.T) {
+	c := DefaultConfig()
+	evs := events()
+	rec := replay(t, &c, "prescription", "documentation")
+	for _, name := range []string{"PENDED", "PENDED", "APPROVED"} {
+		st, err := c.Transition(rec, ptr(evs[name]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Duplicate {
+			continue
+		}
+		rec = st.Record
+	}
+	if len(rec.Parked) != 2 {
+		t.Fatalf("parked %+v, want PENDED then APPROVED", rec.Parked)
+	}
+	st, err := c.Transition(rec, ptr(evs["submission"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []Status
+	for _, h := range st.Record.StatusHistory {
+		steps = append(steps, h.Status)
+	}
+	want := []Status{StatusInitiated, StatusDocumentationAssembled, StatusSubmitted, StatusPended, StatusApproved}
+	if !slices.Equal(steps, want) || len(st.Record.Parked) != 0 {
+		t.Fatalf("history %v (parked %v), want %v", steps, st.Record.Parked, want)
+	}
+	if got := topics(st.Outputs); !slices.Equal(got, []string{TopicStatus, TopicStatus, TopicStatus, TopicCommunicationRequested}) {
+		t.Errorf("outputs %v", got)
+	}
+	if len(st.Record.Timers) != 0 {
+		t.Errorf("timers %+v after a final determination, want none", st.Record.Timers)
+	}
+}

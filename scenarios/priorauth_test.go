@@ -1,0 +1,347 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/priorauth"
+	"github.com/carepipe/carepipe/sim"
+)
+
+// paWorld is a cluster with the orchestrator's topics, the simulated
+// outside world, and a producer.
+type paWorld struct {
+	t       *testing.T
+	cluster *sim.Cluster
+	prod    *kgo.Client
+	adm     *kadm.Client
+	cfg     sim.PriorAuthWorldConfig
+	spec    pipeline.Spec
+	// clock is the world's and the orchestrator's: timers fire when the
+	// scenario moves it.
+	clock *sim.VirtualClock
+}
+
+func newPAWorld(t *testing.T) *paWorld {
+	t.Helper()
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	w := &paWorld{t: t, cluster: c}
+	w.prod = w.client()
+	w.adm = kadm.NewClient(w.client())
+	p, err := priorauth.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.spec = p.Spec()
+	if err := pipeline.CreateTopics(context.Background(), w.adm, &w.spec, testPartitions, 1); err != nil {
+		t.Fatal(err)
+	}
+	w.clock = sim.NewVirtualClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
+	w.cfg = sim.PriorAuthWorldConfig{Seed: 11, Approve: 0.6, Deny: 0.2, Partial: 0.1, Pend: 0.25, Now: w.clock.Now}
+	world, err := sim.StartPriorAuthWorld(c, w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(world.Close)
+	return w
+}
+
+func (w *paWorld) client(opts ...kgo.Opt) *kgo.Client {
+	w.t.Helper()
+	cl, err := kgo.NewClient(append(w.cluster.ClientOpts(), opts...)...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(cl.Close)
+	return cl
+}
+
+// start runs an orchestrator instance until the test ends or stop.
+func (w *paWorld) start(instanceID string) func() error {
+	w.t.Helper()
+	p, err := priorauth.New()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	spec := p.Spec()
+	spec.PunctuateEvery = 50 * time.Millisecond
+	r, err := pipeline.New(spec, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+		pipeline.WithInstanceID(instanceID), pipeline.WithLogger(testLogger()), pipeline.WithClock(w.clock))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	stopped := false
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				runErr = errors.New("instance did not stop within 30s")
+			}
+		}
+		return runErr
+	}
+	w.t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// readToEnd reads topic read_committed up to its last stable offset (with
+// control records, so that the end is seen exactly) and returns its data
+// records.
+func (w *paWorld) readToEnd(topic string) []*kgo.Record {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lso, err := w.adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = lso.Error()
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	left := map[int32]int64{}
+	lso.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	cl := w.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	var out []*kgo.Record
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			w.t.Fatalf("%s: not read to its end before the deadline", topic)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+		})
+	}
+	return out
+}
+
+// awaitKeys reads topic read_committed until it holds a record for every
+// key in want, failing after a deadline.
+func (w *paWorld) awaitKeys(topic string, want []string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	cl := w.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	seen := map[string]bool{}
+	for _, k := range want {
+		seen[k] = false
+	}
+	missing := len(want)
+	for missing > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			w.t.Fatalf("%s: %d of %d keys missing at the deadline; %s", topic, missing, len(want), w.census())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if done, ok := seen[string(r.Key)]; ok && !done {
+				seen[string(r.Key)] = true
+				missing--
+			}
+		})
+	}
+}
+
+// waitIdle waits until the group has committed every input record,
+// repartitioned ones included.
+func (w *paWorld) waitIdle(timeout time.Duration) {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !w.caughtUp() {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("orchestrator not caught up after %v", timeout)
+		}
+		<-tick.C
+	}
+}
+
+func (w *paWorld) caughtUp() bool {
+	ctx := context.Background()
+	committed, err := w.adm.FetchOffsets(ctx, w.spec.Group)
+	if err != nil {
+		return false
+	}
+	for _, topic := range w.spec.Inputs {
+		ends, err := w.adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return false
+		}
+		ok := true
+		ends.Each(func(o kadm.ListedOffset) {
+			if c, _ := committed.Lookup(topic, o.Partition); o.Offset > 0 && c.At < o.Offset {
+				ok = false
+			}
+		})
+		if !ok {
+			return false
+		}
+	}
+	// The repartition topic is transactional: its end is a marker, not
+	// a record to commit past.
+	topic := pipeline.RepartitionTopic(w.spec.Group, priorauth.RepartitionByPriorAuth)
+	last := map[int32]int64{}
+	for _, r := range w.readToEnd(topic) {
+		last[r.Partition] = r.Offset
+	}
+	for p, o := range last {
+		if c, _ := committed.Lookup(topic, p); c.At < o+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// census counts the records of every topic of the orchestrator, for a
+// failure's message.
+func (w *paWorld) census() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	topics := append(append(append([]string(nil), w.spec.Inputs...), w.spec.Outputs...), w.spec.ErrorTopic)
+	ends, err := w.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return "census failed: " + err.Error()
+	}
+	var b strings.Builder
+	for _, t := range topics {
+		n := int64(0)
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Topic == t {
+				n += o.Offset
+			}
+		})
+		fmt.Fprintf(&b, "%s=%d ", t, n)
+	}
+	return b.String()
+}
+
+func countByKey(recs []*kgo.Record) map[string]int {
+	m := map[string]int{}
+	for _, r := range recs {
+		m[string(r.Key)]++
+	}
+	return m
+}
+
+// Issue 4: 1,000 prescriptions run through the orchestrator and the
+// simulated world (documentation, submission, payers approving, denying,
+// pending then deciding, communication) to priorauth.workflow.completed,
+// exactly once each, with the steps of each summary in order and the
+// payer's real decision; every request is made once per prior
+// authorization even when the world's events and the prescriptions are
+// sent again.
+func TestPriorAuthWorkflowsCompleteExactlyOnce(t *testing.T) {
+	w := newPAWorld(t)
+	stop := w.start("pa-1")
+	const n = 1000
+	recs, rxIDs := sim.PriorAuthPrescriptions(3, n)
+	ids := make([]string, n)
+	for i, rx := range rxIDs {
+		ids[i] = priorauth.PriorAuthID(rx)
+	}
+	produceAll(t, w.prod, recs)
+	w.awaitKeys(priorauth.TopicWorkflowCompleted, ids)
+
+	// Duplicates: every prescription again, and the world's answers for
+	// the first hundred prior authorizations again.
+	produceAll(t, w.prod, recs)
+	var again []*kgo.Record
+	want := map[string]bool{}
+	for _, id := range ids[:100] {
+		want[id] = true
+	}
+	for _, topic := range []string{priorauth.TopicDocumentationAssembled, priorauth.TopicSubmissionCompleted, priorauth.TopicDeterminationReceived, priorauth.TopicCommunicationCompleted} {
+		for _, r := range w.readToEnd(topic) {
+			if want[string(r.Key)] {
+				again = append(again, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers})
+			}
+		}
+	}
+	produceAll(t, w.prod, again)
+	// Duplicates produce nothing for the world to answer: once the group
+	// has committed every input, they have all been processed.
+	w.waitIdle(60 * time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	completed := w.readToEnd(priorauth.TopicWorkflowCompleted)
+	per := countByKey(completed)
+	for _, id := range ids {
+		if per[id] != 1 {
+			t.Errorf("%s completed %d times, want once", id, per[id])
+		}
+	}
+	pended := 0
+	for _, r := range completed {
+		var done struct {
+			WorkflowSummary priorauth.WorkflowSummary `json:"workflowSummary"`
+		}
+		if err := json.Unmarshal(r.Value, &done); err != nil {
+			t.Fatal(err)
+		}
+		final, pend := w.cfg.PriorAuthOutcome(string(r.Key))
+		steps := []priorauth.Status{priorauth.StatusInitiated, priorauth.StatusDocumentationAssembled, priorauth.StatusSubmitted}
+		if pend {
+			steps = append(steps, priorauth.StatusPended)
+			pended++
+		}
+		steps = append(steps, priorauth.Status(final), priorauth.StatusDeterminationCommunicated)
+		var got []priorauth.Status
+		for _, s := range done.WorkflowSummary.Steps {
+			got = append(got, s.Name)
+		}
+		if !slices.Equal(got, steps) {
+			t.Errorf("%s: steps %v, want %v", r.Key, got, steps)
+		}
+	}
+	if pended == 0 {
+		t.Error("no workflow was pended: the scenario proves nothing for PENDED")
+	}
+	if errs := w.readToEnd(priorauth.TopicErrors); len(errs) != 0 {
+		t.Errorf("%d records in the error topic, want none", len(errs))
+	}
+	for _, topic := range []string{priorauth.TopicDocumentationRequested, priorauth.TopicSubmissionRequested, priorauth.TopicCommunicationRequested} {
+		for id, c := range countByKey(w.readToEnd(topic)) {
+			if c != 1 {
+				t.Errorf("%s: %d records for %s, want one", topic, c, id)
+			}
+		}
+	}
+}
+
+func produceAll(t *testing.T, cl *kgo.Client, recs []*kgo.Record) {
+	t.Helper()
+	if err := sim.Produce(context.Background(), cl, recs); err != nil {
+		t.Fatal(err)
+	}
+}
