@@ -16,6 +16,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -121,9 +122,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 // built is one running pipeline.
 type built struct {
-	name   string
-	runner *pipeline.Runner
-	alerts *alerts.Processor
+	name      string
+	runner    *pipeline.Runner
+	alerts    *alerts.Processor
+	priorauth *priorauth.Processor
 }
 
 func buildPipelines(cfg *Config, kafka []kgo.Opt) ([]*built, error) {
@@ -161,6 +163,16 @@ func buildPipelines(cfg *Config, kafka []kgo.Opt) ([]*built, error) {
 				return nil, err
 			}
 			ps = append(ps, &built{name: name, runner: r, alerts: proc})
+		case "priorauth":
+			proc, err := priorauth.New(priorauth.WithMetrics(set))
+			if err != nil {
+				return nil, err
+			}
+			r, err := pipeline.New(proc.Spec(), opts...)
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, &built{name: name, runner: r, priorauth: proc})
 		}
 	}
 	return ps, nil
@@ -179,6 +191,13 @@ func serveHTTP(addr string, ps []*built) (*http.Server, net.Listener, error) {
 		}
 		metrics.WriteProcessMetrics(w)
 	})
+	for _, p := range ps {
+		if p.priorauth != nil {
+			q := priorauth.QueryHandler(p.runner)
+			mux.Handle("GET /api/priorauth", q)
+			mux.Handle("GET /api/priorauth/{id}", q)
+		}
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -211,10 +230,13 @@ func summarize(ctx context.Context, cfg *Config, ps []*built) {
 				s := p.runner.Stats()
 				rate := float64(s.RecordsIn-prev[i].RecordsIn) / secs
 				prev[i] = s
-				line := fmt.Sprintf("%s  %-7s in %8.0f/s  total %9d  errors %6d  commits %6d  aborts %3d  lag %6d",
+				line := fmt.Sprintf("%s  %-9s in %8.0f/s  total %9d  errors %6d  commits %6d  aborts %3d  lag %6d",
 					now.Format(time.TimeOnly), p.name, rate, s.RecordsIn, s.Errors, s.Commits, s.Aborts, s.Lag)
 				if p.alerts != nil {
 					line += fmt.Sprintf("  alerts %7d", p.alerts.AlertsTotal())
+				}
+				if p.priorauth != nil {
+					line += fmt.Sprintf("  completed %5d", p.priorauth.Completed())
 				}
 				fmt.Fprintln(cfg.Stdout, line)
 			}
@@ -228,6 +250,7 @@ type embedded struct {
 	cluster *sim.Cluster
 	prod    *kgo.Client
 	work    *sim.Alerts
+	paWorld *sim.PriorAuthWorld
 	cfg     *Config
 	log     *slog.Logger
 }
@@ -256,15 +279,46 @@ func startEmbedded(ctx context.Context, cfg *Config) (*embedded, error) {
 		return nil, err
 	}
 	w := &embedded{cluster: cluster, prod: prod, work: work, cfg: cfg, log: cfg.Logger}
+	if slices.Contains(cfg.Pipelines, "priorauth") {
+		// The outside world of prior authorizations: documentation,
+		// submission, payers (a realistic mix, a quarter pended first, a
+		// short decision delay) and communication.
+		w.paWorld, err = sim.StartPriorAuthWorld(cluster, sim.PriorAuthWorldConfig{
+			Seed: cfg.Seed, Approve: 0.7, Deny: 0.15, Partial: 0.1, Pend: 0.25, PayerDelay: time.Second,
+		})
+		if err != nil {
+			prod.Close()
+			cluster.Close()
+			return nil, err
+		}
+	}
 	return w, nil
+}
+
+// prescriptionsPerSecond is the demo's prior-authorization traffic.
+const prescriptionsPerSecond = 20
+
+// feedPrescriptions sends seeded prescriptions at the demo rate until ctx
+// ends, bounded like every load loop: an hour's worth.
+func (w *embedded) feedPrescriptions(ctx context.Context) error {
+	const batch = 1000
+	var pending []*kgo.Record
+	chunk := int64(0)
+	next := func() *kgo.Record {
+		if len(pending) == 0 {
+			pending, _ = sim.PriorAuthPrescriptions(w.cfg.Seed*1_000_003+chunk, batch)
+			chunk++
+		}
+		r := pending[0]
+		pending = pending[1:]
+		return r
+	}
+	return sim.Feed(ctx, w.prod, next, prescriptionsPerSecond, prescriptionsPerSecond*3600)
 }
 
 // feed loads the patient table, waits for the pipelines to be ready, then
 // sends observations at the demo rate until ctx ends.
 func (w *embedded) feed(ctx context.Context, ps []*built) error {
-	if !slices.ContainsFunc(ps, func(p *built) bool { return p.alerts != nil }) {
-		return nil
-	}
 	// Topics are created by the runners; wait for them to be consuming.
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -275,6 +329,22 @@ func (w *embedded) feed(ctx context.Context, ps []*built) error {
 		case <-tick.C:
 		}
 	}
+	errc := make(chan error, 1)
+	if w.paWorld != nil {
+		go func() { errc <- w.feedPrescriptions(ctx) }()
+	} else {
+		errc <- nil
+	}
+	if !slices.ContainsFunc(ps, func(p *built) bool { return p.alerts != nil }) {
+		return <-errc
+	}
+	err := w.feedObservations(ctx, ps, tick)
+	return errors.Join(err, <-errc)
+}
+
+// feedObservations loads the patient table, then sends observations at the
+// demo rate until ctx ends.
+func (w *embedded) feedObservations(ctx context.Context, ps []*built, tick *time.Ticker) error {
 	patients := w.work.PatientRecords()
 	if err := sim.Produce(ctx, w.prod, patients); err != nil {
 		return err
@@ -304,6 +374,9 @@ func allReady(ps []*built) bool {
 }
 
 func (w *embedded) close() {
+	if w.paWorld != nil {
+		w.paWorld.Close()
+	}
 	w.prod.Close()
 	w.cluster.Close()
 }

@@ -12,12 +12,14 @@ import (
 	"github.com/carepipe/carepipe/sim"
 )
 
-// The embedded demo runs the alerts pipeline on its own, prints summaries
-// with alerts in them, and returns nil when its duration is up.
+// The embedded demo runs the alerts pipeline and the prior-authorization
+// orchestrator with their simulated worlds, prints summaries with alerts and
+// completed prior authorizations in them, and returns nil when its duration
+// is up.
 func TestEmbeddedDemoRunsAndStopsCleanly(t *testing.T) {
 	var out bytes.Buffer
 	err := Run(context.Background(), Config{
-		Duration:     4 * time.Second,
+		Duration:     5 * time.Second,
 		SummaryEvery: 500 * time.Millisecond,
 		DemoRate:     2000,
 		Stdout:       &out,
@@ -25,14 +27,20 @@ func TestEmbeddedDemoRunsAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	last := lines[len(lines)-1]
-	m := regexp.MustCompile(`alerts +(\d+)$`).FindStringSubmatch(last)
-	if m == nil {
-		t.Fatalf("last summary line has no alert count: %q", last)
+	last := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			last[f[1]] = line
+		}
 	}
-	if n, _ := strconv.Atoi(m[1]); n == 0 {
-		t.Errorf("no alerts after the demo ran: %q", last)
+	for pipeline, counter := range map[string]string{"alerts": "alerts", "priorauth": "completed"} {
+		m := regexp.MustCompile(counter + ` +(\d+)$`).FindStringSubmatch(last[pipeline])
+		if m == nil {
+			t.Fatalf("last %s summary line has no %s count: %q", pipeline, counter, last[pipeline])
+		}
+		if n, _ := strconv.Atoi(m[1]); n == 0 {
+			t.Errorf("%s: none %s after the demo ran: %q", pipeline, counter, last[pipeline])
+		}
 	}
 }
 
@@ -46,7 +54,7 @@ func TestMissingTopicsFailStartupWithTheirNames(t *testing.T) {
 	t.Cleanup(c.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = Run(ctx, Config{Brokers: c.Addrs(), SummaryEvery: -1})
+	err = Run(ctx, Config{Brokers: c.Addrs(), Pipelines: []string{"alerts"}, SummaryEvery: -1})
 	if err == nil || !strings.Contains(err.Error(), "missing topics") || !strings.Contains(err.Error(), "fhir.Observation") {
 		t.Fatalf("Run: %v, want a missing-topics error naming fhir.Observation", err)
 	}
@@ -60,7 +68,7 @@ func TestConfigRejectsUnbuiltAndUnknownPipelines(t *testing.T) {
 		name, pipeline, want string
 	}{
 		{"unknown", "billing", "unknown pipeline"},
-		{"not built yet", "priorauth", "not built"},
+		{"not built yet", "datasync", "not built"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Run(context.Background(), Config{Pipelines: []string{tc.pipeline}})

@@ -66,6 +66,10 @@ func New(opts ...Option) (*Processor, error) {
 	return p, nil
 }
 
+// Completed counts workflows completed (DETERMINATION_COMMUNICATED) by
+// this processor, for the demo's summary line.
+func (p *Processor) Completed() uint64 { return p.transitions[StatusDeterminationCommunicated].Get() }
+
 // Metrics is the set the processor's metrics are in.
 func (p *Processor) Metrics() *metrics.Set { return p.set }
 
