@@ -32,7 +32,9 @@ type paWorld struct {
 	clock *sim.VirtualClock
 }
 
-func newPAWorld(t *testing.T) *paWorld {
+// newPAWorld starts a cluster and the simulated world (cfg with the
+// scenario's virtual clock) with the orchestrator's topics.
+func newPAWorld(t *testing.T, cfg sim.PriorAuthWorldConfig) *paWorld {
 	t.Helper()
 	c, err := sim.NewCluster()
 	if err != nil {
@@ -51,7 +53,8 @@ func newPAWorld(t *testing.T) *paWorld {
 		t.Fatal(err)
 	}
 	w.clock = sim.NewVirtualClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
-	w.cfg = sim.PriorAuthWorldConfig{Seed: 11, Approve: 0.6, Deny: 0.2, Partial: 0.1, Pend: 0.25, Now: w.clock.Now}
+	cfg.Now = w.clock.Now
+	w.cfg = cfg
 	world, err := sim.StartPriorAuthWorld(c, w.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,9 +74,9 @@ func (w *paWorld) client(opts ...kgo.Opt) *kgo.Client {
 }
 
 // start runs an orchestrator instance until the test ends or stop.
-func (w *paWorld) start(instanceID string) func() error {
+func (w *paWorld) start(instanceID string, opts ...priorauth.Option) func() error {
 	w.t.Helper()
-	p, err := priorauth.New()
+	p, err := priorauth.New(opts...)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -260,7 +263,7 @@ func countByKey(recs []*kgo.Record) map[string]int {
 // authorization even when the world's events and the prescriptions are
 // sent again.
 func TestPriorAuthWorkflowsCompleteExactlyOnce(t *testing.T) {
-	w := newPAWorld(t)
+	w := newPAWorld(t, sim.PriorAuthWorldConfig{Seed: 11, Approve: 0.6, Deny: 0.2, Partial: 0.1, Pend: 0.25})
 	stop := w.start("pa-1")
 	const n = 1000
 	recs, rxIDs := sim.PriorAuthPrescriptions(3, n)
@@ -343,5 +346,101 @@ func produceAll(t *testing.T, cl *kgo.Client, recs []*kgo.Record) {
 	t.Helper()
 	if err := sim.Produce(context.Background(), cl, recs); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// awaitStatus reads priorauth.status until every id in ids has a record
+// for which ok holds, failing after a deadline.
+func (w *paWorld) awaitStatus(ids []string, ok func(status string, v map[string]any) bool) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	w.awaitRecords(ctx, priorauth.TopicStatus, ids, func(r *kgo.Record) bool {
+		var v map[string]any
+		if json.Unmarshal(r.Value, &v) != nil {
+			return false
+		}
+		s, _ := v["status"].(string)
+		return ok(s, v)
+	})
+}
+
+// awaitRecords reads topic read_committed until every key in ids has a
+// record that match accepts.
+func (w *paWorld) awaitRecords(ctx context.Context, topic string, ids []string, match func(*kgo.Record) bool) {
+	w.t.Helper()
+	cl := w.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	left := map[string]bool{}
+	for _, id := range ids {
+		left[id] = true
+	}
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			w.t.Fatalf("%s: %d of %d keys without a matching record at the deadline; %s", topic, len(left), len(ids), w.census())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if left[string(r.Key)] && match(r) {
+				delete(left, string(r.Key))
+			}
+		})
+	}
+}
+
+// Issue 4: a missed decision deadline emits priorauth.sla.breached once per
+// prior authorization, from the virtual clock, and not again after a
+// restart; status checks go on, one per interval, skipping those missed.
+func TestPriorAuthSLABreachOnceAcrossRestart(t *testing.T) {
+	// The payer sits on every case for an hour of wall time: no
+	// determination arrives during the scenario.
+	w := newPAWorld(t, sim.PriorAuthWorldConfig{Seed: 5, Approve: 1, PayerDelay: time.Hour})
+	// Every payer submits electronically, so every prior authorization
+	// has status checks: they show that each partition punctuated after
+	// the restart.
+	cfg := priorauth.DefaultConfig()
+	for _, p := range []string{"PAYER001", "PAYER002", "PAYER003", "PAYER004", "PAYER005"} {
+		cfg.Payers[p] = "ELECTRONIC"
+	}
+	stop := w.start("pa-1", priorauth.WithConfig(cfg))
+	recs, rxIDs := sim.PriorAuthPrescriptions(8, 24)
+	ids := make([]string, len(rxIDs))
+	for i, rx := range rxIDs {
+		ids[i] = priorauth.PriorAuthID(rx)
+	}
+	produceAll(t, w.prod, recs)
+	w.awaitStatus(ids, func(s string, _ map[string]any) bool { return s == string(priorauth.StatusSubmitted) })
+
+	// Past both deadlines (24 h expedited, 72 h standard).
+	w.clock.Advance(73 * time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	w.awaitRecords(ctx, priorauth.TopicSLABreached, ids, func(*kgo.Record) bool { return true })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	stop = w.start("pa-1", priorauth.WithConfig(cfg))
+	w.clock.Advance(8 * time.Hour)
+	// The second status check of each prior authorization comes from the
+	// restarted instance's punctuation at the advanced clock.
+	w.awaitRecords(ctx, priorauth.TopicStatusCheckRequested, ids, func(r *kgo.Record) bool {
+		var v struct{ CheckNumber int }
+		return json.Unmarshal(r.Value, &v) == nil && v.CheckNumber >= 2
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	breaches := countByKey(w.readToEnd(priorauth.TopicSLABreached))
+	for _, id := range ids {
+		if breaches[id] != 1 {
+			t.Errorf("%s breached %d times, want once", id, breaches[id])
+		}
+	}
+	for id, n := range countByKey(w.readToEnd(priorauth.TopicStatusCheckRequested)) {
+		// One at the first advance (the missed ones skipped), one or two
+		// at the second.
+		if n < 2 || n > 3 {
+			t.Errorf("%s: %d status checks, want 2 or 3", id, n)
+		}
 	}
 }

@@ -230,9 +230,14 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 			s.emit(TopicStatusCheckRequested, statusCheckRequested{
 				PriorAuthID: rec.ID, PayerID: sub.PayerID, SubmissionID: sub.SubmissionID, CheckNumber: t.Count,
 			})
-			// The next check follows this one's due time, not the clock:
-			// a late punctuation does not shift the schedule.
-			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(due.Add(c.StatusCheckEvery)), Count: t.Count + 1})
+			// The next check keeps this one's schedule (a late punctuation
+			// does not shift it), skipping the checks missed while nothing
+			// ran: one check after an outage, not a burst.
+			nextDue := due.Add(c.StatusCheckEvery)
+			for !nextDue.After(now) {
+				nextDue = nextDue.Add(c.StatusCheckEvery)
+			}
+			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(nextDue), Count: t.Count + 1})
 		case TimerExpiry:
 			s.move(StatusExpired, "Authorization expired on "+t.Due)
 		}

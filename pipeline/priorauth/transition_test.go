@@ -317,6 +317,14 @@ func TestTimers(t *testing.T) {
 	if slices.Contains(topics(again.Outputs), TopicSLABreached) {
 		t.Error("the breach fired twice")
 	}
+	// The checks missed between +8h and +25h are skipped, not burst: one
+	// check fired, the next due at +28h.
+	if n := len(topics(st.Outputs)); n != 2 {
+		t.Errorf("at +25h: %v, want the breach and one status check", topics(st.Outputs))
+	}
+	if due, _ := st.Record.nextDue(); !due.Equal(submitted.Add(28 * time.Hour)) {
+		t.Errorf("next check due %v, want %v", due, submitted.Add(28*time.Hour))
+	}
 
 	// A final determination stops deadline and checks; an approval with
 	// an expiration date expires.
