@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
@@ -73,8 +76,18 @@ func (w *paWorld) client(opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
+// paInstance is a running orchestrator instance.
+type paInstance struct {
+	cancel context.CancelFunc
+	stop   func() error
+}
+
 // start runs an orchestrator instance until the test ends or stop.
 func (w *paWorld) start(instanceID string, opts ...priorauth.Option) func() error {
+	return w.startInstance(instanceID, opts...).stop
+}
+
+func (w *paWorld) startInstance(instanceID string, opts ...priorauth.Option) *paInstance {
 	w.t.Helper()
 	p, err := priorauth.New(opts...)
 	if err != nil {
@@ -83,35 +96,43 @@ func (w *paWorld) start(instanceID string, opts ...priorauth.Option) func() erro
 	spec := p.Spec()
 	spec.PunctuateEvery = 50 * time.Millisecond
 	r, err := pipeline.New(spec, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
-		pipeline.WithInstanceID(instanceID), pipeline.WithLogger(testLogger()), pipeline.WithClock(w.clock))
+		pipeline.WithInstanceID(instanceID), pipeline.WithTransactionTimeout(5*time.Second),
+		pipeline.WithLogger(testLogger()), pipeline.WithClock(w.clock))
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	stopped := false
+	var once sync.Once
 	var runErr error
-	stop := func() error {
-		if !stopped {
-			stopped = true
+	in := &paInstance{cancel: cancel}
+	in.stop = func() error {
+		once.Do(func() {
 			cancel()
 			select {
 			case runErr = <-done:
 			case <-time.After(30 * time.Second):
 				runErr = errors.New("instance did not stop within 30s")
 			}
-		}
+		})
 		return runErr
 	}
-	w.t.Cleanup(func() { _ = stop() })
-	return stop
+	w.t.Cleanup(func() { _ = in.stop() })
+	return in
 }
 
 // readToEnd reads topic read_committed up to its last stable offset (with
 // control records, so that the end is seen exactly) and returns its data
 // records.
 func (w *paWorld) readToEnd(topic string) []*kgo.Record {
+	w.t.Helper()
+	return w.readToEndAt(topic, kgo.ReadCommitted())
+}
+
+// readToEndAt is readToEnd at an isolation level: read_uncommitted also
+// returns the records of aborted transactions.
+func (w *paWorld) readToEndAt(topic string, level kgo.IsolationLevel) []*kgo.Record {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -128,7 +149,7 @@ func (w *paWorld) readToEnd(topic string) []*kgo.Record {
 			left[o.Partition] = o.Offset
 		}
 	})
-	cl := w.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	cl := w.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level), kgo.KeepControlRecords())
 	var out []*kgo.Record
 	for len(left) > 0 {
 		fs := cl.PollFetches(ctx)
@@ -297,6 +318,15 @@ func TestPriorAuthWorkflowsCompleteExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	w.checkWorkflows(ids)
+}
+
+// checkWorkflows checks the read_committed outputs: every id completed
+// exactly once, its summary's steps in order with the payer's decision,
+// every request made once, and nothing in the error topic.
+func (w *paWorld) checkWorkflows(ids []string) {
+	t := w.t
+	t.Helper()
 	completed := w.readToEnd(priorauth.TopicWorkflowCompleted)
 	per := countByKey(completed)
 	for _, id := range ids {
@@ -339,6 +369,83 @@ func TestPriorAuthWorkflowsCompleteExactlyOnce(t *testing.T) {
 				t.Errorf("%s: %d records for %s, want one", topic, c, id)
 			}
 		}
+	}
+}
+
+// Issue 4: an instance killed between produce and commit (a zombie,
+// fenced by its successor) and a second instance joining mid-workflow
+// change nothing in the read_committed outputs.
+func TestPriorAuthCrashAndRebalanceChangeNothing(t *testing.T) {
+	w := newPAWorld(t, sim.PriorAuthWorldConfig{Seed: 13, Approve: 0.6, Deny: 0.2, Partial: 0.1, Pend: 0.25})
+	recs, rxIDs := sim.PriorAuthPrescriptions(4, 1000)
+	ids := make([]string, len(rxIDs))
+	for i, rx := range rxIDs {
+		ids[i] = priorauth.PriorAuthID(rx)
+	}
+
+	// The fault: hold the first committing EndTxn until the successor has
+	// fenced the zombie, then drop the connection it came on.
+	k := w.cluster.Kafka()
+	crashed, release, fenced := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var fired atomic.Bool
+	k.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if r := req.(*kmsg.EndTxnRequest); !r.Commit || fired.Load() {
+			return nil, nil, false
+		}
+		fired.Store(true)
+		close(crashed)
+		k.SleepControl(func() { <-release })
+		return nil, errClosedByTest, true
+	})
+	var inits atomic.Int32
+	k.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if inits.Add(1) == 2 {
+			close(fenced)
+		}
+		k.KeepControl()
+		return nil, nil, false
+	})
+
+	zombie := w.startInstance("pa-1")
+	produceAll(t, w.prod, recs[:500])
+	select {
+	case <-crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the crash fault never fired")
+	}
+	zombie.cancel()
+	successor := w.startInstance("pa-1")
+	select {
+	case <-fenced:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the successor never initialised its producer")
+	}
+	close(release)
+	if err := zombie.stop(); err != nil {
+		t.Fatalf("zombie: %v", err)
+	}
+
+	// A second instance joins while workflows are in flight: the group
+	// rebalances mid-workflow.
+	second := w.startInstance("pa-2")
+	produceAll(t, w.prod, recs[500:])
+	w.awaitKeys(priorauth.TopicWorkflowCompleted, ids)
+	w.waitIdle(60 * time.Second)
+	for _, in := range []*paInstance{successor, second} {
+		if err := in.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.checkWorkflows(ids)
+	// The zombie's requests of its doomed transaction are in the log,
+	// aborted: the crash came after produce, and read_committed never saw
+	// them.
+	aborted := 0
+	for _, topic := range []string{pipeline.RepartitionTopic(w.spec.Group, priorauth.RepartitionByPriorAuth), priorauth.TopicStatus} {
+		aborted += len(w.readToEndAt(topic, kgo.ReadUncommitted())) - len(w.readToEnd(topic))
+	}
+	if aborted <= 0 {
+		t.Error("the log holds no aborted records: the crash did not come after produce")
 	}
 }
 
