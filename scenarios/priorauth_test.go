@@ -551,3 +551,55 @@ func TestPriorAuthSLABreachOnceAcrossRestart(t *testing.T) {
 		}
 	}
 }
+
+// Issue 4: an approval past its expiration date moves to EXPIRED once,
+// from the virtual clock, and not again after a restart.
+func TestPriorAuthExpiryOnceAcrossRestart(t *testing.T) {
+	w := newPAWorld(t, sim.PriorAuthWorldConfig{Seed: 17, Approve: 1, ExpireAfter: 30 * 24 * time.Hour})
+	stop := w.start("pa-1")
+	recs, rxIDs := sim.PriorAuthPrescriptions(6, 24)
+	ids := make([]string, len(rxIDs))
+	for i, rx := range rxIDs {
+		ids[i] = priorauth.PriorAuthID(rx)
+	}
+	produceAll(t, w.prod, recs)
+	w.awaitKeys(priorauth.TopicWorkflowCompleted, ids)
+	expired := func(s string, _ map[string]any) bool { return s == string(priorauth.StatusExpired) }
+
+	w.clock.Advance(31 * 24 * time.Hour)
+	w.awaitStatus(ids, expired)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// After the restart, a second batch approved and expired shows the
+	// restarted instance punctuating past the first batch's expiry.
+	stop = w.start("pa-1")
+	more, moreRx := sim.PriorAuthPrescriptions(7, 24)
+	moreIDs := make([]string, len(moreRx))
+	for i, rx := range moreRx {
+		moreIDs[i] = priorauth.PriorAuthID(rx)
+	}
+	produceAll(t, w.prod, more)
+	w.awaitKeys(priorauth.TopicWorkflowCompleted, moreIDs)
+	w.clock.Advance(31 * 24 * time.Hour)
+	w.awaitStatus(moreIDs, expired)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, r := range w.readToEnd(priorauth.TopicStatus) {
+		var v struct{ Status string }
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Status == string(priorauth.StatusExpired) {
+			n[string(r.Key)]++
+		}
+	}
+	for _, id := range append(ids, moreIDs...) {
+		if n[id] != 1 {
+			t.Errorf("%s expired %d times, want once", id, n[id])
+		}
+	}
+}

@@ -216,4 +216,7 @@ func TestOnRuntime(t *testing.T) {
 	if n := len(readAll(TopicSubmissionRequested)); n != 1 {
 		t.Errorf("%d submission requests for a repeated documentation event, want one", n)
 	}
+	if n := p.duplicates.Get(); n != 1 {
+		t.Errorf("duplicates counted %d, want the repeated documentation event", n)
+	}
 }
