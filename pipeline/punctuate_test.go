@@ -4,24 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/sim"
 )
-
-// manualClock is a clock a test moves by hand.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *manualClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 // timerSpec keeps a timer per key: an input record's value is its due time
 // (unix seconds), acknowledged on "set"; each punctuation emits "<key>" on
@@ -64,7 +54,7 @@ func TestPunctuationFiresTimersOnceAcrossRestart(t *testing.T) {
 	w := newWorld(t)
 	w.createTopics(t, 4, "timers.in", "set", "fired", "timers.errors")
 	t0 := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
-	clock := &manualClock{now: t0}
+	clock := sim.NewVirtualClock(t0)
 	prod := w.client(t)
 	timers := func(prefix string, n int, due time.Time) []*kgo.Record {
 		var recs []*kgo.Record

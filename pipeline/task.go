@@ -162,27 +162,34 @@ func (t *task) processBatch(ctx context.Context, batch []*kgo.Record) {
 }
 
 func (t *task) processOne(rec *kgo.Record) {
+	t.current = rec
+	if err := t.atomically(func() error { return t.call(rec) }); err != nil {
+		t.sendError(rec, err)
+	}
+}
+
+// atomically runs fn as one unit of the open transaction: what it emits is
+// produced when it succeeds, and when it fails its state writes are rolled
+// back and its emits dropped.
+func (t *task) atomically(fn func() error) error {
 	for i, s := range t.stores {
 		t.marks[i] = s.mark()
 	}
 	t.pending = t.pending[:0]
-	t.current = rec
-	err := t.call(rec)
+	err := fn()
 	if err != nil {
 		for i, s := range t.stores {
 			s.rollbackTo(t.marks[i])
 		}
-		clear(t.pending)
-		t.pending = t.pending[:0]
-		t.sendError(rec, err)
-		return
+	} else {
+		for _, out := range t.pending {
+			t.r.produce(out)
+		}
+		t.r.m.recordsOut.Add(len(t.pending))
 	}
-	for _, out := range t.pending {
-		t.r.produce(out)
-	}
-	t.r.m.recordsOut.Add(len(t.pending))
 	clear(t.pending)
 	t.pending = t.pending[:0]
+	return err
 }
 
 // punctuate runs the Spec's Punctuate on the task's state; see
@@ -204,26 +211,10 @@ func (t *task) punctuate(ctx context.Context) {
 		}
 		t.restored = true
 	}
-	for i, s := range t.stores {
-		t.marks[i] = s.mark()
-	}
-	t.pending = t.pending[:0]
 	t.current = nil
-	if err := t.callPunctuate(); err != nil {
-		for i, s := range t.stores {
-			s.rollbackTo(t.marks[i])
-		}
-		clear(t.pending)
-		t.pending = t.pending[:0]
+	if err := t.atomically(t.callPunctuate); err != nil {
 		t.r.errLog.warn("punctuation failed; its writes are discarded", "partition", t.partition, "error_type", string(errorTypeOf(err)))
-		return
 	}
-	for _, out := range t.pending {
-		t.r.produce(out)
-	}
-	t.r.m.recordsOut.Add(len(t.pending))
-	clear(t.pending)
-	t.pending = t.pending[:0]
 }
 
 func (t *task) callPunctuate() (err error) {

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/sim"
@@ -69,30 +67,7 @@ func TestAlertsCrashBetweenProduceAndCommit(t *testing.T) {
 
 	// The fault: hold the first committing EndTxn until the successor has
 	// fenced the zombie, then drop the connection it came on.
-	k := w.cluster.Kafka()
-	crashed := make(chan struct{})
-	release := make(chan struct{})
-	var fired atomic.Bool
-	k.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if r := req.(*kmsg.EndTxnRequest); !r.Commit || fired.Load() {
-			return nil, nil, false
-		}
-		fired.Store(true)
-		close(crashed)
-		k.SleepControl(func() { <-release })
-		return nil, errClosedByTest, true
-	})
-	// The successor's InitProducerID (the second one) is what fences the
-	// zombie; observe it, then let the request through.
-	var inits atomic.Int32
-	fenced := make(chan struct{})
-	k.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if inits.Add(1) == 2 {
-			close(fenced)
-		}
-		k.KeepControl()
-		return nil, nil, false
-	})
+	crashed, release, fenced := crashFault(w.cluster.Kafka())
 
 	zombie := w.start("node-1")
 	w.produce(recs[:2000])

@@ -8,12 +8,15 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
@@ -193,35 +196,43 @@ func (w *alertsWorld) read(topic string, level kgo.IsolationLevel) []*kgo.Record
 // offset is found by reading it.
 func (w *alertsWorld) waitIdle(timeout time.Duration) {
 	w.t.Helper()
+	waitFor(w.t, timeout, "pipeline caught up", func() bool {
+		return groupCaughtUp(w.adm, &w.spec, w.readAll)
+	})
+}
+
+// waitFor polls cond until it holds, failing t after timeout. For
+// conditions outside the process under test (a group's committed offsets),
+// which no event announces.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if w.caughtUp() {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("pipeline not caught up after %v", timeout)
+			t.Fatalf("not %s after %v", what, timeout)
 		}
 		<-tick.C
 	}
 }
 
-func (w *alertsWorld) caughtUp() bool {
+// groupCaughtUp reports whether spec's group has committed every input
+// record, repartitioned ones included; read reads a topic read_committed.
+func groupCaughtUp(adm *kadm.Client, spec *pipeline.Spec, read func(topic string) []*kgo.Record) bool {
 	ctx := context.Background()
-	committed, err := w.adm.FetchOffsets(ctx, w.spec.Group)
+	committed, err := adm.FetchOffsets(ctx, spec.Group)
 	if err != nil {
 		return false
 	}
-	for _, topic := range w.spec.Inputs {
-		ends, err := w.adm.ListEndOffsets(ctx, topic)
+	for _, topic := range spec.Inputs {
+		ends, err := adm.ListEndOffsets(ctx, topic)
 		if err != nil {
 			return false
 		}
 		ok := true
 		ends.Each(func(o kadm.ListedOffset) {
-			c, _ := committed.Lookup(topic, o.Partition)
-			if o.Offset > 0 && c.At < o.Offset {
+			if c, _ := committed.Lookup(topic, o.Partition); o.Offset > 0 && c.At < o.Offset {
 				ok = false
 			}
 		})
@@ -229,20 +240,48 @@ func (w *alertsWorld) caughtUp() bool {
 			return false
 		}
 	}
-	for _, name := range w.spec.Repartitions {
-		topic := pipeline.RepartitionTopic(w.spec.Group, name)
+	// Repartition topics are transactional: their end is a marker, not a
+	// record to commit past.
+	for _, name := range spec.Repartitions {
+		topic := pipeline.RepartitionTopic(spec.Group, name)
 		last := map[int32]int64{}
-		for _, r := range w.readAll(topic) {
+		for _, r := range read(topic) {
 			last[r.Partition] = r.Offset
 		}
 		for p, o := range last {
-			c, _ := committed.Lookup(topic, p)
-			if c.At < o+1 {
+			if c, _ := committed.Lookup(topic, p); c.At < o+1 {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// crashFault makes the first committing EndTxn of the cluster hang until
+// release is closed, then drops the connection it came on (a process dying
+// between produce and commit); crashed closes when it fires. fenced closes
+// when a second InitProducerID (a successor fencing the zombie) arrives.
+func crashFault(k *kfake.Cluster) (crashed, release, fenced chan struct{}) {
+	crashed, release, fenced = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var fired atomic.Bool
+	k.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if r := req.(*kmsg.EndTxnRequest); !r.Commit || fired.Load() {
+			return nil, nil, false
+		}
+		fired.Store(true)
+		close(crashed)
+		k.SleepControl(func() { <-release })
+		return nil, errClosedByTest, true
+	})
+	var inits atomic.Int32
+	k.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if inits.Add(1) == 2 {
+			close(fenced)
+		}
+		k.KeepControl()
+		return nil, nil, false
+	})
+	return crashed, release, fenced
 }
 
 func decodeAlerts(t *testing.T, recs []*kgo.Record) []alerts.Alert {

@@ -8,13 +8,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
@@ -198,51 +196,9 @@ func (w *paWorld) awaitKeys(topic string, want []string) {
 // repartitioned ones included.
 func (w *paWorld) waitIdle(timeout time.Duration) {
 	w.t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !w.caughtUp() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("orchestrator not caught up after %v", timeout)
-		}
-		<-tick.C
-	}
-}
-
-func (w *paWorld) caughtUp() bool {
-	ctx := context.Background()
-	committed, err := w.adm.FetchOffsets(ctx, w.spec.Group)
-	if err != nil {
-		return false
-	}
-	for _, topic := range w.spec.Inputs {
-		ends, err := w.adm.ListEndOffsets(ctx, topic)
-		if err != nil {
-			return false
-		}
-		ok := true
-		ends.Each(func(o kadm.ListedOffset) {
-			if c, _ := committed.Lookup(topic, o.Partition); o.Offset > 0 && c.At < o.Offset {
-				ok = false
-			}
-		})
-		if !ok {
-			return false
-		}
-	}
-	// The repartition topic is transactional: its end is a marker, not
-	// a record to commit past.
-	topic := pipeline.RepartitionTopic(w.spec.Group, priorauth.RepartitionByPriorAuth)
-	last := map[int32]int64{}
-	for _, r := range w.readToEnd(topic) {
-		last[r.Partition] = r.Offset
-	}
-	for p, o := range last {
-		if c, _ := committed.Lookup(topic, p); c.At < o+1 {
-			return false
-		}
-	}
-	return true
+	waitFor(w.t, timeout, "orchestrator caught up", func() bool {
+		return groupCaughtUp(w.adm, &w.spec, w.readToEnd)
+	})
 }
 
 // census counts the records of every topic of the orchestrator, for a
@@ -385,26 +341,7 @@ func TestPriorAuthCrashAndRebalanceChangeNothing(t *testing.T) {
 
 	// The fault: hold the first committing EndTxn until the successor has
 	// fenced the zombie, then drop the connection it came on.
-	k := w.cluster.Kafka()
-	crashed, release, fenced := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	var fired atomic.Bool
-	k.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if r := req.(*kmsg.EndTxnRequest); !r.Commit || fired.Load() {
-			return nil, nil, false
-		}
-		fired.Store(true)
-		close(crashed)
-		k.SleepControl(func() { <-release })
-		return nil, errClosedByTest, true
-	})
-	var inits atomic.Int32
-	k.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if inits.Add(1) == 2 {
-			close(fenced)
-		}
-		k.KeepControl()
-		return nil, nil, false
-	})
+	crashed, release, fenced := crashFault(w.cluster.Kafka())
 
 	zombie := w.startInstance("pa-1")
 	produceAll(t, w.prod, recs[:500])

@@ -27,18 +27,7 @@ func readTestdata(t testing.TB, name string) []byte {
 // its decoded form.
 func observation(t testing.TB, mutate func(o map[string]any)) []byte {
 	t.Helper()
-	var o map[string]any
-	if err := json.Unmarshal(readTestdata(t, "observation_hr_normal_bare.json"), &o); err != nil {
-		t.Fatal(err)
-	}
-	if mutate != nil {
-		mutate(o)
-	}
-	b, err := json.Marshal(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return fixture(t, "observation_hr_normal_bare.json", mutate)
 }
 
 func withValue(v any) func(o map[string]any) {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,15 +16,6 @@ import (
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/sim"
 )
-
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *manualClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 // TestOnRuntime runs the orchestrator on the real runtime against kfake,
 // playing the outside world by hand: a prescription keyed by its own id is
@@ -57,7 +47,7 @@ func TestOnRuntime(t *testing.T) {
 	if err := pipeline.CreateTopics(context.Background(), adm, &spec, 4, 1); err != nil {
 		t.Fatal(err)
 	}
-	clock := &manualClock{now: t0}
+	clock := sim.NewVirtualClock(t0)
 	r, err := pipeline.New(spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(20*time.Millisecond), pipeline.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
