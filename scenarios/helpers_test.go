@@ -154,15 +154,27 @@ func (w *alertsWorld) readUncommitted(topic string) []*kgo.Record {
 
 func (w *alertsWorld) read(topic string, level kgo.IsolationLevel) []*kgo.Record {
 	w.t.Helper()
+	return readTopic(w.t, w.adm, w.client, topic, level)
+}
+
+// readTopic reads topic with an independent consumer (made by newClient)
+// up to its end: the last stable offset read_committed, the high watermark
+// read_uncommitted. Control records are read too, so that the end is seen
+// exactly; only data records are returned.
+func readTopic(t *testing.T, adm *kadm.Client, newClient func(...kgo.Opt) *kgo.Client, topic string, level kgo.IsolationLevel) []*kgo.Record {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list := w.adm.ListCommittedOffsets
+	list := adm.ListCommittedOffsets
 	if level == kgo.ReadUncommitted() {
-		list = w.adm.ListEndOffsets
+		list = adm.ListEndOffsets
 	}
 	ends, err := list(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
 	targets := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -170,12 +182,12 @@ func (w *alertsWorld) read(topic string, level kgo.IsolationLevel) []*kgo.Record
 			targets[o.Partition] = o.Offset
 		}
 	})
-	cl := w.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level), kgo.KeepControlRecords())
+	cl := newClient(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level), kgo.KeepControlRecords())
 	var out []*kgo.Record
 	for len(targets) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			w.t.Fatalf("reading %s: timed out with partitions %v unread", topic, targets)
+			t.Fatalf("reading %s: timed out with partitions %v unread", topic, targets)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if !r.Attrs.IsControl() {

@@ -132,38 +132,7 @@ func (w *paWorld) readToEnd(topic string) []*kgo.Record {
 // returns the records of aborted transactions.
 func (w *paWorld) readToEndAt(topic string, level kgo.IsolationLevel) []*kgo.Record {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	lso, err := w.adm.ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = lso.Error()
-	}
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	left := map[int32]int64{}
-	lso.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-		}
-	})
-	cl := w.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level), kgo.KeepControlRecords())
-	var out []*kgo.Record
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			w.t.Fatalf("%s: not read to its end before the deadline", topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
-				delete(left, r.Partition)
-			}
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-		})
-	}
-	return out
+	return readTopic(w.t, w.adm, w.client, topic, level)
 }
 
 // awaitKeys reads topic read_committed until it holds a record for every
