@@ -149,22 +149,28 @@ func (r *Runner) Lookup(store, key string) (value []byte, found bool) {
 // writes of the open transaction. Keys come partition by partition, sorted
 // within each.
 func (r *Runner) Scan(store string, fn func(key string, value []byte) bool) {
+	// The stores are collected under the runner's lock and read without
+	// it (each store takes its own read lock): a long scan must not hold
+	// up assignments or commits.
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	parts := make([]int32, 0, len(r.tasks))
 	for p := range r.tasks {
 		parts = append(parts, p)
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+	var stores []*Store
 	for _, p := range parts {
 		for _, s := range r.tasks[p].stores {
-			if s.name != store {
-				continue
+			if s.name == store {
+				stores = append(stores, s)
 			}
-			for _, k := range s.Keys() {
-				if v, ok := s.Get(k); ok && !fn(k, v) {
-					return
-				}
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range stores {
+		for _, k := range s.Keys() {
+			if v, ok := s.Get(k); ok && !fn(k, v) {
+				return
 			}
 		}
 	}
