@@ -35,6 +35,15 @@ func TestDecode(t *testing.T) {
 			t.Errorf("event %+v", ev)
 		}
 	})
+	t.Run("documents kept as sent", func(t *testing.T) {
+		ev, err := Decode(rec(`{"priorAuthId":"pa-1","documents":[{"type":"lab-results","documentId":"doc-1"}]}`), TopicDocumentationAssembled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(ev.Documents) != `[{"type":"lab-results","documentId":"doc-1"}]` {
+			t.Errorf("documents %s", ev.Documents)
+		}
+	})
 	t.Run("determination date is the event time", func(t *testing.T) {
 		ev, err := Decode(rec(`{"priorAuthId":"pa-1","determinationStatus":"APPROVED","determinationDate":"2025-03-02T10:00:00Z","expirationDate":"2025-06-01T00:00:00Z"}`), TopicDeterminationReceived)
 		if err != nil {
