@@ -199,7 +199,7 @@ func (t *task) punctuate(ctx context.Context) {
 		stable, err := t.changelogsStable(ctx)
 		if err != nil || !stable {
 			if err != nil && !t.stopping() {
-				t.r.log.Warn("checking changelogs before punctuating", "partition", t.partition, "error", err)
+				t.r.errLog.warn("checking changelogs before punctuating", "partition", t.partition, "error", err)
 			}
 			return
 		}
