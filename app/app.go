@@ -16,6 +16,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -126,6 +127,7 @@ type built struct {
 	runner    *pipeline.Runner
 	alerts    *alerts.Processor
 	priorauth *priorauth.Processor
+	orders    *orders.Processor
 }
 
 func buildPipelines(cfg *Config, kafka []kgo.Opt) ([]*built, error) {
@@ -173,6 +175,13 @@ func buildPipelines(cfg *Config, kafka []kgo.Opt) ([]*built, error) {
 				return nil, err
 			}
 			ps = append(ps, &built{name: name, runner: r, priorauth: proc})
+		case "orders":
+			proc := orders.New(set)
+			r, err := pipeline.New(proc.Spec(), opts...)
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, &built{name: name, runner: r, orders: proc})
 		}
 	}
 	return ps, nil
@@ -237,6 +246,9 @@ func summarize(ctx context.Context, cfg *Config, ps []*built) {
 				}
 				if p.priorauth != nil {
 					line += fmt.Sprintf("  completed %5d", p.priorauth.Completed())
+				}
+				if p.orders != nil {
+					line += fmt.Sprintf("  processed %5d", p.orders.Processed())
 				}
 				fmt.Fprintln(cfg.Stdout, line)
 			}
@@ -329,17 +341,47 @@ func (w *embedded) feed(ctx context.Context, ps []*built) error {
 		case <-tick.C:
 		}
 	}
-	errc := make(chan error, 1)
+	// Each pipeline's traffic is fed on its own goroutine.
+	var feeds []func() error
 	if w.paWorld != nil {
-		go func() { errc <- w.feedPrescriptions(ctx) }()
-	} else {
-		errc <- nil
+		feeds = append(feeds, func() error { return w.feedPrescriptions(ctx) })
 	}
-	if !slices.ContainsFunc(ps, func(p *built) bool { return p.alerts != nil }) {
-		return <-errc
+	if slices.ContainsFunc(ps, func(p *built) bool { return p.orders != nil }) {
+		feeds = append(feeds, func() error { return w.feedOrders(ctx) })
 	}
-	err := w.feedObservations(ctx, ps, tick)
-	return errors.Join(err, <-errc)
+	if slices.ContainsFunc(ps, func(p *built) bool { return p.alerts != nil }) {
+		feeds = append(feeds, func() error { return w.feedObservations(ctx, ps, tick) })
+	}
+	errc := make(chan error, len(feeds))
+	for _, f := range feeds {
+		go func() { errc <- f() }()
+	}
+	var errs []error
+	for range feeds {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
+}
+
+// ordersPerSecond is the demo's medication-order traffic.
+const ordersPerSecond = 50
+
+// feedOrders sends seeded medication orders at the demo rate until ctx
+// ends, bounded like every load loop: an hour's worth.
+func (w *embedded) feedOrders(ctx context.Context) error {
+	const batch = 1000
+	var pending []*kgo.Record
+	chunk := int64(0)
+	next := func() *kgo.Record {
+		if len(pending) == 0 {
+			pending, _ = sim.MedicationOrders(w.cfg.Seed*1_000_003+chunk, batch)
+			chunk++
+		}
+		r := pending[0]
+		pending = pending[1:]
+		return r
+	}
+	return sim.Feed(ctx, w.prod, next, ordersPerSecond, ordersPerSecond*3600)
 }
 
 // feedObservations loads the patient table, then sends observations at the

@@ -12,10 +12,10 @@ import (
 	"github.com/carepipe/carepipe/sim"
 )
 
-// The embedded demo runs the alerts pipeline and the prior-authorization
-// orchestrator with their simulated worlds, prints summaries with alerts and
-// completed prior authorizations in them, and returns nil when its duration
-// is up.
+// The embedded demo runs the alerts pipeline, the prior-authorization
+// orchestrator and the order processor with their simulated traffic and
+// worlds, prints summaries with alerts, completed prior authorizations and
+// processed orders in them, and returns nil when its duration is up.
 func TestEmbeddedDemoRunsAndStopsCleanly(t *testing.T) {
 	var out bytes.Buffer
 	err := Run(context.Background(), Config{
@@ -33,7 +33,7 @@ func TestEmbeddedDemoRunsAndStopsCleanly(t *testing.T) {
 			last[f[1]] = line
 		}
 	}
-	for pipeline, counter := range map[string]string{"alerts": "alerts", "priorauth": "completed"} {
+	for pipeline, counter := range map[string]string{"alerts": "alerts", "priorauth": "completed", "orders": "processed"} {
 		m := regexp.MustCompile(counter + ` +(\d+)$`).FindStringSubmatch(last[pipeline])
 		if m == nil {
 			t.Fatalf("last %s summary line has no %s count: %q", pipeline, counter, last[pipeline])

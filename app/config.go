@@ -21,7 +21,7 @@ import (
 var knownPipelines = []string{"alerts", "priorauth", "datasync", "orders"}
 
 // builtPipelines are those this version can run.
-var builtPipelines = []string{"alerts", "priorauth"}
+var builtPipelines = []string{"alerts", "priorauth", "orders"}
 
 // Config is everything Run needs. Zero values mean the documented defaults.
 type Config struct {

@@ -1,0 +1,56 @@
+package orders
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+func TestProcessed(t *testing.T) {
+	now := time.Date(2025, 3, 1, 9, 30, 0, 0, time.FixedZone("x", 3600))
+	const at = `"processedAt":"2025-03-01T08:30:00Z"`
+	for _, tt := range []struct{ name, in, want string }{
+		{"bare", `{"id":"ord-1","patientId":"pat-1","dose":1.50,"status":"SUBMITTED"}`,
+			`{"id":"ord-1","patientId":"pat-1","dose":1.50,"status":"PROCESSED",` + at + `}`},
+		{"enveloped", `{"metadata":{"correlationId":"c"},"payload":{"id":"ord-2","patientId":"pat-2","route":null}}`,
+			`{"id":"ord-2","patientId":"pat-2","route":null,"status":"PROCESSED",` + at + `}`},
+		{"nested and escaped kept", ` { "id" : "ord-\u0033", "patientId":"p","tags":["a", {"b":2}],"processedAt":"old"} `,
+			`{"id":"ord-3","patientId":"p","tags":["a", {"b":2}],"status":"PROCESSED",` + at + `}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Processed([]byte(tt.in), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+	const marker = "SECRETPATIENT"
+	for _, tt := range []struct {
+		name, in string
+		want     pipeline.ErrorType
+	}{
+		{"not JSON", marker, pipeline.ErrDecode},
+		{"not an object", `["` + marker + `"]`, pipeline.ErrDecode},
+		{"truncated", `{"id":"ord-1","patientId":"` + marker, pipeline.ErrDecode},
+		{"no id", `{"patientId":"` + marker + `"}`, pipeline.ErrInvalid},
+		{"numeric id", `{"id":7,"patientId":"` + marker + `"}`, pipeline.ErrInvalid},
+		{"no patient", `{"id":"ord-1"}`, pipeline.ErrInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Processed([]byte(tt.in), now)
+			var re *pipeline.RecordError
+			if !errors.As(err, &re) || re.Type != tt.want {
+				t.Fatalf("error %v, want %s", err, tt.want)
+			}
+			if strings.Contains(err.Error(), marker) {
+				t.Errorf("error %q quotes the order", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,137 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/orders"
+	"github.com/carepipe/carepipe/sim"
+)
+
+// Issue 5 (orders): 2,000 medication orders are processed exactly once
+// each, PROCESSED at the injected clock's time, although the instance
+// processing them is killed between produce and commit and its successor
+// takes over.
+func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	newClient := func(opts ...kgo.Opt) *kgo.Client {
+		cl, err := kgo.NewClient(append(c.ClientOpts(), opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	prod := newClient()
+	adm := kadm.NewClient(newClient())
+	spec := orders.New(nil).Spec()
+	if err := pipeline.CreateTopics(context.Background(), adm, &spec, testPartitions, 1); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	clock := sim.NewVirtualClock(at)
+	start := func() (context.CancelFunc, func() error) {
+		r, err := pipeline.New(orders.New(nil).Spec(), pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+			pipeline.WithInstanceID("orders-1"), pipeline.WithTransactionTimeout(5*time.Second), pipeline.WithLogger(testLogger()), pipeline.WithClock(clock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		var once sync.Once
+		var runErr error
+		stop := func() error {
+			once.Do(func() {
+				cancel()
+				select {
+				case runErr = <-done:
+				case <-time.After(30 * time.Second):
+					runErr = errors.New("instance did not stop within 30s")
+				}
+			})
+			return runErr
+		}
+		t.Cleanup(func() { _ = stop() })
+		return cancel, stop
+	}
+
+	crashed, release, fenced := crashFault(c.Kafka())
+	recs, ids := sim.MedicationOrders(9, 2000)
+	zombieCancel, zombieStop := start()
+	produceAll(t, prod, recs[:1000])
+	select {
+	case <-crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the crash fault never fired")
+	}
+	zombieCancel()
+	_, stop := start()
+	select {
+	case <-fenced:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the successor never initialised its producer")
+	}
+	close(release)
+	if err := zombieStop(); err != nil {
+		t.Fatalf("zombie: %v", err)
+	}
+	produceAll(t, prod, recs[1000:])
+	readN := func(n int) []*kgo.Record {
+		cl := newClient(kgo.ConsumeTopics(orders.TopicProcessed), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var out []*kgo.Record
+		for len(out) < n {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("%d of %d processed orders before the deadline", len(out), n)
+			}
+			out = append(out, fs.Records()...)
+		}
+		return out
+	}
+	readN(len(ids))
+	waitFor(t, 60*time.Second, "orders caught up", func() bool {
+		return groupCaughtUp(adm, &spec, func(topic string) []*kgo.Record { return readTopic(t, adm, newClient, topic, kgo.ReadCommitted()) })
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	all := readTopic(t, adm, newClient, orders.TopicProcessed, kgo.ReadCommitted())
+	seen := map[string]int{}
+	for _, r := range all {
+		var o struct{ ID, Status, ProcessedAt string }
+		if err := json.Unmarshal(r.Value, &o); err != nil {
+			t.Fatal(err)
+		}
+		seen[o.ID]++
+		if o.Status != orders.StatusProcessed || o.ProcessedAt != "2025-03-01T10:00:00Z" {
+			t.Errorf("order %s: status %s at %s", o.ID, o.Status, o.ProcessedAt)
+		}
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("order %s processed %d times, want once", id, seen[id])
+		}
+	}
+	if len(all) != len(ids) {
+		t.Errorf("%d processed records, want %d", len(all), len(ids))
+	}
+	if n := len(readTopic(t, adm, newClient, orders.TopicProcessed, kgo.ReadUncommitted())); n <= len(ids) {
+		t.Errorf("the log holds %d processed records with aborted ones, no more than the %d committed: the crash did not come after produce", n, len(ids))
+	}
+}
