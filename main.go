@@ -72,7 +72,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	var (
 		cfg       app.Config
 		brokers   = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); none: embedded demo")
-		pipelines = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts)")
+		pipelines = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts, priorauth, orders)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	fs.StringVar(&cfg.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz on this address (port 0 picks one)")
