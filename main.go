@@ -18,15 +18,17 @@ import (
 
 	"github.com/carepipe/carepipe/app"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/topics"
 )
 
 const usage = `carepipe: healthcare event pipelines on Kafka, exactly once.
 
 Usage:
-  carepipe run   [flags]     run the pipelines (no --brokers: embedded demo)
-  carepipe rules check FILE  validate an alert rules file
+  carepipe run   [flags]          run the pipelines (no --brokers: embedded demo)
+  carepipe topics plan|apply ...  compare the pipelines' topics with the cluster, or make them so
+  carepipe rules check FILE       validate an alert rules file
 
-Run 'carepipe run -h' for the flags.
+Run 'carepipe run -h' or 'carepipe topics plan -h' for the flags.
 `
 
 func main() {
@@ -41,6 +43,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runCmd(args[1:], stdout, stderr)
+	case "topics":
+		if len(args) < 2 || (args[1] != "plan" && args[1] != "apply") {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return topicsCmd(args[1] == "apply", args[2:], stdout, stderr)
 	case "rules":
 		if len(args) != 3 || args[1] != "check" {
 			fmt.Fprint(stderr, usage)
@@ -97,20 +105,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	// Flags win over the environment.
-	if *brokers == "" {
-		*brokers = os.Getenv("KAFKA_BROKERS")
-	}
-	cfg.Brokers = splitList(*brokers)
+	kafkaFromEnv(&cfg, *brokers)
 	cfg.Pipelines = splitList(*pipelines)
-	cfg.SASLMechanism = os.Getenv("KAFKA_SASL_MECHANISM")
-	cfg.Username = os.Getenv("KAFKA_USERNAME")
-	cfg.Password = os.Getenv("KAFKA_PASSWORD")
-	cfg.TLS = os.Getenv("KAFKA_TLS") == "true" || os.Getenv("KAFKA_TLS") == "1"
-	cfg.TLSCAFile = os.Getenv("KAFKA_TLS_CA")
-	if cfg.SASLMechanism == "" && cfg.Username != "" {
-		cfg.SASLMechanism = "PLAIN"
-	}
 	cfg.Stdout = stdout
 	cfg.Logger = log
 
@@ -123,6 +119,57 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("carepipe stopped cleanly", "ran", time.Since(start).Round(time.Millisecond).String())
+	return 0
+}
+
+// kafkaFromEnv sets cfg's cluster and security from the --brokers flag and
+// the environment; the flag wins over KAFKA_BROKERS.
+func kafkaFromEnv(cfg *app.Config, brokers string) {
+	if brokers == "" {
+		brokers = os.Getenv("KAFKA_BROKERS")
+	}
+	cfg.Brokers = splitList(brokers)
+	cfg.SASLMechanism = os.Getenv("KAFKA_SASL_MECHANISM")
+	cfg.Username = os.Getenv("KAFKA_USERNAME")
+	cfg.Password = os.Getenv("KAFKA_PASSWORD")
+	cfg.TLS = os.Getenv("KAFKA_TLS") == "true" || os.Getenv("KAFKA_TLS") == "1"
+	cfg.TLSCAFile = os.Getenv("KAFKA_TLS_CA")
+	if cfg.SASLMechanism == "" && cfg.Username != "" {
+		cfg.SASLMechanism = "PLAIN"
+	}
+}
+
+func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("topics", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	d := topics.SeedDefaults()
+	var (
+		brokers     = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); required")
+		pipelines   = fs.String("pipelines", "", "pipelines whose topics to plan, comma-separated (default all built)")
+		partitions  = fs.Int("partitions", int(d.Partitions), "partitions of every topic")
+		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *partitions < 1 || *replication < 1 || *replication > 32767 {
+		fmt.Fprintln(stderr, "--partitions and --replication must be positive")
+		return 2
+	}
+	d.Partitions, d.Replication = int32(*partitions), int16(*replication)
+	var cfg app.Config
+	kafkaFromEnv(&cfg, *brokers)
+	cfg.Pipelines = splitList(*pipelines)
+	cfg.Stdout = stdout
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Topics(ctx, cfg, apply, d); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	return 0
 }
 

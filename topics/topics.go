@@ -1,0 +1,247 @@
+// Package topics is carepipe's topics as code: the topics its pipelines need,
+// with the configs they should have, compared with a cluster (Plan) and
+// made so (Apply), idempotently. `carepipe topics plan|apply` runs it.
+//
+// It creates missing topics, raises partition counts and sets configs that
+// differ; it never lowers a partition count (Kafka cannot, and re-keying
+// would move every key's state) and never deletes a topic or a config it
+// does not manage.
+package topics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// Topic is a topic as it should be.
+type Topic struct {
+	Name        string
+	Partitions  int32
+	Replication int16
+	Configs     map[string]string
+}
+
+// Defaults are the layout of topics that specs do not decide themselves.
+type Defaults struct {
+	Partitions  int32
+	Replication int16
+	// Configs apply to every topic; a topic's own configs (compaction, a
+	// larger error topic) win.
+	Configs map[string]string
+}
+
+// SeedDefaults is the seed's topic layout: 12 partitions, replication 3,
+// min.insync.replicas 2, lz4, 1 MB messages, 7 days' retention (tables and
+// changelogs are compacted instead).
+func SeedDefaults() Defaults {
+	return Defaults{
+		Partitions:  12,
+		Replication: 3,
+		Configs: map[string]string{
+			"min.insync.replicas": "2",
+			"compression.type":    "lz4",
+			"max.message.bytes":   "1000000",
+			"retention.ms":        strconv.FormatInt((7 * 24 * time.Hour).Milliseconds(), 10),
+		},
+	}
+}
+
+// Desired is every topic the specs need, in spec order, each once, laid
+// out by d.
+func Desired(specs []pipeline.Spec, d Defaults) []Topic {
+	var out []Topic
+	seen := map[string]bool{}
+	for i := range specs {
+		for _, t := range specs[i].Topics() {
+			if seen[t.Name] {
+				continue
+			}
+			seen[t.Name] = true
+			configs := maps.Clone(d.Configs)
+			if configs == nil {
+				configs = map[string]string{}
+			}
+			maps.Copy(configs, t.Configs)
+			if configs["cleanup.policy"] == "compact" {
+				// A table keeps every key's latest value however old.
+				delete(configs, "retention.ms")
+			}
+			out = append(out, Topic{Name: t.Name, Partitions: d.Partitions, Replication: d.Replication, Configs: configs})
+		}
+	}
+	return out
+}
+
+// ChangeKind is what a change does.
+type ChangeKind string
+
+// The changes.
+const (
+	Create        ChangeKind = "create"
+	AddPartitions ChangeKind = "add-partitions"
+	SetConfig     ChangeKind = "set-config"
+	// Refused: the cluster's topic has more partitions than desired.
+	Refused ChangeKind = "refused"
+)
+
+// Change is one step from the cluster to the desired topics.
+type Change struct {
+	Kind  ChangeKind
+	Topic Topic
+	// From and To: partition counts (AddPartitions, Refused) or a config's
+	// values (SetConfig, From "" when unset).
+	From, To string
+	Config   string
+}
+
+func (c Change) String() string {
+	switch c.Kind {
+	case Create:
+		keys := slices.Sorted(maps.Keys(c.Topic.Configs))
+		var cs []string
+		for _, k := range keys {
+			cs = append(cs, k+"="+c.Topic.Configs[k])
+		}
+		return fmt.Sprintf("create %s: %d partitions, replication %d, %s", c.Topic.Name, c.Topic.Partitions, c.Topic.Replication, strings.Join(cs, " "))
+	case AddPartitions:
+		return fmt.Sprintf("add partitions to %s: %s -> %s", c.Topic.Name, c.From, c.To)
+	case SetConfig:
+		from := c.From
+		if from == "" {
+			from = "(default)"
+		}
+		return fmt.Sprintf("set %s %s: %s -> %s", c.Topic.Name, c.Config, from, c.To)
+	case Refused:
+		return fmt.Sprintf("refused: %s has %s partitions, more than %s; partitions cannot be removed", c.Topic.Name, c.From, c.To)
+	}
+	return string(c.Kind)
+}
+
+// Plan compares the desired topics with the cluster and returns the
+// changes, topic by topic in desired order. A topic with more partitions
+// than desired yields a Refused change, which Apply reports as an error.
+func Plan(ctx context.Context, adm *kadm.Client, desired []Topic) ([]Change, error) {
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing brokers: %w", err)
+	}
+	for _, t := range desired {
+		if int(t.Replication) > len(brokers) {
+			return nil, fmt.Errorf("topic %s: replication %d exceeds the cluster's %d brokers", t.Name, t.Replication, len(brokers))
+		}
+	}
+	names := make([]string, len(desired))
+	for i, t := range desired {
+		names[i] = t.Name
+	}
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("listing topics: %w", err)
+	}
+	var existing []string
+	for _, t := range desired {
+		if d, ok := details[t.Name]; ok && d.Err == nil {
+			existing = append(existing, t.Name)
+		}
+	}
+	current := map[string]map[string]string{}
+	if len(existing) > 0 {
+		rcs, err := adm.DescribeTopicConfigs(ctx, existing...)
+		if err != nil {
+			return nil, fmt.Errorf("describing topic configs: %w", err)
+		}
+		for _, rc := range rcs {
+			if rc.Err != nil {
+				return nil, fmt.Errorf("describing configs of %s: %w", rc.Name, rc.Err)
+			}
+			m := map[string]string{}
+			for _, c := range rc.Configs {
+				if c.Value != nil {
+					m[c.Key] = *c.Value
+				}
+			}
+			current[rc.Name] = m
+		}
+	}
+	var changes []Change
+	for _, t := range desired {
+		d, ok := details[t.Name]
+		switch {
+		case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			changes = append(changes, Change{Kind: Create, Topic: t})
+			continue
+		case d.Err != nil:
+			return nil, fmt.Errorf("topic %s: %w", t.Name, d.Err)
+		}
+		have := int32(len(d.Partitions))
+		from, to := strconv.Itoa(int(have)), strconv.Itoa(int(t.Partitions))
+		switch {
+		case have < t.Partitions:
+			changes = append(changes, Change{Kind: AddPartitions, Topic: t, From: from, To: to})
+		case have > t.Partitions:
+			changes = append(changes, Change{Kind: Refused, Topic: t, From: from, To: to})
+		}
+		for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
+			if v := current[t.Name][k]; v != t.Configs[k] {
+				changes = append(changes, Change{Kind: SetConfig, Topic: t, Config: k, From: v, To: t.Configs[k]})
+			}
+		}
+	}
+	return changes, nil
+}
+
+// Apply makes the changes. A Refused change is an error, and nothing is
+// applied when the plan has one.
+func Apply(ctx context.Context, adm *kadm.Client, changes []Change) error {
+	for _, c := range changes {
+		if c.Kind == Refused {
+			return errors.New(c.String())
+		}
+	}
+	for _, c := range changes {
+		var err error
+		switch c.Kind {
+		case Create:
+			configs := make(map[string]*string, len(c.Topic.Configs))
+			for k, v := range c.Topic.Configs {
+				configs[k] = kadm.StringPtr(v)
+			}
+			var resp kadm.CreateTopicResponse
+			resp, err = adm.CreateTopic(ctx, c.Topic.Partitions, c.Topic.Replication, configs, c.Topic.Name)
+			if err == nil {
+				err = resp.Err
+			}
+		case AddPartitions:
+			var resps kadm.CreatePartitionsResponses
+			resps, err = adm.UpdatePartitions(ctx, int(c.Topic.Partitions), c.Topic.Name)
+			if err == nil {
+				err = resps.Error()
+			}
+		case SetConfig:
+			var resps kadm.AlterConfigsResponses
+			resps, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: c.Config, Value: kadm.StringPtr(c.To)}}, c.Topic.Name)
+			if err == nil {
+				for _, r := range resps {
+					if r.Err != nil {
+						err = r.Err
+					}
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+	}
+	return nil
+}

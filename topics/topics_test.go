@@ -1,0 +1,124 @@
+package topics
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/orders"
+	"github.com/carepipe/carepipe/pipeline/priorauth"
+	"github.com/carepipe/carepipe/sim"
+)
+
+func kinds(cs []Change) map[ChangeKind]int {
+	m := map[ChangeKind]int{}
+	for _, c := range cs {
+		m[c.Kind]++
+	}
+	return m
+}
+
+// TestPlanApplyPlan: against an empty cluster the plan creates every topic;
+// applied, a second plan has nothing to do; drift (a config changed, more
+// partitions wanted) is planned and applied; fewer partitions are refused.
+func TestPlanApplyPlan(t *testing.T) {
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// A client per step, as each `carepipe topics` run is a process of its
+	// own: a client caches metadata briefly, and a plan right after an
+	// apply on the same client could see the cluster as it was.
+	newAdm := func() *kadm.Client {
+		cl, err := kgo.NewClient(c.ClientOpts()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return kadm.NewClient(cl)
+	}
+	adm := newAdm()
+	ctx := context.Background()
+
+	pa, err := priorauth.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []pipeline.Spec{pa.Spec(), orders.New(nil).Spec()}
+	d := SeedDefaults()
+	d.Replication = 1 // one embedded broker
+	desired := Desired(specs, d)
+
+	plan, err := Plan(ctx, adm, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(plan); k[Create] != len(desired) || len(plan) != len(desired) {
+		t.Fatalf("first plan %v, want %d creates", k, len(desired))
+	}
+	for _, ch := range plan {
+		if strings.HasSuffix(ch.Topic.Name, "-changelog") && (ch.Topic.Configs["cleanup.policy"] != "compact" || ch.Topic.Configs["retention.ms"] != "") {
+			t.Errorf("changelog %s configs %v, want compacted without retention", ch.Topic.Name, ch.Topic.Configs)
+		}
+		if ch.Topic.Name == priorauth.TopicErrors && ch.Topic.Configs["max.message.bytes"] != "4194304" {
+			t.Errorf("error topic configs %v, want the larger message size", ch.Topic.Configs)
+		}
+	}
+	if err := Apply(ctx, adm, plan); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Plan(ctx, newAdm(), desired); err != nil || len(again) != 0 {
+		t.Fatalf("plan after apply: %v, %v; want nothing to do", again, err)
+	}
+
+	// Drift: a config changed by hand, more partitions wanted for one topic.
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "compression.type", Value: kadm.StringPtr("gzip")}}, orders.TopicProcessed); err != nil {
+		t.Fatal(err)
+	}
+	for i := range desired {
+		if desired[i].Name == orders.TopicSubmitted {
+			desired[i].Partitions = 16
+		}
+	}
+	drift, err := Plan(ctx, newAdm(), desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(drift); len(drift) != 2 || k[SetConfig] != 1 || k[AddPartitions] != 1 {
+		t.Fatalf("drift plan %v, want one config and one partition change", drift)
+	}
+	if err := Apply(ctx, adm, drift); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Plan(ctx, newAdm(), desired); err != nil || len(again) != 0 {
+		t.Fatalf("plan after applying the drift: %v, %v; want nothing to do", again, err)
+	}
+
+	// Fewer partitions than the cluster has: refused, and nothing applied.
+	for i := range desired {
+		if desired[i].Name == orders.TopicSubmitted {
+			desired[i].Partitions = 4
+		}
+	}
+	refused, err := Plan(ctx, newAdm(), desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(refused); k[Refused] != 1 {
+		t.Fatalf("plan %v, want a refused partition decrease", refused)
+	}
+	if err := Apply(ctx, adm, refused); err == nil || !strings.Contains(err.Error(), "cannot be removed") {
+		t.Fatalf("Apply: %v, want the refusal", err)
+	}
+
+	// Replication the cluster cannot hold is an error, not a clamp.
+	d.Replication = 3
+	if _, err := Plan(ctx, adm, Desired(specs, d)); err == nil || !strings.Contains(err.Error(), "exceeds the cluster's 1 brokers") {
+		t.Fatalf("Plan with replication 3 on one broker: %v", err)
+	}
+}
