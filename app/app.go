@@ -311,21 +311,28 @@ func startEmbedded(ctx context.Context, cfg *Config) (*embedded, error) {
 const prescriptionsPerSecond = 20
 
 // feedPrescriptions sends seeded prescriptions at the demo rate until ctx
-// ends, bounded like every load loop: an hour's worth.
+// ends.
 func (w *embedded) feedPrescriptions(ctx context.Context) error {
+	return w.feedGenerated(ctx, sim.PriorAuthPrescriptions, prescriptionsPerSecond)
+}
+
+// feedGenerated sends records of a seeded generator at rate until ctx ends,
+// bounded like every load loop: an hour's worth. The generator is called
+// for a thousand records at a time, each chunk with its own seed.
+func (w *embedded) feedGenerated(ctx context.Context, gen func(seed int64, n int) ([]*kgo.Record, []string), rate int) error {
 	const batch = 1000
 	var pending []*kgo.Record
 	chunk := int64(0)
 	next := func() *kgo.Record {
 		if len(pending) == 0 {
-			pending, _ = sim.PriorAuthPrescriptions(w.cfg.Seed*1_000_003+chunk, batch)
+			pending, _ = gen(w.cfg.Seed*1_000_003+chunk, batch)
 			chunk++
 		}
 		r := pending[0]
 		pending = pending[1:]
 		return r
 	}
-	return sim.Feed(ctx, w.prod, next, prescriptionsPerSecond, prescriptionsPerSecond*3600)
+	return sim.Feed(ctx, w.prod, next, rate, rate*3600)
 }
 
 // feed loads the patient table, waits for the pipelines to be ready, then
@@ -367,21 +374,9 @@ func (w *embedded) feed(ctx context.Context, ps []*built) error {
 const ordersPerSecond = 50
 
 // feedOrders sends seeded medication orders at the demo rate until ctx
-// ends, bounded like every load loop: an hour's worth.
+// ends.
 func (w *embedded) feedOrders(ctx context.Context) error {
-	const batch = 1000
-	var pending []*kgo.Record
-	chunk := int64(0)
-	next := func() *kgo.Record {
-		if len(pending) == 0 {
-			pending, _ = sim.MedicationOrders(w.cfg.Seed*1_000_003+chunk, batch)
-			chunk++
-		}
-		r := pending[0]
-		pending = pending[1:]
-		return r
-	}
-	return sim.Feed(ctx, w.prod, next, ordersPerSecond, ordersPerSecond*3600)
+	return w.feedGenerated(ctx, sim.MedicationOrders, ordersPerSecond)
 }
 
 // feedObservations loads the patient table, then sends observations at the

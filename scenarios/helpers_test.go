@@ -107,14 +107,20 @@ func (w *alertsWorld) start(instanceID string, opts ...pipeline.Option) *instanc
 	if instanceID != "" {
 		base = append(base, pipeline.WithInstanceID(instanceID))
 	}
-	r, err := pipeline.New(proc.Spec(), append(base, opts...)...)
+	return startRunner(w.t, proc.Spec(), append(base, opts...)...)
+}
+
+// startRunner runs spec until the test ends or the instance is stopped.
+func startRunner(t *testing.T, spec pipeline.Spec, opts ...pipeline.Option) *instance {
+	t.Helper()
+	r, err := pipeline.New(spec, opts...)
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{runner: r, done: make(chan error, 1), cancel: cancel}
 	go func() { in.done <- r.Run(ctx) }()
-	w.t.Cleanup(func() { _ = in.stop() })
+	t.Cleanup(func() { _ = in.stop() })
 	return in
 }
 

@@ -3,8 +3,6 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,50 +40,29 @@ func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
 	}
 	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	clock := sim.NewVirtualClock(at)
-	start := func() (context.CancelFunc, func() error) {
-		r, err := pipeline.New(orders.New(nil).Spec(), pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+	start := func() *instance {
+		return startRunner(t, orders.New(nil).Spec(), pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
 			pipeline.WithInstanceID("orders-1"), pipeline.WithTransactionTimeout(5*time.Second), pipeline.WithLogger(testLogger()), pipeline.WithClock(clock))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- r.Run(ctx) }()
-		var once sync.Once
-		var runErr error
-		stop := func() error {
-			once.Do(func() {
-				cancel()
-				select {
-				case runErr = <-done:
-				case <-time.After(30 * time.Second):
-					runErr = errors.New("instance did not stop within 30s")
-				}
-			})
-			return runErr
-		}
-		t.Cleanup(func() { _ = stop() })
-		return cancel, stop
 	}
 
 	crashed, release, fenced := crashFault(c.Kafka())
 	recs, ids := sim.MedicationOrders(9, 2000)
-	zombieCancel, zombieStop := start()
+	zombie := start()
 	produceAll(t, prod, recs[:1000])
 	select {
 	case <-crashed:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the crash fault never fired")
 	}
-	zombieCancel()
-	_, stop := start()
+	zombie.cancel()
+	successor := start()
 	select {
 	case <-fenced:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the successor never initialised its producer")
 	}
 	close(release)
-	if err := zombieStop(); err != nil {
+	if err := zombie.stop(); err != nil {
 		t.Fatalf("zombie: %v", err)
 	}
 	produceAll(t, prod, recs[1000:])
@@ -107,7 +84,7 @@ func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
 	waitFor(t, 60*time.Second, "orders caught up", func() bool {
 		return groupCaughtUp(adm, &spec, func(topic string) []*kgo.Record { return readTopic(t, adm, newClient, topic, kgo.ReadCommitted()) })
 	})
-	if err := stop(); err != nil {
+	if err := successor.stop(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -3,11 +3,9 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -74,18 +72,12 @@ func (w *paWorld) client(opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// paInstance is a running orchestrator instance.
-type paInstance struct {
-	cancel context.CancelFunc
-	stop   func() error
-}
-
 // start runs an orchestrator instance until the test ends or stop.
 func (w *paWorld) start(instanceID string, opts ...priorauth.Option) func() error {
 	return w.startInstance(instanceID, opts...).stop
 }
 
-func (w *paWorld) startInstance(instanceID string, opts ...priorauth.Option) *paInstance {
+func (w *paWorld) startInstance(instanceID string, opts ...priorauth.Option) *instance {
 	w.t.Helper()
 	p, err := priorauth.New(opts...)
 	if err != nil {
@@ -93,31 +85,9 @@ func (w *paWorld) startInstance(instanceID string, opts ...priorauth.Option) *pa
 	}
 	spec := p.Spec()
 	spec.PunctuateEvery = 50 * time.Millisecond
-	r, err := pipeline.New(spec, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+	return startRunner(w.t, spec, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
 		pipeline.WithInstanceID(instanceID), pipeline.WithTransactionTimeout(5*time.Second),
 		pipeline.WithLogger(testLogger()), pipeline.WithClock(w.clock))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	in := &paInstance{cancel: cancel}
-	in.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = errors.New("instance did not stop within 30s")
-			}
-		})
-		return runErr
-	}
-	w.t.Cleanup(func() { _ = in.stop() })
-	return in
 }
 
 // readToEnd reads topic read_committed up to its last stable offset (with
@@ -337,7 +307,7 @@ func TestPriorAuthCrashAndRebalanceChangeNothing(t *testing.T) {
 	produceAll(t, w.prod, recs[500:])
 	w.awaitKeys(priorauth.TopicWorkflowCompleted, ids)
 	w.waitIdle(60 * time.Second)
-	for _, in := range []*paInstance{successor, second} {
+	for _, in := range []*instance{successor, second} {
 		if err := in.stop(); err != nil {
 			t.Fatal(err)
 		}
