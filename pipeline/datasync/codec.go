@@ -1,0 +1,255 @@
+package datasync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// Codec encodes and decodes canonical events in the Confluent wire format
+// (magic byte, schema id, Avro body), with the ids the schema registry gave
+// carepipe's schemas. It is built once, at start-up, by [Register]: after
+// that it makes no network calls, so processors stay pure.
+type Codec struct {
+	api  avro.API
+	ours map[Entity]avro.Schema
+	// ids: topic -> id of carepipe's schema under the topic's subject.
+	ids map[string]int
+	// readers: schema id -> how to read a body written with it (carepipe's
+	// schema, or carepipe's resolved against an older registered version).
+	readers map[int]reader
+	header  sr.ConfluentHeader
+}
+
+type reader struct {
+	entity Entity
+	schema avro.Schema
+}
+
+// Topics with canonical Avro values: the change and validated topic of each
+// entity.
+func canonicalTopics() []string {
+	var ts []string
+	for _, e := range entities {
+		ts = append(ts, ChangeTopic(e), ValidatedTopic(e))
+	}
+	return ts
+}
+
+func entityOfTopic(topic string) (Entity, bool) {
+	for _, e := range entities {
+		if topic == ChangeTopic(e) || topic == ValidatedTopic(e) {
+			return e, true
+		}
+	}
+	return "", false
+}
+
+// parse parses an Avro schema in a cache of its own: schemas of different
+// versions share names, and a process-wide cache would mix them.
+func parse(text string) (avro.Schema, error) {
+	return avro.ParseWithCache(text, "", &avro.SchemaCache{})
+}
+
+// CheckBackward reports whether data written with the old schema can be read
+// with the new one (the registry's BACKWARD rule), with the reason when not.
+// carepipe checks this itself: not every registry does (srfake says
+// "compatible" to everything).
+func CheckBackward(newSchema, oldSchema string) error {
+	n, err := parse(newSchema)
+	if err != nil {
+		return fmt.Errorf("new schema: %w", err)
+	}
+	o, err := parse(oldSchema)
+	if err != nil {
+		return fmt.Errorf("registered schema: %w", err)
+	}
+	return avro.NewSchemaCompatibility().Compatible(n, o)
+}
+
+// SchemaChange is a schema carepipe would register: the subject, and the
+// latest version already there (0: none).
+type SchemaChange struct {
+	Subject string
+	Latest  int
+}
+
+func (c SchemaChange) String() string {
+	if c.Latest == 0 {
+		return "register schema " + c.Subject + " (new subject, compatibility BACKWARD)"
+	}
+	return fmt.Sprintf("register schema %s (version %d is registered; the new one is backward compatible)", c.Subject, c.Latest)
+}
+
+// subjectState is what the registry holds for one subject.
+type subjectState struct {
+	versions []sr.SubjectSchema // sorted by version
+	ourID    int                // 0: carepipe's schema is not registered
+}
+
+func fetchSubject(ctx context.Context, cl *sr.Client, subject, ours string) (subjectState, error) {
+	var st subjectState
+	vs, err := cl.Schemas(ctx, subject)
+	if err != nil {
+		var re *sr.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			return st, nil
+		}
+		return st, fmt.Errorf("schema registry: reading subject %s: %w", subject, err)
+	}
+	slices.SortFunc(vs, func(a, b sr.SubjectSchema) int { return a.Version - b.Version })
+	st.versions = vs
+	on, err := parse(ours)
+	if err != nil {
+		return st, err
+	}
+	for _, v := range vs {
+		if v.Type != sr.TypeAvro {
+			continue
+		}
+		if s, err := parse(v.Schema.Schema); err == nil && s.Fingerprint() == on.Fingerprint() {
+			st.ourID = v.ID
+		}
+	}
+	return st, nil
+}
+
+// PlanSchemas lists the schemas carepipe would register, and fails, naming
+// the subject and the reason, if one of them is not backward compatible
+// with the latest version registered under its subject.
+func PlanSchemas(ctx context.Context, cl *sr.Client) ([]SchemaChange, error) {
+	var changes []SchemaChange
+	for _, topic := range canonicalTopics() {
+		e, _ := entityOfTopic(topic)
+		subject := Subject(topic)
+		st, err := fetchSubject(ctx, cl, subject, Schema(e))
+		if err != nil {
+			return nil, err
+		}
+		if st.ourID != 0 {
+			continue
+		}
+		latest := 0
+		if n := len(st.versions); n > 0 {
+			last := st.versions[n-1]
+			latest = last.Version
+			if err := CheckBackward(Schema(e), last.Schema.Schema); err != nil {
+				return nil, fmt.Errorf("schema registry: carepipe's schema for subject %s is not backward compatible with registered version %d, refusing to register it: %w", subject, last.Version, err)
+			}
+		}
+		changes = append(changes, SchemaChange{Subject: subject, Latest: latest})
+	}
+	return changes, nil
+}
+
+// Register registers carepipe's canonical schemas (those [PlanSchemas]
+// lists, after the same compatibility check), sets each subject's
+// compatibility to BACKWARD, and returns the codec for the registered ids.
+// It is idempotent: a schema already registered keeps its id.
+func Register(ctx context.Context, cl *sr.Client) (*Codec, error) {
+	changes, err := PlanSchemas(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	for _, ch := range changes {
+		if ch.Latest == 0 {
+			res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatBackward}, ch.Subject)
+			for _, r := range res {
+				if r.Err != nil {
+					return nil, fmt.Errorf("schema registry: setting BACKWARD on %s: %w", ch.Subject, r.Err)
+				}
+			}
+		}
+	}
+	c := &Codec{
+		api:     avro.Config{}.Freeze(),
+		ours:    make(map[Entity]avro.Schema),
+		ids:     make(map[string]int),
+		readers: make(map[int]reader),
+	}
+	for _, e := range entities {
+		s, err := parse(Schema(e))
+		if err != nil {
+			return nil, fmt.Errorf("canonical schema of %s: %w", e, err)
+		}
+		c.ours[e] = s
+	}
+	for _, topic := range canonicalTopics() {
+		e, _ := entityOfTopic(topic)
+		subject := Subject(topic)
+		id, err := cl.RegisterSchema(ctx, subject, sr.Schema{Schema: Schema(e), Type: sr.TypeAvro}, -1, -1)
+		if err != nil {
+			return nil, fmt.Errorf("schema registry: registering %s: %w", subject, err)
+		}
+		c.ids[topic] = id
+		c.readers[id] = reader{entity: e, schema: c.ours[e]}
+		st, err := fetchSubject(ctx, cl, subject, Schema(e))
+		if err != nil {
+			return nil, err
+		}
+		// Records written with an older version are read through
+		// carepipe's schema resolved against it; one that cannot be
+		// resolved leaves its records to the error topic.
+		for _, v := range st.versions {
+			if _, ok := c.readers[v.ID]; ok || v.Type != sr.TypeAvro {
+				continue
+			}
+			w, err := parse(v.Schema.Schema)
+			if err != nil {
+				continue
+			}
+			if rs, err := avro.NewSchemaCompatibility().Resolve(c.ours[e], w); err == nil {
+				c.readers[v.ID] = reader{entity: e, schema: rs}
+			}
+		}
+	}
+	return c, nil
+}
+
+// ErrUnknownSchema: a value's schema id is not one of carepipe's canonical
+// schemas (or an older version of one).
+var ErrUnknownSchema = errors.New("value is not written with a known canonical schema")
+
+// Encode appends to b the wire form of ev (an *Event[P] of the topic's
+// entity) for topic.
+func (c *Codec) Encode(b []byte, topic string, ev any) ([]byte, error) {
+	id, ok := c.ids[topic]
+	if !ok {
+		return nil, fmt.Errorf("no canonical schema for topic %s", topic)
+	}
+	e, _ := entityOfTopic(topic)
+	b, err := c.header.AppendEncode(b, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.api.Marshal(c.ours[e], ev)
+	if err != nil {
+		return nil, fmt.Errorf("encoding a canonical %s: %w", e, err)
+	}
+	return append(b, body...), nil
+}
+
+// Decode decodes the wire form b into ev, an *Event[P] of entity e. A value
+// of another entity's schema, or of an unknown schema, is an error.
+func (c *Codec) Decode(b []byte, e Entity, ev any) error {
+	id, body, err := c.header.DecodeID(b)
+	if err != nil {
+		return fmt.Errorf("value is not in the schema registry wire format: %w", err)
+	}
+	r, ok := c.readers[id]
+	if !ok {
+		return fmt.Errorf("%w (id %d)", ErrUnknownSchema, id)
+	}
+	if r.entity != e {
+		return fmt.Errorf("value is written with the %s schema, not the %s one", r.entity, e)
+	}
+	if err := c.api.Unmarshal(r.schema, body, ev); err != nil {
+		return fmt.Errorf("value is not a valid canonical %s: %w", e, err)
+	}
+	return nil
+}

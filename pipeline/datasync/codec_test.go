@@ -1,0 +1,111 @@
+package datasync
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+)
+
+func newRegistry(t *testing.T) *sr.Client {
+	t.Helper()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestCodecRoundTrip(t *testing.T) {
+	cl := newRegistry(t)
+	c, err := Register(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Event[PatientRecord]{
+		Metadata:  Metadata{EventID: "e1", EventType: ValidatedTopic(Patient), EventSource: "data-validation", SourceSystem: "ehr", CorrelationID: "c1", Timestamp: 42, ConflictResolution: true},
+		Operation: string(OpUpdate),
+		Version:   3,
+		Payload: &PatientRecord{
+			System:      System{ID: "p1", SourceID: "ehr:p1", LastUpdated: 1000, Version: 2, SourceSystem: "ehr"},
+			FirstName:   ptr("Ann"),
+			Identifiers: []Identifier{{System: "ehr", Value: "p1"}},
+			Address:     &Address{Line: []string{"1 Main St"}, City: ptr("Leeds")},
+		},
+		Resolution: &Resolution{Strategy: "field-merge", ConflictingSystems: []string{"ehr", "registration"},
+			Fields: []FieldDecision{{Field: "firstName", Winner: "ehr", WinnerTimestamp: 1000, Loser: "registration", LoserTimestamp: 900}}},
+	}
+	b, err := c.Encode(nil, ValidatedTopic(Patient), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 0 {
+		t.Fatalf("magic byte %d, want 0", b[0])
+	}
+	var out Event[PatientRecord]
+	if err := c.Decode(b, Patient, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, &out) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", out, *in)
+	}
+	if err := c.Decode(b, Encounter, &Event[EncounterRecord]{}); err == nil {
+		t.Fatal("a patient value decoded as an encounter")
+	}
+	// Registering again is idempotent: the same ids.
+	c2, err := Register(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.ids, c2.ids) {
+		t.Fatalf("ids changed on a second registration: %v then %v", c.ids, c2.ids)
+	}
+	if ch, err := PlanSchemas(context.Background(), cl); err != nil || len(ch) != 0 {
+		t.Fatalf("plan after register: %v, %v; want nothing to do", ch, err)
+	}
+}
+
+// An incompatible schema already registered under a subject makes carepipe
+// refuse, naming the subject: srfake itself says "compatible" to anything.
+func TestRegisterRefusesIncompatible(t *testing.T) {
+	cl := newRegistry(t)
+	// A version with a required field that carepipe's schema lacks a
+	// default for... the reverse: carepipe's reader needs a field the
+	// writer never wrote and has no default for.
+	old := `{"type":"record","name":"PatientEvent","namespace":"carepipe.canonical","fields":[{"name":"operation","type":"int"}]}`
+	subject := Subject(ChangeTopic(Patient))
+	if _, err := cl.CreateSchema(context.Background(), subject, sr.Schema{Schema: old, Type: sr.TypeAvro}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Register(context.Background(), cl)
+	if err == nil {
+		t.Fatal("registered a schema incompatible with the subject's latest version")
+	}
+	if !strings.Contains(err.Error(), subject) || !strings.Contains(err.Error(), "not backward compatible") {
+		t.Fatalf("error does not name the subject and the reason: %v", err)
+	}
+}
+
+func TestCheckBackward(t *testing.T) {
+	v1 := Schema(Patient)
+	// Adding an optional field with a default is backward compatible.
+	v2 := strings.Replace(v1, `{"default":null,"name":"gender"`, `{"default":null,"name":"pronouns","type":["null","string"]},{"default":null,"name":"gender"`, 1)
+	if v2 == v1 {
+		t.Fatal("test schema edit did not apply")
+	}
+	if err := CheckBackward(v2, v1); err != nil {
+		t.Fatalf("adding an optional field: %v", err)
+	}
+	// Adding a required field without a default is not.
+	v3 := strings.Replace(v1, `{"default":null,"name":"gender"`, `{"name":"nhsNumber","type":"string"},{"default":null,"name":"gender"`, 1)
+	if err := CheckBackward(v3, v1); err == nil {
+		t.Fatal("a new required field without a default passed as backward compatible")
+	}
+}
