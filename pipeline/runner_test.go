@@ -246,6 +246,29 @@ func TestRunnerErrorTopicKeepsRecordWholeAndRollsBack(t *testing.T) {
 	}
 }
 
+// A Spec's ErrorValue shapes the error record's value; the headers are the
+// runtime's as always.
+func TestRunnerErrorValueShapesErrorRecord(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 1, "in", "out", "in.errors")
+	spec := countSpec()
+	spec.ErrorValue = func(r *kgo.Record, typ pipeline.ErrorType, msg string, _ time.Time) []byte {
+		return []byte(string(typ) + "|" + msg + "|" + string(r.Value))
+	}
+	_, stop := w.start(t, spec)
+	produce(t, w.client(t), &kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("boom")})
+	errs := readCommitted(t, w, "in.errors", 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(errs[0].Value), "invalid|invalid: value rejected|boom"; got != want {
+		t.Errorf("error value %q, want %q", got, want)
+	}
+	if h := headers(errs[0]); h["error-type"] != "invalid" || h["source-offset"] != "0" {
+		t.Errorf("error headers %v", h)
+	}
+}
+
 func headers(r *kgo.Record) map[string]string {
 	m := make(map[string]string)
 	for _, h := range r.Headers {

@@ -44,6 +44,12 @@ type Spec struct {
 	// [PunctuateFunc]).
 	Punctuate      PunctuateFunc
 	PunctuateEvery time.Duration
+	// ErrorValue, when set, builds the value of an error record from the
+	// record that failed, its error type and message, and the injected
+	// clock's time. Unset, the error record's value is the record's value,
+	// verbatim. A pipeline whose error topic has a structured contract sets
+	// it, and must keep the record whole inside the value it returns.
+	ErrorValue func(r *kgo.Record, typ ErrorType, msg string, now time.Time) []byte
 }
 
 // PunctuateFunc runs on a task with no record: it reads the time from
@@ -105,6 +111,9 @@ const (
 	ErrProcessing ErrorType = "processing"
 	// ErrPanic: the processor panicked.
 	ErrPanic ErrorType = "panic"
+	// ErrConflict: the record lost to newer state (a stale update), and
+	// the pipeline reports that on its error topic rather than dropping it.
+	ErrConflict ErrorType = "conflict"
 )
 
 // RecordError is a per-record failure: the record goes to the error topic and

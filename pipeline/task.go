@@ -309,10 +309,14 @@ func (t *task) sendError(rec *kgo.Record, err error) {
 		kgo.RecordHeader{Key: "source-partition", Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
 		kgo.RecordHeader{Key: "source-offset", Value: strconv.AppendInt(nil, rec.Offset, 10)},
 	)
+	value := rec.Value
+	if t.r.spec.ErrorValue != nil {
+		value = t.r.spec.ErrorValue(rec, typ, err.Error(), t.r.clock.Now())
+	}
 	t.r.produce(&kgo.Record{
 		Topic:     t.r.spec.ErrorTopic,
 		Key:       rec.Key,
-		Value:     rec.Value,
+		Value:     value,
 		Headers:   hs,
 		Timestamp: rec.Timestamp,
 	})
