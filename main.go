@@ -80,12 +80,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	var (
 		cfg       app.Config
 		brokers   = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); none: embedded demo")
-		pipelines = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts, priorauth, orders)")
+		pipelines = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts, priorauth, datasync, orders)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	fs.StringVar(&cfg.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz on this address (port 0 picks one)")
 	fs.BoolVar(&cfg.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
 	fs.StringVar(&cfg.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
+	schemaRegistry := fs.String("schema-registry", "", "schema registry URL for datasync's Avro (env SCHEMA_REGISTRY_URL); embedded mode runs its own")
+	fs.DurationVar(&cfg.ReconcileDeadline, "reconcile-deadline", 0, "datasync: how long a validated version may wait for every target's acknowledgement (default 5m; embedded 10s)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&cfg.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "transaction commit interval (default 100ms)")
@@ -106,6 +108,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	kafkaFromEnv(&cfg, *brokers)
+	registryFromEnv(&cfg, *schemaRegistry)
 	cfg.Pipelines = splitList(*pipelines)
 	cfg.Stdout = stdout
 	cfg.Logger = log
@@ -139,6 +142,17 @@ func kafkaFromEnv(cfg *app.Config, brokers string) {
 	}
 }
 
+// registryFromEnv sets cfg's schema registry from the --schema-registry
+// flag and the environment; the flag wins over SCHEMA_REGISTRY_URL.
+func registryFromEnv(cfg *app.Config, url string) {
+	if url == "" {
+		url = os.Getenv("SCHEMA_REGISTRY_URL")
+	}
+	cfg.SchemaRegistryURL = url
+	cfg.SchemaRegistryUsername = os.Getenv("SCHEMA_REGISTRY_USERNAME")
+	cfg.SchemaRegistryPassword = os.Getenv("SCHEMA_REGISTRY_PASSWORD")
+}
+
 func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("topics", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -148,6 +162,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		pipelines   = fs.String("pipelines", "", "pipelines whose topics to plan, comma-separated (default all built)")
 		partitions  = fs.Int("partitions", int(d.Partitions), "partitions of every topic")
 		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic")
+		registry    = fs.String("schema-registry", "", "schema registry URL (env SCHEMA_REGISTRY_URL): datasync's schemas are planned and registered there")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -162,6 +177,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 	d.Partitions, d.Replication = int32(*partitions), int16(*replication)
 	var cfg app.Config
 	kafkaFromEnv(&cfg, *brokers)
+	registryFromEnv(&cfg, *registry)
 	cfg.Pipelines = splitList(*pipelines)
 	cfg.Stdout = stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -13,9 +13,11 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
@@ -25,7 +27,7 @@ import (
 // pipeline fails for good. It returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := errors.Join(cfg.validate(), cfg.needsRegistry()); err != nil {
 		return err
 	}
 	log := cfg.Logger
@@ -53,7 +55,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	ps, err := buildPipelines(&cfg, kafka)
+	ps, err := buildPipelines(ctx, &cfg, kafka)
 	if err != nil {
 		return err
 	}
@@ -121,30 +123,37 @@ func Run(ctx context.Context, cfg Config) error {
 	return errors.Join(all...)
 }
 
-// built is one running pipeline.
+// built is one running pipeline (datasync is three: one per stage).
 type built struct {
-	name      string
-	runner    *pipeline.Runner
-	alerts    *alerts.Processor
-	priorauth *priorauth.Processor
-	orders    *orders.Processor
+	name       string
+	runner     *pipeline.Runner
+	alerts     *alerts.Processor
+	priorauth  *priorauth.Processor
+	orders     *orders.Processor
+	cdc        *datasync.CDC
+	validation *datasync.Validation
+	reconcile  *datasync.Reconciliation
+	codec      *datasync.Codec
 }
 
-func buildPipelines(cfg *Config, kafka []kgo.Opt) ([]*built, error) {
+func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built, error) {
 	var ps []*built
 	for _, name := range cfg.Pipelines {
 		set := metrics.NewSet()
-		opts := []pipeline.Option{
-			pipeline.WithKafka(kafka...),
-			pipeline.WithLogger(cfg.Logger),
-			pipeline.WithMetrics(set),
-			pipeline.WithInstanceID(cfg.InstanceID),
-		}
-		if cfg.CommitInterval > 0 {
-			opts = append(opts, pipeline.WithCommitInterval(cfg.CommitInterval))
-		}
-		if cfg.CreateTopics || cfg.Embedded() {
-			opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, -1))
+		opts := func(set *metrics.Set) []pipeline.Option {
+			opts := []pipeline.Option{
+				pipeline.WithKafka(kafka...),
+				pipeline.WithLogger(cfg.Logger),
+				pipeline.WithMetrics(set),
+				pipeline.WithInstanceID(cfg.InstanceID),
+			}
+			if cfg.CommitInterval > 0 {
+				opts = append(opts, pipeline.WithCommitInterval(cfg.CommitInterval))
+			}
+			if cfg.CreateTopics || cfg.Embedded() {
+				opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, -1))
+			}
+			return opts
 		}
 		switch name {
 		case "alerts":
@@ -160,7 +169,7 @@ func buildPipelines(cfg *Config, kafka []kgo.Opt) ([]*built, error) {
 			if err != nil {
 				return nil, err
 			}
-			r, err := pipeline.New(proc.Spec(), opts...)
+			r, err := pipeline.New(proc.Spec(), opts(set)...)
 			if err != nil {
 				return nil, err
 			}
@@ -170,20 +179,73 @@ func buildPipelines(cfg *Config, kafka []kgo.Opt) ([]*built, error) {
 			if err != nil {
 				return nil, err
 			}
-			r, err := pipeline.New(proc.Spec(), opts...)
+			r, err := pipeline.New(proc.Spec(), opts(set)...)
 			if err != nil {
 				return nil, err
 			}
 			ps = append(ps, &built{name: name, runner: r, priorauth: proc})
 		case "orders":
 			proc := orders.New(set)
-			r, err := pipeline.New(proc.Spec(), opts...)
+			r, err := pipeline.New(proc.Spec(), opts(set)...)
 			if err != nil {
 				return nil, err
 			}
 			ps = append(ps, &built{name: name, runner: r, orders: proc})
+		case "datasync":
+			stages, err := buildDataSync(ctx, cfg, opts)
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, stages...)
 		}
 	}
+	return ps, nil
+}
+
+// buildDataSync registers the canonical schemas (refusing an incompatible
+// change) and builds the three data synchronization stages, each with its
+// own group and metrics.
+func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []pipeline.Option) ([]*built, error) {
+	reg, err := cfg.schemaRegistry()
+	if err != nil {
+		return nil, err
+	}
+	codec, err := datasync.Register(ctx, reg)
+	if err != nil {
+		return nil, err
+	}
+	var ps []*built
+	set := metrics.NewSet()
+	cdc := datasync.NewCDC(codec, set)
+	r, err := pipeline.New(cdc.Spec(), opts(set)...)
+	if err != nil {
+		return nil, err
+	}
+	ps = append(ps, &built{name: "sync-cdc", runner: r, cdc: cdc, codec: codec})
+
+	set = metrics.NewSet()
+	val, err := datasync.NewValidation(codec, nil, set)
+	if err != nil {
+		return nil, err
+	}
+	if r, err = pipeline.New(val.Spec(), opts(set)...); err != nil {
+		return nil, err
+	}
+	ps = append(ps, &built{name: "sync-val", runner: r, validation: val, codec: codec})
+
+	set = metrics.NewSet()
+	rc := datasync.DefaultReconcileConfig()
+	if cfg.ReconcileDeadline > 0 {
+		rc.Deadline = cfg.ReconcileDeadline
+	}
+	rec, err := datasync.NewReconciliation(codec, rc, set)
+	if err != nil {
+		return nil, err
+	}
+	if r, err = pipeline.New(rec.Spec(), opts(set)...); err != nil {
+		return nil, err
+	}
+	ps = append(ps, &built{name: "sync-rec", runner: r, reconcile: rec, codec: codec})
 	return ps, nil
 }
 
@@ -205,6 +267,11 @@ func serveHTTP(addr string, ps []*built) (*http.Server, net.Listener, error) {
 			q := priorauth.QueryHandler(p.runner)
 			mux.Handle("GET /api/priorauth", q)
 			mux.Handle("GET /api/priorauth/{id}", q)
+		}
+		if p.reconcile != nil {
+			q := datasync.QueryHandler(p.runner)
+			mux.Handle("GET /api/patients/{id}", q)
+			mux.Handle("GET /api/sync/{entity}/{id}", q)
 		}
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -250,6 +317,16 @@ func summarize(ctx context.Context, cfg *Config, ps []*built) {
 				if p.orders != nil {
 					line += fmt.Sprintf("  processed %5d", p.orders.Processed())
 				}
+				if p.cdc != nil {
+					line += fmt.Sprintf("  changes %6d", p.cdc.Mapped())
+				}
+				if v := p.validation; v != nil {
+					line += fmt.Sprintf("  validated %6d  conflicts resolved %4d  stale %4d  duplicates %4d  invalid %4d",
+						v.Count("applied")+v.Count("conflict_resolved"), v.Count("conflict_resolved"), v.Count("stale"), v.Count("duplicate"), v.Count("invalid"))
+				}
+				if p.reconcile != nil {
+					line += fmt.Sprintf("  reconciled %6d  overdue %4d", p.reconcile.Completed(), p.reconcile.Overdue())
+				}
 				fmt.Fprintln(cfg.Stdout, line)
 			}
 		}
@@ -259,12 +336,14 @@ func summarize(ctx context.Context, cfg *Config, ps []*built) {
 // embedded is the world of embedded mode: an in-process cluster and the
 // demo traffic source.
 type embedded struct {
-	cluster *sim.Cluster
-	prod    *kgo.Client
-	work    *sim.Alerts
-	paWorld *sim.PriorAuthWorld
-	cfg     *Config
-	log     *slog.Logger
+	cluster  *sim.Cluster
+	registry *srfake.Registry
+	targets  *sim.SyncTargets
+	prod     *kgo.Client
+	work     *sim.Alerts
+	paWorld  *sim.PriorAuthWorld
+	cfg      *Config
+	log      *slog.Logger
 }
 
 func startEmbedded(ctx context.Context, cfg *Config) (*embedded, error) {
@@ -303,6 +382,12 @@ func startEmbedded(ctx context.Context, cfg *Config) (*embedded, error) {
 			cluster.Close()
 			return nil, err
 		}
+	}
+	if slices.Contains(cfg.Pipelines, "datasync") {
+		// An in-memory schema registry, which the pipelines use as they
+		// would a real one.
+		w.registry = srfake.New()
+		cfg.SchemaRegistryURL = w.registry.URL()
 	}
 	return w, nil
 }
@@ -355,6 +440,12 @@ func (w *embedded) feed(ctx context.Context, ps []*built) error {
 	}
 	if slices.ContainsFunc(ps, func(p *built) bool { return p.orders != nil }) {
 		feeds = append(feeds, func() error { return w.feedOrders(ctx) })
+	}
+	if i := slices.IndexFunc(ps, func(p *built) bool { return p.reconcile != nil }); i >= 0 {
+		if err := w.startTargets(ps[i].codec); err != nil {
+			return err
+		}
+		feeds = append(feeds, func() error { return w.feedGenerated(ctx, sim.DataSyncSource, sourceRecordsPerSecond) })
 	}
 	if slices.ContainsFunc(ps, func(p *built) bool { return p.alerts != nil }) {
 		feeds = append(feeds, func() error { return w.feedObservations(ctx, ps, tick) })
@@ -410,7 +501,38 @@ func allReady(ps []*built) bool {
 	return true
 }
 
+// sourceRecordsPerSecond is the demo's source-system change traffic.
+const sourceRecordsPerSecond = 50
+
+// startTargets starts the simulated target systems, which acknowledge
+// validated versions after about half a second, fail some first and never
+// acknowledge a few (those reconciliations go overdue).
+func (w *embedded) startTargets(codec *datasync.Codec) error {
+	var err error
+	w.targets, err = sim.StartSyncTargets(w.cluster, sim.SyncTargetsConfig{
+		Seed: w.cfg.Seed, Delay: 500 * time.Millisecond, Fail: 0.05, Drop: 0.01,
+		Read: func(r *kgo.Record) (string, string, int64, bool) {
+			e, ok := datasync.EntityOfValidatedTopic(r.Topic)
+			if !ok {
+				return "", "", 0, false
+			}
+			_, _, version, _, err := codec.DecodeValue(r.Value, e)
+			if err != nil {
+				return "", "", 0, false
+			}
+			return string(e), string(r.Key), version, true
+		},
+	})
+	return err
+}
+
 func (w *embedded) close() {
+	if w.targets != nil {
+		w.targets.Close()
+	}
+	if w.registry != nil {
+		w.registry.Close()
+	}
 	if w.paWorld != nil {
 		w.paWorld.Close()
 	}

@@ -13,9 +13,11 @@ import (
 )
 
 // The embedded demo runs the alerts pipeline, the prior-authorization
-// orchestrator and the order processor with their simulated traffic and
-// worlds, prints summaries with alerts, completed prior authorizations and
-// processed orders in them, and returns nil when its duration is up.
+// orchestrator, the data synchronization stages and the order processor
+// with their simulated traffic and worlds, prints summaries with alerts,
+// completed prior authorizations, canonical changes, validated records,
+// reconciliations and processed orders in them, and returns nil when its
+// duration is up.
 func TestEmbeddedDemoRunsAndStopsCleanly(t *testing.T) {
 	var out bytes.Buffer
 	err := Run(context.Background(), Config{
@@ -33,8 +35,11 @@ func TestEmbeddedDemoRunsAndStopsCleanly(t *testing.T) {
 			last[f[1]] = line
 		}
 	}
-	for pipeline, counter := range map[string]string{"alerts": "alerts", "priorauth": "completed", "orders": "processed"} {
-		m := regexp.MustCompile(counter + ` +(\d+)$`).FindStringSubmatch(last[pipeline])
+	for pipeline, counter := range map[string]string{
+		"alerts": "alerts", "priorauth": "completed", "orders": "processed",
+		"sync-cdc": "changes", "sync-val": "validated", "sync-rec": "reconciled",
+	} {
+		m := regexp.MustCompile(counter + ` +(\d+)`).FindStringSubmatch(last[pipeline])
 		if m == nil {
 			t.Fatalf("last %s summary line has no %s count: %q", pipeline, counter, last[pipeline])
 		}
@@ -63,15 +68,15 @@ func TestMissingTopicsFailStartupWithTheirNames(t *testing.T) {
 	}
 }
 
-func TestConfigRejectsUnbuiltAndUnknownPipelines(t *testing.T) {
+func TestConfigRejectsUnknownPipelinesAndMissingRegistry(t *testing.T) {
 	for _, tc := range []struct {
 		name, pipeline, want string
 	}{
 		{"unknown", "billing", "unknown pipeline"},
-		{"not built yet", "datasync", "not built"},
+		{"datasync without a schema registry", "datasync", "needs a schema registry"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Run(context.Background(), Config{Pipelines: []string{tc.pipeline}})
+			err := Run(context.Background(), Config{Brokers: []string{"127.0.0.1:1"}, Pipelines: []string{tc.pipeline}})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Run: %v, want an error containing %q", err, tc.want)
 			}

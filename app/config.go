@@ -15,13 +15,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // Pipelines carepipe knows, in start order.
 var knownPipelines = []string{"alerts", "priorauth", "datasync", "orders"}
 
 // builtPipelines are those this version can run.
-var builtPipelines = []string{"alerts", "priorauth", "orders"}
+var builtPipelines = []string{"alerts", "priorauth", "datasync", "orders"}
 
 // Config is everything Run needs. Zero values mean the documented defaults.
 type Config struct {
@@ -43,6 +44,16 @@ type Config struct {
 	InstanceID string
 	// CommitInterval overrides the transaction interval (default 100ms).
 	CommitInterval time.Duration
+
+	// SchemaRegistryURL is the schema registry of the canonical Avro
+	// schemas (datasync); embedded mode runs an in-memory one.
+	SchemaRegistryURL      string
+	SchemaRegistryUsername string
+	SchemaRegistryPassword string
+	// ReconcileDeadline is how long a validated version may wait for its
+	// targets' acknowledgements (default 5m; 10s in embedded mode, so the
+	// demo shows overdue reconciliations).
+	ReconcileDeadline time.Duration
 
 	SASLMechanism string // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 	Username      string
@@ -78,6 +89,9 @@ func (c *Config) setDefaults() {
 	if c.DemoPatients == 0 {
 		c.DemoPatients = 200
 	}
+	if c.ReconcileDeadline == 0 && c.Embedded() {
+		c.ReconcileDeadline = 10 * time.Second
+	}
 	if c.SummaryEvery == 0 {
 		c.SummaryEvery = 5 * time.Second
 	}
@@ -107,6 +121,9 @@ func (c *Config) validate() error {
 	if c.SASLMechanism != "" && (c.Username == "" || c.Password == "") {
 		errs = append(errs, errors.New("SASL needs KAFKA_USERNAME and KAFKA_PASSWORD"))
 	}
+	if c.ReconcileDeadline < 0 {
+		errs = append(errs, errors.New("reconcile deadline must not be negative"))
+	}
 	if c.Duration < 0 {
 		errs = append(errs, errors.New("duration must not be negative"))
 	}
@@ -114,6 +131,15 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("demo rate must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// needsRegistry is the error of running datasync against a real cluster
+// with no schema registry.
+func (c *Config) needsRegistry() error {
+	if slices.Contains(c.Pipelines, "datasync") && !c.Embedded() && c.SchemaRegistryURL == "" {
+		return errors.New("pipeline datasync needs a schema registry: --schema-registry or SCHEMA_REGISTRY_URL")
+	}
+	return nil
 }
 
 // Embedded reports whether Run starts its own cluster.
@@ -148,16 +174,34 @@ func (c *Config) kafkaOpts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// schemaRegistry is a client of the configured schema registry.
+func (c *Config) schemaRegistry() (*sr.Client, error) {
+	opts := []sr.ClientOpt{sr.URLs(c.SchemaRegistryURL)}
+	if c.SchemaRegistryUsername != "" {
+		opts = append(opts, sr.BasicAuth(c.SchemaRegistryUsername, c.SchemaRegistryPassword))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry: %w", err)
+	}
+	return cl, nil
+}
+
 // Redacted is c for logging: secrets replaced.
 func (c Config) Redacted() map[string]any {
-	pw := ""
-	if c.Password != "" {
-		pw = "[redacted]"
+	redact := func(s string) string {
+		if s != "" {
+			return "[redacted]"
+		}
+		return ""
 	}
+	pw := redact(c.Password)
 	return map[string]any{
 		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr,
 		"create_topics": c.CreateTopics, "rules": c.RulesFile, "duration": c.Duration.String(),
 		"instance_id": c.InstanceID, "sasl_mechanism": c.SASLMechanism, "username": c.Username,
 		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile,
+		"schema_registry": c.SchemaRegistryURL, "schema_registry_username": c.SchemaRegistryUsername,
+		"schema_registry_password": redact(c.SchemaRegistryPassword), "reconcile_deadline": c.ReconcileDeadline.String(),
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/topics"
@@ -47,18 +50,43 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults) erro
 	for _, c := range changes {
 		fmt.Fprintln(cfg.Stdout, c)
 	}
-	if len(changes) == 0 {
+	// The canonical schemas are datasync's; without a registry they are
+	// not checked, and the plan says so.
+	var reg *sr.Client
+	var schemas []datasync.SchemaChange
+	if slices.Contains(cfg.Pipelines, "datasync") {
+		if cfg.SchemaRegistryURL == "" {
+			fmt.Fprintln(cfg.Stdout, "schemas not checked: no schema registry (--schema-registry or SCHEMA_REGISTRY_URL)")
+		} else {
+			if reg, err = cfg.schemaRegistry(); err != nil {
+				return err
+			}
+			if schemas, err = datasync.PlanSchemas(ctx, reg); err != nil {
+				return err
+			}
+			for _, s := range schemas {
+				fmt.Fprintln(cfg.Stdout, s)
+			}
+		}
+	}
+	n := len(changes) + len(schemas)
+	if n == 0 {
 		fmt.Fprintln(cfg.Stdout, "nothing to do: the cluster has every topic as specified")
 		return nil
 	}
 	if !apply {
-		fmt.Fprintf(cfg.Stdout, "%d changes planned (carepipe topics apply makes them)\n", len(changes))
+		fmt.Fprintf(cfg.Stdout, "%d changes planned (carepipe topics apply makes them)\n", n)
 		return nil
 	}
 	if err := topics.Apply(ctx, adm, changes); err != nil {
 		return err
 	}
-	fmt.Fprintf(cfg.Stdout, "%d changes applied\n", len(changes))
+	if len(schemas) > 0 {
+		if _, err := datasync.Register(ctx, reg); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(cfg.Stdout, "%d changes applied\n", n)
 	return nil
 }
 
@@ -82,6 +110,16 @@ func specsOf(names []string) ([]pipeline.Spec, error) {
 			specs = append(specs, p.Spec())
 		case "orders":
 			specs = append(specs, orders.New(nil).Spec())
+		case "datasync":
+			v, err := datasync.NewValidation(nil, nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			r, err := datasync.NewReconciliation(nil, datasync.DefaultReconcileConfig(), nil)
+			if err != nil {
+				return nil, err
+			}
+			specs = append(specs, datasync.NewCDC(nil, nil).Spec(), v.Spec(), r.Spec())
 		}
 	}
 	return specs, nil

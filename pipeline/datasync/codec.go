@@ -253,3 +253,13 @@ func (c *Codec) Decode(b []byte, e Entity, ev any) error {
 	}
 	return nil
 }
+
+// EntityOfValidatedTopic is the entity type of canonical.<entity>.validated.
+func EntityOfValidatedTopic(topic string) (Entity, bool) {
+	for _, e := range entities {
+		if topic == ValidatedTopic(e) {
+			return e, true
+		}
+	}
+	return "", false
+}

@@ -199,12 +199,9 @@ type Event[P any] struct {
 }
 
 // Record is the canonical record of a change: its system fields and data
-// fields, as the entity's record type (a *PatientRecord, ...). nil for a
-// delete.
+// fields, as the entity's record type (a *PatientRecord, ...). A delete's
+// record has its system fields only: they say who deleted it and when.
 func (c *Change) Record() (any, error) {
-	if c.Op == OpDelete {
-		return nil, nil
-	}
 	sys := System{ID: c.ID, SourceID: c.Source + ":" + c.ID, LastUpdated: c.SourceTime, Version: c.SourceVersion, SourceSystem: c.Source}
 	switch c.Entity {
 	case Patient:

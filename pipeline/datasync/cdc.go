@@ -1,0 +1,130 @@
+package datasync
+
+import (
+	"errors"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/envelope"
+)
+
+// CDC is the change-data-capture stage: source records to canonical
+// changes. It keeps no state.
+type CDC struct {
+	codec  *Codec
+	mapped map[Entity]*metrics.Counter
+}
+
+// NewCDC builds the stage, its metrics in set (nil: a new set).
+func NewCDC(codec *Codec, set *metrics.Set) *CDC {
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	p := &CDC{codec: codec, mapped: make(map[Entity]*metrics.Counter)}
+	for _, e := range entities {
+		p.mapped[e] = set.GetOrCreateCounter(`carepipe_datasync_changes_total{entity="` + string(e) + `"}`)
+	}
+	return p
+}
+
+// Mapped counts changes published (not transactional: for the summary).
+func (p *CDC) Mapped() uint64 {
+	var n uint64
+	for _, c := range p.mapped {
+		n += c.Get()
+	}
+	return n
+}
+
+// Spec is the stage's runtime spec.
+func (p *CDC) Spec() pipeline.Spec {
+	var outs []string
+	for _, e := range entities {
+		outs = append(outs, ChangeTopic(e))
+	}
+	return pipeline.Spec{
+		Name:       NameCDC,
+		Group:      GroupCDC,
+		Inputs:     SourceTopics(),
+		Outputs:    outs,
+		ErrorTopic: TopicErrors,
+		Process:    p.Process,
+		ErrorValue: stageErrors("cdc"),
+	}
+}
+
+func stageErrors(stage string) func(*kgo.Record, pipeline.ErrorType, string, time.Time) []byte {
+	return func(r *kgo.Record, typ pipeline.ErrorType, msg string, now time.Time) []byte {
+		return ErrorRecord(stage, r, typ, msg, now)
+	}
+}
+
+// Process maps one source record to its canonical change, keyed by the
+// entity id, with the seed's headers.
+func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
+	m, err := Map(Source{Topic: r.Topic, Key: r.Key, Value: r.Value, System: headerValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()})
+	if err != nil {
+		if errors.Is(err, ErrUnreadable) {
+			return pipeline.Reject(pipeline.ErrDecode, err)
+		}
+		return pipeline.Reject(pipeline.ErrInvalid, err)
+	}
+	ch := &m.Change
+	corr, ok := envelope.HeaderCorrelation(r)
+	if !ok {
+		corr = m.CorrelationID
+	}
+	if corr == "" {
+		corr = envelope.DerivedCorrelationID(r.Topic, r.Partition, r.Offset)
+	}
+	rec, err := ch.Record()
+	if err != nil {
+		return pipeline.Reject(pipeline.ErrProcessing, err)
+	}
+	topic := ChangeTopic(ch.Entity)
+	source := "cdc-" + ch.Source
+	ev := &event{
+		Metadata: Metadata{
+			EventID:       eventID("cdc", r),
+			EventType:     topic,
+			EventSource:   source,
+			SourceSystem:  ch.Source,
+			CorrelationID: corr,
+			Timestamp:     c.Now().UnixMilli(),
+		},
+		Operation: string(ch.Op),
+		Payload:   rec,
+	}
+	v, err := p.codec.encodeEvent(nil, topic, ch.Entity, ev)
+	if err != nil {
+		return pipeline.Reject(pipeline.ErrProcessing, err)
+	}
+	hs := envelope.OutputHeaders(corr, source, topic)
+	hs = append(hs,
+		kgo.RecordHeader{Key: HeaderSourceSystem, Value: []byte(ch.Source)},
+		kgo.RecordHeader{Key: HeaderEntityType, Value: []byte(ch.Entity)},
+		kgo.RecordHeader{Key: HeaderOperationType, Value: []byte(ch.Op)},
+	)
+	c.Emit(&kgo.Record{Topic: topic, Key: []byte(ch.ID), Value: v, Headers: hs})
+	p.mapped[ch.Entity].Inc()
+	return nil
+}
+
+// headerValue is the first value of header key on r, "" when absent.
+func headerValue(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// eventID derives an output's event id from the stage and the input's
+// coordinates: a replay of the same input derives the same id.
+func eventID(stage string, r *kgo.Record) string {
+	return envelope.DerivedCorrelationID(stage+"/"+r.Topic, r.Partition, r.Offset)
+}

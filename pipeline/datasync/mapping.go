@@ -1,0 +1,905 @@
+package datasync
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Source is one record consumed from a source topic.
+type Source struct {
+	// Topic is source.<system>.<entity>, e.g. source.ehr.patient,
+	// source.pharmacy.prescription.
+	Topic string
+	Key   []byte
+	// Value is the record's value; nil or empty is a tombstone.
+	Value []byte
+	// System is the record's source-system header, "" when absent.
+	System string
+	// Timestamp is the Kafka record timestamp, ms.
+	Timestamp int64
+}
+
+// Mapped is a source record mapped to a canonical change.
+type Mapped struct {
+	Change Change
+	// CorrelationID is metadata.correlationId of an envelope input, ""
+	// otherwise.
+	CorrelationID string
+}
+
+var (
+	// ErrUnreadable: the value is not JSON, or not a JSON object of a known
+	// shape. A decode error: the record is poison as it stands.
+	ErrUnreadable = errors.New("source value is not a JSON object of a known shape")
+	// ErrUnmappable: the value decodes but cannot be mapped to a canonical
+	// change: an unknown topic, no entity id, an unknown operation, a field
+	// of the wrong type or a timestamp or version that does not parse.
+	ErrUnmappable = errors.New("source record cannot be mapped to a canonical change")
+)
+
+// unreadablef and unmappablef wrap the sentinels. Their arguments are field
+// names, paths and shapes, never values from the record.
+func unreadablef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnreadable, fmt.Sprintf(format, args...))
+}
+
+func unmappablef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnmappable, fmt.Sprintf(format, args...))
+}
+
+// EntityOfSourceTopic splits a source topic, source.<system>.<entity>, into
+// its system and canonical entity: "source.ehr.patient" is "ehr", [Patient].
+// ok is false for any other topic, an unknown entity included.
+func EntityOfSourceTopic(topic string) (system string, e Entity, ok bool) {
+	parts := strings.Split(topic, ".")
+	if len(parts) != 3 || parts[0] != "source" || parts[1] == "" {
+		return "", "", false
+	}
+	for _, c := range entities {
+		if string(c) == parts[2] {
+			return parts[1], c, true
+		}
+	}
+	return "", "", false
+}
+
+// Map maps one source record to its canonical change. It is a pure function
+// of s: no clock, no randomness, no map order.
+//
+// The value is one of:
+//   - empty: a tombstone, a delete of the entity the key names;
+//   - a Debezium change envelope (an object with "op" and "after" or
+//     "before"), bare or wrapped by the JSON converter as
+//     {"schema":...,"payload":<envelope>};
+//   - the message envelope {"metadata":{...},"payload":{...}}, whose
+//     metadata.correlationId becomes [Mapped.CorrelationID];
+//   - a bare row in the seed's field variants, with an optional
+//     operationType.
+//
+// The change's source is s.System, else the topic's system. Its id is the
+// row's id field (the entity's variants); a delete without one takes its id
+// from the key: the key as text, or, where the key is a JSON string or a JSON
+// object (Debezium's key struct), the string or the object's id field.
+//
+// Errors wrap exactly one of [ErrUnreadable] and [ErrUnmappable]; they name
+// fields but never quote the record's content.
+func Map(s Source) (Mapped, error) {
+	topicSystem, e, ok := EntityOfSourceTopic(s.Topic)
+	if !ok {
+		return Mapped{}, unmappablef("topic %q is not source.<system>.<entity> of a canonical entity", s.Topic)
+	}
+	m := &mapping{entity: e, system: cmp.Or(s.System, topicSystem), src: s}
+	if len(s.Value) == 0 {
+		id, err := m.keyID()
+		if err != nil {
+			return Mapped{}, err
+		}
+		return Mapped{Change: m.change(id, OpDelete, s.Timestamp, 1)}, nil
+	}
+	v, err := decodeSourceJSON(s.Value)
+	if err != nil {
+		return Mapped{}, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return Mapped{}, unreadablef("value is %s, not an object", jsonKind(v))
+	}
+	return m.value(obj)
+}
+
+// mapping is the mapping of one source record.
+type mapping struct {
+	entity Entity
+	system string
+	src    Source
+}
+
+func (m *mapping) change(id string, op Operation, t, version int64) Change {
+	return Change{Entity: m.entity, ID: id, Op: op, Source: m.system, SourceTime: t, SourceVersion: version}
+}
+
+// value tells the shapes of a value apart and maps it.
+func (m *mapping) value(obj map[string]any) (Mapped, error) {
+	switch {
+	case isDebeziumEnvelope(obj):
+		return m.debezium(obj, "")
+	case len(obj) == 2 && hasKey(obj, "schema") && hasKey(obj, "payload"):
+		// The JSON converter with schemas enabled: {"schema":..,
+		// "payload":..}, always exactly these two keys.
+		p, ok := obj["payload"].(map[string]any)
+		if !ok {
+			return Mapped{}, unreadablef("the payload of a schema/payload value is %s, not an object", jsonKind(obj["payload"]))
+		}
+		if isDebeziumEnvelope(p) {
+			return m.debezium(p, "")
+		}
+		return m.row(p, "")
+	case hasKey(obj, "metadata") && hasKey(obj, "payload"):
+		md, ok := obj["metadata"].(map[string]any)
+		if !ok && obj["metadata"] != nil {
+			return Mapped{}, unreadablef("envelope metadata is %s, not an object", jsonKind(obj["metadata"]))
+		}
+		p, ok := obj["payload"].(map[string]any)
+		if !ok {
+			return Mapped{}, unreadablef("envelope payload is %s, not an object", jsonKind(obj["payload"]))
+		}
+		corr, _ := md["correlationId"].(string)
+		if isDebeziumEnvelope(p) {
+			return m.debezium(p, corr)
+		}
+		return m.row(p, corr)
+	}
+	return m.row(obj, "")
+}
+
+func hasKey(obj map[string]any, k string) bool {
+	_, ok := obj[k]
+	return ok
+}
+
+func isDebeziumEnvelope(obj map[string]any) bool {
+	return hasKey(obj, "op") && (hasKey(obj, "after") || hasKey(obj, "before"))
+}
+
+// row maps a bare row (or an envelope's payload): the seed's shape.
+func (m *mapping) row(r map[string]any, corr string) (Mapped, error) {
+	f := &rowReader{entity: m.entity, r: r}
+	op := f.operation()
+	if f.err != nil {
+		return Mapped{}, f.err
+	}
+	c, err := m.mapRow(f, op, 0, false)
+	if err != nil {
+		return Mapped{}, err
+	}
+	return Mapped{Change: c, CorrelationID: corr}, nil
+}
+
+// debezium maps a Debezium change envelope.
+func (m *mapping) debezium(env map[string]any, corr string) (Mapped, error) {
+	var op Operation
+	name, _ := env["op"].(string)
+	switch name {
+	case "c":
+		op = OpCreate
+	case "u":
+		op = OpUpdate
+	case "r":
+		op = OpSnapshot
+	case "d":
+		op = OpDelete
+	default:
+		return Mapped{}, unmappablef("%s: Debezium op is not one of c, u, r, d", m.entity)
+	}
+	image := "after"
+	if op == OpDelete {
+		image = "before"
+	}
+	r, isObj := env[image].(map[string]any)
+	switch {
+	case env[image] != nil && !isObj:
+		return Mapped{}, unmappablef("%s: Debezium %s is %s, not an object", m.entity, image, jsonKind(env[image]))
+	case r == nil && op != OpDelete:
+		return Mapped{}, unmappablef("%s: Debezium op %q has no after row", m.entity, name)
+	}
+	// The source's own time of the change: when the database committed it
+	// (source.ts_ms), else when Debezium processed it, else the row's own.
+	e := &rowReader{entity: m.entity, r: env}
+	t, haveTime := e.millis("source.ts_ms")
+	if !haveTime {
+		t, haveTime = e.millis("ts_ms")
+	}
+	if e.err != nil {
+		return Mapped{}, e.err
+	}
+	if r == nil {
+		// A delete without its before image: the key names the row.
+		id, err := m.keyID()
+		if err != nil {
+			return Mapped{}, err
+		}
+		if !haveTime {
+			t = m.src.Timestamp
+		}
+		return Mapped{Change: m.change(id, OpDelete, t, 1), CorrelationID: corr}, nil
+	}
+	c, err := m.mapRow(&rowReader{entity: m.entity, r: r}, op, t, haveTime)
+	if err != nil {
+		return Mapped{}, err
+	}
+	return Mapped{Change: c, CorrelationID: corr}, nil
+}
+
+// mapRow maps a row to a change with operation op. t is the change's source
+// time when haveTime (from a Debezium envelope); otherwise the row's own
+// timestamp field gives it, else the record's timestamp.
+func (m *mapping) mapRow(f *rowReader, op Operation, t int64, haveTime bool) (Change, error) {
+	idPaths := sourceIDFields(m.entity)
+	id, _ := f.text(false, idPaths...)
+	if !haveTime {
+		t = f.sourceTime(m.src.Timestamp)
+	}
+	version := f.version()
+	if f.err != nil {
+		return Change{}, f.err
+	}
+	if id == "" {
+		if op != OpDelete {
+			return Change{}, unmappablef("no %s id: none of %s", m.entity, strings.Join(idPaths, ", "))
+		}
+		var err error
+		if id, err = m.keyID(); err != nil {
+			return Change{}, err
+		}
+	}
+	c := m.change(id, op, t, version)
+	if op == OpDelete {
+		return c, nil
+	}
+	var rec any
+	switch m.entity {
+	case Patient:
+		rec = f.patient(m.system, id)
+	case Encounter:
+		rec = f.encounter()
+	case Observation:
+		rec = f.observation()
+	case Prescription:
+		rec = f.prescription()
+	}
+	if f.err != nil {
+		return Change{}, f.err
+	}
+	fields, err := FieldsOf(rec)
+	if err != nil {
+		// Not reachable: every value is a string, a finite number or a
+		// struct of them. The JSON error is left out: it may quote a value.
+		return Change{}, unmappablef("%s: the canonical fields do not encode as JSON", m.entity)
+	}
+	c.Fields = fields
+	return c, nil
+}
+
+// keyID is the entity id a record's key names, for a delete without an id
+// in its value.
+func (m *mapping) keyID() (string, error) {
+	k := m.src.Key
+	if len(k) == 0 {
+		return "", unmappablef("%s delete without an id: the key is empty", m.entity)
+	}
+	if k[0] != '{' && k[0] != '"' {
+		return string(k), nil
+	}
+	v, err := decodeSourceJSON(k)
+	if err != nil {
+		// Not JSON after all: the key is the id as it stands.
+		return string(k), nil
+	}
+	if obj, ok := v.(map[string]any); ok && len(obj) == 2 && hasKey(obj, "schema") && hasKey(obj, "payload") {
+		v = obj["payload"]
+	}
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return "", unmappablef("%s delete without an id: the key is an empty string", m.entity)
+		}
+		return v, nil
+	case map[string]any:
+		f := &rowReader{entity: m.entity, r: v}
+		paths := sourceIDFields(m.entity)
+		id, _ := f.text(false, paths...)
+		if f.err != nil {
+			return "", unmappablef("%s delete: the key's id is not a string or number", m.entity)
+		}
+		if id == "" {
+			return "", unmappablef("%s delete without an id: the key has none of %s", m.entity, strings.Join(paths, ", "))
+		}
+		return id, nil
+	}
+	return string(k), nil
+}
+
+// decodeSourceJSON decodes one JSON value, numbers as [json.Number]. The
+// JSON package's syntax errors quote the input: only the offset is kept.
+func decodeSourceJSON(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
+			return nil, unreadablef("value is not JSON (syntax error at byte %d)", se.Offset)
+		}
+		return nil, unreadablef("value is not JSON (truncated)")
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, unreadablef("value is not one JSON value (more follows at byte %d)", d.InputOffset())
+	}
+	return v, nil
+}
+
+// sourceIDFields are the fields that may hold an entity's id, in order.
+func sourceIDFields(e Entity) []string {
+	switch e {
+	case Patient:
+		return []string{"id", "patientId", "patient_id"}
+	case Encounter:
+		return []string{"id", "encounterId", "encounter_id"}
+	case Observation:
+		return []string{"id", "observationId", "observation_id"}
+	case Prescription:
+		return []string{"id", "prescriptionId", "prescription_id"}
+	}
+	return []string{"id"}
+}
+
+// rowReader reads the fields of one source row. The first problem is kept
+// in err, and every read after it is a no-op, so a record is read in one
+// straight pass and checked once.
+type rowReader struct {
+	entity Entity
+	r      map[string]any
+	err    error
+}
+
+func (f *rowReader) fail(format string, args ...any) {
+	if f.err == nil {
+		f.err = unmappablef("%s: %s", f.entity, fmt.Sprintf(format, args...))
+	}
+}
+
+// get is the value at a path: keys joined by dots, a key may end with an
+// index: "code.coding[0].code". Absent, null and a path through something
+// that is not an object or array are all nil.
+func (f *rowReader) get(path string) any {
+	var cur any = f.r
+	for seg := range strings.SplitSeq(path, ".") {
+		key, idx := seg, -1
+		if i := strings.IndexByte(seg, '['); i >= 0 && strings.HasSuffix(seg, "]") {
+			n, err := strconv.Atoi(seg[i+1 : len(seg)-1])
+			if err != nil {
+				return nil
+			}
+			key, idx = seg[:i], n
+		}
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = obj[key]
+		if idx >= 0 {
+			a, ok := cur.([]any)
+			if !ok || idx >= len(a) {
+				return nil
+			}
+			cur = a[idx]
+		}
+	}
+	return cur
+}
+
+// pick is the first of paths with a value that is not null and not an empty
+// string, and its path.
+func (f *rowReader) pick(paths ...string) (any, string) {
+	for _, p := range paths {
+		switch v := f.get(p).(type) {
+		case nil:
+		case string:
+			if v != "" {
+				return v, p
+			}
+		default:
+			return v, p
+		}
+	}
+	return nil, ""
+}
+
+// text is the first of paths with a non-empty text, and its path. A number
+// or boolean is its JSON text. An object or array is the wrong type, except
+// where a later path descends into it ("code" before
+// "code.coding[0].code"): then it is passed over. With join, an array of
+// strings is joined with single spaces (FHIR's name.given).
+func (f *rowReader) text(join bool, paths ...string) (string, string) {
+	if f.err != nil {
+		return "", ""
+	}
+	for i, p := range paths {
+		v := f.get(p)
+		if v == nil {
+			continue
+		}
+		if s, ok := scalarText(v); ok {
+			if s == "" {
+				continue
+			}
+			return s, p
+		}
+		if a, ok := v.([]any); ok && join {
+			parts := make([]string, 0, len(a))
+			for j, el := range a {
+				s, ok := scalarText(el)
+				if !ok {
+					f.fail("field %q[%d] is %s, want a string", p, j, jsonKind(el))
+					return "", ""
+				}
+				if s != "" {
+					parts = append(parts, s)
+				}
+			}
+			if len(parts) == 0 {
+				continue
+			}
+			return strings.Join(parts, " "), p
+		}
+		if descends(p, paths[i+1:]) {
+			continue
+		}
+		f.fail("field %q is %s, want a string", p, jsonKind(v))
+		return "", ""
+	}
+	return "", ""
+}
+
+// descends reports whether one of later is a path into p.
+func descends(p string, later []string) bool {
+	for _, q := range later {
+		if strings.HasPrefix(q, p+".") || strings.HasPrefix(q, p+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *rowReader) str(paths ...string) *string {
+	s, _ := f.text(false, paths...)
+	return optText(s)
+}
+
+func optText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// scalarText is the text of a string, number or boolean; ok is false for
+// anything else.
+func scalarText(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	case bool:
+		return strconv.FormatBool(v), true
+	}
+	return "", false
+}
+
+// jsonKind names the JSON type of a decoded value, for errors that must not
+// quote it.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "an unknown JSON value"
+}
+
+// operation is the row's operationType, case-insensitive, OpUpsert when it
+// has none.
+func (f *rowReader) operation() Operation {
+	v := f.get("operationType")
+	if v == nil {
+		return OpUpsert
+	}
+	s, ok := v.(string)
+	if !ok {
+		f.fail("field %q is %s, want a string", "operationType", jsonKind(v))
+		return ""
+	}
+	switch op := Operation(strings.ToLower(strings.TrimSpace(s))); op {
+	case "":
+		return OpUpsert
+	case OpCreate, OpUpdate, OpUpsert, OpDelete, OpSnapshot:
+		return op
+	}
+	f.fail("field %q is not one of create, update, upsert, delete, snapshot", "operationType")
+	return ""
+}
+
+// millis is an integer of milliseconds at path (a Debezium ts_ms); ok is
+// false when there is none.
+func (f *rowReader) millis(path string) (int64, bool) {
+	v := f.get(path)
+	if v == nil || f.err != nil {
+		return 0, false
+	}
+	n, isNum := v.(json.Number)
+	ms, err := strconv.ParseInt(n.String(), 10, 64)
+	if !isNum || err != nil {
+		f.fail("field %q is %s, want an integer of milliseconds", path, jsonKind(v))
+		return 0, false
+	}
+	return ms, true
+}
+
+// sourceTime is the row's own timestamp of the change, ms: an integer of
+// milliseconds or an RFC 3339 time. def when the row has none.
+func (f *rowReader) sourceTime(def int64) int64 {
+	v, p := f.pick("lastUpdated", "updatedAt", "last_updated", "updated_at")
+	switch v := v.(type) {
+	case nil:
+		return def
+	case json.Number:
+		ms, err := strconv.ParseInt(v.String(), 10, 64)
+		if err != nil {
+			f.fail("field %q is not an integer of milliseconds", p)
+		}
+		return ms
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			f.fail("field %q is not an RFC 3339 time", p)
+		}
+		return t.UnixMilli()
+	default:
+		f.fail("field %q is %s, want milliseconds or an RFC 3339 time", p, jsonKind(v))
+		return 0
+	}
+}
+
+// version is the row's version: an integer, or a string of one; 1 when the
+// row has none.
+func (f *rowReader) version() int64 {
+	v, p := f.pick("version", "versionId", "version_id")
+	var s string
+	switch v := v.(type) {
+	case nil:
+		return 1
+	case json.Number:
+		s = v.String()
+	case string:
+		s = strings.TrimSpace(v)
+	default:
+		f.fail("field %q is %s, want an integer", p, jsonKind(v))
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		f.fail("field %q is not a non-negative integer", p)
+		return 0
+	}
+	return n
+}
+
+// ref is the id in the first of paths; where it came from one of refPaths,
+// a reference ("Patient/p1", {"reference":"Patient/p1"}), the id is the
+// reference's, which must be to a kind.
+func (f *rowReader) ref(kind string, refPaths []string, paths ...string) *string {
+	s, p := f.text(false, paths...)
+	if s == "" || !slices.Contains(refPaths, p) {
+		return optText(s)
+	}
+	id, ok := referenceID(s, kind)
+	if !ok {
+		f.fail("field %q is not a %s reference", p, kind)
+		return nil
+	}
+	return &id
+}
+
+// referenceID is the id in a FHIR reference to kind: "Patient/p1",
+// "https://fhir.example/Patient/p1/_history/2" and a bare "p1" are all "p1".
+func referenceID(ref, kind string) (string, bool) {
+	if !strings.Contains(ref, "/") {
+		return ref, true
+	}
+	parts := strings.Split(ref, "/")
+	for i := len(parts) - 2; i >= 0; i-- {
+		if parts[i] == kind && parts[i+1] != "" {
+			return parts[i+1], true
+		}
+	}
+	return "", false
+}
+
+var (
+	patientIDFields   = []string{"patientId", "patient.id", "patient_id", "subject", "subject.reference"}
+	subjectFields     = []string{"subject", "subject.reference"}
+	encounterIDFields = []string{"encounterId", "encounter_id", "encounter.reference"}
+	encounterRefField = []string{"encounter.reference"}
+)
+
+func (f *rowReader) patient(system, id string) *PatientRecord {
+	first, _ := f.text(true, "firstName", "name.given", "givenName", "first_name", "given_name")
+	return &PatientRecord{
+		FirstName:   optText(first),
+		LastName:    f.str("lastName", "name.family", "familyName", "last_name", "family_name"),
+		DateOfBirth: f.str("dateOfBirth", "birthDate", "dob", "date_of_birth", "birth_date"),
+		Gender:      f.gender(),
+		Identifiers: f.identifiers(system, id),
+		Address:     f.address(),
+		Contact:     f.contact(),
+	}
+}
+
+// gender is trimmed and lower-cased, single letters spelt out. Any other
+// value is kept for validation to judge.
+func (f *rowReader) gender() *string {
+	s, _ := f.text(false, "gender", "sex")
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch s {
+	case "m":
+		s = "male"
+	case "f":
+		s = "female"
+	case "o":
+		s = "other"
+	case "u":
+		s = "unknown"
+	}
+	return optText(s)
+}
+
+// identifiers are the row's identifiers and the source system's own
+// {system, id}, sorted by system and value, without duplicates.
+func (f *rowReader) identifiers(system, id string) []Identifier {
+	var ids []Identifier
+	switch v := f.get("identifiers").(type) {
+	case nil:
+	case []any:
+		for i, el := range v {
+			p := fmt.Sprintf("identifiers[%d]", i)
+			if _, ok := el.(map[string]any); !ok {
+				f.fail("field %q is %s, want an object", p, jsonKind(el))
+				return nil
+			}
+			sys, _ := f.text(false, p+".system")
+			val, _ := f.text(false, p+".value")
+			if f.err != nil {
+				return nil
+			}
+			if sys == "" || val == "" {
+				f.fail("field %q lacks a system or a value", p)
+				return nil
+			}
+			ids = append(ids, Identifier{System: sys, Value: val})
+		}
+	default:
+		f.fail("field %q is %s, want an array", "identifiers", jsonKind(v))
+		return nil
+	}
+	ids = append(ids, Identifier{System: system, Value: id})
+	slices.SortFunc(ids, func(a, b Identifier) int {
+		return cmp.Or(strings.Compare(a.System, b.System), strings.Compare(a.Value, b.Value))
+	})
+	return slices.Compact(ids)
+}
+
+// address is an address object, or a plain string as its one line. An
+// address with nothing in it is none.
+func (f *rowReader) address() *Address {
+	v, p := f.pick("address", "address_line")
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		a := &Address{
+			Line:       f.lines(p+".line", p+".lines", p+".street"),
+			City:       f.str(p + ".city"),
+			State:      f.str(p + ".state"),
+			PostalCode: f.str(p+".postalCode", p+".postal_code", p+".zip"),
+			Country:    f.str(p + ".country"),
+		}
+		if len(a.Line) == 0 && a.City == nil && a.State == nil && a.PostalCode == nil && a.Country == nil {
+			return nil
+		}
+		return a
+	default:
+		s, ok := scalarText(v)
+		if !ok {
+			f.fail("field %q is %s, want an object or a string", p, jsonKind(v))
+			return nil
+		}
+		return &Address{Line: []string{s}}
+	}
+}
+
+// lines are the address lines of the first of paths: a string or an array
+// of strings. Never nil: line is a required array in the canonical schema.
+func (f *rowReader) lines(paths ...string) []string {
+	lines := []string{}
+	if f.err != nil {
+		return lines
+	}
+	for _, p := range paths {
+		switch v := f.get(p).(type) {
+		case nil:
+		case []any:
+			for i, el := range v {
+				s, ok := scalarText(el)
+				if !ok {
+					f.fail("field %q[%d] is %s, want a string", p, i, jsonKind(el))
+					return lines
+				}
+				if s != "" {
+					lines = append(lines, s)
+				}
+			}
+		default:
+			s, ok := scalarText(v)
+			if !ok {
+				f.fail("field %q is %s, want a string or an array of strings", p, jsonKind(v))
+				return lines
+			}
+			if s != "" {
+				lines = append(lines, s)
+			}
+		}
+		if len(lines) > 0 {
+			return lines
+		}
+	}
+	return lines
+}
+
+// contact is the row's contact object, or its top-level phone and email
+// when it has none.
+func (f *rowReader) contact() *Contact {
+	v, p := f.pick("contact", "contactInfo", "contact_info")
+	var c Contact
+	switch v.(type) {
+	case nil:
+		c = Contact{Phone: f.str("phone", "telephone", "phoneNumber", "phone_number"), Email: f.str("email")}
+	case map[string]any:
+		c = Contact{Phone: f.str(p+".phone", p+".telephone", p+".phoneNumber", p+".phone_number"), Email: f.str(p + ".email")}
+	default:
+		f.fail("field %q is %s, want an object", p, jsonKind(v))
+		return nil
+	}
+	if c.Phone == nil && c.Email == nil {
+		return nil
+	}
+	return &c
+}
+
+func (f *rowReader) encounter() *EncounterRecord {
+	return &EncounterRecord{
+		PatientID:      f.ref("Patient", subjectFields, patientIDFields...),
+		Status:         f.str("status"),
+		Class:          f.str("class", "class.code"),
+		Type:           f.str("type"),
+		Start:          f.str("start", "period.start", "start_time"),
+		End:            f.str("end", "period.end", "end_time"),
+		PractitionerID: f.str("practitionerId", "practitioner.id", "practitioner_id"),
+		Location:       f.str("location", "location.name"),
+	}
+}
+
+func (f *rowReader) observation() *ObservationRecord {
+	o := &ObservationRecord{
+		PatientID:         f.ref("Patient", subjectFields, patientIDFields...),
+		EncounterID:       f.ref("Encounter", encounterRefField, encounterIDFields...),
+		Code:              f.str("code", "code.coding[0].code", "loinc_code"),
+		CodeSystem:        f.str("codeSystem", "code.coding[0].system", "code_system"),
+		Display:           f.str("display", "code.coding[0].display", "code.text"),
+		Unit:              f.str("unit", "valueQuantity.unit", "valueQuantity.code"),
+		EffectiveDateTime: f.str("effectiveDateTime", "effective", "effective_date_time", "effectiveAt"),
+		Status:            f.str("status"),
+	}
+	o.Value, o.ValueString = f.observationValue()
+	return o
+}
+
+// observationValue is an observation's numeric value (value, else
+// valueQuantity.value: a number or a numeric string) and its text value
+// (valueString, else a value that is not numeric).
+func (f *rowReader) observationValue() (*float64, *string) {
+	var value *float64
+	var loose string
+	switch v := f.get("value").(type) {
+	case nil:
+	case json.Number:
+		value = f.float("value", v.String())
+	case string:
+		if isJSONNumber(v) {
+			value = f.float("value", v)
+		} else {
+			loose = v
+		}
+	case bool:
+		loose = strconv.FormatBool(v)
+	default:
+		f.fail("field %q is %s, want a number or a string", "value", jsonKind(v))
+	}
+	if value == nil {
+		const p = "valueQuantity.value"
+		switch v := f.get(p).(type) {
+		case nil:
+		case json.Number:
+			value = f.float(p, v.String())
+		case string:
+			if v == "" {
+				break
+			}
+			if !isJSONNumber(v) {
+				f.fail("field %q is not a number", p)
+				break
+			}
+			value = f.float(p, v)
+		default:
+			f.fail("field %q is %s, want a number", p, jsonKind(v))
+		}
+	}
+	vs, _ := f.text(false, "valueString", "value_string")
+	return value, optText(cmp.Or(vs, loose))
+}
+
+// isJSONNumber reports whether s, trimmed, is a JSON number: what a numeric
+// string may hold (not Go's "NaN", "Inf", hex or underscores).
+func isJSONNumber(s string) bool {
+	s = strings.TrimSpace(s)
+	return s != "" && (s[0] == '-' || s[0] >= '0' && s[0] <= '9') && json.Valid([]byte(s))
+}
+
+func (f *rowReader) float(p, s string) *float64 {
+	x, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+		f.fail("field %q is not a finite number", p)
+		return nil
+	}
+	return &x
+}
+
+func (f *rowReader) prescription() *PrescriptionRecord {
+	return &PrescriptionRecord{
+		PatientID:      f.str("patientId", "patient.id", "patient_id"),
+		MedicationID:   f.str("medicationId", "medication.id", "medication_id"),
+		MedicationName: f.str("medicationName", "medication.name", "medication_name"),
+		Dosage:         f.str("dosage", "dose"),
+		Frequency:      f.str("frequency"),
+		Duration:       f.str("duration"),
+		PrescriberID:   f.str("prescriberId", "provider.id", "prescriber_id"),
+		Status:         f.str("status"),
+	}
+}

@@ -1,0 +1,56 @@
+package datasync
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// QueryHandler serves the read model from the reconciliation runner's local
+// state (the aggregates store):
+//
+//	GET /api/patients/{id}             the canonical patient, its version history
+//	                                   (sources, versions, resolutions) and its
+//	                                   targets' acknowledgements
+//	GET /api/sync/{entity}/{id}        the same for any entity type
+//
+// An entity of a partition this instance does not own is a 404 that says
+// so. Answers may include writes of the transaction in flight.
+func QueryHandler(r *pipeline.Runner) http.Handler {
+	mux := http.NewServeMux()
+	serve := func(w http.ResponseWriter, e Entity, id string) {
+		if v, ok := r.Lookup(StoreAggregates, AggregateKey(e, id)); ok {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(v)
+			return
+		}
+		msg := "no " + string(e) + " with this id"
+		// The aggregate's partition is the entity id's.
+		if p, owned := r.Owner(id); p >= 0 && !owned {
+			msg = "not held by this instance: partition " + strconv.Itoa(int(p)) + " is owned by another instance of the group"
+		}
+		writeError(w, http.StatusNotFound, msg)
+	}
+	mux.HandleFunc("GET /api/patients/{id}", func(w http.ResponseWriter, req *http.Request) {
+		serve(w, Patient, req.PathValue("id"))
+	})
+	mux.HandleFunc("GET /api/sync/{entity}/{id}", func(w http.ResponseWriter, req *http.Request) {
+		e := Entity(req.PathValue("entity"))
+		for _, k := range entities {
+			if k == e {
+				serve(w, e, req.PathValue("id"))
+				return
+			}
+		}
+		writeError(w, http.StatusBadRequest, "entity must be one of patient, encounter, observation, prescription")
+	})
+	return mux
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

@@ -1,0 +1,243 @@
+package datasync
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/envelope"
+)
+
+// Validation is the validation stage: it checks each canonical change,
+// resolves it against its entity's state, and publishes the entity as
+// resolved.
+type Validation struct {
+	codec    *Codec
+	policies Policies
+	outcomes map[Entity]map[string]*metrics.Counter
+	rekeyed  *metrics.Counter
+}
+
+// Outcomes of a change at validation, as metric labels.
+var validationOutcomes = [...]string{"applied", "conflict_resolved", "kept", "duplicate", "stale", "invalid"}
+
+// NewValidation builds the stage with the conflict policies per entity type
+// (nil: [DefaultPolicies]), its metrics in set (nil: a new set).
+func NewValidation(codec *Codec, policies Policies, set *metrics.Set) (*Validation, error) {
+	if policies == nil {
+		policies = DefaultPolicies()
+	}
+	for _, e := range entities {
+		pol, ok := policies[e]
+		if !ok {
+			return nil, fmt.Errorf("datasync: no conflict policy for entity type %s", e)
+		}
+		if err := pol.Validate(); err != nil {
+			return nil, fmt.Errorf("datasync: conflict policy for %s: %w", e, err)
+		}
+	}
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	p := &Validation{codec: codec, policies: policies, outcomes: make(map[Entity]map[string]*metrics.Counter)}
+	for _, e := range entities {
+		p.outcomes[e] = make(map[string]*metrics.Counter)
+		for _, o := range validationOutcomes {
+			p.outcomes[e][o] = set.GetOrCreateCounter(`carepipe_datasync_validation_total{entity="` + string(e) + `",outcome="` + o + `"}`)
+		}
+	}
+	p.rekeyed = set.GetOrCreateCounter("carepipe_datasync_validation_repartitioned_total")
+	return p, nil
+}
+
+// Count is the number of changes of every entity type with outcome (one of
+// applied, conflict_resolved, kept, duplicate, stale, invalid): for the
+// summary. A kept change is held in the state for later (it may win once a
+// delete removes the value that beats it) without changing the entity.
+func (p *Validation) Count(outcome string) uint64 {
+	var n uint64
+	for _, m := range p.outcomes {
+		if c := m[outcome]; c != nil {
+			n += c.Get()
+		}
+	}
+	return n
+}
+
+// Spec is the stage's runtime spec.
+func (p *Validation) Spec() pipeline.Spec {
+	var ins, outs []string
+	for _, e := range entities {
+		ins = append(ins, ChangeTopic(e))
+		outs = append(outs, ValidatedTopic(e))
+	}
+	return pipeline.Spec{
+		Name:         NameValidation,
+		Group:        GroupValidation,
+		Inputs:       ins,
+		Outputs:      outs,
+		ErrorTopic:   TopicErrors,
+		Stores:       []string{StoreEntities},
+		Repartitions: []string{RepartitionByEntity},
+		Process:      p.Process,
+		ErrorValue:   stageErrors("validation"),
+	}
+}
+
+// entityOf is the entity type of a canonical record: from its topic, or,
+// on the repartition topic, from its entity-type header.
+func entityOf(r *kgo.Record, repartition string) (Entity, error) {
+	if r.Topic == repartition {
+		e := Entity(headerValue(r, HeaderEntityType))
+		for _, k := range entities {
+			if k == e {
+				return e, nil
+			}
+		}
+		return "", pipeline.Rejectf(pipeline.ErrInvalid, "re-keyed record has no known entity-type header")
+	}
+	e, ok := entityOfTopic(r.Topic)
+	if !ok {
+		return "", pipeline.Rejectf(pipeline.ErrInvalid, "topic %s is not a canonical topic", r.Topic)
+	}
+	return e, nil
+}
+
+// Process validates and resolves one canonical change.
+func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
+	e, err := entityOf(r, pipeline.RepartitionTopic(GroupValidation, RepartitionByEntity))
+	if err != nil {
+		return err
+	}
+	ev, err := p.codec.decodeEvent(r.Value, e)
+	if err != nil {
+		return pipeline.Reject(pipeline.ErrDecode, err)
+	}
+	sys, ok := ev.system()
+	if !ok {
+		return pipeline.Rejectf(pipeline.ErrInvalid, "canonical change carries no record")
+	}
+	if sys.ID == "" {
+		return pipeline.Rejectf(pipeline.ErrInvalid, "canonical change has no entity id")
+	}
+	key := []byte(sys.ID)
+	if r.Topic != pipeline.RepartitionTopic(GroupValidation, RepartitionByEntity) && (string(r.Key) != sys.ID || !c.IsLocal(key)) {
+		extra := []kgo.RecordHeader{{Key: HeaderEntityType, Value: []byte(e)}}
+		c.Repartition(RepartitionByEntity, key, extra...)
+		p.rekeyed.Inc()
+		return nil
+	}
+	ch := Change{Entity: e, ID: sys.ID, Op: Operation(ev.Operation), Source: sys.SourceSystem, SourceTime: sys.LastUpdated, SourceVersion: sys.Version}
+	if ch.Op != OpDelete {
+		if ch.Fields, err = FieldsOf(ev.Payload); err != nil {
+			return pipeline.Reject(pipeline.ErrProcessing, err)
+		}
+	}
+	if problems := Validate(&ch); len(problems) > 0 {
+		p.outcomes[e]["invalid"].Inc()
+		return pipeline.Rejectf(pipeline.ErrInvalid, "validation failed: %s", strings.Join(problems, "; "))
+	}
+
+	store := c.Store(StoreEntities)
+	skey := string(e) + "/" + sys.ID
+	var prev *State
+	if b, ok := store.Get(skey); ok {
+		if prev, err = UnmarshalState(b); err != nil {
+			return pipeline.Rejectf(pipeline.ErrProcessing, "held state of the entity is not readable: %v", err)
+		}
+	}
+	pol := p.policies[e]
+	out := pol.Apply(prev, &ch)
+	switch out.Kind {
+	case Duplicate:
+		// A source's redelivery: the state holds it already.
+		p.outcomes[e]["duplicate"].Inc()
+		return nil
+	case Stale:
+		p.outcomes[e]["stale"].Inc()
+		return pipeline.Reject(pipeline.ErrConflict, staleError(pol.Strategy, out.Resolution))
+	}
+	store.Put(skey, MarshalState(out.State))
+	if !out.Changed && out.Resolution == nil {
+		// The state keeps the change (a value that may win after a future
+		// delete), but the entity is as it was and no conflict was decided:
+		// nothing to publish.
+		p.outcomes[e]["kept"].Inc()
+		return nil
+	}
+
+	m := out.State.Materialize(e, sys.ID)
+	rec, err := m.Record()
+	if err != nil {
+		return pipeline.Reject(pipeline.ErrProcessing, err)
+	}
+	op := ev.Operation
+	if m.Op == OpDelete {
+		op = string(OpDelete)
+	} else if ch.Op == OpDelete {
+		// A delete that lost to newer fields leaves the entity as it was.
+		op = string(OpUpdate)
+	}
+	corr, ok := envelope.HeaderCorrelation(r)
+	if !ok {
+		corr = ev.Metadata.CorrelationID
+	}
+	topic := ValidatedTopic(e)
+	resolved := out.Resolution != nil
+	outEv := &event{
+		Metadata: Metadata{
+			EventID:            envelope.DerivedCorrelationID("validated/"+ev.Metadata.EventID, 0, 0),
+			EventType:          topic,
+			EventSource:        EventSourceValidation,
+			SourceSystem:       m.Source,
+			CorrelationID:      corr,
+			Timestamp:          c.Now().UnixMilli(),
+			ConflictResolution: resolved,
+		},
+		Operation:  op,
+		Version:    out.State.Version,
+		Payload:    rec,
+		Resolution: out.Resolution,
+	}
+	v, err := p.codec.encodeEvent(nil, topic, e, outEv)
+	if err != nil {
+		return pipeline.Reject(pipeline.ErrProcessing, err)
+	}
+	hs := envelope.OutputHeaders(corr, EventSourceValidation, topic)
+	hs = append(hs,
+		kgo.RecordHeader{Key: HeaderSourceSystem, Value: []byte(m.Source)},
+		kgo.RecordHeader{Key: HeaderEntityType, Value: []byte(e)},
+		kgo.RecordHeader{Key: HeaderOperationType, Value: []byte(op)},
+		kgo.RecordHeader{Key: HeaderConflictResolved, Value: []byte(strconv.FormatBool(resolved))},
+	)
+	c.Emit(&kgo.Record{Topic: topic, Key: key, Value: v, Headers: hs})
+	if resolved {
+		p.outcomes[e]["conflict_resolved"].Inc()
+	} else {
+		p.outcomes[e]["applied"].Inc()
+	}
+	return nil
+}
+
+// staleError says why a change was not applied: which source's newer value
+// beat it. Source names and timestamps only, never values.
+func staleError(s Strategy, res *Resolution) error {
+	var b strings.Builder
+	b.WriteString("stale update not applied (strategy ")
+	b.WriteString(string(s))
+	b.WriteString(")")
+	if res != nil {
+		for i, d := range res.Fields {
+			if i == 5 {
+				fmt.Fprintf(&b, "; and %d more fields", len(res.Fields)-i)
+				break
+			}
+			fmt.Fprintf(&b, "; %s: held from %s at %d beats %s at %d", d.Field, d.Winner, d.WinnerTimestamp, d.Loser, d.LoserTimestamp)
+		}
+	}
+	return fmt.Errorf("%s", b.String())
+}

@@ -1,0 +1,460 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/datasync"
+	"github.com/carepipe/carepipe/sim"
+)
+
+// syncWorld is a cluster with the data synchronization topics, a schema
+// registry with carepipe's schemas, and a clock shared by the stages.
+type syncWorld struct {
+	t       *testing.T
+	cluster *sim.Cluster
+	prod    *kgo.Client
+	adm     *kadm.Client
+	codec   *datasync.Codec
+	clock   *sim.VirtualClock
+	rc      datasync.ReconcileConfig
+}
+
+func newSyncWorld(t *testing.T) *syncWorld {
+	t.Helper()
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	rcl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &syncWorld{t: t, cluster: c, rc: datasync.DefaultReconcileConfig()}
+	w.rc.Deadline = time.Minute
+	if w.codec, err = datasync.Register(context.Background(), rcl); err != nil {
+		t.Fatal(err)
+	}
+	w.prod = w.client()
+	w.adm = kadm.NewClient(w.client())
+	// The targets' acknowledgements carry their own (wall) clock: the
+	// stages' clock starts at the wall clock so durations are real.
+	w.clock = sim.NewVirtualClock(time.Now().Truncate(time.Millisecond))
+	for _, s := range []pipeline.Spec{w.cdcSpec(nil), w.validationSpec(nil), w.reconcileSpec(nil)} {
+		if err := pipeline.CreateTopics(context.Background(), w.adm, &s, testPartitions, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+func (w *syncWorld) client(opts ...kgo.Opt) *kgo.Client {
+	w.t.Helper()
+	cl, err := kgo.NewClient(append(w.cluster.ClientOpts(), opts...)...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(cl.Close)
+	return cl
+}
+
+func (w *syncWorld) cdcSpec(set *metrics.Set) pipeline.Spec {
+	return datasync.NewCDC(w.codec, set).Spec()
+}
+
+func (w *syncWorld) validationSpec(set *metrics.Set) pipeline.Spec {
+	v, err := datasync.NewValidation(w.codec, nil, set)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return v.Spec()
+}
+
+func (w *syncWorld) reconcileSpec(set *metrics.Set) pipeline.Spec {
+	r, err := datasync.NewReconciliation(w.codec, w.rc, set)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return r.Spec()
+}
+
+// start runs one stage's instance as the binary builds it.
+func (w *syncWorld) start(spec pipeline.Spec, instanceID string) *instance {
+	w.t.Helper()
+	return startRunner(w.t, spec,
+		pipeline.WithKafka(w.cluster.ClientOpts()...),
+		pipeline.WithCommitInterval(50*time.Millisecond),
+		pipeline.WithTransactionTimeout(5*time.Second),
+		pipeline.WithInstanceID(instanceID),
+		pipeline.WithLogger(testLogger()),
+		pipeline.WithClock(w.clock))
+}
+
+func (w *syncWorld) read(topic string) []*kgo.Record {
+	w.t.Helper()
+	return readTopic(w.t, w.adm, w.client, topic, kgo.ReadCommitted())
+}
+
+// waitCaughtUp waits until each stage's group has committed past the last
+// record of each of its inputs and repartition topics. The stages' inputs
+// are other stages' transactional outputs, whose end offset is a commit
+// marker, so the last data offset is found by reading the topic.
+func (w *syncWorld) waitCaughtUp(specs ...pipeline.Spec) {
+	w.t.Helper()
+	waitFor(w.t, 60*time.Second, "data sync stages caught up", func() bool {
+		for i := range specs {
+			committed, err := w.adm.FetchOffsets(context.Background(), specs[i].Group)
+			if err != nil {
+				return false
+			}
+			topics := specs[i].Inputs
+			for _, r := range specs[i].Repartitions {
+				topics = append(topics, pipeline.RepartitionTopic(specs[i].Group, r))
+			}
+			for _, topic := range topics {
+				last := map[int32]int64{}
+				for _, r := range w.read(topic) {
+					last[r.Partition] = r.Offset
+				}
+				for p, o := range last {
+					if c, _ := committed.Lookup(topic, p); c.At < o+1 {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
+}
+
+type coords struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+func coordsOf(r *kgo.Record) coords { return coords{r.Topic, r.Partition, r.Offset} }
+
+// Issue 5: a mixed stream of 5,000 source records (every source variant,
+// Debezium envelopes and tombstones; invalid, undecodable, duplicate, stale
+// and concurrent updates) yields exactly the validated and error records its
+// construction says, with the validation stage restarted half way (its
+// state restored from its changelog). Every error record holds its
+// original record whole.
+func TestDataSyncMixedStreamExactOutcome(t *testing.T) {
+	w := newSyncWorld(t)
+	recs, truth := sim.DataSyncRecords(11, 5000)
+	cdc := w.start(w.cdcSpec(nil), "cdc-1")
+	val := w.start(w.validationSpec(nil), "val-1")
+	produceAll(t, w.prod, recs[:2500])
+	w.waitCaughtUp(w.cdcSpec(nil), w.validationSpec(nil))
+	if err := val.stop(); err != nil {
+		t.Fatal(err)
+	}
+	w.start(w.validationSpec(nil), "val-1")
+	produceAll(t, w.prod, recs[2500:])
+	w.waitCaughtUp(w.cdcSpec(nil), w.validationSpec(nil))
+	if err := cdc.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	produced := map[coords][]byte{}
+	for _, r := range recs {
+		produced[coordsOf(r)] = r.Value
+	}
+	entityOfSource := map[string]string{}
+	for _, topic := range datasync.SourceTopics() {
+		_, e, _ := datasync.EntityOfSourceTopic(topic)
+		entityOfSource[topic] = string(e)
+	}
+	for _, e := range datasync.Entities() {
+		for _, r := range w.read(datasync.ChangeTopic(e)) {
+			produced[coordsOf(r)] = r.Value
+		}
+		entityOfSource[datasync.ChangeTopic(e)] = string(e)
+	}
+
+	for _, e := range datasync.Entities() {
+		applied, resolved := 0, 0
+		last := map[string]int64{}
+		for _, r := range w.read(datasync.ValidatedTopic(e)) {
+			h := headerMap(r)
+			switch h[datasync.HeaderConflictResolved] {
+			case "true":
+				resolved++
+			case "false":
+				applied++
+			default:
+				t.Errorf("%s: validated record without a conflict-resolved header", e)
+			}
+			if h["correlation-id"] == "" || h[datasync.HeaderEntityType] != string(e) || h[datasync.HeaderOperationType] == "" {
+				t.Errorf("%s: validated record headers %v", e, h)
+			}
+			_, _, version, _, err := w.codec.DecodeValue(r.Value, e)
+			if err != nil {
+				t.Fatalf("%s: validated value does not decode: %v", e, err)
+			}
+			id := string(r.Key)
+			if version != last[id]+1 {
+				t.Errorf("%s %s: version %d after %d", e, id, version, last[id])
+			}
+			last[id] = version
+		}
+		if applied != truth.Applied[string(e)] || resolved != truth.ConflictResolved[string(e)] {
+			t.Errorf("%s: %d validated and %d conflict-resolved, want %d and %d",
+				e, applied, resolved, truth.Applied[string(e)], truth.ConflictResolved[string(e)])
+		}
+		for id, n := range truth.Versions[string(e)] {
+			if last[id] != int64(n) {
+				t.Errorf("%s %s: last version %d, want %d", e, id, last[id], n)
+			}
+		}
+	}
+
+	errs := map[string]map[string]int{}
+	for _, r := range w.read(datasync.TopicErrors) {
+		h := headerMap(r)
+		e := entityOfSource[h["source-topic"]]
+		if errs[e] == nil {
+			errs[e] = map[string]int{}
+		}
+		errs[e][h["error-type"]]++
+		orig, err := datasync.OriginalValue(r.Value)
+		if err != nil {
+			t.Fatalf("error record value is not the error record: %v", err)
+		}
+		off, _ := strconv.ParseInt(h["source-offset"], 10, 64)
+		part, _ := strconv.ParseInt(h["source-partition"], 10, 32)
+		want, ok := produced[coords{h["source-topic"], int32(part), off}]
+		if !ok || string(orig) != string(want) {
+			t.Errorf("error record from %s@%s/%s does not hold its original value whole", h["source-topic"], h["source-partition"], h["source-offset"])
+		}
+	}
+	for _, e := range datasync.Entities() {
+		want := map[string]int{
+			"conflict": truth.Stale[string(e)],
+			"invalid":  truth.Invalid[string(e)],
+			"decode":   truth.Undecodable[string(e)],
+		}
+		for class, n := range want {
+			if errs[string(e)][class] != n {
+				t.Errorf("%s: %d error records of class %s, want %d", e, errs[string(e)][class], class, n)
+			}
+		}
+		for class, n := range errs[string(e)] {
+			if _, ok := want[class]; !ok {
+				t.Errorf("%s: %d unexpected error records of class %s", e, n, class)
+			}
+		}
+	}
+}
+
+// Issue 5: reconciliation completes, with its real duration, for every
+// entity whose targets all acknowledge its latest version, and the overdue
+// timer fires once for each of the others, across a restart of the
+// reconciliation stage. The patient read model shows the current record and
+// its history.
+func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T) {
+	w := newSyncWorld(t)
+	recs, truth := sim.DataSyncRecords(23, 600)
+	tcfg := sim.SyncTargetsConfig{
+		Seed: 5, Targets: datasync.DefaultTargets(), Delay: 5 * time.Millisecond, Fail: 0.2, Drop: 0.1,
+		Read: func(r *kgo.Record) (string, string, int64, bool) {
+			e, ok := datasync.EntityOfValidatedTopic(r.Topic)
+			if !ok {
+				return "", "", 0, false
+			}
+			_, _, v, _, err := w.codec.DecodeValue(r.Value, e)
+			return string(e), string(r.Key), v, err == nil
+		},
+	}
+	targets, err := sim.StartSyncTargets(w.cluster, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(targets.Close)
+	w.start(w.cdcSpec(nil), "cdc-1")
+	w.start(w.validationSpec(nil), "val-1")
+	rec := w.start(w.reconcileSpec(nil), "rec-1")
+	produceAll(t, w.prod, recs)
+
+	// Which entities complete: those none of whose targets drops the
+	// latest version.
+	type key struct{ entity, id string }
+	complete, overdue := map[key]int64{}, map[key]int64{}
+	for e, ids := range truth.Versions {
+		for id, v := range ids {
+			if v == 0 {
+				continue
+			}
+			k := key{e, id}
+			overdue[k] = int64(v)
+			dropped := false
+			for _, tg := range tcfg.Targets {
+				dropped = dropped || tcfg.Drops(tg, id, int64(v))
+			}
+			if !dropped {
+				complete[k] = int64(v)
+				delete(overdue, k)
+			}
+		}
+	}
+	if len(complete) == 0 || len(overdue) == 0 {
+		t.Fatalf("workload has %d completing and %d overdue entities; want some of each", len(complete), len(overdue))
+	}
+	completedOf := func() map[key][]int64 {
+		m := map[key][]int64{}
+		for _, e := range datasync.Entities() {
+			for _, r := range w.read(datasync.CompletedTopic(e)) {
+				var v struct {
+					EntityType     string
+					EntityID       string
+					Version        int64
+					SyncDurationMs int64
+				}
+				if err := json.Unmarshal(r.Value, &v); err != nil {
+					t.Fatal(err)
+				}
+				if v.SyncDurationMs < 0 || v.SyncDurationMs > time.Minute.Milliseconds() {
+					t.Errorf("%s %s: sync duration %d ms", v.EntityType, v.EntityID, v.SyncDurationMs)
+				}
+				k := key{v.EntityType, v.EntityID}
+				m[k] = append(m[k], v.Version)
+			}
+		}
+		return m
+	}
+	waitFor(t, 60*time.Second, "every reconciliation completed", func() bool {
+		got := completedOf()
+		for k, v := range complete {
+			vs := got[k]
+			if len(vs) == 0 || vs[len(vs)-1] != v {
+				return false
+			}
+		}
+		return true
+	})
+	if err := rec.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restarted stage holds the deadlines: past them, each entity
+	// whose latest version lacks an acknowledgement is overdue, once.
+	rec = w.start(w.reconcileSpec(nil), "rec-1")
+	w.clock.Advance(2 * w.rc.Deadline)
+	overdueOf := func() map[key][]int64 {
+		m := map[key][]int64{}
+		for _, e := range datasync.Entities() {
+			for _, r := range w.read(datasync.OverdueTopic(e)) {
+				var v struct {
+					EntityType string
+					EntityID   string
+					Version    int64
+					Missing    []string `json:"missingTargets"`
+				}
+				if err := json.Unmarshal(r.Value, &v); err != nil {
+					t.Fatal(err)
+				}
+				if len(v.Missing) == 0 {
+					t.Errorf("%s %s: overdue without missing targets", v.EntityType, v.EntityID)
+				}
+				k := key{v.EntityType, v.EntityID}
+				m[k] = append(m[k], v.Version)
+			}
+		}
+		return m
+	}
+	waitFor(t, 60*time.Second, "every overdue reconciliation reported", func() bool {
+		got := overdueOf()
+		for k, v := range overdue {
+			vs := got[k]
+			if len(vs) == 0 || vs[len(vs)-1] != v {
+				return false
+			}
+		}
+		return true
+	})
+
+	// A second restart and another deadline later, with one new patient
+	// whose targets are gone: its overdue report shows the stage
+	// punctuated past the deadline again, and nothing else is repeated.
+	targets.Close()
+	if err := rec.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rec = w.start(w.reconcileSpec(nil), "rec-1")
+	late := fmt.Sprintf(`{"id":"late-1","firstName":"Ada","lastName":"Byron","dateOfBirth":"1990-12-10","gender":"female","lastUpdated":%d}`, w.clock.Now().UnixMilli())
+	produceAll(t, w.prod, []*kgo.Record{{Topic: "source.ehr.patient", Key: []byte("late-1"), Value: []byte(late)}})
+	waitFor(t, 60*time.Second, "the late patient validated", func() bool {
+		_, ok := rec.runner.Lookup(datasync.StoreAggregates, datasync.AggregateKey(datasync.Patient, "late-1"))
+		return ok
+	})
+	w.clock.Advance(2 * w.rc.Deadline)
+	waitFor(t, 60*time.Second, "the late patient overdue", func() bool {
+		return len(overdueOf()[key{"patient", "late-1"}]) > 0
+	})
+	got := overdueOf()
+	for k, vs := range got {
+		if len(vs) != 1 {
+			t.Errorf("%v: overdue %d times (versions %v), want once", k, len(vs), vs)
+		}
+		if _, ok := complete[k]; ok {
+			t.Errorf("%v: overdue although every target acknowledged it", k)
+		}
+	}
+	for k, vs := range completedOf() {
+		seen := map[int64]bool{}
+		for _, v := range vs {
+			if seen[v] {
+				t.Errorf("%v: version %d completed twice", k, v)
+			}
+			seen[v] = true
+		}
+	}
+
+	// The read model: a patient's current record and history.
+	h := datasync.QueryHandler(rec.runner)
+	var pid string
+	for k := range complete {
+		if k.entity == "patient" {
+			pid = k.id
+			break
+		}
+	}
+	rw := httptest.NewRecorder()
+	h.ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/api/patients/"+pid, nil))
+	if rw.Code != http.StatusOK {
+		t.Fatalf("GET /api/patients/%s: %d %s", pid, rw.Code, rw.Body)
+	}
+	var agg datasync.Aggregate
+	if err := json.Unmarshal(rw.Body.Bytes(), &agg); err != nil {
+		t.Fatal(err)
+	}
+	if agg.ID != pid || agg.Version != complete[key{"patient", pid}] || int64(len(agg.History)) != agg.Version || len(agg.Current) == 0 {
+		t.Errorf("read model of %s: version %d, %d history entries, current %s", pid, agg.Version, len(agg.History), agg.Current)
+	}
+	if agg.CompletedVersion != agg.Version {
+		t.Errorf("read model of %s: completed version %d of %d", pid, agg.CompletedVersion, agg.Version)
+	}
+	rw = httptest.NewRecorder()
+	h.ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/api/patients/nobody", nil))
+	if rw.Code != http.StatusNotFound {
+		t.Errorf("unknown patient: %d", rw.Code)
+	}
+}
