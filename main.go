@@ -163,6 +163,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		partitions  = fs.Int("partitions", int(d.Partitions), "partitions of every topic")
 		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic")
 		registry    = fs.String("schema-registry", "", "schema registry URL (env SCHEMA_REGISTRY_URL): datasync's schemas are planned and registered there")
+		file        = fs.String("topics", "", "topics file (YAML): defaults and per-topic specs over the built-in ones; flags win over its defaults")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -174,7 +175,23 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "--partitions and --replication must be positive")
 		return 2
 	}
-	d.Partitions, d.Replication = int32(*partitions), int16(*replication)
+	var tf *topics.File
+	if *file != "" {
+		var err error
+		if tf, err = topics.LoadFile(*file); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		d = tf.Layout(d)
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "partitions":
+			d.Partitions = int32(*partitions)
+		case "replication":
+			d.Replication = int16(*replication)
+		}
+	})
 	var cfg app.Config
 	kafkaFromEnv(&cfg, *brokers)
 	registryFromEnv(&cfg, *registry)
@@ -182,7 +199,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 	cfg.Stdout = stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Topics(ctx, cfg, apply, d); err != nil {
+	if err := app.Topics(ctx, cfg, apply, d, tf); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

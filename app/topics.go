@@ -21,7 +21,11 @@ import (
 // Topics plans (and with apply, applies) the topics of cfg's pipelines
 // against cfg's cluster, printing each change to cfg.Stdout, and the count
 // at the end. It needs a real cluster: an embedded one is empty by design.
-func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults) error {
+//
+// file, when not nil, is a topics file whose per-topic specs override the
+// built-in ones (its defaults are the caller's to merge into d, under the
+// flags).
+func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file *topics.File) error {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return err
@@ -43,7 +47,13 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults) erro
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	changes, err := topics.Plan(ctx, adm, topics.Desired(specs, d))
+	desired := topics.Desired(specs, d)
+	if file != nil {
+		if desired, err = file.Override(specs, desired, d); err != nil {
+			return err
+		}
+	}
+	changes, err := topics.Plan(ctx, adm, desired)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,10 +25,11 @@ func TestTopicsPlanApplyPlan(t *testing.T) {
 	t.Cleanup(reg.Close)
 	d := topics.SeedDefaults()
 	d.Replication = 1 // the embedded cluster has one broker
+	var file *topics.File
 	run := func(apply bool) string {
 		t.Helper()
 		var out bytes.Buffer
-		if err := Topics(context.Background(), Config{Brokers: c.Addrs(), SchemaRegistryURL: reg.URL(), Stdout: &out}, apply, d); err != nil {
+		if err := Topics(context.Background(), Config{Brokers: c.Addrs(), SchemaRegistryURL: reg.URL(), Stdout: &out}, apply, d, file); err != nil {
 			t.Fatal(err)
 		}
 		return out.String()
@@ -42,7 +45,25 @@ func TestTopicsPlanApplyPlan(t *testing.T) {
 	if again := run(false); !strings.HasPrefix(again, "nothing to do") {
 		t.Fatalf("plan after apply:\n%s", again)
 	}
-	if err := Topics(context.Background(), Config{}, false, d); err == nil || !strings.Contains(err.Error(), "--brokers") {
+	// A topics file: a longer retention for alerts and a topic of the
+	// user's own, planned and applied the same way.
+	path := filepath.Join(t.TempDir(), "topics.yaml")
+	yml := "topics:\n  - name: clinical.alerts\n    configs: {retention.ms: \"2592000000\"}\n  - name: audit.events\n    partitions: 3\n"
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if file, err = topics.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if plan := run(false); !strings.Contains(plan, "set clinical.alerts retention.ms: 604800000 -> 2592000000") ||
+		!strings.Contains(plan, "create audit.events: 3 partitions") || !strings.Contains(plan, "2 changes planned") {
+		t.Fatalf("plan with a topics file:\n%s", plan)
+	}
+	run(true)
+	if again := run(false); !strings.HasPrefix(again, "nothing to do") {
+		t.Fatalf("plan after applying the topics file:\n%s", again)
+	}
+	if err := Topics(context.Background(), Config{}, false, d, nil); err == nil || !strings.Contains(err.Error(), "--brokers") {
 		t.Errorf("without brokers: %v", err)
 	}
 }

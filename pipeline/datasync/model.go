@@ -1,9 +1,10 @@
 package datasync
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/bytedance/sonic"
 )
 
 // Entity is a canonical entity type. It names the topics of its stream:
@@ -227,13 +228,11 @@ func (f Fields) into(r any) error {
 	if len(f) == 0 {
 		return nil
 	}
-	b, err := json.Marshal(f)
+	b, err := stdJSON.Marshal(f)
 	if err != nil {
 		return err
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(r); err != nil {
+	if err := strictJSON.Unmarshal(b, r); err != nil {
 		return fmt.Errorf("canonical fields do not fit the record: %w", err)
 	}
 	return nil
@@ -242,12 +241,12 @@ func (f Fields) into(r any) error {
 // FieldsOf returns the data fields of an entity record (a pointer to one of
 // the record types): everything but the system fields, nulls left out.
 func FieldsOf(r any) (Fields, error) {
-	b, err := json.Marshal(r)
+	b, err := stdJSON.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
 	var f Fields
-	if err := json.Unmarshal(b, &f); err != nil {
+	if err := stdJSON.Unmarshal(b, &f); err != nil {
 		return nil, err
 	}
 	for _, k := range systemFields {
@@ -260,5 +259,16 @@ func FieldsOf(r any) (Fields, error) {
 	}
 	return f, nil
 }
+
+// stdJSON is encoding/json's behaviour (HTML escaping, sorted map keys), at
+// sonic's speed: these round trips are a quarter of the stages' CPU with
+// encoding/json. strictJSON also refuses unknown fields.
+var (
+	stdJSON    = sonic.ConfigStd
+	strictJSON = sonic.Config{
+		EscapeHTML: true, SortMapKeys: true, CompactMarshaler: true, CopyString: true,
+		ValidateString: true, DisallowUnknownFields: true,
+	}.Froze()
+)
 
 var systemFields = [...]string{"id", "sourceId", "lastUpdated", "version", "sourceSystem"}
