@@ -66,12 +66,7 @@ func newSyncWorld(t *testing.T) *syncWorld {
 
 func (w *syncWorld) client(opts ...kgo.Opt) *kgo.Client {
 	w.t.Helper()
-	cl, err := kgo.NewClient(append(w.cluster.ClientOpts(), opts...)...)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Cleanup(cl.Close)
-	return cl
+	return clusterClient(w.t, w.cluster, opts...)
 }
 
 func (w *syncWorld) cdcSpec(set *metrics.Set) pipeline.Spec {

@@ -62,11 +62,17 @@ func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
 
 func (w *alertsWorld) client(opts ...kgo.Opt) *kgo.Client {
 	w.t.Helper()
-	cl, err := kgo.NewClient(append(w.cluster.ClientOpts(), opts...)...)
+	return clusterClient(w.t, w.cluster, opts...)
+}
+
+// clusterClient is a client of cluster, closed when the test ends.
+func clusterClient(t *testing.T, cluster *sim.Cluster, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append(cluster.ClientOpts(), opts...)...)
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
-	w.t.Cleanup(cl.Close)
+	t.Cleanup(cl.Close)
 	return cl
 }
 

@@ -24,14 +24,7 @@ func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	newClient := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append(c.ClientOpts(), opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
-	}
+	newClient := func(opts ...kgo.Opt) *kgo.Client { return clusterClient(t, c, opts...) }
 	prod := newClient()
 	adm := kadm.NewClient(newClient())
 	spec := orders.New(nil).Spec()

@@ -64,12 +64,7 @@ func newPAWorld(t *testing.T, cfg sim.PriorAuthWorldConfig) *paWorld {
 
 func (w *paWorld) client(opts ...kgo.Opt) *kgo.Client {
 	w.t.Helper()
-	cl, err := kgo.NewClient(append(w.cluster.ClientOpts(), opts...)...)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Cleanup(cl.Close)
-	return cl
+	return clusterClient(w.t, w.cluster, opts...)
 }
 
 // start runs an orchestrator instance until the test ends or stop.

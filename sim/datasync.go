@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -893,33 +892,12 @@ type syncItem struct {
 	hdrs       []kgo.RecordHeader // the correlation-id, if any
 }
 
-// syncTask is one ack due at a time.
+// syncTask is one ack, held in a delayQueue until due.
 type syncTask struct {
-	due     time.Time
-	seq     uint64 // ties on due are broken by arrival
 	it      *syncItem
 	target  string
 	attempt int
 	status  string
-}
-
-type syncTasks []*syncTask
-
-func (h syncTasks) Len() int { return len(h) }
-func (h syncTasks) Less(i, j int) bool {
-	if !h[i].due.Equal(h[j].due) {
-		return h[i].due.Before(h[j].due)
-	}
-	return h[i].seq < h[j].seq
-}
-func (h syncTasks) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *syncTasks) Push(x any)   { *h = append(*h, x.(*syncTask)) }
-func (h *syncTasks) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return t
 }
 
 // poll reads validated records, hands what Read accepts to the scheduler
@@ -963,17 +941,10 @@ func (t *SyncTargets) poll(ctx context.Context, cl *kgo.Client, items chan<- syn
 // schedule owns the pending acks: it takes records from the poll loop,
 // holds their acks until due and writes them.
 func (t *SyncTargets) schedule(ctx context.Context, cl *kgo.Client, items <-chan syncItem) {
-	var (
-		tasks syncTasks
-		seq   uint64
-		timer = time.NewTimer(time.Hour) // armed below, once a task is pending
-	)
-	timer.Stop()
-	defer timer.Stop()
+	var tasks delayQueue[syncTask]
 	push := func(it *syncItem, target string, attempt int, status string) {
-		seq++
 		due := time.Now().Add(t.cfg.delay(target, it.id, it.version, attempt))
-		heap.Push(&tasks, &syncTask{due: due, seq: seq, it: it, target: target, attempt: attempt, status: status})
+		tasks.push(due, syncTask{it: it, target: target, attempt: attempt, status: status})
 	}
 	accept := func(it syncItem) {
 		for _, target := range t.cfg.Targets {
@@ -987,48 +958,16 @@ func (t *SyncTargets) schedule(ctx context.Context, cl *kgo.Client, items <-chan
 			}
 		}
 	}
-	for {
-		recv := items
-		if tasks.Len() >= syncMaxPending {
-			recv = nil // full: leave records in the hand-off, the poll loop blocks
-		}
-		var wake <-chan time.Time
-		if tasks.Len() > 0 {
-			timer.Reset(time.Until(tasks[0].due))
-			wake = timer.C
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case it := <-recv:
-			accept(it)
-			// Take what else is queued, so one produce writes many.
-		drain:
-			for tasks.Len() < syncMaxPending {
-				select {
-				case it := <-items:
-					accept(it)
-				default:
-					break drain
-				}
-			}
-		case <-wake:
-		}
-
-		now := time.Now()
-		var due []*syncTask
-		for tasks.Len() > 0 && !tasks[0].due.After(now) && len(due) < paMaxPollRecords {
-			due = append(due, heap.Pop(&tasks).(*syncTask))
-		}
+	fire := func(due []syncTask) error {
 		if len(due) == 0 {
-			continue
+			return nil
 		}
 		recs := make([]*kgo.Record, len(due))
 		for i, task := range due {
 			recs[i] = t.ack(task)
 		}
-		if produceAll(ctx, cl, recs) != nil {
-			return // ctx ended
+		if err := produceAll(ctx, cl, recs); err != nil {
+			return err // ctx ended
 		}
 		for _, task := range due {
 			if task.status == SyncStatusFailed {
@@ -1040,7 +979,9 @@ func (t *SyncTargets) schedule(ctx context.Context, cl *kgo.Client, items <-chan
 				t.acked.Add(1)
 			}
 		}
+		return nil
 	}
+	runDelayQueue(ctx, items, &tasks, syncMaxPending, paMaxPollRecords, accept, fire)
 }
 
 // syncAck is the target.<t>.sync.completed payload; field order is
@@ -1059,7 +1000,7 @@ type syncAckDetails struct {
 	Attempt int    `json:"attempt"`
 }
 
-func (t *SyncTargets) ack(task *syncTask) *kgo.Record {
+func (t *SyncTargets) ack(task syncTask) *kgo.Record {
 	return &kgo.Record{
 		Topic: SyncTargetTopic(task.target),
 		Key:   []byte(task.it.id),

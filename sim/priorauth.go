@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -774,32 +773,11 @@ type payerCase struct {
 	pended      bool
 }
 
-// payerTask is one determination due at a time.
+// payerTask is one determination, held in a delayQueue until due.
 type payerTask struct {
-	due    time.Time
-	seq    uint64 // ties on due are broken by arrival, so equal delays keep order
 	c      *payerCase
 	pended bool // this task sends PENDED; the final one follows
 	mark   *offsetMark
-}
-
-type payerTasks []*payerTask
-
-func (h payerTasks) Len() int { return len(h) }
-func (h payerTasks) Less(i, j int) bool {
-	if !h[i].due.Equal(h[j].due) {
-		return h[i].due.Before(h[j].due)
-	}
-	return h[i].seq < h[j].seq
-}
-func (h payerTasks) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *payerTasks) Push(x any)   { *h = append(*h, x.(*payerTask)) }
-func (h *payerTasks) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return t
 }
 
 // payer runs the payer: a poll loop that parses and hands records over, and
@@ -856,16 +834,11 @@ func (w *PriorAuthWorld) payerPoll(ctx context.Context, cl *kgo.Client, items ch
 // them again when restarted.
 func (w *PriorAuthWorld) payerSchedule(ctx context.Context, cl *kgo.Client, items <-chan payerItem) {
 	var (
-		tasks payerTasks
+		tasks delayQueue[payerTask]
 		marks commitTracker
-		seq   uint64
-		timer = time.NewTimer(time.Hour) // armed below, once a task is pending
 	)
-	timer.Stop()
-	defer timer.Stop()
 	schedule := func(c *payerCase, pended bool, m *offsetMark) {
-		seq++
-		heap.Push(&tasks, &payerTask{due: time.Now().Add(w.cfg.PayerDelay), seq: seq, c: c, pended: pended, mark: m})
+		tasks.push(time.Now().Add(w.cfg.PayerDelay), payerTask{c: c, pended: pended, mark: m})
 	}
 	accept := func(it payerItem) {
 		m := marks.add(it.rec)
@@ -879,46 +852,14 @@ func (w *PriorAuthWorld) payerSchedule(ctx context.Context, cl *kgo.Client, item
 			m.done = true
 		}
 	}
-	for {
-		recv := items
-		if tasks.Len() >= paMaxPendingCases {
-			recv = nil // full: leave cases in the hand-off, the poll loop blocks
-		}
-		var wake <-chan time.Time
-		if tasks.Len() > 0 {
-			timer.Reset(time.Until(tasks[0].due))
-			wake = timer.C
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case it := <-recv:
-			accept(it)
-			// Take what else is queued, so one produce answers many.
-		drain:
-			for tasks.Len() < paMaxPendingCases {
-				select {
-				case it := <-items:
-					accept(it)
-				default:
-					break drain
-				}
-			}
-		case <-wake:
-		}
-
-		now := time.Now()
-		var due []*payerTask
-		for tasks.Len() > 0 && !tasks[0].due.After(now) && len(due) < paMaxPollRecords {
-			due = append(due, heap.Pop(&tasks).(*payerTask))
-		}
+	fire := func(due []payerTask) error {
 		if len(due) > 0 {
 			recs := make([]*kgo.Record, len(due))
 			for i, t := range due {
 				recs[i] = w.determination(t)
 			}
-			if produceAll(ctx, cl, recs) != nil {
-				return // ctx ended
+			if err := produceAll(ctx, cl, recs); err != nil {
+				return err // ctx ended
 			}
 			w.stats.add(&w.stats.dets, int64(len(recs)))
 			for _, t := range due {
@@ -931,15 +872,19 @@ func (w *PriorAuthWorld) payerSchedule(ctx context.Context, cl *kgo.Client, item
 				}
 			}
 		}
+		// Also with nothing due: status checks and malformed records
+		// are done on arrival.
 		if offs := marks.advance(); len(offs) > 0 {
 			// A failed commit (a rebalance) only means re-decisions
 			// by a later world.
 			cl.CommitOffsetsSync(ctx, offs, nil)
 		}
+		return nil
 	}
+	runDelayQueue(ctx, items, &tasks, paMaxPendingCases, paMaxPollRecords, accept, fire)
 }
 
-func (w *PriorAuthWorld) determination(t *payerTask) *kgo.Record {
+func (w *PriorAuthWorld) determination(t payerTask) *kgo.Record {
 	now := w.cfg.Now().UTC()
 	d := paDetermination{
 		PriorAuthID:         t.c.priorAuthID,
