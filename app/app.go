@@ -214,9 +214,16 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 	if err != nil {
 		return nil, err
 	}
+	rc := datasync.DefaultReconcileConfig()
+	if cfg.ReconcileDeadline > 0 {
+		rc.Deadline = cfg.ReconcileDeadline
+	}
 	var ps []*built
 	set := metrics.NewSet()
-	cdc := datasync.NewCDC(codec, set)
+	cdc, err := datasync.NewCDC(codec, datasync.WithMetrics(set))
+	if err != nil {
+		return nil, err
+	}
 	r, err := pipeline.New(cdc.Spec(), opts(set)...)
 	if err != nil {
 		return nil, err
@@ -224,7 +231,7 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 	ps = append(ps, &built{name: "sync-cdc", runner: r, cdc: cdc, codec: codec})
 
 	set = metrics.NewSet()
-	val, err := datasync.NewValidation(codec, nil, set)
+	val, err := datasync.NewValidation(codec, datasync.WithMetrics(set))
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +241,7 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 	ps = append(ps, &built{name: "sync-val", runner: r, validation: val, codec: codec})
 
 	set = metrics.NewSet()
-	rc := datasync.DefaultReconcileConfig()
-	if cfg.ReconcileDeadline > 0 {
-		rc.Deadline = cfg.ReconcileDeadline
-	}
-	rec, err := datasync.NewReconciliation(codec, rc, set)
+	rec, err := datasync.NewReconciliation(codec, datasync.WithMetrics(set), datasync.WithReconcileConfig(rc))
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -174,6 +175,18 @@ func (c *Config) kafkaOpts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// redactURL is u without the user and password it may carry.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "[unparsable]"
+	}
+	if p.User != nil {
+		p.User = url.User("redacted")
+	}
+	return p.String()
+}
+
 // schemaRegistry is a client of the configured schema registry.
 func (c *Config) schemaRegistry() (*sr.Client, error) {
 	opts := []sr.ClientOpt{sr.URLs(c.SchemaRegistryURL)}
@@ -201,7 +214,7 @@ func (c Config) Redacted() map[string]any {
 		"create_topics": c.CreateTopics, "rules": c.RulesFile, "duration": c.Duration.String(),
 		"instance_id": c.InstanceID, "sasl_mechanism": c.SASLMechanism, "username": c.Username,
 		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile,
-		"schema_registry": c.SchemaRegistryURL, "schema_registry_username": c.SchemaRegistryUsername,
+		"schema_registry": redactURL(c.SchemaRegistryURL), "schema_registry_username": c.SchemaRegistryUsername,
 		"schema_registry_password": redact(c.SchemaRegistryPassword), "reconcile_deadline": c.ReconcileDeadline.String(),
 	}
 }

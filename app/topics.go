@@ -121,15 +121,11 @@ func specsOf(names []string) ([]pipeline.Spec, error) {
 		case "orders":
 			specs = append(specs, orders.New(nil).Spec())
 		case "datasync":
-			v, err := datasync.NewValidation(nil, nil, nil)
+			ds, err := datasync.Specs()
 			if err != nil {
 				return nil, err
 			}
-			r, err := datasync.NewReconciliation(nil, datasync.DefaultReconcileConfig(), nil)
-			if err != nil {
-				return nil, err
-			}
-			specs = append(specs, datasync.NewCDC(nil, nil).Spec(), v.Spec(), r.Spec())
+			specs = append(specs, ds...)
 		}
 	}
 	return specs, nil

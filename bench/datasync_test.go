@@ -32,6 +32,7 @@ func BenchmarkDataSyncCDCToValidated(b *testing.B) {
 	for _, e := range datasync.Entities() {
 		validated += truth.Applied[string(e)] + truth.ConflictResolved[string(e)]
 	}
+	b.ReportAllocs()
 	for range b.N {
 		b.StopTimer()
 		c, err := sim.NewCluster()
@@ -51,11 +52,15 @@ func BenchmarkDataSyncCDCToValidated(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		val, err := datasync.NewValidation(codec, nil, nil)
+		cdc, err := datasync.NewCDC(codec)
 		if err != nil {
 			b.Fatal(err)
 		}
-		specs := []pipeline.Spec{datasync.NewCDC(codec, nil).Spec(), val.Spec()}
+		val, err := datasync.NewValidation(codec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		specs := []pipeline.Spec{cdc.Spec(), val.Spec()}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, len(specs))
 		for i := range specs {
@@ -105,7 +110,9 @@ func BenchmarkDataSyncCDCToValidated(b *testing.B) {
 		reader.Close()
 		cancel()
 		for range specs {
-			<-done
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
 		}
 		cl.Close()
 		reg.Close()

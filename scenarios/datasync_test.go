@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -56,7 +55,7 @@ func newSyncWorld(t *testing.T) *syncWorld {
 	// The targets' acknowledgements carry their own (wall) clock: the
 	// stages' clock starts at the wall clock so durations are real.
 	w.clock = sim.NewVirtualClock(time.Now().Truncate(time.Millisecond))
-	for _, s := range []pipeline.Spec{w.cdcSpec(nil), w.validationSpec(nil), w.reconcileSpec(nil)} {
+	for _, s := range []pipeline.Spec{w.cdcSpec(), w.validationSpec(), w.reconcileSpec()} {
 		if err := pipeline.CreateTopics(context.Background(), w.adm, &s, testPartitions, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -69,20 +68,24 @@ func (w *syncWorld) client(opts ...kgo.Opt) *kgo.Client {
 	return clusterClient(w.t, w.cluster, opts...)
 }
 
-func (w *syncWorld) cdcSpec(set *metrics.Set) pipeline.Spec {
-	return datasync.NewCDC(w.codec, set).Spec()
+func (w *syncWorld) cdcSpec() pipeline.Spec {
+	p, err := datasync.NewCDC(w.codec)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p.Spec()
 }
 
-func (w *syncWorld) validationSpec(set *metrics.Set) pipeline.Spec {
-	v, err := datasync.NewValidation(w.codec, nil, set)
+func (w *syncWorld) validationSpec() pipeline.Spec {
+	v, err := datasync.NewValidation(w.codec)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	return v.Spec()
 }
 
-func (w *syncWorld) reconcileSpec(set *metrics.Set) pipeline.Spec {
-	r, err := datasync.NewReconciliation(w.codec, w.rc, set)
+func (w *syncWorld) reconcileSpec() pipeline.Spec {
+	r, err := datasync.NewReconciliation(w.codec, datasync.WithReconcileConfig(w.rc))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -155,16 +158,16 @@ func coordsOf(r *kgo.Record) coords { return coords{r.Topic, r.Partition, r.Offs
 func TestDataSyncMixedStreamExactOutcome(t *testing.T) {
 	w := newSyncWorld(t)
 	recs, truth := sim.DataSyncRecords(11, 5000)
-	cdc := w.start(w.cdcSpec(nil), "cdc-1")
-	val := w.start(w.validationSpec(nil), "val-1")
+	cdc := w.start(w.cdcSpec(), "cdc-1")
+	val := w.start(w.validationSpec(), "val-1")
 	produceAll(t, w.prod, recs[:2500])
-	w.waitCaughtUp(w.cdcSpec(nil), w.validationSpec(nil))
+	w.waitCaughtUp(w.cdcSpec(), w.validationSpec())
 	if err := val.stop(); err != nil {
 		t.Fatal(err)
 	}
-	w.start(w.validationSpec(nil), "val-1")
+	w.start(w.validationSpec(), "val-1")
 	produceAll(t, w.prod, recs[2500:])
-	w.waitCaughtUp(w.cdcSpec(nil), w.validationSpec(nil))
+	w.waitCaughtUp(w.cdcSpec(), w.validationSpec())
 	if err := cdc.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -284,9 +287,9 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 		t.Fatal(err)
 	}
 	t.Cleanup(targets.Close)
-	w.start(w.cdcSpec(nil), "cdc-1")
-	w.start(w.validationSpec(nil), "val-1")
-	rec := w.start(w.reconcileSpec(nil), "rec-1")
+	w.start(w.cdcSpec(), "cdc-1")
+	w.start(w.validationSpec(), "val-1")
+	rec := w.start(w.reconcileSpec(), "rec-1")
 	produceAll(t, w.prod, recs)
 
 	// Which entities complete: those none of whose targets drops the
@@ -351,7 +354,7 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 
 	// The restarted stage holds the deadlines: past them, each entity
 	// whose latest version lacks an acknowledgement is overdue, once.
-	rec = w.start(w.reconcileSpec(nil), "rec-1")
+	rec = w.start(w.reconcileSpec(), "rec-1")
 	w.clock.Advance(2 * w.rc.Deadline)
 	overdueOf := func() map[key][]int64 {
 		m := map[key][]int64{}
@@ -393,7 +396,7 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 	if err := rec.stop(); err != nil {
 		t.Fatal(err)
 	}
-	rec = w.start(w.reconcileSpec(nil), "rec-1")
+	rec = w.start(w.reconcileSpec(), "rec-1")
 	late := fmt.Sprintf(`{"id":"late-1","firstName":"Ada","lastName":"Byron","dateOfBirth":"1990-12-10","gender":"female","lastUpdated":%d}`, w.clock.Now().UnixMilli())
 	produceAll(t, w.prod, []*kgo.Record{{Topic: "source.ehr.patient", Key: []byte("late-1"), Value: []byte(late)}})
 	waitFor(t, 60*time.Second, "the late patient validated", func() bool {
@@ -451,5 +454,117 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 	h.ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/api/patients/nobody", nil))
 	if rw.Code != http.StatusNotFound {
 		t.Errorf("unknown patient: %d", rw.Code)
+	}
+}
+
+// Issue 5: reconciliation decides from the acknowledgements themselves, not
+// from the order the validated and target topics happen to be read in: an
+// acknowledgement before its version (with a version number, or without
+// one but with a syncTimestamp after the validation), a failure followed
+// by a success, a late acknowledgement of an older version, a delete, and a
+// redelivered validated record each give exactly one completion of the
+// right version; an entity with acknowledgements only is not in the read
+// model.
+func TestDataSyncReconciliationAckOrders(t *testing.T) {
+	w := newSyncWorld(t)
+	rec := w.start(w.reconcileSpec(), "rec-1")
+	validatedAt := w.clock.Now().UnixMilli()
+	validated := func(id string, version int64, op string) *kgo.Record {
+		ev := &datasync.Event[datasync.PatientRecord]{
+			Metadata: datasync.Metadata{EventID: fmt.Sprintf("%s-%d", id, version), EventType: datasync.ValidatedTopic(datasync.Patient),
+				EventSource: datasync.EventSourceValidation, SourceSystem: "ehr", CorrelationID: "c-" + id, Timestamp: validatedAt},
+			Operation: op, Version: version,
+			Payload: &datasync.PatientRecord{System: datasync.System{ID: id, SourceID: "ehr:" + id, LastUpdated: validatedAt, Version: version, SourceSystem: "ehr"}},
+		}
+		v, err := w.codec.Encode(nil, datasync.ValidatedTopic(datasync.Patient), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: datasync.ValidatedTopic(datasync.Patient), Key: []byte(id), Value: v}
+	}
+	ack := func(target, id string, version int64, status string, at int64) *kgo.Record {
+		m := map[string]any{"entityType": "patient", "entityId": id, "syncStatus": status, "syncTimestamp": at}
+		if version > 0 {
+			m["version"] = version
+		}
+		v, _ := json.Marshal(m)
+		return &kgo.Record{Topic: datasync.TargetTopic(target), Key: []byte(id), Value: v}
+	}
+	held := func(id string) func() bool {
+		return func() bool {
+			_, ok := rec.runner.Lookup(datasync.StoreAggregates, datasync.AggregateKey(datasync.Patient, id))
+			return ok
+		}
+	}
+
+	// a: every acknowledgement comes first.
+	produceAll(t, w.prod, []*kgo.Record{
+		ack("ehr", "a", 1, "success", validatedAt+5),
+		ack("pharmacy", "a", 0, "success", validatedAt+10),
+		ack("portal", "a", 1, "failed", validatedAt+3),
+		ack("portal", "a", 1, "success", validatedAt+20),
+	})
+	// d: acknowledgements only.
+	produceAll(t, w.prod, []*kgo.Record{ack("ehr", "d", 1, "success", validatedAt)})
+	waitFor(t, 30*time.Second, "early acknowledgements held", func() bool { return held("a")() && held("d")() })
+	produceAll(t, w.prod, []*kgo.Record{validated("a", 1, "create")})
+
+	// b: two versions, then acknowledgements of the second, then a late
+	// one of the first.
+	produceAll(t, w.prod, []*kgo.Record{validated("b", 1, "create"), validated("b", 2, "update")})
+	waitFor(t, 30*time.Second, "b validated", held("b"))
+	produceAll(t, w.prod, []*kgo.Record{
+		ack("ehr", "b", 2, "success", validatedAt+1), ack("pharmacy", "b", 2, "success", validatedAt+1),
+		ack("portal", "b", 2, "success", validatedAt+1), ack("ehr", "b", 1, "success", validatedAt+2),
+	})
+	// c: a delete, acknowledged; then a redelivery of a's validated record.
+	produceAll(t, w.prod, []*kgo.Record{validated("c", 1, "delete")})
+	waitFor(t, 30*time.Second, "c validated", held("c"))
+	produceAll(t, w.prod, []*kgo.Record{
+		ack("ehr", "c", 1, "success", validatedAt+7), ack("pharmacy", "c", 1, "success", validatedAt+7),
+		ack("portal", "c", 1, "success", validatedAt+7), validated("a", 1, "create"),
+	})
+
+	want := map[string]int64{"a": 1, "b": 2, "c": 1}
+	var got map[string][]int64
+	waitFor(t, 30*time.Second, "a, b and c reconciled", func() bool {
+		got = map[string][]int64{}
+		for _, r := range w.read(datasync.CompletedTopic(datasync.Patient)) {
+			var v struct {
+				EntityID       string
+				Version        int64
+				SyncDurationMs int64
+			}
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			got[v.EntityID] = append(got[v.EntityID], v.Version)
+		}
+		return len(got) >= len(want)
+	})
+	w.waitCaughtUp(w.reconcileSpec())
+	got = map[string][]int64{}
+	for _, r := range w.read(datasync.CompletedTopic(datasync.Patient)) {
+		var v struct {
+			EntityID string
+			Version  int64
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		got[v.EntityID] = append(got[v.EntityID], v.Version)
+	}
+	for id, v := range want {
+		if len(got[id]) != 1 || got[id][0] != v {
+			t.Errorf("%s: completed versions %v, want [%d]", id, got[id], v)
+		}
+	}
+	if len(got["d"]) != 0 {
+		t.Errorf("d: completed %v without a validated version", got["d"])
+	}
+	rw := httptest.NewRecorder()
+	datasync.QueryHandler(rec.runner).ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/api/patients/d", nil))
+	if rw.Code != http.StatusNotFound {
+		t.Errorf("GET /api/patients/d with acknowledgements only: %d, want 404", rw.Code)
 	}
 }

@@ -155,7 +155,7 @@ func (t DataSyncTruth) Total() int {
 //     above ehr at equal times): 1: +0 full, applied. 2: +2000 partial
 //     (dose), applied. 3: duplicate. 4: +1000 partial, stale. 5: from ehr,
 //     +1500, dose and frequency, conflict-resolved (its frequency wins, its
-//     dose loses). 6: +2500 without patient, invalid.
+//     dose loses). 6: +2500 with a status outside the FHIR value set, invalid.
 //
 // Deterministic in (seed, n): the same arguments give byte-identical
 // records (topic, key, value, headers, timestamp), and the scripts
@@ -638,6 +638,7 @@ type (
 		Medication     dsMedication `json:"medication"`
 		Dose           string       `json:"dose,omitempty"`
 		Frequency      string       `json:"frequency,omitempty"`
+		Status         string       `json:"status,omitempty"`
 		LastUpdated    int64        `json:"lastUpdated"`
 	}
 )
@@ -653,7 +654,10 @@ func (g *dsGen) prescription() []dsStep {
 	p2 := dsPrescription{PrescriptionID: id, Patient: patient, Medication: name, Dose: "250 mg", LastUpdated: g.t + 2000}
 	p4 := dsPrescription{PrescriptionID: id, Patient: patient, Medication: name, Dose: "750 mg", LastUpdated: g.t + 1000}
 	p5 := dsPrescription{PrescriptionID: id, Patient: patient, Medication: name, Dose: "100 mg", Frequency: "TID", LastUpdated: g.t + 1500}
-	p6 := dsPrescription{PrescriptionID: id, Medication: name, Dose: "1000 mg", LastUpdated: g.t + 2500}
+	// Under field merge a partial update is judged with the fields held,
+	// so the invalid step breaks a rule no held field can mend: its status
+	// is not a FHIR MedicationRequest status.
+	p6 := dsPrescription{PrescriptionID: id, Patient: patient, Medication: name, Dose: "1000 mg", Status: "on-order", LastUpdated: g.t + 2500}
 
 	s2 := g.record(TopicDataSyncPrescription, id, mustMarshal(p2))
 	return []dsStep{

@@ -199,8 +199,8 @@ func dsClassify(t *testing.T, recs []*kgo.Record) DataSyncTruth {
 			status, _ := after["status"].(string)
 			invalid = !slices.Contains(observationStatuses, status)
 		case DataSyncPrescription:
-			_, hasPatient := v["patient"]
-			invalid = !hasPatient
+			status, hasStatus := v["status"]
+			invalid = hasStatus && status != "active"
 		}
 		system := src.system
 		if s := headerValue(r, HeaderSourceSystem); s != "" {
@@ -607,8 +607,8 @@ func TestDataSyncScripts(t *testing.T) {
 			if v[4]["frequency"] != "TID" || headerValue(steps[4].rec, HeaderSourceSystem) != "ehr" {
 				t.Errorf("prescription %d step 5: frequency %v source %q", i, v[4]["frequency"], headerValue(steps[4].rec, HeaderSourceSystem))
 			}
-			if _, ok := v[5]["patient"]; ok {
-				t.Errorf("prescription %d step 6 has a patient", i)
+			if v[5]["status"] != "on-order" {
+				t.Errorf("prescription %d step 6: status %v, want one outside the value set", i, v[5]["status"])
 			}
 			for s, at := range []int64{0, 2000, 2000, 1000, 1500, 2500} {
 				if int64(v[s]["lastUpdated"].(float64)) != base+at {

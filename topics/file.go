@@ -56,7 +56,7 @@ func LoadFile(path string) (*File, error) {
 	}
 	var errs []error
 	if f.Defaults.Partitions < 0 || f.Defaults.Replication < 0 {
-		errs = append(errs, errors.New("defaults: partitions and replication must be positive"))
+		errs = append(errs, errors.New("defaults: partitions and replication must not be negative"))
 	}
 	seen := map[string]bool{}
 	for i, t := range f.Topics {
@@ -66,7 +66,7 @@ func LoadFile(path string) (*File, error) {
 		case seen[t.Name]:
 			errs = append(errs, fmt.Errorf("topics[%d]: %s is listed twice", i, t.Name))
 		case t.Partitions < 0 || t.Replication < 0:
-			errs = append(errs, fmt.Errorf("topics[%d] %s: partitions and replication must be positive", i, t.Name))
+			errs = append(errs, fmt.Errorf("topics[%d] %s: partitions and replication must not be negative", i, t.Name))
 		}
 		seen[t.Name] = true
 	}
@@ -136,7 +136,11 @@ func (f *File) Override(specs []pipeline.Spec, desired []Topic, d Defaults) ([]T
 			default:
 				continue
 			}
-			p := out[index[ts.Name]].Partitions
+			i, ok := index[ts.Name]
+			if !ok {
+				continue
+			}
+			p := out[i].Partitions
 			if first == "" {
 				first, n = ts.Name, p
 			} else if p != n {

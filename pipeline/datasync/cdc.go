@@ -18,14 +18,22 @@ type CDC struct {
 	mapped map[Entity]*metrics.Counter
 }
 
-// NewCDC builds the stage, its metrics in set (nil: a new set).
-func NewCDC(codec *Codec, set *metrics.Set) *CDC {
-	if set == nil {
-		set = metrics.NewSet()
+// NewCDC builds the stage, encoding with codec.
+func NewCDC(codec *Codec, opts ...Option) (*CDC, error) {
+	if codec == nil {
+		return nil, errNoCodec
 	}
+	o, err := build(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newCDC(codec, o), nil
+}
+
+func newCDC(codec *Codec, o *options) *CDC {
 	p := &CDC{codec: codec, mapped: make(map[Entity]*metrics.Counter)}
 	for _, e := range entities {
-		p.mapped[e] = set.GetOrCreateCounter(`carepipe_datasync_changes_total{entity="` + string(e) + `"}`)
+		p.mapped[e] = o.set.GetOrCreateCounter(`carepipe_datasync_changes_total{entity="` + string(e) + `"}`)
 	}
 	return p
 }

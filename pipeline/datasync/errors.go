@@ -13,8 +13,10 @@ import (
 
 // errorRecord is the value of a record on data.sync.errors: the seed's
 // error record, and the original record whole inside it (its value as text
-// when it is UTF-8, as Avro never is, else base64). The Kafka record also
-// carries the original headers and the runtime's error-* headers.
+// when it is UTF-8, as Avro never is, else base64). Its headers object is
+// the seed's (one value per key, as text); the Kafka record itself carries
+// the original headers exactly, repeated keys and binary values included,
+// and the runtime's error-* headers.
 type errorRecord struct {
 	// ErrorType is the seed's: cdc-error, validation-error or
 	// reconciliation-error.

@@ -137,18 +137,6 @@ func TestMapGolden(t *testing.T) {
 	}
 }
 
-// TestMapDeterministic: mapping the same record twice gives the same change.
-func TestMapDeterministic(t *testing.T) {
-	for _, in := range mappingInputs(t) {
-		s := readMappingInput(t, in)
-		a, errA := Map(s)
-		b, errB := Map(s)
-		if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(errA, errB) {
-			t.Errorf("%s: two mappings differ:\n%+v, %v\n%+v, %v", in, a, errA, b, errB)
-		}
-	}
-}
-
 // The distinctive value every error case carries somewhere in its record: no
 // error message may quote it.
 const zebedee = "Zebedee"

@@ -233,7 +233,8 @@ func (f Fields) into(r any) error {
 		return err
 	}
 	if err := strictJSON.Unmarshal(b, r); err != nil {
-		return fmt.Errorf("canonical fields do not fit the record: %w", err)
+		// The decoder's message may quote the fields: not repeated.
+		return fmt.Errorf("canonical fields do not fit the %T record", r)
 	}
 	return nil
 }

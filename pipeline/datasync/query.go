@@ -22,9 +22,16 @@ func QueryHandler(r *pipeline.Runner) http.Handler {
 	mux := http.NewServeMux()
 	serve := func(w http.ResponseWriter, e Entity, id string) {
 		if v, ok := r.Lookup(StoreAggregates, AggregateKey(e, id)); ok {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(v)
-			return
+			// An aggregate at version 0 holds only acknowledgements that
+			// came before their version: no record yet.
+			var head struct {
+				Version int64 `json:"version"`
+			}
+			if json.Unmarshal(v, &head) == nil && head.Version > 0 {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(v)
+				return
+			}
 		}
 		msg := "no " + string(e) + " with this id"
 		// The aggregate's partition is the entity id's.

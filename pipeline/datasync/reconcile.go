@@ -102,11 +102,24 @@ type HistoryEntry struct {
 	Resolution      *Resolution `json:"resolution,omitempty"`
 }
 
-// Ack is a target system's acknowledgement of a version.
+// Ack is what a target system has acknowledged of an entity. Version and
+// AsOf only grow, so the acknowledgements' order does not change them.
 type Ack struct {
-	Version       int64  `json:"version"`
-	Status        string `json:"status"` // success or failed
+	// Version is the highest version acknowledged successfully by number.
+	Version int64 `json:"version"`
+	// AsOf is the latest syncTimestamp of a successful acknowledgement that
+	// named no version: it covers every version validated by then.
+	AsOf int64 `json:"asOf,omitempty"`
+	// Status and SyncTimestamp are those of the last acknowledgement
+	// processed (success or failed), for the read model.
+	Status        string `json:"status"`
 	SyncTimestamp int64  `json:"syncTimestamp"`
+}
+
+// covers says whether the acknowledgements cover the version validated at
+// validatedAt.
+func (k Ack) covers(version, validatedAt int64) bool {
+	return k.Version >= version || (k.AsOf > 0 && k.AsOf >= validatedAt)
 }
 
 // syncEvent is a target's sync.completed event.
@@ -129,14 +142,20 @@ type Reconciliation struct {
 	rekeyed   *metrics.Counter
 }
 
-// NewReconciliation builds the stage, its metrics in set (nil: a new set).
-func NewReconciliation(codec *Codec, cfg ReconcileConfig, set *metrics.Set) (*Reconciliation, error) {
-	if err := cfg.validate(); err != nil {
+// NewReconciliation builds the stage, decoding with codec.
+func NewReconciliation(codec *Codec, opts ...Option) (*Reconciliation, error) {
+	if codec == nil {
+		return nil, errNoCodec
+	}
+	o, err := build(opts)
+	if err != nil {
 		return nil, err
 	}
-	if set == nil {
-		set = metrics.NewSet()
-	}
+	return newReconciliation(codec, o), nil
+}
+
+func newReconciliation(codec *Codec, o *options) *Reconciliation {
+	set, cfg := o.set, o.reconcile
 	p := &Reconciliation{codec: codec, cfg: cfg, completed: map[Entity]*metrics.Counter{}, overdue: map[Entity]*metrics.Counter{}, acks: map[string]*metrics.Counter{}}
 	for _, e := range entities {
 		p.completed[e] = set.GetOrCreateCounter(`carepipe_datasync_reconciliations_completed_total{entity="` + string(e) + `"}`)
@@ -148,7 +167,7 @@ func NewReconciliation(codec *Codec, cfg ReconcileConfig, set *metrics.Set) (*Re
 		}
 	}
 	p.rekeyed = set.GetOrCreateCounter("carepipe_datasync_reconciliation_repartitioned_total")
-	return p, nil
+	return p
 }
 
 // Completed and Overdue count reconciliations of every entity type (for
@@ -229,7 +248,8 @@ func (p *Reconciliation) load(c *pipeline.Context, e Entity, id string) (*Aggreg
 	}
 	a := new(Aggregate)
 	if err := json.Unmarshal(b, a); err != nil {
-		return nil, pipeline.Rejectf(pipeline.ErrProcessing, "held aggregate is not readable: %v", err)
+		// The decoder's message may quote the held bytes: not repeated.
+		return nil, pipeline.Rejectf(pipeline.ErrProcessing, "held aggregate is not readable")
 	}
 	if a.Acks == nil {
 		a.Acks = map[string]Ack{}
@@ -341,24 +361,33 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 	if err != nil {
 		return pipeline.Rejectf(pipeline.ErrInvalid, "sync event syncTimestamp: %v", err)
 	}
-	a, err := p.load(c, e, se.EntityID)
-	if err != nil {
-		return err
-	}
-	version := a.Version
+	var version int64
 	if len(se.Version) > 0 && string(se.Version) != "null" {
 		v, err := strconv.ParseInt(strings.Trim(string(se.Version), `"`), 10, 64)
 		if err != nil || v < 1 {
 			return pipeline.Rejectf(pipeline.ErrInvalid, "sync event version is not a positive integer")
 		}
 		version = v
+	} else if ts == 0 {
+		// Without a version the acknowledgement covers what was validated
+		// by its syncTimestamp; without either, it says nothing that does
+		// not depend on when it is read.
+		return pipeline.Rejectf(pipeline.ErrInvalid, "sync event has neither version nor syncTimestamp")
 	}
-	if prev, ok := a.Acks[target]; ok && prev.Version > version {
-		// An acknowledgement of an older version than one already
-		// acknowledged changes nothing.
-		return nil
+	a, err := p.load(c, e, se.EntityID)
+	if err != nil {
+		return err
 	}
-	a.Acks[target] = Ack{Version: version, Status: status, SyncTimestamp: ts}
+	k := a.Acks[target]
+	k.Status, k.SyncTimestamp = status, ts
+	if status == "success" {
+		if version > 0 {
+			k.Version = max(k.Version, version)
+		} else {
+			k.AsOf = max(k.AsOf, ts)
+		}
+	}
+	a.Acks[target] = k
 	p.acks[target+"/"+status].Inc()
 	corr, ok := envelope.HeaderCorrelation(r)
 	if !ok {
@@ -377,7 +406,7 @@ func (p *Reconciliation) check(c *pipeline.Context, a *Aggregate, corr string) {
 	var last int64
 	for _, t := range p.cfg.Targets[a.Entity] {
 		ack, ok := a.Acks[t]
-		if !ok || ack.Status != "success" || ack.Version < a.Version {
+		if !ok || !ack.covers(a.Version, a.ValidatedAt) {
 			return
 		}
 		last = max(last, ack.SyncTimestamp)
@@ -415,7 +444,7 @@ func (p *Reconciliation) targetStatuses(a *Aggregate) []targetStatus {
 	var ts []targetStatus
 	for _, t := range p.cfg.Targets[a.Entity] {
 		ack := a.Acks[t]
-		ts = append(ts, targetStatus{Name: t, Synced: ack.Status == "success" && ack.Version >= a.Version, Version: ack.Version, Status: ack.Status, SyncTimestamp: ack.SyncTimestamp})
+		ts = append(ts, targetStatus{Name: t, Synced: ack.covers(a.Version, a.ValidatedAt), Version: ack.Version, Status: ack.Status, SyncTimestamp: ack.SyncTimestamp})
 	}
 	return ts
 }

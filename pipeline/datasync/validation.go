@@ -2,6 +2,7 @@ package datasync
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -25,24 +26,20 @@ type Validation struct {
 // Outcomes of a change at validation, as metric labels.
 var validationOutcomes = [...]string{"applied", "conflict_resolved", "kept", "duplicate", "stale", "invalid"}
 
-// NewValidation builds the stage with the conflict policies per entity type
-// (nil: [DefaultPolicies]), its metrics in set (nil: a new set).
-func NewValidation(codec *Codec, policies Policies, set *metrics.Set) (*Validation, error) {
-	if policies == nil {
-		policies = DefaultPolicies()
+// NewValidation builds the stage, decoding and encoding with codec.
+func NewValidation(codec *Codec, opts ...Option) (*Validation, error) {
+	if codec == nil {
+		return nil, errNoCodec
 	}
-	for _, e := range entities {
-		pol, ok := policies[e]
-		if !ok {
-			return nil, fmt.Errorf("datasync: no conflict policy for entity type %s", e)
-		}
-		if err := pol.Validate(); err != nil {
-			return nil, fmt.Errorf("datasync: conflict policy for %s: %w", e, err)
-		}
+	o, err := build(opts)
+	if err != nil {
+		return nil, err
 	}
-	if set == nil {
-		set = metrics.NewSet()
-	}
+	return newValidation(codec, o), nil
+}
+
+func newValidation(codec *Codec, o *options) *Validation {
+	set, policies := o.set, o.policies
 	p := &Validation{codec: codec, policies: policies, outcomes: make(map[Entity]map[string]*metrics.Counter)}
 	for _, e := range entities {
 		p.outcomes[e] = make(map[string]*metrics.Counter)
@@ -51,7 +48,7 @@ func NewValidation(codec *Codec, policies Policies, set *metrics.Set) (*Validati
 		}
 	}
 	p.rekeyed = set.GetOrCreateCounter("carepipe_datasync_validation_repartitioned_total")
-	return p, nil
+	return p
 }
 
 // Count is the number of changes of every entity type with outcome (one of
@@ -137,11 +134,6 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 			return pipeline.Reject(pipeline.ErrProcessing, err)
 		}
 	}
-	if problems := Validate(&ch); len(problems) > 0 {
-		p.outcomes[e]["invalid"].Inc()
-		return pipeline.Rejectf(pipeline.ErrInvalid, "validation failed: %s", strings.Join(problems, "; "))
-	}
-
 	store := c.Store(StoreEntities)
 	skey := string(e) + "/" + sys.ID
 	var prev *State
@@ -150,27 +142,41 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 			return pipeline.Rejectf(pipeline.ErrProcessing, "held state of the entity is not readable: %v", err)
 		}
 	}
+	wasDeleted := prev != nil && prev.Materialize(e, sys.ID).Op == OpDelete
 	pol := p.policies[e]
+	if problems := Validate(p.subject(pol, prev, &ch)); len(problems) > 0 {
+		p.outcomes[e]["invalid"].Inc()
+		return pipeline.Rejectf(pipeline.ErrInvalid, "validation failed: %s", strings.Join(problems, "; "))
+	}
+
 	out := pol.Apply(prev, &ch)
-	switch out.Kind {
-	case Duplicate:
-		// A source's redelivery: the state holds it already.
+	switch {
+	case out.Kind == Duplicate, out.Kind == Stale && ch.Op == OpDelete && wasDeleted:
+		// A source's redelivery, or a delete of what is deleted already
+		// (Debezium's tombstone after its delete event): the state holds
+		// it.
 		p.outcomes[e]["duplicate"].Inc()
 		return nil
-	case Stale:
+	case out.Kind == Stale:
 		p.outcomes[e]["stale"].Inc()
 		return pipeline.Reject(pipeline.ErrConflict, staleError(pol.Strategy, out.Resolution))
 	}
-	store.Put(skey, MarshalState(out.State))
-	if !out.Changed && out.Resolution == nil {
+	m := out.State.Materialize(e, sys.ID)
+	if (!out.Changed && out.Resolution == nil) || (wasDeleted && m.Op == OpDelete) {
 		// The state keeps the change (a value that may win after a future
-		// delete), but the entity is as it was and no conflict was decided:
-		// nothing to publish.
+		// delete, a later delete time), but the entity is as it was and no
+		// conflict was decided: nothing to publish, and no version.
+		if prev != nil {
+			out.State.Version = prev.Version
+		} else {
+			out.State.Version = 0
+		}
+		store.Put(skey, MarshalState(out.State))
 		p.outcomes[e]["kept"].Inc()
 		return nil
 	}
+	store.Put(skey, MarshalState(out.State))
 
-	m := out.State.Materialize(e, sys.ID)
 	rec, err := m.Record()
 	if err != nil {
 		return pipeline.Reject(pipeline.ErrProcessing, err)
@@ -221,6 +227,26 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 		p.outcomes[e]["applied"].Inc()
 	}
 	return nil
+}
+
+// subject is what Validate checks for change ch: under last-writer-wins the
+// change itself, which replaces the record; under the per-field strategies
+// the held entity with the change's fields over it, so a partial update (an
+// address alone) is judged with the fields it does not repeat, and every
+// value it brings is still checked.
+func (p *Validation) subject(pol Policy, prev *State, ch *Change) *Change {
+	if pol.Strategy == LastWriterWins || ch.Op == OpDelete || prev == nil {
+		return ch
+	}
+	held := prev.Materialize(ch.Entity, ch.ID)
+	if held.Op == OpDelete {
+		return ch
+	}
+	merged := maps.Clone(held.Fields)
+	maps.Copy(merged, ch.Fields)
+	s := *ch
+	s.Fields = merged
+	return &s
 }
 
 // staleError says why a change was not applied: which source's newer value

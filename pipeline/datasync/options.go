@@ -1,0 +1,68 @@
+package datasync
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// Option configures a stage ([NewCDC], [NewValidation],
+// [NewReconciliation]); each stage uses the options that concern it.
+type Option func(*options)
+
+type options struct {
+	set       *metrics.Set
+	policies  Policies
+	reconcile ReconcileConfig
+}
+
+// WithMetrics sets the set a stage's metrics are registered in. Default: a
+// new set.
+func WithMetrics(s *metrics.Set) Option { return func(o *options) { o.set = s } }
+
+// WithPolicies sets the validation stage's conflict policy per entity type.
+// Default [DefaultPolicies].
+func WithPolicies(p Policies) Option { return func(o *options) { o.policies = p } }
+
+// WithReconcileConfig sets the reconciliation stage's expected targets and
+// deadline. Default [DefaultReconcileConfig].
+func WithReconcileConfig(c ReconcileConfig) Option { return func(o *options) { o.reconcile = c } }
+
+// build applies opts over the defaults and checks the result.
+func build(opts []Option) (*options, error) {
+	o := &options{policies: DefaultPolicies(), reconcile: DefaultReconcileConfig()}
+	for _, f := range opts {
+		f(o)
+	}
+	if o.set == nil {
+		o.set = metrics.NewSet()
+	}
+	for _, e := range entities {
+		pol, ok := o.policies[e]
+		if !ok {
+			return nil, fmt.Errorf("datasync: no conflict policy for entity type %s", e)
+		}
+		if err := pol.Validate(); err != nil {
+			return nil, fmt.Errorf("datasync: conflict policy for %s: %w", e, err)
+		}
+	}
+	if err := o.reconcile.validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+var errNoCodec = errors.New("datasync: a codec is required (see Register)")
+
+// Specs are the runtime specs of the three stages as opts configure them,
+// for planning their topics: no codec, no processing.
+func Specs(opts ...Option) ([]pipeline.Spec, error) {
+	o, err := build(opts)
+	if err != nil {
+		return nil, err
+	}
+	return []pipeline.Spec{newCDC(nil, o).Spec(), newValidation(nil, o).Spec(), newReconciliation(nil, o).Spec()}, nil
+}
