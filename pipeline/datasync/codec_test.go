@@ -109,3 +109,58 @@ func TestCheckBackward(t *testing.T) {
 		t.Fatal("a new required field without a default passed as backward compatible")
 	}
 }
+
+// A value written with an older registered version of a subject's schema
+// (one without carepipe's newer optional field) is read through carepipe's
+// schema resolved against it: the missing field takes its default.
+func TestCodecReadsOlderVersion(t *testing.T) {
+	cl := newRegistry(t)
+	old := strings.Replace(Schema(Patient), `{"default":null,"name":"gender","type":["null","string"]},`, ``, 1)
+	if old == Schema(Patient) {
+		t.Fatal("test schema edit did not apply")
+	}
+	subject := Subject(ChangeTopic(Patient))
+	ss, err := cl.CreateSchema(context.Background(), subject, sr.Schema{Schema: old, Type: sr.TypeAvro})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Register(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ids[ChangeTopic(Patient)] == ss.ID {
+		t.Fatal("carepipe's schema got the old version's id")
+	}
+	type oldPatient struct {
+		System
+		FirstName   *string      `avro:"firstName"`
+		LastName    *string      `avro:"lastName"`
+		DateOfBirth *string      `avro:"dateOfBirth"`
+		Identifiers []Identifier `avro:"identifiers"`
+		Address     *Address     `avro:"address"`
+		Contact     *Contact     `avro:"contact"`
+	}
+	oldSchema, err := parse(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := c.api.Marshal(oldSchema, &Event[oldPatient]{
+		Metadata:  Metadata{EventID: "e", EventType: ChangeTopic(Patient), EventSource: "cdc-ehr", SourceSystem: "ehr", CorrelationID: "c"},
+		Operation: string(OpUpsert),
+		Payload:   &oldPatient{System: System{ID: "p1", SourceID: "ehr:p1", LastUpdated: 5, Version: 1, SourceSystem: "ehr"}, LastName: ptr("Lee")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := c.header.AppendEncode(nil, ss.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Event[PatientRecord]
+	if err := c.Decode(append(wire, body...), Patient, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Payload == nil || got.Payload.ID != "p1" || got.Payload.LastName == nil || *got.Payload.LastName != "Lee" || got.Payload.Gender != nil {
+		t.Fatalf("decoded %+v", got.Payload)
+	}
+}
