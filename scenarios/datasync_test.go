@@ -171,7 +171,47 @@ func TestDataSyncMixedStreamExactOutcome(t *testing.T) {
 	if err := cdc.stop(); err != nil {
 		t.Fatal(err)
 	}
+	w.checkMixedOutcome(recs, truth)
+}
 
+// Issue 6 (rebalance mid-batch, instances joining and leaving): the same
+// mixed stream, produced in three parts while validation instances join
+// (two more, mid-stream) and leave (the first, then the second, each
+// handing its partitions and their state to the others), yields exactly
+// the same validated and error records.
+func TestDataSyncRebalanceMidStreamExactOutcome(t *testing.T) {
+	w := newSyncWorld(t)
+	recs, truth := sim.DataSyncRecords(17, 5000)
+	cdc := w.start(w.cdcSpec(), "cdc-1")
+	val1 := w.start(w.validationSpec(), "val-1")
+	third := len(recs) / 3
+	produceAll(t, w.prod, recs[:third])
+	val2 := w.start(w.validationSpec(), "val-2")
+	val3 := w.start(w.validationSpec(), "val-3")
+	produceAll(t, w.prod, recs[third:2*third])
+	// The joiners took partitions over: they processed records.
+	waitFor(t, 30*time.Second, "the joining instances processing", func() bool {
+		return val2.runner.Stats().RecordsIn > 0 && val3.runner.Stats().RecordsIn > 0
+	})
+	if err := val1.stop(); err != nil {
+		t.Fatal(err)
+	}
+	produceAll(t, w.prod, recs[2*third:])
+	if err := val2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	w.waitCaughtUp(w.cdcSpec(), w.validationSpec())
+	if err := cdc.stop(); err != nil {
+		t.Fatal(err)
+	}
+	w.checkMixedOutcome(recs, truth)
+}
+
+// checkMixedOutcome checks that the source records recs, with their truth,
+// yielded exactly the validated and error records the truth says.
+func (w *syncWorld) checkMixedOutcome(recs []*kgo.Record, truth sim.DataSyncTruth) {
+	t := w.t
+	t.Helper()
 	produced := map[coords][]byte{}
 	for _, r := range recs {
 		produced[coordsOf(r)] = r.Value
