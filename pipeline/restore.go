@@ -19,7 +19,8 @@ import (
 func catchUpTargets(ctx context.Context, adm *kadm.Client, topic string, parts []int32) (map[int32]int64, error) {
 	var starts, ends kadm.ListedOffsets
 	// A topic created a moment ago may not be in the client's metadata
-	// yet: retry that, briefly.
+	// yet, and a partition whose leader moved answers from the old leader
+	// until the metadata refreshes: retry those, briefly.
 	for attempt := 0; ; attempt++ {
 		var err error
 		starts, err = adm.ListStartOffsets(ctx, topic)
@@ -35,7 +36,7 @@ func catchUpTargets(ctx context.Context, adm *kadm.Client, topic string, parts [
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, kerr.UnknownTopicOrPartition) || attempt == 50 {
+		if !(errors.Is(err, kerr.UnknownTopicOrPartition) || kerr.IsRetriable(err)) || attempt == 50 {
 			return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
 		}
 		select {
@@ -85,7 +86,12 @@ func catchUp(ctx context.Context, cl *kgo.Client, topic string, targets map[int3
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
-			if ferr == nil {
+			// Data loss detected on a leader change: the client has reset
+			// to where the log diverged and reads on from there. A restore
+			// applies records in offset order and a later write of a key
+			// wins, so reading some again ends in the same state.
+			var loss *kgo.ErrDataLoss
+			if ferr == nil && !errors.As(err, &loss) {
 				ferr = fmt.Errorf("reading %s partition %d: %w", t, p, err)
 			}
 		})
