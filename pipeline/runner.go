@@ -234,7 +234,13 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	backoff := r.cfg.sessionBackoff
 	for {
+		committed := r.m.commits.Get()
 		err := r.runSession(ctx)
+		if r.m.commits.Get() > committed {
+			// The session did work before it failed: this failure is a new
+			// one, not the last one again.
+			backoff = r.cfg.sessionBackoff
+		}
 		if ctx.Err() != nil {
 			r.ready.Store(false)
 			if err != nil && !errors.Is(err, context.Canceled) {

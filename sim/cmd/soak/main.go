@@ -1,0 +1,651 @@
+// Command soak runs carepipe's pipelines on an in-process cluster under a
+// seeded schedule of faults, one seed after another until its time budget
+// is spent, and accounts for every record of every seed: lost, duplicated,
+// out of order, error records that differ from their input, and outcomes
+// that differ from the workload's truth. A seed's faults and workload are a
+// function of its number, so a failing seed is rerun with -first N -seeds 1.
+//
+//	go run ./sim/cmd/soak -budget 30m
+//
+// Per seed: three brokers, the orders pipeline, the clinical alerts
+// pipeline (the seed's rules; poison records in the stream) and the data
+// synchronization CDC and validation stages, two instances each; the
+// workloads are produced in rounds, and between rounds one fault is drawn:
+// an instance restarted, stopped under load and replaced, joined or left, a
+// partition-leader shuffle, a coordinator move. It exits non-zero if any
+// seed found a problem.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/datasync"
+	"github.com/carepipe/carepipe/pipeline/orders"
+	"github.com/carepipe/carepipe/sim"
+	"github.com/carepipe/carepipe/sim/check"
+)
+
+func main() {
+	var (
+		budget  = flag.Duration("budget", 2*time.Minute, "stop starting seeds after this long")
+		seeds   = flag.Int("seeds", 0, "at most this many seeds (0: as many as the budget allows)")
+		first   = flag.Int64("first", 1, "the first seed")
+		records = flag.Int("records", 3000, "records per pipeline per seed")
+		rounds  = flag.Int("rounds", 6, "rounds per seed; one fault between rounds")
+		faults  = flag.String("faults", strings.Join(defaultFaults, ","), "the faults to draw from: "+strings.Join(faultKinds, ", "))
+		verbose = flag.Bool("v", false, "log the pipelines' warnings to stderr")
+	)
+	flag.Parse()
+	kinds := strings.Split(*faults, ",")
+	for _, k := range kinds {
+		if !slices.Contains(faultKinds, k) {
+			fmt.Fprintf(os.Stderr, "soak: unknown fault %q (known: %s)\n", k, strings.Join(faultKinds, ", "))
+			os.Exit(2)
+		}
+	}
+	if *records < *rounds || *rounds < 2 {
+		fmt.Fprintln(os.Stderr, "soak: need -rounds >= 2 and -records >= -rounds")
+		os.Exit(2)
+	}
+	start := time.Now()
+	var total result
+	n := 0
+	for seed := *first; time.Since(start) < *budget && (*seeds == 0 || n < *seeds); seed++ {
+		log := slog.New(slog.DiscardHandler)
+		if *verbose {
+			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		r, err := runSeed(seed, *records, *rounds, kinds, log)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "seed %d: %v\n", seed, err)
+			os.Exit(1)
+		}
+		fmt.Printf("seed %d  %s\n", seed, r)
+		total.add(r)
+		n++
+	}
+	fmt.Printf("\n%d seeds in %s: %s\n", n, time.Since(start).Round(time.Second), total)
+	if total.problems() > 0 {
+		os.Exit(1)
+	}
+}
+
+// result is what one seed (or all) found.
+type result struct {
+	records, faults                            int
+	byFault                                    map[string]int
+	lost, duplicated, order, errMismatch, diff int
+	examples                                   []string
+}
+
+func (r *result) add(o result) {
+	r.records += o.records
+	r.faults += o.faults
+	if r.byFault == nil {
+		r.byFault = map[string]int{}
+	}
+	for k, v := range o.byFault {
+		r.byFault[k] += v
+	}
+	r.lost += o.lost
+	r.duplicated += o.duplicated
+	r.order += o.order
+	r.errMismatch += o.errMismatch
+	r.diff += o.diff
+	r.examples = append(r.examples, o.examples...)
+}
+
+func (r result) problems() int { return r.lost + r.duplicated + r.order + r.errMismatch + r.diff }
+
+func (r result) String() string {
+	kinds := make([]string, 0, len(r.byFault))
+	for k, v := range r.byFault {
+		kinds = append(kinds, k+"="+strconv.Itoa(v))
+	}
+	sort.Strings(kinds)
+	s := fmt.Sprintf("records %d  faults %d (%s)  lost %d  duplicated %d  order violations %d  error-topic mismatches %d  outcome mismatches %d",
+		r.records, r.faults, strings.Join(kinds, " "), r.lost, r.duplicated, r.order, r.errMismatch, r.diff)
+	if len(r.examples) > 0 {
+		s += "\n  first problems: " + strings.Join(r.examples[:min(len(r.examples), 10)], "; ")
+	}
+	return s
+}
+
+// world is one seed's cluster and pipelines.
+type world struct {
+	cluster *sim.Cluster
+	prod    *kgo.Client
+	adm     *kadm.Client
+	log     *slog.Logger
+	specs   map[string]func() (pipeline.Spec, error)
+	running map[string][]*instance
+	next    map[string]int
+	faults  []string
+}
+
+type instance struct {
+	id     string
+	txnID  string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (w *world) start(name string) error {
+	w.next[name]++
+	return w.startID(name, fmt.Sprintf("%s-%d", name, w.next[name]))
+}
+
+// startID starts an instance of name with instance id id: a new one, or the
+// successor of a crashed one, which fences it.
+func (w *world) startID(name, id string) error {
+	spec, err := w.specs[name]()
+	if err != nil {
+		return err
+	}
+	r, err := pipeline.New(spec,
+		pipeline.WithKafka(w.cluster.ClientOpts()...),
+		pipeline.WithMetrics(metrics.NewSet()),
+		pipeline.WithInstanceID(id),
+		pipeline.WithCommitInterval(50*time.Millisecond),
+		pipeline.WithTransactionTimeout(5*time.Second),
+		pipeline.WithLogger(w.log))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{id: id, txnID: spec.Group + "-" + id, cancel: cancel, done: make(chan error, 1)}
+	go func() { in.done <- r.Run(ctx) }()
+	w.running[name] = append(w.running[name], in)
+	return nil
+}
+
+// stop stops the i-th running instance of name gracefully (what SIGTERM
+// does), within a bound.
+func (w *world) stop(name string, i int) error {
+	in := w.running[name][i]
+	w.running[name] = slices.Delete(w.running[name], i, i+1)
+	in.cancel()
+	select {
+	case err := <-in.done:
+		if err != nil {
+			return fmt.Errorf("%s: %w", in.id, err)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("%s did not stop within 30s", in.id)
+	}
+}
+
+func (w *world) stopAll() error {
+	var errs []error
+	for name := range w.running {
+		for len(w.running[name]) > 0 {
+			errs = append(errs, w.stop(name, 0))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fault applies one fault drawn from rng and names it.
+func (w *world) fault(rng *rand.Rand) (string, error) {
+	names := slices.Sorted(maps.Keys(w.specs))
+	name := names[rng.IntN(len(names))]
+	switch kind := w.faults[rng.IntN(len(w.faults))]; kind {
+	case "crash":
+		return w.crash(name, rng.IntN(len(w.running[name])))
+	case "restart":
+		// A new process with a new instance id: its partitions move to
+		// the others and back.
+		if err := w.stop(name, rng.IntN(len(w.running[name]))); err != nil {
+			return "", err
+		}
+		return kind, w.start(name)
+	case "join", "leave":
+		if n := len(w.running[name]); n == 1 || kind == "join" && n < 3 {
+			return "join", w.start(name)
+		}
+		return "leave", w.stop(name, rng.IntN(len(w.running[name])))
+	case "leader-shuffle":
+		w.cluster.Kafka().ShufflePartitionLeaders()
+		return kind, nil
+	case "coordinator-move":
+		w.cluster.Kafka().RehashCoordinators()
+		return kind, nil
+	}
+	return "", fmt.Errorf("unknown fault %q", w.faults)
+}
+
+// faultKinds are the faults soak can draw; defaultFaults those it draws
+// unless told. leader-shuffle is left out by default: after kfake moves a
+// leader it answers OffsetsForLeaderEpoch for an epoch that has no batches
+// yet with "unknown" (-1), which franz-go rightly reads as data loss,
+// resetting the fetch offset to 0, so every record is consumed again. A
+// real broker answers from its leader-epoch cache; the duplicates would be
+// kfake's, not carepipe's.
+var (
+	faultKinds    = []string{"crash", "restart", "join", "leave", "coordinator-move", "leader-shuffle"}
+	defaultFaults = faultKinds[:5]
+)
+
+// crash kills the i-th instance of name between produce and commit: its
+// next committing EndTxn is held, the process "dies" (its context is
+// cancelled and the held request's connection dropped), and a successor
+// with the same instance id fences it. An instance that commits nothing
+// within 10 s (it owns no busy partition) is not crashed: "crash-missed".
+func (w *world) crash(name string, i int) (string, error) {
+	in := w.running[name][i]
+	k := w.cluster.Kafka()
+	crashed, release, fenced := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var fired, off, inited atomic.Bool
+	k.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.EndTxnRequest)
+		if off.Load() || !r.Commit || r.TransactionalID != in.txnID || !fired.CompareAndSwap(false, true) {
+			return nil, nil, false
+		}
+		close(crashed)
+		k.SleepControl(func() { <-release })
+		return nil, kerr.NetworkException, true
+	})
+	k.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.InitProducerIDRequest)
+		if fired.Load() && r.TransactionalID != nil && *r.TransactionalID == in.txnID && inited.CompareAndSwap(false, true) {
+			close(fenced)
+		}
+		return nil, nil, false
+	})
+	select {
+	case <-crashed:
+	case <-time.After(10 * time.Second):
+		off.Store(true)
+		if !fired.CompareAndSwap(false, true) {
+			<-crashed // it fired as it was switched off
+			break
+		}
+		return "crash-missed", nil
+	}
+	w.running[name] = slices.Delete(w.running[name], i, i+1)
+	in.cancel()
+	if err := w.startID(name, in.id); err != nil {
+		close(release)
+		return "", err
+	}
+	select {
+	case <-fenced:
+	case <-time.After(30 * time.Second):
+		close(release)
+		return "", fmt.Errorf("the successor of %s never initialised its producer", in.id)
+	}
+	close(release)
+	select {
+	case <-in.done:
+		// Its error, if any, is the crash's: the fenced zombie's.
+	case <-time.After(30 * time.Second):
+		return "", fmt.Errorf("crashed %s did not stop within 30s", in.id)
+	}
+	return "crash", nil
+}
+
+func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (result, error) {
+	res := result{byFault: map[string]int{}}
+	cluster, err := sim.NewCluster(sim.Brokers(3))
+	if err != nil {
+		return res, err
+	}
+	defer cluster.Close()
+	reg := srfake.New()
+	defer reg.Close()
+	rcl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		return res, err
+	}
+	ctx := context.Background()
+	codec, err := datasync.Register(ctx, rcl)
+	if err != nil {
+		return res, err
+	}
+	prod, err := kgo.NewClient(append(cluster.ClientOpts(), kgo.ProducerLinger(5*time.Millisecond))...)
+	if err != nil {
+		return res, err
+	}
+	defer prod.Close()
+	w := &world{
+		cluster: cluster, prod: prod, adm: kadm.NewClient(prod),
+		log:     log,
+		running: map[string][]*instance{}, next: map[string]int{}, faults: faults,
+		specs: map[string]func() (pipeline.Spec, error){
+			"orders": func() (pipeline.Spec, error) { return orders.New(nil).Spec(), nil },
+			"alerts": func() (pipeline.Spec, error) {
+				p, err := alerts.New(alerts.WithRules(alerts.SeedRules()))
+				if err != nil {
+					return pipeline.Spec{}, err
+				}
+				return p.Spec(), nil
+			},
+			"cdc": func() (pipeline.Spec, error) {
+				p, err := datasync.NewCDC(codec)
+				if err != nil {
+					return pipeline.Spec{}, err
+				}
+				return p.Spec(), nil
+			},
+			"validation": func() (pipeline.Spec, error) {
+				p, err := datasync.NewValidation(codec)
+				if err != nil {
+					return pipeline.Spec{}, err
+				}
+				return p.Spec(), nil
+			},
+		},
+	}
+	defer func() { _ = w.stopAll() }()
+	for name, spec := range w.specs {
+		s, err := spec()
+		if err != nil {
+			return res, err
+		}
+		if err := pipeline.CreateTopics(ctx, w.adm, &s, 6, 1); err != nil {
+			return res, fmt.Errorf("%s topics: %w", name, err)
+		}
+	}
+
+	ords, _ := sim.MedicationOrders(seed, n)
+	work, err := sim.NewAlerts(sim.AlertsWorkload{Seed: seed, Patients: 300, AlertFraction: 0.2, PoisonFraction: 0.01, EnvelopeFraction: 0.5, MisKeyedFraction: 0.2})
+	if err != nil {
+		return res, err
+	}
+	if err := sim.Produce(ctx, prod, work.PatientRecords()); err != nil {
+		return res, err
+	}
+	obs, truths := work.NextN(n)
+	syncRecs, syncTruth := sim.DataSyncRecords(seed, n)
+	res.records = len(ords) + len(obs) + len(syncRecs)
+
+	for name := range w.specs {
+		for range 2 {
+			if err := w.start(name); err != nil {
+				return res, err
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x50a4))
+	for i := range rounds {
+		lo, hi := i*n/rounds, (i+1)*n/rounds
+		var batch []*kgo.Record
+		batch = append(batch, ords[lo:hi]...)
+		batch = append(batch, obs[lo:hi]...)
+		batch = append(batch, syncRecs[lo:hi]...)
+		if err := sim.Produce(ctx, prod, batch); err != nil {
+			return res, err
+		}
+		if i < rounds-1 {
+			kind, err := w.fault(rng)
+			if err != nil {
+				return res, fmt.Errorf("fault %s: %w", kind, err)
+			}
+			if kind != "crash-missed" {
+				res.faults++
+			}
+			res.byFault[kind]++
+		}
+	}
+	if err := w.waitCaughtUp(ctx, 3*time.Minute); err != nil {
+		return res, err
+	}
+	if err := w.stopAll(); err != nil {
+		return res, err
+	}
+
+	read := func(topic string) ([]*kgo.Record, error) { return readCommitted(ctx, w, topic) }
+	// Orders: one processed record per submitted order.
+	out, err := read(orders.TopicProcessed)
+	if err != nil {
+		return res, err
+	}
+	errs, err := read(orders.TopicErrors)
+	if err != nil {
+		return res, err
+	}
+	rep := check.Account(ords, out, errs, check.Expect{
+		InputID:  func(r *kgo.Record) string { return string(r.Key) },
+		OutputID: func(r *kgo.Record) (string, bool) { return string(r.Key), true },
+	})
+	res.addReport("orders", rep)
+
+	// Alerts: the expected alert ids as a multiset; each poison record in
+	// the error topic, whole.
+	al, err := read(alerts.TopicAlerts)
+	if err != nil {
+		return res, err
+	}
+	want := map[string]int{}
+	for _, id := range sim.ExpectedAlertIDs(truths) {
+		want[id]++
+	}
+	for _, r := range al {
+		var a struct{ AlertID string }
+		if err := json.Unmarshal(r.Value, &a); err != nil {
+			res.diff++
+			res.examples = append(res.examples, "alerts: an alert that does not decode")
+			continue
+		}
+		want[a.AlertID]--
+	}
+	for id, c := range want {
+		switch {
+		case c > 0:
+			res.lost += c
+			res.examples = append(res.examples, "alerts: missing "+id)
+		case c < 0:
+			res.duplicated -= c
+			res.examples = append(res.examples, "alerts: extra "+id)
+		}
+	}
+	var poison []*kgo.Record
+	for i, t := range truths {
+		if t.Poison != "" {
+			poison = append(poison, obs[i])
+		}
+	}
+	aerrs, err := read(alerts.TopicErrors)
+	if err != nil {
+		return res, err
+	}
+	rep = check.Account(poison, nil, aerrs, check.Expect{
+		InputID:  func(r *kgo.Record) string { return fmt.Sprintf("%d/%d", r.Partition, r.Offset) },
+		OutputID: func(*kgo.Record) (string, bool) { return "", false },
+	})
+	res.addReport("alerts errors", rep)
+
+	// Data sync: exactly the validated and error records the truth says.
+	for _, e := range datasync.Entities() {
+		vs, err := read(datasync.ValidatedTopic(e))
+		if err != nil {
+			return res, err
+		}
+		applied, resolved := 0, 0
+		last := map[string]int64{}
+		for _, r := range vs {
+			if headerValue(r, datasync.HeaderConflictResolved) == "true" {
+				resolved++
+			} else {
+				applied++
+			}
+			_, _, v, _, err := codec.DecodeValue(r.Value, e)
+			if err != nil || v != last[string(r.Key)]+1 {
+				res.order++
+				res.examples = append(res.examples, fmt.Sprintf("datasync %s %s: version %d after %d", e, r.Key, v, last[string(r.Key)]))
+			}
+			last[string(r.Key)] = v
+		}
+		if d := applied - syncTruth.Applied[string(e)]; d != 0 {
+			res.diffCount(d, fmt.Sprintf("datasync %s: %d validated, want %d", e, applied, syncTruth.Applied[string(e)]))
+		}
+		if d := resolved - syncTruth.ConflictResolved[string(e)]; d != 0 {
+			res.diffCount(d, fmt.Sprintf("datasync %s: %d conflict-resolved, want %d", e, resolved, syncTruth.ConflictResolved[string(e)]))
+		}
+	}
+	serrs, err := read(datasync.TopicErrors)
+	if err != nil {
+		return res, err
+	}
+	wantErrs := 0
+	for _, e := range datasync.Entities() {
+		wantErrs += syncTruth.Stale[string(e)] + syncTruth.Invalid[string(e)] + syncTruth.Undecodable[string(e)]
+	}
+	if d := len(serrs) - wantErrs; d != 0 {
+		res.diffCount(d, fmt.Sprintf("datasync: %d error records, want %d", len(serrs), wantErrs))
+	}
+	return res, nil
+}
+
+// diffCount records an outcome count that is d off the truth: more is
+// duplication, fewer is loss.
+func (r *result) diffCount(d int, example string) {
+	if d > 0 {
+		r.duplicated += d
+	} else {
+		r.lost -= d
+	}
+	r.examples = append(r.examples, example)
+}
+
+func (r *result) addReport(what string, rep check.Report) {
+	r.lost += rep.Lost
+	r.duplicated += rep.Duplicated + rep.Unexpected
+	r.order += rep.OrderViolations
+	r.errMismatch += rep.ErrorMismatches
+	for _, e := range rep.Examples {
+		r.examples = append(r.examples, what+": "+e)
+	}
+}
+
+func headerValue(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// waitCaughtUp waits until every group has committed past the last record
+// of each of its inputs and repartition topics.
+func (w *world) waitCaughtUp(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := w.caughtUp(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pipelines not caught up after %s", limit)
+		}
+		<-tick.C
+	}
+}
+
+func (w *world) caughtUp(ctx context.Context) (bool, error) {
+	for name, specOf := range w.specs {
+		spec, err := specOf()
+		if err != nil {
+			return false, err
+		}
+		committed, err := w.adm.FetchOffsets(ctx, spec.Group)
+		if err != nil {
+			return false, nil
+		}
+		topics := slices.Clone(spec.Inputs)
+		for _, r := range spec.Repartitions {
+			topics = append(topics, pipeline.RepartitionTopic(spec.Group, r))
+		}
+		for _, topic := range topics {
+			recs, err := readCommitted(ctx, w, topic)
+			if err != nil {
+				return false, fmt.Errorf("%s: %w", name, err)
+			}
+			last := map[int32]int64{}
+			for _, r := range recs {
+				last[r.Partition] = r.Offset
+			}
+			for p, o := range last {
+				if c, _ := committed.Lookup(topic, p); c.At < o+1 {
+					return false, nil
+				}
+			}
+		}
+	}
+	return true, nil
+}
+
+// readCommitted reads topic read_committed up to its last stable offset.
+func readCommitted(ctx context.Context, w *world, topic string) ([]*kgo.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ends, err := w.adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	targets := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			targets[o.Partition] = o.Offset
+		}
+	})
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	cl, err := kgo.NewClient(append(w.cluster.ClientOpts(), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for len(targets) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("reading %s: %w", topic, ctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if end, ok := targets[r.Partition]; ok && r.Offset >= end-1 {
+				delete(targets, r.Partition)
+			}
+		})
+	}
+	return out, nil
+}
