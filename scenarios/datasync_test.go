@@ -32,9 +32,9 @@ type syncWorld struct {
 	rc      datasync.ReconcileConfig
 }
 
-func newSyncWorld(t *testing.T) *syncWorld {
+func newSyncWorld(t *testing.T, opts ...sim.ClusterOption) *syncWorld {
 	t.Helper()
-	c, err := sim.NewCluster()
+	c, err := sim.NewCluster(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
