@@ -215,6 +215,10 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	n, err := ensureTopics(ctx, r.adm, &r.spec, r.cfg.createTopics, r.cfg.partitions, r.cfg.replication)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting: a clean stop, like any other.
+			return nil
+		}
 		return err
 	}
 	r.numPartitions.Store(n)

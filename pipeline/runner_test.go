@@ -302,3 +302,20 @@ func testLogger(t *testing.T) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// Regression (found by the soak): an instance stopped while it was still
+// checking its topics returned "listing topics: context canceled" instead
+// of stopping cleanly.
+func TestRunnerStoppedWhileStartingReturnsNil(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 1, "in", "out", "in.errors")
+	r, err := pipeline.New(countSpec(), pipeline.WithKafka(w.opts...), pipeline.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Run(ctx); err != nil {
+		t.Fatalf("Run with its context already done: %v, want nil", err)
+	}
+}

@@ -7,9 +7,10 @@
 //
 //	go run ./sim/cmd/soak -budget 30m
 //
-// Per seed: three brokers, the orders pipeline, the clinical alerts
-// pipeline (the seed's rules; poison records in the stream) and the data
-// synchronization CDC and validation stages, two instances each; the
+// Per seed: three brokers, the clinical alerts pipeline (the seed's rules;
+// poison records in the stream), the prior-authorization orchestrator with
+// its simulated world, the data synchronization CDC and validation stages,
+// and the orders pipeline, two instances each; the
 // workloads are produced in rounds, and between rounds one fault is drawn:
 // an instance restarted, stopped under load and replaced, joined or left, a
 // partition-leader shuffle, a coordinator move. It exits non-zero if any
@@ -45,6 +46,7 @@ import (
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
+	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
 	"github.com/carepipe/carepipe/sim/check"
 )
@@ -345,6 +347,13 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 				}
 				return p.Spec(), nil
 			},
+			"priorauth": func() (pipeline.Spec, error) {
+				p, err := priorauth.New()
+				if err != nil {
+					return pipeline.Spec{}, err
+				}
+				return p.Spec(), nil
+			},
 			"cdc": func() (pipeline.Spec, error) {
 				p, err := datasync.NewCDC(codec)
 				if err != nil {
@@ -372,6 +381,16 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		}
 	}
 
+	// The prior-authorization world answers the orchestrator's requests
+	// (payers at once, a quarter pended first) through every fault.
+	paCfg := sim.PriorAuthWorldConfig{Seed: seed, Approve: 0.6, Deny: 0.2, Partial: 0.1, Pend: 0.25}
+	paWorld, err := sim.StartPriorAuthWorld(cluster, paCfg)
+	if err != nil {
+		return res, err
+	}
+	defer paWorld.Close()
+	rxs, rxIDs := sim.PriorAuthPrescriptions(seed, n/3)
+
 	ords, _ := sim.MedicationOrders(seed, n)
 	work, err := sim.NewAlerts(sim.AlertsWorkload{Seed: seed, Patients: 300, AlertFraction: 0.2, PoisonFraction: 0.01, EnvelopeFraction: 0.5, MisKeyedFraction: 0.2})
 	if err != nil {
@@ -382,7 +401,7 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 	}
 	obs, truths := work.NextN(n)
 	syncRecs, syncTruth := sim.DataSyncRecords(seed, n)
-	res.records = len(ords) + len(obs) + len(syncRecs)
+	res.records = len(ords) + len(obs) + len(syncRecs) + len(rxs)
 
 	for name := range w.specs {
 		for range 2 {
@@ -398,6 +417,7 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		batch = append(batch, ords[lo:hi]...)
 		batch = append(batch, obs[lo:hi]...)
 		batch = append(batch, syncRecs[lo:hi]...)
+		batch = append(batch, rxs[lo/3:hi/3]...)
 		if err := sim.Produce(ctx, prod, batch); err != nil {
 			return res, err
 		}
@@ -411,6 +431,22 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 			}
 			res.byFault[kind]++
 		}
+	}
+	// Prior authorizations go back and forth with the world: wait for
+	// every workflow to complete before waiting for the groups.
+	paIDs := make([]string, len(rxIDs))
+	for i, rx := range rxIDs {
+		paIDs[i] = priorauth.PriorAuthID(rx)
+	}
+	if err := w.waitFor(3*time.Minute, "every prior authorization completed", func() (bool, error) {
+		done, err := readCommitted(ctx, w, priorauth.TopicWorkflowCompleted)
+		seen := map[string]bool{}
+		for _, r := range done {
+			seen[string(r.Key)] = true
+		}
+		return len(seen) >= len(paIDs), err
+	}); err != nil {
+		return res, err
 	}
 	if err := w.waitCaughtUp(ctx, 3*time.Minute); err != nil {
 		return res, err
@@ -479,6 +515,69 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		OutputID: func(*kgo.Record) (string, bool) { return "", false },
 	})
 	res.addReport("alerts errors", rep)
+
+	// Prior authorization: each workflow completed once, with the payer's
+	// decision in its steps; each request made once; no error record.
+	done, err := read(priorauth.TopicWorkflowCompleted)
+	if err != nil {
+		return res, err
+	}
+	per := map[string]int{}
+	for _, r := range done {
+		per[string(r.Key)]++
+		var v struct {
+			WorkflowSummary priorauth.WorkflowSummary `json:"workflowSummary"`
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			return res, err
+		}
+		final, pended := paCfg.PriorAuthOutcome(string(r.Key))
+		want := []priorauth.Status{priorauth.StatusInitiated, priorauth.StatusDocumentationAssembled, priorauth.StatusSubmitted}
+		if pended {
+			want = append(want, priorauth.StatusPended)
+		}
+		want = append(want, priorauth.Status(final), priorauth.StatusDeterminationCommunicated)
+		var got []priorauth.Status
+		for _, st := range v.WorkflowSummary.Steps {
+			got = append(got, st.Name)
+		}
+		if !slices.Equal(got, want) {
+			res.diff++
+			res.examples = append(res.examples, fmt.Sprintf("priorauth %s: steps %v, want %v", r.Key, got, want))
+		}
+	}
+	for _, id := range paIDs {
+		switch c := per[id]; {
+		case c == 0:
+			res.lost++
+			res.examples = append(res.examples, "priorauth: never completed "+id)
+		case c > 1:
+			res.duplicated += c - 1
+			res.examples = append(res.examples, "priorauth: completed more than once "+id)
+		}
+	}
+	for _, topic := range []string{priorauth.TopicDocumentationRequested, priorauth.TopicSubmissionRequested, priorauth.TopicCommunicationRequested} {
+		reqs, err := read(topic)
+		if err != nil {
+			return res, err
+		}
+		per := map[string]int{}
+		for _, r := range reqs {
+			per[string(r.Key)]++
+		}
+		for id, c := range per {
+			if c > 1 {
+				res.duplicated += c - 1
+				res.examples = append(res.examples, fmt.Sprintf("priorauth %s: %d requests for %s", topic, c, id))
+			}
+		}
+	}
+	if perrs, err := read(priorauth.TopicErrors); err != nil {
+		return res, err
+	} else if len(perrs) > 0 {
+		res.diff += len(perrs)
+		res.examples = append(res.examples, fmt.Sprintf("priorauth: %d error records, want none", len(perrs)))
+	}
 
 	// Data sync: exactly the validated and error records the truth says.
 	for _, e := range datasync.Entities() {
@@ -552,14 +651,13 @@ func headerValue(r *kgo.Record, key string) string {
 	return ""
 }
 
-// waitCaughtUp waits until every group has committed past the last record
-// of each of its inputs and repartition topics.
-func (w *world) waitCaughtUp(ctx context.Context, limit time.Duration) error {
+// waitFor polls cond until it holds, or fails after limit.
+func (w *world) waitFor(limit time.Duration, what string, cond func() (bool, error)) error {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		ok, err := w.caughtUp(ctx)
+		ok, err := cond()
 		if err != nil {
 			return err
 		}
@@ -567,10 +665,16 @@ func (w *world) waitCaughtUp(ctx context.Context, limit time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pipelines not caught up after %s", limit)
+			return fmt.Errorf("not %s after %s", what, limit)
 		}
 		<-tick.C
 	}
+}
+
+// waitCaughtUp waits until every group has committed past the last record
+// of each of its inputs and repartition topics.
+func (w *world) waitCaughtUp(ctx context.Context, limit time.Duration) error {
+	return w.waitFor(limit, "caught up", func() (bool, error) { return w.caughtUp(ctx) })
 }
 
 func (w *world) caughtUp(ctx context.Context) (bool, error) {
