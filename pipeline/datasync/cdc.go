@@ -73,7 +73,7 @@ func stageErrors(stage string) func(*kgo.Record, pipeline.ErrorType, string, tim
 // Process maps one source record to its canonical change, keyed by the
 // entity id, with the seed's headers.
 func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
-	m, err := Map(Source{Topic: r.Topic, Key: r.Key, Value: r.Value, System: headerValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()})
+	m, err := Map(Source{Topic: r.Topic, Key: r.Key, Value: r.Value, System: envelope.HeaderValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()})
 	if err != nil {
 		if errors.Is(err, ErrUnreadable) {
 			return pipeline.Reject(pipeline.ErrDecode, err)
@@ -119,16 +119,6 @@ func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
 	c.Emit(&kgo.Record{Topic: topic, Key: []byte(ch.ID), Value: v, Headers: hs})
 	p.mapped[ch.Entity].Inc()
 	return nil
-}
-
-// headerValue is the first value of header key on r, "" when absent.
-func headerValue(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // eventID derives an output's event id from the stage and the input's

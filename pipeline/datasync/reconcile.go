@@ -215,7 +215,7 @@ func AggregateKey(e Entity, id string) string { return string(e) + "/" + id }
 // entity's aggregate.
 func (p *Reconciliation) Process(c *pipeline.Context, r *kgo.Record) error {
 	repart := pipeline.RepartitionTopic(GroupReconciliation, RepartitionByEntity)
-	target := headerValue(r, HeaderSyncTarget)
+	target := envelope.HeaderValue(r, HeaderSyncTarget)
 	if r.Topic != repart {
 		target = targetOfTopic(r.Topic)
 	}

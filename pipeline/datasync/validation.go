@@ -89,7 +89,7 @@ func (p *Validation) Spec() pipeline.Spec {
 // on the repartition topic, from its entity-type header.
 func entityOf(r *kgo.Record, repartition string) (Entity, error) {
 	if r.Topic == repartition {
-		e := Entity(headerValue(r, HeaderEntityType))
+		e := Entity(envelope.HeaderValue(r, HeaderEntityType))
 		for _, k := range entities {
 			if k == e {
 				return e, nil

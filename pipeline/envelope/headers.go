@@ -28,6 +28,17 @@ func CorrelationID(r *kgo.Record, meta Metadata) string {
 	return DerivedCorrelationID(r.Topic, r.Partition, r.Offset)
 }
 
+// HeaderValue returns the first value of header key on r, "" when r has
+// none.
+func HeaderValue(r *kgo.Record, key string) string {
+	for i := range r.Headers {
+		if r.Headers[i].Key == key {
+			return string(r.Headers[i].Value)
+		}
+	}
+	return ""
+}
+
 // HeaderCorrelation returns the first non-empty correlation-id header of r.
 func HeaderCorrelation(r *kgo.Record) (string, bool) {
 	for i := range r.Headers {

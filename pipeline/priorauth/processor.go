@@ -97,7 +97,7 @@ func (p *Processor) Spec() pipeline.Spec {
 func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	topic := r.Topic
 	if topic == pipeline.RepartitionTopic(Group, RepartitionByPriorAuth) {
-		topic = headerValue(r, headerEvent)
+		topic = envelope.HeaderValue(r, headerEvent)
 	}
 	ev, err := Decode(r, topic)
 	if err != nil {
@@ -208,15 +208,6 @@ func (p *Processor) Punctuate(c *pipeline.Context) error {
 		}
 	}
 	return nil
-}
-
-func headerValue(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // Lookup decodes a stored record; for the query API.

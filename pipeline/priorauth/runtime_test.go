@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/envelope"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -139,7 +140,7 @@ func TestOnRuntime(t *testing.T) {
 	id := PriorAuthID("rx-1")
 	produce(TopicPrescriptions, "rx-1", `{"prescriptionId":"rx-1","patientId":"pat-1","providerId":"prov-1","medication":{"name":"Apixaban","code":"1364445","category":"anticoagulant"},"payerId":"PAYER001","pharmacyId":"ph-1"}`)
 	docs := readUntil(TopicDocumentationRequested, 1)
-	if string(docs[0].Key) != id || headerValue(docs[0], "correlation-id") != "corr-rx-1" {
+	if string(docs[0].Key) != id || envelope.HeaderValue(docs[0], "correlation-id") != "corr-rx-1" {
 		t.Fatalf("documentation request keyed %s, headers %v", docs[0].Key, docs[0].Headers)
 	}
 	produce(TopicDocumentationAssembled, id, `{"priorAuthId":"`+id+`","documents":[{"type":"lab-results"}]}`)
@@ -151,7 +152,7 @@ func TestOnRuntime(t *testing.T) {
 		t.Fatalf("%d submission requests", n)
 	}
 	errs := readUntil(TopicErrors, 1)
-	if !strings.Contains(headerValue(errs[0], "error-message"), "unknown prior authorization") {
+	if !strings.Contains(envelope.HeaderValue(errs[0], "error-message"), "unknown prior authorization") {
 		t.Errorf("error record headers %v", errs[0].Headers)
 	}
 

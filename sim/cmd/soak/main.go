@@ -45,6 +45,7 @@ import (
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/datasync"
+	"github.com/carepipe/carepipe/pipeline/envelope"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
@@ -588,7 +589,7 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		applied, resolved := 0, 0
 		last := map[string]int64{}
 		for _, r := range vs {
-			if headerValue(r, datasync.HeaderConflictResolved) == "true" {
+			if envelope.HeaderValue(r, datasync.HeaderConflictResolved) == "true" {
 				resolved++
 			} else {
 				applied++
@@ -640,15 +641,6 @@ func (r *result) addReport(what string, rep check.Report) {
 	for _, e := range rep.Examples {
 		r.examples = append(r.examples, what+": "+e)
 	}
-}
-
-func headerValue(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // waitFor polls cond until it holds, or fails after limit.
