@@ -496,9 +496,19 @@ func (r *Runner) endTxnOf(started time.Time, count int) error {
 	}
 	r.mu.Unlock()
 
-	how := kgo.TryCommit
 	empty := count == 0 && r.produced.Load() == 0
-	if r.doomed.Load() || empty {
+	var flushErr error
+	if !empty && !r.doomed.Load() {
+		// End(TryCommit) flushes too, but commits whatever the produce
+		// promises say during that flush: a record that fails there would
+		// be committed past. franz-go runs every promise before Flush
+		// returns, so after it, doomed is final.
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+		flushErr = r.sess.Client().Flush(ctx)
+		cancel()
+	}
+	how := kgo.TryCommit
+	if flushErr != nil || r.doomed.Load() || empty {
 		how = kgo.TryAbort
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
@@ -516,6 +526,9 @@ func (r *Runner) endTxnOf(started time.Time, count int) error {
 	}
 	if err != nil {
 		return fmt.Errorf("ending transaction (outcome unknown, not treated as committed): %w", err)
+	}
+	if flushErr != nil {
+		return fmt.Errorf("flushing the transaction's records (aborted): %w", flushErr)
 	}
 	return nil
 }
