@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +58,10 @@ type Runner struct {
 	fatal  chan error // first task failure of the session
 
 	running atomic.Bool
-	ready   atomic.Bool
+	// maxBytes is each output topic's max.message.bytes, read by Run
+	// before any session starts.
+	maxBytes map[string]int
+	ready    atomic.Bool
 }
 
 // New builds a Runner for spec. The same constructor serves production, the
@@ -222,6 +226,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	r.numPartitions.Store(n)
+	if err := r.loadMaxBytes(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 
 	gctx, gcancel := context.WithCancel(ctx)
 	var gwg sync.WaitGroup
@@ -305,7 +315,10 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 			if topic == r.spec.ErrorTopic {
 				return errorTopicMaxBytes
 			}
-			return 1_000_012
+			if m, ok := r.maxBytes[topic]; ok && m < defaultBatchMaxBytes {
+				return int32(m)
+			}
+			return defaultBatchMaxBytes
 		}),
 	)
 }
@@ -696,6 +709,57 @@ func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
 		return kgo.ManualPartitioner().ForTopic(topic)
 	}
 	return p.byKey.ForTopic(topic)
+}
+
+// defaultBatchMaxBytes is the producer's batch cap for a topic that allows
+// more: about the brokers' default max.message.bytes.
+const defaultBatchMaxBytes = 1_000_012
+
+// loadMaxBytes reads each output topic's max.message.bytes, which bounds
+// what Process may emit to it (see task.atomically) and the producer's
+// batches.
+func (r *Runner) loadMaxBytes(ctx context.Context) error {
+	topics := make([]string, 0, len(r.outputs))
+	for t := range r.outputs {
+		topics = append(topics, t)
+	}
+	r.maxBytes = make(map[string]int, len(topics))
+	if len(topics) == 0 {
+		return nil
+	}
+	rcs, err := r.adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: describing output topics: %w", r.spec.Name, err)
+	}
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				if n, err := strconv.Atoi(*c.Value); err == nil && n > 0 {
+					r.maxBytes[rc.Name] = n
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// tooLarge reports whether rec, alone in a batch and uncompressed, would
+// exceed its topic's max.message.bytes, and the sizes. The broker refuses
+// such a batch for good (MESSAGE_TOO_LARGE), so the record must never be
+// produced: its input goes to the error topic instead. Compression could
+// make some fit; an estimate that errs on the side of refusing keeps the
+// transaction from failing over and over.
+func (r *Runner) tooLarge(rec *kgo.Record) (size, limit int, over bool) {
+	limit, ok := r.maxBytes[rec.Topic]
+	if !ok {
+		return 0, 0, false
+	}
+	// A batch header, a record's own framing, and each header's.
+	size = 61 + 21 + len(rec.Key) + len(rec.Value)
+	for _, h := range rec.Headers {
+		size += 10 + len(h.Key) + len(h.Value)
+	}
+	return size, limit, size > limit
 }
 
 // Stats returns a snapshot of the runner's counters.

@@ -177,6 +177,14 @@ func (t *task) atomically(fn func() error) error {
 	}
 	t.pending = t.pending[:0]
 	err := fn()
+	if err == nil {
+		for _, out := range t.pending {
+			if size, limit, over := t.r.tooLarge(out); over {
+				err = Rejectf(ErrOversized, "output to %s of about %d bytes exceeds its max.message.bytes (%d)", out.Topic, size, limit)
+				break
+			}
+		}
+	}
 	if err != nil {
 		for i, s := range t.stores {
 			s.rollbackTo(t.marks[i])
