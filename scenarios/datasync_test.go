@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -165,13 +167,14 @@ func TestDataSyncMixedStreamExactOutcome(t *testing.T) {
 	if err := val.stop(); err != nil {
 		t.Fatal(err)
 	}
-	w.start(w.validationSpec(), "val-1")
+	val = w.start(w.validationSpec(), "val-1")
 	produceAll(t, w.prod, recs[2500:])
 	w.waitCaughtUp(w.cdcSpec(), w.validationSpec())
 	if err := cdc.stop(); err != nil {
 		t.Fatal(err)
 	}
 	w.checkMixedOutcome(recs, truth)
+	w.checkStoreMatchesOutputs(val)
 }
 
 // Issue 6 (rebalance mid-batch, instances joining and leaving): the same
@@ -205,6 +208,73 @@ func TestDataSyncRebalanceMidStreamExactOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.checkMixedOutcome(recs, truth)
+	// State restore: the instance left holds every partition, restored
+	// from the changelog after two hand-overs; for every entity its state
+	// is what the entity's last validated record says.
+	w.checkStoreMatchesOutputs(val3)
+}
+
+// checkStoreMatchesOutputs checks the validation store of instance in
+// against a model folded from the committed outputs: for each entity, the
+// held state's version and materialized record are those of its last
+// validated record.
+func (w *syncWorld) checkStoreMatchesOutputs(in *instance) {
+	t := w.t
+	t.Helper()
+	checked := 0
+	for _, e := range datasync.Entities() {
+		last := map[string]*kgo.Record{}
+		for _, r := range w.read(datasync.ValidatedTopic(e)) {
+			last[string(r.Key)] = r
+		}
+		for id, r := range last {
+			_, op, version, rec, err := w.codec.DecodeValue(r.Value, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, ok := in.runner.Lookup(datasync.StoreEntities, string(e)+"/"+id)
+			if !ok {
+				t.Errorf("%s %s: no state held", e, id)
+				continue
+			}
+			st, err := datasync.UnmarshalState(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := st.Materialize(e, id)
+			want, err := datasync.FieldsOf(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op == string(datasync.OpDelete) {
+				want = nil
+			}
+			if st.Version != version || (held.Op == datasync.OpDelete) != (op == string(datasync.OpDelete)) || !sameFields(held.Fields, want) {
+				t.Errorf("%s %s: held version %d (%s) %v, last validated version %d (%s) %v", e, id, st.Version, held.Op, fieldNames(held.Fields), version, op, fieldNames(want))
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no entity to check")
+	}
+}
+
+func sameFields(a, b datasync.Fields) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if string(b[k]) != string(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldNames names fields, not their values, for a failure message.
+func fieldNames(f datasync.Fields) []string {
+	return slices.Sorted(maps.Keys(f))
 }
 
 // checkMixedOutcome checks that the source records recs, with their truth,
