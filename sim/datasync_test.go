@@ -985,18 +985,7 @@ func TestSyncTargetsClosePending(t *testing.T) {
 	t.Cleanup(tg.Close)
 	waitFor(t, ctx, "seen", func() bool { return tg.Stats().Seen == 1 }, func() string { return fmt.Sprintf("%+v", tg.Stats()) })
 
-	closed := make(chan struct{})
-	go func() {
-		tg.Close()
-		close(closed)
-	}()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	select {
-	case <-closed:
-	case <-deadline.C:
-		t.Fatal("Close did not return within 10s with an ack pending")
-	}
+	closesWithin(t, "Close with an ack pending", tg.Close, 10*time.Second)
 	tg.Close()
 	if s := tg.Stats(); s.Acked != 0 || s.Failed != 0 {
 		t.Errorf("Stats() = %+v, want nothing acknowledged", s)

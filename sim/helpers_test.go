@@ -123,3 +123,20 @@ func sortedRecordStrings(recs []*kgo.Record) []string {
 	sort.Strings(out)
 	return out
 }
+
+// closesWithin runs stop and fails t unless it returns within d.
+func closesWithin(t *testing.T, what string, stop func(), d time.Duration) {
+	t.Helper()
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	select {
+	case <-stopped:
+	case <-deadline.C:
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}

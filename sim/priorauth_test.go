@@ -772,18 +772,7 @@ func TestPriorAuthWorldCloseWithPendingCases(t *testing.T) {
 	consumeN(t, c, 1, TopicPASubmissionCompleted)
 	waitStats(t, ctx, w, func(s PriorAuthWorldStats) bool { return s.SubmissionRequests == 1 })
 
-	closed := make(chan struct{})
-	go func() {
-		w.Close()
-		close(closed)
-	}()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	select {
-	case <-closed:
-	case <-deadline.C:
-		t.Fatal("Close did not return within 10s with a case pending")
-	}
+	closesWithin(t, "Close with a case pending", w.Close, 10*time.Second)
 	w.Close()
 	if s := w.Stats(); s.Determinations != 0 || s.SubmissionRequests != 1 {
 		t.Errorf("Stats() = %+v, want 1 submission and no determination", s)
