@@ -54,3 +54,10 @@ func (g *GlobalTable) apply(key, value []byte) error {
 	g.mu.Unlock()
 	return nil
 }
+
+// reset empties the table, for a restore that starts over.
+func (g *GlobalTable) reset() {
+	g.mu.Lock()
+	clear(g.data)
+	g.mu.Unlock()
+}

@@ -19,8 +19,9 @@ import (
 func catchUpTargets(ctx context.Context, adm *kadm.Client, topic string, parts []int32) (map[int32]int64, error) {
 	var starts, ends kadm.ListedOffsets
 	// A topic created a moment ago may not be in the client's metadata
-	// yet, and a partition whose leader moved answers from the old leader
-	// until the metadata refreshes: retry those, briefly.
+	// yet (UNKNOWN_TOPIC_OR_PARTITION), and a partition whose leader moved
+	// answers from the old leader until the metadata refreshes: retry what
+	// is retriable, briefly.
 	for attempt := 0; ; attempt++ {
 		var err error
 		starts, err = adm.ListStartOffsets(ctx, topic)
@@ -36,7 +37,7 @@ func catchUpTargets(ctx context.Context, adm *kadm.Client, topic string, parts [
 		if err == nil {
 			break
 		}
-		if !(errors.Is(err, kerr.UnknownTopicOrPartition) || kerr.IsRetriable(err)) || attempt == 50 {
+		if !kerr.IsRetriable(err) || attempt == 50 {
 			return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
 		}
 		select {
@@ -86,12 +87,10 @@ func catchUp(ctx context.Context, cl *kgo.Client, topic string, targets map[int3
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
-			// Data loss detected on a leader change: the client has reset
-			// to where the log diverged and reads on from there. A restore
-			// applies records in offset order and a later write of a key
-			// wins, so reading some again ends in the same state.
-			var loss *kgo.ErrDataLoss
-			if ferr == nil && !errors.As(err, &loss) {
+			// Data loss too is an error here: what was read before the
+			// log was cut back is in the state already, and the targets
+			// may now lie past the log's end. The caller starts over.
+			if ferr == nil {
 				ferr = fmt.Errorf("reading %s partition %d: %w", t, p, err)
 			}
 		})
@@ -109,4 +108,11 @@ func catchUp(ctx context.Context, cl *kgo.Client, topic string, targets map[int3
 		})
 	}
 	return nil
+}
+
+// isDataLoss reports whether err is the client's report that a partition's
+// log was cut back under it.
+func isDataLoss(err error) bool {
+	var loss *kgo.ErrDataLoss
+	return errors.As(err, &loss)
 }

@@ -226,12 +226,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	r.numPartitions.Store(n)
-	if err := r.loadMaxBytes(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
+	r.loadMaxBytes(ctx)
 
 	gctx, gcancel := context.WithCancel(ctx)
 	var gwg sync.WaitGroup
@@ -315,10 +310,7 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 			if topic == r.spec.ErrorTopic {
 				return errorTopicMaxBytes
 			}
-			if m, ok := r.maxBytes[topic]; ok && m < defaultBatchMaxBytes {
-				return int32(m)
-			}
-			return defaultBatchMaxBytes
+			return int32(r.recordLimit(topic))
 		}),
 	)
 }
@@ -651,19 +643,6 @@ func (r *Runner) stopAll() {
 // updated in the background until ctx ends.
 func (r *Runner) startGlobals(ctx context.Context, wg *sync.WaitGroup) error {
 	for _, g := range r.globals {
-		targets, err := catchUpTargets(ctx, r.adm, g.Topic(), nil)
-		if err != nil {
-			return err
-		}
-		cl, err := kgo.NewClient(append(r.clientOpts(),
-			kgo.ConsumeTopics(g.Topic()),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.KeepControlRecords(),
-		)...)
-		if err != nil {
-			return err
-		}
 		apply := func(rec *kgo.Record) {
 			if err := g.apply(rec.Key, rec.Value); err != nil {
 				r.m.globalDecodeErrors.Inc()
@@ -671,9 +650,9 @@ func (r *Runner) startGlobals(ctx context.Context, wg *sync.WaitGroup) error {
 					"partition", rec.Partition, "offset", rec.Offset, "error_type", "decode")
 			}
 		}
-		if err := catchUp(ctx, cl, g.Topic(), targets, apply); err != nil {
-			cl.Close()
-			return fmt.Errorf("restoring global table %s: %w", g.Topic(), err)
+		cl, err := r.restoreGlobal(ctx, g, apply)
+		if err != nil {
+			return err
 		}
 		r.log.Info("global table restored", "topic", g.Topic(), "keys", g.Len())
 		wg.Add(1)
@@ -694,6 +673,38 @@ func (r *Runner) startGlobals(ctx context.Context, wg *sync.WaitGroup) error {
 		}()
 	}
 	return nil
+}
+
+// restoreGlobal reads g's topic into g up to its last stable offset and
+// returns the client, positioned to read on. When the client reports data
+// loss (the log was cut back under it), the table starts over, empty, a
+// few times: it must hold what the topic holds, not what it once did.
+func (r *Runner) restoreGlobal(ctx context.Context, g *GlobalTable, apply func(*kgo.Record)) (*kgo.Client, error) {
+	for attempt := 1; ; attempt++ {
+		targets, err := catchUpTargets(ctx, r.adm, g.Topic(), nil)
+		if err != nil {
+			return nil, err
+		}
+		cl, err := kgo.NewClient(append(r.clientOpts(),
+			kgo.ConsumeTopics(g.Topic()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.KeepControlRecords(),
+		)...)
+		if err != nil {
+			return nil, err
+		}
+		err = catchUp(ctx, cl, g.Topic(), targets, apply)
+		if err == nil {
+			return cl, nil
+		}
+		cl.Close()
+		if !isDataLoss(err) || attempt == 3 {
+			return nil, fmt.Errorf("restoring global table %s: %w", g.Topic(), err)
+		}
+		r.log.Warn("global table restore starts over: the topic's log was cut back", "topic", g.Topic(), "attempt", attempt)
+		g.reset()
+	}
 }
 
 // partitioner places changelog records on the partition the runner chose
@@ -717,21 +728,27 @@ const defaultBatchMaxBytes = 1_000_012
 
 // loadMaxBytes reads each output topic's max.message.bytes, which bounds
 // what Process may emit to it (see task.atomically) and the producer's
-// batches.
-func (r *Runner) loadMaxBytes(ctx context.Context) error {
+// batches. A topic whose limit cannot be read (DescribeConfigs denied, a
+// topic not yet known) gets the default cap: a warning, not a failure.
+func (r *Runner) loadMaxBytes(ctx context.Context) {
 	topics := make([]string, 0, len(r.outputs))
 	for t := range r.outputs {
 		topics = append(topics, t)
 	}
 	r.maxBytes = make(map[string]int, len(topics))
 	if len(topics) == 0 {
-		return nil
+		return
 	}
 	rcs, err := r.adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
-		return fmt.Errorf("pipeline %s: describing output topics: %w", r.spec.Name, err)
+		r.log.Warn("output topics' max.message.bytes not read; the default cap applies", "cap", defaultBatchMaxBytes, "error", err)
+		return
 	}
 	for _, rc := range rcs {
+		if rc.Err != nil {
+			r.log.Warn("output topic's max.message.bytes not read; the default cap applies", "topic", rc.Name, "cap", defaultBatchMaxBytes, "error", rc.Err)
+			continue
+		}
 		for _, c := range rc.Configs {
 			if c.Key == "max.message.bytes" && c.Value != nil {
 				if n, err := strconv.Atoi(*c.Value); err == nil && n > 0 {
@@ -740,20 +757,25 @@ func (r *Runner) loadMaxBytes(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+}
+
+// recordLimit is the most a batch of topic may hold: its max.message.bytes
+// when known, never more than the producer's default cap.
+func (r *Runner) recordLimit(topic string) int {
+	if m, ok := r.maxBytes[topic]; ok && m < defaultBatchMaxBytes {
+		return m
+	}
+	return defaultBatchMaxBytes
 }
 
 // tooLarge reports whether rec, alone in a batch and uncompressed, would
-// exceed its topic's max.message.bytes, and the sizes. The broker refuses
-// such a batch for good (MESSAGE_TOO_LARGE), so the record must never be
+// exceed the limit of its topic's batches, and the sizes. The broker (or
+// the producer) refuses such a batch for good, so the record must never be
 // produced: its input goes to the error topic instead. Compression could
 // make some fit; an estimate that errs on the side of refusing keeps the
 // transaction from failing over and over.
 func (r *Runner) tooLarge(rec *kgo.Record) (size, limit int, over bool) {
-	limit, ok := r.maxBytes[rec.Topic]
-	if !ok {
-		return 0, 0, false
-	}
+	limit = r.recordLimit(rec.Topic)
 	// A batch header, a record's own framing, and each header's.
 	size = 61 + 21 + len(rec.Key) + len(rec.Value)
 	for _, h := range rec.Headers {
