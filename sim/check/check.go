@@ -79,8 +79,8 @@ type Report struct {
 	// the error record's.
 	ErrorMismatches int
 
-	// Examples names up to 10 problems by id and coordinates, never by
-	// record content.
+	// Examples names up to 10 problems by coordinates, never by ids (keys
+	// may be patient identifiers) or record content.
 	Examples []string
 }
 
@@ -201,7 +201,7 @@ func Account(inputs, outputs, errs []*kgo.Record, e Expect) Report {
 		used[id]++
 		if len(cands) == 0 {
 			rep.Unexpected++
-			rep.example("unexpected output %s: id %q stands for no input", coordOf(out), id)
+			rep.example("unexpected output %s: its id stands for no input", coordOf(out))
 			continue
 		}
 		if k >= len(cands) {
@@ -214,7 +214,7 @@ func Account(inputs, outputs, errs []*kgo.Record, e Expect) Report {
 		in := cands[k]
 		if filtered[in] {
 			rep.Unexpected++
-			rep.example("unexpected output %s: input %s (id %q) is filtered", coordOf(out), coordOf(ins[in]), id)
+			rep.example("unexpected output %s: input %s is filtered", coordOf(out), coordOf(ins[in]))
 			continue
 		}
 		accounted[in]++
@@ -269,10 +269,10 @@ func Account(inputs, outputs, errs []*kgo.Record, e Expect) Report {
 		switch {
 		case n == 0 && !filtered[i]:
 			rep.Lost++
-			rep.example("lost: input %s (id %q)", coordOf(ins[i]), ids[i])
+			rep.example("lost: input %s", coordOf(ins[i]))
 		case n > 1:
 			rep.Duplicated += n - 1
-			rep.example("duplicated: input %s (id %q) accounted for %d times", coordOf(ins[i]), ids[i], n)
+			rep.example("duplicated: input %s accounted for %d times", coordOf(ins[i]), n)
 		}
 	}
 	return rep
