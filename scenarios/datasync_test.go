@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/sim"
+	"github.com/carepipe/carepipe/sim/check"
 )
 
 // syncWorld is a cluster with the data synchronization topics, a schema
@@ -174,7 +174,7 @@ func TestDataSyncMixedStreamExactOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.checkMixedOutcome(recs, truth)
-	w.checkStoreMatchesOutputs()
+	w.checkStore(truth)
 }
 
 // Issue 6 (rebalance mid-batch, instances joining and leaving): the same
@@ -210,77 +210,61 @@ func TestDataSyncRebalanceMidStreamExactOutcome(t *testing.T) {
 	w.checkMixedOutcome(recs, truth)
 	// State: after two hand-overs, what a restore loads is, for every
 	// entity, what the entity's last validated record says.
-	w.checkStoreMatchesOutputs()
+	w.checkStore(truth)
 }
 
-// checkStoreMatchesOutputs checks the validation store, as any restore
-// would load it (its changelog, read_committed, last value per key), against
-// a model folded from the committed outputs: for each entity, the state's
-// version and materialized record are those of its last validated record,
-// and the store holds no entity that was never validated.
-func (w *syncWorld) checkStoreMatchesOutputs() {
+// checkStore checks the validation store, as any restore would load it
+// (its changelog, read_committed, last value per key), against the model
+// the workload's truth works out from the inputs: every entity with a
+// validated record held, at its version, deleted or with exactly its
+// fields, and nothing else held. The last validated record of each entity
+// must say the same.
+func (w *syncWorld) checkStore(truth sim.DataSyncTruth) {
 	t := w.t
 	t.Helper()
-	store := map[string][]byte{}
-	for _, r := range w.read(pipeline.ChangelogTopic(datasync.GroupValidation, datasync.StoreEntities)) {
-		if r.Value == nil {
-			delete(store, string(r.Key))
-		} else {
-			store[string(r.Key)] = r.Value
-		}
+	model := truth.StateModel()
+	if len(model) == 0 {
+		t.Fatal("no entity to check")
 	}
-	checked := 0
-	for _, e := range datasync.Entities() {
-		last := map[string]*kgo.Record{}
-		for _, r := range w.read(datasync.ValidatedTopic(e)) {
-			last[string(r.Key)] = r
+	held := map[string]any{}
+	for k, b := range check.Changelog(w.read(pipeline.ChangelogTopic(datasync.GroupValidation, datasync.StoreEntities))) {
+		st, err := datasync.UnmarshalState(b)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for id, r := range last {
+		e, id, _ := strings.Cut(k, "/")
+		ch := st.Materialize(datasync.Entity(e), id)
+		held[k] = entityState(st.Version, ch.Op == datasync.OpDelete, ch.Fields)
+	}
+	if rep := check.States(model, held); rep.Problems() > 0 {
+		t.Errorf("validation store against the model: %d missing, %d extra, %d mismatched of %d; %s",
+			rep.Missing, rep.Extra, rep.Mismatched, len(model), strings.Join(rep.Examples, "; "))
+	}
+	published := map[string]any{}
+	for _, e := range datasync.Entities() {
+		for _, r := range w.read(datasync.ValidatedTopic(e)) {
 			_, op, version, rec, err := w.codec.DecodeValue(r.Value, e)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, ok := store[string(e)+"/"+id]
-			if !ok {
-				t.Errorf("%s %s: no state held", e, id)
-				continue
+			var fields datasync.Fields
+			if op != string(datasync.OpDelete) {
+				if fields, err = datasync.FieldsOf(rec); err != nil {
+					t.Fatal(err)
+				}
 			}
-			delete(store, string(e)+"/"+id)
-			st, err := datasync.UnmarshalState(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			held := st.Materialize(e, id)
-			want, err := datasync.FieldsOf(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if op == string(datasync.OpDelete) {
-				want = nil
-			}
-			if st.Version != version || (held.Op == datasync.OpDelete) != (op == string(datasync.OpDelete)) || !sameFields(held.Fields, want) {
-				t.Errorf("%s %s: held version %d (%s) %v, last validated version %d (%s) %v", e, id, st.Version, held.Op, fieldNames(held.Fields), version, op, fieldNames(want))
-			}
-			checked++
+			published[string(e)+"/"+string(r.Key)] = entityState(version, op == string(datasync.OpDelete), fields)
 		}
 	}
-	if checked == 0 {
-		t.Fatal("no entity to check")
-	}
-	// What is left was never validated: only entities every change of
-	// which was rejected before resolution leave no state, so none.
-	if len(store) > 0 {
-		t.Errorf("%d entities held that no validated record mentions", len(store))
+	if rep := check.States(model, published); rep.Problems() > 0 {
+		t.Errorf("last validated records against the model: %d missing, %d extra, %d mismatched of %d; %s",
+			rep.Missing, rep.Extra, rep.Mismatched, len(model), strings.Join(rep.Examples, "; "))
 	}
 }
 
-func sameFields(a, b datasync.Fields) bool {
-	return maps.EqualFunc(a, b, func(x, y json.RawMessage) bool { return string(x) == string(y) })
-}
-
-// fieldNames names fields, not their values, for a failure message.
-func fieldNames(f datasync.Fields) []string {
-	return slices.Sorted(maps.Keys(f))
+// entityState is an entity in the shape of sim.DataSyncTruth.StateModel.
+func entityState(version int64, deleted bool, fields datasync.Fields) map[string]any {
+	return map[string]any{"version": version, "deleted": deleted, "fields": fields}
 }
 
 // checkMixedOutcome checks that the source records recs, with their truth,

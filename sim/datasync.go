@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -93,6 +94,39 @@ type DataSyncTruth struct {
 	// Versions: entity type -> entity id -> number of validated records for it
 	// (the last validated version of the entity).
 	Versions map[string]map[string]int
+	// Final: entity type -> entity id -> what the validation stage must
+	// hold for the entity once it has read the whole stream, for every
+	// entity with a validated record.
+	Final map[string]map[string]DataSyncEntity
+}
+
+// DataSyncEntity is an entity as the validation stage must hold it at the
+// end of a stream, worked out from the scripts (their values and the
+// default resolution policies), not by running any resolution code.
+type DataSyncEntity struct {
+	// Version is the number of validated records of the entity.
+	Version int64
+	// Deleted: its last accepted change deleted it.
+	Deleted bool
+	// Fields are the canonical fields (DESIGN.md §3) of the entity, the
+	// system fields (id, sourceId, lastUpdated, version, sourceSystem)
+	// left out, as encoding/json decodes JSON into an any: strings,
+	// float64, []any, map[string]any. Nil when deleted.
+	Fields map[string]any
+}
+
+// StateModel is the truth's Final as one map, keyed "<entity type>/<id>"
+// as the validation stage's entities store keys its records, each value
+// {"version": Version, "deleted": Deleted, "fields": Fields}: the model
+// a check of that store (check.States) compares it with.
+func (t DataSyncTruth) StateModel() map[string]any {
+	m := make(map[string]any)
+	for e, ids := range t.Final {
+		for id, f := range ids {
+			m[e+"/"+id] = map[string]any{"version": f.Version, "deleted": f.Deleted, "fields": f.Fields}
+		}
+	}
+	return m
 }
 
 // Total is the number of records the truth accounts for: the sum of all six
@@ -169,12 +203,14 @@ func DataSyncRecords(seed int64, n int) ([]*kgo.Record, DataSyncTruth) {
 		Invalid:          make(map[string]int),
 		Undecodable:      make(map[string]int),
 		Versions:         make(map[string]map[string]int),
+		Final:            make(map[string]map[string]DataSyncEntity),
 	}
 	for _, e := range dataSyncEntities {
 		for _, m := range []map[string]int{truth.Applied, truth.ConflictResolved, truth.Duplicates, truth.Stale, truth.Invalid, truth.Undecodable} {
 			m[e] = 0
 		}
 		truth.Versions[e] = make(map[string]int)
+		truth.Final[e] = make(map[string]DataSyncEntity)
 	}
 	steps := dsStream(seed, n)
 	recs := make([]*kgo.Record, len(steps))
@@ -195,7 +231,13 @@ func DataSyncRecords(seed int64, n int) ([]*kgo.Record, DataSyncTruth) {
 			truth.Undecodable[s.entity]++
 		}
 		if s.outcome.validated() {
-			truth.Versions[s.entity][string(s.rec.Key)]++
+			id := string(s.rec.Key)
+			truth.Versions[s.entity][id]++
+			truth.Final[s.entity][id] = DataSyncEntity{
+				Version: int64(truth.Versions[s.entity][id]),
+				Deleted: s.after == nil,
+				Fields:  s.after,
+			}
 		}
 	}
 	return recs, truth
@@ -265,6 +307,9 @@ type dsStep struct {
 	entity  string
 	rec     *kgo.Record
 	outcome dsOutcome
+	// after, for a validated step, is the entity's canonical fields
+	// once it is applied (see DataSyncEntity.Fields); nil: deleted.
+	after map[string]any
 }
 
 // dsScriptLen is the number of steps of a full script of entity type e.
@@ -495,16 +540,36 @@ func (g *dsGen) patient() []dsStep {
 	p6 := p2
 	p6.gender = "x"
 
+	// The canonical entity: single-letter sexes spelt out, and each
+	// source's own {system, id} among the identifiers (the one field
+	// merged across sources, sorted by system).
+	canonical := func(p dsPatient, systems ...string) map[string]any {
+		f := map[string]any{"firstName": p.first, "lastName": p.last, "dateOfBirth": p.dob, "gender": p.gender}
+		if !variantB {
+			f["address"] = map[string]any{"line": []any{p.addr.Line[0]}, "city": p.addr.City, "postalCode": p.addr.PostalCode}
+		}
+		ids := make([]any, len(systems))
+		for i, s := range systems {
+			ids[i] = map[string]any{"system": s, "value": id}
+		}
+		f["identifiers"] = ids
+		return f
+	}
+	// Survivorship after registration's change: ehr keeps every field
+	// but the address, which registration's wins.
+	resolved := p2
+	resolved.addr = addr5
+
 	s2 := g.record(TopicDataSyncPatient, id, value(p2, 1000, 3))
 	return []dsStep{
-		{DataSyncPatient, g.record(TopicDataSyncPatient, id, value(p1, 0, 1)), dsApplied},
-		{DataSyncPatient, s2, dsApplied},
-		{DataSyncPatient, redeliver(s2), dsDuplicate},
-		{DataSyncPatient, g.record(TopicDataSyncPatient, id, value(p4, 500, 2)), dsStale},
+		{DataSyncPatient, g.record(TopicDataSyncPatient, id, value(p1, 0, 1)), dsApplied, canonical(p1, "ehr")},
+		{DataSyncPatient, s2, dsApplied, canonical(p2, "ehr")},
+		{DataSyncPatient, redeliver(s2), dsDuplicate, nil},
+		{DataSyncPatient, g.record(TopicDataSyncPatient, id, value(p4, 500, 2)), dsStale, nil},
 		{DataSyncPatient, g.record(TopicDataSyncPatient, id, value(p5, 1000, 1),
-			kgo.RecordHeader{Key: HeaderSourceSystem, Value: []byte("registration")}), dsResolved},
-		{DataSyncPatient, g.record(TopicDataSyncPatient, id, value(p6, 2000, 4)), dsInvalid},
-		{DataSyncPatient, g.record(TopicDataSyncPatient, id, []byte(`{"id": "`+id+`", "firstName": `)), dsUndecodable},
+			kgo.RecordHeader{Key: HeaderSourceSystem, Value: []byte("registration")}), dsResolved, canonical(resolved, "ehr", "registration")},
+		{DataSyncPatient, g.record(TopicDataSyncPatient, id, value(p6, 2000, 4)), dsInvalid, nil},
+		{DataSyncPatient, g.record(TopicDataSyncPatient, id, []byte(`{"id": "`+id+`", "firstName": `)), dsUndecodable, nil},
 	}
 }
 
@@ -546,14 +611,22 @@ func (g *dsGen) encounter() []dsStep {
 	e5 := e2
 	e5.PatientID, e5.LastUpdated = "", g.t+2000
 
+	canonical := func(e dsEncounter) map[string]any {
+		f := map[string]any{"patientId": e.PatientID, "status": e.Status, "class": e.Class, "start": e.Start}
+		if e.End != "" {
+			f["end"] = e.End
+		}
+		return f
+	}
+
 	s2 := g.record(TopicDataSyncEncounter, id, mustMarshal(e2))
 	return []dsStep{
-		{DataSyncEncounter, g.record(TopicDataSyncEncounter, id, mustMarshal(e1)), dsApplied},
-		{DataSyncEncounter, s2, dsApplied},
-		{DataSyncEncounter, redeliver(s2), dsDuplicate},
-		{DataSyncEncounter, g.record(TopicDataSyncEncounter, id, mustMarshal(e4)), dsStale},
-		{DataSyncEncounter, g.record(TopicDataSyncEncounter, id, mustMarshal(e5)), dsInvalid},
-		{DataSyncEncounter, g.record(TopicDataSyncEncounter, id, mustMarshal(dsDelete{ID: id, OperationType: "delete", LastUpdated: g.t + 3000})), dsApplied},
+		{DataSyncEncounter, g.record(TopicDataSyncEncounter, id, mustMarshal(e1)), dsApplied, canonical(e1)},
+		{DataSyncEncounter, s2, dsApplied, canonical(e2)},
+		{DataSyncEncounter, redeliver(s2), dsDuplicate, nil},
+		{DataSyncEncounter, g.record(TopicDataSyncEncounter, id, mustMarshal(e4)), dsStale, nil},
+		{DataSyncEncounter, g.record(TopicDataSyncEncounter, id, mustMarshal(e5)), dsInvalid, nil},
+		{DataSyncEncounter, g.record(TopicDataSyncEncounter, id, mustMarshal(dsDelete{ID: id, OperationType: "delete", LastUpdated: g.t + 3000})), dsApplied, nil},
 	}
 }
 
@@ -608,16 +681,23 @@ func (g *dsGen) observation() []dsStep {
 	}
 	r1, r2, r4, r5 := row(v1, "final"), row(v2, "final"), row(v4, "final"), row(v2, "bogus")
 
+	canonical := func(r *dsObservationRow) map[string]any {
+		return map[string]any{
+			"patientId": r.PatientID, "code": r.Code, "codeSystem": r.CodeSystem, "value": r.Value,
+			"unit": r.Unit, "status": r.Status, "effectiveDateTime": r.EffectiveDateTime,
+		}
+	}
+
 	s2 := g.record(TopicDataSyncObservation, id, change("u", r1, r2, 1000))
 	tomb := g.record(TopicDataSyncObservation, id, nil)
 	tomb.Timestamp = time.UnixMilli(g.t + 3000).UTC()
 	return []dsStep{
-		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("c", nil, r1, 0)), dsApplied},
-		{DataSyncObservation, s2, dsApplied},
-		{DataSyncObservation, redeliver(s2), dsDuplicate},
-		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("u", r1, r4, 500)), dsStale},
-		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("u", r2, r5, 2000)), dsInvalid},
-		{DataSyncObservation, tomb, dsApplied},
+		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("c", nil, r1, 0)), dsApplied, canonical(r1)},
+		{DataSyncObservation, s2, dsApplied, canonical(r2)},
+		{DataSyncObservation, redeliver(s2), dsDuplicate, nil},
+		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("u", r1, r4, 500)), dsStale, nil},
+		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("u", r2, r5, 2000)), dsInvalid, nil},
+		{DataSyncObservation, tomb, dsApplied, nil},
 	}
 }
 
@@ -659,15 +739,23 @@ func (g *dsGen) prescription() []dsStep {
 	// is not a FHIR MedicationRequest status.
 	p6 := dsPrescription{PrescriptionID: id, Patient: patient, Medication: name, Dose: "1000 mg", Status: "on-order", LastUpdated: g.t + 2500}
 
+	// Field merge: each field's latest value; medicationId only the
+	// first change has.
+	after1 := map[string]any{"patientId": g.patientID, "medicationId": med.Code, "medicationName": med.Name, "dosage": p1.Dose, "frequency": p1.Frequency}
+	after2 := maps.Clone(after1)
+	after2["dosage"] = p2.Dose
+	after5 := maps.Clone(after2)
+	after5["frequency"] = p5.Frequency
+
 	s2 := g.record(TopicDataSyncPrescription, id, mustMarshal(p2))
 	return []dsStep{
-		{DataSyncPrescription, g.record(TopicDataSyncPrescription, id, mustMarshal(p1)), dsApplied},
-		{DataSyncPrescription, s2, dsApplied},
-		{DataSyncPrescription, redeliver(s2), dsDuplicate},
-		{DataSyncPrescription, g.record(TopicDataSyncPrescription, id, mustMarshal(p4)), dsStale},
+		{DataSyncPrescription, g.record(TopicDataSyncPrescription, id, mustMarshal(p1)), dsApplied, after1},
+		{DataSyncPrescription, s2, dsApplied, after2},
+		{DataSyncPrescription, redeliver(s2), dsDuplicate, nil},
+		{DataSyncPrescription, g.record(TopicDataSyncPrescription, id, mustMarshal(p4)), dsStale, nil},
 		{DataSyncPrescription, g.record(TopicDataSyncPrescription, id, mustMarshal(p5),
-			kgo.RecordHeader{Key: HeaderSourceSystem, Value: []byte("ehr")}), dsResolved},
-		{DataSyncPrescription, g.record(TopicDataSyncPrescription, id, mustMarshal(p6)), dsInvalid},
+			kgo.RecordHeader{Key: HeaderSourceSystem, Value: []byte("ehr")}), dsResolved, after5},
+		{DataSyncPrescription, g.record(TopicDataSyncPrescription, id, mustMarshal(p6)), dsInvalid, nil},
 	}
 }
 

@@ -278,6 +278,17 @@ func TestDataSyncTruth(t *testing.T) {
 				if want := truth.Applied[e] + truth.ConflictResolved[e]; versions != want {
 					t.Errorf("%s: versions add up to %d, want applied+conflict-resolved %d", e, versions, want)
 				}
+				// The final state is there for every validated entity, at
+				// its last version, fields exactly when not deleted.
+				if len(truth.Final[e]) != len(truth.Versions[e]) {
+					t.Errorf("%s: final state of %d entities, %d validated", e, len(truth.Final[e]), len(truth.Versions[e]))
+				}
+				for id, n := range truth.Versions[e] {
+					f, ok := truth.Final[e][id]
+					if !ok || f.Version != int64(n) || f.Deleted != (f.Fields == nil) {
+						t.Errorf("%s %s: final %+v, want version %d and fields unless deleted", e, id, f, n)
+					}
+				}
 			}
 			derived := dsClassify(t, recs)
 			if !dsTruthEqual(truth, derived) {

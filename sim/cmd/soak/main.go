@@ -12,9 +12,13 @@
 // its simulated world, the data synchronization CDC and validation stages,
 // and the orders pipeline, two instances each; the
 // workloads are produced in rounds, and between rounds one fault is drawn:
-// an instance restarted, stopped under load and replaced, joined or left, a
-// partition-leader shuffle, a coordinator move. It exits non-zero if any
-// seed found a problem.
+// an instance crashed between produce and commit and fenced by its
+// successor, stopped under load as SIGTERM does and replaced, joined or
+// left; the brokers slow to answer produce requests; a partition-leader
+// shuffle; a coordinator move. After the last round the stores with a
+// model computed from the inputs (the data synchronization validation
+// store, the prior-authorization store) are read as a restore loads them
+// and compared with it. It exits non-zero if any seed found a problem.
 package main
 
 import (
@@ -91,7 +95,7 @@ func main() {
 		total.add(r)
 		n++
 	}
-	fmt.Printf("\n%d seeds in %s: %s\n", n, time.Since(start).Round(time.Second), total)
+	fmt.Printf("\n%d seeds in %s (event time covered %s): %s\n", n, time.Since(start).Round(time.Second), total.eventTime, total)
 	if total.problems() > 0 {
 		os.Exit(1)
 	}
@@ -99,10 +103,14 @@ func main() {
 
 // result is what one seed (or all) found.
 type result struct {
-	records, faults                            int
-	byFault                                    map[string]int
-	lost, duplicated, order, errMismatch, diff int
-	examples                                   []string
+	records, faults                                   int
+	byFault                                           map[string]int
+	lost, duplicated, order, errMismatch, diff, state int
+	examples                                          []string
+	// eventTime is the span of the inputs' timestamps, summed over
+	// seeds: the time the workloads stand for (the pipelines themselves
+	// run on the wall clock, compressed).
+	eventTime time.Duration
 }
 
 func (r *result) add(o result) {
@@ -119,10 +127,14 @@ func (r *result) add(o result) {
 	r.order += o.order
 	r.errMismatch += o.errMismatch
 	r.diff += o.diff
+	r.state += o.state
+	r.eventTime += o.eventTime
 	r.examples = append(r.examples, o.examples...)
 }
 
-func (r result) problems() int { return r.lost + r.duplicated + r.order + r.errMismatch + r.diff }
+func (r result) problems() int {
+	return r.lost + r.duplicated + r.order + r.errMismatch + r.diff + r.state
+}
 
 func (r result) String() string {
 	kinds := make([]string, 0, len(r.byFault))
@@ -130,8 +142,8 @@ func (r result) String() string {
 		kinds = append(kinds, k+"="+strconv.Itoa(v))
 	}
 	sort.Strings(kinds)
-	s := fmt.Sprintf("records %d  faults %d (%s)  lost %d  duplicated %d  order violations %d  error-topic mismatches %d  outcome mismatches %d",
-		r.records, r.faults, strings.Join(kinds, " "), r.lost, r.duplicated, r.order, r.errMismatch, r.diff)
+	s := fmt.Sprintf("records %d  faults %d (%s)  lost %d  duplicated %d  order violations %d  error-topic mismatches %d  outcome mismatches %d  state mismatches %d",
+		r.records, r.faults, strings.Join(kinds, " "), r.lost, r.duplicated, r.order, r.errMismatch, r.diff, r.state)
 	if len(r.examples) > 0 {
 		s += "\n  first problems: " + strings.Join(r.examples[:min(len(r.examples), 10)], "; ")
 	}
@@ -232,6 +244,9 @@ func (w *world) fault(rng *rand.Rand) (string, error) {
 			return "join", w.start(name)
 		}
 		return "leave", w.stop(name, rng.IntN(len(w.running[name])))
+	case "slow-downstream":
+		w.slowProduce(slowRequests, slowDelay)
+		return kind, nil
 	case "leader-shuffle":
 		w.cluster.Kafka().ShufflePartitionLeaders()
 		return kind, nil
@@ -250,9 +265,37 @@ func (w *world) fault(rng *rand.Rand) (string, error) {
 // real broker answers from its leader-epoch cache; the duplicates would be
 // kfake's, not carepipe's.
 var (
-	faultKinds    = []string{"crash", "restart", "join", "leave", "coordinator-move", "leader-shuffle"}
-	defaultFaults = faultKinds[:5]
+	faultKinds    = []string{"crash", "restart", "join", "leave", "slow-downstream", "coordinator-move", "leader-shuffle"}
+	defaultFaults = faultKinds[:6]
 )
+
+// A slow-downstream fault delays this many transactional produce
+// requests, each by slowDelay.
+const (
+	slowRequests = 24
+	slowDelay    = 250 * time.Millisecond
+)
+
+// slowProduce has the brokers answer the next n transactional produce
+// requests (the pipelines', not the workload producer's) d late: a slow
+// downstream cluster. Each instance meets it in its next transactions; the
+// soak's accounting then shows that nothing was lost or repeated because
+// of it.
+func (w *world) slowProduce(n int64, d time.Duration) {
+	k := w.cluster.Kafka()
+	var slowed atomic.Int64
+	k.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.ProduceRequest).TransactionID == nil {
+			return nil, nil, false
+		}
+		if slowed.Add(1) > n {
+			k.DropControl()
+			return nil, nil, false
+		}
+		k.SleepControl(func() { time.Sleep(d) })
+		return nil, nil, false
+	})
+}
 
 // crash kills the i-th instance of name between produce and commit: its
 // next committing EndTxn is held, the process "dies" (its context is
@@ -403,6 +446,7 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 	obs, truths := work.NextN(n)
 	syncRecs, syncTruth := sim.DataSyncRecords(seed, n)
 	res.records = len(ords) + len(obs) + len(syncRecs) + len(rxs)
+	res.eventTime = eventSpan(ords, obs, syncRecs, rxs)
 
 	for name := range w.specs {
 		for range 2 {
@@ -532,12 +576,7 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		if err := json.Unmarshal(r.Value, &v); err != nil {
 			return res, err
 		}
-		final, pended := paCfg.PriorAuthOutcome(string(r.Key))
-		want := []priorauth.Status{priorauth.StatusInitiated, priorauth.StatusDocumentationAssembled, priorauth.StatusSubmitted}
-		if pended {
-			want = append(want, priorauth.StatusPended)
-		}
-		want = append(want, priorauth.Status(final), priorauth.StatusDeterminationCommunicated)
+		want := paSteps(paCfg, string(r.Key))
 		var got []priorauth.Status
 		for _, st := range v.WorkflowSummary.Steps {
 			got = append(got, st.Name)
@@ -619,7 +658,88 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 	if d := len(serrs) - wantErrs; d != 0 {
 		res.diffCount(d, fmt.Sprintf("datasync: %d error records, want %d", len(serrs), wantErrs))
 	}
+
+	// State: the stores as a restore loads them (their changelogs,
+	// read_committed, last value per key) against models from the inputs.
+	// The validation store: each entity's version, deletion and fields as
+	// the workload's truth works them out.
+	cl, err := read(pipeline.ChangelogTopic(datasync.GroupValidation, datasync.StoreEntities))
+	if err != nil {
+		return res, err
+	}
+	held := map[string]any{}
+	for k, b := range check.Changelog(cl) {
+		st, err := datasync.UnmarshalState(b)
+		if err != nil {
+			return res, fmt.Errorf("validation store: %w", err)
+		}
+		e, id, _ := strings.Cut(k, "/")
+		ch := st.Materialize(datasync.Entity(e), id)
+		held[k] = map[string]any{"version": st.Version, "deleted": ch.Op == datasync.OpDelete, "fields": ch.Fields}
+	}
+	res.addStates("datasync validation store", check.States(syncTruth.StateModel(), held))
+	// The prior-authorization store: every case communicated, its status
+	// history the payer's decision for it.
+	cl, err = read(pipeline.ChangelogTopic(priorauth.Group, priorauth.StorePriorAuths))
+	if err != nil {
+		return res, err
+	}
+	held = map[string]any{}
+	for k, b := range check.Changelog(cl) {
+		var rec priorauth.Record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return res, fmt.Errorf("prior-authorization store: %w", err)
+		}
+		history := make([]priorauth.Status, len(rec.StatusHistory))
+		for i, e := range rec.StatusHistory {
+			history[i] = e.Status
+		}
+		held[k] = map[string]any{"status": rec.Status, "history": history}
+	}
+	model := map[string]any{}
+	for _, id := range paIDs {
+		model[id] = map[string]any{"status": priorauth.StatusDeterminationCommunicated, "history": paSteps(paCfg, id)}
+	}
+	res.addStates("prior-authorization store", check.States(model, held))
 	return res, nil
+}
+
+// paSteps are the statuses a prior authorization goes through, by the
+// payer's decision for it.
+func paSteps(cfg sim.PriorAuthWorldConfig, id string) []priorauth.Status {
+	final, pended := cfg.PriorAuthOutcome(id)
+	steps := []priorauth.Status{priorauth.StatusInitiated, priorauth.StatusDocumentationAssembled, priorauth.StatusSubmitted}
+	if pended {
+		steps = append(steps, priorauth.StatusPended)
+	}
+	return append(steps, priorauth.Status(final), priorauth.StatusDeterminationCommunicated)
+}
+
+// eventSpan is the span of the records' timestamps, leaving out records
+// without one (the producer stamps them).
+func eventSpan(sets ...[]*kgo.Record) time.Duration {
+	var lo, hi time.Time
+	for _, recs := range sets {
+		for _, r := range recs {
+			if r.Timestamp.IsZero() {
+				continue // stamped when produced
+			}
+			if lo.IsZero() || r.Timestamp.Before(lo) {
+				lo = r.Timestamp
+			}
+			if r.Timestamp.After(hi) {
+				hi = r.Timestamp
+			}
+		}
+	}
+	return hi.Sub(lo)
+}
+
+func (r *result) addStates(what string, rep check.StateReport) {
+	r.state += rep.Problems()
+	for _, e := range rep.Examples {
+		r.examples = append(r.examples, what+": "+e)
+	}
 }
 
 // diffCount records an outcome count that is d off the truth: more is
