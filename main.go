@@ -12,11 +12,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/carepipe/carepipe/app"
+	"github.com/carepipe/carepipe/loadgen"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/topics"
 )
@@ -27,6 +29,7 @@ Usage:
   carepipe run   [flags]          run the pipelines (no --brokers: embedded demo)
   carepipe topics plan|apply ...  compare the pipelines' topics with the cluster, or make them so
   carepipe rules check FILE       validate an alert rules file
+  carepipe loadgen [flags]        load a pipeline and measure it (no --brokers: embedded)
 
 Run 'carepipe run -h' or 'carepipe topics plan -h' for the flags.
 `
@@ -65,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: %d rules, NEWS2 %s, all valid\n", args[2], len(pack.Rules), news2)
 		return 0
+	case "loadgen":
+		return loadgenCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -214,4 +219,102 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+func loadgenCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg      app.Config
+		lg       loadgen.Config
+		brokers  = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); none: an embedded cluster with the pipeline in this process")
+		registry = fs.String("schema-registry", "", "schema registry URL for datasync (env SCHEMA_REGISTRY_URL)")
+		report   = fs.String("report", "", "write report.txt, report.md, report.json and report.svg into this directory")
+		logLevel = fs.String("log-level", "warn", "debug, info, warn or error")
+	)
+	fs.StringVar(&lg.Pipeline, "pipeline", "alerts", "the pipeline to load: "+strings.Join(loadgen.Pipelines, ", "))
+	fs.Float64Var(&lg.Rate, "rate", 0, "offered rate, records/s (fixed-rate run)")
+	fs.DurationVar(&lg.Duration, "duration", 0, "fixed-rate run: how long (default 30s)")
+	fs.BoolVar(&lg.FindMax, "find-max", false, "ramp the rate until the p99 latency passes --slo or the lag grows")
+	fs.DurationVar(&lg.SLO, "slo", 0, "p99 end-to-end latency a step must stay within (default: alerts 250ms, datasync 500ms, priorauth 5s)")
+	fs.Float64Var(&lg.StartRate, "start-rate", 0, "find-max: first rate (default 2000)")
+	fs.Float64Var(&lg.MaxRate, "max-rate", 0, "find-max: highest rate tried (default 2000000)")
+	fs.Float64Var(&lg.Growth, "growth", 0, "find-max: each step's rate over the last's (default 1.5)")
+	fs.DurationVar(&lg.StepDuration, "step", 0, "find-max: each step's length (default 10s)")
+	fs.DurationVar(&lg.Warmup, "warmup", 0, "unreported warm-up at the first rate (default 3s)")
+	fs.Int64Var(&lg.Seed, "seed", 1, "workload seed")
+	fs.IntVar(&lg.Patients, "patients", 0, "alerts: patients in the table (default 10000)")
+	fs.Float64Var(&lg.AlertFraction, "alert-fraction", 0, "alerts: share of observations that trip a rule (default 0.1)")
+	fs.IntVar(&lg.Entities, "entities", 0, "datasync: entities changed (default 10000)")
+	fs.Float64Var(&lg.ConflictFraction, "conflict-fraction", 0, "datasync: share of changes from a second source (default 0.1)")
+	fs.Float64Var(&lg.InvalidFraction, "invalid-fraction", 0, "datasync: share of invalid changes (default 0.02)")
+	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "embedded: the pipeline's transaction commit interval (default 100ms)")
+	fs.StringVar(&cfg.RulesFile, "rules", "", "embedded alerts: rules YAML file (default: built-in rules)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "bad --log-level: %v\n", err)
+		return 2
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	kafkaFromEnv(&cfg, *brokers)
+	registryFromEnv(&cfg, *registry)
+	cfg.Stdout = stdout
+	cfg.SummaryEvery = -1
+	lg.Progress = stderr
+	if f, ok := stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			lg.Live = true
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := app.Loadgen(ctx, cfg, lg)
+	if rep != nil && len(rep.Steps) > 0 {
+		if werr := rep.WriteText(stdout); werr != nil && err == nil {
+			err = werr
+		}
+		if *report != "" {
+			if werr := writeReport(*report, rep); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 1
+	}
+	return 0
+}
+
+// writeReport writes the report in every format into dir.
+func writeReport(dir string, rep *loadgen.Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, write := range map[string]func(io.Writer) error{
+		"report.txt":  rep.WriteText,
+		"report.md":   rep.WriteMarkdown,
+		"report.json": rep.WriteJSON,
+		"report.svg":  rep.WriteSVG,
+	} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		err = write(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
 }

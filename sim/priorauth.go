@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -601,11 +602,21 @@ func (s *paStats) changedCh() <-chan struct{} {
 // group starts from the beginning of its topics when it has no committed
 // offsets. Close the world before its cluster.
 func StartPriorAuthWorld(c *Cluster, cfg PriorAuthWorldConfig) (*PriorAuthWorld, error) {
+	if c == nil {
+		return nil, errors.New("sim: prior-auth world: nil cluster")
+	}
+	return StartPriorAuthWorldOn(c.ClientOpts(), cfg)
+}
+
+// StartPriorAuthWorldOn is [StartPriorAuthWorld] on any cluster, given its
+// client options (seed brokers, TLS, SASL): a load generator's simulated
+// outside world for a real deployment.
+func StartPriorAuthWorldOn(kafka []kgo.Opt, cfg PriorAuthWorldConfig) (*PriorAuthWorld, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if c == nil {
-		return nil, errors.New("sim: prior-auth world: nil cluster")
+	if len(kafka) == 0 {
+		return nil, errors.New("sim: prior-auth world: no Kafka client options")
 	}
 	w := &PriorAuthWorld{cfg: cfg}
 
@@ -625,7 +636,7 @@ func StartPriorAuthWorld(c *Cluster, cfg PriorAuthWorldConfig) (*PriorAuthWorld,
 	}
 	clients := make([]*kgo.Client, 0, len(services))
 	for _, s := range services {
-		cl, err := kgo.NewClient(append(c.ClientOpts(),
+		cl, err := kgo.NewClient(append(slices.Clone(kafka),
 			kgo.ClientID(s.group),
 			kgo.ConsumerGroup(s.group),
 			kgo.ConsumeTopics(s.topics...),

@@ -1,0 +1,135 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/carepipe/carepipe/loadgen"
+	"github.com/carepipe/carepipe/sim"
+)
+
+// Loadgen runs a load generator run for lg.Pipeline. Without brokers it
+// is self-contained: an embedded cluster, the pipeline in this process
+// (its topics created), and for priorauth the simulated outside world.
+// With brokers the pipeline is the deployment's own and only the load,
+// the measurement, and for priorauth the simulated outside world run
+// here. cfg supplies the cluster connection and the pipeline settings
+// (commit interval, rules, schema registry).
+func Loadgen(ctx context.Context, cfg Config, lg loadgen.Config) (*loadgen.Report, error) {
+	cfg.Pipelines = []string{lg.Pipeline}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	var kafka []kgo.Opt
+	settings := map[string]string{"GOMAXPROCS": strconv.Itoa(runtime.GOMAXPROCS(0))}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	errs := make(chan error, 4)
+
+	if cfg.Embedded() {
+		cluster, err := sim.NewCluster()
+		if err != nil {
+			return nil, err
+		}
+		defer cluster.Close()
+		kafka = cluster.ClientOpts()
+		lg.Cluster, lg.InProcess = "embedded", true
+		if lg.Pipeline == "datasync" {
+			reg := srfake.New()
+			defer reg.Close()
+			cfg.SchemaRegistryURL = reg.URL()
+		}
+		ps, err := buildPipelines(ctx, &cfg, kafka)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := p.runner.Run(ctx); err != nil {
+					errs <- err
+					cancel()
+				}
+			}()
+		}
+		// The runners create the topics and restore their state before
+		// they are ready; the load starts after.
+		if err := waitReady(ctx, ps, time.Minute); err != nil {
+			return nil, err
+		}
+		interval := cfg.CommitInterval
+		if interval == 0 {
+			interval = 100 * time.Millisecond
+		}
+		settings["commit interval"] = interval.String()
+		settings["partitions"] = strconv.Itoa(int(cfg.Partitions))
+	} else {
+		var err error
+		if kafka, err = cfg.kafkaOpts(); err != nil {
+			return nil, err
+		}
+		lg.Cluster = strings.Join(cfg.Brokers, ",")
+	}
+	if lg.Pipeline == "priorauth" {
+		// Payers answer at once: the run measures carepipe, not a
+		// payer's think time.
+		world, err := sim.StartPriorAuthWorldOn(kafka, sim.PriorAuthWorldConfig{
+			Seed: lg.Seed, Approve: 0.7, Deny: 0.15, Partial: 0.1, Pend: 0.25,
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer world.Close()
+	}
+	lg.Kafka = kafka
+	lg.Logger = log
+	if lg.Settings == nil {
+		lg.Settings = map[string]string{}
+	}
+	for k, v := range settings {
+		lg.Settings[k] = v
+	}
+	rep, err := loadgen.Run(ctx, lg)
+	cancel()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	return rep, err
+}
+
+// waitReady waits until every runner is ready, a runner fails (ctx ends),
+// or limit passes.
+func waitReady(ctx context.Context, ps []*built, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !allReady(ps) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the pipelines were not ready within %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
