@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -231,6 +232,7 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 		registry = fs.String("schema-registry", "", "schema registry URL for datasync (env SCHEMA_REGISTRY_URL)")
 		report   = fs.String("report", "", "write report.txt, report.md, report.json and report.svg into this directory")
 		logLevel = fs.String("log-level", "warn", "debug, info, warn or error")
+		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the whole run (embedded: pipeline, broker and load) to this file")
 	)
 	fs.StringVar(&lg.Pipeline, "pipeline", "alerts", "the pipeline to load: "+strings.Join(loadgen.Pipelines, ", "))
 	fs.Float64Var(&lg.Rate, "rate", 0, "offered rate, records/s (fixed-rate run)")
@@ -273,6 +275,19 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := app.Loadgen(ctx, cfg, lg)

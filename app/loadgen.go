@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
@@ -73,6 +74,23 @@ func Loadgen(ctx context.Context, cfg Config, lg loadgen.Config) (*loadgen.Repor
 		if err := waitReady(ctx, ps, time.Minute); err != nil {
 			return nil, err
 		}
+		if err := boundRetention(ctx, kafka); err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(retentionEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					cluster.Kafka().ApplyRetention()
+				}
+			}
+		}()
 		interval := cfg.CommitInterval
 		if interval == 0 {
 			interval = 100 * time.Millisecond
@@ -130,6 +148,71 @@ func waitReady(ctx context.Context, ps []*built, limit time.Duration) error {
 			return ctx.Err()
 		case <-t.C:
 		}
+	}
+	return nil
+}
+
+// An embedded cluster keeps everything in memory, so a long run would grow
+// without bound: it keeps a minute of each deleting topic, in 16 MiB
+// segments, and applies retention every retentionEvery. Compacted topics
+// (state changelogs, the patient table) keep everything: kfake's
+// retention would trim them too.
+const (
+	retentionEvery = 10 * time.Second
+	retainFor      = "60000"
+	segmentBytes   = "16777216"
+)
+
+// boundRetention sets retention.ms and segment.bytes on every topic of the
+// cluster whose cleanup.policy does not compact.
+func boundRetention(ctx context.Context, kafka []kgo.Opt) error {
+	cl, err := kgo.NewClient(kafka...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	td, err := adm.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("embedded retention: %w", err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, td.Names()...)
+	if err != nil {
+		return fmt.Errorf("embedded retention: %w", err)
+	}
+	var topics []string
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return fmt.Errorf("embedded retention: %s: %w", rc.Name, rc.Err)
+		}
+		compacted := false
+		for _, c := range rc.Configs {
+			if c.Key == "cleanup.policy" && c.Value != nil && strings.Contains(*c.Value, "compact") {
+				compacted = true
+			}
+		}
+		if !compacted {
+			topics = append(topics, rc.Name)
+		}
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	ret, seg := retainFor, segmentBytes
+	rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Op: kadm.SetConfig, Name: "retention.ms", Value: &ret},
+		{Op: kadm.SetConfig, Name: "segment.bytes", Value: &seg},
+	}, topics...)
+	if err == nil {
+		for _, r := range rs {
+			if r.Err != nil {
+				err = fmt.Errorf("%s: %w", r.Name, r.Err)
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("embedded retention: %w", err)
 	}
 	return nil
 }

@@ -334,10 +334,12 @@ func (r *runner) open(ctx context.Context) error {
 	if err := r.checkTopics(ctx); err != nil {
 		return err
 	}
-	// Large batches and a short linger: the producer must not be what
-	// limits the rate.
+	// Large batches, a short linger and no compression: the producer must
+	// not be what limits the rate, and on an embedded cluster its CPU is
+	// the pipeline's.
 	if r.prod, err = kgo.NewClient(append(slices.Clone(r.cfg.Kafka),
 		kgo.ProducerLinger(2*time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedRecords(200_000),
 		kgo.ProducerBatchMaxBytes(1<<20),
 	)...); err != nil {

@@ -602,6 +602,9 @@ func (s *paStats) changedCh() <-chan struct{} {
 // group starts from the beginning of its topics when it has no committed
 // offsets. Close the world before its cluster.
 func StartPriorAuthWorld(c *Cluster, cfg PriorAuthWorldConfig) (*PriorAuthWorld, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if c == nil {
 		return nil, errors.New("sim: prior-auth world: nil cluster")
 	}
