@@ -1,4 +1,4 @@
-.PHONY: run test bench vet ci
+.PHONY: run test bench bench-print vet ci
 
 # The embedded demo: in-process Kafka, simulated world, demo traffic.
 run:
@@ -7,7 +7,14 @@ run:
 test:
 	go test ./...
 
+# Every benchmark group; rewrites the generated section of BENCHMARKS.md
+# (COUNT and ROUNDS from the environment or the command line:
+# make bench COUNT=10).
 bench:
+	bash bench/write-benchmarks.sh
+
+# The alert path's benchmarks, printed only: nothing is written.
+bench-print:
 	go test ./pipeline/alerts ./pipeline/envelope -run '^$$' -bench . -benchmem -count 5
 	go test ./bench -run '^$$' -bench AlertsProcessorStage -benchmem -count 8
 	bash bench/e2e-pairs.sh 12

@@ -20,7 +20,7 @@ func benchStore(prefix string, value []byte) (*Store, []string) {
 	s := newStore("bench")
 	keys := make([]string, storeKeys)
 	for i := range keys {
-		keys[i] = prefix + strconv.Itoa(1_000_000+i)[1:]
+		keys[i] = prefix + strconv.Itoa(1_000_000 + i)[1:]
 		s.restore(keys[i], value)
 	}
 	return s, keys

@@ -2,12 +2,14 @@ package alerts
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/bytedance/sonic"
 	"github.com/carepipe/carepipe/pipeline"
@@ -534,25 +536,55 @@ type wirePatient struct {
 }
 
 // DecodePatient decodes a FHIR R4 Patient, enveloped or bare, into a
-// *PatientContext: the Decode function of the fhir.Patient global table.
-// The patient id is the resource id, else the record key. Errors never
-// quote the record.
+// *PatientContext that shares no memory with key or value. The patient id
+// is the resource id, else the record key. The fhir.Patient table holds a
+// compact form of the same context instead (see [patientEntry]); this is
+// the context whole, for callers that keep a few.
+//
+// Errors are [pipeline.RecordError]s: [pipeline.ErrDecode] when value is not
+// JSON, not shaped like a Patient, or has a careTeam that is not JSON;
+// [pipeline.ErrInvalid] when it is not a Patient, has no id and no key, or
+// has an unreadable envelope timestamp. Messages never quote the record.
 func DecodePatient(key, value []byte) (any, error) {
-	var w wirePatient
-	if _, err := envelope.Decode(value, &w); err != nil {
-		return nil, classifyDecode("patient", err)
-	}
-	if w.ResourceType != "Patient" {
-		return nil, pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Patient")
+	p, err := readPatient(key, value)
+	if err != nil {
+		return nil, err
 	}
 	// Everything kept is copied: the value belongs to a fetch buffer that
-	// the table must not pin.
-	p := &PatientContext{ID: strings.Clone(w.ID)}
+	// the holder must not pin. (A one-part name is the part itself, and
+	// may be the record's memory.)
+	pc := &PatientContext{ID: strings.Clone(p.ID), Name: strings.Clone(p.Name), MRN: strings.Clone(p.MRN), CareTeam: p.CareTeam}
+	for _, gp := range p.GeneralPractitioners {
+		pc.GeneralPractitioners = append(pc.GeneralPractitioners, Reference{
+			Reference: strings.Clone(gp.Reference), Display: strings.Clone(gp.Display),
+		})
+	}
+	if pc.CareTeam == nil && len(pc.GeneralPractitioners) > 0 {
+		if pc.CareTeam, err = gpCareTeam(pc.GeneralPractitioners); err != nil {
+			return nil, err
+		}
+	}
+	return pc, nil
+}
+
+// readPatient reads a Patient's context, and rejects what DecodePatient
+// rejects, but for the careTeam derived from generalPractitioner, which
+// is left to the caller (CareTeam is the record's own careTeam, compacted,
+// else nil). Strings may share memory with key and value.
+func readPatient(key, value []byte) (PatientContext, error) {
+	var w wirePatient
+	if _, err := envelope.Decode(value, &w); err != nil {
+		return PatientContext{}, classifyDecode("patient", err)
+	}
+	if w.ResourceType != "Patient" {
+		return PatientContext{}, pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Patient")
+	}
+	p := PatientContext{ID: w.ID}
 	if p.ID == "" {
 		p.ID = string(key)
 	}
 	if p.ID == "" {
-		return nil, pipeline.Rejectf(pipeline.ErrInvalid, "patient has no id")
+		return PatientContext{}, pipeline.Rejectf(pipeline.ErrInvalid, "patient has no id")
 	}
 	if len(w.Name) > 0 {
 		n := &w.Name[0]
@@ -573,12 +605,12 @@ func DecodePatient(key, value []byte) (any, error) {
 		}
 		p.Name = strings.Join(parts, " ")
 		if p.Name == "" {
-			p.Name = strings.Clone(strings.TrimSpace(n.Text))
+			p.Name = strings.TrimSpace(n.Text)
 		}
 	}
 	for _, id := range w.Identifier {
 		if id.System == MRNSystem && id.Value != "" {
-			p.MRN = strings.Clone(id.Value)
+			p.MRN = id.Value
 			break
 		}
 	}
@@ -586,23 +618,132 @@ func DecodePatient(key, value []byte) (any, error) {
 		if gp.Reference == "" && gp.Display == "" {
 			continue
 		}
-		p.GeneralPractitioners = append(p.GeneralPractitioners, Reference{
-			Reference: strings.Clone(gp.Reference), Display: strings.Clone(gp.Display),
-		})
+		p.GeneralPractitioners = append(p.GeneralPractitioners, gp)
 	}
-	switch {
-	case len(w.CareTeam) > 0 && string(w.CareTeam) != "null":
+	if len(w.CareTeam) > 0 && string(w.CareTeam) != "null" {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, w.CareTeam); err != nil {
-			return nil, pipeline.Rejectf(pipeline.ErrDecode, "patient: careTeam is not valid JSON")
+			return PatientContext{}, pipeline.Rejectf(pipeline.ErrDecode, "patient: careTeam is not valid JSON")
 		}
 		p.CareTeam = buf.Bytes()
-	case len(p.GeneralPractitioners) > 0:
-		b, err := sonic.Marshal(p.GeneralPractitioners)
-		if err != nil {
-			return nil, pipeline.Rejectf(pipeline.ErrProcessing, "patient: encoding care team failed")
-		}
-		p.CareTeam = b
 	}
 	return p, nil
 }
+
+// gpCareTeam is the careTeam of a patient whose record has none: its
+// general practitioners, as [{"reference":...,"display":...}].
+func gpCareTeam(gps []Reference) (json.RawMessage, error) {
+	b, err := sonic.Marshal(gps)
+	if err != nil {
+		return nil, pipeline.Rejectf(pipeline.ErrProcessing, "patient: encoding care team failed")
+	}
+	return b, nil
+}
+
+// patientEntry is what the fhir.Patient table holds per patient: the
+// context DecodePatient makes of the record, packed into one immutable
+// string. The table holds every patient of the hospital and is read for
+// the few observations that alert, so it is kept small at the cost of a
+// decode per lookup ([patientEntry.context]). A *PatientContext took
+// eight allocations per patient (the struct, five strings, the reference
+// slice, the careTeam): 392 B of heap per patient with the table's own
+// overhead, against 192 B for an entry (BenchmarkPatientTable1M in
+// package pipeline; the target is 300).
+//
+// Layout: a flags byte, then strings, each a uvarint length and its bytes
+// (as in the patient-alerts state): the id when it is not the record key
+// (entryOwnID), the name, the MRN; a uvarint count of general
+// practitioners, each a reference and a display; and the record's own
+// careTeam, compacted, when it has one (entryOwnCareTeam). Without one,
+// the careTeam is the general practitioners encoded again on decoding,
+// which is the encoding DecodePatient made of them: not held twice.
+type patientEntry string
+
+const (
+	entryOwnID = 1 << iota
+	entryOwnCareTeam
+)
+
+// decodePatientEntry is the Decode function of the fhir.Patient table: it
+// rejects what DecodePatient rejects, with the same errors, and holds a
+// [patientEntry], which shares no memory with key or value.
+func decodePatientEntry(key, value []byte) (any, error) {
+	p, err := readPatient(key, value)
+	if err != nil {
+		return nil, err
+	}
+	if p.CareTeam == nil && len(p.GeneralPractitioners) > 0 {
+		// Encoded on every lookup instead, but tried here, so that a
+		// patient it fails for is rejected now as by DecodePatient,
+		// not unknown later.
+		if _, err := gpCareTeam(p.GeneralPractitioners); err != nil {
+			return nil, err
+		}
+	}
+	return packPatient(key, &p), nil
+}
+
+// packPatient packs p, decoded from a record keyed key.
+func packPatient(key []byte, p *PatientContext) patientEntry {
+	// Built on the stack when it fits, then copied once into a string of
+	// its exact size.
+	var scratch [256]byte
+	b := append(scratch[:0], 0)
+	if p.ID != string(key) {
+		b[0] |= entryOwnID
+		b = appendStr(b, p.ID)
+	}
+	b = appendStr(b, p.Name)
+	b = appendStr(b, p.MRN)
+	b = binary.AppendUvarint(b, uint64(len(p.GeneralPractitioners)))
+	for _, gp := range p.GeneralPractitioners {
+		b = appendStr(b, gp.Reference)
+		b = appendStr(b, gp.Display)
+	}
+	if p.CareTeam != nil {
+		b[0] |= entryOwnCareTeam
+		b = appendStr(b, string(p.CareTeam))
+	}
+	return patientEntry(b)
+}
+
+// context unpacks e, held under key, into the context DecodePatient makes
+// of the same record. Its strings share memory with e (immutable) and key
+// is copied: it is a lookup's argument, which may be a record's memory.
+// It fails only for an entry packPatient did not write.
+func (e patientEntry) context(key string) (*PatientContext, error) {
+	// Read only: the reader never writes through its slice.
+	r := stateReader{b: unsafe.Slice(unsafe.StringData(string(e)), len(e))}
+	flags := r.byte()
+	p := &PatientContext{}
+	if flags&entryOwnID != 0 {
+		p.ID = r.str()
+	} else {
+		p.ID = strings.Clone(key)
+	}
+	p.Name, p.MRN = r.str(), r.str()
+	if n := r.count(); n > 0 {
+		p.GeneralPractitioners = make([]Reference, n)
+		for i := range p.GeneralPractitioners {
+			p.GeneralPractitioners[i] = Reference{Reference: r.str(), Display: r.str()}
+		}
+	}
+	if flags&entryOwnCareTeam != 0 {
+		// A copy: the context's careTeam is a []byte, e is not.
+		p.CareTeam = bytes.Clone(r.bytes(r.uvarint()))
+	}
+	if r.bad || len(r.b) != 0 || flags&^(entryOwnID|entryOwnCareTeam) != 0 {
+		return nil, errPatientEntry
+	}
+	if p.CareTeam == nil && len(p.GeneralPractitioners) > 0 {
+		var err error
+		if p.CareTeam, err = gpCareTeam(p.GeneralPractitioners); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// errPatientEntry: a fhir.Patient table value that packPatient did not
+// write.
+var errPatientEntry = errors.New("patient table entry is not readable")

@@ -124,7 +124,7 @@ func (p *Processor) Spec() pipeline.Spec {
 		ErrorTopic:   TopicErrors,
 		Stores:       []string{StorePatientAlerts},
 		Repartitions: []string{RepartitionByPatient},
-		GlobalTables: []pipeline.GlobalTableSpec{{Topic: TopicPatients, Decode: DecodePatient}},
+		GlobalTables: []pipeline.GlobalTableSpec{{Topic: TopicPatients, Decode: decodePatientEntry}},
 		Process:      p.Process,
 	}
 }
@@ -193,6 +193,9 @@ func (f *findings) needsState(prev []byte, obsID string) bool {
 	return mentions(prev, obsID)
 }
 
+// lookupPatient returns the context of patient id from the fhir.Patient
+// table, decoded afresh from its entry: it is called once per observation
+// that alerts, which is the cost of holding every patient compactly.
 func lookupPatient(t *pipeline.GlobalTable, id string) (*PatientContext, bool) {
 	if t == nil {
 		return nil, false
@@ -201,8 +204,24 @@ func lookupPatient(t *pipeline.GlobalTable, id string) (*PatientContext, bool) {
 	if !ok {
 		return nil, false
 	}
-	pc, ok := v.(*PatientContext)
-	return pc, ok && pc != nil
+	return patientContext(v, id)
+}
+
+// patientContext is the context held as v under key: a table of
+// decodePatientEntry holds patientEntrys, one of DecodePatient (as this
+// one was before) *PatientContexts.
+func patientContext(v any, key string) (*PatientContext, bool) {
+	switch v := v.(type) {
+	case patientEntry:
+		// An entry that does not decode is the table's bug, not the
+		// patient's: the alert goes out unenriched, as for an unknown
+		// patient, rather than not at all.
+		pc, err := v.context(key)
+		return pc, err == nil
+	case *PatientContext:
+		return v, v != nil
+	}
+	return nil, false
 }
 
 // count adds an outcome to the metrics.
