@@ -124,7 +124,7 @@ group micro "Micro-benchmarks (pure code, one goroutine)" \
 	go test ./pipeline/... -run '^$' -bench . -skip PatientTable1M -benchmem "${benchtime[@]}" -count "$count"
 group heap "Patient table heap (1,000,000 patients)" \
 	go test ./pipeline -run '^$' -bench PatientTable1M -benchtime 1x -count "$count"
-group stages "Processor stages (pure core, one goroutine)" \
+group stages "Processor stages (each pipeline's Process through pipeline.Harness, no broker)" \
 	go test ./bench -run '^$' -bench Stage -benchmem "${benchtime[@]}" -count "$count"
 
 cmd=(bash bench/e2e-pairs.sh "$rounds" "$raw/e2e.txt")

@@ -40,6 +40,16 @@ type task struct {
 }
 
 func newTask(r *Runner, partition int32) *task {
+	t := newIdleTask(r, partition)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	go t.run(ctx)
+	return t
+}
+
+// newIdleTask builds a task and its stores without its goroutine: newTask
+// starts one, and a [Harness] calls the task itself.
+func newIdleTask(r *Runner, partition int32) *task {
 	t := &task{
 		r:         r,
 		partition: partition,
@@ -53,9 +63,6 @@ func newTask(r *Runner, partition int32) *task {
 		t.stores = append(t.stores, newStore(name))
 	}
 	t.marks = make([]int, len(t.stores))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
-	go t.run(ctx)
 	return t
 }
 
@@ -172,6 +179,23 @@ func (t *task) processOne(rec *kgo.Record) {
 // produced when it succeeds, and when it fails its state writes are rolled
 // back and its emits dropped.
 func (t *task) atomically(fn func() error) error {
+	err := t.attempt(fn)
+	if err == nil {
+		for _, out := range t.pending {
+			t.r.produce(out)
+		}
+		t.r.m.recordsOut.Add(len(t.pending))
+	}
+	clear(t.pending)
+	t.pending = t.pending[:0]
+	return err
+}
+
+// attempt runs fn between store savepoints and leaves what it emitted in
+// t.pending. When fn fails, or an emit could never be produced, its state
+// writes are rolled back and the error returned; t.pending is then the
+// caller's to drop.
+func (t *task) attempt(fn func() error) error {
 	for i, s := range t.stores {
 		t.marks[i] = s.mark()
 	}
@@ -189,14 +213,7 @@ func (t *task) atomically(fn func() error) error {
 		for i, s := range t.stores {
 			s.rollbackTo(t.marks[i])
 		}
-	} else {
-		for _, out := range t.pending {
-			t.r.produce(out)
-		}
-		t.r.m.recordsOut.Add(len(t.pending))
 	}
-	clear(t.pending)
-	t.pending = t.pending[:0]
 	return err
 }
 
