@@ -233,10 +233,12 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 		report   = fs.String("report", "", "write report.txt, report.md, report.json and report.svg into this directory")
 		logLevel = fs.String("log-level", "warn", "debug, info, warn or error")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the whole run (embedded: pipeline, broker and load) to this file")
+		memProf  = fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
 	)
 	fs.StringVar(&lg.Pipeline, "pipeline", "alerts", "the pipeline to load: "+strings.Join(loadgen.Pipelines, ", "))
 	fs.Float64Var(&lg.Rate, "rate", 0, "offered rate, records/s (fixed-rate run)")
-	fs.DurationVar(&lg.Duration, "duration", 0, "fixed-rate run: how long (default 30s)")
+	fs.DurationVar(&lg.Duration, "duration", 0, "fixed-rate run: how long each step (default 30s)")
+	fs.IntVar(&lg.Repeat, "repeat", 0, "fixed-rate run: steps at the rate (default 1; a long run as several steps shows whether latency and memory hold)")
 	fs.BoolVar(&lg.FindMax, "find-max", false, "ramp the rate until the p99 latency passes --slo or the lag grows")
 	fs.DurationVar(&lg.SLO, "slo", 0, "p99 end-to-end latency a step must stay within (default: alerts 250ms, datasync 500ms, priorauth 5s)")
 	fs.Float64Var(&lg.StartRate, "start-rate", 0, "find-max: first rate (default 2000)")
@@ -291,6 +293,11 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := app.Loadgen(ctx, cfg, lg)
+	if *memProf != "" {
+		if werr := writeHeapProfile(*memProf); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	if rep != nil && len(rep.Steps) > 0 {
 		if werr := rep.WriteText(stdout); werr != nil && err == nil {
 			err = werr
@@ -332,4 +339,16 @@ func writeReport(dir string, rep *loadgen.Report) error {
 		}
 	}
 	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

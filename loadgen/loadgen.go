@@ -51,9 +51,12 @@ type Config struct {
 	InProcess bool
 
 	// Rate is the offered rate of a fixed-rate run, records/s, held for
-	// Duration (default 30s). Required unless FindMax.
+	// Duration (default 30s), Repeat times (default 1): the steps of a
+	// long run at one rate show whether latency and memory hold steady.
+	// Rate is required unless FindMax.
 	Rate     float64
 	Duration time.Duration
+	Repeat   int
 
 	// FindMax ramps the rate: StartRate (default 2,000/s) for
 	// StepDuration (default 10s), each next step Growth (default 1.5)
@@ -105,6 +108,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Duration == 0 {
 		c.Duration = 30 * time.Second
+	}
+	if c.Repeat == 0 {
+		c.Repeat = 1
 	}
 	if c.StartRate == 0 {
 		c.StartRate = 2000
@@ -181,6 +187,9 @@ func (c *Config) validate() error {
 		}
 	} else {
 		positive("rate", c.Rate)
+		if c.Repeat < 1 || c.Repeat > maxSteps {
+			errs = append(errs, fmt.Errorf("repeat %d: want 1 to %d", c.Repeat, maxSteps))
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -251,8 +260,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return s, err
 	}
 	if !cfg.FindMax {
-		_, err := run(cfg.Rate, cfg.Duration)
-		return rep, err
+		for range cfg.Repeat {
+			if _, err := run(cfg.Rate, cfg.Duration); err != nil {
+				return rep, err
+			}
+		}
+		return rep, nil
 	}
 	err = r.findMax(ctx, run)
 	return rep, err

@@ -85,6 +85,7 @@ func TestConfigValidation(t *testing.T) {
 		{"max below start", Config{Pipeline: "alerts", Kafka: opts, FindMax: true, StartRate: 10, MaxRate: 5}, "below the start rate"},
 		{"growth 1", Config{Pipeline: "alerts", Kafka: opts, FindMax: true, Growth: 1}, "growth 1: want more than 1"},
 		{"negative SLO", Config{Pipeline: "alerts", Kafka: opts, Rate: 1, SLO: -1}, "SLO -1ns is negative"},
+		{"repeat too many", Config{Pipeline: "alerts", Kafka: opts, Rate: 1, Repeat: 41}, "repeat 41: want 1 to 40"},
 	} {
 		cfg := tt.cfg
 		cfg.setDefaults()
