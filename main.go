@@ -89,7 +89,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		pipelines = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts, priorauth, datasync, orders)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 	)
-	fs.StringVar(&cfg.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz on this address (port 0 picks one)")
+	fs.StringVar(&cfg.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz and the query API on this address; a bare port binds loopback only (port 0 picks one; the query API off loopback needs CAREPIPE_API_TOKEN)")
 	fs.BoolVar(&cfg.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
 	fs.StringVar(&cfg.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
 	schemaRegistry := fs.String("schema-registry", "", "schema registry URL for datasync's Avro (env SCHEMA_REGISTRY_URL); embedded mode runs its own")
@@ -116,6 +116,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	kafkaFromEnv(&cfg, *brokers)
 	registryFromEnv(&cfg, *schemaRegistry)
 	cfg.Pipelines = splitList(*pipelines)
+	cfg.APIToken = os.Getenv("CAREPIPE_API_TOKEN")
 	cfg.Stdout = stdout
 	cfg.Logger = log
 

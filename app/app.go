@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +68,7 @@ func Run(ctx context.Context, cfg Config) error {
 	errs := make(chan error, len(ps)+2)
 
 	if cfg.HTTPAddr != "" {
-		srv, ln, err := serveHTTP(cfg.HTTPAddr, ps)
+		srv, ln, err := serveHTTP(cfg.HTTPAddr, cfg.APIToken, ps)
 		if err != nil {
 			return err
 		}
@@ -252,10 +254,40 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 	return ps, nil
 }
 
-func serveHTTP(addr string, ps []*built) (*http.Server, net.Listener, error) {
+// serveHTTP listens on addr (a bare port or ":port" means loopback only)
+// and serves the metrics, the probes and the query API. The query API
+// answers with patient data, so it requires token as a bearer token when
+// one is set, and an address other than loopback without one is refused:
+// metrics and probes stay open for scrapers and kubelets.
+func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, error) {
+	addr, loopback, err := httpAddr(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	api := false
+	for _, p := range ps {
+		api = api || p.priorauth != nil || p.reconcile != nil
+	}
+	if api && !loopback && token == "" {
+		return nil, nil, fmt.Errorf("http: the query API on %s, not a loopback address, needs a bearer token: set CAREPIPE_API_TOKEN (or bind 127.0.0.1)", addr)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("http: %w", err)
+	}
+	guard := func(h http.Handler) http.Handler {
+		if token == "" {
+			return h
+		}
+		want := []byte("Bearer " + token)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="carepipe"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
@@ -267,12 +299,12 @@ func serveHTTP(addr string, ps []*built) (*http.Server, net.Listener, error) {
 	})
 	for _, p := range ps {
 		if p.priorauth != nil {
-			q := priorauth.QueryHandler(p.runner)
+			q := guard(priorauth.QueryHandler(p.runner))
 			mux.Handle("GET /api/priorauth", q)
 			mux.Handle("GET /api/priorauth/{id}", q)
 		}
 		if p.reconcile != nil {
-			q := datasync.QueryHandler(p.runner)
+			q := guard(datasync.QueryHandler(p.runner))
 			mux.Handle("GET /api/patients/{id}", q)
 			mux.Handle("GET /api/sync/{entity}/{id}", q)
 		}
@@ -290,6 +322,27 @@ func serveHTTP(addr string, ps []*built) (*http.Server, net.Listener, error) {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}
+
+// httpAddr is addr with loopback filled in where it names no host, and
+// whether it is a loopback address. A host name other than localhost
+// counts as not loopback: it may resolve to anything.
+func httpAddr(addr string) (string, bool, error) {
+	if !strings.Contains(addr, ":") {
+		addr = ":" + addr
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", false, fmt.Errorf("http: address %q: %w", addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	loopback := host == "localhost"
+	if ip := net.ParseIP(host); ip != nil {
+		loopback = ip.IsLoopback()
+	}
+	return net.JoinHostPort(host, port), loopback, nil
 }
 
 // summarize prints one line per interval: rates and totals, no patient data.

@@ -31,8 +31,13 @@ type Config struct {
 	Brokers []string
 	// Pipelines to run; default all that are built.
 	Pipelines []string
-	// HTTPAddr serves /metrics, /healthz and /readyz; empty: no HTTP.
+	// HTTPAddr serves /metrics, /healthz, /readyz and the query API;
+	// empty: no HTTP. A bare port binds loopback only.
 	HTTPAddr string
+	// APIToken, when set, is the bearer token the query API requires;
+	// it must be set for a non-loopback HTTPAddr when a pipeline with a
+	// query API runs.
+	APIToken string
 	// CreateTopics creates missing topics (always on in embedded mode).
 	CreateTopics bool
 	// Partitions for created topics (default 12).
@@ -210,7 +215,7 @@ func (c Config) Redacted() map[string]any {
 	}
 	pw := redact(c.Password)
 	return map[string]any{
-		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr,
+		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr, "api_token": redact(c.APIToken),
 		"create_topics": c.CreateTopics, "rules": c.RulesFile, "duration": c.Duration.String(),
 		"instance_id": c.InstanceID, "sasl_mechanism": c.SASLMechanism, "username": c.Username,
 		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile,

@@ -1,0 +1,105 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/priorauth"
+)
+
+func TestHTTPAddrBindsLoopbackUnlessTold(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+		loopback bool
+	}{
+		{"8080", "127.0.0.1:8080", true},
+		{":0", "127.0.0.1:0", true},
+		{"127.0.0.1:9000", "127.0.0.1:9000", true},
+		{"[::1]:9000", "[::1]:9000", true},
+		{"localhost:9000", "localhost:9000", true},
+		{"0.0.0.0:8080", "0.0.0.0:8080", false},
+		{"10.1.2.3:8080", "10.1.2.3:8080", false},
+		{"carepipe.internal:8080", "carepipe.internal:8080", false},
+	} {
+		got, loopback, err := httpAddr(tt.in)
+		if err != nil || got != tt.want || loopback != tt.loopback {
+			t.Errorf("httpAddr(%q) = %q, %v, %v; want %q, %v", tt.in, got, loopback, err, tt.want, tt.loopback)
+		}
+	}
+}
+
+// priorAuthBuilt is a prior-authorization pipeline that is not running:
+// enough for the HTTP surface (its query API answers 404 for every id).
+func priorAuthBuilt(t *testing.T) []*built {
+	t.Helper()
+	proc, err := priorauth.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := pipeline.New(proc.Spec(), pipeline.WithKafka(kgo.SeedBrokers("127.0.0.1:1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*built{{name: "priorauth", runner: r, priorauth: proc}}
+}
+
+// The query API answers with patient data: off loopback it needs a token,
+// and with a token it answers only requests bearing it. Metrics and probes
+// stay open for scrapers and kubelets.
+func TestQueryAPINeedsBearerToken(t *testing.T) {
+	ps := priorAuthBuilt(t)
+	if _, _, err := serveHTTP("0.0.0.0:0", "", ps); err == nil || !strings.Contains(err.Error(), "CAREPIPE_API_TOKEN") {
+		t.Fatalf("non-loopback without a token: err = %v, want a refusal naming CAREPIPE_API_TOKEN", err)
+	}
+
+	const token = "s3cret-token"
+	srv, ln, err := serveHTTP(":0", token, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	base := "http://" + ln.Addr().String()
+	get := func(path, auth string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tt := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/api/priorauth/pa-1", "", http.StatusUnauthorized},
+		{"/api/priorauth/pa-1", "Bearer wrong", http.StatusUnauthorized},
+		{"/api/priorauth/pa-1", token, http.StatusUnauthorized},
+		{"/api/priorauth?status=APPROVED", "", http.StatusUnauthorized},
+		{"/api/priorauth/pa-1", "Bearer " + token, http.StatusNotFound}, // past the guard: nobody holds it
+		{"/metrics", "", http.StatusOK},
+		{"/healthz", "", http.StatusOK},
+		{"/readyz", "", http.StatusServiceUnavailable}, // not running, but answered without a token
+	} {
+		if got, body := get(tt.path, tt.auth); got != tt.want {
+			t.Errorf("GET %s with %q: %d %q, want %d", tt.path, tt.auth, got, body, tt.want)
+		}
+	}
+	if !strings.HasPrefix(ln.Addr().String(), "127.0.0.1:") {
+		t.Errorf("a bare port bound %s, want loopback", ln.Addr())
+	}
+}
