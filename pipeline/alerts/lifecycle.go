@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
@@ -135,6 +136,7 @@ type applier struct {
 	in       *Input
 	st       *PatientState
 	out      *Outcome
+	table    *pipeline.GlobalTable
 	patients PatientLookup
 	key      []byte
 	at       int64  // the observation's event time, ms since the epoch
@@ -158,7 +160,10 @@ func (a *applier) prepare() {
 		a.ts = t.Format(time.RFC3339Nano)
 	}
 	a.corr = a.in.CorrelationID()
-	if a.patients != nil {
+	switch {
+	case a.table != nil:
+		a.pc, _ = lookupPatient(a.table, a.in.Observation.PatientID)
+	case a.patients != nil:
 		a.pc, _ = a.patients(a.in.Observation.PatientID)
 	}
 }
@@ -167,8 +172,12 @@ func (a *applier) prepare() {
 // none) and encodes the records to emit. An unreadable prev is replaced,
 // not an error: losing the open alerts risks a duplicate alert, while
 // failing would hold back every alert of the patient.
-func (p *Processor) apply(in *Input, f *findings, patients PatientLookup, prev []byte) Outcome {
-	var out Outcome
+//
+// The outcome goes into *out, which the caller owns (Process passes the
+// Input's own, so the common record allocates none); patients come from
+// table, or from patients where there is no table (Handle).
+func (p *Processor) apply(in *Input, f *findings, table *pipeline.GlobalTable, patients PatientLookup, prev []byte, out *Outcome) {
+	*out = Outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]}
 	// The Input's scratch state: its slices are reused between records.
 	st := &in.state
 	*st = PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0]}
@@ -177,7 +186,7 @@ func (p *Processor) apply(in *Input, f *findings, patients PatientLookup, prev [
 			*st, out.StateReset = PatientState{}, true
 		}
 	}
-	a := applier{p: p, in: in, st: st, out: &out, patients: patients, changed: out.StateReset}
+	a := applier{p: p, in: in, st: st, out: out, table: table, patients: patients, changed: out.StateReset}
 	if t := in.eventTime(); !t.IsZero() {
 		a.at = t.UnixMilli()
 	}
@@ -196,7 +205,6 @@ func (p *Processor) apply(in *Input, f *findings, patients PatientLookup, prev [
 		// The new state is the old one, give or take an alert or two.
 		out.State = appendState(make([]byte, 0, len(prev)+256), st)
 	}
-	return out
 }
 
 // mentions reports whether a state value may name observation id: when
@@ -358,13 +366,15 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 	case n.MaxSingle >= cfg.SingleParameter:
 		sev, trigger = SeverityHigh, "single-parameter"
 	}
-	id := a.in.Observation.ID + "-" + news2RuleID
 	if sev == "" {
-		if i := a.st.find(id); i >= 0 {
+		// Most readings score nothing: look for an alert to retract
+		// without building its id.
+		if i := a.st.findRule(a.in.Observation.ID, news2RuleID); i >= 0 {
 			a.retract(i)
 		}
 		return
 	}
+	id := a.in.Observation.ID + "-" + news2RuleID
 	d := &NEWS2Detail{Score: n.Total, Trigger: trigger, SpO2Scale: cfg.SpO2Scale}
 	for v := range NumVitals {
 		if n.Present[v] {
@@ -555,6 +565,15 @@ func (a *applier) headers(eventType string) []kgo.RecordHeader {
 // find is the index of the open alert id, -1 if none.
 func (s *PatientState) find(id string) int {
 	return slices.IndexFunc(s.Open, func(o OpenAlert) bool { return o.AlertID == id })
+}
+
+// findRule is find(obsID + "-" + ruleID) without building the id.
+func (s *PatientState) findRule(obsID, ruleID string) int {
+	n := len(obsID) + 1 + len(ruleID)
+	return slices.IndexFunc(s.Open, func(o OpenAlert) bool {
+		id := o.AlertID
+		return len(id) == n && id[len(obsID)] == '-' && id[:len(obsID)] == obsID && id[len(obsID)+1:] == ruleID
+	})
 }
 
 // suppresses reports whether an open alert of ruleID counted observation

@@ -167,15 +167,15 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	if !f.needsState(prev, in.Observation.ID) {
 		return nil
 	}
-	table := c.Global(TopicPatients)
-	out := p.apply(in, f, func(id string) (*PatientContext, bool) { return lookupPatient(table, id) }, prev)
+	out := &in.out
+	p.apply(in, f, c.Global(TopicPatients), nil, prev, out)
 	for _, rec := range out.Records {
 		c.Emit(rec)
 	}
 	if out.State != nil {
 		store.Put(pid, out.State)
 	}
-	p.count(&out)
+	p.count(out)
 	return nil
 }
 
@@ -262,10 +262,11 @@ type Input struct {
 	Meta        envelope.Metadata
 	Observation Observation
 
-	// findings and state are scratch for evaluation and the patient's
-	// state, reused with the Input.
+	// findings, state and out are scratch for evaluation, the patient's
+	// state and the outcome, reused with the Input.
 	findings findings
 	state    PatientState
+	out      Outcome
 }
 
 // CorrelationID is the record's correlation id ([envelope.CorrelationID]);
@@ -332,10 +333,16 @@ func releaseInput(in *Input) {
 	st := in.state
 	clear(st.Open[:cap(st.Open)])
 	clear(st.Vitals[:cap(st.Vitals)])
+	// The emitted records and alerts belong to the runtime now: only the
+	// slices' arrays are kept, emptied.
+	out := in.out
+	clear(out.Records[:cap(out.Records)])
+	clear(out.Alerts[:cap(out.Alerts)])
 	*in = Input{
 		Observation: Observation{codings: codings[:0]},
 		findings:    findings{firings: f.firings[:0], vitals: f.vitals[:0]},
 		state:       PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0]},
+		out:         Outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]},
 	}
 	inputPool.Put(in)
 }
@@ -382,5 +389,7 @@ func (p *Processor) Handle(r *kgo.Record, patients PatientLookup, prev []byte) (
 	if !f.needsState(prev, in.Observation.ID) {
 		return Outcome{}, nil
 	}
-	return p.apply(in, f, patients, prev), nil
+	var out Outcome
+	p.apply(in, f, nil, patients, prev, &out)
+	return out, nil
 }
