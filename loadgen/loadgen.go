@@ -102,7 +102,11 @@ type Config struct {
 	Live     bool
 	// Settings are added to the report's settings.
 	Settings map[string]string
-	Logger   *slog.Logger
+	// BetweenSteps, when set, runs after each step has drained, outside
+	// every measurement (an embedded cluster compacts its changelogs
+	// there).
+	BetweenSteps func()
+	Logger       *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -707,6 +711,9 @@ func (r *runner) step(ctx context.Context, target float64, d time.Duration, n in
 	// latencies belong to this step.
 	drainErr := r.drain(ctx)
 	h := r.swapHist()
+	if r.cfg.BetweenSteps != nil && drainErr == nil {
+		r.cfg.BetweenSteps()
+	}
 	s.Outputs = h.Count()
 	s.P50, s.P90, s.P99, s.P999, s.Max = h.Quantile(0.5), h.Quantile(0.9), h.Quantile(0.99), h.Quantile(0.999), h.Max()
 	switch {
