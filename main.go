@@ -133,7 +133,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // kafkaFromEnv sets cfg's cluster and security from the --brokers flag and
-// the environment; the flag wins over KAFKA_BROKERS.
+// the environment; the flag wins over KAFKA_BROKERS. The schema registry's
+// CA is read here too, with the other TLS files.
 func kafkaFromEnv(cfg *app.Config, brokers string) {
 	if brokers == "" {
 		brokers = os.Getenv("KAFKA_BROKERS")
@@ -144,6 +145,9 @@ func kafkaFromEnv(cfg *app.Config, brokers string) {
 	cfg.Password = os.Getenv("KAFKA_PASSWORD")
 	cfg.TLS = os.Getenv("KAFKA_TLS") == "true" || os.Getenv("KAFKA_TLS") == "1"
 	cfg.TLSCAFile = os.Getenv("KAFKA_TLS_CA")
+	cfg.TLSCertFile = os.Getenv("KAFKA_TLS_CERT")
+	cfg.TLSKeyFile = os.Getenv("KAFKA_TLS_KEY")
+	cfg.SchemaRegistryCAFile = os.Getenv("SCHEMA_REGISTRY_CA")
 	if cfg.SASLMechanism == "" && cfg.Username != "" {
 		cfg.SASLMechanism = "PLAIN"
 	}

@@ -41,6 +41,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var kafka []kgo.Opt
 	var world *embedded
+	var watch *saslWatch // credentials refused after start-up
 	if cfg.Embedded() {
 		var err error
 		if world, err = startEmbedded(ctx, &cfg); err != nil {
@@ -55,6 +56,15 @@ func Run(ctx context.Context, cfg Config) error {
 		if kafka, err = cfg.kafkaOpts(); err != nil {
 			return err
 		}
+		// A refused password or certificate is fatal, and said so, before
+		// any pipeline starts retrying it as a connection error.
+		if err := cfg.checkKafka(ctx, kafka, kafkaCheckTimeout); err != nil {
+			return err
+		}
+		if cfg.SASLMechanism != "" {
+			watch = newSASLWatch(cfg.SASLMechanism)
+			kafka = append(kafka, kgo.WithHooks(watch))
+		}
 	}
 
 	ps, err := buildPipelines(ctx, &cfg, kafka)
@@ -65,26 +75,29 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(ps)+2)
+	errs := make(chan error, len(ps)+4)
 
+	// The HTTP server outlives the pipelines, so that metrics and probes
+	// answer while they finish their transactions; it is shut down once
+	// they have stopped.
+	var srv *http.Server
+	httpDone := make(chan struct{})
 	if cfg.HTTPAddr != "" {
-		srv, ln, err := serveHTTP(cfg.HTTPAddr, cfg.APIToken, ps)
-		if err != nil {
+		var ln net.Listener
+		var err error
+		if srv, ln, err = serveHTTP(cfg.HTTPAddr, cfg.APIToken, ps); err != nil {
 			return err
 		}
 		log.Info("http listening", "addr", ln.Addr().String())
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer close(httpDone)
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("http: %w", err)
+				cancel()
 			}
 		}()
-		defer func() {
-			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer scancel()
-			_ = srv.Shutdown(sctx)
-		}()
+	} else {
+		close(httpDone)
 	}
 
 	for _, p := range ps {
@@ -107,6 +120,18 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}()
 	}
+	if watch != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case err := <-watch.failed:
+				errs <- err
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	if cfg.SummaryEvery > 0 {
 		wg.Add(1)
 		go func() {
@@ -117,6 +142,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 	<-ctx.Done()
 	wg.Wait()
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		scancel()
+	}
+	<-httpDone
 	close(errs)
 	var all []error
 	for err := range errs {

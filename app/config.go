@@ -1,8 +1,6 @@
 package app
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +54,9 @@ type Config struct {
 	SchemaRegistryURL      string
 	SchemaRegistryUsername string
 	SchemaRegistryPassword string
+	// SchemaRegistryCAFile is a PEM file of the CA that signed an https
+	// registry's certificate; empty: the system roots.
+	SchemaRegistryCAFile string
 	// ReconcileDeadline is how long a validated version may wait for its
 	// targets' acknowledgements (default 5m; 10s in embedded mode, so the
 	// demo shows overdue reconciliations).
@@ -64,8 +65,16 @@ type Config struct {
 	SASLMechanism string // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 	Username      string
 	Password      string
-	TLS           bool
-	TLSCAFile     string
+	// TLS turns TLS on with the system roots; any of the files below turns
+	// it on too.
+	TLS bool
+	// TLSCAFile is a PEM file of the CA that signed the brokers'
+	// certificates, trusted instead of the system roots.
+	TLSCAFile string
+	// TLSCertFile and TLSKeyFile are the PEM client certificate and key
+	// presented to brokers that require one (mTLS): both or neither.
+	TLSCertFile string
+	TLSKeyFile  string
 
 	// Embedded mode only.
 	DemoRate     int   // observations/s (default 500)
@@ -127,6 +136,7 @@ func (c *Config) validate() error {
 	if c.SASLMechanism != "" && (c.Username == "" || c.Password == "") {
 		errs = append(errs, errors.New("SASL needs KAFKA_USERNAME and KAFKA_PASSWORD"))
 	}
+	errs = append(errs, c.validateTLS())
 	if c.ReconcileDeadline < 0 {
 		errs = append(errs, errors.New("reconcile deadline must not be negative"))
 	}
@@ -152,21 +162,15 @@ func (c *Config) needsRegistry() error {
 func (c *Config) Embedded() bool { return len(c.Brokers) == 0 }
 
 // kafkaOpts are the client options for a real cluster: brokers, TLS, SASL.
+// It reads the TLS files, so a missing or malformed one fails here, before
+// any connection.
 func (c *Config) kafkaOpts() ([]kgo.Opt, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
-	if c.TLS || c.TLSCAFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if c.TLSCAFile != "" {
-			pem, err := os.ReadFile(c.TLSCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("reading TLS CA: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("TLS CA file %s holds no PEM certificate", c.TLSCAFile)
-			}
-			tc.RootCAs = pool
-		}
+	tc, err := c.kafkaTLS()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	switch strings.ToUpper(c.SASLMechanism) {
@@ -195,6 +199,14 @@ func redactURL(u string) string {
 // schemaRegistry is a client of the configured schema registry.
 func (c *Config) schemaRegistry() (*sr.Client, error) {
 	opts := []sr.ClientOpt{sr.URLs(c.SchemaRegistryURL)}
+	tc, err := c.registryTLS()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		// On sr's own http.Client, which keeps its request timeout.
+		opts = append(opts, sr.DialTLSConfig(tc))
+	}
 	if c.SchemaRegistryUsername != "" {
 		opts = append(opts, sr.BasicAuth(c.SchemaRegistryUsername, c.SchemaRegistryPassword))
 	}
@@ -218,8 +230,9 @@ func (c Config) Redacted() map[string]any {
 		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr, "api_token": redact(c.APIToken),
 		"create_topics": c.CreateTopics, "rules": c.RulesFile, "duration": c.Duration.String(),
 		"instance_id": c.InstanceID, "sasl_mechanism": c.SASLMechanism, "username": c.Username,
-		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile,
+		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile, "tls_cert": c.TLSCertFile, "tls_key": c.TLSKeyFile,
 		"schema_registry": redactURL(c.SchemaRegistryURL), "schema_registry_username": c.SchemaRegistryUsername,
-		"schema_registry_password": redact(c.SchemaRegistryPassword), "reconcile_deadline": c.ReconcileDeadline.String(),
+		"schema_registry_password": redact(c.SchemaRegistryPassword), "schema_registry_ca": c.SchemaRegistryCAFile,
+		"reconcile_deadline": c.ReconcileDeadline.String(),
 	}
 }

@@ -1,10 +1,12 @@
 package app
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -101,5 +103,25 @@ func TestQueryAPINeedsBearerToken(t *testing.T) {
 	}
 	if !strings.HasPrefix(ln.Addr().String(), "127.0.0.1:") {
 		t.Errorf("a bare port bound %s, want loopback", ln.Addr())
+	}
+}
+
+// Regression: with --http, Run never returned after its context ended
+// (the server's goroutine was waited for before the server was shut
+// down), so SIGTERM or --duration left the process hanging until killed.
+func TestRunWithHTTPStopsCleanly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Pipelines: []string{"orders"}, HTTPAddr: "127.0.0.1:0", Duration: 2 * time.Second, SummaryEvery: -1})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run with an HTTP server did not return within a minute of a 2 s run")
 	}
 }

@@ -223,7 +223,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			// Stopped while starting: a clean stop, like any other.
 			return nil
 		}
-		return err
+		return r.topicsAuthzError(ctx, admCl, err)
 	}
 	r.numPartitions.Store(n)
 	r.loadMaxBytes(ctx)
@@ -259,7 +259,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if isFatal(err) {
 			r.ready.Store(false)
-			return fmt.Errorf("pipeline %s: %w", r.spec.Name, err)
+			return fmt.Errorf("pipeline %s: %w", r.spec.Name, r.authzError(err, "", ""))
 		}
 		r.m.sessionRestarts.Inc()
 		r.log.Warn("session failed; rebuilding it from the committed state", "error", err, "backoff", backoff)
@@ -272,11 +272,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// isFatal reports errors that a new session would meet again.
+// isFatal reports errors that a new session would meet again: missing
+// topics, credentials the brokers refuse (say, after a password rotation),
+// and missing ACLs.
 func isFatal(err error) bool {
 	var missing *MissingTopicsError
 	return errors.As(err, &missing) ||
 		errors.Is(err, kerr.SaslAuthenticationFailed) ||
+		errors.Is(err, kerr.IllegalSaslState) ||
+		errors.Is(err, kerr.UnsupportedSaslMechanism) ||
 		errors.Is(err, kerr.TopicAuthorizationFailed) ||
 		errors.Is(err, kerr.GroupAuthorizationFailed) ||
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) ||
@@ -415,7 +419,12 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 				return
 			}
 			if isFatal(e) && ferr == nil {
-				ferr = fmt.Errorf("consuming %s partition %d: %w", t, p, e)
+				if t == "" {
+					// A group error: franz-go reports it with no topic.
+					ferr = r.authzError(fmt.Errorf("consumer group %s: %w", r.spec.Group, e), "", "")
+				} else {
+					ferr = r.authzError(fmt.Errorf("consuming %s partition %d: %w", t, p, e), t, "READ")
+				}
 			}
 			r.log.Warn("fetch error", "topic", t, "partition", p, "error", e)
 		})
@@ -561,6 +570,13 @@ func minTime(a, b time.Time) time.Time {
 
 func (r *Runner) onProduced(rec *kgo.Record, err error) {
 	if err != nil {
+		if isFatal(err) {
+			// Every new transaction would meet the same refusal (a
+			// missing WRITE ACL comes here, from AddPartitionsToTxn):
+			// end the session, and Run with it, rather than abort and
+			// retry forever.
+			r.fail(r.authzError(err, rec.Topic, "WRITE"))
+		}
 		if !r.doomed.Swap(true) {
 			r.log.Warn("produce failed; the transaction will abort", "topic", rec.Topic, "error", err)
 		}
