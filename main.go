@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +32,8 @@ Usage:
   carepipe topics plan|apply ...  compare the pipelines' topics with the cluster, or make them so
   carepipe rules check FILE       validate an alert rules file
   carepipe loadgen [flags]        load a pipeline and measure it (no --brokers: embedded)
+  carepipe config check [flags]   print the effective configuration of run (file, environment,
+                                  flags; secrets redacted) and check it
 
 Run 'carepipe run -h' or 'carepipe topics plan -h' for the flags.
 `
@@ -71,6 +74,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "loadgen":
 		return loadgenCmd(args[1:], stdout, stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return configCmd(args[2:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -81,42 +90,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		cfg       app.Config
-		brokers   = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); none: embedded demo")
-		pipelines = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts, priorauth, datasync, orders)")
-		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
-	)
-	fs.StringVar(&cfg.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz and the query API on this address; a bare port binds loopback only (port 0 picks one; the query API off loopback needs CAREPIPE_API_TOKEN)")
-	fs.BoolVar(&cfg.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
-	fs.StringVar(&cfg.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
-	schemaRegistry := fs.String("schema-registry", "", "schema registry URL for datasync's Avro (env SCHEMA_REGISTRY_URL); embedded mode runs its own")
-	fs.DurationVar(&cfg.ReconcileDeadline, "reconcile-deadline", 0, "datasync: how long a validated version may wait for every target's acknowledgement (default 5m; embedded 10s)")
-	fs.DurationVar(&cfg.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
-	fs.StringVar(&cfg.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
-	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "transaction commit interval (default 100ms)")
-	fs.IntVar(&cfg.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
-	fs.Int64Var(&cfg.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
-	fs.DurationVar(&cfg.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "bad --log-level: %v\n", err)
-		return 2
+	cfg, level, code := runConfig("run", args, stderr)
+	if code >= 0 {
+		return code
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	kafkaFromEnv(&cfg, *brokers)
-	registryFromEnv(&cfg, *schemaRegistry)
-	cfg.Pipelines = splitList(*pipelines)
-	cfg.APIToken = os.Getenv("CAREPIPE_API_TOKEN")
 	cfg.Stdout = stdout
 	cfg.Logger = log
 
@@ -132,36 +110,172 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// kafkaFromEnv sets cfg's cluster and security from the --brokers flag and
-// the environment; the flag wins over KAFKA_BROKERS. The schema registry's
+// configCmd is `carepipe config check`: the effective configuration of
+// `carepipe run` with the same file, environment and flags, checked and
+// printed with its secrets redacted.
+func configCmd(args []string, stdout, stderr io.Writer) int {
+	cfg, _, code := runConfig("config check", args, stderr)
+	if code >= 0 {
+		return code
+	}
+	out, err := json.MarshalIndent(cfg.Redacted(), "", "  ")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\nconfiguration valid\n", out)
+	return 0
+}
+
+// runConfig builds the configuration of `carepipe run` from, in rising
+// precedence, the config file (--config, or CAREPIPE_CONFIG), the
+// environment and the flags given. code is -1 to go on, else the exit
+// code (flag errors, -h, an unreadable config file).
+func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, level slog.Level, code int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		fl             app.Config
+		configFile     = fs.String("config", "", "YAML config file (env CAREPIPE_CONFIG); the environment and flags win over it")
+		brokers        = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); none: embedded demo")
+		pipelines      = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts, priorauth, datasync, orders)")
+		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
+		schemaRegistry = fs.String("schema-registry", "", "schema registry URL for datasync's Avro (env SCHEMA_REGISTRY_URL); embedded mode runs its own")
+	)
+	fs.StringVar(&fl.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz and the query API on this address; a bare port binds loopback only (port 0 picks one; the query API off loopback needs CAREPIPE_API_TOKEN)")
+	fs.BoolVar(&fl.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
+	fs.StringVar(&fl.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
+	fs.DurationVar(&fl.ReconcileDeadline, "reconcile-deadline", 0, "datasync: how long a validated version may wait for every target's acknowledgement (default 5m; embedded 10s)")
+	fs.DurationVar(&fl.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
+	fs.StringVar(&fl.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
+	fs.DurationVar(&fl.CommitInterval, "commit-interval", 0, "transaction commit interval (default 100ms)")
+	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
+	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
+	fs.DurationVar(&fl.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, level, 0
+		}
+		return cfg, level, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
+		return cfg, level, 2
+	}
+
+	path := *configFile
+	if path == "" {
+		path = os.Getenv("CAREPIPE_CONFIG")
+	}
+	var file *app.FileConfig
+	if path != "" {
+		var err error
+		if file, err = app.LoadConfigFile(path); err != nil {
+			fmt.Fprintln(stderr, err)
+			return cfg, level, 2
+		}
+		file.Apply(&cfg)
+	}
+	kafkaFromEnv(&cfg, "")
+	registryFromEnv(&cfg, "")
+	if v, ok := os.LookupEnv("CAREPIPE_API_TOKEN"); ok {
+		cfg.APIToken = v
+	}
+
+	lvl := "info"
+	if file != nil && file.LogLevel != nil {
+		lvl = *file.LogLevel
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "brokers":
+			cfg.Brokers = splitList(*brokers)
+		case "pipelines":
+			cfg.Pipelines = splitList(*pipelines)
+		case "log-level":
+			lvl = *logLevel
+		case "schema-registry":
+			cfg.SchemaRegistryURL = *schemaRegistry
+		case "http":
+			cfg.HTTPAddr = fl.HTTPAddr
+		case "create-topics":
+			cfg.CreateTopics = fl.CreateTopics
+		case "rules":
+			cfg.RulesFile = fl.RulesFile
+		case "reconcile-deadline":
+			cfg.ReconcileDeadline = fl.ReconcileDeadline
+		case "duration":
+			cfg.Duration = fl.Duration
+		case "instance-id":
+			cfg.InstanceID = fl.InstanceID
+		case "commit-interval":
+			cfg.CommitInterval = fl.CommitInterval
+		case "demo-rate":
+			cfg.DemoRate = fl.DemoRate
+		case "seed":
+			cfg.Seed = fl.Seed
+		case "summary-every":
+			cfg.SummaryEvery = fl.SummaryEvery
+		}
+	})
+	if err := level.UnmarshalText([]byte(lvl)); err != nil {
+		fmt.Fprintf(stderr, "bad log level: %v\n", err)
+		return cfg, level, 2
+	}
+	return cfg, level, -1
+}
+
+// kafkaFromEnv sets cfg's cluster and security from the environment, where
+// a variable is set, and the brokers flag; the flag wins over
+// KAFKA_BROKERS. The schema registry's
 // CA is read here too, with the other TLS files.
 func kafkaFromEnv(cfg *app.Config, brokers string) {
-	if brokers == "" {
-		brokers = os.Getenv("KAFKA_BROKERS")
+	env := func(dst *string, key string) {
+		if v, ok := os.LookupEnv(key); ok {
+			*dst = v
+		}
 	}
-	cfg.Brokers = splitList(brokers)
-	cfg.SASLMechanism = os.Getenv("KAFKA_SASL_MECHANISM")
-	cfg.Username = os.Getenv("KAFKA_USERNAME")
-	cfg.Password = os.Getenv("KAFKA_PASSWORD")
-	cfg.TLS = os.Getenv("KAFKA_TLS") == "true" || os.Getenv("KAFKA_TLS") == "1"
-	cfg.TLSCAFile = os.Getenv("KAFKA_TLS_CA")
-	cfg.TLSCertFile = os.Getenv("KAFKA_TLS_CERT")
-	cfg.TLSKeyFile = os.Getenv("KAFKA_TLS_KEY")
-	cfg.SchemaRegistryCAFile = os.Getenv("SCHEMA_REGISTRY_CA")
+	if v, ok := os.LookupEnv("KAFKA_BROKERS"); ok {
+		cfg.Brokers = splitList(v)
+	}
+	if brokers != "" {
+		cfg.Brokers = splitList(brokers)
+	}
+	env(&cfg.SASLMechanism, "KAFKA_SASL_MECHANISM")
+	env(&cfg.Username, "KAFKA_USERNAME")
+	env(&cfg.Password, "KAFKA_PASSWORD")
+	if v, ok := os.LookupEnv("KAFKA_TLS"); ok {
+		cfg.TLS = v == "true" || v == "1"
+	}
+	env(&cfg.TLSCAFile, "KAFKA_TLS_CA")
+	env(&cfg.TLSCertFile, "KAFKA_TLS_CERT")
+	env(&cfg.TLSKeyFile, "KAFKA_TLS_KEY")
+	env(&cfg.SchemaRegistryCAFile, "SCHEMA_REGISTRY_CA")
 	if cfg.SASLMechanism == "" && cfg.Username != "" {
 		cfg.SASLMechanism = "PLAIN"
 	}
 }
 
-// registryFromEnv sets cfg's schema registry from the --schema-registry
-// flag and the environment; the flag wins over SCHEMA_REGISTRY_URL.
+// registryFromEnv sets cfg's schema registry from the environment, where a
+// variable is set, and the URL flag; the flag wins over
+// SCHEMA_REGISTRY_URL.
 func registryFromEnv(cfg *app.Config, url string) {
-	if url == "" {
-		url = os.Getenv("SCHEMA_REGISTRY_URL")
+	for key, dst := range map[string]*string{
+		"SCHEMA_REGISTRY_URL":      &cfg.SchemaRegistryURL,
+		"SCHEMA_REGISTRY_USERNAME": &cfg.SchemaRegistryUsername,
+		"SCHEMA_REGISTRY_PASSWORD": &cfg.SchemaRegistryPassword,
+	} {
+		if v, ok := os.LookupEnv(key); ok {
+			*dst = v
+		}
 	}
-	cfg.SchemaRegistryURL = url
-	cfg.SchemaRegistryUsername = os.Getenv("SCHEMA_REGISTRY_USERNAME")
-	cfg.SchemaRegistryPassword = os.Getenv("SCHEMA_REGISTRY_PASSWORD")
+	if url != "" {
+		cfg.SchemaRegistryURL = url
+	}
 }
 
 func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/carepipe/carepipe/app"
@@ -42,5 +48,54 @@ func TestKafkaFromEnv(t *testing.T) {
 	kafkaFromEnv(&cfg, "")
 	if cfg.SASLMechanism != "PLAIN" || !slices.Equal(cfg.Brokers, []string{"env:9093"}) {
 		t.Fatalf("mechanism %q, brokers %v; want PLAIN and env:9093", cfg.SASLMechanism, cfg.Brokers)
+	}
+}
+
+// config check prints the configuration run would use: the file, then the
+// environment over it, then the flags over both; secrets redacted.
+func TestConfigCheckLayersFileEnvironmentAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "carepipe.yaml")
+	file := "brokers: [file:9092]\npipelines: [orders]\nhttp: 127.0.0.1:8080\ncommitInterval: 250ms\ninstanceId: from-file\nkafka: {saslMechanism: SCRAM-SHA-512, username: file-user}\n"
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CAREPIPE_CONFIG", path)
+	t.Setenv("KAFKA_BROKERS", "env:9092")
+	t.Setenv("KAFKA_PASSWORD", "pw-from-env")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"config", "check", "--instance-id", "from-flag"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(bytes.TrimSuffix(out.Bytes(), []byte("configuration valid\n")), &got); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	for k, want := range map[string]any{
+		"brokers": []any{"env:9092"}, "instance_id": "from-flag", "username": "file-user",
+		"sasl_mechanism": "SCRAM-SHA-512", "password": "[redacted]", "http": "127.0.0.1:8080",
+	} {
+		if !reflect.DeepEqual(got[k], want) {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	if strings.Contains(out.String(), "pw-from-env") {
+		t.Error("the password is printed")
+	}
+
+	// An unknown key stops it, naming the line; so does an invalid option.
+	if err := os.WriteFile(path, []byte("brokers: [k:9092]\ncommit-interval: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errOut.Reset()
+	if code := run([]string{"config", "check"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "line 2") {
+		t.Errorf("unknown key: exit %d, %q", code, errOut.String())
+	}
+	if err := os.WriteFile(path, []byte("pipelines: [billing]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errOut.Reset()
+	if code := run([]string{"config", "check"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), `unknown pipeline "billing"`) {
+		t.Errorf("unknown pipeline: exit %d, %q", code, errOut.String())
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/carepipe/carepipe/pipeline/alerts"
 )
 
 // Pipelines carepipe knows, in start order.
@@ -145,6 +147,35 @@ func (c *Config) validate() error {
 	}
 	if c.DemoRate < 0 {
 		errs = append(errs, errors.New("demo rate must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Check reports what Run would refuse to start with, without connecting
+// to anything: the options, the TLS files (read and parsed), the rules
+// file, and a query API off loopback without its token.
+func (c Config) Check() error {
+	c.setDefaults()
+	errs := []error{c.validate(), c.needsRegistry()}
+	if !c.Embedded() {
+		if _, err := c.kafkaOpts(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.RulesFile != "" && slices.Contains(c.Pipelines, "alerts") {
+		if _, err := alerts.LoadRules(c.RulesFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.HTTPAddr != "" {
+		_, loopback, err := httpAddr(c.HTTPAddr)
+		api := slices.Contains(c.Pipelines, "priorauth") || slices.Contains(c.Pipelines, "datasync")
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case api && !loopback && c.APIToken == "":
+			errs = append(errs, fmt.Errorf("http %s is not a loopback address: the query API needs CAREPIPE_API_TOKEN", c.HTTPAddr))
+		}
 	}
 	return errors.Join(errs...)
 }

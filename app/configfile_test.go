@@ -1,0 +1,80 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "carepipe.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigFileSetsWhatItNames(t *testing.T) {
+	f, err := LoadConfigFile(writeFile(t, `
+brokers: [k1:9092, k2:9092]
+pipelines: [alerts, datasync]
+http: 0.0.0.0:8080
+createTopics: true
+partitions: 24
+rules: /etc/rules.yaml
+instanceId: carepipe-0
+commitInterval: 250ms
+reconcileDeadline: 2m
+summaryEvery: 10s
+kafka: {saslMechanism: SCRAM-SHA-512, username: u, password: p, tls: true, tlsCA: /ca.pem, tlsCert: /c.pem, tlsKey: /k.pem}
+schemaRegistry: {url: "https://r:8081", username: ru, password: rp, ca: /sr.pem}
+api: {token: tok}
+demo: {rate: 50, seed: 9, patients: 20}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Options the file leaves out keep what they had.
+	c := Config{Duration: time.Minute, Seed: 3}
+	f.Apply(&c)
+	want := Config{
+		Brokers: []string{"k1:9092", "k2:9092"}, Pipelines: []string{"alerts", "datasync"},
+		HTTPAddr: "0.0.0.0:8080", CreateTopics: true, Partitions: 24, RulesFile: "/etc/rules.yaml",
+		InstanceID: "carepipe-0", CommitInterval: 250 * time.Millisecond, Duration: time.Minute,
+		ReconcileDeadline: 2 * time.Minute, SummaryEvery: 10 * time.Second,
+		SASLMechanism: "SCRAM-SHA-512", Username: "u", Password: "p", TLS: true, TLSCAFile: "/ca.pem",
+		TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem", SchemaRegistryCAFile: "/sr.pem",
+		SchemaRegistryURL: "https://r:8081", SchemaRegistryUsername: "ru", SchemaRegistryPassword: "rp",
+		APIToken: "tok", DemoRate: 50, Seed: 9, DemoPatients: 20,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("applied config\n %+v\nwant\n %+v", c, want)
+	}
+}
+
+func TestConfigFileRefusesWhatItDoesNotKnow(t *testing.T) {
+	for _, tt := range []struct {
+		name, text, want string
+	}{
+		{"unknown key", "brokers: [k:9092]\nbrokerz: [x]\n", "line 2: field brokerz not found"},
+		{"unknown nested key", "kafka:\n  sasl: PLAIN\n", "line 2: field sasl not found"},
+		{"wrong type", "partitions: many\n", "line 1"},
+		{"bare number duration", "commitInterval: 100\n", `line 1: "100" is not a duration`},
+		{"two documents", "http: :8080\n---\nhttp: :9090\n", "more than one YAML document"},
+	} {
+		_, err := LoadConfigFile(writeFile(t, tt.text))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+	if f, err := LoadConfigFile(writeFile(t, "")); err != nil || f == nil {
+		t.Errorf("an empty file: %v, want an empty config", err)
+	}
+	if _, err := LoadConfigFile(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Error("a missing file: no error")
+	}
+}
