@@ -48,7 +48,11 @@ func Loadgen(ctx context.Context, cfg Config, lg loadgen.Config) (*loadgen.Repor
 			return nil, err
 		}
 		defer cluster.Close()
-		kafka = cluster.ClientOpts()
+		// The embedded cluster's clients time a member out after 2 s, so
+		// that tests replace a killed instance at once; under a load
+		// test on a saturated machine that costs rebalances the
+		// pipeline would not have against a real cluster (45 s there).
+		kafka = append(cluster.ClientOpts(), kgo.SessionTimeout(15*time.Second), kgo.HeartbeatInterval(time.Second))
 		lg.Cluster, lg.InProcess = "embedded", true
 		if lg.Pipeline == "datasync" {
 			reg := srfake.New()
