@@ -3,21 +3,12 @@ package scenarios
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,77 +56,30 @@ type testPKI struct {
 func newPKI(t *testing.T) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
-	ca, caKey := newCA(t, "carepipe test CA")
-	other, otherKey := newCA(t, "someone else's CA")
-	p := &testPKI{pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.Raw)
-	p.server = issue(t, ca, caKey, 10, x509.ExtKeyUsageServerAuth)
-	p.client = issue(t, ca, caKey, 11, x509.ExtKeyUsageClientAuth)
-	p.certFile, p.keyFile = writePair(t, dir, "client", p.client)
-	p.otherCert, p.otherKy = writePair(t, dir, "other", issue(t, other, otherKey, 12, x509.ExtKeyUsageClientAuth))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca, err := sim.NewPKI("carepipe test CA")
+	must(err)
+	other, err := sim.NewPKI("someone else's CA")
+	must(err)
+	p := &testPKI{pool: ca.Pool}
+	p.caFile, err = ca.WriteCA(dir, "ca.pem")
+	must(err)
+	p.server, err = ca.Issue(10, x509.ExtKeyUsageServerAuth)
+	must(err)
+	p.client, err = ca.Issue(11, x509.ExtKeyUsageClientAuth)
+	must(err)
+	p.certFile, p.keyFile, err = sim.WritePair(dir, "client", p.client)
+	must(err)
+	stranger, err := other.Issue(12, x509.ExtKeyUsageClientAuth)
+	must(err)
+	p.otherCert, p.otherKy, err = sim.WritePair(dir, "other", stranger)
+	must(err)
 	return p
-}
-
-func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
-// issue makes a leaf certificate for 127.0.0.1 and localhost.
-func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64, usage x509.ExtKeyUsage) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func writePair(t *testing.T, dir, name string, c tls.Certificate) (certFile, keyFile string) {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, dir, name+".pem", "CERTIFICATE", c.Certificate[0]),
-		writePEM(t, dir, name+"-key.pem", "PRIVATE KEY", der)
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // The ACLs the orders pipeline needs, by name, so that a test can leave one
