@@ -110,6 +110,9 @@ func Loadgen(ctx context.Context, cfg Config, lg loadgen.Config) (*loadgen.Repor
 		if kafka, err = cfg.kafkaOpts(); err != nil {
 			return nil, err
 		}
+		if err := cfg.checkKafka(ctx, kafka, kafkaCheckTimeout); err != nil {
+			return nil, err
+		}
 		lg.Cluster = strings.Join(cfg.Brokers, ",")
 	}
 	if lg.Pipeline == "priorauth" {

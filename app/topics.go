@@ -41,6 +41,10 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	if err != nil {
 		return err
 	}
+	// A refused login is said as such, not as a timeout of the plan.
+	if err := cfg.checkKafka(ctx, kopts, kafkaCheckTimeout); err != nil {
+		return err
+	}
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return err
