@@ -16,15 +16,17 @@ func TestLoadgenFixedRateEachPipeline(t *testing.T) {
 		pipeline string
 		rate     float64
 	}{
-		{"alerts", 2000},
-		{"datasync", 500},
-		{"priorauth", 200},
+		// Rates low enough for the race detector on a loaded 2-core CI
+		// machine: the test is about what is measured, not how much.
+		{"alerts", 200},
+		{"datasync", 100},
+		{"priorauth", 50},
 	} {
 		t.Run(tt.pipeline, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			rep, err := Loadgen(ctx, Config{}, loadgen.Config{
-				Pipeline: tt.pipeline, Rate: tt.rate, Duration: 2 * time.Second,
+				Pipeline: tt.pipeline, Rate: tt.rate, Duration: 3 * time.Second,
 				Warmup: 500 * time.Millisecond, SLO: time.Minute, Seed: 3,
 			})
 			if err != nil {
@@ -39,8 +41,9 @@ func TestLoadgenFixedRateEachPipeline(t *testing.T) {
 				t.Errorf("offered %.0f/s, asked for %.0f/s", s.Offered, tt.rate)
 			}
 			// Commits come every 100 ms, so the committed rate over a
-			// 2 s window is the offered one give or take a commit.
-			if s.Achieved < 0.5*s.Offered || s.Achieved > 1.5*s.Offered {
+			// 3 s window is the offered one give or take a few commits
+			// (more under the race detector on a loaded machine).
+			if s.Achieved < 0.4*s.Offered || s.Achieved > 1.6*s.Offered {
 				t.Errorf("achieved %.0f/s against %.0f/s offered", s.Achieved, s.Offered)
 			}
 			if s.Outputs == 0 {
@@ -65,7 +68,7 @@ func TestLoadgenFindMax(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Loadgen(ctx, Config{}, loadgen.Config{
-		Pipeline: "alerts", FindMax: true, StartRate: 250, Growth: 2, MaxRate: 1000,
+		Pipeline: "alerts", FindMax: true, StartRate: 25, Growth: 2, MaxRate: 100,
 		StepDuration: time.Second, Warmup: 300 * time.Millisecond, SLO: time.Minute,
 	})
 	if err != nil {
@@ -78,7 +81,7 @@ func TestLoadgenFindMax(t *testing.T) {
 			t.Errorf("step at %.0f/s: verdict %s with a one-minute SLO", s.Target, s.Verdict)
 		}
 	}
-	want := []float64{250, 500, 1000, 500}
+	want := []float64{25, 50, 100, 50}
 	if len(targets) != len(want) {
 		t.Fatalf("targets %v, want %v", targets, want)
 	}
@@ -87,14 +90,14 @@ func TestLoadgenFindMax(t *testing.T) {
 			t.Fatalf("targets %v, want %v", targets, want)
 		}
 	}
-	if rep.MaxSustainable < 800 {
-		t.Errorf("max sustainable %.0f/s, want the 1,000/s step's offered rate", rep.MaxSustainable)
+	if rep.MaxSustainable < 80 {
+		t.Errorf("max sustainable %.0f/s, want the 100/s step's offered rate", rep.MaxSustainable)
 	}
 
 	// An SLO no pipeline meets: the first step fails it, nothing is
 	// sustainable, and no half-maximum step runs.
 	rep, err = Loadgen(ctx, Config{}, loadgen.Config{
-		Pipeline: "alerts", FindMax: true, StartRate: 500, StepDuration: time.Second,
+		Pipeline: "alerts", FindMax: true, StartRate: 50, StepDuration: time.Second,
 		Warmup: 300 * time.Millisecond, SLO: time.Microsecond,
 	})
 	if err != nil {
