@@ -117,7 +117,9 @@ func (w *syncWorld) read(topic string) []*kgo.Record {
 // marker, so the last data offset is found by reading the topic.
 func (w *syncWorld) waitCaughtUp(specs ...pipeline.Spec) {
 	w.t.Helper()
-	waitFor(w.t, 60*time.Second, "data sync stages caught up", func() bool {
+	// Generous: alone this takes seconds, but CI runs every package at
+	// once under the race detector on two cores.
+	waitFor(w.t, 3*time.Minute, "data sync stages caught up", func() bool {
 		for i := range specs {
 			committed, err := w.adm.FetchOffsets(context.Background(), specs[i].Group)
 			if err != nil {
