@@ -331,8 +331,7 @@ type runner struct {
 	admc *kgo.Client
 
 	seq      atomic.Int64
-	produced atomic.Int64 // acknowledged by the brokers
-	failed   atomic.Int64
+	failed   atomic.Int64 // records the brokers refused
 	firstErr atomic.Pointer[error]
 
 	mu   sync.Mutex
@@ -508,9 +507,7 @@ func (r *runner) load(ctx context.Context, target float64, d time.Duration, tick
 		if err != nil {
 			r.failed.Add(1)
 			r.firstErr.CompareAndSwap(nil, &err)
-			return
 		}
-		r.produced.Add(1)
 	}
 	for {
 		var now time.Time
