@@ -2,7 +2,10 @@ package alerts
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"math"
 	"reflect"
 	"testing"
 )
@@ -81,17 +84,134 @@ func TestDecodeStateRoundTrip(t *testing.T) {
 	good := appendState(nil, &want)
 	badVital := appendState(nil, &PatientState{Vitals: []StoredVital{{Vital: NumVitals}}})
 	for name, bad := range map[string][]byte{
-		"JSON":           []byte(`{"seq":1,"open":[]}`),
-		"empty":          {},
-		"other version":  append([]byte{2}, good[1:]...),
-		"truncated":      good[:len(good)-3],
-		"trailing bytes": append(append([]byte(nil), good...), 0),
-		"unknown vital":  badVital,
-		"huge count":     {stateVersion, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"JSON":              []byte(`{"seq":1,"open":[]}`),
+		"empty":             {},
+		"other version":     append([]byte{3}, good[1:]...),
+		"no section filter": append(append([]byte{stateVersion}, good[1:18]...), 0, 0),
+		"truncated":         good[:len(good)-3],
+		"trailing bytes":    append(append([]byte(nil), good...), 0),
+		"unknown vital":     badVital,
+		"huge count":        {stateVersion, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	} {
 		if _, err := readState(bad); err == nil {
 			t.Errorf("%s: decoded without error", name)
 		}
+	}
+}
+
+// appendStateV1 writes s in the layout of version 1, which had no
+// filters: values that changelogs written before version 2 still hold.
+func appendStateV1(b []byte, s *PatientState) []byte {
+	b = append(b, stateVersionV1)
+	b = binary.AppendUvarint(b, uint64(s.Seq))
+	open := appendOpen(nil, s.Open)
+	b = binary.AppendUvarint(b, uint64(len(open)))
+	b = append(b, open...)
+	b = binary.AppendUvarint(b, uint64(len(s.Vitals)))
+	for _, v := range s.Vitals {
+		b = append(b, byte(v.Vital))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Value))
+		b = binary.AppendVarint(b, v.At)
+		b = appendStr(b, v.ObservationID)
+	}
+	return b
+}
+
+func TestDecodeStateVersion1(t *testing.T) {
+	want := PatientState{
+		Seq:    4,
+		Open:   []OpenAlert{{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}}},
+		Vitals: []StoredVital{{Vital: VitalPulse, Value: 130, At: 9, ObservationID: "obs-3"}},
+	}
+	v1 := appendStateV1(nil, &want)
+	got, err := readState(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+	for _, id := range []string{"obs-1", "obs-2", "obs-3"} {
+		if !stateMayName(v1, id) {
+			t.Errorf("a version-1 value is said not to name %s", id)
+		}
+	}
+	// Carried over unread, a version-1 section is rewritten as version 2
+	// with a filter that lets every id through: nothing is missed.
+	var st PatientState
+	if err := decodeState(v1, &st); err != nil {
+		t.Fatal(err)
+	}
+	v2 := appendState(nil, &st)
+	if v2[0] != stateVersion {
+		t.Fatalf("rewritten as version %d", v2[0])
+	}
+	var back PatientState
+	if err := decodeState(v2, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.openIDs != anyID || !stateMayName(v2, "obs-2") {
+		t.Fatalf("a carried-over version-1 section lost ids: %x", back.openIDs)
+	}
+}
+
+// TestStateFilter: a value's filters let through every id it names, and
+// turn away most others.
+func TestStateFilter(t *testing.T) {
+	var st PatientState
+	named := map[string]bool{}
+	for i := range 8 {
+		o := OpenAlert{AlertID: fmt.Sprintf("obs-%d-hr", i), RuleID: "hr", ObservationID: fmt.Sprintf("obs-%d", i)}
+		for j := range 3 {
+			o.SuppressedIDs = append(o.SuppressedIDs, fmt.Sprintf("obs-%d-%d", i, j))
+		}
+		st.Open = append(st.Open, o)
+	}
+	for i := range 7 {
+		st.Vitals = append(st.Vitals, StoredVital{Vital: Vital(i), ObservationID: fmt.Sprintf("vital-%d", i)})
+	}
+	for _, o := range st.Open {
+		named[o.ObservationID] = true
+		for _, id := range o.SuppressedIDs {
+			named[id] = true
+		}
+	}
+	for _, v := range st.Vitals {
+		named[v.ObservationID] = true
+	}
+	b := appendState(nil, &st)
+	var back PatientState
+	if err := decodeState(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for id := range named {
+		if !stateMayName(b, id) {
+			t.Errorf("value filter misses %s", id)
+		}
+	}
+	for _, o := range st.Open {
+		if !back.openIDs.mayName(o.ObservationID) {
+			t.Errorf("open-section filter misses %s", o.ObservationID)
+		}
+	}
+	// Carried over unread, the section keeps its filter.
+	back.Vitals = back.Vitals[:1]
+	again := appendState(nil, &back)
+	for _, o := range st.Open {
+		if !stateMayName(again, o.ObservationID) {
+			t.Errorf("carried-over section's filter misses %s", o.ObservationID)
+		}
+	}
+	// 39 ids named: a Bloom filter of 128 bits and three hashes lets
+	// through about a fifth of the others (each then searched for).
+	passed := 0
+	for i := range 1000 {
+		if readFilter(b[1:17]).mayName(fmt.Sprintf("other-%d", i)) {
+			passed++
+		}
+	}
+	if passed > 350 {
+		t.Errorf("%d of 1000 ids not named pass the filter", passed)
 	}
 }
 
@@ -105,7 +225,7 @@ func readState(b []byte) (PatientState, error) {
 	if !st.loadOpen() {
 		return st, errState
 	}
-	st.openRaw, st.openLoaded = nil, false
+	st.openRaw, st.openLoaded, st.openIDs = nil, false, idFilter{}
 	return st, nil
 }
 

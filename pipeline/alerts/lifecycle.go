@@ -30,6 +30,8 @@ type PatientState struct {
 	// none did: most observations only update a NEWS2 reading.
 	openRaw    []byte
 	openLoaded bool
+	// openIDs filters the observation ids openRaw names.
+	openIDs idFilter
 }
 
 // loadOpen decodes the open alerts, once. An unreadable array is dropped
@@ -191,7 +193,7 @@ func (p *Processor) apply(in *Input, f *findings, table *pipeline.GlobalTable, p
 		a.at = t.UnixMilli()
 	}
 	obs := &in.Observation
-	if mentions(st.openRaw, obs.ID) {
+	if st.openIDs.mayName(obs.ID) && mentions(st.openRaw, obs.ID) {
 		a.loadOpen()
 	}
 	switch f.class {

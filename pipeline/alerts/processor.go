@@ -190,7 +190,7 @@ func (f *findings) needsState(prev []byte, obsID string) bool {
 	case len(f.firings) > 0 || len(f.vitals) > 0:
 		return true
 	}
-	return mentions(prev, obsID)
+	return stateMayName(prev, obsID)
 }
 
 // lookupPatient returns the context of patient id from the fhir.Patient

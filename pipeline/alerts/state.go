@@ -9,11 +9,13 @@ import (
 
 // The patient-alerts value is binary: it is read and rewritten for most
 // observations (every NEWS2 reading), and a JSON encoding of it cost more
-// than the rest of the observation's processing. Layout, version 1:
+// than the rest of the observation's processing. Layout, version 2:
 //
-//	byte     version (1)
+//	byte     version (2)
+//	16 bytes ids filter: an [idFilter] of every observation id the value names
 //	uvarint  seq
 //	uvarint  length of the open section, then the section:
+//	  16 bytes ids filter of the section's observation ids
 //	  uvarint  count, then per open alert:
 //	    string alertId, ruleId, rule, observationId, severity
 //	    varint version; byte flags (1: provisional); 8 bytes value (float64 bits, little endian)
@@ -23,17 +25,106 @@ import (
 //	  byte vital; 8 bytes value; varint at; string observationId
 //
 // A string is a uvarint length and its bytes. The open section's length
-// lets an observation that only updates a reading carry it over unread.
-const stateVersion = 1
+// lets an observation that only updates a reading carry it over unread,
+// filter and all. Version 1, still read, is version 2 without either
+// filter.
+//
+// The filters answer the question most observations ask of the state,
+// "does it name me?" (an amendment retracts what its original raised), in
+// a few nanoseconds instead of a search through the value: profiled end
+// to end, that search was 5% of the alerts pipeline's CPU.
+const (
+	stateVersion   = 2
+	stateVersionV1 = 1
+)
+
+// idFilter is a 128-bit Bloom filter of observation ids, three bits per
+// id. A patient's state names a few dozen ids at most, so a clear answer
+// ("not named") is right more than eight times in ten even then; a false
+// "maybe" costs a search, never a wrong outcome.
+type idFilter [2]uint64
+
+// anyID is the filter of a value that has none (version 1): every id may
+// be named.
+var anyID = idFilter{^uint64(0), ^uint64(0)}
+
+// idBits are id's three bit positions, from its 64-bit FNV-1a hash: a
+// hash fixed by the format, since filters are written to the changelog
+// and read by other processes.
+func idBits(id string) (a, b, c uint) {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return uint(h & 127), uint(h >> 7 & 127), uint(h >> 14 & 127)
+}
+
+func (f *idFilter) add(id string) {
+	a, b, c := idBits(id)
+	f[a>>6] |= 1 << (a & 63)
+	f[b>>6] |= 1 << (b & 63)
+	f[c>>6] |= 1 << (c & 63)
+}
+
+// mayName reports whether id may be one of the filter's ids.
+func (f idFilter) mayName(id string) bool {
+	a, b, c := idBits(id)
+	return f[a>>6]&(1<<(a&63)) != 0 && f[b>>6]&(1<<(b&63)) != 0 && f[c>>6]&(1<<(c&63)) != 0
+}
+
+func appendFilter(b []byte, f idFilter) []byte {
+	b = binary.LittleEndian.AppendUint64(b, f[0])
+	return binary.LittleEndian.AppendUint64(b, f[1])
+}
+
+func readFilter(b []byte) idFilter {
+	return idFilter{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])}
+}
+
+// openFilter is the filter of open alerts: their observations and the
+// repeats they counted.
+func openFilter(open []OpenAlert) idFilter {
+	var f idFilter
+	for i := range open {
+		f.add(open[i].ObservationID)
+		for _, id := range open[i].SuppressedIDs {
+			f.add(id)
+		}
+	}
+	return f
+}
+
+// stateMayName reports whether the patient-alerts value state may name
+// observation id, from its filter where it has one.
+func stateMayName(state []byte, id string) bool {
+	if id == "" {
+		return false
+	}
+	if len(state) > 16 && state[0] == stateVersion {
+		if !readFilter(state[1:17]).mayName(id) {
+			return false
+		}
+		state = state[17:]
+	}
+	return mentions(state, id)
+}
 
 // errState: a patient-alerts value that appendState did not write.
 var errState = errors.New("patient state is not readable")
 
 func appendState(b []byte, s *PatientState) []byte {
+	open := s.openFilterOf()
+	all := open
+	for i := range s.Vitals {
+		all.add(s.Vitals[i].ObservationID)
+	}
 	b = append(b, stateVersion)
+	b = appendFilter(b, all)
 	b = binary.AppendUvarint(b, uint64(s.Seq))
 	if !s.openLoaded && s.openRaw != nil {
-		b = binary.AppendUvarint(b, uint64(len(s.openRaw)))
+		b = binary.AppendUvarint(b, uint64(16+len(s.openRaw)))
+		b = appendFilter(b, open)
 		b = append(b, s.openRaw...)
 	} else {
 		// The section's length comes first: reserve the most a length
@@ -42,6 +133,7 @@ func appendState(b []byte, s *PatientState) []byte {
 		at := len(b)
 		b = append(b, make([]byte, binary.MaxVarintLen64)...)
 		start := len(b)
+		b = appendFilter(b, open)
 		b = appendOpen(b, s.Open)
 		n := len(b) - start
 		var lenBuf [binary.MaxVarintLen64]byte
@@ -59,6 +151,15 @@ func appendState(b []byte, s *PatientState) []byte {
 		b = appendStr(b, v.ObservationID)
 	}
 	return b
+}
+
+// openFilterOf is the filter of s's open alerts: as read when they are
+// carried over unread, else worked out from them.
+func (s *PatientState) openFilterOf() idFilter {
+	if !s.openLoaded && s.openRaw != nil {
+		return s.openIDs
+	}
+	return openFilter(s.Open)
 }
 
 func appendOpen(b []byte, open []OpenAlert) []byte {
@@ -169,15 +270,25 @@ func (r *stateReader) count() int {
 // strings alias b.
 func decodeState(b []byte, st *PatientState) error {
 	r := stateReader{b: b}
-	if r.byte() != stateVersion {
+	version := r.byte()
+	if version != stateVersion && version != stateVersionV1 {
 		return errState
+	}
+	if version == stateVersion {
+		r.bytes(16) // the whole value's filter, for stateMayName
 	}
 	seq := r.uvarint()
 	if seq > math.MaxInt64 {
 		return errState
 	}
 	st.Seq = int64(seq)
-	st.openRaw = r.bytes(r.uvarint())
+	st.openRaw, st.openIDs = r.bytes(r.uvarint()), anyID
+	if version == stateVersion {
+		if len(st.openRaw) < 16 {
+			return errState
+		}
+		st.openIDs, st.openRaw = readFilter(st.openRaw), st.openRaw[16:]
+	}
 	st.Vitals = st.Vitals[:0]
 	for range r.count() {
 		v := StoredVital{Vital: Vital(r.byte()), Value: r.float(), At: r.varint(), ObservationID: r.str()}
