@@ -267,6 +267,9 @@ type Input struct {
 	findings findings
 	state    PatientState
 	out      Outcome
+	// scratch is where an alert or a state value is written before it is
+	// copied to a buffer of its size.
+	scratch []byte
 }
 
 // CorrelationID is the record's correlation id ([envelope.CorrelationID]);
@@ -343,6 +346,7 @@ func releaseInput(in *Input) {
 		findings:    findings{firings: f.firings[:0], vitals: f.vitals[:0]},
 		state:       PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0]},
 		out:         Outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]},
+		scratch:     in.scratch[:0],
 	}
 	inputPool.Put(in)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -368,4 +369,35 @@ func TestNewAndSpec(t *testing.T) {
 		}
 		var _ pipeline.ProcessFunc = s.Process
 	})
+}
+
+// TestAlertValuesShareOneBuffer: an alert's records (the alert, its
+// history record, its notifications) are written into one buffer sized
+// for them all, with no regrowth: each value starts where the one before
+// it ends. Notifications carry the patient's name and care team, so
+// this is the largest record set the fixtures make.
+func TestAlertValuesShareOneBuffer(t *testing.T) {
+	p := newProcessor(t)
+	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), patients(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := 0
+	for i := 0; i < len(out.Records); {
+		if out.Records[i].Topic != TopicAlerts {
+			t.Fatalf("record %d is on %s, not the start of an alert's records", i, out.Records[i].Topic)
+		}
+		groups++
+		end := uintptr(unsafe.Pointer(unsafe.SliceData(out.Records[i].Value))) + uintptr(len(out.Records[i].Value))
+		for i++; i < len(out.Records) && out.Records[i].Topic != TopicAlerts; i++ {
+			v := out.Records[i].Value
+			if got := uintptr(unsafe.Pointer(unsafe.SliceData(v))); got != end {
+				t.Errorf("record %d (%s) is not where the previous value ends: the buffer was regrown", i, out.Records[i].Topic)
+			}
+			end += uintptr(len(v))
+		}
+	}
+	if groups != 2 {
+		t.Fatalf("%d alerts, want 2 (heart-rate-high and NEWS2)", groups)
+	}
 }
