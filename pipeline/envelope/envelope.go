@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -187,7 +188,11 @@ func errBadTimestamp() error { return &Error{Err: ErrTimestamp, Offset: -1} }
 func parseTimestamp(raw []byte) (time.Time, error) {
 	if raw[0] == '"' {
 		var s string
-		if err := Unmarshal(raw, &s); err != nil {
+		if n := len(raw); n >= 2 && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+			// No escapes: the string is the bytes between the quotes
+			// (raw is a validated JSON value), read in place.
+			s = unsafe.String(&raw[1], n-2)
+		} else if err := Unmarshal(raw, &s); err != nil {
 			return time.Time{}, errBadTimestamp()
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)

@@ -31,6 +31,12 @@ func TestParse(t *testing.T) {
 			wantPayload: `{"a":1}`,
 		},
 		{
+			name:        "envelope with an escaped RFC 3339 timestamp",
+			value:       `{"metadata":{"timestamp":"2024-04-05T19:41:18.901\u002b02:00"},"payload":{"a":1}}`,
+			wantMeta:    Metadata{Timestamp: ts},
+			wantPayload: `{"a":1}`,
+		},
+		{
 			name:        "envelope with fractional ms timestamp",
 			value:       `{"metadata":{"timestamp":1712338878900.5},"payload":{"a":1}}`,
 			wantMeta:    Metadata{Timestamp: ts.Add(-500 * time.Microsecond)},
