@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"flag"
+	"os"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 var (
 	records    = flag.Int("e2e.records", 400_000, "observations per end-to-end run")
 	partitions = flag.Int("e2e.partitions", 12, "partitions per topic")
+	cpuProfile = flag.String("e2e.cpuprofile", "", "write a CPU profile of each run's timed part (the pipeline, not loading its input) to this file, suffixed with the pipeline's name")
 )
 
 // passThrough consumes observations and produces each one unchanged: the
@@ -82,12 +85,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 				}
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
+				stopProfile := startProfile(b, bc.name)
 				b.StartTimer()
 				start := time.Now()
 				go func() { done <- r.Run(ctx) }()
 				first, before, end := waitCommitted(b, c, spec)
 				took := end.Sub(start)
 				b.StopTimer()
+				stopProfile()
 				cancel()
 				if err := <-done; err != nil {
 					b.Fatal(err)
@@ -104,6 +109,28 @@ func BenchmarkEndToEnd(b *testing.B) {
 				b.ReportMetric(float64(s.Commits), "txns")
 			}
 		})
+	}
+}
+
+// startProfile starts the CPU profile of -e2e.cpuprofile, if set, and
+// returns what stops it. The -test.cpuprofile of the whole benchmark is
+// mostly the untimed generation and loading of the input.
+func startProfile(b *testing.B, name string) (stop func()) {
+	if *cpuProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(*cpuProfile + "." + name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

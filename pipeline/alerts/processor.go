@@ -327,20 +327,25 @@ func (p *Processor) decode(r *kgo.Record, in *Input) error {
 var inputPool = sync.Pool{New: func() any { return new(Input) }}
 
 // releaseInput forgets in's record (no pinning its memory through the
-// strings that alias it) and returns it to the pool.
+// strings that alias it) and returns it to the pool. Only the slices'
+// lengths are cleared: every record refills its slices from empty, and
+// what shrinks them (slices.Delete and DeleteFunc) clears the tail it
+// drops, so nothing past a slice's length is the record's. (Clearing to
+// the capacities, releaseInput took 3% of the alerts pipeline's CPU in an
+// end-to-end profile.)
 func releaseInput(in *Input) {
 	codings := in.Observation.codings
-	clear(codings[:cap(codings)])
+	clear(codings)
 	f := in.findings
-	clear(f.firings[:cap(f.firings)])
+	clear(f.firings)
 	st := in.state
-	clear(st.Open[:cap(st.Open)])
-	clear(st.Vitals[:cap(st.Vitals)])
+	clear(st.Open)
+	clear(st.Vitals)
 	// The emitted records and alerts belong to the runtime now: only the
 	// slices' arrays are kept, emptied.
 	out := in.out
-	clear(out.Records[:cap(out.Records)])
-	clear(out.Alerts[:cap(out.Alerts)])
+	clear(out.Records)
+	clear(out.Alerts)
 	*in = Input{
 		Observation: Observation{codings: codings[:0]},
 		findings:    findings{firings: f.firings[:0], vitals: f.vitals[:0]},
