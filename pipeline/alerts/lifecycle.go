@@ -446,7 +446,7 @@ func (a *applier) offer(c *candidate) {
 			o.SuppressedIDs = append(o.SuppressedIDs, a.in.Observation.ID)
 			a.changed = true
 			a.out.Suppressed++
-			a.history(nil, make([]byte, 0, a.historySize(o)), &HistoryRecord{
+			a.history(nil, a.in.values(a.historySize(o)), &HistoryRecord{
 				AlertID: o.AlertID, ObservationID: a.in.Observation.ID, Event: EventSuppressed, Version: o.Version,
 				Severity: c.severity, Channels: noChannels, SuppressedCount: o.Suppressed,
 			})
@@ -509,7 +509,7 @@ func (a *applier) emit(c *candidate, o *OpenAlert, status, event string, chs []C
 	// and allocation is a tenth of the pipeline's CPU end to end.
 	a.in.scratch = appendAlert(a.in.scratch[:0], &al)
 	n := len(a.in.scratch)
-	buf := make([]byte, 0, n+a.historySize(o)+len(chs)*(n+a.notificationSize(o)))
+	buf := a.in.values(n + a.historySize(o) + len(chs)*(n+a.notificationSize(o)))
 	buf = append(buf, a.in.scratch...)
 	alertJSON := buf[:n:n]
 	a.out.Alerts = append(a.out.Alerts, al)

@@ -270,6 +270,31 @@ type Input struct {
 	// scratch is where an alert or a state value is written before it is
 	// copied to a buffer of its size.
 	scratch []byte
+	// chunk is what is left of the chunk output values are carved from
+	// (see values).
+	chunk []byte
+}
+
+// valueChunk is the size of the chunks output values are carved from: the
+// largest of Go's small allocations.
+const valueChunk = 32 << 10
+
+// values returns an empty buffer of capacity n for output values, carved
+// from the Input's chunk. The values of many alerts share an allocation
+// then, which the runtime frees when it has produced them all. With an
+// allocation per alert, allocating took 5% of the pipeline's CPU in an
+// end-to-end profile, most of it taking fresh spans from the heap. Output values only: a
+// store value carved from a chunk would keep all of it alive.
+func (in *Input) values(n int) []byte {
+	if n > valueChunk/4 {
+		return make([]byte, 0, n)
+	}
+	if len(in.chunk) < n {
+		in.chunk = make([]byte, valueChunk)
+	}
+	b := in.chunk[:0:n]
+	in.chunk = in.chunk[n:]
+	return b
 }
 
 // CorrelationID is the record's correlation id ([envelope.CorrelationID]);
@@ -352,6 +377,7 @@ func releaseInput(in *Input) {
 		state:       PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0]},
 		out:         Outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]},
 		scratch:     in.scratch[:0],
+		chunk:       in.chunk,
 	}
 	inputPool.Put(in)
 }
