@@ -90,7 +90,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 				start := time.Now()
 				go func() { done <- r.Run(ctx) }()
 				first, before, end := waitCommitted(b, c, spec)
-				took := end.Sub(start)
+				took := end.at.Sub(start)
+				cpu := end.cpu - first.cpu
 				b.StopTimer()
 				stopProfile()
 				cancel()
@@ -102,9 +103,17 @@ func BenchmarkEndToEnd(b *testing.B) {
 				// the last, leaving out start-up (joining the group,
 				// restoring the patient table, the first fetches),
 				// which total-obs/s includes.
-				b.ReportMetric(float64(int64(*records)-before)/end.Sub(first).Seconds(), "obs/s")
+				b.ReportMetric(float64(int64(*records)-before)/end.at.Sub(first.at).Seconds(), "obs/s")
 				b.ReportMetric(float64(*records)/took.Seconds(), "total-obs/s")
-				b.ReportMetric(float64(first.Sub(start).Milliseconds()), "startup-ms")
+				b.ReportMetric(float64(first.at.Sub(start).Milliseconds()), "startup-ms")
+				// CPU per observation over the same steady part: the
+				// whole process's (the pipeline, the in-process broker,
+				// the poller of committed offsets). Less noisy on a
+				// shared machine than the rate, which also counts the
+				// time the process waited for a core.
+				if cpu > 0 {
+					b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(int64(*records)-before), "cpu-µs/obs")
+				}
 				s := r.Stats()
 				b.ReportMetric(float64(s.Commits), "txns")
 			}
@@ -165,10 +174,18 @@ func load(b *testing.B, c *sim.Cluster, spec pipeline.Spec) {
 	}
 }
 
+// moment is when something was seen, in wall-clock and process CPU time.
+type moment struct {
+	at  time.Time
+	cpu time.Duration
+}
+
+func now() moment { return moment{time.Now(), processCPU()} }
+
 // waitCommitted waits until the group has committed every input record,
 // and returns when it first saw a commit, how many records that commit
 // covered, and when it saw the last.
-func waitCommitted(b *testing.B, c *sim.Cluster, spec pipeline.Spec) (first time.Time, atFirst int64, last time.Time) {
+func waitCommitted(b *testing.B, c *sim.Cluster, spec pipeline.Spec) (first moment, atFirst int64, last moment) {
 	b.Helper()
 	cl, err := kgo.NewClient(c.ClientOpts()...)
 	if err != nil {
@@ -194,12 +211,12 @@ func waitCommitted(b *testing.B, c *sim.Cluster, spec pipeline.Spec) (first time
 				}
 				sum += max(got.At, 0)
 			})
-			now := time.Now()
-			if sum > 0 && first.IsZero() {
-				first, atFirst = now, sum
+			seen := now()
+			if sum > 0 && first.at.IsZero() {
+				first, atFirst = seen, sum
 			}
 			if done {
-				return first, atFirst, now
+				return first, atFirst, seen
 			}
 		}
 		if time.Now().After(deadline) {
