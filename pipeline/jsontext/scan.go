@@ -30,7 +30,9 @@
 package jsontext
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -423,17 +425,24 @@ func (s *Scanner) str() []byte {
 	d := s.data
 	start := s.pos + 1
 	i := start
-	// Four bytes at a time while none of them ends the plain run (a
-	// measured 10% faster than eight-byte bit tricks on these short
-	// strings); the byte loop then finds which one does.
-	for ; i+4 <= len(d); i += 4 {
-		if b := d[i : i+4 : i+4]; !plain[b[0]] || !plain[b[1]] || !plain[b[2]] || !plain[b[3]] {
-			break
+	// Eight bytes at a time: a word's bytes that end the plain run (the
+	// quote, the backslash, a control character) are flagged in one mask,
+	// and the lowest flag is the first of them. Most strings here (keys,
+	// codes, ids) end inside their first word, with no byte loop at all:
+	// 4% less time per observation on the alert stage than four bytes at a
+	// time through a table and a byte loop for the end. (An earlier
+	// bit-trick version that ended in the byte loop measured slower.)
+	for ; i+8 <= len(d); i += 8 {
+		w := binary.LittleEndian.Uint64(d[i:])
+		if m := special(w); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			goto found
 		}
 	}
 	for i < len(d) && plain[d[i]] {
 		i++
 	}
+found:
 	if i < len(d) && d[i] == '"' {
 		s.pos = i + 1
 		return d[start:i]
@@ -443,6 +452,20 @@ func (s *Scanner) str() []byte {
 	}
 	s.syntaxAt(i)
 	return nil
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// special flags (in each byte's high bit) the bytes of w that are a quote,
+// a backslash or a control character. Flags above the lowest may be false
+// (a borrow carries into the next byte), the lowest never is.
+func special(w uint64) uint64 {
+	q := w ^ (ones * '"')
+	b := w ^ (ones * '\\')
+	return ((q-ones)&^q | (b-ones)&^b | (w-ones*0x20)&^w) & highs
 }
 
 // unescape reads the rest of a string with escapes, from its first

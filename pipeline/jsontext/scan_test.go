@@ -204,3 +204,47 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+// TestStringEndsAtEveryOffset: wherever in an eight-byte word a string's
+// first quote, backslash or control character falls, and whatever plain
+// bytes (ASCII, DEL, UTF-8) come before it, the scanner ends or fails the
+// string where encoding/json does.
+func TestStringEndsAtEveryOffset(t *testing.T) {
+	valid := 0
+	for _, filler := range []string{"a", "\x7f", "é", " "} {
+		for _, special := range []string{`"`, `\n"`, `\u0041"`, "\x01\"", "\x1f\"", `\"x"`} {
+			for n := range 20 {
+				body := strings.Repeat(filler, n)
+				// A member after it gives the word reads bytes past the
+				// string's end to look at.
+				doc := []byte(`{"k":"` + body + special + `,"tail":"0123456789abcdef"}`)
+				var want map[string]any
+				jerr := json.Unmarshal(doc, &want)
+				var s Scanner
+				s.Reset(doc)
+				var got string
+				for more := s.Object(); more; more = s.NextMember() {
+					if string(s.Key()) == "k" {
+						got = s.String()
+					} else {
+						s.Skip()
+					}
+				}
+				s.End()
+				err := s.Err()
+				if (err == nil) != (jerr == nil) {
+					t.Fatalf("%q: error %v, encoding/json %v", doc, err, jerr)
+				}
+				if err == nil {
+					valid++
+				}
+				if err == nil && got != want["k"] {
+					t.Fatalf("%q: got %q, encoding/json %q", doc, got, want["k"])
+				}
+			}
+		}
+	}
+	if valid != 4*4*20 {
+		t.Fatalf("%d documents valid, want %d: the cases test less than they say", valid, 4*4*20)
+	}
+}
