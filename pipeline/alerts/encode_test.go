@@ -262,3 +262,17 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// TestGPCareTeamIsEncodingJSON: the hand-written careTeam of general
+// practitioners is what encoding/json writes for them.
+func TestGPCareTeamIsEncodingJSON(t *testing.T) {
+	for _, gps := range [][]Reference{
+		{{Reference: "Practitioner/pract-7", Display: "Dr. Adam Careful"}},
+		{{Reference: "Organization/org-1"}, {Display: `Dr. "Q" <Quinn> & Co \ é ` + "\u2028\x01"}},
+		{{Display: "only a display"}, {Reference: "Practitioner/1", Display: "x"}},
+	} {
+		if got, want := gpCareTeam(gps), stdJSON(t, gps); !bytes.Equal(got, want) {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
+	}
+}

@@ -560,9 +560,7 @@ func DecodePatient(key, value []byte) (any, error) {
 		})
 	}
 	if pc.CareTeam == nil && len(pc.GeneralPractitioners) > 0 {
-		if pc.CareTeam, err = gpCareTeam(pc.GeneralPractitioners); err != nil {
-			return nil, err
-		}
+		pc.CareTeam = gpCareTeam(pc.GeneralPractitioners)
 	}
 	return pc, nil
 }
@@ -631,13 +629,35 @@ func readPatient(key, value []byte) (PatientContext, error) {
 }
 
 // gpCareTeam is the careTeam of a patient whose record has none: its
-// general practitioners, as [{"reference":...,"display":...}].
-func gpCareTeam(gps []Reference) (json.RawMessage, error) {
-	b, err := sonic.Marshal(gps)
-	if err != nil {
-		return nil, pipeline.Rejectf(pipeline.ErrProcessing, "patient: encoding care team failed")
+// general practitioners, as [{"reference":...,"display":...}], which is
+// what encoding/json writes for them (HTML escaping off). Written by hand:
+// it runs for every alert of such a patient, and sonic's encoder cost as
+// much as the rest of the patient's lookup.
+func gpCareTeam(gps []Reference) json.RawMessage {
+	n := 2
+	for _, gp := range gps {
+		n += 32 + len(gp.Reference) + len(gp.Display)
 	}
-	return b, nil
+	b := append(make([]byte, 0, n), '[')
+	for i, gp := range gps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if gp.Reference != "" {
+			b = append(b, `"reference":`...)
+			b = jsontext.AppendString(b, gp.Reference)
+		}
+		if gp.Display != "" {
+			if gp.Reference != "" {
+				b = append(b, ',')
+			}
+			b = append(b, `"display":`...)
+			b = jsontext.AppendString(b, gp.Display)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // patientEntry is what the fhir.Patient table holds per patient: the
@@ -671,14 +691,6 @@ func decodePatientEntry(key, value []byte) (any, error) {
 	p, err := readPatient(key, value)
 	if err != nil {
 		return nil, err
-	}
-	if p.CareTeam == nil && len(p.GeneralPractitioners) > 0 {
-		// Encoded on every lookup instead, but tried here, so that a
-		// patient it fails for is rejected now as by DecodePatient,
-		// not unknown later.
-		if _, err := gpCareTeam(p.GeneralPractitioners); err != nil {
-			return nil, err
-		}
 	}
 	return packPatient(key, &p), nil
 }
@@ -736,10 +748,7 @@ func (e patientEntry) context(key string) (*PatientContext, error) {
 		return nil, errPatientEntry
 	}
 	if p.CareTeam == nil && len(p.GeneralPractitioners) > 0 {
-		var err error
-		if p.CareTeam, err = gpCareTeam(p.GeneralPractitioners); err != nil {
-			return nil, err
-		}
+		p.CareTeam = gpCareTeam(p.GeneralPractitioners)
 	}
 	return p, nil
 }

@@ -556,9 +556,11 @@ func (a *applier) history(r *kgo.Record, buf []byte, h *HistoryRecord) []byte {
 
 // historySize and notificationSize are what a history record and a
 // notification (besides the alert it carries) of open alert o take,
-// unless its strings need escaping: then append grows the buffer.
+// unless its strings need escaping: then append grows the buffer. The
+// observation id is the longer of the alert's and the one in hand.
 func (a *applier) historySize(o *OpenAlert) int {
-	return 256 + len(o.AlertID) + len(o.ObservationID) + len(a.in.Observation.PatientID) + len(a.ts) + len(a.corr)
+	a.prepare() // for the timestamp and correlation id
+	return 256 + len(o.AlertID) + max(len(o.ObservationID), len(a.in.Observation.ID)) + len(a.in.Observation.PatientID) + len(a.ts) + len(a.corr)
 }
 
 func (a *applier) notificationSize(o *OpenAlert) int {
