@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -76,6 +77,22 @@ func BenchmarkAppendString(b *testing.B) {
 		buf = buf[:0]
 		for _, s := range ss {
 			buf = AppendString(buf, s)
+		}
+	}
+}
+
+// TestAppendStringEscapesAtEveryOffset: wherever in an eight-byte word a
+// byte that needs escaping or UTF-8 checking falls, the string is written
+// as encoding/json writes it.
+func TestAppendStringEscapesAtEveryOffset(t *testing.T) {
+	for _, special := range []string{`"`, `\`, "\x00", "\x1f", "é", "\u2028", "\xff", "😀"} {
+		for n := range 20 {
+			for _, tail := range []string{"", "abcdefghij"} {
+				s := strings.Repeat("a", n) + special + tail
+				if got, want := AppendString(nil, s), stdJSON(t, s); !bytes.Equal(got, want) {
+					t.Fatalf("%q: got %s, encoding/json %s", s, got, want)
+				}
+			}
 		}
 	}
 }
