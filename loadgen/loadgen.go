@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline/envelope"
@@ -334,8 +335,18 @@ type runner struct {
 	failed   atomic.Int64 // records the brokers refused
 	firstErr atomic.Pointer[error]
 
+	// written is, per input partition, one past the highest offset the
+	// brokers acknowledged: a drain waits until the rate group has
+	// committed that far, which a lag read cannot say of a group that
+	// has not joined or committed yet (it has no lag to report).
+	written map[string][]atomic.Int64
+
 	mu   sync.Mutex
 	hist *Histogram // the current step's latencies
+	// answered is closed when the first output of a loadgen input
+	// arrives: the pipeline, and anything it waits on, is running.
+	answered     chan struct{}
+	answeredOnce sync.Once
 
 	consumeDone chan struct{}
 	cancel      context.CancelFunc
@@ -387,6 +398,7 @@ func (r *runner) open(ctx context.Context) error {
 		return err
 	}
 	r.hist = NewHistogram()
+	r.answered = make(chan struct{})
 	cctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.consumeDone = make(chan struct{})
@@ -423,7 +435,53 @@ func (r *runner) checkTopics(ctx context.Context) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("loadgen: the cluster lacks topics %s: start the %s pipeline with --create-topics, or run carepipe topics apply", strings.Join(missing, ", "), r.cfg.Pipeline)
 	}
+	r.written = make(map[string][]atomic.Int64, len(r.wl.inputs))
+	for _, t := range r.wl.inputs {
+		r.written[t] = make([]atomic.Int64, len(td[t].Partitions))
+	}
 	return nil
+}
+
+// wrote notes an input record the brokers acknowledged. A partition
+// added while loadgen runs is not tracked: only the lag covers it.
+func (r *runner) wrote(rec *kgo.Record) {
+	ps := r.written[rec.Topic]
+	if int(rec.Partition) >= len(ps) {
+		return
+	}
+	w := &ps[rec.Partition]
+	for {
+		cur := w.Load()
+		if rec.Offset < cur || w.CompareAndSwap(cur, rec.Offset+1) {
+			return
+		}
+	}
+}
+
+// behind counts the input partitions on which the rate group has not
+// yet committed past everything loadgen wrote there.
+func (r *runner) behind(ctx context.Context) (int, error) {
+	os, err := r.adm.FetchOffsets(ctx, r.wl.rateGroup)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// A group that has never committed, on some brokers.
+		os, err = nil, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for t, ps := range r.written {
+		for p := range ps {
+			w := ps[p].Load()
+			if w == 0 {
+				continue
+			}
+			if o, ok := os.Lookup(t, int32(p)); !ok || o.Err != nil || o.At < w {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // correlationPrefix starts the correlation ids loadgen sends.
@@ -469,6 +527,7 @@ func (r *runner) consume(ctx context.Context) {
 		fs.EachRecord(func(rec *kgo.Record) {
 			if sent, ok := sentAt(rec); ok {
 				r.hist.Record(now.Sub(sent))
+				r.answeredOnce.Do(func() { close(r.answered) })
 			}
 		})
 		r.mu.Unlock()
@@ -503,11 +562,13 @@ func (r *runner) load(ctx context.Context, target float64, d time.Duration, tick
 	defer t.Stop()
 	burst := int64(math.Max(1, target*maxBurst.Seconds()))
 	var sent, forgiven int64
-	promise := func(_ *kgo.Record, err error) {
+	promise := func(rec *kgo.Record, err error) {
 		if err != nil {
 			r.failed.Add(1)
 			r.firstErr.CompareAndSwap(nil, &err)
+			return
 		}
+		r.wrote(rec)
 	}
 	for {
 		var now time.Time
@@ -577,23 +638,46 @@ func (r *runner) committed(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// warmup offers rate for cfg.Warmup, unreported, then drains.
+// warmup offers rate for cfg.Warmup, unreported, drains, and repeats
+// until an output has come back, for up to cfg.DrainTimeout more: the
+// steps then measure a pipeline that has joined its groups, restored its
+// state and (for priorauth) heard from the outside world, however long
+// that took on this machine.
 func (r *runner) warmup(ctx context.Context, rate float64) error {
 	if r.cfg.Warmup <= 0 {
 		return nil
 	}
 	r.progressf("warming up at %s/s for %s", formatRate(rate), r.cfg.Warmup)
-	r.load(ctx, rate, r.cfg.Warmup, func(time.Duration, int64) {})
-	if err := r.drain(ctx); err != nil {
-		return err
+	deadline := time.Now().Add(r.cfg.Warmup + r.cfg.DrainTimeout)
+	for {
+		r.load(ctx, rate, r.cfg.Warmup, func(time.Duration, int64) {})
+		if err := r.drain(ctx); err != nil {
+			return err
+		}
+		// The outputs may wait on more than the drained groups (a
+		// payer's answer): give them a warm-up's time before more load.
+		wait := time.NewTimer(r.cfg.Warmup)
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return ctx.Err()
+		case <-r.answered:
+			wait.Stop()
+			r.swapHist()
+			return nil
+		case <-wait.C:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("loadgen: no output on %s came back within %s of warming up: is the %s pipeline producing?",
+				strings.Join(r.wl.outputs, ", "), r.cfg.Warmup+r.cfg.DrainTimeout, r.cfg.Pipeline)
+		}
+		r.progressf("no output yet; warming up for another %s", r.cfg.Warmup)
 	}
-	r.swapHist()
-	return ctx.Err()
 }
 
-// drain waits until the producer has delivered everything and the
-// pipeline's backlog is gone (a marker per partition aside), or
-// cfg.DrainTimeout passes.
+// drain waits until the producer has delivered everything, the rate
+// group has committed past all of it, and the pipeline's backlog is gone
+// (a marker per partition aside), or cfg.DrainTimeout passes.
 func (r *runner) drain(ctx context.Context) error {
 	if err := r.prod.Flush(ctx); err != nil {
 		return err
@@ -605,13 +689,20 @@ func (r *runner) drain(ctx context.Context) error {
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
 	for {
-		lag, parts, err := r.lagOf(ctx)
-		if err == nil && lag <= int64(parts) {
-			return nil
+		behind, err := r.behind(ctx)
+		lag, parts := int64(0), 0
+		if err == nil && behind == 0 {
+			lag, parts, err = r.lagOf(ctx)
+			if err == nil && lag <= int64(parts) {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("loadgen: reading the pipeline's lag: %w", err)
+			switch {
+			case err != nil:
+				return fmt.Errorf("loadgen: reading the pipeline's progress: %w", err)
+			case behind > 0:
+				return fmt.Errorf("loadgen: the %s group had not consumed the load on %d input partitions within %s", r.wl.rateGroup, behind, r.cfg.DrainTimeout)
 			}
 			return fmt.Errorf("loadgen: the backlog (%d records) did not drain within %s", lag, r.cfg.DrainTimeout)
 		}

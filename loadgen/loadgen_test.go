@@ -1,13 +1,17 @@
 package loadgen
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/envelope"
+	"github.com/carepipe/carepipe/sim"
 )
 
 // An output carrying the correlation id of a stamped input gives back the
@@ -107,5 +111,52 @@ func TestDefaultSLOs(t *testing.T) {
 		if cfg.SLO != want {
 			t.Errorf("%s: SLO %v, want %v", p, cfg.SLO, want)
 		}
+	}
+}
+
+// A pipeline that never consumes does not pass for a drained one. A
+// group with no members reports lag only where it has committed, so a
+// group that committed elsewhere (or on some partitions only) shows no
+// backlog on the inputs: the drain waits for it to commit past what the
+// load wrote, and the run stops saying so instead of measuring nothing.
+func TestDrainWaitsForTheGroupToConsumeTheLoad(t *testing.T) {
+	cluster, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(cluster.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	rs, err := adm.CreateTopics(ctx, 3, 1, nil, alerts.TopicObservations, alerts.TopicAlerts, alerts.TopicPatients)
+	if err == nil {
+		err = rs.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var elsewhere kadm.Offsets
+	elsewhere.Add(kadm.Offset{Topic: alerts.TopicAlerts, Partition: 0, At: 0})
+	if err := adm.CommitAllOffsets(ctx, alerts.Group, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	if lag, err := adm.Lag(ctx, alerts.Group); err != nil || lag.Error() != nil || lag[alerts.Group].Lag.Total() != 0 {
+		t.Fatalf("lag %+v, %v: want none reported, the case the drain must not trust", lag, err)
+	}
+
+	rep, err := Run(ctx, Config{
+		Pipeline: "alerts", Kafka: cluster.ClientOpts(), Rate: 50, Duration: 200 * time.Millisecond,
+		Warmup: 200 * time.Millisecond, DrainTimeout: time.Second, Patients: 10,
+	})
+	if err == nil || !strings.Contains(err.Error(), "had not consumed the load on 3 input partitions") {
+		t.Fatalf("error %v, want the group's missing progress named", err)
+	}
+	if len(rep.Steps) != 0 {
+		t.Fatalf("steps %+v measured without a pipeline", rep.Steps)
 	}
 }
