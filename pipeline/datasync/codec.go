@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 
@@ -248,8 +249,20 @@ func (c *Codec) Decode(b []byte, e Entity, ev any) error {
 	if r.entity != e {
 		return fmt.Errorf("value is written with the %s schema, not the %s one", r.entity, e)
 	}
-	if err := c.api.Unmarshal(r.schema, body, ev); err != nil {
-		return fmt.Errorf("value is not a valid canonical %s: %w", e, err)
+	// avro.API.Unmarshal takes running out of bytes for the end of the
+	// value, so a value cut short at a field's boundary would decode as
+	// a record with that field and the ones after it empty. A reader of
+	// our own says so, and says what is left over.
+	rd := avro.NewReader(nil, 0, avro.WithReaderConfig(c.api)).Reset(body)
+	rd.ReadVal(r.schema, ev)
+	switch {
+	case errors.Is(rd.Error, io.EOF) || errors.Is(rd.Error, io.ErrUnexpectedEOF):
+		return fmt.Errorf("value is not a valid canonical %s: it ends before the record does", e)
+	case rd.Error != nil:
+		return fmt.Errorf("value is not a valid canonical %s: %w", e, rd.Error)
+	}
+	if rd.Peek(); rd.Error == nil {
+		return fmt.Errorf("value is not a valid canonical %s: bytes follow the record", e)
 	}
 	return nil
 }

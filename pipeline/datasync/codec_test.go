@@ -1,6 +1,7 @@
 package datasync
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"strings"
@@ -69,6 +70,49 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 	if ch, err := PlanSchemas(context.Background(), cl); err != nil || len(ch) != 0 {
 		t.Fatalf("plan after register: %v, %v; want nothing to do", ch, err)
+	}
+}
+
+// A value cut short anywhere, or with bytes after the record, is not a
+// canonical record: the Avro library reads running out of bytes at a
+// field's boundary as the end of the value, which would make a truncated
+// value a record with its last fields empty.
+func TestCodecRejectsTruncatedAndPaddedValues(t *testing.T) {
+	c, err := Register(context.Background(), newRegistry(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Event[PatientRecord]{
+		Metadata:  Metadata{EventID: "e1", EventType: ValidatedTopic(Patient), EventSource: "data-validation", CorrelationID: "c1", Timestamp: 42},
+		Operation: string(OpUpdate),
+		Version:   3,
+		Payload: &PatientRecord{
+			System:    System{ID: "p1", SourceID: "ehr:p1", LastUpdated: 1000, Version: 2, SourceSystem: "ehr"},
+			FirstName: ptr("Ann"),
+		},
+	}
+	b, err := c.Encode(nil, ValidatedTopic(Patient), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const header = 5 // magic byte and schema id
+	for n := header; n < len(b); n++ {
+		var out Event[PatientRecord]
+		err := c.Decode(b[:n], Patient, &out)
+		if err == nil || !strings.Contains(err.Error(), "ends before the record does") {
+			t.Errorf("cut to %d of %d bytes: error %v, want the value said to end early", n, len(b), err)
+		}
+	}
+	var out Event[PatientRecord]
+	if err := c.Decode(append(b[:len(b):len(b)], 0), Patient, &out); err == nil || !strings.Contains(err.Error(), "bytes follow the record") {
+		t.Errorf("a byte after the record: error %v, want it named", err)
+	}
+	var whole Event[PatientRecord]
+	if err := c.Decode(b, Patient, &whole); err != nil {
+		t.Fatalf("the whole value: %v", err)
+	}
+	if again, err := c.Encode(nil, ValidatedTopic(Patient), &whole); err != nil || !bytes.Equal(again, b) {
+		t.Fatalf("the whole value does not read back as written: %v", err)
 	}
 }
 
