@@ -40,6 +40,7 @@ type Processor struct {
 	breaches    *metrics.Counter
 	checks      *metrics.Counter
 	unreadable  *metrics.Counter
+	purged      *metrics.Counter
 }
 
 // New builds the processor.
@@ -63,6 +64,7 @@ func New(opts ...Option) (*Processor, error) {
 	p.breaches = p.set.GetOrCreateCounter("carepipe_priorauth_sla_breaches_total")
 	p.checks = p.set.GetOrCreateCounter("carepipe_priorauth_status_checks_total")
 	p.unreadable = p.set.GetOrCreateCounter("carepipe_priorauth_unreadable_records_total")
+	p.purged = p.set.GetOrCreateCounter("carepipe_priorauth_purged_total")
 	return p, nil
 }
 
@@ -197,6 +199,12 @@ func (p *Processor) Punctuate(c *pipeline.Context) error {
 			continue
 		}
 		st := p.cfg.Fire(rec, now)
+		if st.Purge {
+			recs.Delete(id)
+			timers.Delete(id)
+			p.purged.Inc()
+			continue
+		}
 		if st.Record == nil {
 			continue
 		}

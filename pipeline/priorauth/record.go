@@ -121,6 +121,9 @@ const (
 	TimerStatusCheck TimerKind = "status-check"
 	// TimerExpiry: an approval's expiration; firing moves it to EXPIRED.
 	TimerExpiry TimerKind = "expiry"
+	// TimerPurge: a settled prior authorization's end of retention;
+	// firing deletes it from the state store.
+	TimerPurge TimerKind = "purge"
 )
 
 // Timer is a pending timer of a prior authorization.

@@ -25,6 +25,15 @@ type Config struct {
 	// StatusCheckEvery is the interval of status checks of an ELECTRONIC
 	// submission until a final determination.
 	StatusCheckEvery time.Duration
+	// Retention is how long a settled prior authorization (its
+	// determination communicated, or its approval expired, and no timer
+	// left) stays in the state store, and so in the query API, before it
+	// is deleted; 0 keeps it for ever. Without it the store grows with
+	// every prior authorization ever made. Its outputs (status history,
+	// workflow.completed) are the lasting record; an event for it after
+	// the deletion is an error-topic record, and a re-sent prescription
+	// starts a new workflow.
+	Retention time.Duration
 }
 
 // DefaultConfig is the seed's payer table and urgent categories.
@@ -40,6 +49,7 @@ func DefaultConfig() Config {
 		ExpeditedDeadline: 24 * time.Hour,
 		StandardDeadline:  72 * time.Hour,
 		StatusCheckEvery:  4 * time.Hour,
+		Retention:         90 * 24 * time.Hour,
 	}
 }
 
@@ -52,6 +62,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("priorauth: decision deadlines must be positive")
 	case c.StatusCheckEvery <= 0:
 		return fmt.Errorf("priorauth: the status check interval must be positive")
+	case c.Retention < 0:
+		return fmt.Errorf("priorauth: the retention must not be negative (0 keeps settled prior authorizations)")
 	}
 	return nil
 }
@@ -79,6 +91,9 @@ type Step struct {
 	Outputs []Output
 	// Duplicate reports an event for a transition already made.
 	Duplicate bool
+	// Purge reports a settled prior authorization whose retention has
+	// passed: delete it.
+	Purge bool
 }
 
 // Transition applies ev to rec (nil: no prior authorization yet) and
@@ -87,6 +102,14 @@ type Step struct {
 // [pipeline.ErrInvalid]: an event for an unknown prior authorization, or
 // one the state machine does not allow from the record's status.
 func (c *Config) Transition(rec *Record, ev *Event) (Step, error) {
+	st, err := c.transition(rec, ev)
+	if err == nil {
+		c.schedulePurge(&st, ev.At)
+	}
+	return st, err
+}
+
+func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 	if ev.Topic == TopicPrescriptions {
 		if rec != nil {
 			return Step{Duplicate: true}, nil
@@ -240,13 +263,27 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(nextDue), Count: t.Count + 1})
 		case TimerExpiry:
 			s.move(StatusExpired, "Authorization expired on "+t.Due)
+		case TimerPurge:
+			return Step{Record: rec, Purge: true}
 		}
 	}
 	if !fired {
 		return Step{}
 	}
 	st, _ := s.done()
+	c.schedulePurge(&st, now)
 	return st
+}
+
+// schedulePurge gives a step's record that has just settled its purge
+// timer, Retention after at.
+func (c *Config) schedulePurge(st *Step, at time.Time) {
+	r := st.Record
+	if c.Retention <= 0 || r == nil || len(r.Timers) > 0 ||
+		(r.Status != StatusDeterminationCommunicated && r.Status != StatusExpired) {
+		return
+	}
+	r.Timers = append(r.Timers, Timer{Kind: TimerPurge, Due: formatTime(at.Add(c.Retention))})
 }
 
 func illegal(ev *Event, from Status) error {

@@ -339,10 +339,37 @@ func TestTimers(t *testing.T) {
 		t.Fatalf("timers after approval %+v, want the expiry alone", ap.Record.Timers)
 	}
 	ex := c.Fire(ap.Record, exp)
-	if ex.Record == nil || ex.Record.Status != StatusExpired || !slices.Equal(topics(ex.Outputs), []string{TopicStatus}) || len(ex.Record.Timers) != 0 {
+	if ex.Record == nil || ex.Record.Status != StatusExpired || !slices.Equal(topics(ex.Outputs), []string{TopicStatus}) {
 		t.Fatalf("at expiry: %+v %v", ex.Record, topics(ex.Outputs))
 	}
+	// Expired is settled: the purge timer alone remains.
+	if tm := ex.Record.Timers; len(tm) != 1 || tm[0].Kind != TimerPurge || tm[0].Due != formatTime(exp.Add(c.Retention)) {
+		t.Fatalf("timers after expiry %+v, want the purge at the expiry plus the retention", tm)
+	}
 
+	t.Run("a settled prior authorization is purged after the retention", func(t *testing.T) {
+		done := replay(t, &c, "prescription", "documentation", "submission", "DENIED", "communication")
+		settled := events()["communication"].At
+		if tm := done.Timers; len(tm) != 1 || tm[0].Kind != TimerPurge || tm[0].Due != formatTime(settled.Add(c.Retention)) {
+			t.Fatalf("timers once communicated %+v, want the purge alone", tm)
+		}
+		if st := c.Fire(done, settled.Add(c.Retention-time.Second)); st.Purge || st.Record != nil {
+			t.Fatalf("before the retention passed: %+v", st)
+		}
+		if st := c.Fire(done, settled.Add(c.Retention)); !st.Purge || len(st.Outputs) != 0 {
+			t.Fatalf("at the retention's end: %+v, want a purge and nothing emitted", st)
+		}
+		// A duplicate while it waits keeps the one timer.
+		if st, err := c.Transition(done, ptr(events()["communication"])); err != nil || !st.Duplicate {
+			t.Fatalf("a repeated communication: %+v, %v", st, err)
+		}
+		// Retention 0 keeps it.
+		keep := c
+		keep.Retention = 0
+		if kept := replay(t, &keep, "prescription", "documentation", "submission", "DENIED", "communication"); len(kept.Timers) != 0 {
+			t.Fatalf("timers with retention 0: %+v, want none", kept.Timers)
+		}
+	})
 	t.Run("pended keeps checking", func(t *testing.T) {
 		p, err := c.Transition(sub, ptr(evs["PENDED"]))
 		if err != nil {
