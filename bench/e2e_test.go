@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/loadgen"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/sim"
@@ -180,7 +181,7 @@ type moment struct {
 	cpu time.Duration
 }
 
-func now() moment { return moment{time.Now(), processCPU()} }
+func now() moment { return moment{time.Now(), loadgen.ProcessCPU()} }
 
 // waitCommitted waits until the group has committed every input record,
 // and returns when it first saw a commit, how many records that commit

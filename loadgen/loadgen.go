@@ -728,7 +728,7 @@ func (r *runner) step(ctx context.Context, target float64, d time.Duration, n in
 		return s, err
 	}
 	r.swapHist()
-	cpu0 := cpuTime()
+	cpu0 := ProcessCPU()
 	var peakRSS atomic.Int64
 	var samplesMu sync.Mutex
 	var samples []lagSample
@@ -778,7 +778,7 @@ func (r *runner) step(ctx context.Context, target float64, d time.Duration, n in
 	if err != nil {
 		return s, err
 	}
-	cpu1 := cpuTime()
+	cpu1 := ProcessCPU()
 	lagEnd, _, err := r.lagOf(ctx)
 	if err != nil {
 		return s, err

@@ -2,10 +2,6 @@
 
 package loadgen
 
-import "time"
-
-// cpuTime and rss are read from Linux's interfaces; elsewhere the report
-// says they are unknown.
-func cpuTime() time.Duration { return 0 }
-
+// rss is read from Linux's /proc; elsewhere the report says it is
+// unknown.
 func rss() int64 { return 0 }
