@@ -264,7 +264,11 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 		case TimerExpiry:
 			s.move(StatusExpired, "Authorization expired on "+t.Due)
 		case TimerPurge:
-			return Step{Record: rec, Purge: true}
+			// Set while a retention applied; one turned off since
+			// keeps the record, without the timer.
+			if c.Retention > 0 {
+				return Step{Record: rec, Purge: true}
+			}
 		}
 	}
 	if !fired {

@@ -363,11 +363,15 @@ func TestTimers(t *testing.T) {
 		if st, err := c.Transition(done, ptr(events()["communication"])); err != nil || !st.Duplicate {
 			t.Fatalf("a repeated communication: %+v, %v", st, err)
 		}
-		// Retention 0 keeps it.
+		// Retention 0 keeps it, and keeps one whose purge was set before
+		// the retention was turned off.
 		keep := c
 		keep.Retention = 0
 		if kept := replay(t, &keep, "prescription", "documentation", "submission", "DENIED", "communication"); len(kept.Timers) != 0 {
 			t.Fatalf("timers with retention 0: %+v, want none", kept.Timers)
+		}
+		if st := keep.Fire(done, settled.Add(c.Retention)); st.Purge || st.Record == nil || len(st.Record.Timers) != 0 {
+			t.Fatalf("a purge timer firing with retention 0: %+v, want the record kept without the timer", st)
 		}
 	})
 	t.Run("pended keeps checking", func(t *testing.T) {
