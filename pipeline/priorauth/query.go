@@ -34,7 +34,7 @@ func QueryHandler(r *pipeline.Runner) http.Handler {
 			writeJSON(w, http.StatusOK, rec)
 			return
 		}
-		msg := "no prior authorization with this id"
+		msg := "no prior authorization with this id (a settled one leaves the state when its retention has passed)"
 		if p, owned := r.Owner(id); p >= 0 && !owned {
 			msg = "not held by this instance: partition " + strconv.Itoa(int(p)) + " is owned by another instance of the group"
 		}
