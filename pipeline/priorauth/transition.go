@@ -92,7 +92,7 @@ type Step struct {
 	// Duplicate reports an event for a transition already made.
 	Duplicate bool
 	// Purge reports a settled prior authorization whose retention has
-	// passed: delete it.
+	// passed: delete it (Record is nil).
 	Purge bool
 }
 
@@ -267,7 +267,7 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 			// Set while a retention applied; one turned off since
 			// keeps the record, without the timer.
 			if c.Retention > 0 {
-				return Step{Record: rec, Purge: true}
+				return Step{Purge: true}
 			}
 		}
 	}

@@ -359,7 +359,8 @@ func TestTimers(t *testing.T) {
 		if st := c.Fire(done, settled.Add(c.Retention)); !st.Purge || len(st.Outputs) != 0 {
 			t.Fatalf("at the retention's end: %+v, want a purge and nothing emitted", st)
 		}
-		// A duplicate while it waits keeps the one timer.
+		// A repeated communication while it waits is a duplicate: no new
+		// state, so its one timer stands.
 		if st, err := c.Transition(done, ptr(events()["communication"])); err != nil || !st.Duplicate {
 			t.Fatalf("a repeated communication: %+v, %v", st, err)
 		}
