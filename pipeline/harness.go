@@ -84,10 +84,10 @@ func NewHarness(spec Spec, opts ...HarnessOption) (*Harness, error) {
 		return nil, err
 	}
 	r.numPartitions.Store(c.partitions)
-	t := newIdleTask(r, c.partition)
-	// Nothing to restore: the stores start empty, and the harness never
-	// goes through processBatch, which restores.
-	t.restored = true
+	// A task that is never activated: nothing restores its stores, which
+	// start empty, and the harness calls it itself.
+	t := newTask(r, c.partition)
+	t.ready.Store(true)
 	h := &Harness{r: r, t: t, consumed: make(map[string]struct{})}
 	for _, topic := range r.spec.consumedTopics() {
 		h.consumed[topic] = struct{}{}

@@ -21,6 +21,9 @@ type runnerMetrics struct {
 	aborts             *metrics.Counter
 	sessionRestarts    *metrics.Counter
 	globalDecodeErrors *metrics.Counter
+	restoredRecords    *metrics.Counter
+	restores           [restoreFull + 1]*metrics.Counter
+	fencedTimerTxns    *metrics.Counter
 	txnSeconds         *metrics.Histogram
 	processSeconds     *metrics.Histogram
 	eventAgeSeconds    *metrics.Histogram
@@ -42,6 +45,8 @@ func newRunnerMetrics(set *metrics.Set, name string) *runnerMetrics {
 		aborts:             set.GetOrCreateCounter(p + "txn_aborts_total"),
 		sessionRestarts:    set.GetOrCreateCounter(p + "session_restarts_total"),
 		globalDecodeErrors: set.GetOrCreateCounter(p + "global_table_decode_errors_total"),
+		restoredRecords:    set.GetOrCreateCounter(p + "state_restored_records_total"),
+		fencedTimerTxns:    set.GetOrCreateCounter(p + "txn_membership_check_failures_total"),
 		txnSeconds:         set.GetOrCreateHistogram(p + "txn_duration_seconds"),
 		processSeconds:     set.GetOrCreateHistogram(p + "process_seconds_per_record"),
 		eventAgeSeconds:    set.GetOrCreateHistogram(p + "event_age_at_processing_seconds"),
@@ -51,8 +56,15 @@ func newRunnerMetrics(set *metrics.Set, name string) *runnerMetrics {
 	for _, t := range []ErrorType{ErrDecode, ErrInvalid, ErrOversized, ErrProcessing, ErrPanic} {
 		m.errorCounter(t)
 	}
+	for a := restoreKeep; a <= restoreFull; a++ {
+		m.restores[a] = set.GetOrCreateCounter(p + `state_preparations_total{how="` + a.String() + `"}`)
+	}
 	return m
 }
+
+// restore counts a store brought up to date when its partition was
+// assigned, by how: kept, caught up from its position, or restored in full.
+func (m *runnerMetrics) restore(a restoreAction) *metrics.Counter { return m.restores[a] }
 
 func (m *runnerMetrics) errorCounter(t ErrorType) *metrics.Counter {
 	m.mu.Lock()
@@ -92,6 +104,14 @@ func (m *runnerMetrics) observeBatch(n int, took time.Duration, last *kgo.Record
 // Stats is a snapshot of a runner's counters, for summaries and tests.
 type Stats struct {
 	RecordsIn, RecordsOut, Errors, Commits, Aborts, SessionRestarts uint64
+	// Preparations counts the stores brought up to date on assignment, by
+	// how (see [Runner] on restoring): kept as they were, caught up from
+	// their changelog position, or restored from the changelog's start.
+	Kept, CaughtUp, FullRestores uint64
+	// MembershipCheckFailures counts transactions that fired timers only
+	// and were aborted because the group no longer had this instance as a
+	// member of its current generation.
+	MembershipCheckFailures uint64
 	// Lag is the consumer lag summed over the partitions this instance
 	// has fetched from, as of their last fetch.
 	Lag int64
@@ -104,6 +124,11 @@ func (m *runnerMetrics) stats() Stats {
 		Commits:         m.commits.Get(),
 		Aborts:          m.aborts.Get(),
 		SessionRestarts: m.sessionRestarts.Get(),
+		Kept:            m.restores[restoreKeep].Get(),
+		CaughtUp:        m.restores[restoreCatchUp].Get(),
+		FullRestores:    m.restores[restoreFull].Get(),
+
+		MembershipCheckFailures: m.fencedTimerTxns.Get(),
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Runner runs one [Spec] against Kafka, exactly once.
@@ -40,11 +41,26 @@ type Runner struct {
 	adm           *kadm.Client
 	numPartitions atomic.Int32 // set once per Run, read by queries
 
-	// mu guards tasks and owned. It is held while stopping a task, which
-	// waits for the task's goroutine; tasks never take it.
+	// mu guards tasks, assigned and asgEpoch. It is held while halting a
+	// task, which waits for the task's goroutine; tasks never take it.
 	mu    sync.Mutex
 	tasks map[int32]*task
-	owned map[int32]int // consumed topic-partitions owned, per task
+	// assigned is the session's assignment, by partition number, as the
+	// group last gave it: onAssigned sets it whole and onRevoked takes
+	// from it. Ownership is read from here, never counted from callbacks:
+	// franz-go's GroupTransactSession passes on only the first revoke
+	// between two transaction ends (DESIGN.md §4).
+	assigned map[int32]struct{}
+	// asgEpoch counts the changes to assigned; the poll loop compares it
+	// with the epoch it last reconciled the tasks to.
+	asgEpoch uint64
+	// restoring counts the tasks whose activation is preparing state.
+	restoring atomic.Int32
+
+	// wake cancels the poll in progress, so that the poll loop sees a new
+	// assignment at once rather than after its poll returns.
+	wakeMu sync.Mutex
+	wake   context.CancelFunc
 
 	// produced counts records produced in the open transaction.
 	produced atomic.Int64
@@ -92,7 +108,7 @@ func New(spec Spec, opts ...Option) (*Runner, error) {
 		changelogs:   make(map[string]struct{}),
 		globals:      make(map[string]*GlobalTable),
 		tasks:        make(map[int32]*task),
-		owned:        make(map[int32]int),
+		assigned:     make(map[int32]struct{}),
 	}
 	if c.instanceID != "" {
 		r.txnID = spec.Group + "-" + c.instanceID
@@ -125,18 +141,37 @@ func (r *Runner) Spec() *Spec { return &r.spec }
 // Metrics is the set holding the runner's metrics.
 func (r *Runner) Metrics() *metrics.Set { return r.cfg.metrics }
 
-// Ready reports whether the runner has restored its global tables and is
-// consuming.
-func (r *Runner) Ready() bool { return r.ready.Load() }
+// Ready reports whether the runner has restored its global tables, is
+// consuming, and has prepared the state of every partition assigned to it.
+func (r *Runner) Ready() bool {
+	if !r.ready.Load() {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range r.assigned {
+		if t := r.tasks[p]; t == nil || !t.ready.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// Restoring is the number of assigned partitions whose state is being
+// prepared (restored, or checked against its changelog).
+func (r *Runner) Restoring() int { return int(r.restoring.Load()) }
 
 // Lookup reads key from partition-local state held by this instance: the
-// store partitions of the tasks it owns now. It may see writes of the open
-// transaction. found is false when the key is absent or its partition is not
-// owned here.
+// store partitions of the tasks it owns now, once prepared. It may see
+// writes of the open transaction. found is false when the key is absent or
+// its partition is not owned here.
 func (r *Runner) Lookup(store, key string) (value []byte, found bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range r.tasks {
+		if !t.ready.Load() {
+			continue
+		}
 		for _, s := range t.stores {
 			if s.name == store {
 				if v, ok := s.Get(key); ok {
@@ -158,8 +193,10 @@ func (r *Runner) Scan(store string, fn func(key string, value []byte) bool) {
 	// up assignments or commits.
 	r.mu.Lock()
 	parts := make([]int32, 0, len(r.tasks))
-	for p := range r.tasks {
-		parts = append(parts, p)
+	for p, t := range r.tasks {
+		if t.ready.Load() {
+			parts = append(parts, p)
+		}
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
 	var stores []*Store
@@ -181,8 +218,9 @@ func (r *Runner) Scan(store string, fn func(key string, value []byte) bool) {
 }
 
 // Owner reports the partition that holds key's state, by the default
-// partitioner, and whether this instance owns it now. Before the first
-// session has learned the partition count, partition is -1.
+// partitioner, and whether this instance owns it now with its state
+// prepared. Before the first session has learned the partition count,
+// partition is -1.
 func (r *Runner) Owner(key string) (partition int32, owned bool) {
 	n := r.numPartitions.Load()
 	if n <= 0 {
@@ -192,8 +230,8 @@ func (r *Runner) Owner(key string) (partition int32, owned bool) {
 	partition = int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&rec, int(n)))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, owned = r.tasks[partition]
-	return partition, owned
+	t := r.tasks[partition]
+	return partition, t != nil && t.ready.Load()
 }
 
 // Global returns the runner's global table for topic, or nil.
@@ -210,6 +248,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("pipeline %s: already running", r.spec.Name)
 	}
+	defer r.dropAll()
 	admCl, err := kgo.NewClient(r.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("pipeline %s: %w", r.spec.Name, err)
@@ -321,20 +360,29 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 
 // runSession runs one GroupTransactSession until ctx ends or it fails.
 //
-// The loop is the only caller of Begin, PollRecords and End. Each commit
-// interval it begins a transaction when the first record arrives, hands
-// batches to partition tasks, and at the interval's end (or the record cap)
-// waits for the tasks to finish what they were given, adds the state
-// changelog writes, and ends the transaction. Revoke and lost callbacks run
-// on the client's goroutine: they stop the tasks of the partitions they take
-// away, and the session then aborts the transaction, which rolls back every
-// task's state to the last commit.
+// The loop is the only caller of Begin, PollRecords and End, and the only
+// one that starts tasks. Each commit interval it begins a transaction when
+// the first record arrives, hands batches to partition tasks, and at the
+// interval's end (or the record cap) waits for the tasks to finish what
+// they were given, adds the state changelog writes, and ends the
+// transaction.
+//
+// Assignment changes come from the client's goroutine: onAssigned and
+// onRevoked halt the tasks concerned, pause the newly assigned partitions'
+// fetching, record the assignment and wake the loop. The loop then aborts
+// the open transaction, which rolls every store back to the last commit,
+// and activates a task for each assigned partition: it prepares its state
+// outside any transaction and then resumes its partition's fetching. A
+// transaction therefore never waits for a restore, and never holds records
+// of a partition whose state is not in place.
 func (r *Runner) runSession(ctx context.Context) (err error) {
 	sess, err := kgo.NewGroupTransactSession(r.sessionOpts()...)
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.sess = sess
+	r.mu.Unlock()
 	r.fatal = make(chan error, 1)
 	// Initialise the producer id now rather than at the first Begin: with a
 	// stable instance id this fences a predecessor at once and aborts its
@@ -357,12 +405,15 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		}
 		closeCtx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
 		defer cancel()
-		// Leaving the group revokes everything, which stops the tasks.
+		// Leaving the group revokes everything, which halts the tasks.
 		if lerr := sess.Client().LeaveGroupContext(closeCtx); lerr != nil {
 			r.log.Warn("leaving the group", "error", lerr)
 		}
 		sess.Close()
-		r.stopAll()
+		// The tasks and their stores outlive the session: the next one
+		// checks them against their changelogs rather than restoring
+		// them from zero.
+		r.haltAll()
 	}()
 	r.ready.Store(true)
 
@@ -370,6 +421,8 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		count    int
 		deadline time.Time
 		started  time.Time
+		epoch    uint64 // the assignment the tasks were last reconciled to
+		txnEpoch uint64 // the assignment the open transaction began under
 		nextTick = time.Now().Add(r.spec.punctuateEvery())
 	)
 	punctuates := r.spec.Punctuate != nil
@@ -383,7 +436,19 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		deadline = started.Add(r.cfg.commitInterval)
 		r.doomed.Store(false)
 		r.produced.Store(0)
+		txnEpoch = epoch
 		return nil
+	}
+	end := func() error {
+		inTxn = false
+		if r.epoch() != txnEpoch {
+			// The assignment changed under the transaction: what it
+			// read and wrote may belong to partitions another member
+			// now owns. GroupTransactSession aborts it too, when it
+			// saw the revoke; this does not depend on that.
+			r.doomed.Store(true)
+		}
+		return r.endTxn(started, count)
 	}
 	for {
 		select {
@@ -393,10 +458,18 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		}
 		if ctx.Err() != nil {
 			if inTxn {
-				inTxn = false
-				return r.endTxn(started)
+				return end()
 			}
 			return ctx.Err()
+		}
+		if e := r.epoch(); e != epoch {
+			if inTxn {
+				if err := end(); err != nil {
+					return err
+				}
+			}
+			epoch = r.reconcile(sess.Client())
+			continue
 		}
 
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -407,8 +480,21 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 			pollCtx, cancel = context.WithDeadline(ctx, deadline)
 		case punctuates:
 			pollCtx, cancel = context.WithDeadline(ctx, nextTick)
+		default:
+			pollCtx, cancel = context.WithCancel(ctx)
+		}
+		r.wakeMu.Lock()
+		r.wake = cancel
+		r.wakeMu.Unlock()
+		if r.epoch() != epoch {
+			// Changed between the check above and the registration:
+			// the wake may have been missed.
+			cancel()
 		}
 		fs := sess.PollRecords(pollCtx, r.cfg.commitRecords)
+		r.wakeMu.Lock()
+		r.wake = nil
+		r.wakeMu.Unlock()
 		cancel()
 		if fs.IsClientClosed() {
 			return errors.New("client closed")
@@ -444,20 +530,77 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		}
 		if punctuates && !time.Now().Before(nextTick) {
 			nextTick = time.Now().Add(r.spec.punctuateEvery())
-			if !inTxn {
-				if err := begin(); err != nil {
-					return err
+			if r.anyReady() {
+				if !inTxn {
+					if err := begin(); err != nil {
+						return err
+					}
 				}
+				r.punctuate()
 			}
-			r.punctuate()
 		}
 		if inTxn && (count >= r.cfg.commitRecords || !time.Now().Before(deadline)) {
-			inTxn = false
-			if err := r.endTxnOf(started, count); err != nil {
+			if err := end(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// epoch is the assignment's change count.
+func (r *Runner) epoch() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.asgEpoch
+}
+
+// reconcile activates a task for every assigned partition that has none
+// running, and returns the assignment epoch it reconciled to. It runs on
+// the poll loop with no transaction open, so every store holds committed
+// state. Halted tasks of partitions not assigned stay until the next
+// assignment, which either takes them back or drops them: under the eager
+// protocol a revoke of everything comes before every assignment.
+func (r *Runner) reconcile(cl *kgo.Client) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var started []int32
+	for p := range r.assigned {
+		t := r.tasks[p]
+		if t == nil {
+			t = newTask(r, p)
+			r.tasks[p] = t
+		}
+		if !t.running {
+			t.activate(cl)
+			started = append(started, p)
+		}
+	}
+	if len(started) > 0 {
+		sort.Slice(started, func(i, j int) bool { return started[i] < started[j] })
+		r.log.Info("preparing state", "tasks", started)
+	}
+	return r.asgEpoch
+}
+
+// anyReady reports whether some task takes punctuations.
+func (r *Runner) anyReady() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		if t.ready.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// wakePoll ends the poll in progress early.
+func (r *Runner) wakePoll() {
+	r.wakeMu.Lock()
+	if r.wake != nil {
+		r.wake()
+	}
+	r.wakeMu.Unlock()
 }
 
 func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
@@ -473,28 +616,43 @@ func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
 	r.mu.Lock()
 	t := r.tasks[p.Partition]
 	r.mu.Unlock()
-	// No task (or a stopped one): the partition was revoked after it was
+	// No task (or a halted one): the partition was revoked after it was
 	// polled. The session aborts such a transaction anyway; dooming it here
 	// as well keeps the offsets of records nobody processed from ever
-	// being committed, whatever the callbacks' timing.
-	if t == nil || !t.enqueue(p.Records) {
+	// being committed, whatever the callbacks' timing. A task that is
+	// still preparing never has records fetched (its partition is paused
+	// until it is ready); were one to arrive, the transaction would wait
+	// for the restore, so it is dropped the same way.
+	if t == nil || !t.ready.Load() || !t.enqueue(p.Records) {
 		r.doomed.Store(true)
 	}
 }
 
 // endTxn waits for the tasks to finish the transaction's records, writes the
-// state changes to the changelogs, and ends the transaction. Only a commit
-// that franz-go confirms makes the state writes permanent; an abort or an
-// error rolls them back. An error means the outcome is unknown or the
-// producer is unusable: the caller tears the session down, and the next
+// state changes to the changelogs, and ends the transaction, which polled
+// count records. Only a commit that franz-go confirms makes the state
+// writes permanent; an abort or an error rolls them back. An error means
+// the outcome is unknown, the producer is unusable, or the group no longer
+// has this instance: the caller tears the session down, and the next
 // session restores state and offsets from what the broker committed.
-func (r *Runner) endTxn(started time.Time) error { return r.endTxnOf(started, -1) }
-
-// endTxnOf is endTxn for a transaction that polled count records (-1: not
-// known). A transaction begun for a punctuation that polled nothing and
-// produced nothing is aborted rather than committed: committing an empty
+//
+// A transaction that polled nothing and produced nothing (a punctuation
+// with nothing due) is aborted rather than committed: committing an empty
 // transaction stalls franz-go for half a second (DESIGN.md §4).
-func (r *Runner) endTxnOf(started time.Time, count int) error {
+//
+// A transaction that polled nothing but produced (timers fired) commits no
+// offsets, so no TxnOffsetCommit checks the group generation for it, and
+// End sends no heartbeat. An instance the group has evicted without its
+// knowing (a long pause, a partition from the coordinator) could then
+// commit firings that the partitions' new owner makes too. Such a
+// transaction commits only after a heartbeat of its own has shown this
+// member to be in the group's current generation with no rebalance under
+// way. From that heartbeat to the EndTxn, a rebalance can only move the
+// partitions once this member has rejoined, and its revoke, which comes
+// first under the eager protocol, either aborts the transaction or waits
+// for End to finish; or once the member has missed its session or
+// rebalance timeout, far longer than End takes.
+func (r *Runner) endTxn(started time.Time, count int) error {
 	r.inflight.Wait()
 	r.mu.Lock()
 	for _, t := range r.tasks {
@@ -504,7 +662,15 @@ func (r *Runner) endTxnOf(started time.Time, count int) error {
 				if deleted {
 					value = nil
 				}
-				r.produce(&kgo.Record{Topic: topic, Partition: t.partition, Key: []byte(key), Value: value})
+				r.produced.Add(1)
+				r.sess.Produce(context.Background(),
+					&kgo.Record{Topic: topic, Partition: t.partition, Key: []byte(key), Value: value},
+					func(rec *kgo.Record, err error) {
+						if err == nil {
+							s.wrote(rec.Offset)
+						}
+						r.onProduced(rec, err)
+					})
 			})
 		}
 	}
@@ -521,15 +687,35 @@ func (r *Runner) endTxnOf(started time.Time, count int) error {
 		flushErr = r.sess.Client().Flush(ctx)
 		cancel()
 	}
+	var memberErr error
+	if !empty && count == 0 && flushErr == nil && !r.doomed.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+		memberErr = r.checkMembership(ctx)
+		cancel()
+		if memberErr != nil {
+			r.m.fencedTimerTxns.Inc()
+			r.log.Warn("not a member of the group's current generation; the transaction aborts", "error", memberErr)
+		}
+	}
 	how := kgo.TryCommit
-	if flushErr != nil || r.doomed.Load() || empty {
+	if flushErr != nil || memberErr != nil || r.doomed.Load() || empty {
 		how = kgo.TryAbort
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
 	committed, err := r.sess.End(ctx, how)
 	cancel()
 	if committed {
-		r.forEachStore(func(s *Store) { s.commit() })
+		now := time.Now().UnixNano()
+		r.mu.Lock()
+		for _, t := range r.tasks {
+			for _, s := range t.stores {
+				s.commit()
+			}
+			if t.ready.Load() {
+				t.confirmedAt.Store(now)
+			}
+		}
+		r.mu.Unlock()
 		r.m.commits.Inc()
 		r.m.txnSeconds.UpdateDuration(started)
 	} else {
@@ -544,7 +730,35 @@ func (r *Runner) endTxnOf(started time.Time, count int) error {
 	if flushErr != nil {
 		return fmt.Errorf("flushing the transaction's records (aborted): %w", flushErr)
 	}
+	if memberErr != nil && !errors.Is(memberErr, kerr.RebalanceInProgress) {
+		// Evicted: franz-go learns it at its next heartbeat, which may
+		// be seconds away. A new session rejoins now.
+		return fmt.Errorf("checking group membership before committing timers (aborted): %w", memberErr)
+	}
 	return nil
+}
+
+// checkMembership sends a heartbeat as this member of its generation: the
+// broker answers with an error unless the member is in the group's
+// current generation and no rebalance is under way.
+func (r *Runner) checkMembership(ctx context.Context) error {
+	cl := r.sess.Client()
+	member, generation := cl.GroupMetadata()
+	if member == "" || generation < 0 {
+		return kerr.UnknownMemberID
+	}
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Group = r.spec.Group
+	req.MemberID = member
+	req.Generation = generation
+	if id, ok := cl.OptValue(kgo.InstanceID).(*string); ok {
+		req.InstanceID = id
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	return kerr.ErrorForCode(resp.ErrorCode)
 }
 
 func (r *Runner) produce(rec *kgo.Record) {
@@ -552,12 +766,14 @@ func (r *Runner) produce(rec *kgo.Record) {
 	r.sess.Produce(context.Background(), rec, r.onProduced)
 }
 
-// punctuate hands every task a punctuation, in its queue's order.
+// punctuate hands every ready task a punctuation, in its queue's order.
 func (r *Runner) punctuate() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range r.tasks {
-		t.enqueue(nil)
+		if t.ready.Load() {
+			t.enqueue(nil)
+		}
 	}
 }
 
@@ -604,55 +820,105 @@ func (r *Runner) forEachStore(fn func(*Store)) {
 	}
 }
 
-func (r *Runner) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+// onAssigned records the assignment, halts every task and pauses every
+// assigned partition's fetching; the poll loop then prepares each task's
+// state and resumes its partition.
+//
+// Under the eager protocol (the runner's only balancer is the range one)
+// assigned is the whole assignment, not what was added to it: franz-go
+// passes the new assignment whole to a consumer that is not cooperative.
+// A task is halted even when its partition stays: the revoke before this
+// assignment may have been swallowed (see Runner.assigned), in which case
+// the task was never told that it might have lost the partition, and only
+// a preparation shows whether another member wrote its changelog since.
+func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var added []int32
+	now := make(map[int32]struct{})
 	for _, ps := range assigned {
 		for _, p := range ps {
-			r.owned[p]++
-			if r.tasks[p] == nil {
-				r.tasks[p] = newTask(r, p)
-				added = append(added, p)
-			}
+			now[p] = struct{}{}
 		}
 	}
-	sort.Slice(added, func(i, j int) bool { return added[i] < added[j] })
-	r.log.Info("partitions assigned", "tasks", added)
+	for p, t := range r.tasks {
+		t.halt()
+		if _, ok := now[p]; !ok {
+			// Another member has it: its store will be stale.
+			delete(r.tasks, p)
+		}
+	}
+	parts := make([]int32, 0, len(now))
+	for p := range now {
+		parts = append(parts, p)
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+	pause := make(map[string][]int32)
+	for _, topic := range r.spec.consumedTopics() {
+		pause[topic] = parts
+	}
+	cl.PauseFetchPartitions(pause)
+	r.assigned = now
+	r.asgEpoch++
+	r.log.Info("partitions assigned", "tasks", parts)
+	r.wakePoll()
 }
 
-// onRevoked stops the tasks of revoked or lost partitions and waits for
-// them. The session aborts the open transaction afterwards, so their
-// partial work is never committed.
+// onRevoked halts the tasks of revoked or lost partitions and waits for
+// them. The session aborts the open transaction afterwards (and the poll
+// loop makes sure of it), so their partial work is never committed. Their
+// stores stay until the next assignment says whether they come back.
 func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var removed []int32
 	for _, ps := range revoked {
 		for _, p := range ps {
-			if r.owned[p]--; r.owned[p] > 0 {
+			if _, ok := r.assigned[p]; !ok {
 				continue
 			}
-			delete(r.owned, p)
+			delete(r.assigned, p)
 			if t := r.tasks[p]; t != nil {
-				t.stop()
-				delete(r.tasks, p)
-				removed = append(removed, p)
+				t.halt()
 			}
+			removed = append(removed, p)
 		}
 	}
 	sort.Slice(removed, func(i, j int) bool { return removed[i] < removed[j] })
+	r.asgEpoch++
 	r.log.Info("partitions revoked", "tasks", removed)
+	r.wakePoll()
 }
 
-func (r *Runner) stopAll() {
+// consumedPartition is partition p of every consumed topic.
+func (r *Runner) consumedPartition(p int32) map[string][]int32 {
+	m := make(map[string][]int32)
+	for _, topic := range r.spec.consumedTopics() {
+		m[topic] = []int32{p}
+	}
+	return m
+}
+
+// haltAll halts every task and forgets the assignment, keeping the
+// stores: a session has ended and the next one may get them back.
+func (r *Runner) haltAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		t.halt()
+	}
+	clear(r.assigned)
+	r.asgEpoch++
+}
+
+// dropAll halts every task and drops it with its stores: the runner stops.
+func (r *Runner) dropAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p, t := range r.tasks {
-		t.stop()
+		t.halt()
 		delete(r.tasks, p)
-		delete(r.owned, p)
 	}
+	clear(r.assigned)
 }
 
 // startGlobals restores every global table from its topic and keeps it

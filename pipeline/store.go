@@ -3,6 +3,7 @@ package pipeline
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Store is one partition of a keyed state store: an in-memory map made
@@ -28,6 +29,15 @@ type Store struct {
 	// order, so changelog records are produced deterministically.
 	dirty    []string
 	dirtySet map[string]struct{}
+
+	// pos is the changelog offset up to which the map is known to hold
+	// the partition's committed state (-1: not known): set by a restore,
+	// and moved past the store's own writes when a transaction commits.
+	// A task that comes back checks that nothing committed lies past it.
+	pos atomic.Int64
+	// txnHigh is the highest changelog offset written by the open
+	// transaction (-1: none), from the produce promises.
+	txnHigh atomic.Int64
 }
 
 type undoEntry struct {
@@ -40,7 +50,10 @@ type undoEntry struct {
 }
 
 func newStore(name string) *Store {
-	return &Store{name: name, data: make(map[string][]byte), dirtySet: make(map[string]struct{})}
+	s := &Store{name: name, data: make(map[string][]byte), dirtySet: make(map[string]struct{})}
+	s.pos.Store(-1)
+	s.txnHigh.Store(-1)
+	return s
 }
 
 // Name is the store's name in its Spec.
@@ -142,8 +155,26 @@ func (s *Store) changes(fn func(key string, value []byte, deleted bool)) {
 	}
 }
 
-// commit forgets the undo log: the writes are durable.
+// wrote records that the open transaction wrote the store's changelog at
+// offset: called from produce promises.
+func (s *Store) wrote(offset int64) {
+	for {
+		h := s.txnHigh.Load()
+		if offset <= h || s.txnHigh.CompareAndSwap(h, offset) {
+			return
+		}
+	}
+}
+
+// commit forgets the undo log: the writes are durable. The changelog
+// position moves past the transaction's last write and its commit marker.
+// When anything else landed in between (a fenced zombie's aborted
+// records), the true position is further on; a position short of it only
+// makes a later check read records it need not, never skip one.
 func (s *Store) commit() {
+	if h := s.txnHigh.Swap(-1); h >= 0 && s.pos.Load() >= 0 {
+		s.pos.Store(h + 2)
+	}
 	s.mu.Lock()
 	clear(s.undo)
 	s.undo = s.undo[:0]
@@ -154,7 +185,24 @@ func (s *Store) commit() {
 }
 
 // abort rolls back every write since the last commit.
-func (s *Store) abort() { s.rollbackTo(0) }
+func (s *Store) abort() {
+	s.txnHigh.Store(-1)
+	s.rollbackTo(0)
+}
+
+// reset empties the store for a restore from the changelog's start.
+func (s *Store) reset() {
+	s.mu.Lock()
+	clear(s.data)
+	clear(s.undo)
+	s.undo = s.undo[:0]
+	clear(s.dirtySet)
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	s.mu.Unlock()
+	s.pos.Store(-1)
+	s.txnHigh.Store(-1)
+}
 
 // restore applies one changelog record, outside any transaction.
 func (s *Store) restore(key string, value []byte) {

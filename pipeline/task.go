@@ -5,58 +5,74 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // A task owns partition p of every consumed topic and of every state store.
-// One goroutine processes its queue in order; the poll loop (the runner's
-// only other writer) enqueues fetched batches and waits at each commit until
-// every batch it enqueued has been processed.
 //
-// Lock order: runner.mu, then task.mu. task.mu only guards the queue's
-// open/closed switch so that stop can drain it without racing a sender.
+// A task lives as long as the instance may be given its partition again:
+// its stores outlast a rebalance and a rebuilt session, so that a
+// partition that comes back is checked against its changelog instead of
+// restored from zero. What runs is an activation: one goroutine that first
+// prepares the stores (restores them, or checks that nothing was
+// committed since they were last current), outside any transaction, and
+// then processes the task's queue in order. The poll loop (the runner's
+// only other writer) enqueues fetched batches and waits at each commit
+// until every batch it enqueued has been processed. halt ends an
+// activation; only the poll loop starts one, and only after the
+// transaction open when the partition was taken away has ended, so that
+// the stores hold committed state when the next activation reads them.
+//
+// Lock order: runner.mu, then task.mu. task.mu guards the queue's
+// open/closed switch, so that halt can drain it without racing a sender,
+// and the fetch resume at the end of a preparation, so that a halted
+// activation never resumes a partition that was paused again after it.
 type task struct {
 	r         *Runner
 	partition int32
 	stores    []*Store
 	ctx       Context
 
+	// One activation's channels; replaced by activate, under runner.mu.
 	in     chan []*kgo.Record
 	stopCh chan struct{} // closed to stop the goroutine
 	exited chan struct{} // closed when the goroutine has returned
 	cancel context.CancelFunc
+	cl     *kgo.Client // the session's client, to resume fetching
+	// running is whether an activation runs; guarded by runner.mu.
+	running bool
 
 	mu     sync.Mutex
 	closed bool
 
-	restored bool
-	current  *kgo.Record          // the record being processed
-	kp       kgo.TopicPartitioner // the default key partitioner, goroutine-confined
-	keyRec   kgo.Record           // scratch record for kp
-	pending  []*kgo.Record        // emits of the record being processed
-	marks    []int                // store savepoints of the record being processed
+	// ready is set once the activation's stores are prepared: the task
+	// then takes batches and punctuations, and answers queries.
+	ready atomic.Bool
+	// preparing is set while an activation prepares; whoever clears it
+	// (the preparation, or halt) takes the task off the restoring count.
+	preparing atomic.Bool
+	// confirmedAt is when the stores were last known current for an
+	// owner (a preparation, or a commit while ready), in Unix nanoseconds.
+	confirmedAt atomic.Int64
+
+	current *kgo.Record          // the record being processed
+	kp      kgo.TopicPartitioner // the default key partitioner, goroutine-confined
+	keyRec  kgo.Record           // scratch record for kp
+	pending []*kgo.Record        // emits of the record being processed
+	marks   []int                // store savepoints of the record being processed
 }
 
+// newTask builds a halted task and its empty stores: activate starts it,
+// and a [Harness] calls the task itself.
 func newTask(r *Runner, partition int32) *task {
-	t := newIdleTask(r, partition)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
-	go t.run(ctx)
-	return t
-}
-
-// newIdleTask builds a task and its stores without its goroutine: newTask
-// starts one, and a [Harness] calls the task itself.
-func newIdleTask(r *Runner, partition int32) *task {
 	t := &task{
 		r:         r,
 		partition: partition,
-		in:        make(chan []*kgo.Record, r.cfg.queueBatches),
-		stopCh:    make(chan struct{}),
-		exited:    make(chan struct{}),
 		kp:        kgo.StickyKeyPartitioner(nil).ForTopic(""),
+		closed:    true,
 	}
 	t.ctx.t = t
 	for _, name := range r.spec.Stores {
@@ -75,8 +91,27 @@ func (t *task) store(name string) *Store {
 	panic(fmt.Sprintf("pipeline %s: store %q is not declared in the Spec", t.r.spec.Name, name))
 }
 
+// activate starts an activation on the session's client cl: prepare, then
+// process. The caller holds runner.mu and the task is halted.
+func (t *task) activate(cl *kgo.Client) {
+	t.in = make(chan []*kgo.Record, t.r.cfg.queueBatches)
+	t.stopCh = make(chan struct{})
+	t.exited = make(chan struct{})
+	t.cl = cl
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	t.ready.Store(false)
+	t.preparing.Store(true)
+	t.r.restoring.Add(1)
+	t.running = true
+	t.mu.Lock()
+	t.closed = false
+	t.mu.Unlock()
+	go t.run(ctx)
+}
+
 // enqueue hands a batch to the task, blocking while its queue is full. It
-// reports false, having counted nothing, if the task is stopped.
+// reports false, having counted nothing, if the task is halted.
 func (t *task) enqueue(batch []*kgo.Record) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -93,17 +128,30 @@ func (t *task) enqueue(batch []*kgo.Record) bool {
 	}
 }
 
-// stop ends the task and waits for its goroutine. Batches still queued are
-// dropped (and released from the commit barrier): they belong to a
-// transaction that cannot commit, because a task stops only when its
-// partitions are revoked or lost, or the session is torn down.
-func (t *task) stop() {
+// halt ends the running activation, if any, and waits for its goroutine.
+// The caller holds runner.mu, which serialises halts and activations.
+// Batches still queued are dropped (and released from the commit
+// barrier): they belong to a transaction that cannot commit, because a
+// task halts only when its partition is revoked, lost or assigned anew, or
+// the session ends. The stores stay, with whatever the open transaction
+// wrote: the poll loop's end of that transaction rolls it back.
+func (t *task) halt() {
+	if !t.running {
+		return
+	}
+	t.running = false
+	// Stop the goroutine first: a sender blocked on a full queue holds
+	// t.mu until the goroutine takes its batch or exits.
 	close(t.stopCh)
 	t.cancel()
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()
 	<-t.exited
+	t.ready.Store(false)
+	if t.preparing.CompareAndSwap(true, false) {
+		t.r.restoring.Add(-1)
+	}
 	for {
 		select {
 		case <-t.in:
@@ -125,34 +173,38 @@ func (t *task) stopping() bool {
 
 func (t *task) run(ctx context.Context) {
 	defer close(t.exited)
+	if err := t.prepare(ctx); err != nil {
+		if !t.stopping() {
+			t.r.fail(fmt.Errorf("preparing the state of partition %d: %w", t.partition, err))
+		}
+		return
+	}
+	t.ready.Store(true)
+	if t.preparing.CompareAndSwap(true, false) {
+		t.r.restoring.Add(-1)
+	}
+	// Fetching resumes only now: no record of the partition reaches a
+	// transaction before its state is in place.
+	t.mu.Lock()
+	if !t.closed {
+		t.cl.ResumeFetchPartitions(t.r.consumedPartition(t.partition))
+	}
+	t.mu.Unlock()
 	for {
 		select {
 		case <-t.stopCh:
 			return
 		case batch := <-t.in:
-			t.processBatch(ctx, batch)
+			t.processBatch(batch)
 			t.r.inflight.Done()
 		}
 	}
 }
 
-func (t *task) processBatch(ctx context.Context, batch []*kgo.Record) {
+func (t *task) processBatch(batch []*kgo.Record) {
 	if batch == nil {
-		t.punctuate(ctx)
+		t.punctuate()
 		return
-	}
-	if !t.restored {
-		// State is restored lazily, on the first batch, because only
-		// then are the group's committed offsets known to be stable: a
-		// transaction of a previous owner that wrote this changelog is
-		// resolved before the group hands out its offsets.
-		if err := t.restore(ctx); err != nil {
-			if !t.stopping() {
-				t.r.fail(fmt.Errorf("restoring state of partition %d: %w", t.partition, err))
-			}
-			return
-		}
-		t.restored = true
 	}
 	start := time.Now()
 	n := 0
@@ -217,25 +269,8 @@ func (t *task) attempt(fn func() error) error {
 	return err
 }
 
-// punctuate runs the Spec's Punctuate on the task's state; see
-// [PunctuateFunc] for when a task that has had no batch restores first.
-func (t *task) punctuate(ctx context.Context) {
-	if !t.restored {
-		stable, err := t.changelogsStable(ctx)
-		if err != nil || !stable {
-			if err != nil && !t.stopping() {
-				t.r.errLog.warn("checking changelogs before punctuating", "partition", t.partition, "error", err)
-			}
-			return
-		}
-		if err := t.restore(ctx); err != nil {
-			if !t.stopping() {
-				t.r.fail(fmt.Errorf("restoring state of partition %d: %w", t.partition, err))
-			}
-			return
-		}
-		t.restored = true
-	}
+// punctuate runs the Spec's Punctuate on the task's state.
+func (t *task) punctuate() {
 	t.current = nil
 	if err := t.atomically(t.callPunctuate); err != nil {
 		t.r.errLog.warn("punctuation failed; its writes are discarded", "partition", t.partition, "error_type", string(errorTypeOf(err)))
@@ -249,36 +284,6 @@ func (t *task) callPunctuate() (err error) {
 		}
 	}()
 	return t.r.spec.Punctuate(&t.ctx)
-}
-
-// changelogsStable reports whether none of the task's changelog partitions
-// has an open transaction (its last stable offset is its end): only then
-// is restoring them, ahead of any batch, sure to see everything a previous
-// owner will have committed.
-func (t *task) changelogsStable(ctx context.Context) (bool, error) {
-	for _, s := range t.stores {
-		topic := ChangelogTopic(t.r.spec.Group, s.name)
-		lso, err := t.r.adm.ListCommittedOffsets(ctx, topic)
-		if err == nil {
-			err = lso.Error()
-		}
-		if err != nil {
-			return false, err
-		}
-		end, err := t.r.adm.ListEndOffsets(ctx, topic)
-		if err == nil {
-			err = end.Error()
-		}
-		if err != nil {
-			return false, err
-		}
-		l, _ := lso.Lookup(topic, t.partition)
-		e, _ := end.Lookup(topic, t.partition)
-		if l.Offset != e.Offset {
-			return false, nil
-		}
-	}
-	return true, nil
 }
 
 // call runs the processor, turning a panic into a record error.
@@ -354,39 +359,4 @@ func (t *task) sendError(rec *kgo.Record, err error) {
 func (t *task) isLocal(key []byte) bool {
 	t.keyRec.Key = key
 	return int32(t.kp.Partition(&t.keyRec, int(t.r.numPartitions.Load()))) == t.partition
-}
-
-// restore loads every store's partition from its changelog, read_committed,
-// up to the last stable offset.
-func (t *task) restore(ctx context.Context) error {
-	for _, s := range t.stores {
-		topic := ChangelogTopic(t.r.spec.Group, s.name)
-		targets, err := catchUpTargets(ctx, t.r.adm, topic, []int32{t.partition})
-		if err != nil {
-			return err
-		}
-		if len(targets) == 0 {
-			continue
-		}
-		cl, err := kgo.NewClient(append(t.r.clientOpts(),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.partition: kgo.NewOffset().AtStart()}}),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.KeepControlRecords(),
-		)...)
-		if err != nil {
-			return err
-		}
-		n := 0
-		err = catchUp(ctx, cl, topic, targets, func(r *kgo.Record) {
-			s.restore(string(r.Key), r.Value)
-			n++
-		})
-		cl.Close()
-		if err != nil {
-			return err
-		}
-		t.r.log.Info("state restored", "store", s.name,
-			"partition", t.partition, "records", n, "keys", s.Len())
-	}
-	return nil
 }

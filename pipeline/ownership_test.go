@@ -1,0 +1,328 @@
+package pipeline_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// keysByPartition returns one key per partition of n, each placed by the
+// default partitioner on its partition.
+func keysByPartition(n int) []string {
+	keys := make([]string, n)
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("")
+	found := 0
+	for i := 0; found < n; i++ {
+		k := "key" + strconv.Itoa(i)
+		p := part.Partition(&kgo.Record{Key: []byte(k)}, n)
+		if keys[p] == "" {
+			keys[p] = k
+			found++
+		}
+	}
+	return keys
+}
+
+// eventually waits until cond holds, failing the test after limit.
+func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// claims reports which of keys' partitions r owns with its state in
+// place, as indexes into keys.
+func claims(r *pipeline.Runner, keys []string) []int {
+	var mine []int
+	for i, k := range keys {
+		if _, owned := r.Owner(k); owned {
+			mine = append(mine, i)
+		}
+	}
+	return mine
+}
+
+// owns reports whether r owns exactly the partitions of keys[i] for i in
+// want.
+func owns(r *pipeline.Runner, keys []string, want ...int) bool {
+	return slices.Equal(claims(r, keys), want)
+}
+
+// outputs reads "out" until it holds n records and returns their values.
+type outputReader struct {
+	t    *testing.T
+	cl   *kgo.Client
+	seen []string
+}
+
+func newOutputReader(t *testing.T, w *world) *outputReader {
+	return &outputReader{t: t, cl: w.client(t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))}
+}
+
+func (o *outputReader) await(n int) {
+	o.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(o.seen) < n {
+		fs := o.cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			o.t.Fatalf("read %d of %d outputs before the deadline: %v", len(o.seen), n, o.seen)
+		}
+		fs.EachRecord(func(r *kgo.Record) { o.seen = append(o.seen, string(r.Value)) })
+	}
+}
+
+// Regression for hole 1 of issue 16. GroupTransactSession passes on only
+// the first revoke between two transaction ends. An idle instance (no
+// timers, so no transaction) that sees two rebalances in a row missed the
+// second revoke, and the runner, which counted revokes, kept a task for a
+// partition it no longer owned; when the partition came back after another
+// member had processed it, the stale task counted on from its old state
+// (key:3 again where key:4 is right). The member ids order the range
+// balancer's assignment: "inst-1" < "inst-2" < "inst-3".
+func TestRunnerPartitionThatComesBackIsRestored(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 4, "in", "out", "in.errors")
+	keys := keysByPartition(4)
+	prod := w.client(t)
+	round := func() {
+		t.Helper()
+		for _, k := range keys {
+			produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(k), Value: []byte("v")})
+		}
+	}
+	out := newOutputReader(t, w)
+	as := func(id string) pipeline.Option { return pipeline.WithKafka(kgo.ClientID(id)) }
+
+	a, _ := w.start(t, countSpec(), as("inst-2"))
+	round()
+	out.await(4)
+
+	// Two rebalances while a is idle: a revoke is swallowed.
+	b, stopB := w.start(t, countSpec(), as("inst-1"))
+	eventually(t, 20*time.Second, "b takes partitions 0 and 1", func() bool {
+		return owns(b, keys, 0, 1) && owns(a, keys, 2, 3)
+	})
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a takes every partition back", func() bool { return owns(a, keys, 0, 1, 2, 3) })
+	round()
+	out.await(8)
+
+	// Partitions 2 and 3 move to c, which counts on, and come back.
+	c, stopC := w.start(t, countSpec(), as("inst-3"))
+	eventually(t, 20*time.Second, "c takes partitions 2 and 3", func() bool {
+		_, a0 := a.Owner(keys[0])
+		_, a1 := a.Owner(keys[1])
+		return owns(c, keys, 2, 3) && a0 && a1
+	})
+	if got := claims(a, keys); !slices.Equal(got, []int{0, 1}) {
+		t.Errorf("a claims the partitions of keys %v, want [0 1]: c owns 2 and 3", got)
+	}
+	round()
+	out.await(12)
+	if err := stopC(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a takes every partition back", func() bool { return owns(a, keys, 0, 1, 2, 3) })
+	round()
+	out.await(16)
+
+	count := make(map[string]int)
+	for _, v := range out.seen {
+		count[v]++
+	}
+	for _, k := range keys {
+		for n := 1; n <= 4; n++ {
+			if v := k + ":" + strconv.Itoa(n); count[v] != 1 {
+				t.Errorf("%s seen %d times, want once (outputs %v)", v, count[v], out.seen)
+			}
+		}
+	}
+}
+
+// topicID returns topic's id, which fetch requests name topics by.
+func topicID(t *testing.T, w *world, topic string) [16]byte {
+	t.Helper()
+	td, err := kadm.NewClient(w.client(t)).ListTopics(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := td[topic]
+	if !ok || d.Err != nil {
+		t.Fatalf("topic %s: %v", topic, d.Err)
+	}
+	return d.ID
+}
+
+// fetches reports whether req fetches partition p of the topic named name
+// or with id id.
+func fetches(req *kmsg.FetchRequest, name string, id [16]byte, p int32) bool {
+	for _, ft := range req.Topics {
+		if ft.Topic != name && ft.TopicID != id {
+			continue
+		}
+		for _, fp := range ft.Partitions {
+			if fp.Partition == p {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Regression for hole 2 of issue 16. A task restored its state lazily,
+// inside its first batch, with the transaction open; the transaction could
+// not end until the restore did, so a slow restore of one partition held
+// back every other partition's outputs, and one longer than the
+// transaction timeout made the broker abort, over and over. Now a
+// partition's state is prepared when it is assigned, with its fetching
+// paused, and other partitions commit meanwhile. The test holds the
+// restore of partition 0's changelog until partition 1's new output is
+// committed.
+func TestRunnerRestoreRunsOutsideTransactions(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 2, "in", "out", "in.errors")
+	keys := keysByPartition(2)
+	prod := w.client(t)
+	out := newOutputReader(t, w)
+
+	_, stop := w.start(t, countSpec())
+	for _, k := range keys {
+		produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(k), Value: []byte("v")})
+	}
+	out.await(2)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	changelog := pipeline.ChangelogTopic("count-group", "counts")
+	id := topicID(t, w, changelog)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	w.cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		w.cluster.KeepControl()
+		if fetches(req.(*kmsg.FetchRequest), changelog, id, 0) {
+			once.Do(func() { close(held) })
+			w.cluster.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+
+	r, _ := w.start(t, countSpec(), pipeline.WithTransactionTimeout(time.Second))
+	produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(keys[0]), Value: []byte("v")})
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("partition 0's state was never restored")
+	}
+	produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(keys[1]), Value: []byte("v")})
+	out.await(3)
+	if got, want := out.seen[2], keys[1]+":2"; got != want {
+		t.Fatalf("while partition 0 restored, output %q, want %q", got, want)
+	}
+	if r.Ready() {
+		t.Error("ready while partition 0's state is being restored")
+	}
+	close(release)
+	out.await(4)
+	if got, want := out.seen[3], keys[0]+":2"; got != want {
+		t.Errorf("after the restore, output %q, want %q", got, want)
+	}
+	eventually(t, 10*time.Second, "ready once restored", r.Ready)
+	if s := r.Stats(); s.Aborts != 0 || s.SessionRestarts != 0 {
+		t.Errorf("%d aborts and %d session restarts, want none", s.Aborts, s.SessionRestarts)
+	}
+}
+
+// Item 2 of issue 16, second half: a session that ends (here its commit
+// is refused as if the producer were fenced, so the outcome is unknown and
+// the session is rebuilt) keeps the state of the partitions it gets back.
+// The new session checks each store against its changelog: what lies past
+// the store's position is the unknown transaction's, aborted when the new
+// session initialised its producer, so nothing is read again from zero;
+// and the records of that transaction are counted once, not twice.
+func TestRunnerRebuiltSessionKeepsState(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 2, "in", "out", "in.errors")
+	keys := keysByPartition(2)
+	prod := w.client(t)
+	out := newOutputReader(t, w)
+
+	r, _ := w.start(t, countSpec())
+	round := func() {
+		for _, k := range keys {
+			produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(k), Value: []byte("v")})
+		}
+	}
+	round()
+	out.await(2)
+	if s := r.Stats(); s.FullRestores != 2 {
+		t.Fatalf("%d full restores at start, want 2 (one per partition)", s.FullRestores)
+	}
+
+	var fenced sync.Once
+	fired := make(chan struct{})
+	w.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !req.(*kmsg.EndTxnRequest).Commit {
+			w.cluster.KeepControl()
+			return nil, nil, false
+		}
+		fenced.Do(func() { close(fired) })
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.ProducerFenced.Code
+		return resp, nil, true
+	})
+	round()
+	select {
+	case <-fired:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no commit was refused")
+	}
+	out.await(4)
+	eventually(t, 20*time.Second, "the session is rebuilt", func() bool { return r.Stats().SessionRestarts >= 1 })
+
+	s := r.Stats()
+	if s.FullRestores != 2 {
+		t.Errorf("%d full restores, want still 2: the rebuilt session kept its state", s.FullRestores)
+	}
+	if s.Kept+s.CaughtUp < 2 {
+		t.Errorf("%d stores kept and %d caught up, want 2 in all", s.Kept, s.CaughtUp)
+	}
+	round()
+	out.await(6)
+	count := make(map[string]int)
+	for _, v := range out.seen {
+		count[v]++
+	}
+	for _, k := range keys {
+		for n := 1; n <= 3; n++ {
+			if v := k + ":" + strconv.Itoa(n); count[v] != 1 {
+				t.Errorf("%s seen %d times, want once (outputs %v)", v, count[v], out.seen)
+			}
+		}
+	}
+}
