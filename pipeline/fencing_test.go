@@ -1,0 +1,104 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/sim"
+)
+
+// readAllCommitted reads every committed record of topic, up to the end
+// offsets listed when it is called.
+func readAllCommitted(t *testing.T, w *world, topic string) []*kgo.Record {
+	t.Helper()
+	ends, err := kadm.NewClient(w.client(t)).ListCommittedOffsets(context.Background(), topic)
+	if err != nil || ends.Error() != nil {
+		t.Fatalf("listing %s: %v %v", topic, err, ends.Error())
+	}
+	want := make(map[int32]int64)
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	cl := w.client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s not read to its end before the deadline", topic)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return out
+}
+
+// Regression for hole 3 of issue 16. A transaction that only fires timers
+// commits no offsets, so no TxnOffsetCommit checks the group generation,
+// and transactional ids are random, so the partitions' new owner does not
+// fence the old one either. Instance a heartbeats every 20 s: when b
+// joins, a does not rejoin within the rebalance timeout, the group drops
+// it and gives b every partition, and a does not know. When the timers
+// fall due, both fire them; a's firings must not commit.
+func TestRunnerEvictedInstanceCommitsNoTimers(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 2, "timers.in", "set", "fired", "timers.errors")
+	t0 := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	clock := sim.NewVirtualClock(t0)
+	due := t0.Add(10 * time.Second)
+	keys := keysByPartition(2)
+	var timers []*kgo.Record
+	for i := range 8 {
+		k := fmt.Sprintf("%s-%d", keys[i%2], i)
+		timers = append(timers, &kgo.Record{Topic: "timers.in", Key: []byte(k), Value: []byte(strconv.FormatInt(due.Unix(), 10))})
+	}
+
+	a, _ := w.start(t, timerSpec(), pipeline.WithClock(clock), pipeline.WithKafka(
+		kgo.ClientID("inst-a"), kgo.HeartbeatInterval(20*time.Second), kgo.SessionTimeout(60*time.Second),
+		kgo.RebalanceTimeout(2*time.Second)))
+	produce(t, w.client(t), timers...)
+	readCommitted(t, w, "set", len(timers))
+
+	b, _ := w.start(t, timerSpec(), pipeline.WithClock(clock), pipeline.WithKafka(
+		kgo.ClientID("inst-b"), kgo.RebalanceTimeout(2*time.Second)))
+	eventually(t, 20*time.Second, "b owns both partitions with a evicted", func() bool {
+		return owns(b, keys, 0, 1)
+	})
+	if !owns(a, keys, 0, 1) {
+		t.Fatal("a no longer claims its partitions: it learnt of its eviction, and the test shows nothing")
+	}
+
+	clock.Set(due)
+	eventually(t, 20*time.Second, "a's timer transaction fails the membership check", func() bool {
+		return a.Stats().MembershipCheckFailures >= 1
+	})
+	fired := make(map[string]int)
+	eventually(t, 20*time.Second, "every timer fires", func() bool {
+		clear(fired)
+		for _, r := range readAllCommitted(t, w, "fired") {
+			fired[string(r.Key)]++
+		}
+		return len(fired) == len(timers)
+	})
+	for _, r := range timers {
+		if n := fired[string(r.Key)]; n != 1 {
+			t.Errorf("timer %s fired %d times, want once", r.Key, n)
+		}
+	}
+}
