@@ -15,7 +15,26 @@
 //   - Partition affinity. All co-partitioned input topics' partition p belong
 //     to one task: one goroutine, records in offset order per topic-partition,
 //     a bounded queue, and partition p of every state store.
-//   - No empty transactions: a transaction begins only when a record arrives.
+//   - Ownership is the assignment. The partitions a runner works on are the
+//     group's last assignment to it, as OnPartitionsAssigned gives it whole
+//     (the range balancer is eager), never a count of revoke callbacks, which
+//     GroupTransactSession passes on only once between two transaction ends.
+//     Every assignment halts every task and aborts the open transaction.
+//   - State is in place before a record is processed, outside transactions.
+//     An assigned partition's fetching is paused while its task prepares its
+//     stores: it waits until its changelog partitions have no open
+//     transaction (last stable offset equal to the end, so a previous
+//     owner's commit markers have all landed), then keeps a store that is
+//     current, catches it up from its changelog position, or restores it
+//     from the start. Stores outlive rebalances and rebuilt sessions; a
+//     partition that comes back is always checked against its changelog.
+//     While any assigned partition prepares, [Runner.Ready] is false.
+//   - Every commit is fenced. Offsets go through TxnOffsetCommit, which the
+//     group coordinator checks against the generation; a transaction that
+//     only fires timers commits no offsets, so it first sends a heartbeat as
+//     its member and generation, and aborts unless the group still has it.
+//   - No empty transactions: a transaction begins only when a record arrives
+//     or a punctuation is due, and one that produced nothing is aborted.
 //   - Errors never lose data. A record that cannot be decoded or processed,
 //     or whose processing panics, goes whole (key, value, headers) to the
 //     pipeline's error topic in the same transaction, with headers naming the

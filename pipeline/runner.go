@@ -118,6 +118,9 @@ func New(spec Spec, opts ...Option) (*Runner, error) {
 		r.txnID = spec.Group + "-" + hex.EncodeToString(b[:])
 	}
 	r.errLog.l = r.log
+	c.metrics.GetOrCreateGauge("carepipe_"+spec.Name+"_restoring_partitions", func() float64 {
+		return float64(r.restoring.Load())
+	})
 	for _, t := range spec.Outputs {
 		r.outputs[t] = struct{}{}
 	}
@@ -656,21 +659,31 @@ func (r *Runner) endTxn(started time.Time, count int) error {
 	r.inflight.Wait()
 	r.mu.Lock()
 	for _, t := range r.tasks {
+		if t.preparing.Load() {
+			continue // its stores are its goroutine's, and hold no writes
+		}
 		for _, s := range t.stores {
 			topic := ChangelogTopic(r.spec.Group, s.name)
+			n := s.numChanges()
 			s.changes(func(key string, value []byte, deleted bool) {
 				if deleted {
 					value = nil
 				}
+				rec := &kgo.Record{Topic: topic, Partition: t.partition, Key: []byte(key), Value: value}
 				r.produced.Add(1)
-				r.sess.Produce(context.Background(),
-					&kgo.Record{Topic: topic, Partition: t.partition, Key: []byte(key), Value: value},
-					func(rec *kgo.Record, err error) {
-						if err == nil {
-							s.wrote(rec.Offset)
-						}
-						r.onProduced(rec, err)
-					})
+				if n--; n > 0 {
+					r.sess.Produce(context.Background(), rec, r.onProduced)
+					return
+				}
+				// The last of one producer's records to a partition
+				// gets its highest offset: the store's position
+				// moves past it on commit.
+				r.sess.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
+					if err == nil {
+						s.wrote(rec.Offset)
+					}
+					r.onProduced(rec, err)
+				})
 			})
 		}
 	}
@@ -706,11 +719,9 @@ func (r *Runner) endTxn(started time.Time, count int) error {
 	cancel()
 	if committed {
 		now := time.Now().UnixNano()
+		r.forEachStore(func(s *Store) { s.commit() })
 		r.mu.Lock()
 		for _, t := range r.tasks {
-			for _, s := range t.stores {
-				s.commit()
-			}
 			if t.ready.Load() {
 				t.confirmedAt.Store(now)
 			}
@@ -810,10 +821,17 @@ func (r *Runner) fail(err error) {
 	}
 }
 
+// forEachStore calls fn for the stores of every task not preparing: a
+// preparing task's stores belong to its goroutine, which is restoring
+// them, and hold no writes of a transaction. A task leaves preparation
+// only to take batches, which only the poll loop, the caller, hands out.
 func (r *Runner) forEachStore(fn func(*Store)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range r.tasks {
+		if t.preparing.Load() {
+			continue
+		}
 		for _, s := range t.stores {
 			fn(s)
 		}

@@ -58,9 +58,10 @@ type Spec struct {
 // is no record to re-send). An error discards what the call wrote and
 // emitted and is logged; the next punctuation tries again.
 //
-// A task punctuates once its state is restored: on its first batch, or, for
-// a partition with no input, at a punctuation when none of its changelogs
-// has an open transaction (so no previous owner's writes are still to come).
+// A task punctuates once its state is prepared, which it is as soon as its
+// partition is assigned, input or none: when none of its changelogs has an
+// open transaction any more (so no previous owner's writes are still to
+// come), it is restored, caught up or kept (see [Runner]).
 type PunctuateFunc func(c *Context) error
 
 // DefaultPunctuateEvery is the punctuation interval when a Spec sets none.

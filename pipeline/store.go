@@ -144,6 +144,13 @@ func (s *Store) rollbackTo(savepoint int) {
 	s.mu.Unlock()
 }
 
+// numChanges is the number of keys written since the last commit.
+func (s *Store) numChanges() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.dirty)
+}
+
 // changes calls fn for each key written since the last commit with its
 // current value (nil when deleted), in first-write order.
 func (s *Store) changes(fn func(key string, value []byte, deleted bool)) {
