@@ -335,7 +335,7 @@ func (r *Runner) clientOpts() []kgo.Opt {
 }
 
 func (r *Runner) sessionOpts() []kgo.Opt {
-	return append(r.clientOpts(),
+	return append(append(r.clientOpts(), fetchLimits(len(r.spec.consumedTopics())*int(r.numPartitions.Load()))...),
 		kgo.ConsumerGroup(r.spec.Group),
 		kgo.ConsumeTopics(r.spec.consumedTopics()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
