@@ -101,4 +101,18 @@ func TestRunnerEvictedInstanceCommitsNoTimers(t *testing.T) {
 			t.Errorf("timer %s fired %d times, want once", r.Key, n)
 		}
 	}
+
+	// The failed check rebuilt a's session, and a rejoined: it gets
+	// partition 0 back ("inst-a" sorts first) with the store it kept,
+	// whose timers b has since fired and deleted. The store must be
+	// caught up from its changelog position, not kept as it was.
+	eventually(t, 20*time.Second, "a rejoins and owns partition 0", func() bool { return owns(a, keys, 0) })
+	if s := a.Stats(); s.CaughtUp == 0 {
+		t.Errorf("a's kept store was not caught up (stats %+v)", s)
+	}
+	for _, r := range timers {
+		if _, found := a.Lookup("timers", string(r.Key)); found {
+			t.Errorf("a's store still holds timer %s, which b fired", r.Key)
+		}
+	}
 }
