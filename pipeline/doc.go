@@ -41,4 +41,14 @@
 //     error and its source coordinates; error messages never quote records.
 //   - Processing is deterministic: processors get time from an injected
 //     [Clock] and see only their record, their state and their global tables.
+//   - Global tables are not in step with processing. A [GlobalTable] follows
+//     its topic as fast as it is written, outside any transaction, and a
+//     record's processing reads it as it is at that moment. A record
+//     processed again (after an abort, a rebalance or a restart) is
+//     enriched from the table as it is then, not as it was the first time:
+//     a replay's outputs are deterministic given the table's state, but the
+//     table is not part of the transaction, so they can differ from those
+//     of the attempt that aborted. Ids derived from the input alone are
+//     unaffected. After data loss on its topic a table is rebuilt aside and
+//     swapped in whole; readers never see it half-read.
 package pipeline

@@ -91,6 +91,20 @@ func (m *runnerMetrics) lag(topic string, partition int32) *metrics.Gauge {
 	return g
 }
 
+// globalFetchError counts a fetch error of a global table's reader, by
+// error class (one of the fixed set fetchErrorClass returns). The counters
+// are not cached: errors are rare, and the set's own lookup is enough.
+func (m *runnerMetrics) globalFetchError(topic, class string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(m.prefix + `global_table_fetch_errors_total{topic="` + topic + `",class="` + class + `"}`)
+}
+
+// globalRebuild counts the times a global table was read again from its
+// topic's start while the pipeline ran (after data loss or a recreated
+// topic).
+func (m *runnerMetrics) globalRebuild(topic string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(m.prefix + `global_table_rebuilds_total{topic="` + topic + `"}`)
+}
+
 // observeBatch records a processed batch: the mean processing time per
 // record (one histogram update per batch keeps the hot path cheap) and the
 // age of its last event.

@@ -247,7 +247,7 @@ func (r *Runner) Global(topic string) *GlobalTable { return r.globals[topic] }
 // authentication or authorization. A session that fails otherwise (fenced,
 // unknown transaction outcome, broker trouble) is torn down and rebuilt
 // from the committed state, with backoff.
-func (r *Runner) Run(ctx context.Context) error {
+func (r *Runner) Run(ctx context.Context) (err error) {
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("pipeline %s: already running", r.spec.Name)
 	}
@@ -270,13 +270,23 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.numPartitions.Store(n)
 	r.loadMaxBytes(ctx)
 
+	// A global table's reader that meets what retrying cannot fix (its
+	// topic's READ taken away) ends the sessions' context with that as the
+	// cause, and Run returns it, as it does its session's own refusals.
+	ctx, globalFailed := context.WithCancelCause(ctx)
 	gctx, gcancel := context.WithCancel(ctx)
 	var gwg sync.WaitGroup
 	defer func() {
 		gcancel()
 		gwg.Wait()
+		var gerr *globalReadError
+		if err == nil && errors.As(context.Cause(ctx), &gerr) {
+			r.ready.Store(false)
+			err = fmt.Errorf("pipeline %s: %w", r.spec.Name, gerr.err)
+		}
+		globalFailed(nil)
 	}()
-	if err := r.startGlobals(gctx, &gwg); err != nil {
+	if err := r.startGlobals(gctx, &gwg, globalFailed); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -937,74 +947,6 @@ func (r *Runner) dropAll() {
 		delete(r.tasks, p)
 	}
 	clear(r.assigned)
-}
-
-// startGlobals restores every global table from its topic and keeps it
-// updated in the background until ctx ends.
-func (r *Runner) startGlobals(ctx context.Context, wg *sync.WaitGroup) error {
-	for _, g := range r.globals {
-		apply := func(rec *kgo.Record) {
-			if err := g.apply(rec.Key, rec.Value); err != nil {
-				r.m.globalDecodeErrors.Inc()
-				r.log.Warn("global table record skipped", "topic", rec.Topic,
-					"partition", rec.Partition, "offset", rec.Offset, "error_type", "decode")
-			}
-		}
-		cl, err := r.restoreGlobal(ctx, g, apply)
-		if err != nil {
-			return err
-		}
-		r.log.Info("global table restored", "topic", g.Topic(), "keys", g.Len())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer cl.Close()
-			for {
-				fs := cl.PollFetches(ctx)
-				if ctx.Err() != nil || fs.IsClientClosed() {
-					return
-				}
-				fs.EachRecord(func(rec *kgo.Record) {
-					if !rec.Attrs.IsControl() {
-						apply(rec)
-					}
-				})
-			}
-		}()
-	}
-	return nil
-}
-
-// restoreGlobal reads g's topic into g up to its last stable offset and
-// returns the client, positioned to read on. When the client reports data
-// loss (the log was cut back under it), the table starts over, empty, a
-// few times: it must hold what the topic holds, not what it once did.
-func (r *Runner) restoreGlobal(ctx context.Context, g *GlobalTable, apply func(*kgo.Record)) (*kgo.Client, error) {
-	for attempt := 1; ; attempt++ {
-		targets, err := catchUpTargets(ctx, r.adm, g.Topic(), nil)
-		if err != nil {
-			return nil, err
-		}
-		cl, err := kgo.NewClient(append(r.clientOpts(),
-			kgo.ConsumeTopics(g.Topic()),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.KeepControlRecords(),
-		)...)
-		if err != nil {
-			return nil, err
-		}
-		err = catchUp(ctx, cl, g.Topic(), targets, apply)
-		if err == nil {
-			return cl, nil
-		}
-		cl.Close()
-		if !isDataLoss(err) || attempt == 3 {
-			return nil, fmt.Errorf("restoring global table %s: %w", g.Topic(), err)
-		}
-		r.log.Warn("global table restore starts over: the topic's log was cut back", "topic", g.Topic(), "attempt", attempt)
-		g.reset()
-	}
 }
 
 // partitioner places changelog records on the partition the runner chose
