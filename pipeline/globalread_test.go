@@ -204,24 +204,11 @@ func TestGlobalTableRebuiltAfterDataLoss(t *testing.T) {
 // port (0: any).
 func newPersistentWorld(t *testing.T, dir string, port int) *world {
 	t.Helper()
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100 * time.Millisecond), kfake.DataDir(dir)}
+	opts := []kfake.Opt{kfake.DataDir(dir)}
 	if port != 0 {
 		opts = append(opts, kfake.Ports(port))
 	}
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	// newWorld's client options, for this cluster.
-	return &world{cluster: c, opts: []kgo.Opt{
-		kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.MetadataMinAge(50 * time.Millisecond),
-		kgo.MetadataMaxAge(time.Second),
-		kgo.SessionTimeout(2 * time.Second),
-		kgo.HeartbeatInterval(100 * time.Millisecond),
-		kgo.RebalanceTimeout(5 * time.Second),
-	}}
+	return newWorldWith(t, opts...)
 }
 
 // restart stops the cluster, runs between (if any), and starts it again on

@@ -87,6 +87,23 @@ func (o *outputReader) await(n int) {
 	}
 }
 
+// countsOnce checks that the outputs read are every key's counts from 1 to
+// n, each once.
+func (o *outputReader) countsOnce(keys []string, n int) {
+	o.t.Helper()
+	count := make(map[string]int)
+	for _, v := range o.seen {
+		count[v]++
+	}
+	for _, k := range keys {
+		for i := 1; i <= n; i++ {
+			if v := k + ":" + strconv.Itoa(i); count[v] != 1 {
+				o.t.Errorf("%s seen %d times, want once (outputs %v)", v, count[v], o.seen)
+			}
+		}
+	}
+}
+
 // Regression for hole 1 of issue 16. GroupTransactSession passes on only
 // the first revoke between two transaction ends. An idle instance (no
 // timers, so no transaction) that sees two rebalances in a row missed the
@@ -144,17 +161,7 @@ func TestRunnerPartitionThatComesBackIsRestored(t *testing.T) {
 	round()
 	out.await(16)
 
-	count := make(map[string]int)
-	for _, v := range out.seen {
-		count[v]++
-	}
-	for _, k := range keys {
-		for n := 1; n <= 4; n++ {
-			if v := k + ":" + strconv.Itoa(n); count[v] != 1 {
-				t.Errorf("%s seen %d times, want once (outputs %v)", v, count[v], out.seen)
-			}
-		}
-	}
+	out.countsOnce(keys, 4)
 }
 
 // topicID returns topic's id, which fetch requests name topics by.
@@ -314,15 +321,5 @@ func TestRunnerRebuiltSessionKeepsState(t *testing.T) {
 	}
 	round()
 	out.await(6)
-	count := make(map[string]int)
-	for _, v := range out.seen {
-		count[v]++
-	}
-	for _, k := range keys {
-		for n := 1; n <= 3; n++ {
-			if v := k + ":" + strconv.Itoa(n); count[v] != 1 {
-				t.Errorf("%s seen %d times, want once (outputs %v)", v, count[v], out.seen)
-			}
-		}
-	}
+	out.countsOnce(keys, 3)
 }

@@ -485,7 +485,10 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 			continue
 		}
 
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		var (
+			pollCtx context.Context
+			cancel  context.CancelFunc
+		)
 		switch {
 		case inTxn && punctuates:
 			pollCtx, cancel = context.WithDeadline(ctx, minTime(deadline, nextTick))

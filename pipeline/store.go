@@ -183,12 +183,17 @@ func (s *Store) commit() {
 		s.pos.Store(h + 2)
 	}
 	s.mu.Lock()
+	s.forgetWritesLocked()
+	s.mu.Unlock()
+}
+
+// forgetWritesLocked empties the undo log and the dirty keys.
+func (s *Store) forgetWritesLocked() {
 	clear(s.undo)
 	s.undo = s.undo[:0]
 	clear(s.dirtySet)
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
-	s.mu.Unlock()
 }
 
 // abort rolls back every write since the last commit.
@@ -201,11 +206,7 @@ func (s *Store) abort() {
 func (s *Store) reset() {
 	s.mu.Lock()
 	clear(s.data)
-	clear(s.undo)
-	s.undo = s.undo[:0]
-	clear(s.dirtySet)
-	clear(s.dirty)
-	s.dirty = s.dirty[:0]
+	s.forgetWritesLocked()
 	s.mu.Unlock()
 	s.pos.Store(-1)
 	s.txnHigh.Store(-1)
