@@ -3,22 +3,28 @@
 // is spent, and accounts for every record of every seed: lost, duplicated,
 // out of order, error records that differ from their input, and outcomes
 // that differ from the workload's truth. A seed's faults and workload are a
-// function of its number, so a failing seed is rerun with -first N -seeds 1.
+// function of its number (and of -faults), so a failing seed is rerun with
+// -first N -seeds 1.
 //
 //	go run ./sim/cmd/soak -budget 30m
 //
 // Per seed: three brokers, the clinical alerts pipeline (the seed's rules;
 // poison records in the stream), the prior-authorization orchestrator with
 // its simulated world, the data synchronization CDC and validation stages,
-// and the orders pipeline, two instances each; the
-// workloads are produced in rounds, and between rounds one fault is drawn:
-// an instance crashed between produce and commit and fenced by its
-// successor, stopped under load as SIGTERM does and replaced, joined or
-// left; the brokers slow to answer produce requests; a partition-leader
-// shuffle; a coordinator move. After the last round the stores with a
-// model computed from the inputs (the data synchronization validation
-// store, the prior-authorization store) are read as a restore loads them
-// and compared with it. It exits non-zero if any seed found a problem.
+// and the orders pipeline, two instances each; the workloads are produced
+// in rounds, and between rounds one fault is drawn: an instance crashed
+// between produce and commit and fenced by its successor, stopped under
+// load as SIGTERM does and replaced, joined or left; the brokers slow to
+// answer produce requests; a partition-leader shuffle; a coordinator move;
+// an idle churn (the validation stage or the prior-authorization
+// orchestrator, idle, sees a member join and leave, then partitions move
+// to a new instance for part of the next round and back: no transaction
+// ends between the two idle rebalances, and franz-go's
+// GroupTransactSession then passes on only the first revoke). After the
+// last round the stores with a model computed from the inputs (the data
+// synchronization validation store, the prior-authorization store) are
+// read as a restore loads them and compared with it. It exits non-zero if
+// any seed found a problem.
 package main
 
 import (
@@ -160,6 +166,10 @@ type world struct {
 	running map[string][]*instance
 	next    map[string]int
 	faults  []string
+	// pending is what is left to produce of the next round, one slice
+	// per workload: a fault may produce a share of it itself, to have
+	// records flow at a point of its sequence.
+	pending [][]*kgo.Record
 }
 
 type instance struct {
@@ -169,25 +179,27 @@ type instance struct {
 	done   chan error
 }
 
-func (w *world) start(name string) error {
+// start starts a new instance of name; extra are client options on top of
+// the cluster's.
+func (w *world) start(name string, extra ...kgo.Opt) error {
 	w.next[name]++
-	return w.startID(name, fmt.Sprintf("%s-%d", name, w.next[name]))
+	return w.startID(name, fmt.Sprintf("%s-%d", name, w.next[name]), extra...)
 }
 
 // startID starts an instance of name with instance id id: a new one, or the
 // successor of a crashed one, which fences it.
-func (w *world) startID(name, id string) error {
+func (w *world) startID(name, id string, extra ...kgo.Opt) error {
 	spec, err := w.specs[name]()
 	if err != nil {
 		return err
 	}
 	r, err := pipeline.New(spec,
-		pipeline.WithKafka(w.cluster.ClientOpts()...),
+		pipeline.WithKafka(append(w.cluster.ClientOpts(), extra...)...),
 		pipeline.WithMetrics(metrics.NewSet()),
 		pipeline.WithInstanceID(id),
 		pipeline.WithCommitInterval(50*time.Millisecond),
 		pipeline.WithTransactionTimeout(5*time.Second),
-		pipeline.WithLogger(w.log))
+		pipeline.WithLogger(w.log.With("instance", id)))
 	if err != nil {
 		return err
 	}
@@ -196,6 +208,15 @@ func (w *world) startID(name, id string) error {
 	go func() { in.done <- r.Run(ctx) }()
 	w.running[name] = append(w.running[name], in)
 	return nil
+}
+
+// stopInstance stops in, one of name's running instances, gracefully.
+func (w *world) stopInstance(name string, in *instance) error {
+	i := slices.Index(w.running[name], in)
+	if i < 0 {
+		return fmt.Errorf("%s is not running", in.id)
+	}
+	return w.stop(name, i)
 }
 
 // stop stops the i-th running instance of name gracefully (what SIGTERM
@@ -253,6 +274,14 @@ func (w *world) fault(rng *rand.Rand) (string, error) {
 	case "coordinator-move":
 		w.cluster.Kafka().RehashCoordinators()
 		return kind, nil
+	case "idle-churn":
+		// Drawn among the pipelines whose stores the soak compares with
+		// a model, where a stale task's state shows (and in their
+		// outcomes). Orders and CDC keep no state, and the alerts
+		// store, with the seed's rules (no suppression, no NEWS2) and
+		// only final observations, decides nothing the soak counts.
+		modelled := []string{"priorauth", "validation"}
+		return w.idleChurn(modelled[rng.IntN(len(modelled))])
 	}
 	return "", fmt.Errorf("unknown fault %q", w.faults)
 }
@@ -265,8 +294,8 @@ func (w *world) fault(rng *rand.Rand) (string, error) {
 // real broker answers from its leader-epoch cache; the duplicates would be
 // kfake's, not carepipe's.
 var (
-	faultKinds    = []string{"crash", "restart", "join", "leave", "slow-downstream", "coordinator-move", "leader-shuffle"}
-	defaultFaults = faultKinds[:6]
+	faultKinds    = []string{"crash", "restart", "join", "leave", "slow-downstream", "coordinator-move", "idle-churn", "leader-shuffle"}
+	defaultFaults = faultKinds[:7]
 )
 
 // A slow-downstream fault delays this many transactional produce
@@ -353,6 +382,209 @@ func (w *world) crash(name string, i int) (string, error) {
 		return "", fmt.Errorf("crashed %s did not stop within 30s", in.id)
 	}
 	return "crash", nil
+}
+
+// idleChurn is the fault for a runtime that tells the partitions it owns
+// by counting revoke callbacks. franz-go's GroupTransactSession passes on
+// only the first revoke between two transaction ends (DESIGN.md §4), and a
+// pipeline without timers ends no transaction while idle; the group's
+// balancer is eager, so every rebalance revokes everything. A member that
+// joins and leaves while the pipeline is idle thus makes two rebalances of
+// which only the first revoke reaches the instances, while both
+// assignments do. The fault then moves partitions that instances held
+// through that churn away, to an instance that processes records of them,
+// and back. An instance that kept such a partition's old task across the
+// move would process the rest of the round against state that misses the
+// other instance's work, without a restore: the store checks, the outcome
+// counts and the per-key order see that.
+//
+// The sequence, on pipeline name with n instances, each step awaited:
+//
+//  1. name, and the pipelines that feed it, have committed everything
+//     produced so far: it is idle (a pipeline with timers still ends a
+//     transaction at each punctuation, a second apart, and the two
+//     rebalances may fall between two of them or not: the ordinary path);
+//  2. a new instance X joins (the group Stable with n+1 members), and X
+//     leaves (Stable with n members again);
+//  3. a third of the next round is produced and committed, so that the
+//     tasks of every instance have restored and processed;
+//  4. a new instance Y joins (Stable with n+1 members);
+//  5. another third of the round is produced and committed, Y's share by
+//     Y;
+//  6. Y leaves (Stable with n members), so the partitions go back to
+//     their old owners, and the soak produces the rest of the round.
+//
+// Where X and Y sort among the members decides what moves: the range
+// balancer orders members by member id, which the broker makes
+// "<client id>-<uuid>", and the instances' client id is franz-go's "kgo".
+// X's client id sorts after it and Y's before it. X thus takes the last
+// range and leaves the old members most of what they hold after it
+// leaves; Y takes the first range, the first old member's range while X
+// was in, so what that member held through the churn moves to Y (and the
+// other members' ranges move up). "idle-churn-missed" if the assignments
+// show that no partition held through the churn moved (the sequence
+// still ran).
+func (w *world) idleChurn(name string) (string, error) {
+	ctx := context.Background()
+	spec, err := w.specs[name]()
+	if err != nil {
+		return "", err
+	}
+	feeding, err := w.feeding(name)
+	if err != nil {
+		return "", err
+	}
+	committed := func() error {
+		return w.waitFor(2*time.Minute, name+" and its feeders caught up", func() (bool, error) {
+			return w.caughtUp(ctx, feeding...)
+		})
+	}
+	n := len(w.running[name])
+	if err := committed(); err != nil {
+		return "", err
+	}
+	if _, err := w.settled(ctx, spec.Group, n); err != nil {
+		return "", err
+	}
+	if err := w.start(name, kgo.ClientID("z-soak-last")); err != nil {
+		return "", err
+	}
+	x := w.running[name][len(w.running[name])-1]
+	withX, err := w.settled(ctx, spec.Group, n+1)
+	if err != nil {
+		return "", err
+	}
+	if err := w.stopInstance(name, x); err != nil {
+		return "", err
+	}
+	afterX, err := w.settled(ctx, spec.Group, n)
+	if err != nil {
+		return "", err
+	}
+
+	if err := w.produceNext(ctx, 1, 3); err != nil {
+		return "", err
+	}
+	if err := committed(); err != nil {
+		return "", err
+	}
+	if err := w.start(name, kgo.ClientID("a-soak-first")); err != nil {
+		return "", err
+	}
+	y := w.running[name][len(w.running[name])-1]
+	withY, err := w.settled(ctx, spec.Group, n+1)
+	if err != nil {
+		return "", err
+	}
+	// Held through the churn: assigned to the same old member by both
+	// rebalances, the one whose revoke was passed on and the one whose
+	// was not. A member gone since (its session rebuilt) starts afresh.
+	moved := false
+	for m, tps := range afterX {
+		for tp := range tps {
+			if now, ok := withY[m]; ok && withX[m][tp] && !now[tp] {
+				moved = true
+			}
+		}
+	}
+	if err := w.produceNext(ctx, 1, 2); err != nil {
+		return "", err
+	}
+	if err := committed(); err != nil {
+		return "", err
+	}
+	if err := w.stopInstance(name, y); err != nil {
+		return "", err
+	}
+	if _, err := w.settled(ctx, spec.Group, n); err != nil {
+		return "", err
+	}
+	if !moved {
+		return "idle-churn-missed", nil
+	}
+	return "idle-churn", nil
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// settled waits until group has finished rebalancing to n members: kfake
+// reports a classic group Stable once its leader has synced the
+// assignment, which it then hands every member. It returns each member's
+// assignment, by member id.
+func (w *world) settled(ctx context.Context, group string, n int) (map[string]map[topicPartition]bool, error) {
+	var got map[string]map[topicPartition]bool
+	err := w.waitFor(30*time.Second, fmt.Sprintf("group %s stable with %d members", group, n), func() (bool, error) {
+		ds, err := w.adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return false, nil // a coordinator moving: ask again
+		}
+		d, ok := ds[group]
+		if !ok || d.Err != nil || d.State != "Stable" || len(d.Members) != n {
+			return false, nil
+		}
+		got = map[string]map[topicPartition]bool{}
+		for _, m := range d.Members {
+			c, ok := m.Assigned.AsConsumer()
+			if !ok {
+				return false, fmt.Errorf("group %s: member without a consumer assignment", group)
+			}
+			tps := map[topicPartition]bool{}
+			for _, t := range c.Topics {
+				for _, p := range t.Partitions {
+					tps[topicPartition{t.Topic, p}] = true
+				}
+			}
+			got[m.MemberID] = tps
+		}
+		return true, nil
+	})
+	return got, err
+}
+
+// feeding returns name and every pipeline that feeds it through a topic,
+// directly or through others: name is idle only once they are.
+func (w *world) feeding(name string) ([]string, error) {
+	specs := map[string]pipeline.Spec{}
+	for n, f := range w.specs {
+		s, err := f()
+		if err != nil {
+			return nil, err
+		}
+		specs[n] = s
+	}
+	in := map[string]bool{name: true}
+	// Each pass adds the next link of every chain; no chain is longer
+	// than the number of pipelines.
+	for range len(specs) {
+		var add []string
+		for n, s := range specs {
+			for m := range in {
+				if !in[n] && slices.ContainsFunc(s.Outputs, func(t string) bool { return slices.Contains(specs[m].Inputs, t) }) {
+					add = append(add, n)
+				}
+			}
+		}
+		for _, n := range add {
+			in[n] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(in)), nil
+}
+
+// produceNext produces the first num/den of each workload still pending
+// for the next round and leaves the rest pending. Each partition keeps its
+// order: the records of a call are acknowledged before it returns.
+func (w *world) produceNext(ctx context.Context, num, den int) error {
+	var batch []*kgo.Record
+	for i, part := range w.pending {
+		k := len(part) * num / den
+		batch = append(batch, part[:k]...)
+		w.pending[i] = part[k:]
+	}
+	return sim.Produce(ctx, w.prod, batch)
 }
 
 func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (result, error) {
@@ -456,22 +688,23 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		}
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x50a4))
-	for i := range rounds {
+	round := func(i int) [][]*kgo.Record {
 		lo, hi := i*n/rounds, (i+1)*n/rounds
-		var batch []*kgo.Record
-		batch = append(batch, ords[lo:hi]...)
-		batch = append(batch, obs[lo:hi]...)
-		batch = append(batch, syncRecs[lo:hi]...)
-		batch = append(batch, rxs[lo/3:hi/3]...)
-		if err := sim.Produce(ctx, prod, batch); err != nil {
+		return [][]*kgo.Record{ords[lo:hi], obs[lo:hi], syncRecs[lo:hi], rxs[lo/3 : hi/3]}
+	}
+	w.pending = round(0)
+	for i := range rounds {
+		// The round, or what a fault left of it.
+		if err := w.produceNext(ctx, 1, 1); err != nil {
 			return res, err
 		}
 		if i < rounds-1 {
+			w.pending = round(i + 1)
 			kind, err := w.fault(rng)
 			if err != nil {
 				return res, fmt.Errorf("fault %s: %w", kind, err)
 			}
-			if kind != "crash-missed" {
+			if !strings.HasSuffix(kind, "-missed") {
 				res.faults++
 			}
 			res.byFault[kind]++
@@ -490,10 +723,15 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 			seen[string(r.Key)] = true
 		}
 		return len(seen) >= len(paIDs), err
-	}); err != nil {
+	}); err != nil && !errors.Is(err, errWaitedOut) {
 		return res, err
 	}
-	if err := w.waitCaughtUp(ctx, 3*time.Minute); err != nil {
+	// Past the limit, the workflows still open are what a pipeline lost
+	// (a stale task's state, say, sent an event to the error topic): the
+	// accounting below counts them.
+	if err := w.waitFor(3*time.Minute, "caught up", func() (bool, error) {
+		return w.caughtUp(ctx, slices.Sorted(maps.Keys(w.specs))...)
+	}); err != nil {
 		return res, err
 	}
 	if err := w.stopAll(); err != nil {
@@ -763,6 +1001,9 @@ func (r *result) addReport(what string, rep check.Report) {
 	}
 }
 
+// errWaitedOut is waitFor's error when the condition did not hold in time.
+var errWaitedOut = errors.New("waited out")
+
 // waitFor polls cond until it holds, or fails after limit.
 func (w *world) waitFor(limit time.Duration, what string, cond func() (bool, error)) error {
 	deadline := time.Now().Add(limit)
@@ -777,21 +1018,18 @@ func (w *world) waitFor(limit time.Duration, what string, cond func() (bool, err
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not %s after %s", what, limit)
+			return fmt.Errorf("not %s after %s: %w", what, limit, errWaitedOut)
 		}
 		<-tick.C
 	}
 }
 
-// waitCaughtUp waits until every group has committed past the last record
-// of each of its inputs and repartition topics.
-func (w *world) waitCaughtUp(ctx context.Context, limit time.Duration) error {
-	return w.waitFor(limit, "caught up", func() (bool, error) { return w.caughtUp(ctx) })
-}
-
-func (w *world) caughtUp(ctx context.Context) (bool, error) {
-	for name, specOf := range w.specs {
-		spec, err := specOf()
+// caughtUp reports whether the groups of the named pipelines have
+// committed past the last record of each of their inputs and repartition
+// topics.
+func (w *world) caughtUp(ctx context.Context, names ...string) (bool, error) {
+	for _, name := range names {
+		spec, err := w.specs[name]()
 		if err != nil {
 			return false, err
 		}
