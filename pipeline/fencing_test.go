@@ -52,7 +52,7 @@ func readAllCommitted(t *testing.T, w *world, topic string) []*kgo.Record {
 // Regression for hole 3 of issue 16. A transaction that only fires timers
 // commits no offsets, so no TxnOffsetCommit checks the group generation,
 // and transactional ids are random, so the partitions' new owner does not
-// fence the old one either. Instance a heartbeats every 20 s: when b
+// fence the old one either. Instance a heartbeats every 40 s: when b
 // joins, a does not rejoin within the rebalance timeout, the group drops
 // it and gives b every partition, and a does not know. When the timers
 // fall due, both fire them; a's firings must not commit.
@@ -70,7 +70,7 @@ func TestRunnerEvictedInstanceCommitsNoTimers(t *testing.T) {
 	}
 
 	a, _ := w.start(t, timerSpec(), pipeline.WithClock(clock), pipeline.WithKafka(
-		kgo.ClientID("inst-a"), kgo.HeartbeatInterval(20*time.Second), kgo.SessionTimeout(60*time.Second),
+		kgo.ClientID("inst-a"), kgo.HeartbeatInterval(40*time.Second), kgo.SessionTimeout(120*time.Second),
 		kgo.RebalanceTimeout(2*time.Second)))
 	produce(t, w.client(t), timers...)
 	readCommitted(t, w, "set", len(timers))
