@@ -50,7 +50,7 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 func claims(r *pipeline.Runner, keys []string) []int {
 	var mine []int
 	for i, k := range keys {
-		if _, owned := r.Owner(k); owned {
+		if _, _, ready := r.Owner(k); ready {
 			mine = append(mine, i)
 		}
 	}
@@ -145,8 +145,8 @@ func TestRunnerPartitionThatComesBackIsRestored(t *testing.T) {
 	// Partitions 2 and 3 move to c, which counts on, and come back.
 	c, stopC := w.start(t, countSpec(), as("inst-3"))
 	eventually(t, 20*time.Second, "c takes partitions 2 and 3", func() bool {
-		_, a0 := a.Owner(keys[0])
-		_, a1 := a.Owner(keys[1])
+		_, _, a0 := a.Owner(keys[0])
+		_, _, a1 := a.Owner(keys[1])
 		return owns(c, keys, 2, 3) && a0 && a1
 	})
 	if got := claims(a, keys); !slices.Equal(got, []int{0, 1}) {

@@ -221,20 +221,22 @@ func (r *Runner) Scan(store string, fn func(key string, value []byte) bool) {
 }
 
 // Owner reports the partition that holds key's state, by the default
-// partitioner, and whether this instance owns it now with its state
-// prepared. Before the first session has learned the partition count,
-// partition is -1.
-func (r *Runner) Owner(key string) (partition int32, owned bool) {
+// partitioner; whether this instance owns it now (the group assigned it
+// here); and whether its state is in place (prepared: queries answer from
+// it). Before the first session has learned the partition count, partition
+// is -1.
+func (r *Runner) Owner(key string) (partition int32, owned, ready bool) {
 	n := r.numPartitions.Load()
 	if n <= 0 {
-		return -1, false
+		return -1, false, false
 	}
 	rec := kgo.Record{Key: []byte(key)}
 	partition = int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&rec, int(n)))
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	_, owned = r.assigned[partition]
 	t := r.tasks[partition]
-	return partition, t != nil && t.ready.Load()
+	return partition, owned, owned && t != nil && t.ready.Load()
 }
 
 // Global returns the runner's global table for topic, or nil.

@@ -35,7 +35,12 @@ func QueryHandler(r *pipeline.Runner) http.Handler {
 		}
 		msg := "no " + string(e) + " with this id"
 		// The aggregate's partition is the entity id's.
-		if p, owned := r.Owner(id); p >= 0 && !owned {
+		switch p, owned, ready := r.Owner(id); {
+		case p >= 0 && owned && !ready:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "partition "+strconv.Itoa(int(p))+" of this instance is restoring its state; try again shortly")
+			return
+		case p >= 0 && !owned:
 			msg = "not held by this instance: partition " + strconv.Itoa(int(p)) + " is owned by another instance of the group"
 		}
 		writeError(w, http.StatusNotFound, msg)

@@ -35,7 +35,12 @@ func QueryHandler(r *pipeline.Runner) http.Handler {
 			return
 		}
 		msg := "no prior authorization with this id (a settled one leaves the state when its retention has passed)"
-		if p, owned := r.Owner(id); p >= 0 && !owned {
+		switch p, owned, ready := r.Owner(id); {
+		case p >= 0 && owned && !ready:
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "partition " + strconv.Itoa(int(p)) + " of this instance is restoring its state; try again shortly"})
+			return
+		case p >= 0 && !owned:
 			msg = "not held by this instance: partition " + strconv.Itoa(int(p)) + " is owned by another instance of the group"
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": msg})

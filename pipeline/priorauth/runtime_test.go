@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/envelope"
@@ -209,5 +210,91 @@ func TestOnRuntime(t *testing.T) {
 	}
 	if n := p.duplicates.Get(); n != 1 {
 		t.Errorf("duplicates counted %d, want the repeated documentation event", n)
+	}
+}
+
+// While an assigned partition's state is being restored, the query API
+// answers 503 with Retry-After for an id on it, not a 404 that would say
+// another instance owns it or that it does not exist. Every fetch of the
+// store's changelog is held, so every partition stays restoring.
+func TestQueryWhileRestoring(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a kfake cluster")
+	}
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(append(c.ClientOpts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := p.Spec()
+	if err := pipeline.CreateTopics(context.Background(), adm, &spec, 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	changelog := pipeline.ChangelogTopic(Group, StorePriorAuths)
+	td, err := adm.ListTopics(context.Background(), changelog)
+	if err != nil || td[changelog].Err != nil {
+		t.Fatalf("listing %s: %v", changelog, err)
+	}
+	id := td[changelog].ID
+	// Something to restore in every partition.
+	for part := range int32(4) {
+		rec := &kgo.Record{Topic: changelog, Partition: part, Key: []byte("k"), Value: []byte("{}")}
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	k := c.Kafka()
+	k.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		for _, ft := range req.(*kmsg.FetchRequest).Topics {
+			if ft.Topic == changelog || ft.TopicID == id {
+				select {
+				case held <- struct{}{}:
+				default:
+				}
+				k.SleepControl(func() { <-release })
+				break
+			}
+		}
+		return nil, nil, false
+	})
+
+	r, err := pipeline.New(spec, pipeline.WithKafka(c.ClientOpts()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		close(release)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no restore of the changelog began")
+	}
+	if r.Ready() {
+		t.Error("ready while restoring")
+	}
+	rec := httptest.NewRecorder()
+	QueryHandler(r).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/priorauth/"+PriorAuthID("rx-1"), nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "restoring") {
+		t.Errorf("while restoring: %d, Retry-After %q, %s; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
 }
