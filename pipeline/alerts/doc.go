@@ -17,9 +17,10 @@
 // and still across the threshold, or made final), retracted (entered in
 // error, cancelled, or amended below the threshold). Repeats of a rule for
 // a patient inside its suppression window (event time) are counted on the
-// open alert, not notified, unless more severe. NEWS2 keeps each patient's
-// latest reading of every parameter and alerts on the RCP chart's
-// thresholds, listing the sub-scores.
+// open alert, not notified, unless more severe or, for NEWS2, at a higher
+// RCP clinical response level. NEWS2 keeps each patient's latest reading
+// of every parameter (a converted one rounded to the chart's precision)
+// and alerts on the RCP chart's thresholds, listing the sub-scores.
 //
 // Files by concern: fhir.go decodes Observations and Patients; rules.go
 // holds rule packs and their YAML form; units.go the unit conversions;

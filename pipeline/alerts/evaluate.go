@@ -281,9 +281,12 @@ func vitalsOfMeasurement(m *Measurement, dst *findings) error {
 			if !ok {
 				continue
 			}
-			v, _, err := inUnit(m, nv.unit, c.Code)
+			v, converted, err := inUnit(m, nv.unit, c.Code)
 			if err != nil {
 				return err
+			}
+			if converted {
+				v = chartValue(nv.vital, v)
 			}
 			dst.add(nv.vital, v)
 		}

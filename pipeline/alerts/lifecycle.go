@@ -112,7 +112,10 @@ type candidate struct {
 	comparedIn  string
 	provisional bool
 	news2       *NEWS2Detail
-	window      time.Duration
+	// level is a news2 alert's response level; responseNone for every
+	// other rule.
+	level  responseLevel
+	window time.Duration
 }
 
 func (c *candidate) fingerprint() string {
@@ -361,14 +364,15 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 		}
 	}
 	n := ScoreNEWS2(values, present, cfg.SpO2Scale)
+	level := cfg.response(n.Total, n.MaxSingle)
 	var sev Severity
 	var trigger string
-	switch {
-	case n.Total >= cfg.Emergency:
+	switch level {
+	case responseHigh:
 		sev, trigger = SeverityCritical, "emergency"
-	case n.Total >= cfg.Urgent:
+	case responseMedium:
 		sev, trigger = SeverityHigh, "urgent"
-	case n.MaxSingle >= cfg.SingleParameter:
+	case responseLowMedium:
 		sev, trigger = SeverityHigh, "single-parameter"
 	}
 	if sev == "" {
@@ -391,7 +395,7 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 	a.offer(&candidate{
 		alertID: id, ruleID: news2RuleID, rule: news2RuleID, severity: sev,
 		description: news2Description(trigger), value: float64(n.Total), unit: "{score}",
-		provisional: provisional, news2: d, window: cfg.Suppression,
+		provisional: provisional, news2: d, level: level, window: cfg.Suppression,
 	})
 }
 
@@ -418,12 +422,12 @@ func (a *applier) offer(c *candidate) {
 			a.out.Duplicates++
 			return
 		}
-		escalated := c.severity.rank() > o.Severity.rank()
+		escalated := a.escalates(c, o)
 		o.Version++
 		o.Severity, o.Provisional, o.Value, o.Unit, o.Fingerprint = c.severity, c.provisional, c.value, c.unit, fp
 		var chs []Channel
 		if escalated {
-			// A replacement is news only when it is more severe.
+			// A replacement is news only when it escalates.
 			chs = c.severity.Channels()
 			o.At = a.at
 		}
@@ -433,25 +437,29 @@ func (a *applier) offer(c *candidate) {
 		return
 	}
 	if st.suppresses(c.ruleID, a.in.Observation.ID) {
-		a.out.Duplicates++ // a repeat already counted
-		return
-	}
-	if h := st.windowHead(c.ruleID); h >= 0 && c.window > 0 {
-		o := &st.Open[h]
-		if d := a.at - o.At; max(d, -d) < c.window.Milliseconds() && c.severity.rank() <= o.Severity.rank() {
-			o.Suppressed++
-			if len(o.SuppressedIDs) >= maxSuppressedIDs {
-				o.SuppressedIDs = slices.Delete(o.SuppressedIDs, 0, 1)
-			}
-			o.SuppressedIDs = append(o.SuppressedIDs, a.in.Observation.ID)
-			a.changed = true
-			a.out.Suppressed++
-			a.history(nil, a.in.values(a.historySize(o)), &HistoryRecord{
-				AlertID: o.AlertID, ObservationID: a.in.Observation.ID, Event: EventSuppressed, Version: o.Version,
-				Severity: c.severity, Channels: noChannels, SuppressedCount: o.Suppressed,
-			})
+		if a.cover(c) >= 0 {
+			a.out.Duplicates++ // a repeat already counted
 			return
 		}
+		// A counted repeat, amended to ask for more than any alert in
+		// its window did: it is news now, so it stops being a repeat and
+		// is raised below.
+		a.uncount(c.ruleID, a.in.Observation.ID)
+	}
+	if i := a.cover(c); i >= 0 {
+		o := &st.Open[i]
+		o.Suppressed++
+		if len(o.SuppressedIDs) >= maxSuppressedIDs {
+			o.SuppressedIDs = slices.Delete(o.SuppressedIDs, 0, 1)
+		}
+		o.SuppressedIDs = append(o.SuppressedIDs, a.in.Observation.ID)
+		a.changed = true
+		a.out.Suppressed++
+		a.history(nil, a.in.values(a.historySize(o)), &HistoryRecord{
+			AlertID: o.AlertID, ObservationID: a.in.Observation.ID, Event: EventSuppressed, Version: o.Version,
+			Severity: c.severity, Channels: noChannels, SuppressedCount: o.Suppressed,
+		})
+		return
 	}
 	if len(st.Open) >= MaxOpenAlerts {
 		st.Open = slices.Delete(st.Open, 0, len(st.Open)-MaxOpenAlerts+1)
@@ -463,6 +471,42 @@ func (a *applier) offer(c *candidate) {
 	})
 	a.changed = true
 	a.emit(c, &st.Open[len(st.Open)-1], statusOf(c.provisional), EventRaised, c.severity.Channels())
+}
+
+// escalates reports whether candidate c asks for a more urgent response
+// than o, an open alert of the same rule, said: a more severe label, or
+// for NEWS2 a higher clinical response level, which a label can hide (a
+// single red parameter and an aggregate of 5 are both high, and only the
+// second calls for an urgent review). Escalation is what the suppression
+// window must never hold back.
+func (a *applier) escalates(c *candidate, o *OpenAlert) bool {
+	if c.severity.rank() > o.Severity.rank() {
+		return true
+	}
+	if c.level == responseNone {
+		return false
+	}
+	// The state keeps a news2 alert's aggregate (its value), not its
+	// highest sub-score; but an open news2 alert below the urgent
+	// aggregate was raised for a single parameter, which is what passing
+	// SingleParameter as its highest sub-score assumes.
+	cfg := &a.p.rules.news2
+	return c.level > cfg.response(int(o.Value), cfg.SingleParameter)
+}
+
+// uncount forgets observation obsID as a suppressed repeat of ruleID.
+func (a *applier) uncount(ruleID, obsID string) {
+	for i := range a.st.Open {
+		o := &a.st.Open[i]
+		if o.RuleID != ruleID {
+			continue
+		}
+		if j := slices.Index(o.SuppressedIDs, obsID); j >= 0 {
+			o.SuppressedIDs = slices.Delete(o.SuppressedIDs, j, j+1)
+			o.Suppressed--
+			a.changed = true
+		}
+	}
 }
 
 func statusOf(provisional bool) string {
@@ -606,12 +650,24 @@ func (s *PatientState) suppresses(ruleID, obsID string) bool {
 	})
 }
 
-// windowHead is the index of ruleID's most recently notified open alert,
-// -1 if none: its time starts the rule's suppression window.
-func (s *PatientState) windowHead(ruleID string) int {
+// cover is the index of the open alert that counts candidate c as a
+// repeat, -1 if none: of c's rule's alerts notified inside c's window that
+// asked for at least what c asks (see escalates), the most recently
+// notified. Comparing with only the most recent alert would let an alert
+// notified earlier in event time but at a higher level (it arrived late)
+// be notified again by every repeat after a lower one.
+func (a *applier) cover(c *candidate) int {
+	if c.window <= 0 {
+		return -1
+	}
+	w := c.window.Milliseconds()
 	h := -1
-	for i := range s.Open {
-		if s.Open[i].RuleID == ruleID && (h < 0 || s.Open[i].At >= s.Open[h].At) {
+	for i := range a.st.Open {
+		o := &a.st.Open[i]
+		if o.RuleID != c.ruleID || (h >= 0 && o.At < a.st.Open[h].At) {
+			continue
+		}
+		if d := a.at - o.At; max(d, -d) < w && !a.escalates(c, o) {
 			h = i
 		}
 	}

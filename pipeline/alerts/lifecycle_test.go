@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,8 +168,8 @@ func TestGolden(t *testing.T) {
 		}},
 		{"news2_escalation", []step{
 			{"respiratory rate 26 (3)", vital(t, "obs-n1", "9279-1", 26, "/min", 0)},
-			{"SpO2 93 (2): aggregate 5, suppressed", vital(t, "obs-n2", "59408-5", 93, "%", 1)},
-			{"temperature 38.5 (1): aggregate 6, suppressed", vital(t, "obs-n3", "8310-5", 38.5, "Cel", 2)},
+			{"SpO2 93 (2): aggregate 5, up from low-medium to medium response, notified", vital(t, "obs-n2", "59408-5", 93, "%", 1)},
+			{"temperature 38.5 (1): aggregate 6, still medium, suppressed", vital(t, "obs-n3", "8310-5", 38.5, "Cel", 2)},
 			{"responds to voice (3): aggregate 9, escalates", readTestdata(t, "observation_acvpu_voice.json")},
 			{"pulse 115 (2): aggregate 11, suppressed", vital(t, "obs-n5", "8867-4", 115, "/min", 4)},
 		}},
@@ -316,8 +317,12 @@ func TestNEWS2(t *testing.T) {
 		if len(first) != 1 || first[0].RuleID != "news2" || first[0].Severity != SeverityHigh || first[0].NEWS2.Trigger != "single-parameter" {
 			t.Fatalf("RR 26: %+v, want a high single-parameter news2 alert", first)
 		}
-		if outs[1].Suppressed != 1 || len(alertsOf(t, outs[1])) != 0 {
-			t.Errorf("aggregate 5 inside the window: %v, want suppressed", topicsOf(outs[1]))
+		// Aggregate 5 is the RCP's medium clinical response, above the
+		// single red parameter's low-medium: notified although both are
+		// labelled high.
+		if as := alertsOf(t, outs[1]); outs[1].Suppressed != 0 || len(as) != 1 || as[0].Severity != SeverityHigh || as[0].NEWS2.Trigger != "urgent" ||
+			!slices.Contains(topicsOf(outs[1]), TopicMobile) {
+			t.Errorf("aggregate 5 inside the window: %v, want a notified urgent alert", topicsOf(outs[1]))
 		}
 		// SBP 88 scores 3 and fires systolic-bp-low; the aggregate 8 is an
 		// emergency, more severe than the open high alert.
@@ -461,5 +466,133 @@ func TestLifecycleMetrics(t *testing.T) {
 		if !bytes.Contains(b.Bytes(), []byte(want+"\n")) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestNEWS2ResponseLevelEscalation: a move to a higher NEWS2 clinical
+// response level is notified at once, inside the news2 rule's 15-minute
+// suppression window and under an unchanged severity label. Levels are the
+// RCP's (NEWS2, 2017, Chart 2 and the clinical response table): low =
+// aggregate 1–4, low–medium = a single parameter scoring 3, medium =
+// aggregate 5–6, high = aggregate 7 or more. Sub-scores are Chart 1's:
+// respiratory rate 26 (≥25) 3; SpO2 93 (92–93) 2, 96 (≥96) 0; temperature
+// 38.5 (38.1–39.0) 1; systolic 88 (≤90) 3; pulse 115 (111–130) 2, 95
+// (91–110) 1.
+func TestNEWS2ResponseLevelEscalation(t *testing.T) {
+	amended := func(b []byte, value float64) []byte {
+		var o map[string]any
+		if err := json.Unmarshal(b, &o); err != nil {
+			t.Fatal(err)
+		}
+		o["status"] = "amended"
+		o["valueQuantity"].(map[string]any)["value"] = value
+		b, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// want is what one step does to news2 alerts: the history event ("" for
+	// none), whether it notifies, and the aggregate on the alert version.
+	type want struct {
+		event    string
+		notified bool
+		score    float64
+	}
+	raised := func(score float64) want { return want{EventRaised, true, score} }
+	suppressed := want{event: EventSuppressed}
+	tests := []struct {
+		name  string
+		steps []step
+		want  []want
+	}{
+		{
+			name: "single red parameter to aggregate 5, both labelled high",
+			steps: []step{
+				{"RR 26: 3, low-medium", vital(t, "a1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vital(t, "a2", "59408-5", 93, "%", 1)},
+			},
+			want: []want{raised(3), raised(5)},
+		},
+		{
+			name: "aggregate 5 to 6 stays medium",
+			steps: []step{
+				{"RR 26: 3, low-medium", vital(t, "b1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vital(t, "b2", "59408-5", 93, "%", 1)},
+				{"temperature 38.5: 6, medium", vital(t, "b3", "8310-5", 38.5, "Cel", 2)},
+			},
+			want: []want{raised(3), raised(5), suppressed},
+		},
+		{
+			name: "medium to high",
+			steps: []step{
+				{"RR 26: 3, low-medium", vital(t, "c1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vital(t, "c2", "59408-5", 93, "%", 1)},
+				{"pulse 115: 7, high", vital(t, "c3", "8867-4", 115, "/min", 2)},
+			},
+			want: []want{raised(3), raised(5), raised(7)},
+		},
+		{
+			name: "a lower level stays suppressed",
+			steps: []step{
+				{"RR 26: 3, low-medium", vital(t, "d1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vital(t, "d2", "59408-5", 93, "%", 1)},
+				{"SpO2 96: 3, low-medium", vital(t, "d3", "59408-5", 96, "%", 2)},
+			},
+			want: []want{raised(3), raised(5), suppressed},
+		},
+		{
+			name: "a counted repeat amended to a higher level",
+			steps: []step{
+				{"RR 26: 3, low-medium", vital(t, "e1", "9279-1", 26, "/min", 0)},
+				{"SpO2 96: 3, low-medium", vital(t, "e2", "59408-5", 96, "%", 1)},
+				{"SpO2 amended to 93: 5, medium", amended(vital(t, "e2", "59408-5", 96, "%", 1), 93)},
+			},
+			want: []want{raised(3), suppressed, raised(5)},
+		},
+		{
+			name: "an alert amended to a higher level",
+			steps: []step{
+				{"RR 26: 3, low-medium", vital(t, "f1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vital(t, "f2", "59408-5", 93, "%", 1)},
+				// Re-scored at 20:00 with the 20:01 SpO2 fresh: 3 + 2.
+				{"RR amended to 27: 5, medium", amended(vital(t, "f1", "9279-1", 26, "/min", 0), 27)},
+			},
+			want: []want{raised(3), raised(5), {EventReplaced, true, 5}},
+		},
+		{
+			// The high alert is notified for 20:01 but arrives after the
+			// medium one at 20:02: a repeat at high is covered by it, not
+			// measured against the latest (medium) alert.
+			name: "a repeat at a level notified earlier in event time",
+			steps: []step{
+				{"RR 26: 3, low-medium", vital(t, "g1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93 at 20:02: 5, medium", vital(t, "g2", "59408-5", 93, "%", 2)},
+				{"SBP 88 at 20:01: 8, high", vital(t, "g3", "8480-6", 88, "mm[Hg]", 1)},
+				{"pulse 95 at 20:03: 9, high", vital(t, "g4", "8867-4", 95, "/min", 3)},
+			},
+			want: []want{raised(3), raised(5), raised(8), suppressed},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outs := run(t, newProcessor(t), tt.steps)
+			for i, w := range tt.want {
+				var got want
+				for _, h := range historyOf(t, outs[i]) {
+					if strings.HasSuffix(h.AlertID, "-"+news2RuleID) {
+						got.event, got.notified = h.Event, len(h.Channels) > 0
+					}
+				}
+				for _, a := range alertsOf(t, outs[i]) {
+					if a.RuleID == news2RuleID {
+						got.score = a.Value
+					}
+				}
+				if got != w {
+					t.Errorf("step %d (%s): news2 %+v, want %+v", i+1, tt.steps[i].name, got, w)
+				}
+			}
+		})
 	}
 }

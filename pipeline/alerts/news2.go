@@ -10,12 +10,22 @@ import (
 // Standardising the assessment of acute-illness severity in the NHS, updated
 // report of a working party, London: RCP, 2017.
 //
-// The chart's bands are integer ranges (respiratory rate 9–11, temperature
-// 35.1–36.0) with gaps between them that a measured decimal can fall into.
-// Each band here is kept by its upper bound only, so a value in a gap joins
-// the band above it: 36.05 °C scores as 36.1 does, and 8.5 breaths per
-// minute as 9 does. That is the reading that never scores a value lower than
-// both of its chart neighbours would allow.
+// The chart's bands are ranges at the precision a chart records (whole
+// units; temperature to 0.1 °C: respiratory rate 9–11, temperature
+// 35.1–36.0), with gaps between them that a decimal can fall into. Two
+// rules keep a value from scoring lower than the chart would score it:
+//
+//   - A value converted from another unit is rounded to the chart's
+//     precision first ([chartValue]): the conversion's extra digits are
+//     not a measurement, and 100.4 °F, which ConvertUnit makes
+//     38.00000000000001 °C, is a charted 38.0 °C and scores 0, not 1.
+//   - A value still in a gap, as sent in the band's unit, takes the more
+//     severe of its two neighbouring bands. Joining the band above (the
+//     reading this package used before) is the more severe side only
+//     where scores rise upwards: below the normal band the chart scores
+//     lower values higher, and 8.5 breaths per minute would have scored 1
+//     (9–11) instead of 3 (≤8). Under-scoring a sick patient delays a
+//     response; over-scoring by one band at a gap's edge costs a review.
 
 // Vital is one NEWS2 parameter.
 type Vital uint8
@@ -54,26 +64,28 @@ func (v Vital) String() string {
 	return "Vital(" + strconv.Itoa(int(v)) + ")"
 }
 
-// band is one row of a chart parameter: values up to and including upTo
-// score score. A table's rows ascend and its last row is open-ended (+Inf),
-// so every value that is not NaN has a row.
+// band is one row of a chart parameter: values from from to to, both
+// inclusive, score score. A table's rows ascend, its first row starts at
+// -Inf and its last ends at +Inf, so every value that is not NaN is in a
+// row or in a gap between two.
 type band struct {
-	upTo  float64
-	score int
+	from, to float64
+	score    int
 }
 
-// The chart's tables. Read-only.
+// The chart's tables, the row ranges as Chart 1 prints them. Read-only.
 var (
-	respiratoryRateBands = [...]band{{8, 3}, {11, 1}, {20, 0}, {24, 2}, {math.Inf(1), 3}}
-	spo2Scale1Bands      = [...]band{{91, 3}, {93, 2}, {95, 1}, {math.Inf(1), 0}}
+	inf                  = math.Inf(1)
+	respiratoryRateBands = [...]band{{-inf, 8, 3}, {9, 11, 1}, {12, 20, 0}, {21, 24, 2}, {25, inf, 3}}
+	spo2Scale1Bands      = [...]band{{-inf, 91, 3}, {92, 93, 2}, {94, 95, 1}, {96, inf, 0}}
 	// Scale 2 is for patients with a prescribed target of 88–92% (hypercapnic
 	// respiratory failure): above 92% is only a concern while oxygen is
 	// pushing it there, so the air table stops scoring at 88%.
-	spo2Scale2AirBands    = [...]band{{83, 3}, {85, 2}, {87, 1}, {math.Inf(1), 0}}
-	spo2Scale2OxygenBands = [...]band{{83, 3}, {85, 2}, {87, 1}, {92, 0}, {94, 1}, {96, 2}, {math.Inf(1), 3}}
-	systolicBPBands       = [...]band{{90, 3}, {100, 2}, {110, 1}, {219, 0}, {math.Inf(1), 3}}
-	pulseBands            = [...]band{{40, 3}, {50, 1}, {90, 0}, {110, 1}, {130, 2}, {math.Inf(1), 3}}
-	temperatureBands      = [...]band{{35.0, 3}, {36.0, 1}, {38.0, 0}, {39.0, 1}, {math.Inf(1), 2}}
+	spo2Scale2AirBands    = [...]band{{-inf, 83, 3}, {84, 85, 2}, {86, 87, 1}, {88, inf, 0}}
+	spo2Scale2OxygenBands = [...]band{{-inf, 83, 3}, {84, 85, 2}, {86, 87, 1}, {88, 92, 0}, {93, 94, 1}, {95, 96, 2}, {97, inf, 3}}
+	systolicBPBands       = [...]band{{-inf, 90, 3}, {91, 100, 2}, {101, 110, 1}, {111, 219, 0}, {220, inf, 3}}
+	pulseBands            = [...]band{{-inf, 40, 3}, {41, 50, 1}, {51, 90, 0}, {91, 110, 1}, {111, 130, 2}, {131, inf, 3}}
+	temperatureBands      = [...]band{{-inf, 35.0, 3}, {35.1, 36.0, 1}, {36.1, 38.0, 0}, {38.1, 39.0, 1}, {39.1, inf, 2}}
 )
 
 // The chart scores of the two yes/no parameters.
@@ -83,14 +95,31 @@ const (
 )
 
 func bandScore(bands []band, value float64) int {
-	for _, b := range bands {
-		if value <= b.upTo {
+	for i, b := range bands {
+		if value < b.from {
+			// Above the previous row (or it would have matched) and below
+			// this one: a gap. i > 0, as the first row starts at -Inf.
+			return max(bands[i-1].score, b.score)
+		}
+		if value <= b.to {
 			return b.score
 		}
 	}
-	// Unreachable for the tables above: the last row is +Inf and NaN is
-	// turned away before any table is consulted.
+	// Unreachable for the tables above: the last row ends at +Inf and NaN
+	// is turned away before any table is consulted.
 	return 0
+}
+
+// chartValue is a value converted into v's unit as the chart would record
+// it: temperature to 0.1 °C, every other parameter to a whole unit. Only a
+// converted value is rounded: one sent in the chart's unit is scored as
+// sent, its decimals in a gap taking the more severe neighbour, rather
+// than rounded to the less severe one.
+func chartValue(v Vital, value float64) float64 {
+	if v == VitalTemperature {
+		return math.Round(value*10) / 10
+	}
+	return math.Round(value)
 }
 
 // ScoreVital is the NEWS2 sub-score (0..3) of one parameter's value.
@@ -169,4 +198,35 @@ func ScoreNEWS2(values [NumVitals]float64, present [NumVitals]bool, scale int) N
 		n.MaxSingle = max(n.MaxSingle, s)
 	}
 	return n
+}
+
+// responseLevel is the RCP's clinical response to a NEWS2 (RCP NEWS2,
+// Chart 2 "NEWS thresholds and triggers" and the clinical response table
+// beside it), ordered: a higher level asks for a more urgent response.
+// Severity labels are coarser (a single red parameter and an aggregate of
+// 5 are both high), so a move up a level is read from this, not from them.
+type responseLevel uint8
+
+const (
+	responseNone      responseLevel = iota // aggregate 0
+	responseLow                            // aggregate 1–4
+	responseLowMedium                      // a single parameter scoring 3
+	responseMedium                         // aggregate 5–6
+	responseHigh                           // aggregate 7 or more
+)
+
+// response is the response level of a NEWS2 aggregate total whose highest
+// sub-score is maxSingle, at the rule's thresholds (the RCP's by default).
+func (r *NEWS2Rule) response(total, maxSingle int) responseLevel {
+	switch {
+	case total >= r.Emergency:
+		return responseHigh
+	case total >= r.Urgent:
+		return responseMedium
+	case maxSingle >= r.SingleParameter:
+		return responseLowMedium
+	case total > 0:
+		return responseLow
+	}
+	return responseNone
 }

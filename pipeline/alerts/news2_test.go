@@ -2,14 +2,19 @@ package alerts
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // The expected scores below are copied from RCP NEWS2 (2017) Chart 1, not
 // derived from the band tables: every band edge of every parameter on both
-// sides, plus decimals that fall in the gaps between the chart's integer
-// bands.
+// sides, plus decimals that fall in the gaps between the chart's bands.
+// A gap value expects the higher of its two neighbours' chart scores (the
+// package's rule, news2.go): marked "gap" with both neighbours' scores.
 func TestScoreVital(t *testing.T) {
 	const (
 		air = false
@@ -25,16 +30,16 @@ func TestScoreVital(t *testing.T) {
 		// Respiratory rate: ≤8 3, 9–11 1, 12–20 0, 21–24 2, ≥25 3.
 		{VitalRespiratoryRate, 0, 1, air, 3},
 		{VitalRespiratoryRate, 8, 1, air, 3},
-		{VitalRespiratoryRate, 8.5, 1, air, 1},
+		{VitalRespiratoryRate, 8.5, 1, air, 3}, // gap: ≤8 3, 9–11 1
 		{VitalRespiratoryRate, 9, 1, air, 1},
 		{VitalRespiratoryRate, 11, 1, air, 1},
-		{VitalRespiratoryRate, 11.5, 1, air, 0},
+		{VitalRespiratoryRate, 11.5, 1, air, 1}, // gap: 9–11 1, 12–20 0
 		{VitalRespiratoryRate, 12, 1, air, 0},
 		{VitalRespiratoryRate, 20, 1, air, 0},
-		{VitalRespiratoryRate, 20.5, 1, air, 2},
+		{VitalRespiratoryRate, 20.5, 1, air, 2}, // gap: 12–20 0, 21–24 2
 		{VitalRespiratoryRate, 21, 1, air, 2},
 		{VitalRespiratoryRate, 24, 1, air, 2},
-		{VitalRespiratoryRate, 24.5, 1, air, 3},
+		{VitalRespiratoryRate, 24.5, 1, air, 3}, // gap: 21–24 2, ≥25 3
 		{VitalRespiratoryRate, 25, 1, air, 3},
 		{VitalRespiratoryRate, 60, 1, air, 3},
 
@@ -42,12 +47,13 @@ func TestScoreVital(t *testing.T) {
 		// change scale 1.
 		{VitalSpO2, 50, 1, air, 3},
 		{VitalSpO2, 91, 1, air, 3},
-		{VitalSpO2, 91.5, 1, air, 2},
+		{VitalSpO2, 91.5, 1, air, 3}, // gap: ≤91 3, 92–93 2
+		{VitalSpO2, 93.5, 1, air, 2}, // gap: 92–93 2, 94–95 1
 		{VitalSpO2, 92, 1, air, 2},
 		{VitalSpO2, 93, 1, air, 2},
 		{VitalSpO2, 94, 1, air, 1},
 		{VitalSpO2, 95, 1, air, 1},
-		{VitalSpO2, 95.5, 1, air, 0},
+		{VitalSpO2, 95.5, 1, air, 1}, // gap: 94–95 1, ≥96 0
 		{VitalSpO2, 96, 1, air, 0},
 		{VitalSpO2, 100, 1, air, 0},
 		{VitalSpO2, 97, 1, o2, 0},
@@ -61,15 +67,16 @@ func TestScoreVital(t *testing.T) {
 		// on oxygen 93–94 1, 95–96 2, ≥97 3.
 		{VitalSpO2, 70, 2, air, 3},
 		{VitalSpO2, 83, 2, air, 3},
-		{VitalSpO2, 83.5, 2, air, 2},
+		{VitalSpO2, 83.5, 2, air, 3}, // gap: ≤83 3, 84–85 2
 		{VitalSpO2, 84, 2, air, 2},
 		{VitalSpO2, 85, 2, air, 2},
 		{VitalSpO2, 86, 2, air, 1},
 		{VitalSpO2, 87, 2, air, 1},
-		{VitalSpO2, 87.5, 2, air, 0},
+		{VitalSpO2, 85.5, 2, air, 2}, // gap: 84–85 2, 86–87 1
+		{VitalSpO2, 87.5, 2, air, 1}, // gap: 86–87 1, 88–92 0
 		{VitalSpO2, 88, 2, air, 0},
 		{VitalSpO2, 92, 2, air, 0},
-		{VitalSpO2, 92.5, 2, air, 0},
+		{VitalSpO2, 92.5, 2, air, 0}, // no gap on air: ≥88 0
 		{VitalSpO2, 93, 2, air, 0},
 		{VitalSpO2, 94, 2, air, 0},
 		{VitalSpO2, 95, 2, air, 0},
@@ -83,13 +90,14 @@ func TestScoreVital(t *testing.T) {
 		{VitalSpO2, 87, 2, o2, 1},
 		{VitalSpO2, 88, 2, o2, 0},
 		{VitalSpO2, 92, 2, o2, 0},
-		{VitalSpO2, 92.5, 2, o2, 1},
+		{VitalSpO2, 92.5, 2, o2, 1}, // gap: 88–92 0, 93–94 1
 		{VitalSpO2, 93, 2, o2, 1},
 		{VitalSpO2, 94, 2, o2, 1},
-		{VitalSpO2, 94.5, 2, o2, 2},
+		{VitalSpO2, 94.5, 2, o2, 2}, // gap: 93–94 1, 95–96 2
 		{VitalSpO2, 95, 2, o2, 2},
 		{VitalSpO2, 96, 2, o2, 2},
-		{VitalSpO2, 96.5, 2, o2, 3},
+		{VitalSpO2, 96.5, 2, o2, 3}, // gap: 95–96 2, ≥97 3
+		{VitalSpO2, 87.5, 2, o2, 1}, // gap: 86–87 1, 88–92 0
 		{VitalSpO2, 97, 2, o2, 3},
 		{VitalSpO2, 100, 2, o2, 3},
 
@@ -101,31 +109,34 @@ func TestScoreVital(t *testing.T) {
 		// Systolic BP: ≤90 3, 91–100 2, 101–110 1, 111–219 0, ≥220 3.
 		{VitalSystolicBP, 60, 1, air, 3},
 		{VitalSystolicBP, 90, 1, air, 3},
-		{VitalSystolicBP, 90.5, 1, air, 2},
+		{VitalSystolicBP, 90.5, 1, air, 3}, // gap: ≤90 3, 91–100 2
 		{VitalSystolicBP, 91, 1, air, 2},
 		{VitalSystolicBP, 100, 1, air, 2},
 		{VitalSystolicBP, 101, 1, air, 1},
 		{VitalSystolicBP, 110, 1, air, 1},
-		{VitalSystolicBP, 110.5, 1, air, 0},
+		{VitalSystolicBP, 100.5, 1, air, 2}, // gap: 91–100 2, 101–110 1
+		{VitalSystolicBP, 110.5, 1, air, 1}, // gap: 101–110 1, 111–219 0
 		{VitalSystolicBP, 111, 1, air, 0},
 		{VitalSystolicBP, 219, 1, air, 0},
-		{VitalSystolicBP, 219.5, 1, air, 3},
+		{VitalSystolicBP, 219.5, 1, air, 3}, // gap: 111–219 0, ≥220 3
 		{VitalSystolicBP, 220, 1, air, 3},
 
 		// Pulse: ≤40 3, 41–50 1, 51–90 0, 91–110 1, 111–130 2, ≥131 3.
 		{VitalPulse, 30, 1, air, 3},
 		{VitalPulse, 40, 1, air, 3},
-		{VitalPulse, 40.5, 1, air, 1},
+		{VitalPulse, 40.5, 1, air, 3}, // gap: ≤40 3, 41–50 1
 		{VitalPulse, 41, 1, air, 1},
 		{VitalPulse, 50, 1, air, 1},
+		{VitalPulse, 50.5, 1, air, 1}, // gap: 41–50 1, 51–90 0
 		{VitalPulse, 51, 1, air, 0},
 		{VitalPulse, 90, 1, air, 0},
-		{VitalPulse, 90.5, 1, air, 1},
+		{VitalPulse, 90.5, 1, air, 1}, // gap: 51–90 0, 91–110 1
 		{VitalPulse, 91, 1, air, 1},
 		{VitalPulse, 110, 1, air, 1},
+		{VitalPulse, 110.5, 1, air, 2}, // gap: 91–110 1, 111–130 2
 		{VitalPulse, 111, 1, air, 2},
 		{VitalPulse, 130, 1, air, 2},
-		{VitalPulse, 130.5, 1, air, 3},
+		{VitalPulse, 130.5, 1, air, 3}, // gap: 111–130 2, ≥131 3
 		{VitalPulse, 131, 1, air, 3},
 
 		// Consciousness: alert 0, new confusion/voice/pain/unresponsive 3.
@@ -136,16 +147,16 @@ func TestScoreVital(t *testing.T) {
 		// ≥39.1 2.
 		{VitalTemperature, 33, 1, air, 3},
 		{VitalTemperature, 35.0, 1, air, 3},
-		{VitalTemperature, 35.05, 1, air, 1},
+		{VitalTemperature, 35.05, 1, air, 3}, // gap: ≤35.0 3, 35.1–36.0 1
 		{VitalTemperature, 35.1, 1, air, 1},
 		{VitalTemperature, 36.0, 1, air, 1},
-		{VitalTemperature, 36.05, 1, air, 0},
+		{VitalTemperature, 36.05, 1, air, 1}, // gap: 35.1–36.0 1, 36.1–38.0 0
 		{VitalTemperature, 36.1, 1, air, 0},
 		{VitalTemperature, 38.0, 1, air, 0},
-		{VitalTemperature, 38.05, 1, air, 1},
+		{VitalTemperature, 38.05, 1, air, 1}, // gap: 36.1–38.0 0, 38.1–39.0 1
 		{VitalTemperature, 38.1, 1, air, 1},
 		{VitalTemperature, 39.0, 1, air, 1},
-		{VitalTemperature, 39.05, 1, air, 2},
+		{VitalTemperature, 39.05, 1, air, 2}, // gap: 38.1–39.0 1, ≥39.1 2
 		{VitalTemperature, 39.1, 1, air, 2},
 		{VitalTemperature, 42, 1, air, 2},
 
@@ -366,6 +377,191 @@ func TestVitalString(t *testing.T) {
 		t.Run(tt.want, func(t *testing.T) {
 			if got := tt.v.String(); got != tt.want {
 				t.Errorf("Vital(%d).String() = %q, want %q", uint8(tt.v), got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNEWS2ConvertedValueAsCharted sends vitals in another UCUM unit through
+// the processor and checks the reading it keeps and its Chart 1 score.
+// Conversion factors are UCUM's: [degF] is 5/9 K with 0 °F = 255.372 K
+// (so °C = (°F − 32) × 5/9); K = Cel + 273.15; /s = 60 /min; "1" = 100 %;
+// 1 kPa = 7.50062 mm[Hg] (UCUM: mm[Hg] = 133.3220 Pa; the table's
+// 133.322387415 Pa differs only past the fifth digit, which rounding to a
+// whole mm[Hg] absorbs).
+func TestNEWS2ConvertedValueAsCharted(t *testing.T) {
+	p := newProcessor(t)
+	tests := []struct {
+		name      string
+		code      string
+		value     float64
+		unit      string
+		vital     Vital
+		wantValue float64 // as the chart records it
+		wantScore int     // RCP NEWS2 Chart 1
+	}{
+		// 100.4 °F = 38.0 °C exactly; ConvertUnit makes it
+		// 38.00000000000001, which the band table alone puts in the gap
+		// above 38.0. Chart 1: 36.1–38.0 scores 0.
+		{"100.4 [degF] is 38.0 Cel", loincTemperature, 100.4, "[degF]", VitalTemperature, 38.0, 0},
+		// 95.2 °F = 35.111… °C, charted 35.1: 35.1–36.0 scores 1.
+		{"95.2 [degF] is 35.1 Cel", loincTemperature, 95.2, "[degF]", VitalTemperature, 35.1, 1},
+		// 102.2 °F = 39.0 °C: 38.1–39.0 scores 1.
+		{"102.2 [degF] is 39.0 Cel", loincTemperature, 102.2, "[degF]", VitalTemperature, 39.0, 1},
+		// 309.25 K = 36.1 °C, converted as 36.10000000000002: 36.1–38.0
+		// scores 0.
+		{"309.25 K is 36.1 Cel", loincTemperature, 309.25, "K", VitalTemperature, 36.1, 0},
+		// 12.0 kPa = 90.0075 mm[Hg]: charted 90, and ≤90 scores 3 (the
+		// band table alone put it in the gap above 90, scoring 2).
+		{"12.0 kPa is 90 mm[Hg]", loincSystolicBP, 12.0, "kPa", VitalSystolicBP, 90, 3},
+		// 14.7 kPa = 110.26 mm[Hg]: charted 110, 101–110 scores 1.
+		{"14.7 kPa is 110 mm[Hg]", loincSystolicBP, 14.7, "kPa", VitalSystolicBP, 110, 1},
+		// 0.15 /s = 9 /min: 9–11 scores 1.
+		{"0.15 /s is 9 /min", loincRespiratoryRate, 0.15, "/s", VitalRespiratoryRate, 9, 1},
+		// 0.955 = 95.5 %, charted 96: ≥96 scores 0 on scale 1.
+		{"0.955 (1) is 96 %", loincSpO2, 0.955, "1", VitalSpO2, 96, 0},
+		// In the chart's own unit nothing is rounded: 38.04 °C lies between
+		// 36.1–38.0 (0) and 38.1–39.0 (1) and takes the more severe, 1.
+		{"38.04 Cel as sent is in a gap", loincTemperature, 38.04, "Cel", VitalTemperature, 38.04, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := p.Handle(obsRecord(vital(t, "c1", tt.code, tt.value, tt.unit, 0)), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := readState(out.State)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Vitals) != 1 || st.Vitals[0].Vital != tt.vital || st.Vitals[0].Value != tt.wantValue {
+				t.Fatalf("kept %+v, want %v = %v", st.Vitals, tt.vital, tt.wantValue)
+			}
+			if got := ScoreVital(tt.vital, st.Vitals[0].Value, 1, false); got != tt.wantScore {
+				t.Errorf("score %d, want %d", got, tt.wantScore)
+			}
+		})
+	}
+}
+
+// TestNEWS2UnitRoundTrip is a property: a value as the chart records it
+// (whole units; temperature to 0.1 °C), sent in any other unit the package
+// accepts for its parameter, is kept as that value and scores as it does.
+// The units come from the conversion table, so one added there is covered.
+func TestNEWS2UnitRoundTrip(t *testing.T) {
+	// Plausible and implausible readings alike, in steps of the chart's
+	// precision (tenths for temperature).
+	ranges := map[Vital][2]int{
+		VitalRespiratoryRate: {0, 90},
+		VitalSpO2:            {40, 100},
+		VitalSystolicBP:      {30, 320},
+		VitalPulse:           {0, 300},
+		VitalTemperature:     {250, 460},
+	}
+	p := newProcessor(t)
+	tested := map[Vital]bool{}
+	for _, code := range slices.Sorted(maps.Keys(numericVitals)) {
+		nv := numericVitals[code]
+		dim := ucumUnits[nv.unit].dim
+		for _, other := range slices.Sorted(maps.Keys(ucumUnits)) {
+			if other == nv.unit || ucumUnits[other].dim != dim {
+				continue
+			}
+			tested[nv.vital] = true
+			t.Run(code+"/"+other, func(t *testing.T) {
+				r := ranges[nv.vital]
+				rapid.Check(t, func(rt *rapid.T) {
+					charted := float64(rapid.IntRange(r[0], r[1]).Draw(rt, "charted"))
+					if nv.vital == VitalTemperature {
+						charted /= 10
+					}
+					sent, ok := ConvertUnit(charted, nv.unit, other, code)
+					if !ok {
+						rt.Fatalf("%s does not convert to %s", nv.unit, other)
+					}
+					out, err := p.Handle(obsRecord(vital(t, "rt", code, sent, other, 0)), nil, nil)
+					if err != nil {
+						rt.Fatal(err)
+					}
+					st, err := readState(out.State)
+					if err != nil || len(st.Vitals) != 1 {
+						rt.Fatalf("state %+v, %v", st.Vitals, err)
+					}
+					if kept := st.Vitals[0].Value; kept != charted {
+						rt.Errorf("%v %s sent as %v %s kept as %v", charted, nv.unit, sent, other, kept)
+					}
+					for _, scale := range []int{1, 2} {
+						for _, o2 := range []bool{false, true} {
+							want := ScoreVital(nv.vital, charted, scale, o2)
+							if got := ScoreVital(nv.vital, st.Vitals[0].Value, scale, o2); got != want {
+								rt.Errorf("%v %s via %s scores %d (scale %d, oxygen %t), want %d", charted, nv.unit, other, got, scale, o2, want)
+							}
+						}
+					}
+				})
+			})
+		}
+	}
+	// Every parameter the brief names has more than one unit today; fail
+	// loudly if the table loses one, rather than test nothing.
+	for _, v := range []Vital{VitalRespiratoryRate, VitalSpO2, VitalSystolicBP, VitalPulse, VitalTemperature} {
+		if !tested[v] {
+			t.Errorf("%v: no second unit to round-trip through", v)
+		}
+	}
+}
+
+func TestChartValue(t *testing.T) {
+	tests := []struct {
+		v     Vital
+		value float64
+		want  float64
+	}{
+		// RCP NEWS2 Chart 1 records temperature to 0.1 °C and every other
+		// parameter in whole units.
+		{VitalTemperature, 38.00000000000001, 38.0},
+		{VitalTemperature, 36.10000000000002, 36.1},
+		{VitalTemperature, 35.111111111111114, 35.1},
+		{VitalTemperature, 39.05000001, 39.1},
+		{VitalSystolicBP, 90.007401924, 90},
+		{VitalSystolicBP, 100.50826548180001, 101},
+		{VitalSpO2, 95.49, 95},
+		{VitalRespiratoryRate, 8.6, 9},
+		{VitalPulse, 130.4, 130},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%v=%v", tt.v, tt.value), func(t *testing.T) {
+			if got := chartValue(tt.v, tt.value); got != tt.want {
+				t.Errorf("chartValue(%v, %v) = %v, want %v", tt.v, tt.value, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNEWS2Response: RCP NEWS2 (2017), Chart 2 and its clinical response
+// table: low = aggregate 1–4, low–medium = a single parameter scoring 3,
+// medium = aggregate 5–6, high = aggregate 7 or more.
+func TestNEWS2Response(t *testing.T) {
+	cfg := DefaultNEWS2()
+	tests := []struct {
+		name             string
+		total, maxSingle int
+		want             responseLevel
+	}{
+		{"nothing scores", 0, 0, responseNone},
+		{"aggregate 1", 1, 1, responseLow},
+		{"aggregate 4 of ones and twos", 4, 2, responseLow},
+		{"a single 3", 3, 3, responseLowMedium},
+		{"aggregate 4 with a 3", 4, 3, responseLowMedium},
+		{"aggregate 5", 5, 2, responseMedium},
+		{"aggregate 6 with a 3", 6, 3, responseMedium},
+		{"aggregate 7", 7, 2, responseHigh},
+		{"aggregate 20", 20, 3, responseHigh},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := cfg.response(tt.total, tt.maxSingle); got != tt.want {
+				t.Errorf("response(%d, %d) = %d, want %d", tt.total, tt.maxSingle, got, tt.want)
 			}
 		})
 	}
