@@ -75,17 +75,17 @@ type band struct {
 
 // The chart's tables, the row ranges as Chart 1 prints them. Read-only.
 var (
-	inf                  = math.Inf(1)
-	respiratoryRateBands = [...]band{{-inf, 8, 3}, {9, 11, 1}, {12, 20, 0}, {21, 24, 2}, {25, inf, 3}}
-	spo2Scale1Bands      = [...]band{{-inf, 91, 3}, {92, 93, 2}, {94, 95, 1}, {96, inf, 0}}
+	bandInf              = math.Inf(1)
+	respiratoryRateBands = [...]band{{-bandInf, 8, 3}, {9, 11, 1}, {12, 20, 0}, {21, 24, 2}, {25, bandInf, 3}}
+	spo2Scale1Bands      = [...]band{{-bandInf, 91, 3}, {92, 93, 2}, {94, 95, 1}, {96, bandInf, 0}}
 	// Scale 2 is for patients with a prescribed target of 88–92% (hypercapnic
 	// respiratory failure): above 92% is only a concern while oxygen is
 	// pushing it there, so the air table stops scoring at 88%.
-	spo2Scale2AirBands    = [...]band{{-inf, 83, 3}, {84, 85, 2}, {86, 87, 1}, {88, inf, 0}}
-	spo2Scale2OxygenBands = [...]band{{-inf, 83, 3}, {84, 85, 2}, {86, 87, 1}, {88, 92, 0}, {93, 94, 1}, {95, 96, 2}, {97, inf, 3}}
-	systolicBPBands       = [...]band{{-inf, 90, 3}, {91, 100, 2}, {101, 110, 1}, {111, 219, 0}, {220, inf, 3}}
-	pulseBands            = [...]band{{-inf, 40, 3}, {41, 50, 1}, {51, 90, 0}, {91, 110, 1}, {111, 130, 2}, {131, inf, 3}}
-	temperatureBands      = [...]band{{-inf, 35.0, 3}, {35.1, 36.0, 1}, {36.1, 38.0, 0}, {38.1, 39.0, 1}, {39.1, inf, 2}}
+	spo2Scale2AirBands    = [...]band{{-bandInf, 83, 3}, {84, 85, 2}, {86, 87, 1}, {88, bandInf, 0}}
+	spo2Scale2OxygenBands = [...]band{{-bandInf, 83, 3}, {84, 85, 2}, {86, 87, 1}, {88, 92, 0}, {93, 94, 1}, {95, 96, 2}, {97, bandInf, 3}}
+	systolicBPBands       = [...]band{{-bandInf, 90, 3}, {91, 100, 2}, {101, 110, 1}, {111, 219, 0}, {220, bandInf, 3}}
+	pulseBands            = [...]band{{-bandInf, 40, 3}, {41, 50, 1}, {51, 90, 0}, {91, 110, 1}, {111, 130, 2}, {131, bandInf, 3}}
+	temperatureBands      = [...]band{{-bandInf, 35.0, 3}, {35.1, 36.0, 1}, {36.1, 38.0, 0}, {38.1, 39.0, 1}, {39.1, bandInf, 2}}
 )
 
 // The chart scores of the two yes/no parameters.
@@ -113,8 +113,8 @@ func bandScore(bands []band, value float64) int {
 // chartValue is a value converted into v's unit as the chart would record
 // it: temperature to 0.1 °C, every other parameter to a whole unit. Only a
 // converted value is rounded: one sent in the chart's unit is scored as
-// sent, its decimals in a gap taking the more severe neighbour, rather
-// than rounded to the less severe one.
+// sent, its decimals in a gap taking the more severe neighbour, where
+// rounding could carry it into the less severe one.
 func chartValue(v Vital, value float64) float64 {
 	if v == VitalTemperature {
 		return math.Round(value*10) / 10
