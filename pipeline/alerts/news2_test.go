@@ -385,10 +385,11 @@ func TestVitalString(t *testing.T) {
 // TestNEWS2ConvertedValueAsCharted sends vitals in another UCUM unit through
 // the processor and checks the reading it keeps and its Chart 1 score.
 // Conversion factors are UCUM's: [degF] is 5/9 K with 0 °F = 255.372 K
-// (so °C = (°F − 32) × 5/9); K = Cel + 273.15; /s = 60 /min; "1" = 100 %;
-// 1 kPa = 7.50062 mm[Hg] (UCUM: mm[Hg] = 133.3220 Pa; the table's
-// 133.322387415 Pa differs only past the fifth digit, which rounding to a
-// whole mm[Hg] absorbs).
+// (so °C = (°F − 32) × 5/9); K = Cel + 273.15; /s = 60 /min; "1" = 100 %.
+// UCUM defines m[Hg] as 133.3220 kPa, so 1 kPa = 7.50064 mm[Hg]; the
+// conversion table uses the conventional 133.322387415 Pa (1 kPa =
+// 7.50062 mm[Hg]). The two differ by 3 parts per million (12.0 kPa is
+// 90.0077 or 90.0074), which rounding to a whole mm[Hg] absorbs.
 func TestNEWS2ConvertedValueAsCharted(t *testing.T) {
 	p := newProcessor(t)
 	tests := []struct {
