@@ -87,14 +87,21 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 	if class == classPending || class == classWithdrawn {
 		return nil
 	}
-	var cand [16]int
-	idx := s.candidates(obs, cand[:0])
-	for _, i := range idx {
-		r := &s.rules[i]
+	var cand [16]codeRule
+	cands := s.candidates(obs, cand[:0])
+	done := -1
+	for _, c := range cands {
+		if c.index == done {
+			continue
+		}
+		// A variant is the rule for one of its codes: the first whose
+		// coding carries a value decides, and the rule fires once.
+		r := c.rule
 		m, code := r.measurement(obs)
 		if m == nil {
 			continue
 		}
+		done = c.index
 		v, converted, err := inUnit(m, r.Unit, code)
 		if err != nil {
 			return err
@@ -113,14 +120,14 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 	return nil
 }
 
-// candidates appends the indices of the rules whose code obs or one of its
-// components carries, ascending, each once.
-func (s *ruleSet) candidates(obs *Observation, dst []int) []int {
+// candidates appends the rule variants whose code and system obs or one of
+// its components carries, ordered by rule, each once.
+func (s *ruleSet) candidates(obs *Observation, dst []codeRule) []codeRule {
 	add := func(cs []Coding) {
 		for i := range cs {
-			for _, r := range s.byCode[cs[i].Code] {
-				if !slices.Contains(dst, r) {
-					dst = append(dst, r)
+			for _, c := range s.byCode[cs[i].Code] {
+				if c.rule.System == canonicalSystem(cs[i].System) && !slices.Contains(dst, c) {
+					dst = append(dst, c)
 				}
 			}
 		}
@@ -129,7 +136,7 @@ func (s *ruleSet) candidates(obs *Observation, dst []int) []int {
 	for i := range obs.Components {
 		add(obs.Components[i].Codings)
 	}
-	slices.Sort(dst)
+	slices.SortStableFunc(dst, func(a, b codeRule) int { return a.index - b.index })
 	return dst
 }
 
@@ -159,24 +166,40 @@ func (r *Rule) measurement(obs *Observation) (*Measurement, string) {
 	return nil, ""
 }
 
+// hasCoding reports whether cs has code in system (a canonical URI; a
+// coding's system may be its OID).
 func hasCoding(cs []Coding, system, code string) bool {
 	for i := range cs {
-		if cs[i].Code == code && cs[i].System == system {
+		if cs[i].Code == code && canonicalSystem(cs[i].System) == system {
 			return true
 		}
 	}
 	return false
 }
 
-// inUnit is m's value in unit (UCUM), for the analyte code. A value with no
-// unit is taken to be in unit already.
+// inUnit is m's value in unit (UCUM), for the analyte code (LOINC when it
+// is in the concept table). A value with no unit is never taken to be in
+// the rule's unit: only a bare number of a code whose property fixes the
+// unit has one. Errors name the code, never the value or what was sent as
+// its unit.
 func inUnit(m *Measurement, unit, code string) (v float64, converted bool, err error) {
-	if m.Unit == "" || m.Unit == unit {
+	from := m.Unit
+	if from == "" {
+		lc, ok := loincCodes[code]
+		if !ok || !lc.implied || !m.Bare {
+			return 0, false, pipeline.Rejectf(pipeline.ErrInvalid, "observation coded %s has a value without a unit", code)
+		}
+		from = lc.unit
+	}
+	if from == unit {
 		return m.Value, false, nil
 	}
-	v, ok := ConvertUnit(m.Value, m.Unit, unit, code)
+	v, ok := ConvertUnit(m.Value, from, unit, code)
 	if !ok {
-		return 0, false, pipeline.Rejectf(pipeline.ErrInvalid, "observation value's unit cannot be converted to %s", unit)
+		if !KnownUnit(from) {
+			return 0, false, pipeline.Rejectf(pipeline.ErrInvalid, "observation coded %s has a value in a unit carepipe does not know (want one convertible to %s)", code, unit)
+		}
+		return 0, false, pipeline.Rejectf(pipeline.ErrInvalid, "observation coded %s has a value whose unit cannot be converted to %s", code, unit)
 	}
 	return v, true, nil
 }
@@ -185,38 +208,18 @@ func inUnit(m *Measurement, unit, code string) (v float64, converted bool, err e
 // oxygen flow and concentration, SNOMED's "on oxygen" finding, and LOINC's
 // ACVPU level of responsiveness with its answer codes.
 const (
-	loincRespiratoryRate = "9279-1"
-	loincSpO2            = "59408-5"
-	loincSpO2Arterial    = "2708-6"
-	loincSystolicBP      = "8480-6"
-	loincHeartRate       = "8867-4"
-	loincTemperature     = "8310-5"
-	loincOxygenFlow      = "3151-8"
-	loincOxygenFraction  = "3150-0"
-	loincResponsiveness  = "67775-7"
-	snomedOnOxygen       = "371825009"
-	snomedYes            = "373066001"
-	snomedNo             = "373067005"
+	loincOxygenFlow     = "3151-8"
+	loincOxygenFraction = "3150-0"
+	loincResponsiveness = "67775-7"
+	snomedOnOxygen      = "371825009"
+	snomedYes           = "373066001"
+	snomedNo            = "373067005"
 	// SNOMED is SNOMED CT's code system.
 	SNOMED = "http://snomed.info/sct"
 	// airOxygenPercent is room air's oxygen fraction: an inhaled fraction
 	// above it means supplemental oxygen.
 	airOxygenPercent = 21
 )
-
-// numericVitals maps the LOINC codes of numeric NEWS2 parameters to the
-// parameter and the unit its bands are in.
-var numericVitals = map[string]struct {
-	vital Vital
-	unit  string
-}{
-	loincRespiratoryRate: {VitalRespiratoryRate, "/min"},
-	loincSpO2:            {VitalSpO2, "%"},
-	loincSpO2Arterial:    {VitalSpO2, "%"},
-	loincSystolicBP:      {VitalSystolicBP, "mm[Hg]"},
-	loincHeartRate:       {VitalPulse, "/min"},
-	loincTemperature:     {VitalTemperature, "Cel"},
-}
 
 // acvpu maps LOINC's ACVPU answers to the consciousness parameter: alert
 // is 0, new confusion, voice, pain and unresponsive are 1 (CVPU).
@@ -245,8 +248,8 @@ func vitalsOf(obs *Observation, dst *findings) error {
 func vitalsOfMeasurement(m *Measurement, dst *findings) error {
 	for i := range m.Codings {
 		c := &m.Codings[i]
-		switch {
-		case c.System == LOINC && c.Code == loincResponsiveness:
+		switch sys := canonicalSystem(c.System); {
+		case sys == LOINC && c.Code == loincResponsiveness:
 			if len(m.Coded) == 0 {
 				continue
 			}
@@ -255,14 +258,14 @@ func vitalsOfMeasurement(m *Measurement, dst *findings) error {
 				return pipeline.Rejectf(pipeline.ErrInvalid, "level of responsiveness answer is not an ACVPU code")
 			}
 			dst.add(VitalConsciousness, v)
-		case c.System == SNOMED && c.Code == snomedOnOxygen:
+		case sys == SNOMED && c.Code == snomedOnOxygen:
 			switch {
 			case hasCoding(m.Coded, SNOMED, snomedYes):
 				dst.add(VitalSupplementalOxygen, 1)
 			case hasCoding(m.Coded, SNOMED, snomedNo):
 				dst.add(VitalSupplementalOxygen, 0)
 			}
-		case c.System == LOINC && (c.Code == loincOxygenFlow || c.Code == loincOxygenFraction) && m.HasValue:
+		case sys == LOINC && (c.Code == loincOxygenFlow || c.Code == loincOxygenFraction) && m.HasValue:
 			unit, onAbove := "L/min", 0.0
 			if c.Code == loincOxygenFraction {
 				unit, onAbove = "%", airOxygenPercent
@@ -276,19 +279,21 @@ func vitalsOfMeasurement(m *Measurement, dst *findings) error {
 				on = 1
 			}
 			dst.add(VitalSupplementalOxygen, on)
-		case c.System == LOINC && m.HasValue:
-			nv, ok := numericVitals[c.Code]
-			if !ok {
+		case sys == LOINC && m.HasValue:
+			// The concept table, as the rules use it: an oral
+			// temperature is NEWS2's temperature as much as 8310-5 is.
+			lc, ok := loincCodes[c.Code]
+			if !ok || lc.concept.vital == NumVitals {
 				continue
 			}
-			v, converted, err := inUnit(m, nv.unit, c.Code)
+			v, converted, err := inUnit(m, lc.concept.vitalUnit, c.Code)
 			if err != nil {
 				return err
 			}
 			if converted {
-				v = chartValue(nv.vital, v)
+				v = chartValue(lc.concept.vital, v)
 			}
-			dst.add(nv.vital, v)
+			dst.add(lc.concept.vital, v)
 		}
 	}
 	return nil
@@ -296,7 +301,7 @@ func vitalsOfMeasurement(m *Measurement, dst *findings) error {
 
 func acvpuValue(cs []Coding) (float64, bool) {
 	for i := range cs {
-		if cs[i].System != LOINC {
+		if canonicalSystem(cs[i].System) != LOINC {
 			continue
 		}
 		if v, ok := acvpu[cs[i].Code]; ok {

@@ -58,6 +58,11 @@ type Measurement struct {
 	// Value is then finite with |Value| <= [MaxMagnitude]; zero is a value.
 	HasValue bool
 	Value    float64
+	// Bare reports that the value is valueInteger or valueDecimal: a
+	// number with no unit by its type, which only a code that fixes its
+	// unit can give one (see conceptCode.implied). A valueQuantity without
+	// a unit is not bare: it lost its unit.
+	Bare bool
 	// Unit is the value's UCUM unit: valueQuantity.code when its system is
 	// UCUM or absent, else valueQuantity.unit when there is no code; ""
 	// when the value carries no unit (valueInteger, or a bare quantity).
@@ -367,16 +372,17 @@ func (w *wireObservation) observation(obs *Observation) error {
 // measurement checks m's value and unit.
 func (m *wireMeasurement) measurement() (Measurement, error) {
 	out := Measurement{Codings: m.Codings, UnitSystem: m.UnitSystem, UnitText: m.Unit, Coded: m.Coded, CodedText: m.CodedText}
-	v, ok, err := m.value()
+	v, ok, bare, err := m.value()
 	if err != nil {
 		return Measurement{}, err
 	}
+	out.Bare = bare
 	if ok && m.Absent {
 		return Measurement{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation has both a value and a dataAbsentReason")
 	}
 	out.HasValue, out.Value, out.Absent = ok, v, m.Absent && !ok
 	switch {
-	case m.UnitCode != "" && (m.UnitSystem == "" || m.UnitSystem == UCUM):
+	case m.UnitCode != "" && (m.UnitSystem == "" || canonicalSystem(m.UnitSystem) == UCUM):
 		out.Unit = m.UnitCode
 	case m.UnitCode == "" && m.Unit != "":
 		// A unit without a code is taken as the UCUM code it may be; one
@@ -410,17 +416,18 @@ func hasCode(cs []Coding) bool {
 }
 
 // value is the first present of valueQuantity.value, valueInteger and
-// valueDecimal; ok is false when none is present. A present value that is
-// not a usable number is an error, not a reason to look at the next field.
-func (m *wireMeasurement) value() (v float64, ok bool, err error) {
-	for _, raw := range [...][]byte{m.Value, m.ValueInteger, m.ValueDecimal} {
+// valueDecimal; ok is false when none is present, bare when it is not the
+// quantity's. A present value that is not a usable number is an error, not
+// a reason to look at the next field.
+func (m *wireMeasurement) value() (v float64, ok, bare bool, err error) {
+	for i, raw := range [...][]byte{m.Value, m.ValueInteger, m.ValueDecimal} {
 		if len(raw) == 0 || string(raw) == "null" {
 			continue
 		}
 		v, err := parseNumber(raw)
-		return v, err == nil, err
+		return v, err == nil, err == nil && i > 0, err
 	}
-	return 0, false, nil
+	return 0, false, false, nil
 }
 
 // parseNumber parses a raw JSON value that must be a finite number within

@@ -14,14 +14,24 @@ import (
 )
 
 // Rule is a threshold rule: it fires when an observation carries a coding
-// with System and Code (or, with Component set, when such an observation
-// has a component coded Component) and the value, in Unit, compares to
-// Threshold by Comparator.
+// in System with Code, one of Codes, or a code of Concept (or, with
+// Component set, when an observation coded Code has a component coded
+// Component) and the value, in Unit, compares to Threshold by Comparator.
+// The alert record's rule is the code that fired.
 type Rule struct {
 	// ID names the rule in alert ids and alert records: letters, digits,
 	// '.', '_' and '-'. Unique within a rule set.
-	ID     string
-	Code   string
+	ID string
+	// Exactly one of Code, Codes and Concept is set.
+	Code  string
+	Codes []string
+	// Concept names an entry of the concept table (ConceptGlucose, ...):
+	// every LOINC code a hospital may send for it, so that a rule is not
+	// silent for the codes its author did not think of. System is then
+	// LOINC, or empty for LOINC.
+	Concept string
+	// System is the code system's URI; its HL7 OID is taken as the same
+	// system, in rules and observations.
 	System string
 	// Component, when set, narrows the rule to the component coded
 	// Component (in System) of an observation coded Code: the systolic
@@ -30,7 +40,10 @@ type Rule struct {
 	Component string
 	// Unit is the UCUM unit of Threshold. Values in another unit are
 	// converted ([ConvertUnit]); a value that cannot be is an error
-	// record. A value with no unit is taken to be in Unit.
+	// record. A value with no unit is an error record too, unless it is a
+	// bare number (valueInteger) of a code whose LOINC property admits one
+	// unit only (heart and respiratory rate, per minute): never taken to
+	// be in Unit.
 	Unit        string
 	Comparator  Comparator
 	Threshold   float64
@@ -140,9 +153,9 @@ const LOINC = "http://loinc.org"
 // The simulated world's ground truth is computed with them.
 func SeedRules() RulePack {
 	return RulePack{Rules: []Rule{
-		{ID: "heart-rate-high", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: GT, Threshold: 120, Severity: SeverityHigh, Description: "Elevated heart rate"},
-		{ID: "systolic-bp-high", Code: "8480-6", System: LOINC, Unit: "mm[Hg]", Comparator: GT, Threshold: 180, Severity: SeverityHigh, Description: "Elevated blood pressure"},
-		{ID: "glucose-low", Code: "2339-0", System: LOINC, Unit: "mg/dL", Comparator: LT, Threshold: 70, Severity: SeverityHigh, Description: "Hypoglycemia"},
+		{ID: "heart-rate-high", Concept: ConceptHeartRate, System: LOINC, Unit: "/min", Comparator: GT, Threshold: 120, Severity: SeverityHigh, Description: "Elevated heart rate"},
+		{ID: "systolic-bp-high", Concept: ConceptSystolicBP, System: LOINC, Unit: "mm[Hg]", Comparator: GT, Threshold: 180, Severity: SeverityHigh, Description: "Elevated blood pressure"},
+		{ID: "glucose-low", Concept: ConceptGlucose, System: LOINC, Unit: "mg/dL", Comparator: LT, Threshold: 70, Severity: SeverityHigh, Description: "Hypoglycemia"},
 	}}
 }
 
@@ -151,11 +164,11 @@ func SeedRules() RulePack {
 func DefaultRules() RulePack {
 	p := SeedRules()
 	p.Rules = append(p.Rules,
-		Rule{ID: "spo2-low", Code: "59408-5", System: LOINC, Unit: "%", Comparator: LT, Threshold: 90, Severity: SeverityCritical, Description: "Low oxygen saturation"},
-		Rule{ID: "heart-rate-low", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: LT, Threshold: 40, Severity: SeverityCritical, Description: "Bradycardia"},
-		Rule{ID: "systolic-bp-low", Code: "8480-6", System: LOINC, Unit: "mm[Hg]", Comparator: LT, Threshold: 90, Severity: SeverityHigh, Description: "Hypotension"},
-		Rule{ID: "temperature-high", Code: "8310-5", System: LOINC, Unit: "Cel", Comparator: GT, Threshold: 39.5, Severity: SeverityHigh, Description: "High temperature"},
-		Rule{ID: "respiratory-rate-high", Code: "9279-1", System: LOINC, Unit: "/min", Comparator: GT, Threshold: 30, Severity: SeverityHigh, Description: "High respiratory rate"},
+		Rule{ID: "spo2-low", Concept: ConceptSpO2, System: LOINC, Unit: "%", Comparator: LT, Threshold: 90, Severity: SeverityCritical, Description: "Low oxygen saturation"},
+		Rule{ID: "heart-rate-low", Concept: ConceptHeartRate, System: LOINC, Unit: "/min", Comparator: LT, Threshold: 40, Severity: SeverityCritical, Description: "Bradycardia"},
+		Rule{ID: "systolic-bp-low", Concept: ConceptSystolicBP, System: LOINC, Unit: "mm[Hg]", Comparator: LT, Threshold: 90, Severity: SeverityHigh, Description: "Hypotension"},
+		Rule{ID: "temperature-high", Concept: ConceptBodyTemperature, System: LOINC, Unit: "Cel", Comparator: GT, Threshold: 39.5, Severity: SeverityHigh, Description: "High temperature"},
+		Rule{ID: "respiratory-rate-high", Concept: ConceptRespiratoryRate, System: LOINC, Unit: "/min", Comparator: GT, Threshold: 30, Severity: SeverityHigh, Description: "High respiratory rate"},
 	)
 	for i := range p.Rules {
 		p.Rules[i].Suppression = DefaultSuppression
@@ -223,14 +236,11 @@ func ruleProblems(r *Rule) []string {
 	if msg := checkRuleID(r.ID); msg != "" {
 		ps = append(ps, msg)
 	}
-	if r.Code == "" {
-		ps = append(ps, "missing code")
-	}
-	if r.System == "" {
-		ps = append(ps, "missing system")
-	}
+	ps = append(ps, codeProblems(r)...)
 	if msg := checkUnit(r.Unit); msg != "" {
 		ps = append(ps, msg)
+	} else {
+		ps = append(ps, unitCodeProblems(r)...)
 	}
 	if msg := checkComparator(r.Comparator); msg != "" {
 		ps = append(ps, msg)
@@ -248,6 +258,87 @@ func ruleProblems(r *Rule) []string {
 		ps = append(ps, "suppression must not be negative")
 	}
 	return ps
+}
+
+// codeProblems checks what a rule matches: one of code, codes and
+// concept, a system (LOINC for a concept), a component only with a code.
+func codeProblems(r *Rule) []string {
+	var ps []string
+	n := 0
+	for _, set := range [...]bool{r.Code != "", r.Codes != nil, r.Concept != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		ps = append(ps, "missing code (or codes, or concept)")
+	case n > 1:
+		ps = append(ps, "set one of code, codes and concept")
+	}
+	if r.Codes != nil && len(r.Codes) == 0 {
+		ps = append(ps, "codes is empty")
+	}
+	for i, c := range r.Codes {
+		if c == "" {
+			ps = append(ps, "codes has an empty code")
+		} else if slices.Contains(r.Codes[:i], c) {
+			ps = append(ps, fmt.Sprintf("codes lists %q twice", c))
+		}
+	}
+	if r.Concept != "" {
+		if _, ok := lookupConcept(r.Concept); !ok {
+			ps = append(ps, fmt.Sprintf("concept %q is not one of %s", r.Concept, conceptNames()))
+		}
+		if r.System != "" && canonicalSystem(r.System) != LOINC {
+			ps = append(ps, "a concept's codes are LOINC: system must be http://loinc.org or left out")
+		}
+	} else if r.System == "" {
+		ps = append(ps, "missing system")
+	}
+	if r.Component != "" && r.Code == "" {
+		ps = append(ps, "component needs code (the panel's)")
+	}
+	return ps
+}
+
+// unitCodeProblems reports the codes of the concept table that r matches
+// and whose unit cannot convert to r's: a temperature rule in mg/dL would
+// turn every temperature into an error record.
+func unitCodeProblems(r *Rule) []string {
+	if r.Component != "" || canonicalSystem(r.System) != LOINC && r.Concept == "" {
+		return nil
+	}
+	var ps []string
+	for _, code := range ruleCodes(r) {
+		lc, ok := loincCodes[code]
+		if !ok {
+			continue
+		}
+		if _, ok := ConvertUnit(1, lc.unit, r.Unit, code); !ok {
+			ps = append(ps, fmt.Sprintf("unit %q cannot express LOINC %s (in %s)", r.Unit, code, lc.unit))
+		}
+	}
+	return ps
+}
+
+// ruleCodes are the codes r matches: its concept's, its list, or its code.
+func ruleCodes(r *Rule) []string {
+	switch {
+	case r.Concept != "":
+		c, ok := lookupConcept(r.Concept)
+		if !ok {
+			return nil
+		}
+		codes := make([]string, len(c.codes))
+		for i := range c.codes {
+			codes[i] = c.codes[i].code
+		}
+		return codes
+	case r.Codes != nil:
+		return r.Codes
+	}
+	return []string{r.Code}
 }
 
 func checkUnit(u string) string {
@@ -297,18 +388,34 @@ func checkSeverity(s Severity) string {
 type ruleSet struct {
 	rules []Rule
 	news2 NEWS2Rule
-	// byCode maps a code (Code, and Component where set) to the indices of
-	// its rules, ascending.
-	byCode map[string][]int
+	// byCode maps each code a rule matches (Code, a code of Codes or of
+	// Concept) to the rule's variants for it, ascending by rule.
+	byCode map[string][]codeRule
+}
+
+// codeRule is a rule's variant for one of its codes: a copy of the rule
+// with Code that code, Codes and Concept unset, and System canonical. The
+// variant fires, so the alert records the code that fired as its rule.
+type codeRule struct {
+	index int // in ruleSet.rules
+	rule  *Rule
 }
 
 func newRuleSet(pack RulePack) (*ruleSet, error) {
 	if err := ValidateRules(pack); err != nil {
 		return nil, err
 	}
-	s := &ruleSet{rules: slices.Clone(pack.Rules), news2: pack.NEWS2, byCode: make(map[string][]int, len(pack.Rules))}
-	for i, r := range s.rules {
-		s.byCode[r.Code] = append(s.byCode[r.Code], i)
+	s := &ruleSet{rules: slices.Clone(pack.Rules), news2: pack.NEWS2, byCode: make(map[string][]codeRule, len(pack.Rules))}
+	for i := range s.rules {
+		for _, code := range ruleCodes(&s.rules[i]) {
+			v := s.rules[i]
+			v.Code, v.Codes, v.Concept = code, nil, ""
+			v.System = canonicalSystem(v.System)
+			if v.System == "" {
+				v.System = LOINC
+			}
+			s.byCode[code] = append(s.byCode[code], codeRule{index: i, rule: &v})
+		}
 	}
 	return s, nil
 }
@@ -383,9 +490,14 @@ func LoadRules(path string) (RulePack, error) {
 //	  suppression: 15m
 //	rules:
 //	  - id: heart-rate-high
-//	    code: "8867-4"
+//	    code: "8867-4"      # one of code, codes, concept:
+//	    # codes: ["2339-0", "2345-7"]  # any of these codes
+//	    # concept: glucose  # every LOINC code of a concept (then system
+//	    #                   # may be left out: LOINC): glucose, spo2,
+//	    #                   # body-temperature, heart-rate,
+//	    #                   # respiratory-rate, systolic-bp
 //	    system: http://loinc.org
-//	    component: "8480-6" # optional: a component of the coded panel
+//	    component: "8480-6" # optional, with code: a component of the panel
 //	    unit: /min          # UCUM, case-sensitive
 //	    comparator: gt      # gt | lt | eq | ne | ge | le
 //	    threshold: 120
@@ -393,9 +505,11 @@ func LoadRules(path string) (RulePack, error) {
 //	    description: Elevated heart rate
 //	    suppression: 30m    # optional: this rule's window
 //
-// Rule fields are required except component and suppression; news2's keys
-// other than enabled take the defaults shown. Unknown keys, duplicate keys,
-// duplicate ids and units carepipe cannot convert are errors. It reports
+// Rule fields are required except component and suppression (and system
+// with concept); news2's keys other than enabled take the defaults shown.
+// Unknown keys, duplicate keys, duplicate ids, unknown concepts, units
+// carepipe cannot convert and units a rule's LOINC codes cannot be
+// converted to are errors. It reports
 // every problem, each a *[RuleError] with its line, joined with
 // errors.Join (unwrap with `interface{ Unwrap() []error }`); a file with a
 // problem loads nothing.
@@ -579,6 +693,13 @@ func (p *ruleParser) rule(n *yaml.Node, suppression time.Duration) (Rule, bool) 
 			}
 		case "code":
 			r.Code = p.str(k, v)
+		case "codes":
+			r.Codes = p.strs(k, v)
+		case "concept":
+			r.Concept = p.str(k, v)
+			if _, ok := lookupConcept(r.Concept); r.Concept != "" && !ok {
+				p.errorf(v.Line, "concept %q is not one of %s", r.Concept, conceptNames())
+			}
 		case "system":
 			r.System = p.str(k, v)
 		case "comparator":
@@ -612,7 +733,7 @@ func (p *ruleParser) rule(n *yaml.Node, suppression time.Duration) (Rule, bool) 
 		case "suppression":
 			r.Suppression = p.duration(k, v)
 		default:
-			p.errorf(k.Line, "unknown key %q (want id, code, system, component, unit, comparator, threshold, severity, description, suppression)", k.Value)
+			p.errorf(k.Line, "unknown key %q (want id, code, codes, concept, system, component, unit, comparator, threshold, severity, description, suppression)", k.Value)
 		}
 	})
 	var missing []string
@@ -620,7 +741,8 @@ func (p *ruleParser) rule(n *yaml.Node, suppression time.Duration) (Rule, bool) 
 		name string
 		set  bool
 	}{
-		{"id", r.ID != ""}, {"code", r.Code != ""}, {"system", r.System != ""}, {"unit", r.Unit != ""},
+		{"id", r.ID != ""}, {"code (or codes, or concept)", r.Code != "" || r.Codes != nil || r.Concept != ""},
+		{"system", r.System != "" || r.Concept != ""}, {"unit", r.Unit != ""},
 		{"comparator", r.Comparator != ""}, {"threshold", hasThreshold},
 		{"severity", r.Severity != ""}, {"description", r.Description != ""},
 	} {
@@ -630,6 +752,16 @@ func (p *ruleParser) rule(n *yaml.Node, suppression time.Duration) (Rule, bool) 
 	}
 	if len(missing) > 0 {
 		p.errorf(n.Line, "rule is missing %s", strings.Join(missing, ", "))
+	} else if len(p.problems) == before {
+		// What needs fields together: one of code, codes and concept,
+		// and a unit that the rule's codes can be converted from.
+		ps := codeProblems(&r)
+		if msg := checkUnit(r.Unit); msg == "" {
+			ps = append(ps, unitCodeProblems(&r)...)
+		}
+		for _, msg := range ps {
+			p.errorf(n.Line, "%s", msg)
+		}
 	}
 	return r, len(p.problems) == before
 }
@@ -645,6 +777,24 @@ func (p *ruleParser) str(k, v *yaml.Node) string {
 		return ""
 	}
 	return strings.TrimSpace(v.Value)
+}
+
+// strs is a list of strings; a scalar or a null is reported.
+func (p *ruleParser) strs(k, v *yaml.Node) []string {
+	if v.Kind != yaml.SequenceNode {
+		p.errorf(v.Line, "%s: want a list of strings", k.Value)
+		return nil
+	}
+	out := make([]string, 0, len(v.Content))
+	for _, e := range v.Content {
+		e = resolve(e)
+		if e.Kind != yaml.ScalarNode || e.Tag == "!!null" {
+			p.errorf(e.Line, "%s: want a list of strings", k.Value)
+			continue
+		}
+		out = append(out, strings.TrimSpace(e.Value))
+	}
+	return out
 }
 
 func (p *ruleParser) number(k, v *yaml.Node) float64 {

@@ -2,10 +2,12 @@ package alerts
 
 import (
 	"errors"
+	"fmt"
 	"github.com/carepipe/carepipe/pipeline"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,9 +84,9 @@ func TestRuleSetFires(t *testing.T) {
 		{"annotated unit is the same unit", obs(value(130, "{beats}/min", loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
 		{"system mismatch", obs(value(130, "", Coding{System: SNOMED, Code: "8867-4"})), nil},
 		{"no system", obs(value(130, "", Coding{Code: "8867-4"})), nil},
-		{"match on a later coding", obs(value(130, "", Coding{System: SNOMED, Code: "364075005"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
-		{"codings matching different rules merge in rule order", obs(value(130, "", Coding{System: "http://hospital.org/codes", Code: "HR"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch", "hr-local"}},
-		{"same coding twice fires once", obs(value(130, "", loinc("8867-4"), loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
+		{"match on a later coding", obs(value(130, "/min", Coding{System: SNOMED, Code: "364075005"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
+		{"codings matching different rules merge in rule order", obs(value(130, "/min", Coding{System: "http://hospital.org/codes", Code: "HR"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch", "hr-local"}},
+		{"same coding twice fires once", obs(value(130, "/min", loinc("8867-4"), loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
 		{"zero is a value", obs(value(0, "mg/dL", loinc("2339-0"))), []string{"glucose-low", "glucose-zero"}},
 		{"glucose at threshold", obs(value(70, "mg/dL", loinc("2339-0"))), nil},
 		{"glucose in mmol/L converted", obs(value(3.5, "mmol/L", loinc("2339-0"))), []string{"glucose-low"}},
@@ -284,15 +286,21 @@ func TestDefaultRulesStartWithTheSeeds(t *testing.T) {
 		seeds[i].Suppression = DefaultSuppression
 	}
 	def := DefaultRules()
-	if !slices.Equal(def.Rules[:3], seeds) || def.NEWS2 != DefaultNEWS2() {
+	if !reflect.DeepEqual(def.Rules[:3], seeds) || def.NEWS2 != DefaultNEWS2() {
 		t.Errorf("DefaultRules does not start with the seeds (with the default window) or lacks NEWS2: %+v", def)
 	}
 	fromFile, err := LoadRules(filepath.Join("testdata", "rules_valid.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(fromFile.Rules[:3], seeds) {
-		t.Errorf("the first three rules of rules_valid.yaml differ from the seeds:\n%+v\n%+v", fromFile.Rules[:3], seeds)
+	// rules_valid.yaml is the format before concepts: each seed by the
+	// one code that was all it matched then, its concept's first.
+	byCode := slices.Clone(seeds)
+	for i := range byCode {
+		byCode[i].Code, byCode[i].Concept = ruleCodes(&byCode[i])[0], ""
+	}
+	if !reflect.DeepEqual(fromFile.Rules[:3], byCode) {
+		t.Errorf("the first three rules of rules_valid.yaml differ from the seeds:\n%+v\n%+v", fromFile.Rules[:3], byCode)
 	}
 	if fromFile.Rules[3].Suppression != 0 || fromFile.NEWS2.Suppression != 30*time.Minute || fromFile.Rules[4].Component != "8480-6" {
 		t.Errorf("rules_valid.yaml: per-rule settings not read: %+v", fromFile)
@@ -350,5 +358,67 @@ func TestValidateRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseRulesConcepts(t *testing.T) {
+	t.Run("concepts and code lists", func(t *testing.T) {
+		pack, err := LoadRules(filepath.Join("testdata", "rules_concepts.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds := SeedRules().Rules
+		for i := range seeds {
+			seeds[i].Suppression = DefaultSuppression
+		}
+		if !reflect.DeepEqual(pack.Rules[:3], seeds) {
+			t.Errorf("the concept rules differ from the seeds:\n%+v\n%+v", pack.Rules[:3], seeds)
+		}
+		if got := pack.Rules[3].Codes; !slices.Equal(got, []string{"2345-7", "14749-6"}) {
+			t.Errorf("codes %v", got)
+		}
+	})
+	// Each problem on the rule's line (3), beside its message.
+	base := "rules:\n  - id: r\n    %s\n    unit: %s\n    comparator: lt\n    threshold: 1\n    severity: low\n    description: d\n"
+	for _, tt := range []struct {
+		name, match, unit, want string
+	}{
+		{"unknown concept", "concept: sugar", "mg/dL", `concept "sugar" is not one of glucose`},
+		{"code and concept", "concept: glucose\n    code: \"2339-0\"", "mg/dL", "set one of code, codes and concept"},
+		{"concept with another system", "concept: glucose\n    system: http://snomed.info/sct", "mg/dL", "system must be http://loinc.org"},
+		// LOINC 8310-5 Body temperature is a temperature: no mg/dL.
+		{"concept in a unit its codes lack", "concept: body-temperature", "mg/dL", `unit "mg/dL" cannot express LOINC 8310-5`},
+		{"empty codes", "codes: []\n    system: http://loinc.org", "mg/dL", "codes is empty"},
+		{"codes twice", "codes: [\"2339-0\", \"2339-0\"]\n    system: http://loinc.org", "mg/dL", `codes lists "2339-0" twice`},
+		{"codes not a list", "codes: \"2339-0\"\n    system: http://loinc.org", "mg/dL", "codes: want a list of strings"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseRules([]byte(fmt.Sprintf(base, tt.match, tt.unit)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestConceptTable: every code of the table has a unit carepipe converts,
+// every molar glucose code meets mass through glucose's molar mass, and
+// every concept with a NEWS2 parameter converts to its bands' unit.
+func TestConceptTable(t *testing.T) {
+	for i := range concepts {
+		c := &concepts[i]
+		for _, cc := range c.codes {
+			if !KnownUnit(cc.unit) {
+				t.Errorf("%s %s: unit %q unknown", c.name, cc.code, cc.unit)
+			}
+			if c.name == ConceptGlucose && mgdLPerMmolL[cc.code] != glucoseMgdLPerMmolL {
+				t.Errorf("glucose %s has no molar factor", cc.code)
+			}
+			if c.vital != NumVitals {
+				if _, ok := ConvertUnit(1, cc.unit, c.vitalUnit, cc.code); !ok {
+					t.Errorf("%s %s: %s does not convert to %s", c.name, cc.code, cc.unit, c.vitalUnit)
+				}
+			}
+		}
 	}
 }

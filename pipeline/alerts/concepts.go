@@ -1,0 +1,148 @@
+package alerts
+
+// A hospital does not send one LOINC code per measurement: glucose comes as
+// blood, serum/plasma or capillary glucose, by mass or by moles; body
+// temperature as the generic code or the site's (oral, rectal, ...); SpO2
+// as pulse oximetry or arterial saturation. A rule keyed on one of them is
+// silent for the rest, so rules and NEWS2 name a concept, and the concept
+// lists every code with the unit LOINC gives its property: what a code
+// needs to be compared (a molar code in mmol/L meets a mg/dL threshold
+// only through the analyte's molar mass, see mgdLPerMmolL).
+//
+// Codes and names are LOINC's (https://loinc.org), and the vital signs
+// those of the FHIR R4 vital-signs profile
+// (http://hl7.org/fhir/R4/observation-vitalsigns.html).
+
+// Concept names, as rules files write them.
+const (
+	ConceptGlucose         = "glucose"
+	ConceptSpO2            = "spo2"
+	ConceptBodyTemperature = "body-temperature"
+	ConceptHeartRate       = "heart-rate"
+	ConceptRespiratoryRate = "respiratory-rate"
+	ConceptSystolicBP      = "systolic-bp"
+)
+
+// concept is one clinical quantity and every LOINC code that carries it.
+type concept struct {
+	name string
+	// vital is the NEWS2 parameter the concept feeds, NumVitals for none;
+	// vitalUnit is the unit of that parameter's bands.
+	vital     Vital
+	vitalUnit string
+	codes     []conceptCode
+}
+
+// conceptCode is one LOINC code of a concept.
+type conceptCode struct {
+	code string
+	// unit is the UCUM unit of the code's LOINC property (mass
+	// concentration mg/dL, substance concentration mmol/L, ...): what a
+	// rule's unit must convert from.
+	unit string
+	// implied reports that the property admits no other unit (a rate per
+	// minute), so that a bare number (valueInteger, valueDecimal) is in
+	// unit. For every other code a value without a unit is an error: a
+	// glucose of 5.5 may be mmol/L or a typo of mg/dL, an SpO2 of 0.97 a
+	// fraction, a temperature °C or °F.
+	implied bool
+}
+
+// concepts is the table. Read-only.
+var concepts = [...]concept{
+	{name: ConceptGlucose, vital: NumVitals, codes: []conceptCode{
+		{code: "2339-0", unit: "mg/dL"},   // Glucose [Mass/volume] in Blood
+		{code: "2345-7", unit: "mg/dL"},   // Glucose [Mass/volume] in Serum or Plasma
+		{code: "2341-6", unit: "mg/dL"},   // Glucose [Mass/volume] in Blood by Test strip manual
+		{code: "41653-7", unit: "mg/dL"},  // Glucose [Mass/volume] in Capillary blood by Glucometer
+		{code: "1558-6", unit: "mg/dL"},   // Fasting glucose [Mass/volume] in Serum or Plasma
+		{code: "15074-8", unit: "mmol/L"}, // Glucose [Moles/volume] in Blood
+		{code: "14749-6", unit: "mmol/L"}, // Glucose [Moles/volume] in Serum or Plasma
+		{code: "14743-9", unit: "mmol/L"}, // Glucose [Moles/volume] in Capillary blood by Glucometer
+	}},
+	{name: ConceptSpO2, vital: VitalSpO2, vitalUnit: "%", codes: []conceptCode{
+		{code: "59408-5", unit: "%"}, // Oxygen saturation in Arterial blood by Pulse oximetry
+		{code: "2708-6", unit: "%"},  // Oxygen saturation in Arterial blood
+	}},
+	{name: ConceptBodyTemperature, vital: VitalTemperature, vitalUnit: "Cel", codes: []conceptCode{
+		{code: "8310-5", unit: "Cel"}, // Body temperature
+		{code: "8331-1", unit: "Cel"}, // Oral temperature
+		{code: "8332-9", unit: "Cel"}, // Rectal temperature
+		{code: "8333-7", unit: "Cel"}, // Tympanic membrane temperature
+		{code: "8328-7", unit: "Cel"}, // Axillary temperature
+	}},
+	{name: ConceptHeartRate, vital: VitalPulse, vitalUnit: "/min", codes: []conceptCode{
+		{code: "8867-4", unit: "/min", implied: true}, // Heart rate
+	}},
+	{name: ConceptRespiratoryRate, vital: VitalRespiratoryRate, vitalUnit: "/min", codes: []conceptCode{
+		{code: "9279-1", unit: "/min", implied: true}, // Respiratory rate
+	}},
+	{name: ConceptSystolicBP, vital: VitalSystolicBP, vitalUnit: "mm[Hg]", codes: []conceptCode{
+		{code: "8480-6", unit: "mm[Hg]"}, // Systolic blood pressure
+	}},
+}
+
+// loincCode is what the concept table says of one LOINC code.
+type loincCode struct {
+	concept *concept
+	conceptCode
+}
+
+// loincCodes indexes the concept table by code. Read-only.
+var loincCodes = func() map[string]loincCode {
+	m := make(map[string]loincCode)
+	for i := range concepts {
+		for _, cc := range concepts[i].codes {
+			if _, dup := m[cc.code]; dup {
+				panic("alerts: LOINC code " + cc.code + " in two concepts")
+			}
+			m[cc.code] = loincCode{concept: &concepts[i], conceptCode: cc}
+		}
+	}
+	return m
+}()
+
+// lookupConcept is the concept named name.
+func lookupConcept(name string) (*concept, bool) {
+	for i := range concepts {
+		if concepts[i].name == name {
+			return &concepts[i], true
+		}
+	}
+	return nil, false
+}
+
+// conceptNames lists the concepts, for error messages.
+func conceptNames() string {
+	s := ""
+	for i := range concepts {
+		if i > 0 {
+			s += ", "
+		}
+		s += concepts[i].name
+	}
+	return s
+}
+
+// Code systems are sent by URI or, from HL7 v2 and CDA sources, by OID
+// (HL7's terminology registry: LOINC 2.16.840.1.113883.6.1, SNOMED CT
+// 2.16.840.1.113883.6.96, UCUM 2.16.840.1.113883.6.8). Both name the same
+// system; an OID left unrecognised would make a LOINC coding match nothing.
+const (
+	loincOID  = "urn:oid:2.16.840.1.113883.6.1"
+	snomedOID = "urn:oid:2.16.840.1.113883.6.96"
+	ucumOID   = "urn:oid:2.16.840.1.113883.6.8"
+)
+
+// canonicalSystem is the URI of a code system sent by its OID, else s.
+func canonicalSystem(s string) string {
+	switch s {
+	case loincOID:
+		return LOINC
+	case snomedOID:
+		return SNOMED
+	case ucumOID:
+		return UCUM
+	}
+	return s
+}
