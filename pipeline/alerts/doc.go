@@ -8,9 +8,13 @@
 // What it reads of an Observation: the value in valueQuantity (with its
 // UCUM unit), valueInteger or a component; valueCodeableConcept (ACVPU
 // answers); dataAbsentReason (no value, no alert, no error); the status.
-// A rule names its unit and values in another unit are converted by a
-// small table; a value that cannot be converted is an error record, never
-// a silent miss.
+// A rule names a clinical concept (glucose, SpO2, body temperature, ...)
+// or LOINC codes, and the concept table lists every code a hospital sends
+// for it; NEWS2 reads its parameters through the same table. A rule names
+// its unit and values in another unit are converted by a small table; a
+// value that cannot be converted, or has no unit where its code does not
+// fix one, is an error record, never a silent miss. A code system sent by
+// its HL7 OID is the system of that OID.
 //
 // An alert has versions on clinical.alerts, all with one alert id: raised
 // (provisional for a preliminary result), replaced (amended or corrected
@@ -23,7 +27,8 @@
 // and alerts on the RCP chart's thresholds, listing the sub-scores.
 //
 // Files by concern: fhir.go decodes Observations and Patients; rules.go
-// holds rule packs and their YAML form; units.go the unit conversions;
+// holds rule packs and their YAML form; concepts.go the concept table and
+// code-system aliases; units.go the unit conversions;
 // news2.go the NEWS2 chart; evaluate.go what an observation says (rules
 // fired, NEWS2 readings); lifecycle.go the per-patient state machine;
 // alert.go and encode.go the records written and the state's encoding;

@@ -124,12 +124,18 @@ func TestProcessOnRuntime(t *testing.T) {
 	}
 
 	// 2. The same observation again, keyed right: a duplicate. 3. Not
-	// JSON: the error topic. 4. Another patient, not in the table. 5. A
-	// sentinel after the duplicate on pat-1's partition: once its alert is
-	// committed, the duplicate was processed before it.
+	// JSON: the error topic. 3b. A glucose whose quantity lost its unit
+	// (issue 17: never taken to be in the rule's mg/dL): the error topic,
+	// after 3 on pat-1's partition. 4. Another patient, not in the table.
+	// 5. A sentinel after the duplicate on pat-1's partition: once its
+	// alert is committed, the duplicate was processed before it.
+	unitless := fixture(t, "observation_glucose_mmol.json", func(o map[string]any) {
+		o["valueQuantity"] = map[string]any{"value": 3.2}
+	})
 	produce(
 		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-1"), Value: alerting},
 		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-1"), Value: []byte("SECRETJOHNDOE not json")},
+		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-1"), Value: unitless},
 		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-2"), Value: withID("obs-hr-2", "pat-2")},
 		&kgo.Record{Topic: TopicObservations, Key: []byte("pat-1"), Value: withID("obs-hr-9", "pat-1")},
 	)
@@ -151,13 +157,20 @@ func TestProcessOnRuntime(t *testing.T) {
 		t.Errorf("obs-hr-1 alerted %d times: %v", n, ids)
 	}
 
-	errs := readUntil(TopicErrors, func(rs []*kgo.Record) bool { return len(rs) >= 1 })
-	hs := map[string]string{}
-	for _, h := range errs[0].Headers {
-		hs[h.Key] = string(h.Value)
+	errs := readUntil(TopicErrors, func(rs []*kgo.Record) bool { return len(rs) >= 2 })
+	headers := func(r *kgo.Record) map[string]string {
+		hs := map[string]string{}
+		for _, h := range r.Headers {
+			hs[h.Key] = string(h.Value)
+		}
+		return hs
 	}
-	if hs["error-type"] != "decode" || strings.Contains(hs["error-message"], "SECRET") || !bytes.Equal(errs[0].Value, []byte("SECRETJOHNDOE not json")) {
+	if hs := headers(errs[0]); hs["error-type"] != "decode" || strings.Contains(hs["error-message"], "SECRET") || !bytes.Equal(errs[0].Value, []byte("SECRETJOHNDOE not json")) {
 		t.Errorf("error record: headers %v value %q", hs, errs[0].Value)
+	}
+	if hs := headers(errs[1]); hs["error-type"] != "invalid" || !strings.Contains(hs["error-message"], "2339-0 has a value without a unit") ||
+		strings.Contains(hs["error-message"], "3.2") || !bytes.Equal(errs[1].Value, unitless) {
+		t.Errorf("unitless glucose's error record: headers %v", hs)
 	}
 
 	history := readUntil(TopicHistory, func(rs []*kgo.Record) bool { return len(rs) >= 3 })
