@@ -390,6 +390,16 @@ func TestVitalString(t *testing.T) {
 // conversion table uses the conventional 133.322387415 Pa (1 kPa =
 // 7.50062 mm[Hg]). The two differ by 3 parts per million (12.0 kPa is
 // 90.0077 or 90.0074), which rounding to a whole mm[Hg] absorbs.
+
+// LOINC codes of the vital-signs profile (http://hl7.org/fhir/R4/observation-vitalsigns.html)
+// that the chart-precision cases send.
+const (
+	loincRespiratoryRate = "9279-1"  // Respiratory rate
+	loincSpO2            = "59408-5" // Oxygen saturation in Arterial blood by Pulse oximetry
+	loincSystolicBP      = "8480-6"  // Systolic blood pressure
+	loincTemperature     = "8310-5"  // Body temperature
+)
+
 func TestNEWS2ConvertedValueAsCharted(t *testing.T) {
 	p := newProcessor(t)
 	tests := []struct {
@@ -461,8 +471,15 @@ func TestNEWS2UnitRoundTrip(t *testing.T) {
 	}
 	p := newProcessor(t)
 	tested := map[Vital]bool{}
-	for _, code := range slices.Sorted(maps.Keys(numericVitals)) {
-		nv := numericVitals[code]
+	for _, code := range slices.Sorted(maps.Keys(loincCodes)) {
+		lc := loincCodes[code]
+		if lc.concept.vital == NumVitals {
+			continue
+		}
+		nv := struct {
+			vital Vital
+			unit  string
+		}{lc.concept.vital, lc.concept.vitalUnit}
 		dim := ucumUnits[nv.unit].dim
 		for _, other := range slices.Sorted(maps.Keys(ucumUnits)) {
 			if other == nv.unit || ucumUnits[other].dim != dim {
