@@ -47,7 +47,8 @@ func defaultCfg() cfg {
 
 // WithKafka passes client options through to every franz-go client the
 // runner makes: seed brokers, TLS, SASL, timeouts. The runner adds its own
-// group, transaction and isolation options after these.
+// group, transaction and isolation options after these, and its session
+// consumer's fetch limits (see fetchLimits), which override any given here.
 func WithKafka(opts ...kgo.Opt) Option {
 	return func(c *cfg) { c.kafka = append(c.kafka, opts...) }
 }
