@@ -26,6 +26,21 @@
 // of every parameter (a converted one rounded to the chart's precision)
 // and alerts on the RCP chart's thresholds, listing the sub-scores.
 //
+// NEWS2 follows corrections. Each open news2 alert keeps its basis, the
+// readings (parameter, value, time, observation id) its current version
+// was scored from. A later version of an observation (amended, corrected,
+// amended to a dataAbsentReason, entered in error, cancelled) replaces or
+// removes its readings in every basis that holds them, and in the
+// readings in force where it made them; each alert so touched is scored
+// again from its basis alone: retracted if it no longer calls for a
+// response, replaced if its score changed, left as it is otherwise. So a
+// correction reaches an alert raised on another observation, and a
+// correction older than the latest reading of its parameter re-scores the
+// alerts it fed while the reading in force stays the newer one. A score
+// that did not alert is not revisited, except the corrected observation's
+// own, scored afresh as when it arrived; a news2 alert from a state
+// written before bases (version 2) follows only its own observation.
+//
 // Files by concern: fhir.go decodes Observations and Patients; rules.go
 // holds rule packs and their YAML form; concepts.go the concept table and
 // code-system aliases; units.go the unit conversions;

@@ -70,7 +70,8 @@ func TestDecodeStateRoundTrip(t *testing.T) {
 			{AlertID: "obs-1-hr", RuleID: "hr", Rule: "8867-4", ObservationID: "obs-1", Severity: SeverityHigh, Version: 2,
 				Provisional: true, Value: 138, Unit: "/min", Fingerprint: "138|high|p", At: 1735689600000,
 				Suppressed: 2, SuppressedIDs: []string{"obs-2", "odd \"é\" \n"}},
-			{AlertID: "obs-9-news2", RuleID: "news2", Rule: "news2", ObservationID: "obs-9", Severity: SeverityCritical, Version: 1, Value: 7, At: -5},
+			{AlertID: "obs-9-news2", RuleID: "news2", Rule: "news2", ObservationID: "obs-9", Severity: SeverityCritical, Version: 1, Value: 7, At: -5,
+				Basis: []StoredVital{{Vital: VitalRespiratoryRate, Value: 26, At: -6, ObservationID: "obs-8"}, {Vital: VitalSpO2, Value: 91, At: -5, ObservationID: "obs-9"}}},
 		},
 		Vitals: []StoredVital{{Vital: VitalPulse, Value: 138, At: 1735689600000, ObservationID: "obs-1"}, {Vital: VitalTemperature, Value: 38.55, At: 1, ObservationID: "obs-3"}},
 	}
@@ -83,14 +84,16 @@ func TestDecodeStateRoundTrip(t *testing.T) {
 	}
 	good := appendState(nil, &want)
 	badVital := appendState(nil, &PatientState{Vitals: []StoredVital{{Vital: NumVitals}}})
+	badBasis := appendState(nil, &PatientState{Open: []OpenAlert{{AlertID: "a", Basis: []StoredVital{{Vital: NumVitals}}}}})
 	for name, bad := range map[string][]byte{
 		"JSON":              []byte(`{"seq":1,"open":[]}`),
 		"empty":             {},
-		"other version":     append([]byte{3}, good[1:]...),
+		"other version":     append([]byte{stateVersion + 1}, good[1:]...),
 		"no section filter": append(append([]byte{stateVersion}, good[1:18]...), 0, 0),
 		"truncated":         good[:len(good)-3],
 		"trailing bytes":    append(append([]byte(nil), good...), 0),
 		"unknown vital":     badVital,
+		"unknown basis":     badBasis,
 		"huge count":        {stateVersion, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	} {
 		if _, err := readState(bad); err == nil {
@@ -99,12 +102,58 @@ func TestDecodeStateRoundTrip(t *testing.T) {
 	}
 }
 
+// appendOpenV2 writes an open section in the layout of versions 1 and 2,
+// which had no bases.
+func appendOpenV2(b []byte, open []OpenAlert) []byte {
+	b = binary.AppendUvarint(b, uint64(len(open)))
+	for i := range open {
+		o := &open[i]
+		for _, s := range []string{o.AlertID, o.RuleID, o.Rule, o.ObservationID, string(o.Severity)} {
+			b = appendStr(b, s)
+		}
+		b = binary.AppendVarint(b, o.Version)
+		var flags byte
+		if o.Provisional {
+			flags |= 1
+		}
+		b = append(b, flags)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(o.Value))
+		b = appendStr(b, o.Unit)
+		b = appendStr(b, o.Fingerprint)
+		b = binary.AppendVarint(b, o.At)
+		b = binary.AppendVarint(b, o.Suppressed)
+		b = binary.AppendUvarint(b, uint64(len(o.SuppressedIDs)))
+		for _, id := range o.SuppressedIDs {
+			b = appendStr(b, id)
+		}
+	}
+	return b
+}
+
+// appendStateV2 writes s in the layout of version 2, whose open alerts
+// had no bases: values that changelogs written before version 3 still
+// hold.
+func appendStateV2(b []byte, s *PatientState) []byte {
+	b = append(b, stateVersionV2)
+	b = appendFilter(b, anyID)
+	b = binary.AppendUvarint(b, uint64(s.Seq))
+	open := appendOpenV2(nil, s.Open)
+	b = binary.AppendUvarint(b, uint64(16+len(open)))
+	b = appendFilter(b, openFilter(s.Open))
+	b = append(b, open...)
+	b = binary.AppendUvarint(b, uint64(len(s.Vitals)))
+	for i := range s.Vitals {
+		b = appendReading(b, &s.Vitals[i])
+	}
+	return b
+}
+
 // appendStateV1 writes s in the layout of version 1, which had no
 // filters: values that changelogs written before version 2 still hold.
 func appendStateV1(b []byte, s *PatientState) []byte {
 	b = append(b, stateVersionV1)
 	b = binary.AppendUvarint(b, uint64(s.Seq))
-	open := appendOpen(nil, s.Open)
+	open := appendOpenV2(nil, s.Open)
 	b = binary.AppendUvarint(b, uint64(len(open)))
 	b = append(b, open...)
 	b = binary.AppendUvarint(b, uint64(len(s.Vitals)))
@@ -136,22 +185,51 @@ func TestDecodeStateVersion1(t *testing.T) {
 			t.Errorf("a version-1 value is said not to name %s", id)
 		}
 	}
-	// Carried over unread, a version-1 section is rewritten as version 2
-	// with a filter that lets every id through: nothing is missed.
+	// Not read, a version-1 section is still rewritten in the current
+	// layout, whole, with its own filter.
 	var st PatientState
 	if err := decodeState(v1, &st); err != nil {
 		t.Fatal(err)
 	}
-	v2 := appendState(nil, &st)
-	if v2[0] != stateVersion {
-		t.Fatalf("rewritten as version %d", v2[0])
+	v3 := appendState(nil, &st)
+	if v3[0] != stateVersion {
+		t.Fatalf("rewritten as version %d", v3[0])
 	}
-	var back PatientState
-	if err := decodeState(v2, &back); err != nil {
+	back, err := readState(v3)
+	if err != nil || !reflect.DeepEqual(back, want) {
+		t.Fatalf("rewritten: %+v, %v", back, err)
+	}
+	if !stateMayName(v3, "obs-2") {
+		t.Fatal("a rewritten version-1 section lost ids")
+	}
+}
+
+// TestDecodeStateVersion2: a version-2 value (open alerts without bases)
+// is read, and rewritten as version 3 even when its open alerts are not
+// read, so that no version-2 section is ever labelled version 3.
+func TestDecodeStateVersion2(t *testing.T) {
+	want := PatientState{
+		Seq: 5,
+		Open: []OpenAlert{
+			{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}},
+			{AlertID: "obs-4-news2", RuleID: news2RuleID, Rule: news2RuleID, ObservationID: "obs-4", Severity: SeverityHigh, Version: 1, Value: 3, At: 9},
+		},
+		Vitals: []StoredVital{{Vital: VitalRespiratoryRate, Value: 26, At: 9, ObservationID: "obs-4"}},
+	}
+	v2 := appendStateV2(nil, &want)
+	got, err := readState(v2)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v, %v\nwant %+v", got, err, want)
+	}
+	var st PatientState
+	if err := decodeState(v2, &st); err != nil {
 		t.Fatal(err)
 	}
-	if back.openIDs != anyID || !stateMayName(v2, "obs-2") {
-		t.Fatalf("a carried-over version-1 section lost ids: %x", back.openIDs)
+	st.Vitals[0].Value = 27
+	v3 := appendState(nil, &st)
+	back, err := readState(v3)
+	if err != nil || v3[0] != stateVersion || len(back.Open) != 2 || back.Vitals[0].Value != 27 {
+		t.Fatalf("rewritten: version %d, %+v, %v", v3[0], back, err)
 	}
 }
 
@@ -225,7 +303,7 @@ func readState(b []byte) (PatientState, error) {
 	if !st.loadOpen() {
 		return st, errState
 	}
-	st.openRaw, st.openLoaded, st.openIDs = nil, false, idFilter{}
+	st.openRaw, st.openLoaded, st.openIDs, st.openVersion = nil, false, idFilter{}, 0
 	return st, nil
 }
 

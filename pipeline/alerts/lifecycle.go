@@ -32,6 +32,9 @@ type PatientState struct {
 	openLoaded bool
 	// openIDs filters the observation ids openRaw names.
 	openIDs idFilter
+	// openVersion is the state version openRaw was written in: its
+	// layout.
+	openVersion byte
 }
 
 // loadOpen decodes the open alerts, once. An unreadable array is dropped
@@ -88,6 +91,14 @@ type OpenAlert struct {
 	At            int64
 	Suppressed    int64
 	SuppressedIDs []string
+	// Basis, for a news2 alert, are the readings its current version was
+	// scored from, one per parameter present: so that a correction of any
+	// of them, the alert's own observation's or another's, can find the
+	// alert and re-score it from what it read, whatever readings arrived
+	// since. Nil for every other rule, and for a news2 alert written by a
+	// version before 3: such an alert follows only corrections of its own
+	// observation, scored afresh as when it was raised.
+	Basis []StoredVital
 }
 
 // StoredVital is a NEWS2 parameter reading kept in the state.
@@ -112,6 +123,8 @@ type candidate struct {
 	comparedIn  string
 	provisional bool
 	news2       *NEWS2Detail
+	// basis is a news2 candidate's readings (see [OpenAlert.Basis]).
+	basis []StoredVital
 	// level is a news2 alert's response level; responseNone for every
 	// other rule.
 	level  responseLevel
@@ -199,12 +212,18 @@ func (p *Processor) apply(in *Input, f *findings, table *pipeline.GlobalTable, p
 	if st.openIDs.mayName(obs.ID) && mentions(st.openRaw, obs.ID) {
 		a.loadOpen()
 	}
+
 	switch f.class {
 	case classPending:
 	case classWithdrawn:
 		a.withdraw(obs.ID)
 	default:
 		a.result(f)
+	}
+	if a.changed && !st.openLoaded && st.openRaw != nil && st.openVersion != stateVersion {
+		// An older open section is rewritten, not carried over (see
+		// appendState): read here, an unreadable one counts as a reset.
+		a.loadOpen()
 	}
 	if a.changed {
 		// The new state is the old one, give or take an alert or two.
@@ -256,8 +275,10 @@ func (a *applier) loadOpen() {
 }
 
 // withdraw handles a cancelled or entered-in-error observation: its alerts
-// are retracted, a repeat it was counted as is uncounted, and its NEWS2
-// readings are forgotten. (Open alerts were loaded if they name it.)
+// are retracted, a repeat it was counted as is uncounted, its NEWS2
+// readings are forgotten, and the news2 alerts of other observations
+// that read them are re-scored without them. (Open alerts were loaded if
+// they name it.)
 func (a *applier) withdraw(obsID string) {
 	st := a.st
 	for i := 0; i < len(st.Open); {
@@ -276,6 +297,9 @@ func (a *applier) withdraw(obsID string) {
 	n := len(st.Vitals)
 	st.Vitals = slices.DeleteFunc(st.Vitals, func(v StoredVital) bool { return v.ObservationID == obsID })
 	a.changed = a.changed || len(st.Vitals) != n
+	if cfg := &a.p.rules.news2; cfg.Enabled {
+		a.follow(cfg, nil, false)
+	}
 }
 
 // result handles an observation with a result: threshold rules, then NEWS2.
@@ -321,14 +345,34 @@ func (a *applier) result(f *findings) {
 		}
 		a.offer(&c)
 	}
-	if n := &a.p.rules.news2; n.Enabled && len(f.vitals) > 0 && a.updateVitals(f.vitals) {
+	n := &a.p.rules.news2
+	if !n.Enabled {
+		return
+	}
+	// A later version of an observation (amended, corrected, re-sent,
+	// made final) first re-scores the open news2 alerts that read it;
+	// then its readings replace the ones in force that it made.
+	own := a.follow(n, f.vitals, provisional)
+	if a.updateVitals(f.vitals) && !own {
 		a.news2(n, provisional)
+	} else if len(f.vitals) == 0 && !own {
+		// Amended to carry no NEWS2 reading (a dataAbsentReason): an
+		// alert raised on it without a basis (an older state's) has
+		// nothing left to stand on.
+		if i := a.st.findRule(obs.ID, news2RuleID); i >= 0 {
+			a.retract(i)
+		}
 	}
 }
 
 // updateVitals stores the observation's NEWS2 readings where they are the
-// latest in event time (or amend the reading this observation made) and
-// reports whether any was stored.
+// latest in event time (or amend the reading this observation made),
+// forgets a reading it made of a parameter it no longer carries (amended
+// to a dataAbsentReason), and reports whether any reading was stored.
+//
+// The state keeps one reading per parameter, not its history: a reading
+// forgotten leaves the parameter missing until the next, rather than
+// bringing back the one it replaced.
 func (a *applier) updateVitals(readings []vitalReading) bool {
 	obsID := a.in.Observation.ID
 	updated := false
@@ -348,8 +392,100 @@ func (a *applier) updateVitals(readings []vitalReading) bool {
 		}
 		updated = true
 	}
-	a.changed = a.changed || updated
+	n := len(a.st.Vitals)
+	a.st.Vitals = slices.DeleteFunc(a.st.Vitals, func(v StoredVital) bool {
+		return v.ObservationID == obsID && !slices.ContainsFunc(readings, func(r vitalReading) bool { return r.vital == v.Vital })
+	})
+	a.changed = a.changed || updated || len(a.st.Vitals) != n
 	return updated
+}
+
+// follow re-scores every open news2 alert whose basis holds a reading of
+// this observation, which now carries readings (none: it is withdrawn or
+// has no NEWS2 parameter left). In each basis the observation's readings
+// are replaced by readings, or leave; the alert raised on the observation
+// itself takes all of them, and is retracted when none is left (it is no
+// longer that observation's score). An alert whose new score no longer
+// calls for a response is retracted; one whose score changed is replaced,
+// notified only if it escalates; one whose score did not change keeps its
+// version and takes the new basis. Alerts are never raised here: a score
+// that did not alert before a correction is not revisited, except the
+// corrected observation's own, which the caller scores afresh.
+//
+// It reports whether the observation's own news2 alert was re-scored
+// here. Open alerts were loaded if they name the observation; unloaded,
+// none does.
+func (a *applier) follow(cfg *NEWS2Rule, readings []vitalReading, provisional bool) (own bool) {
+	obsID := a.in.Observation.ID
+	for i := 0; i < len(a.st.Open); {
+		o := &a.st.Open[i]
+		isOwn := o.ObservationID == obsID
+		if len(o.Basis) == 0 || !(isOwn || slices.ContainsFunc(o.Basis, func(v StoredVital) bool { return v.ObservationID == obsID })) {
+			i++
+			continue
+		}
+		own = own || isOwn
+		basis := a.rebase(o.Basis, readings, isOwn)
+		if isOwn && !slices.ContainsFunc(basis, func(v StoredVital) bool { return v.ObservationID == obsID }) {
+			a.retract(i)
+			continue
+		}
+		var values [NumVitals]float64
+		var present [NumVitals]bool
+		for _, v := range basis {
+			values[v.Vital], present[v.Vital] = v.Value, true
+		}
+		p := provisional
+		if !isOwn {
+			// Its status is its own observation's, not this one's.
+			p = o.Provisional
+		}
+		c := a.scoreNEWS2(cfg, o.AlertID, values, present, p)
+		if c == nil {
+			a.retract(i)
+			continue
+		}
+		c.basis = basis
+		a.revise(o, c, c.fingerprint(), false)
+		i++
+	}
+	return own
+}
+
+// rebase is basis with this observation's readings replaced by readings
+// (those of parameters the basis read from it; for its own alert, all of
+// them) or left out, in parameter order. A new slice: the basis may alias
+// the state read.
+func (a *applier) rebase(basis []StoredVital, readings []vitalReading, own bool) []StoredVital {
+	obsID := a.in.Observation.ID
+	var byVital [NumVitals]StoredVital
+	var present [NumVitals]bool
+	for _, v := range basis {
+		byVital[v.Vital], present[v.Vital] = v, true
+	}
+	for _, v := range basis {
+		if v.ObservationID == obsID {
+			present[v.Vital] = false
+		}
+	}
+	for _, r := range readings {
+		if own || basisHas(basis, r.vital, obsID) {
+			byVital[r.vital] = StoredVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}
+			present[r.vital] = true
+		}
+	}
+	out := make([]StoredVital, 0, NumVitals)
+	for v := range NumVitals {
+		if present[v] {
+			out = append(out, byVital[v])
+		}
+	}
+	return out
+}
+
+// basisHas reports whether basis read parameter v from observation obsID.
+func basisHas(basis []StoredVital, v Vital, obsID string) bool {
+	return slices.ContainsFunc(basis, func(b StoredVital) bool { return b.Vital == v && b.ObservationID == obsID })
 }
 
 // news2 scores the fresh parameters and offers, or retracts, this
@@ -363,6 +499,32 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 			values[v.Vital], present[v.Vital] = v.Value, true
 		}
 	}
+	obsID := a.in.Observation.ID
+	c := a.scoreNEWS2(cfg, "", values, present, provisional)
+	if c == nil {
+		// Most readings score nothing: look for an alert to retract
+		// without building its id. A repeat it was counted as is no
+		// longer one.
+		if i := a.st.findRule(obsID, news2RuleID); i >= 0 {
+			a.retract(i)
+		}
+		a.uncount(news2RuleID, obsID)
+		return
+	}
+	c.alertID = obsID + "-" + news2RuleID
+	c.basis = make([]StoredVital, 0, NumVitals)
+	for _, v := range a.st.Vitals {
+		if present[v.Vital] {
+			c.basis = append(c.basis, v)
+		}
+	}
+	slices.SortFunc(c.basis, func(x, y StoredVital) int { return int(x.Vital) - int(y.Vital) })
+	a.offer(c)
+}
+
+// scoreNEWS2 is the news2 candidate alertID for the parameters present,
+// nil when their score calls for no alert.
+func (a *applier) scoreNEWS2(cfg *NEWS2Rule, alertID string, values [NumVitals]float64, present [NumVitals]bool, provisional bool) *candidate {
 	n := ScoreNEWS2(values, present, cfg.SpO2Scale)
 	level := cfg.response(n.Total, n.MaxSingle)
 	var sev Severity
@@ -376,14 +538,8 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 		sev, trigger = SeverityHigh, "single-parameter"
 	}
 	if sev == "" {
-		// Most readings score nothing: look for an alert to retract
-		// without building its id.
-		if i := a.st.findRule(a.in.Observation.ID, news2RuleID); i >= 0 {
-			a.retract(i)
-		}
-		return
+		return nil
 	}
-	id := a.in.Observation.ID + "-" + news2RuleID
 	d := &NEWS2Detail{Score: n.Total, Trigger: trigger, SpO2Scale: cfg.SpO2Scale}
 	for v := range NumVitals {
 		if n.Present[v] {
@@ -392,11 +548,11 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 			d.Missing = append(d.Missing, v.String())
 		}
 	}
-	a.offer(&candidate{
-		alertID: id, ruleID: news2RuleID, rule: news2RuleID, severity: sev,
+	return &candidate{
+		alertID: alertID, ruleID: news2RuleID, rule: news2RuleID, severity: sev,
 		description: news2Description(trigger), value: float64(n.Total), unit: "{score}",
 		provisional: provisional, news2: d, level: level, window: cfg.Suppression,
-	})
+	}
 }
 
 func news2Description(trigger string) string {
@@ -417,23 +573,7 @@ func (a *applier) offer(c *candidate) {
 	st := a.st
 	fp := c.fingerprint()
 	if i := st.find(c.alertID); i >= 0 {
-		o := &st.Open[i]
-		if o.Fingerprint == fp {
-			a.out.Duplicates++
-			return
-		}
-		escalated := a.escalates(c, o)
-		o.Version++
-		o.Severity, o.Provisional, o.Value, o.Unit, o.Fingerprint = c.severity, c.provisional, c.value, c.unit, fp
-		var chs []Channel
-		if escalated {
-			// A replacement is news only when it escalates.
-			chs = c.severity.Channels()
-			o.At = a.at
-		}
-		a.changed = true
-		a.out.Replaced++
-		a.emit(c, o, statusOf(c.provisional), EventReplaced, chs)
+		a.revise(&st.Open[i], c, fp, true)
 		return
 	}
 	if st.suppresses(c.ruleID, a.in.Observation.ID) {
@@ -467,10 +607,39 @@ func (a *applier) offer(c *candidate) {
 	st.Open = append(st.Open, OpenAlert{
 		AlertID: c.alertID, RuleID: c.ruleID, Rule: c.rule, ObservationID: a.in.Observation.ID,
 		Severity: c.severity, Version: 1, Provisional: c.provisional, Value: c.value, Unit: c.unit,
-		Fingerprint: fp, At: a.at,
+		Fingerprint: fp, At: a.at, Basis: c.basis,
 	})
 	a.changed = true
 	a.emit(c, &st.Open[len(st.Open)-1], statusOf(c.provisional), EventRaised, c.severity.Channels())
+}
+
+// revise makes c, whose fingerprint is fp, open alert o's current
+// version, unless o already says it (a duplicate). A replacement is
+// notified only when it escalates; then, if window, its suppression
+// window starts at this observation. A re-score of an alert raised on
+// another observation leaves the window where that one put it.
+func (a *applier) revise(o *OpenAlert, c *candidate, fp string, window bool) {
+	if c.basis != nil && !slices.Equal(o.Basis, c.basis) {
+		o.Basis = c.basis
+		a.changed = true
+	}
+	if o.Fingerprint == fp {
+		a.out.Duplicates++
+		return
+	}
+	escalated := a.escalates(c, o)
+	o.Version++
+	o.Severity, o.Provisional, o.Value, o.Unit, o.Fingerprint = c.severity, c.provisional, c.value, c.unit, fp
+	var chs []Channel
+	if escalated {
+		chs = c.severity.Channels()
+		if window {
+			o.At = a.at
+		}
+	}
+	a.changed = true
+	a.out.Replaced++
+	a.emit(c, o, statusOf(c.provisional), EventReplaced, chs)
 }
 
 // escalates reports whether candidate c asks for a more urgent response

@@ -554,11 +554,12 @@ func TestNEWS2ResponseLevelEscalation(t *testing.T) {
 			name: "an alert amended to a higher level",
 			steps: []step{
 				{"RR 26: 3, low-medium", vital(t, "f1", "9279-1", 26, "/min", 0)},
-				{"SpO2 93: 5, medium", vital(t, "f2", "59408-5", 93, "%", 1)},
-				// Re-scored at 20:00 with the 20:01 SpO2 fresh: 3 + 2.
-				{"RR amended to 27: 5, medium", amended(vital(t, "f1", "9279-1", 26, "/min", 0), 27)},
+				{"pulse 95: 4, low-medium", vital(t, "f2", "8867-4", 95, "/min", 1)},
+				{"SpO2 93: 6, medium", vital(t, "f3", "59408-5", 93, "%", 2)},
+				// Re-scored from the readings it was scored from: 3 + 1 + 3.
+				{"SpO2 amended to 85: 7, high", amended(vital(t, "f3", "59408-5", 93, "%", 2), 85)},
 			},
-			want: []want{raised(3), raised(5), {EventReplaced, true, 5}},
+			want: []want{raised(3), suppressed, raised(6), {EventReplaced, true, 7}},
 		},
 		{
 			// The high alert is notified for 20:01 but arrives after the

@@ -9,9 +9,9 @@ import (
 
 // The patient-alerts value is binary: it is read and rewritten for most
 // observations (every NEWS2 reading), and a JSON encoding of it cost more
-// than the rest of the observation's processing. Layout, version 2:
+// than the rest of the observation's processing. Layout, version 3:
 //
-//	byte     version (2)
+//	byte     version (3)
 //	16 bytes ids filter: an [idFilter] of every observation id the value names
 //	uvarint  seq
 //	uvarint  length of the open section, then the section:
@@ -21,20 +21,26 @@ import (
 //	    varint version; byte flags (1: provisional); 8 bytes value (float64 bits, little endian)
 //	    string unit, fingerprint; varint at; varint suppressed
 //	    uvarint count, then that many strings: suppressed observation ids
+//	    uvarint count, then that many readings: the alert's basis
 //	uvarint  count, then per NEWS2 reading:
-//	  byte vital; 8 bytes value; varint at; string observationId
+//	  reading
 //
-// A string is a uvarint length and its bytes. The open section's length
-// lets an observation that only updates a reading carry it over unread,
-// filter and all. Version 1, still read, is version 2 without either
-// filter.
+// where a reading is: byte vital; 8 bytes value; varint at; string
+// observationId. A string is a uvarint length and its bytes. The open
+// section's length lets an observation that only updates a reading carry
+// it over unread, filter and all. Version 2, still read, is version 3
+// without the bases (its open alerts have none: see [OpenAlert.Basis]);
+// version 1, still read, is version 2 without either filter. An older
+// open section is never carried over unread into a version-3 value: it is
+// decoded and written afresh.
 //
 // The filters answer the question most observations ask of the state,
 // "does it name me?" (an amendment retracts what its original raised), in
 // a few nanoseconds instead of a search through the value: profiled end
 // to end, that search was 5% of the alerts pipeline's CPU.
 const (
-	stateVersion   = 2
+	stateVersion   = 3
+	stateVersionV2 = 2
 	stateVersionV1 = 1
 )
 
@@ -82,14 +88,18 @@ func readFilter(b []byte) idFilter {
 	return idFilter{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])}
 }
 
-// openFilter is the filter of open alerts: their observations and the
-// repeats they counted.
+// openFilter is the filter of open alerts: their observations, the
+// repeats they counted and the observations their NEWS2 scores read (a
+// correction of one of those re-scores them).
 func openFilter(open []OpenAlert) idFilter {
 	var f idFilter
 	for i := range open {
 		f.add(open[i].ObservationID)
 		for _, id := range open[i].SuppressedIDs {
 			f.add(id)
+		}
+		for j := range open[i].Basis {
+			f.add(open[i].Basis[j].ObservationID)
 		}
 	}
 	return f
@@ -101,7 +111,7 @@ func stateMayName(state []byte, id string) bool {
 	if id == "" {
 		return false
 	}
-	if len(state) > 16 && state[0] == stateVersion {
+	if len(state) > 16 && (state[0] == stateVersion || state[0] == stateVersionV2) {
 		if !readFilter(state[1:17]).mayName(id) {
 			return false
 		}
@@ -114,6 +124,12 @@ func stateMayName(state []byte, id string) bool {
 var errState = errors.New("patient state is not readable")
 
 func appendState(b []byte, s *PatientState) []byte {
+	if !s.openLoaded && s.openRaw != nil && s.openVersion != stateVersion {
+		// An older section lacks the bases: written afresh. (The
+		// applier loads it first, so that an unreadable one counts as
+		// a reset; this keeps every other caller's value whole.)
+		s.loadOpen()
+	}
 	open := s.openFilterOf()
 	all := open
 	for i := range s.Vitals {
@@ -144,13 +160,23 @@ func appendState(b []byte, s *PatientState) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.Vitals)))
 	for i := range s.Vitals {
-		v := &s.Vitals[i]
-		b = append(b, byte(v.Vital))
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Value))
-		b = binary.AppendVarint(b, v.At)
-		b = appendStr(b, v.ObservationID)
+		b = appendReading(b, &s.Vitals[i])
 	}
 	return b
+}
+
+func appendReading(b []byte, v *StoredVital) []byte {
+	b = append(b, byte(v.Vital))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Value))
+	b = binary.AppendVarint(b, v.At)
+	return appendStr(b, v.ObservationID)
+}
+
+// reading reads what appendReading wrote; ok is false for a vital out of
+// range.
+func (r *stateReader) reading() (v StoredVital, ok bool) {
+	v = StoredVital{Vital: Vital(r.byte()), Value: r.float(), At: r.varint(), ObservationID: r.str()}
+	return v, v.Vital < NumVitals
 }
 
 // openFilterOf is the filter of s's open alerts: as read when they are
@@ -185,6 +211,10 @@ func appendOpen(b []byte, open []OpenAlert) []byte {
 		b = binary.AppendUvarint(b, uint64(len(o.SuppressedIDs)))
 		for _, id := range o.SuppressedIDs {
 			b = appendStr(b, id)
+		}
+		b = binary.AppendUvarint(b, uint64(len(o.Basis)))
+		for j := range o.Basis {
+			b = appendReading(b, &o.Basis[j])
 		}
 	}
 	return b
@@ -271,10 +301,11 @@ func (r *stateReader) count() int {
 func decodeState(b []byte, st *PatientState) error {
 	r := stateReader{b: b}
 	version := r.byte()
-	if version != stateVersion && version != stateVersionV1 {
+	if version != stateVersion && version != stateVersionV2 && version != stateVersionV1 {
 		return errState
 	}
-	if version == stateVersion {
+	st.openVersion = version
+	if version != stateVersionV1 {
 		r.bytes(16) // the whole value's filter, for stateMayName
 	}
 	seq := r.uvarint()
@@ -283,7 +314,7 @@ func decodeState(b []byte, st *PatientState) error {
 	}
 	st.Seq = int64(seq)
 	st.openRaw, st.openIDs = r.bytes(r.uvarint()), anyID
-	if version == stateVersion {
+	if version != stateVersionV1 {
 		if len(st.openRaw) < 16 {
 			return errState
 		}
@@ -291,8 +322,8 @@ func decodeState(b []byte, st *PatientState) error {
 	}
 	st.Vitals = st.Vitals[:0]
 	for range r.count() {
-		v := StoredVital{Vital: Vital(r.byte()), Value: r.float(), At: r.varint(), ObservationID: r.str()}
-		if v.Vital >= NumVitals {
+		v, ok := r.reading()
+		if !ok {
 			return errState
 		}
 		st.Vitals = append(st.Vitals, v)
@@ -303,7 +334,8 @@ func decodeState(b []byte, st *PatientState) error {
 	return nil
 }
 
-// decodeOpen reads an open section that appendOpen wrote into st.
+// decodeOpen reads an open section that appendOpen wrote into st, in the
+// layout of st.openVersion.
 func decodeOpen(b []byte, st *PatientState) error {
 	r := stateReader{b: b}
 	st.Open = st.Open[:0]
@@ -317,6 +349,17 @@ func decodeOpen(b []byte, st *PatientState) error {
 			o.SuppressedIDs = make([]string, n)
 			for i := range o.SuppressedIDs {
 				o.SuppressedIDs[i] = r.str()
+			}
+		}
+		if st.openVersion == stateVersion {
+			if n := r.count(); n > 0 {
+				o.Basis = make([]StoredVital, n)
+				for i := range o.Basis {
+					var ok bool
+					if o.Basis[i], ok = r.reading(); !ok {
+						return errState
+					}
+				}
 			}
 		}
 		st.Open = append(st.Open, o)
