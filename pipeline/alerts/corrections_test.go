@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // revised is a later version of observation b: mutate applied to it.
@@ -219,4 +221,136 @@ func finalState(t *testing.T, p *Processor, steps []step) PatientState {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestWithdrawingEveryObservationLeavesNoActiveAlert: whatever a patient's
+// observations were, in whatever order, amended or corrected however,
+// entering every one of them in error leaves every alert, threshold and
+// news2, retracted; entering all but one in error leaves active only
+// alerts of that one that its latest version supports alone: its
+// threshold rules that still fire, and a news2 alert scored from its own
+// readings only.
+func TestWithdrawingEveryObservationLeavesNoActiveAlert(t *testing.T) {
+	p := newProcessor(t)
+	kinds := []struct{ code, unit string }{
+		{"9279-1", "/min"}, {"59408-5", "%"}, {"8867-4", "/min"}, {"8310-5", "Cel"}, {"8480-6", "mm[Hg]"}, {"2339-0", "mg/dL"},
+	}
+	ranges := map[string][2]float64{
+		"9279-1": {4, 40}, "59408-5": {80, 100}, "8867-4": {30, 150}, "8310-5": {34, 41}, "8480-6": {70, 230}, "2339-0": {40, 200},
+	}
+	rapid.Check(t, func(rt *rapid.T) {
+		type obs struct {
+			id          string
+			first, last []byte
+		}
+		var sent []obs
+		var steps [][]byte
+		for i := range rapid.IntRange(1, 10).Draw(rt, "observations") {
+			k := kinds[rapid.IntRange(0, len(kinds)-1).Draw(rt, "kind")]
+			r := ranges[k.code]
+			id := fmt.Sprintf("o%d", i)
+			b := vital(t, id, k.code, rapid.Float64Range(r[0], r[1]).Draw(rt, "value"), k.unit, rapid.IntRange(0, 59).Draw(rt, "minute"))
+			if rapid.Bool().Draw(rt, "preliminary") {
+				b = withStatus(t, b, statusPreliminary, nil)
+			}
+			sent = append(sent, obs{id, b, b})
+			steps = append(steps, b)
+			// Later versions of any observation sent so far.
+			for range rapid.IntRange(0, 2).Draw(rt, "corrections") {
+				o := &sent[rapid.IntRange(0, len(sent)-1).Draw(rt, "corrected")]
+				var c []byte
+				switch rapid.IntRange(0, 2).Draw(rt, "correction") {
+				case 0:
+					c = withStatus(t, o.first, statusAmended, rapid.Float64Range(r[0], r[1]).Draw(rt, "amended"))
+				case 1:
+					c = withStatus(t, o.first, statusCorrected, nil)
+				default:
+					c = dataAbsent(t, o.first)
+				}
+				o.last = c
+				steps = append(steps, c)
+			}
+		}
+		order := rapid.Permutation(sentIndexes(len(sent))).Draw(rt, "withdrawal order")
+		keep := -1
+		if rapid.Bool().Draw(rt, "keep one") {
+			keep, order = order[len(order)-1], order[:len(order)-1]
+		}
+		for _, i := range order {
+			steps = append(steps, withStatus(t, sent[i].first, statusEnteredInError, nil))
+		}
+		var state []byte
+		last := map[string]Alert{}
+		for _, b := range steps {
+			out, err := p.Handle(obsRecord(b), nil, state)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			if out.State != nil {
+				state = out.State
+			}
+			for _, a := range alertsOf(t, out) {
+				last[a.AlertID] = a
+			}
+		}
+		if keep >= 0 {
+			supported := supportedAlerts(t, p, sent[keep].last)
+			for id, a := range last {
+				if a.Status == StatusRetracted {
+					continue
+				}
+				if w, ok := supported[id]; !ok || w != a.Value {
+					rt.Errorf("alert %s is %s with value %g with only %s left; what it supports: %v", id, a.Status, a.Value, sent[keep].id, supported)
+				}
+			}
+			return
+		}
+		for id, a := range last {
+			if a.Status != StatusRetracted {
+				rt.Errorf("alert %s is %s after every observation was entered in error", id, a.Status)
+			}
+		}
+		if state == nil {
+			return
+		}
+		if st, err := readState(state); err != nil || len(st.Open) != 0 || len(st.Vitals) != 0 {
+			rt.Errorf("state after every observation was entered in error: %+v, %v", st, err)
+		}
+	})
+}
+
+// supportedAlerts are the alerts observation b supports alone, by id,
+// with their values: the threshold rules it fires, and news2 scored from
+// its readings only if that calls for a response.
+func supportedAlerts(t testing.TB, p *Processor, b []byte) map[string]float64 {
+	var obs Observation
+	if _, err := DecodeObservation(b, &obs); err != nil {
+		t.Fatal(err)
+	}
+	var f findings
+	if err := p.rules.evaluate(&obs, &f); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]float64{}
+	for _, fr := range f.firings {
+		m[obs.ID+"-"+fr.rule.ID] = fr.value
+	}
+	var values [NumVitals]float64
+	var present [NumVitals]bool
+	for _, r := range f.vitals {
+		values[r.vital], present[r.vital] = r.value, true
+	}
+	cfg := &p.rules.news2
+	if n := ScoreNEWS2(values, present, cfg.SpO2Scale); cfg.response(n.Total, n.MaxSingle) >= responseLowMedium {
+		m[obs.ID+"-"+news2RuleID] = float64(n.Total)
+	}
+	return m
+}
+
+func sentIndexes(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
 }
