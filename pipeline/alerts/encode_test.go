@@ -303,7 +303,7 @@ func readState(b []byte) (PatientState, error) {
 	if !st.loadOpen() {
 		return st, errState
 	}
-	st.openRaw, st.openLoaded, st.openIDs, st.openVersion = nil, false, idFilter{}, 0
+	st.openRaw, st.openLoaded, st.openIDs, st.openVersion, st.bases = nil, false, idFilter{}, 0, nil
 	return st, nil
 }
 

@@ -35,6 +35,10 @@ type PatientState struct {
 	// openVersion is the state version openRaw was written in: its
 	// layout.
 	openVersion byte
+	// bases holds the open alerts' bases as decoded, each alert's a
+	// full slice of it: an array reused with the Input, so that loading
+	// the open alerts allocates no basis.
+	bases []StoredVital
 }
 
 // loadOpen decodes the open alerts, once. An unreadable array is dropped
@@ -198,7 +202,7 @@ func (p *Processor) apply(in *Input, f *findings, table *pipeline.GlobalTable, p
 	*out = Outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]}
 	// The Input's scratch state: its slices are reused between records.
 	st := &in.state
-	*st = PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0]}
+	*st = PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0], bases: st.bases[:0]}
 	if len(prev) > 0 {
 		if err := decodeState(prev, st); err != nil || st.Seq < 0 {
 			*st, out.StateReset = PatientState{}, true
@@ -425,6 +429,12 @@ func (a *applier) follow(cfg *NEWS2Rule, readings []vitalReading, provisional bo
 			continue
 		}
 		own = own || isOwn
+		if a.basisCurrent(o.Basis, readings, isOwn) && (!isOwn || o.Provisional == provisional) {
+			// The same version again (a re-send): nothing it read
+			// changed, and the duplicate is not counted twice.
+			i++
+			continue
+		}
 		basis := a.rebase(o.Basis, readings, isOwn)
 		if isOwn && !slices.ContainsFunc(basis, func(v StoredVital) bool { return v.ObservationID == obsID }) {
 			a.retract(i)
@@ -481,6 +491,27 @@ func (a *applier) rebase(basis []StoredVital, readings []vitalReading, own bool)
 		}
 	}
 	return out
+}
+
+// basisCurrent reports whether rebase would leave basis as it is: every
+// reading it has of this observation is one of readings, and for its own
+// alert every one of readings is in it. It allocates nothing, so a re-sent
+// observation costs what it did before bases.
+func (a *applier) basisCurrent(basis []StoredVital, readings []vitalReading, own bool) bool {
+	obsID := a.in.Observation.ID
+	for _, v := range basis {
+		if v.ObservationID == obsID && (v.At != a.at || !slices.Contains(readings, vitalReading{v.Vital, v.Value})) {
+			return false
+		}
+	}
+	if own {
+		for _, r := range readings {
+			if !slices.Contains(basis, StoredVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // basisHas reports whether basis read parameter v from observation obsID.

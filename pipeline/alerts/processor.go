@@ -366,6 +366,7 @@ func releaseInput(in *Input) {
 	st := in.state
 	clear(st.Open)
 	clear(st.Vitals)
+	clear(st.bases)
 	// The emitted records and alerts belong to the runtime now: only the
 	// slices' arrays are kept, emptied.
 	out := in.out
@@ -374,7 +375,7 @@ func releaseInput(in *Input) {
 	*in = Input{
 		Observation: Observation{codings: codings[:0]},
 		findings:    findings{firings: f.firings[:0], vitals: f.vitals[:0]},
-		state:       PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0]},
+		state:       PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0], bases: st.bases[:0]},
 		out:         Outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]},
 		scratch:     in.scratch[:0],
 		chunk:       in.chunk,

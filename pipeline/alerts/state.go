@@ -353,13 +353,16 @@ func decodeOpen(b []byte, st *PatientState) error {
 		}
 		if st.openVersion == stateVersion {
 			if n := r.count(); n > 0 {
-				o.Basis = make([]StoredVital, n)
-				for i := range o.Basis {
-					var ok bool
-					if o.Basis[i], ok = r.reading(); !ok {
+				start := len(st.bases)
+				for range n {
+					v, ok := r.reading()
+					if !ok {
 						return errState
 					}
+					st.bases = append(st.bases, v)
 				}
+				// Full: rebase makes a new slice, nothing appends.
+				o.Basis = st.bases[start:len(st.bases):len(st.bases)]
 			}
 		}
 		st.Open = append(st.Open, o)
