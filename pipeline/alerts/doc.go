@@ -8,6 +8,12 @@
 // What it reads of an Observation: the value in valueQuantity (with its
 // UCUM unit), valueInteger or a component; valueCodeableConcept (ACVPU
 // answers); dataAbsentReason (no value, no alert, no error); the status.
+// Valid FHIR that gives the rules nothing to read (a panel of hasMember
+// only, such as FHIR R4's observation-vitals-panel, or a valueString,
+// valueBoolean, valueRange, valueRatio, or a valueCodeableConcept that is
+// no ACVPU or oxygen answer) is skipped and counted per reason in
+// carepipe_alerts_skipped_total: the error topic holds only records that
+// could not be processed.
 // A rule names a clinical concept (glucose, SpO2, body temperature, ...)
 // or LOINC codes, and the concept table lists every code a hospital sends
 // for it; NEWS2 reads its parameters through the same table. A rule names

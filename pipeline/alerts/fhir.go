@@ -43,6 +43,11 @@ type Observation struct {
 	// effectivePeriod.start and issued that parses, in UTC; zero if none.
 	EventTime time.Time
 
+	// skip is why the observation may carry nothing the rules read (see
+	// [findings.skipped]): skipNone when it has a numeric value, a
+	// dataAbsentReason or components.
+	skip skipReason
+
 	// codings backs the Codings slices: reused by the next decode into
 	// the same Observation.
 	codings []Coding
@@ -102,6 +107,10 @@ type wireMeasurement struct {
 	CodedText    string   // valueCodeableConcept.text
 	HasCoded     bool     // valueCodeableConcept present
 	Absent       bool     // dataAbsentReason present
+	// Other is the value[x] of a type carepipe does not read
+	// (valueString, valueRange, ...) of the lowest skipReason, skipNone
+	// if none.
+	Other skipReason
 }
 
 // wireObservation is an Observation's fields as they are in the record.
@@ -116,6 +125,7 @@ type wireObservation struct {
 	EffectiveInstant  string
 	EffectivePeriod   string // effectivePeriod.start
 	Issued            string
+	HasMember         bool // a non-empty hasMember
 }
 
 // DecodeObservation decodes an Observation, enveloped or bare, into obs and
@@ -241,6 +251,11 @@ func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 		}
 	case "issued":
 		w.Issued = s.String()
+	case "hasMember":
+		for more := s.Array(); more; more = s.NextElement() {
+			w.HasMember = true
+			s.Skip()
+		}
 	default:
 		if !w.wireMeasurement.member(s, key, buf) {
 			s.Skip()
@@ -297,6 +312,19 @@ func (m *wireMeasurement) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 		m.Absent = s.Peek() != jsontext.Null
 		s.Skip()
 	default:
+		// Only names that start "value" can be another value[x]: the map
+		// is not consulted for the rest of the skipped members.
+		if len(key) > 5 && string(key[:5]) == "value" {
+			if r, ok := otherValues[string(key)]; ok {
+				// The lowest reason wins, so that the reason does not
+				// depend on member order.
+				if (m.Other == skipNone || r < m.Other) && s.Peek() != jsontext.Null {
+					m.Other = r
+				}
+				s.Skip()
+				return true
+			}
+		}
 		return false
 	}
 	return true
@@ -354,8 +382,23 @@ func (w *wireObservation) observation(obs *Observation) error {
 			}
 		}
 	}
-	if !own.HasValue && !own.Absent && !w.HasCoded && len(comps) == 0 {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components or dataAbsentReason")
+	// A value of a type no rule reads, or a panel of members only, is
+	// valid FHIR (R4 Observation value[x]; vital-signs profile vs-2: a
+	// value or a dataAbsentReason unless there is a component or
+	// hasMember), and is skipped, not rejected. With none of these the
+	// record breaks obs-6/vs-2.
+	skip := skipNone
+	if !own.HasValue && !own.Absent && len(comps) == 0 {
+		switch {
+		case w.HasCoded:
+			skip = skipCodeableConcept
+		case w.Other != skipNone:
+			skip = w.Other
+		case w.HasMember:
+			skip = skipHasMember
+		default:
+			return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components, hasMember or dataAbsentReason")
+		}
 	}
 	*obs = Observation{
 		ID:          w.ID,
@@ -364,6 +407,7 @@ func (w *wireObservation) observation(obs *Observation) error {
 		Measurement: own,
 		Components:  comps,
 		EventTime:   firstTime(w.EffectiveDateTime, w.EffectiveInstant, w.EffectivePeriod, w.Issued),
+		skip:        skip,
 		codings:     obs.codings,
 	}
 	return nil

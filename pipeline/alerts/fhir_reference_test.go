@@ -36,6 +36,14 @@ func referenceDecode(value []byte, obs *Observation) (envelope.Metadata, error) 
 		ValueDecimal         sonic.NoCopyRawMessage `json:"valueDecimal"`
 		ValueCodeableConcept *concept               `json:"valueCodeableConcept"`
 		DataAbsentReason     sonic.NoCopyRawMessage `json:"dataAbsentReason"`
+		ValueString          sonic.NoCopyRawMessage `json:"valueString"`
+		ValueBoolean         sonic.NoCopyRawMessage `json:"valueBoolean"`
+		ValueRange           sonic.NoCopyRawMessage `json:"valueRange"`
+		ValueRatio           sonic.NoCopyRawMessage `json:"valueRatio"`
+		ValueSampledData     sonic.NoCopyRawMessage `json:"valueSampledData"`
+		ValueTime            sonic.NoCopyRawMessage `json:"valueTime"`
+		ValueDateTime        sonic.NoCopyRawMessage `json:"valueDateTime"`
+		ValuePeriod          sonic.NoCopyRawMessage `json:"valuePeriod"`
 	}
 	type wire struct {
 		ResourceType string `json:"resourceType"`
@@ -51,7 +59,8 @@ func referenceDecode(value []byte, obs *Observation) (envelope.Metadata, error) 
 		EffectivePeriod   struct {
 			Start string `json:"start"`
 		} `json:"effectivePeriod"`
-		Issued string `json:"issued"`
+		Issued    string                   `json:"issued"`
+		HasMember []sonic.NoCopyRawMessage `json:"hasMember"`
 	}
 	var rec struct {
 		Metadata envelope.RawMetadata `json:"metadata"`
@@ -77,6 +86,17 @@ func referenceDecode(value []byte, obs *Observation) (envelope.Metadata, error) 
 			ValueInteger: m.ValueInteger, ValueDecimal: m.ValueDecimal,
 			Absent: len(m.DataAbsentReason) > 0 && string(m.DataAbsentReason) != "null",
 		}
+		// The reason of the lowest number wins, whatever the order.
+		for _, o := range [...]struct {
+			raw sonic.NoCopyRawMessage
+			r   skipReason
+		}{{m.ValueString, skipString}, {m.ValueBoolean, skipBoolean}, {m.ValueRange, skipRange}, {m.ValueRatio, skipRatio},
+			{m.ValueSampledData, skipSampledData}, {m.ValueTime, skipTime}, {m.ValueDateTime, skipDateTime}, {m.ValuePeriod, skipPeriod}} {
+			if len(o.raw) > 0 && string(o.raw) != "null" {
+				out.Other = o.r
+				break
+			}
+		}
 		if c := m.ValueCodeableConcept; c != nil {
 			out.HasCoded, out.Coded, out.CodedText = true, c.Coding, c.Text
 		}
@@ -87,6 +107,7 @@ func referenceDecode(value []byte, obs *Observation) (envelope.Metadata, error) 
 		wireMeasurement:   flat(&w.measurement),
 		EffectiveDateTime: w.EffectiveDateTime, EffectiveInstant: w.EffectiveInstant,
 		EffectivePeriod: w.EffectivePeriod.Start, Issued: w.Issued,
+		HasMember: len(w.HasMember) > 0,
 	}
 	for i := range w.Component {
 		wo.Components = append(wo.Components, flat(&w.Component[i]))

@@ -66,6 +66,7 @@ type counters struct {
 	news2         *metrics.Counter
 	repartitioned *metrics.Counter
 	stateResets   *metrics.Counter
+	skipped       [numSkipReasons]*metrics.Counter
 }
 
 // New builds the processor. It fails only on invalid options (rules
@@ -103,6 +104,11 @@ func New(opts ...Option) (*Processor, error) {
 	p.m.news2 = c.metrics.GetOrCreateCounter("carepipe_alerts_news2_total")
 	p.m.repartitioned = c.metrics.GetOrCreateCounter("carepipe_alerts_repartitioned_total")
 	p.m.stateResets = c.metrics.GetOrCreateCounter("carepipe_alerts_state_resets_total")
+	for i, r := range skipReasons {
+		if r != "" {
+			p.m.skipped[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_skipped_total{reason="` + r + `"}`)
+		}
+	}
 	return p, nil
 }
 
@@ -162,6 +168,9 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	if err := p.rules.evaluate(&in.Observation, f); err != nil {
 		return err
 	}
+	if r := f.skipped(&in.Observation); r != skipNone {
+		p.m.skipped[r].Inc()
+	}
 	store := c.Store(StorePatientAlerts)
 	prev, _ := store.Get(pid)
 	if !f.needsState(prev, in.Observation.ID) {
@@ -191,6 +200,18 @@ func (f *findings) needsState(prev []byte, obsID string) bool {
 		return true
 	}
 	return stateMayName(prev, obsID)
+}
+
+// skipped is why obs, valid, gave the rules and NEWS2 nothing to read;
+// skipNone when it gave them something or was not evaluated (no result
+// yet, or withdrawn). Such an observation still goes on to the state: an
+// amendment that replaces a numeric value by a string must retract what
+// the number raised.
+func (f *findings) skipped(obs *Observation) skipReason {
+	if obs.skip == skipNone || (f.class != classResult && f.class != classProvisional) || len(f.firings) > 0 || len(f.vitals) > 0 {
+		return skipNone
+	}
+	return obs.skip
 }
 
 // lookupPatient returns the context of patient id from the fhir.Patient

@@ -10,3 +10,68 @@ func (p *Processor) AlertsTotal() uint64 {
 	}
 	return n
 }
+
+// skipReason says why a valid Observation gave nothing to the rules or to
+// NEWS2: a panel that only points at its members, or a value of a FHIR type
+// no rule reads. Such records are counted per reason
+// (carepipe_alerts_skipped_total) rather than sent to the error topic,
+// which keeps its meaning: a record that could not be processed. The
+// reasons are a fixed set, so the label stays bounded.
+type skipReason uint8
+
+const (
+	skipNone skipReason = iota
+	// skipHasMember: a panel that carries only hasMember, such as the FHIR
+	// R4 vital-signs panel example (observation-vitals-panel); the
+	// vital-signs profile's vs-2 admits it without a value.
+	skipHasMember
+	// Values of the other FHIR R4 Observation value[x] types.
+	skipString
+	skipBoolean
+	skipCodeableConcept
+	skipRange
+	skipRatio
+	skipSampledData
+	skipTime
+	skipDateTime
+	skipPeriod
+	numSkipReasons
+)
+
+// skipReasons are the reasons' label values, by reason.
+var skipReasons = [numSkipReasons]string{
+	skipHasMember:       "has-member-only",
+	skipString:          "value-string",
+	skipBoolean:         "value-boolean",
+	skipCodeableConcept: "value-codeable-concept",
+	skipRange:           "value-range",
+	skipRatio:           "value-ratio",
+	skipSampledData:     "value-sampled-data",
+	skipTime:            "value-time",
+	skipDateTime:        "value-date-time",
+	skipPeriod:          "value-period",
+}
+
+// otherValues maps the value[x] members carepipe does not read to their
+// reason (valueQuantity, valueInteger and valueCodeableConcept are read).
+var otherValues = map[string]skipReason{
+	"valueString":      skipString,
+	"valueBoolean":     skipBoolean,
+	"valueRange":       skipRange,
+	"valueRatio":       skipRatio,
+	"valueSampledData": skipSampledData,
+	"valueTime":        skipTime,
+	"valueDateTime":    skipDateTime,
+	"valuePeriod":      skipPeriod,
+}
+
+// Skipped is the number of observations skipped for reason, a label value
+// of carepipe_alerts_skipped_total; 0 for an unknown reason.
+func (p *Processor) Skipped(reason string) uint64 {
+	for i, r := range skipReasons {
+		if r == reason && p.m.skipped[i] != nil {
+			return p.m.skipped[i].Get()
+		}
+	}
+	return 0
+}
