@@ -31,6 +31,22 @@ type concept struct {
 	vital     Vital
 	vitalUnit string
 	codes     []conceptCode
+	// limits are the physiological limits of the concept's values (see
+	// [plausible]).
+	limits plausibility
+}
+
+// plausibility is the range of values a living patient can have, in unit,
+// inclusive. A value outside it is not an extreme reading but a corrupt
+// record (a sign lost, a unit mislabelled, a fraction sent as a
+// percentage), and alerting on it, or scoring it into NEWS2, would page a
+// clinician about nothing while hiding the broken feed. The limits are
+// the widest values survived or measured in published cases, not normal
+// ranges: a real extreme must never be rejected, because a rejected
+// reading raises no alert.
+type plausibility struct {
+	unit   string
+	lo, hi float64
 }
 
 // conceptCode is one LOINC code of a concept.
@@ -59,27 +75,60 @@ var concepts = [...]concept{
 		{code: "15074-8", unit: "mmol/L"}, // Glucose [Moles/volume] in Blood
 		{code: "14749-6", unit: "mmol/L"}, // Glucose [Moles/volume] in Serum or Plasma
 		{code: "14743-9", unit: "mmol/L"}, // Glucose [Moles/volume] in Capillary blood by Glucometer
-	}},
+	},
+		// 0: an undetectable glucose is reported as 0. 3000 mg/dL (166
+		// mmol/L): above the highest glucose survived on record, 2656
+		// mg/dL (147.6 mmol/L, a child in diabetic ketoacidosis, Guinness
+		// World Records 2008), and above hyperosmolar cases in the
+		// literature (about 2000 mg/dL).
+		limits: plausibility{unit: "mg/dL", lo: 0, hi: 3000}},
 	{name: ConceptSpO2, vital: VitalSpO2, vitalUnit: "%", codes: []conceptCode{
 		{code: "59408-5", unit: "%"}, // Oxygen saturation in Arterial blood by Pulse oximetry
 		{code: "2708-6", unit: "%"},  // Oxygen saturation in Arterial blood
-	}},
+	},
+		// A saturation is the share of haemoglobin carrying oxygen: 0 to
+		// 100 % by definition (an SpO2 of 97 sent with unit "1" is 9700 %).
+		limits: plausibility{unit: "%", lo: 0, hi: 100}},
 	{name: ConceptBodyTemperature, vital: VitalTemperature, vitalUnit: "Cel", codes: []conceptCode{
 		{code: "8310-5", unit: "Cel"}, // Body temperature
 		{code: "8331-1", unit: "Cel"}, // Oral temperature
 		{code: "8332-9", unit: "Cel"}, // Rectal temperature
 		{code: "8333-7", unit: "Cel"}, // Tympanic membrane temperature
 		{code: "8328-7", unit: "Cel"}, // Axillary temperature
-	}},
+	},
+		// 10 °C: below the lowest core temperature survived, 13.7 °C
+		// (accidental hypothermia, Gilbert et al., Lancet 2000;355:375),
+		// and the 18-20 °C of deep hypothermic circulatory arrest in
+		// cardiac surgery. 47 °C: above the highest survived, 46.5 °C
+		// (heat stroke, Atlanta 1980, Guinness World Records). Narrower
+		// limits such as 25-45 °C would reject readings of patients who
+		// lived. A temperature of 5 °C, or a Fahrenheit value sent as
+		// Celsius (98.6), is rejected.
+		limits: plausibility{unit: "Cel", lo: 10, hi: 47}},
 	{name: ConceptHeartRate, vital: VitalPulse, vitalUnit: "/min", codes: []conceptCode{
 		{code: "8867-4", unit: "/min", implied: true}, // Heart rate
-	}},
+	},
+		// 0: asystole is a reading, the most urgent one. 600 /min: the
+		// highest heart rate published, ventricular response to
+		// pre-excited atrial fibrillation (Chhabra et al., Indian Pacing
+		// Electrophysiol J 2012;12:32); infants' SVT runs 220-300.
+		limits: plausibility{unit: "/min", lo: 0, hi: 600}},
 	{name: ConceptRespiratoryRate, vital: VitalRespiratoryRate, vitalUnit: "/min", codes: []conceptCode{
 		{code: "9279-1", unit: "/min", implied: true}, // Respiratory rate
-	}},
+	},
+		// 0: apnoea. 150 /min: no published spontaneous rate comes near
+		// it; neonatal tachypnoea is defined from 60 /min and reaches
+		// 100-120 in distress. (High-frequency ventilator rates are a
+		// device setting, not LOINC 9279-1.)
+		limits: plausibility{unit: "/min", lo: 0, hi: 150}},
 	{name: ConceptSystolicBP, vital: VitalSystolicBP, vitalUnit: "mm[Hg]", codes: []conceptCode{
 		{code: "8480-6", unit: "mm[Hg]"}, // Systolic blood pressure
-	}},
+	},
+		// 0: an arterial line reads about 0 in cardiac arrest. 500
+		// mm[Hg]: above the highest intra-arterial systolic pressure
+		// measured in a person, 480 mm[Hg] (heavy leg press, MacDougall et
+		// al., J Appl Physiol 1985;58:785).
+		limits: plausibility{unit: "mm[Hg]", lo: 0, hi: 500}},
 }
 
 // loincCode is what the concept table says of one LOINC code.

@@ -19,7 +19,11 @@
 // for it; NEWS2 reads its parameters through the same table. A rule names
 // its unit and values in another unit are converted by a small table; a
 // value that cannot be converted, or has no unit where its code does not
-// fix one, is an error record, never a silent miss. A code system sent by
+// fix one, is an error record, never a silent miss. So is a value outside
+// its concept's physiological limits (a negative heart rate, an SpO2
+// above 100 %, a body temperature of 5 °C): the limits, and the published
+// extremes they come from, are in the concept table. A cancelled or
+// entered-in-error observation is not checked, so that it retracts. A code system sent by
 // its HL7 OID is the system of that OID.
 //
 // An alert has versions on clinical.alerts, all with one alert id: raised

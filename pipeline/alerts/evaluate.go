@@ -85,7 +85,18 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 	}
 	dst.class = class
 	if class == classPending || class == classWithdrawn {
+		// A withdrawn observation is not checked for plausibility: an
+		// implausible value is what gets entered in error, and its
+		// retraction must go through.
 		return nil
+	}
+	if err := plausible(&obs.Measurement); err != nil {
+		return err
+	}
+	for i := range obs.Components {
+		if err := plausible(&obs.Components[i]); err != nil {
+			return err
+		}
 	}
 	var cand [16]codeRule
 	cands := s.candidates(obs, cand[:0])
@@ -116,6 +127,34 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 	}
 	if s.news2.Enabled {
 		return vitalsOf(obs, dst)
+	}
+	return nil
+}
+
+// plausible checks m's value against the physiological limits of the
+// concepts its codes belong to (see [plausibility]), whether or not a rule
+// reads it: an observation is rejected or not by what it says, not by the
+// rule pack. A value whose unit does not convert to the limits' is left to
+// the rule or NEWS2 that reads it, which rejects it then. The error names
+// the code and the limits, never the value.
+func plausible(m *Measurement) error {
+	if !m.HasValue {
+		return nil
+	}
+	for i := range m.Codings {
+		c := &m.Codings[i]
+		lc, ok := loincCodes[c.Code]
+		if !ok || canonicalSystem(c.System) != LOINC {
+			continue
+		}
+		l := &lc.concept.limits
+		v, _, err := inUnit(m, l.unit, c.Code)
+		if err != nil {
+			continue
+		}
+		if v < l.lo || v > l.hi {
+			return pipeline.Rejectf(pipeline.ErrInvalid, "observation coded %s has a value outside the physiological limits %g to %g %s", c.Code, l.lo, l.hi, l.unit)
+		}
 	}
 	return nil
 }
