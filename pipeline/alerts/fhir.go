@@ -111,6 +111,8 @@ type wireMeasurement struct {
 	// (valueString, valueRange, ...) of the lowest skipReason, skipNone
 	// if none.
 	Other skipReason
+	// seen has a bit per member name read (see [jsontext.Scanner.Once]).
+	seen uint64
 }
 
 // wireObservation is an Observation's fields as they are in the record.
@@ -126,7 +128,50 @@ type wireObservation struct {
 	EffectivePeriod   string // effectivePeriod.start
 	Issued            string
 	HasMember         bool // a non-empty hasMember
+	// seen has a bit per member name read of the Observation's own (the
+	// measurement's are in wireMeasurement.seen).
+	seen uint64
 }
+
+// Bits of the member names read, for duplicate detection: an object's
+// names each have one, per object kind.
+const (
+	// Observation's own, the envelope's, and those of objects of one or
+	// two names read (subject, effectivePeriod, code, coding).
+	seenResourceType = 1 << iota
+	seenID
+	seenStatus
+	seenSubject
+	seenComponent
+	seenEffectiveDateTime
+	seenEffectiveInstant
+	seenEffectivePeriod
+	seenIssued
+	seenHasMember
+	seenMetadata
+	seenPayload
+	seenFirst  // reference, start, coding: the one name read
+	seenSystem // a coding's system
+	seenCode   // a coding's code
+)
+
+const (
+	// A measurement's, and valueQuantity's and valueCodeableConcept's.
+	seenMCode = 1 << iota
+	seenValueQuantity
+	seenValueInteger
+	seenValueDecimal
+	seenValueCodeableConcept
+	seenDataAbsentReason
+	seenQValue
+	seenQUnit
+	seenQSystem
+	seenQCode
+	seenText
+	// seenOther is the bit of the first other value[x]; the reason r's
+	// is seenOther << r.
+	seenOther
+)
 
 // DecodeObservation decodes an Observation, enveloped or bare, into obs and
 // returns the envelope's metadata (zero for a bare record). obs's strings
@@ -139,7 +184,8 @@ type wireObservation struct {
 // resourceType either, so both readings reject it alike.
 //
 // Errors are [pipeline.RecordError]s: [pipeline.ErrDecode] when value is not
-// JSON or not shaped like an Observation, [pipeline.ErrInvalid] when it
+// JSON, not shaped like an Observation, or has an object with two members
+// of a name it reads ([jsontext.ErrDuplicate]), [pipeline.ErrInvalid] when it
 // breaks the contract (not an Observation, no id, no status, no code, no
 // patient subject, no value of any kind, a value that is not finite or
 // exceeds [MaxMagnitude], a value next to a dataAbsentReason, an unreadable
@@ -155,11 +201,14 @@ func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error
 		codings = obs.codings[:0]
 	)
 	s.Reset(value)
+	var seen uint64
 	for more := s.Object(); more; more = s.NextMember() {
 		switch key := s.Key(); string(key) {
 		case "metadata":
+			s.Once(&seen, seenMetadata)
 			scanMetadata(&s, &raw)
 		case "payload":
+			s.Once(&seen, seenPayload)
 			for more := s.Object(); more; more = s.NextMember() {
 				inside.member(&s, s.Key(), &codings)
 			}
@@ -189,17 +238,23 @@ func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error
 
 // scanMetadata reads an envelope's metadata object.
 func scanMetadata(s *jsontext.Scanner, m *envelope.RawMetadata) {
+	var seen uint64
 	for more := s.Object(); more; more = s.NextMember() {
 		switch string(s.Key()) {
 		case "eventId":
+			s.Once(&seen, 1)
 			m.EventID = s.String()
 		case "eventType":
+			s.Once(&seen, 2)
 			m.EventType = s.String()
 		case "eventSource":
+			s.Once(&seen, 4)
 			m.EventSource = s.String()
 		case "correlationId":
+			s.Once(&seen, 8)
 			m.CorrelationID = s.String()
 		case "timestamp":
+			s.Once(&seen, 16)
 			m.Timestamp = s.Raw()
 		default:
 			s.Skip()
@@ -208,25 +263,34 @@ func scanMetadata(s *jsontext.Scanner, m *envelope.RawMetadata) {
 }
 
 // member reads the Observation member named key, appending codings to
-// buf. Members that appear twice keep the last value, as with
-// encoding/json.
+// buf. A name read twice in one object is a [jsontext.ErrDuplicate]:
+// encoding/json would keep the last member, other readers the first.
+// Names that are skipped are not checked: whichever member of them a
+// reader takes, it is nothing this pipeline reads.
 func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding) {
 	switch string(key) {
 	case "resourceType":
+		s.Once(&w.seen, seenResourceType)
 		w.ResourceType = s.String()
 	case "id":
+		s.Once(&w.seen, seenID)
 		w.ID = s.String()
 	case "status":
+		s.Once(&w.seen, seenStatus)
 		w.Status = s.String()
 	case "subject":
+		s.Once(&w.seen, seenSubject)
+		var seen uint64
 		for more := s.Object(); more; more = s.NextMember() {
 			if string(s.Key()) == "reference" {
+				s.Once(&seen, seenFirst)
 				w.Subject = s.String()
 			} else {
 				s.Skip()
 			}
 		}
 	case "component":
+		s.Once(&w.seen, seenComponent)
 		w.Components = w.Components[:0]
 		for more := s.Array(); more; more = s.NextElement() {
 			var c wireMeasurement
@@ -238,20 +302,27 @@ func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 			w.Components = append(w.Components, c)
 		}
 	case "effectiveDateTime":
+		s.Once(&w.seen, seenEffectiveDateTime)
 		w.EffectiveDateTime = s.String()
 	case "effectiveInstant":
+		s.Once(&w.seen, seenEffectiveInstant)
 		w.EffectiveInstant = s.String()
 	case "effectivePeriod":
+		s.Once(&w.seen, seenEffectivePeriod)
+		var seen uint64
 		for more := s.Object(); more; more = s.NextMember() {
 			if string(s.Key()) == "start" {
+				s.Once(&seen, seenFirst)
 				w.EffectivePeriod = s.String()
 			} else {
 				s.Skip()
 			}
 		}
 	case "issued":
+		s.Once(&w.seen, seenIssued)
 		w.Issued = s.String()
 	case "hasMember":
+		s.Once(&w.seen, seenHasMember)
 		for more := s.Array(); more; more = s.NextElement() {
 			w.HasMember = true
 			s.Skip()
@@ -268,47 +339,63 @@ func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 func (m *wireMeasurement) member(s *jsontext.Scanner, key []byte, buf *[]Coding) bool {
 	switch string(key) {
 	case "code":
+		s.Once(&m.seen, seenMCode)
+		var seen uint64
 		for more := s.Object(); more; more = s.NextMember() {
 			if string(s.Key()) == "coding" {
+				s.Once(&seen, seenFirst)
 				m.Codings = scanCodings(s, buf)
 			} else {
 				s.Skip()
 			}
 		}
 	case "valueQuantity":
+		s.Once(&m.seen, seenValueQuantity)
+		var seen uint64
 		for more := s.Object(); more; more = s.NextMember() {
 			switch string(s.Key()) {
 			case "value":
+				s.Once(&seen, seenQValue)
 				m.Value = s.Raw()
 			case "unit":
+				s.Once(&seen, seenQUnit)
 				m.Unit = s.String()
 			case "system":
+				s.Once(&seen, seenQSystem)
 				m.UnitSystem = s.String()
 			case "code":
+				s.Once(&seen, seenQCode)
 				m.UnitCode = s.String()
 			default:
 				s.Skip()
 			}
 		}
 	case "valueInteger":
+		s.Once(&m.seen, seenValueInteger)
 		m.ValueInteger = s.Raw()
 	case "valueDecimal":
+		s.Once(&m.seen, seenValueDecimal)
 		m.ValueDecimal = s.Raw()
 	case "valueCodeableConcept":
+		s.Once(&m.seen, seenValueCodeableConcept)
 		if s.Peek() == jsontext.Object {
 			m.HasCoded = true
 		}
+		var seen uint64
 		for more := s.Object(); more; more = s.NextMember() {
 			switch string(s.Key()) {
 			case "coding":
+				s.Once(&seen, seenMCode)
 				m.Coded = scanCodings(s, buf)
 			case "text":
+				s.Once(&seen, seenText)
 				m.CodedText = s.String()
 			default:
 				s.Skip()
 			}
 		}
 	case "dataAbsentReason":
+		s.Once(&m.seen, seenDataAbsentReason)
 		m.Absent = s.Peek() != jsontext.Null
 		s.Skip()
 	default:
@@ -316,6 +403,7 @@ func (m *wireMeasurement) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 		// is not consulted for the rest of the skipped members.
 		if len(key) > 5 && string(key[:5]) == "value" {
 			if r, ok := otherValues[string(key)]; ok {
+				s.Once(&m.seen, seenOther<<r)
 				// The lowest reason wins, so that the reason does not
 				// depend on member order.
 				if (m.Other == skipNone || r < m.Other) && s.Peek() != jsontext.Null {
@@ -336,11 +424,14 @@ func scanCodings(s *jsontext.Scanner, buf *[]Coding) []Coding {
 	from := len(*buf)
 	for more := s.Array(); more; more = s.NextElement() {
 		var c Coding
+		var seen uint64
 		for more := s.Object(); more; more = s.NextMember() {
 			switch string(s.Key()) {
 			case "system":
+				s.Once(&seen, seenSystem)
 				c.System = s.String()
 			case "code":
+				s.Once(&seen, seenCode)
 				c.Code = s.String()
 			default:
 				s.Skip()

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/envelope"
+	"github.com/carepipe/carepipe/pipeline/jsontext"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -121,6 +123,11 @@ func sameDecoding(t *testing.T, value []byte) {
 	t.Helper()
 	var got, want Observation
 	gotMeta, gotErr := DecodeObservation(value, &got)
+	if errors.Is(gotErr, jsontext.ErrDuplicate) {
+		// sonic keeps the last of two members of one name: the
+		// reference cannot tell such a record, which the scanner rejects.
+		return
+	}
 	wantMeta, wantErr := referenceDecode(value, &want)
 	if errorType(gotErr) != errorType(wantErr) {
 		t.Fatalf("error %v, reference decoder %v", gotErr, wantErr)

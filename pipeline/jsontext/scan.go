@@ -45,9 +45,16 @@ var (
 	// ErrShape: the document is JSON, but a value has another kind than
 	// the decoder expects.
 	ErrShape = errors.New("value does not have the expected shape")
+	// ErrDuplicate: an object has two members of one name. RFC 8259 §4
+	// leaves such an object's meaning to each reader (names SHOULD be
+	// unique; parsers differ on which member wins), and FHIR's JSON
+	// format (http://hl7.org/fhir/R4/json.html) forbids it: two readers
+	// of one record could see two different values.
+	ErrDuplicate = errors.New("object has a duplicate member name")
 )
 
-// Error is a scanning failure. Err is [ErrSyntax] or [ErrShape]; Offset is
+// Error is a scanning failure. Err is [ErrSyntax], [ErrShape] or
+// [ErrDuplicate]; Offset is
 // the index of the byte where it was found (the length of the document when
 // it ends too soon). Its message never quotes the document.
 type Error struct {
@@ -149,6 +156,21 @@ func (s *Scanner) Peek() Kind {
 		}
 	}
 	return Invalid
+}
+
+// Once marks the member just read by [Scanner.Key] as seen in seen, one
+// bit per name the decoder reads of one object (a zero seen per object),
+// and records an [ErrDuplicate] if it was seen already. Like a shape
+// error it does not stop the scan, and a syntax error wins over it. The
+// scanner does not track names itself: that would cost every member of
+// every object, read or skipped, a comparison against all before it,
+// where a decoder's switch on the name already tells one name from
+// another for free.
+func (s *Scanner) Once(seen *uint64, bit uint64) {
+	if *seen&bit != 0 && s.shape == nil {
+		s.shape = &Error{Err: ErrDuplicate, Offset: s.pos}
+	}
+	*seen |= bit
 }
 
 // expect checks that the next value is of kind want. It consumes a null

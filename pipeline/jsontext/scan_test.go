@@ -248,3 +248,46 @@ func TestStringEndsAtEveryOffset(t *testing.T) {
 		t.Fatalf("%d documents valid, want %d: the cases test less than they say", valid, 4*4*20)
 	}
 }
+
+// TestOnce: a name marked twice in one object is an ErrDuplicate (RFC 8259
+// §4, FHIR R4 JSON: names unique), which does not stop the scan, and a
+// syntax error found later wins over it.
+func TestOnce(t *testing.T) {
+	read := func(doc string) error {
+		var s Scanner
+		s.Reset([]byte(doc))
+		var seen uint64
+		for more := s.Object(); more; more = s.NextMember() {
+			switch string(s.Key()) {
+			case "a":
+				s.Once(&seen, 1)
+				s.Skip()
+			case "b":
+				s.Once(&seen, 2)
+				s.Skip()
+			default:
+				s.Skip()
+			}
+		}
+		s.End()
+		return s.Err()
+	}
+	tests := []struct {
+		name string
+		doc  string
+		want error
+	}{
+		{name: "distinct names", doc: `{"a":1,"b":2,"c":3,"c":4}`},
+		{name: "a twice", doc: `{"a":1,"b":2,"a":1}`, want: ErrDuplicate},
+		{name: "b twice with equal values", doc: `{"b":{},"b":{}}`, want: ErrDuplicate},
+		{name: "syntax error after a duplicate wins", doc: `{"a":1,"a":1,`, want: ErrSyntax},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := read(tt.doc)
+			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
