@@ -149,6 +149,7 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	fs.StringVar(&fl.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz and the query API on this address; a bare port binds loopback only (port 0 picks one; the query API off loopback needs CAREPIPE_API_TOKEN)")
 	fs.BoolVar(&fl.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
 	fs.StringVar(&fl.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
+	fs.StringVar(&fl.SiteTimeZone, "site-time-zone", "", "alerts: IANA time zone (Europe/Berlin) of observation times sent without an offset (default: none, such observations are error records)")
 	fs.DurationVar(&fl.ReconcileDeadline, "reconcile-deadline", 0, "datasync: how long a validated version may wait for every target's acknowledgement (default 5m; embedded 10s)")
 	fs.DurationVar(&fl.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&fl.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
@@ -206,6 +207,8 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 			cfg.CreateTopics = fl.CreateTopics
 		case "rules":
 			cfg.RulesFile = fl.RulesFile
+		case "site-time-zone":
+			cfg.SiteTimeZone = fl.SiteTimeZone
 		case "reconcile-deadline":
 			cfg.ReconcileDeadline = fl.ReconcileDeadline
 		case "duration":

@@ -190,7 +190,12 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 		}
 		switch name {
 		case "alerts":
-			aopts := []alerts.Option{alerts.WithMetrics(set)}
+			// validate has loaded it once already: an error is not news.
+			site, err := cfg.siteZone()
+			if err != nil {
+				return nil, err
+			}
+			aopts := []alerts.Option{alerts.WithMetrics(set), alerts.WithSiteTimeZone(site)}
 			if cfg.RulesFile != "" {
 				rules, err := alerts.LoadRules(cfg.RulesFile)
 				if err != nil {

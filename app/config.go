@@ -44,6 +44,11 @@ type Config struct {
 	Partitions int32
 	// RulesFile is a YAML alert rules file; empty: built-in rules.
 	RulesFile string
+	// SiteTimeZone is the IANA time zone (Europe/Berlin) that alerts
+	// reads observation times sent without an offset in; empty: none, and
+	// such an observation is an error record (see
+	// alerts.WithSiteTimeZone).
+	SiteTimeZone string
 	// Duration makes Run return by itself after it; 0: until ctx ends.
 	Duration time.Duration
 	// InstanceID is a stable instance name; see pipeline.WithInstanceID.
@@ -120,6 +125,18 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// siteZone is SiteTimeZone loaded; nil when empty.
+func (c *Config) siteZone() (*time.Location, error) {
+	if c.SiteTimeZone == "" {
+		return nil, nil
+	}
+	loc, err := time.LoadLocation(c.SiteTimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("site time zone %q is not an IANA time zone: %w", c.SiteTimeZone, err)
+	}
+	return loc, nil
+}
+
 func (c *Config) validate() error {
 	var errs []error
 	for _, p := range c.Pipelines {
@@ -147,6 +164,9 @@ func (c *Config) validate() error {
 	}
 	if c.DemoRate < 0 {
 		errs = append(errs, errors.New("demo rate must not be negative"))
+	}
+	if _, err := c.siteZone(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -259,7 +279,7 @@ func (c Config) Redacted() map[string]any {
 	pw := redact(c.Password)
 	return map[string]any{
 		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr, "api_token": redact(c.APIToken),
-		"create_topics": c.CreateTopics, "rules": c.RulesFile, "duration": c.Duration.String(),
+		"create_topics": c.CreateTopics, "rules": c.RulesFile, "site_time_zone": c.SiteTimeZone, "duration": c.Duration.String(),
 		"instance_id": c.InstanceID, "sasl_mechanism": c.SASLMechanism, "username": c.Username,
 		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile, "tls_cert": c.TLSCertFile, "tls_key": c.TLSKeyFile,
 		"schema_registry": redactURL(c.SchemaRegistryURL), "schema_registry_username": c.SchemaRegistryUsername,

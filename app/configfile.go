@@ -23,6 +23,7 @@ import (
 //	createTopics: false
 //	partitions: 12
 //	rules: /etc/carepipe/rules.yaml
+//	siteTimeZone: Europe/Berlin
 //	instanceId: carepipe-0
 //	commitInterval: 100ms
 //	reconcileDeadline: 5m
@@ -38,6 +39,7 @@ type FileConfig struct {
 	CreateTopics      *bool     `yaml:"createTopics"`
 	Partitions        *int32    `yaml:"partitions"`
 	Rules             *string   `yaml:"rules"`
+	SiteTimeZone      *string   `yaml:"siteTimeZone"`
 	InstanceID        *string   `yaml:"instanceId"`
 	CommitInterval    *Duration `yaml:"commitInterval"`
 	Duration          *Duration `yaml:"duration"`
@@ -119,6 +121,7 @@ func (f *FileConfig) Apply(c *Config) {
 	set(&c.CreateTopics, f.CreateTopics)
 	set(&c.Partitions, f.Partitions)
 	set(&c.RulesFile, f.Rules)
+	set(&c.SiteTimeZone, f.SiteTimeZone)
 	set(&c.InstanceID, f.InstanceID)
 	setDuration(&c.CommitInterval, f.CommitInterval)
 	setDuration(&c.Duration, f.Duration)

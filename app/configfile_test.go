@@ -26,6 +26,7 @@ http: 0.0.0.0:8080
 createTopics: true
 partitions: 24
 rules: /etc/rules.yaml
+siteTimeZone: Europe/Berlin
 instanceId: carepipe-0
 commitInterval: 250ms
 reconcileDeadline: 2m
@@ -44,7 +45,7 @@ demo: {rate: 50, seed: 9, patients: 20}
 	want := Config{
 		Brokers: []string{"k1:9092", "k2:9092"}, Pipelines: []string{"alerts", "datasync"},
 		HTTPAddr: "0.0.0.0:8080", CreateTopics: true, Partitions: 24, RulesFile: "/etc/rules.yaml",
-		InstanceID: "carepipe-0", CommitInterval: 250 * time.Millisecond, Duration: time.Minute,
+		SiteTimeZone: "Europe/Berlin", InstanceID: "carepipe-0", CommitInterval: 250 * time.Millisecond, Duration: time.Minute,
 		ReconcileDeadline: 2 * time.Minute, SummaryEvery: 10 * time.Second,
 		SASLMechanism: "SCRAM-SHA-512", Username: "u", Password: "p", TLS: true, TLSCAFile: "/ca.pem",
 		TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem", SchemaRegistryCAFile: "/sr.pem",
@@ -76,5 +77,31 @@ func TestConfigFileRefusesWhatItDoesNotKnow(t *testing.T) {
 	}
 	if _, err := LoadConfigFile(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Error("a missing file: no error")
+	}
+}
+
+// TestSiteTimeZoneIsChecked: the alerts site time zone is an IANA name,
+// checked before anything starts.
+func TestSiteTimeZoneIsChecked(t *testing.T) {
+	for _, tt := range []struct {
+		name, zone string
+		ok         bool
+	}{
+		{"none", "", true},
+		{"IANA name", "Europe/Berlin", true},
+		{"UTC", "UTC", true},
+		{"not a zone", "Mars/Olympus", false},
+		{"an offset is not a zone (it would be wrong half the year)", "+01:00", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Pipelines: []string{"alerts"}, SiteTimeZone: tt.zone}
+			err := c.Check()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Check: %v, want ok=%v", err, tt.ok)
+			}
+			if !tt.ok && !strings.Contains(err.Error(), "site time zone") {
+				t.Errorf("error %q does not name the option", err)
+			}
+		})
 	}
 }

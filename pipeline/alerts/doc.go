@@ -23,7 +23,15 @@
 // its concept's physiological limits (a negative heart rate, an SpO2
 // above 100 %, a body temperature of 5 °C): the limits, and the published
 // extremes they come from, are in the concept table. A cancelled or
-// entered-in-error observation is not checked, so that it retracts. A code system sent by
+// entered-in-error observation is not checked, so that it retracts.
+//
+// Event time is the observation's effective time (else issued, else the
+// envelope's or the record's timestamp when it has none). A time of day
+// sent without a time zone offset, which FHIR forbids but hospital
+// interfaces send, is read in the site's time zone ([WithSiteTimeZone];
+// carepipe run --site-time-zone, config siteTimeZone); without one it is
+// an error record, as is an effective time that does not parse: either
+// would otherwise move the reading in time unseen. A code system sent by
 // its HL7 OID is the system of that OID.
 //
 // An alert has versions on clinical.alerts, all with one alert id: raised

@@ -39,8 +39,10 @@ type Observation struct {
 	// Components are the component[] entries (a blood-pressure panel's
 	// systolic and diastolic values), in record order.
 	Components []Measurement
-	// EventTime is the first of effectiveDateTime, effectiveInstant,
-	// effectivePeriod.start and issued that parses, in UTC; zero if none.
+	// EventTime is the first present of effectiveDateTime,
+	// effectiveInstant, effectivePeriod.start and issued, in UTC; zero if
+	// none is present. A time without an offset is taken in the site's
+	// time zone (see [WithSiteTimeZone]).
 	EventTime time.Time
 
 	// skip is why the observation may carry nothing the rules read (see
@@ -190,7 +192,18 @@ const (
 // patient subject, no value of any kind, a value that is not finite or
 // exceeds [MaxMagnitude], a value next to a dataAbsentReason, an unreadable
 // envelope timestamp). Messages never quote the record.
+//
+// A time of day without a time zone offset is an ErrInvalid here: FHIR
+// requires one (http://hl7.org/fhir/R4/datatypes.html#dateTime), and only
+// the site knows which zone its clocks keep. A [Processor] given
+// [WithSiteTimeZone] reads such times in that zone.
 func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error) {
+	return decodeObservation(value, obs, nil)
+}
+
+// decodeObservation is DecodeObservation reading times without an offset
+// in site, nil for none.
+func decodeObservation(value []byte, obs *Observation, site *time.Location) (envelope.Metadata, error) {
 	var (
 		s            jsontext.Scanner
 		bare, inside wireObservation
@@ -230,7 +243,7 @@ func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error
 			return envelope.Metadata{}, classifyDecode("observation", err)
 		}
 	}
-	if err := w.observation(obs); err != nil {
+	if err := w.observation(obs, site); err != nil {
 		return envelope.Metadata{}, err
 	}
 	return meta, nil
@@ -443,7 +456,8 @@ func scanCodings(s *jsontext.Scanner, buf *[]Coding) []Coding {
 }
 
 // observation checks w and fills obs from it, keeping obs's buffers.
-func (w *wireObservation) observation(obs *Observation) error {
+// Times without an offset are in site (nil: an error).
+func (w *wireObservation) observation(obs *Observation, site *time.Location) error {
 	switch {
 	case w.ResourceType != "Observation":
 		return pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Observation")
@@ -491,13 +505,17 @@ func (w *wireObservation) observation(obs *Observation) error {
 			return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components, hasMember or dataAbsentReason")
 		}
 	}
+	at, err := eventTime(site, w)
+	if err != nil {
+		return err
+	}
 	*obs = Observation{
 		ID:          w.ID,
 		Status:      w.Status,
 		PatientID:   pid,
 		Measurement: own,
 		Components:  comps,
-		EventTime:   firstTime(w.EffectiveDateTime, w.EffectiveInstant, w.EffectivePeriod, w.Issued),
+		EventTime:   at,
 		skip:        skip,
 		codings:     obs.codings,
 	}
@@ -614,24 +632,52 @@ func isFHIRID(s string) bool {
 	return true
 }
 
-// firstTime parses the first of FHIR dateTime/instant strings that parses:
-// a full time with zone, or a date of day, month or year precision (taken
-// as UTC midnight of its start).
-func firstTime(ss ...string) time.Time {
-	for _, s := range ss {
-		if s == "" {
+// eventTime is the first present of w's effectiveDateTime,
+// effectiveInstant, effectivePeriod.start and issued, in UTC: the zero time
+// when none is present. A present time that is not readable is an error,
+// not a reason to look at the next: falling through to the record's Kafka
+// timestamp would move the reading in time without anyone knowing, and
+// suppression windows and NEWS2's latest readings run on event time.
+//
+// A full time with an offset is that instant. A date (day, month or year
+// precision: FHIR allows those without a zone) is the start of that day,
+// month or year in site, in UTC without a site. A time of day without an
+// offset (invalid FHIR, but what many hospital interfaces send, from HL7
+// v2 timestamps of local time) is taken in site; without a site it is an
+// error. A local time that a daylight-saving change skips or repeats is
+// resolved as [time.Date] does.
+func eventTime(site *time.Location, w *wireObservation) (time.Time, error) {
+	for _, f := range [...]struct {
+		name, v string
+	}{{"effectiveDateTime", w.EffectiveDateTime}, {"effectiveInstant", w.EffectiveInstant}, {"effectivePeriod.start", w.EffectivePeriod}, {"issued", w.Issued}} {
+		if f.v == "" {
 			continue
 		}
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t.UTC()
+		if t, err := time.Parse(time.RFC3339Nano, f.v); err == nil {
+			return t.UTC(), nil
+		}
+		loc := site
+		if loc == nil {
+			loc = time.UTC
 		}
 		for _, layout := range [...]string{"2006-01-02", "2006-01", "2006"} {
-			if t, err := time.Parse(layout, s); err == nil {
-				return t
+			if t, err := time.ParseInLocation(layout, f.v, loc); err == nil {
+				return t.UTC(), nil
 			}
 		}
+		for _, layout := range [...]string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04"} {
+			if _, err := time.Parse(layout, f.v); err != nil {
+				continue
+			}
+			if site == nil {
+				return time.Time{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation %s has a time without a time zone offset and no site time zone is configured", f.name)
+			}
+			t, _ := time.ParseInLocation(layout, f.v, site)
+			return t.UTC(), nil
+		}
+		return time.Time{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation %s is not a FHIR dateTime or instant", f.name)
 	}
-	return time.Time{}
+	return time.Time{}, nil
 }
 
 // PatientContext is what alerts are enriched with, from the fhir.Patient

@@ -114,7 +114,7 @@ func referenceDecode(value []byte, obs *Observation) (envelope.Metadata, error) 
 	for i := range w.Component {
 		wo.Components = append(wo.Components, flat(&w.Component[i]))
 	}
-	return meta, wo.observation(obs)
+	return meta, wo.observation(obs, nil)
 }
 
 // sameDecoding fails t when DecodeObservation and referenceDecode disagree

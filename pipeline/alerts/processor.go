@@ -19,6 +19,7 @@ type cfg struct {
 	rules          *RulePack
 	metrics        *metrics.Set
 	maxRecordBytes int
+	siteZone       *time.Location
 }
 
 // DefaultMaxRecordBytes is the default limit on an observation record's
@@ -39,6 +40,16 @@ func WithMetrics(s *metrics.Set) Option { return func(c *cfg) { c.metrics = s } 
 // Default [DefaultMaxRecordBytes] (256 KiB).
 func WithMaxRecordBytes(n int) Option { return func(c *cfg) { c.maxRecordBytes = n } }
 
+// WithSiteTimeZone sets the time zone of the site's clocks: an
+// observation time of day sent without a time zone offset
+// ("2024-04-05T19:41:00", which FHIR does not allow but hospital
+// interfaces send) is read in it, and so is a date ("2024-04-05" starts at
+// the site's midnight). Default nil: no site zone; such a time of day is
+// an invalid record (error topic, reason "... has a time without a time
+// zone offset ..."), never replaced by the record's Kafka timestamp, and a
+// date starts at midnight UTC.
+func WithSiteTimeZone(loc *time.Location) Option { return func(c *cfg) { c.siteZone = loc } }
+
 func (c *cfg) validate() error {
 	if c.maxRecordBytes <= 0 {
 		return errors.New("alerts: max record bytes must be positive")
@@ -52,6 +63,7 @@ func (c *cfg) validate() error {
 type Processor struct {
 	rules          *ruleSet
 	maxRecordBytes int
+	siteZone       *time.Location
 	set            *metrics.Set
 	m              counters
 }
@@ -90,7 +102,7 @@ func New(opts ...Option) (*Processor, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Processor{rules: rs, maxRecordBytes: c.maxRecordBytes, set: c.metrics}
+	p := &Processor{rules: rs, maxRecordBytes: c.maxRecordBytes, siteZone: c.siteZone, set: c.metrics}
 	for i, s := range severities {
 		p.m.alerts[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_alerts_total{severity="` + string(s) + `"}`)
 	}
@@ -328,8 +340,10 @@ func (in *Input) CorrelationID() string {
 }
 
 // eventTime is when the observation happened: its effective or issued time,
-// else the envelope timestamp, else the record's timestamp (which a
-// repartitioned copy keeps). Never the wall clock.
+// else, when it has none at all, the envelope timestamp, else the record's
+// timestamp (which a repartitioned copy keeps). Never the wall clock; a
+// time that is present but unreadable (or without an offset and no site
+// zone) never gets here, it is an error record.
 func (in *Input) eventTime() time.Time {
 	switch {
 	case !in.Observation.EventTime.IsZero():
@@ -359,7 +373,7 @@ func (p *Processor) decode(r *kgo.Record, in *Input) error {
 		return pipeline.Rejectf(pipeline.ErrOversized, "observation of %d bytes exceeds the limit of %d", len(r.Value), p.maxRecordBytes)
 	}
 	in.Record = r
-	meta, err := DecodeObservation(r.Value, &in.Observation)
+	meta, err := decodeObservation(r.Value, &in.Observation, p.siteZone)
 	if err != nil {
 		return err
 	}
