@@ -9,7 +9,7 @@
 // UCUM unit), valueInteger or a component; valueCodeableConcept (ACVPU
 // answers); dataAbsentReason (no value, no alert, no error); the status.
 // Valid FHIR that gives the rules nothing to read (a panel of hasMember
-// only, such as FHIR R4's observation-vitals-panel, or a valueString,
+// only, such as FHIR R4's vitals-panel example, or a valueString,
 // valueBoolean, valueRange, valueRatio, or a valueCodeableConcept that is
 // no ACVPU or oxygen answer) is skipped and counted per reason in
 // carepipe_alerts_skipped_total: the error topic holds only records that

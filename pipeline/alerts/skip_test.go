@@ -32,7 +32,7 @@ func TestValidFHIRNoRuleReadsIsSkipped(t *testing.T) {
 	}{
 		{
 			name:   "vital-signs panel with hasMember only",
-			source: "HL7 FHIR R4 example observation-vitals-panel (http://hl7.org/fhir/R4/observation-vitals-panel.json.html); vital-signs profile vs-2",
+			source: "HL7 FHIR R4 example vitals-panel (http://hl7.org/fhir/R4/observation-example-vitals-panel.json.html, narrative left out); vital-signs profile vs-2",
 			value:  bytes.ReplaceAll(readTestdata(t, "observation_vitals_panel.json"), []byte("Patient/example"), []byte("Patient/pat-1")),
 			reason: "has-member-only",
 		},

@@ -22,7 +22,7 @@ type skipReason uint8
 const (
 	skipNone skipReason = iota
 	// skipHasMember: a panel that carries only hasMember, such as the FHIR
-	// R4 vital-signs panel example (observation-vitals-panel); the
+	// R4 vital-signs panel example (observation-example-vitals-panel); the
 	// vital-signs profile's vs-2 admits it without a value.
 	skipHasMember
 	// Values of the other FHIR R4 Observation value[x] types.
