@@ -242,6 +242,9 @@ func TestWithdrawingEveryObservationLeavesNoActiveAlert(t *testing.T) {
 		type obs struct {
 			id          string
 			first, last []byte
+			// values is the kind's plausible range, for an amended
+			// value of the same kind.
+			values [2]float64
 		}
 		var sent []obs
 		var steps [][]byte
@@ -253,7 +256,7 @@ func TestWithdrawingEveryObservationLeavesNoActiveAlert(t *testing.T) {
 			if rapid.Bool().Draw(rt, "preliminary") {
 				b = withStatus(t, b, statusPreliminary, nil)
 			}
-			sent = append(sent, obs{id, b, b})
+			sent = append(sent, obs{id, b, b, r})
 			steps = append(steps, b)
 			// Later versions of any observation sent so far.
 			for range rapid.IntRange(0, 2).Draw(rt, "corrections") {
@@ -261,7 +264,7 @@ func TestWithdrawingEveryObservationLeavesNoActiveAlert(t *testing.T) {
 				var c []byte
 				switch rapid.IntRange(0, 2).Draw(rt, "correction") {
 				case 0:
-					c = withStatus(t, o.first, statusAmended, rapid.Float64Range(r[0], r[1]).Draw(rt, "amended"))
+					c = withStatus(t, o.first, statusAmended, rapid.Float64Range(o.values[0], o.values[1]).Draw(rt, "amended"))
 				case 1:
 					c = withStatus(t, o.first, statusCorrected, nil)
 				default:
