@@ -90,7 +90,7 @@ func (gr *globalReader) restore(ctx context.Context) (*kgo.Client, error) {
 // read on. Nothing reads the map until read returns.
 func (gr *globalReader) read(ctx context.Context) (*kgo.Client, map[string]any, error) {
 	topic := gr.g.Topic()
-	targets, err := catchUpTargets(ctx, gr.r.adm, topic, nil)
+	targets, err := catchUpTargets(ctx, gr.r.adm, topic)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -104,6 +104,30 @@ func (o *outputReader) countsOnce(keys []string, n int) {
 	}
 }
 
+// countWorld is a world for countSpec with n partitions: one key placed on
+// each, a producer, and a reader of "out".
+type countWorld struct {
+	*world
+	keys []string
+	prod *kgo.Client
+	out  *outputReader
+}
+
+func newCountWorld(t *testing.T, n int) *countWorld {
+	t.Helper()
+	w := newWorld(t)
+	w.createTopics(t, int32(n), "in", "out", "in.errors")
+	return &countWorld{world: w, keys: keysByPartition(n), prod: w.client(t), out: newOutputReader(t, w)}
+}
+
+// send produces one record for each of keys.
+func (cw *countWorld) send(t *testing.T, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		produce(t, cw.prod, &kgo.Record{Topic: "in", Key: []byte(k), Value: []byte("v")})
+	}
+}
+
 // Regression for hole 1 of issue 16. GroupTransactSession passes on only
 // the first revoke between two transaction ends. An idle instance (no
 // timers, so no transaction) that sees two rebalances in a row missed the
@@ -113,17 +137,9 @@ func (o *outputReader) countsOnce(keys []string, n int) {
 // (key:3 again where key:4 is right). The member ids order the range
 // balancer's assignment: "inst-1" < "inst-2" < "inst-3".
 func TestRunnerPartitionThatComesBackIsRestored(t *testing.T) {
-	w := newWorld(t)
-	w.createTopics(t, 4, "in", "out", "in.errors")
-	keys := keysByPartition(4)
-	prod := w.client(t)
-	round := func() {
-		t.Helper()
-		for _, k := range keys {
-			produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(k), Value: []byte("v")})
-		}
-	}
-	out := newOutputReader(t, w)
+	w := newCountWorld(t, 4)
+	keys, out := w.keys, w.out
+	round := func() { w.send(t, keys...) }
 	as := func(id string) pipeline.Option { return pipeline.WithKafka(kgo.ClientID(id)) }
 
 	a, _ := w.start(t, countSpec(), as("inst-2"))
@@ -204,23 +220,18 @@ func fetches(req *kmsg.FetchRequest, name string, id [16]byte, p int32) bool {
 // restore of partition 0's changelog until partition 1's new output is
 // committed.
 func TestRunnerRestoreRunsOutsideTransactions(t *testing.T) {
-	w := newWorld(t)
-	w.createTopics(t, 2, "in", "out", "in.errors")
-	keys := keysByPartition(2)
-	prod := w.client(t)
-	out := newOutputReader(t, w)
+	w := newCountWorld(t, 2)
+	keys, out := w.keys, w.out
 
 	_, stop := w.start(t, countSpec())
-	for _, k := range keys {
-		produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(k), Value: []byte("v")})
-	}
+	w.send(t, keys...)
 	out.await(2)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 
 	changelog := pipeline.ChangelogTopic("count-group", "counts")
-	id := topicID(t, w, changelog)
+	id := topicID(t, w.world, changelog)
 	held, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	w.cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -240,13 +251,13 @@ func TestRunnerRestoreRunsOutsideTransactions(t *testing.T) {
 	}()
 
 	r, _ := w.start(t, countSpec(), pipeline.WithTransactionTimeout(time.Second))
-	produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(keys[0]), Value: []byte("v")})
+	w.send(t, keys[0])
 	select {
 	case <-held:
 	case <-time.After(20 * time.Second):
 		t.Fatal("partition 0's state was never restored")
 	}
-	produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(keys[1]), Value: []byte("v")})
+	w.send(t, keys[1])
 	out.await(3)
 	if got, want := out.seen[2], keys[1]+":2"; got != want {
 		t.Fatalf("while partition 0 restored, output %q, want %q", got, want)
@@ -273,18 +284,11 @@ func TestRunnerRestoreRunsOutsideTransactions(t *testing.T) {
 // session initialised its producer, so nothing is read again from zero;
 // and the records of that transaction are counted once, not twice.
 func TestRunnerRebuiltSessionKeepsState(t *testing.T) {
-	w := newWorld(t)
-	w.createTopics(t, 2, "in", "out", "in.errors")
-	keys := keysByPartition(2)
-	prod := w.client(t)
-	out := newOutputReader(t, w)
+	w := newCountWorld(t, 2)
+	keys, out := w.keys, w.out
 
 	r, _ := w.start(t, countSpec())
-	round := func() {
-		for _, k := range keys {
-			produce(t, prod, &kgo.Record{Topic: "in", Key: []byte(k), Value: []byte("v")})
-		}
-	}
+	round := func() { w.send(t, keys...) }
 	round()
 	out.await(2)
 	if s := r.Stats(); s.FullRestores != 2 {

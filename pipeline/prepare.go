@@ -170,44 +170,32 @@ func (t *task) readChangelog(ctx context.Context, topic string, from, end int64,
 type partitionOffsets struct{ start, stable, end int64 }
 
 // listPartitionOffsets lists partition p of topic's offsets, retrying what
-// is retriable (a topic created a moment ago, a leader that moved), briefly.
+// is retriable (see retryListing).
 func listPartitionOffsets(ctx context.Context, adm *kadm.Client, topic string, p int32) (partitionOffsets, error) {
 	var o partitionOffsets
-	for attempt := 0; ; attempt++ {
-		err := func() error {
-			for _, l := range []struct {
-				list func(context.Context, ...string) (kadm.ListedOffsets, error)
-				into *int64
-			}{
-				{adm.ListStartOffsets, &o.start},
-				{adm.ListCommittedOffsets, &o.stable},
-				{adm.ListEndOffsets, &o.end},
-			} {
-				listed, err := l.list(ctx, topic)
-				if err == nil {
-					err = listed.Error()
-				}
-				if err != nil {
-					return err
-				}
-				lo, ok := listed.Lookup(topic, p)
-				if !ok {
-					return fmt.Errorf("partition %d of %s not listed: %w", p, topic, kerr.UnknownTopicOrPartition)
-				}
-				*l.into = lo.Offset
+	err := retryListing(ctx, func() error {
+		for _, l := range []struct {
+			list func(context.Context, ...string) (kadm.ListedOffsets, error)
+			into *int64
+		}{
+			{adm.ListStartOffsets, &o.start},
+			{adm.ListCommittedOffsets, &o.stable},
+			{adm.ListEndOffsets, &o.end},
+		} {
+			offsets, err := listed(l.list(ctx, topic))
+			if err != nil {
+				return err
 			}
-			return nil
-		}()
-		if err == nil {
-			return o, nil
+			lo, ok := offsets.Lookup(topic, p)
+			if !ok {
+				return fmt.Errorf("partition %d of %s not listed: %w", p, topic, kerr.UnknownTopicOrPartition)
+			}
+			*l.into = lo.Offset
 		}
-		if !kerr.IsRetriable(err) || attempt == 50 {
-			return o, fmt.Errorf("listing offsets of %s partition %d: %w", topic, p, err)
-		}
-		select {
-		case <-ctx.Done():
-			return o, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil {
+		return o, fmt.Errorf("listing offsets of %s partition %d: %w", topic, p, err)
 	}
+	return o, nil
 }

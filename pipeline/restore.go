@@ -12,61 +12,55 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// catchUpTargets returns, per partition of topic (all partitions when parts
-// is nil), the read_committed end offset (the last stable offset) that a
-// reader must reach to have seen everything committed so far. Partitions
-// with nothing to read are left out.
-func catchUpTargets(ctx context.Context, adm *kadm.Client, topic string, parts []int32) (map[int32]int64, error) {
+// catchUpTargets returns, per partition of topic, the read_committed end
+// offset (the last stable offset) that a reader must reach to have seen
+// everything committed so far. Partitions with nothing to read are left
+// out.
+func catchUpTargets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
 	var starts, ends kadm.ListedOffsets
-	// A topic created a moment ago may not be in the client's metadata
-	// yet (UNKNOWN_TOPIC_OR_PARTITION), and a partition whose leader moved
-	// answers from the old leader until the metadata refreshes: retry what
-	// is retriable, briefly.
-	for attempt := 0; ; attempt++ {
-		var err error
-		starts, err = adm.ListStartOffsets(ctx, topic)
-		if err == nil {
-			err = starts.Error()
+	err := retryListing(ctx, func() (err error) {
+		if starts, err = listed(adm.ListStartOffsets(ctx, topic)); err != nil {
+			return err
 		}
-		if err == nil {
-			ends, err = adm.ListCommittedOffsets(ctx, topic)
-			if err == nil {
-				err = ends.Error()
-			}
-		}
-		if err == nil {
-			break
-		}
-		if !kerr.IsRetriable(err) || attempt == 50 {
-			return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	want := func(p int32) bool {
-		if parts == nil {
-			return true
-		}
-		for _, q := range parts {
-			if q == p {
-				return true
-			}
-		}
-		return false
+		ends, err = listed(adm.ListCommittedOffsets(ctx, topic))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
 	}
 	targets := make(map[int32]int64)
 	ends.Each(func(o kadm.ListedOffset) {
-		if !want(o.Partition) {
-			return
-		}
 		if s, ok := starts.Lookup(topic, o.Partition); ok && o.Offset > s.Offset {
 			targets[o.Partition] = o.Offset
 		}
 	})
 	return targets, nil
+}
+
+// listed is a listing's error, or the first error of a partition in it.
+func listed(l kadm.ListedOffsets, err error) (kadm.ListedOffsets, error) {
+	if err == nil {
+		err = l.Error()
+	}
+	return l, err
+}
+
+// retryListing runs list until it succeeds, retrying what is retriable,
+// briefly: a topic created a moment ago may not be in the client's metadata
+// yet (UNKNOWN_TOPIC_OR_PARTITION), and a partition whose leader moved
+// answers from the old leader until the metadata refreshes.
+func retryListing(ctx context.Context, list func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := list()
+		if err == nil || !kerr.IsRetriable(err) || attempt == 50 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // catchUp reads topic with cl (which must consume it read_committed and keep

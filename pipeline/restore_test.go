@@ -39,15 +39,7 @@ func TestCatchUpReachesTargetWithoutSeeingItsLastRecord(t *testing.T) {
 		name: "aborted transaction interleaved with an open one",
 		build: func(t *testing.T, _ *kfake.Cluster, ctl *kgo.Client, open func()) {
 			produceSync(t, ctl, &kgo.Record{Key: []byte("k0"), Value: []byte("v")})
-			a := newTxnClient(t, ctl, "a")
-			if err := a.BeginTransaction(); err != nil {
-				t.Fatal(err)
-			}
-			produceSync(t, a, &kgo.Record{Key: []byte("aborted"), Value: []byte("v")})
-			open()
-			if err := a.EndTransaction(context.Background(), kgo.TryAbort); err != nil {
-				t.Fatal(err)
-			}
+			abortAround(t, ctl, open)
 		},
 		want: []string{"k0"},
 	}, {
@@ -73,15 +65,7 @@ func TestCatchUpReachesTargetWithoutSeeingItsLastRecord(t *testing.T) {
 			for _, k := range []string{"r0", "r1", "r2"} {
 				produceSync(t, ctl, &kgo.Record{Key: []byte(k), Value: []byte("v")})
 			}
-			a := newTxnClient(t, ctl, "a")
-			if err := a.BeginTransaction(); err != nil {
-				t.Fatal(err)
-			}
-			produceSync(t, a, &kgo.Record{Key: []byte("aborted"), Value: []byte("v")})
-			open()
-			if err := a.EndTransaction(context.Background(), kgo.TryAbort); err != nil {
-				t.Fatal(err)
-			}
+			abortAround(t, ctl, open)
 		},
 		hold: true,
 		want: []string{"r0", "r1", "r2"},
@@ -135,7 +119,7 @@ func TestCatchUpReachesTargetWithoutSeeingItsLastRecord(t *testing.T) {
 				})
 			}
 
-			targets, err := catchUpTargets(ctx, adm, "g", nil)
+			targets, err := catchUpTargets(ctx, adm, "g")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,6 +178,22 @@ func produceSync(t *testing.T, cl *kgo.Client, r *kgo.Record) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// abortAround writes a record in a transaction, runs open (which opens a
+// transaction of its own and leaves it open), and aborts the first: the
+// aborted record lies below the open transaction, its abort marker past it.
+func abortAround(t *testing.T, ctl *kgo.Client, open func()) {
+	t.Helper()
+	a := newTxnClient(t, ctl, "a")
+	if err := a.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceSync(t, a, &kgo.Record{Key: []byte("aborted"), Value: []byte("v")})
+	open()
+	if err := a.EndTransaction(context.Background(), kgo.TryAbort); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -160,10 +160,6 @@ func (r *Runner) Ready() bool {
 	return true
 }
 
-// Restoring is the number of assigned partitions whose state is being
-// prepared (restored, or checked against its changelog).
-func (r *Runner) Restoring() int { return int(r.restoring.Load()) }
-
 // Lookup reads key from partition-local state held by this instance: the
 // store partitions of the tasks it owns now, once prepared. It may see
 // writes of the open transaction. found is false when the key is absent or
@@ -734,14 +730,14 @@ func (r *Runner) endTxn(started time.Time, count int) error {
 	cancel()
 	if committed {
 		now := time.Now().UnixNano()
-		r.forEachStore(func(s *Store) { s.commit() })
-		r.mu.Lock()
-		for _, t := range r.tasks {
+		r.forEachTask(func(t *task) {
+			for _, s := range t.stores {
+				s.commit()
+			}
 			if t.ready.Load() {
 				t.confirmedAt.Store(now)
 			}
-		}
-		r.mu.Unlock()
+		})
 		r.m.commits.Inc()
 		r.m.txnSeconds.UpdateDuration(started)
 	} else {
@@ -836,21 +832,27 @@ func (r *Runner) fail(err error) {
 	}
 }
 
-// forEachStore calls fn for the stores of every task not preparing: a
-// preparing task's stores belong to its goroutine, which is restoring
-// them, and hold no writes of a transaction. A task leaves preparation
-// only to take batches, which only the poll loop, the caller, hands out.
-func (r *Runner) forEachStore(fn func(*Store)) {
+// forEachTask calls fn for every task not preparing: a preparing task's
+// stores belong to its goroutine, which is restoring them, and hold no
+// writes of a transaction. A task leaves preparation only to take batches,
+// which only the poll loop, the caller, hands out.
+func (r *Runner) forEachTask(fn func(*task)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range r.tasks {
-		if t.preparing.Load() {
-			continue
+		if !t.preparing.Load() {
+			fn(t)
 		}
+	}
+}
+
+// forEachStore calls fn for the stores of every task forEachTask visits.
+func (r *Runner) forEachStore(fn func(*Store)) {
+	r.forEachTask(func(t *task) {
 		for _, s := range t.stores {
 			fn(s)
 		}
-	}
+	})
 }
 
 // onAssigned records the assignment, halts every task and pauses every

@@ -64,14 +64,3 @@ var otherValues = map[string]skipReason{
 	"valueDateTime":    skipDateTime,
 	"valuePeriod":      skipPeriod,
 }
-
-// Skipped is the number of observations skipped for reason, a label value
-// of carepipe_alerts_skipped_total; 0 for an unknown reason.
-func (p *Processor) Skipped(reason string) uint64 {
-	for i, r := range skipReasons {
-		if r == reason && p.m.skipped[i] != nil {
-			return p.m.skipped[i].Get()
-		}
-	}
-	return 0
-}

@@ -19,22 +19,25 @@ import (
 	"github.com/carepipe/carepipe/sim"
 )
 
-// TestOnRuntime runs the orchestrator on the real runtime against kfake,
-// playing the outside world by hand: a prescription keyed by its own id is
-// re-keyed and initiated, later events keyed by the prior-auth id move it
-// on, a repeated event changes nothing, an event for an unknown prior
-// authorization goes to the error topic, the query API answers from local
-// state, and the decision deadline fires once from the injected clock.
-func TestOnRuntime(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kfake cluster")
-	}
+// runtimeCluster is a kfake cluster with the orchestrator's topics (4
+// partitions), a client, an admin client, and the orchestrator with its Spec.
+type runtimeCluster struct {
+	c    *sim.Cluster
+	cl   *kgo.Client
+	adm  *kadm.Client
+	p    *Processor
+	spec pipeline.Spec
+}
+
+// newRuntimeCluster starts a runtimeCluster; extra are the client's options.
+func newRuntimeCluster(t *testing.T, extra ...kgo.Opt) runtimeCluster {
+	t.Helper()
 	c, err := sim.NewCluster()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(c.ClientOpts()...)
+	cl, err := kgo.NewClient(append(c.ClientOpts(), extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,10 +48,25 @@ func TestOnRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := p.Spec()
-	spec.PunctuateEvery = 20 * time.Millisecond
 	if err := pipeline.CreateTopics(context.Background(), adm, &spec, 4, 1); err != nil {
 		t.Fatal(err)
 	}
+	return runtimeCluster{c: c, cl: cl, adm: adm, p: p, spec: spec}
+}
+
+// TestOnRuntime runs the orchestrator on the real runtime against kfake,
+// playing the outside world by hand: a prescription keyed by its own id is
+// re-keyed and initiated, later events keyed by the prior-auth id move it
+// on, a repeated event changes nothing, an event for an unknown prior
+// authorization goes to the error topic, the query API answers from local
+// state, and the decision deadline fires once from the injected clock.
+func TestOnRuntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a kfake cluster")
+	}
+	rc := newRuntimeCluster(t)
+	c, cl, adm, p, spec := rc.c, rc.cl, rc.adm, rc.p, rc.spec
+	spec.PunctuateEvery = 20 * time.Millisecond
 	clock := sim.NewVirtualClock(t0)
 	r, err := pipeline.New(spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(20*time.Millisecond), pipeline.WithClock(clock))
 	if err != nil {
@@ -221,25 +239,8 @@ func TestQueryWhileRestoring(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a kfake cluster")
 	}
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(append(c.ClientOpts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	adm := kadm.NewClient(cl)
-	p, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := p.Spec()
-	if err := pipeline.CreateTopics(context.Background(), adm, &spec, 4, 1); err != nil {
-		t.Fatal(err)
-	}
+	rc := newRuntimeCluster(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	c, cl, adm, spec := rc.c, rc.cl, rc.adm, rc.spec
 	changelog := pipeline.ChangelogTopic(Group, StorePriorAuths)
 	td, err := adm.ListTopics(context.Background(), changelog)
 	if err != nil || td[changelog].Err != nil {
