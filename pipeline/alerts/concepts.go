@@ -21,6 +21,7 @@ const (
 	ConceptHeartRate       = "heart-rate"
 	ConceptRespiratoryRate = "respiratory-rate"
 	ConceptSystolicBP      = "systolic-bp"
+	ConceptDiastolicBP     = "diastolic-bp"
 )
 
 // concept is one clinical quantity and every LOINC code that carries it.
@@ -85,16 +86,19 @@ var concepts = [...]concept{
 	{name: ConceptSpO2, vital: VitalSpO2, vitalUnit: "%", codes: []conceptCode{
 		{code: "59408-5", unit: "%"}, // Oxygen saturation in Arterial blood by Pulse oximetry
 		{code: "2708-6", unit: "%"},  // Oxygen saturation in Arterial blood
+		{code: "20564-1", unit: "%"}, // Oxygen saturation in Blood
+		{code: "2710-2", unit: "%"},  // Oxygen saturation in Capillary blood by Oximetry
 	},
 		// A saturation is the share of haemoglobin carrying oxygen: 0 to
 		// 100 % by definition (an SpO2 of 97 sent with unit "1" is 9700 %).
 		limits: plausibility{unit: "%", lo: 0, hi: 100}},
 	{name: ConceptBodyTemperature, vital: VitalTemperature, vitalUnit: "Cel", codes: []conceptCode{
-		{code: "8310-5", unit: "Cel"}, // Body temperature
-		{code: "8331-1", unit: "Cel"}, // Oral temperature
-		{code: "8332-9", unit: "Cel"}, // Rectal temperature
-		{code: "8333-7", unit: "Cel"}, // Tympanic membrane temperature
-		{code: "8328-7", unit: "Cel"}, // Axillary temperature
+		{code: "8310-5", unit: "Cel"},  // Body temperature
+		{code: "8331-1", unit: "Cel"},  // Oral temperature
+		{code: "8332-9", unit: "Cel"},  // Rectal temperature
+		{code: "8333-7", unit: "Cel"},  // Tympanic membrane temperature
+		{code: "8328-7", unit: "Cel"},  // Axillary temperature
+		{code: "75539-7", unit: "Cel"}, // Body temperature - Temporal artery
 	},
 		// 10 °C: below the lowest core temperature survived, 13.7 °C
 		// (accidental hypothermia, Gilbert et al., Lancet 2000;355:375),
@@ -107,6 +111,8 @@ var concepts = [...]concept{
 		limits: plausibility{unit: "Cel", lo: 10, hi: 47}},
 	{name: ConceptHeartRate, vital: VitalPulse, vitalUnit: "/min", codes: []conceptCode{
 		{code: "8867-4", unit: "/min", implied: true}, // Heart rate
+		{code: "8889-8", unit: "/min", implied: true}, // Heart rate by Pulse oximetry
+		{code: "8893-0", unit: "/min", implied: true}, // Heart rate Peripheral artery by palpation
 	},
 		// 0: asystole is a reading, the most urgent one. 600 /min: the
 		// highest heart rate published, ventricular response to
@@ -122,13 +128,33 @@ var concepts = [...]concept{
 		// device setting, not LOINC 9279-1.)
 		limits: plausibility{unit: "/min", lo: 0, hi: 150}},
 	{name: ConceptSystolicBP, vital: VitalSystolicBP, vitalUnit: "mm[Hg]", codes: []conceptCode{
-		{code: "8480-6", unit: "mm[Hg]"}, // Systolic blood pressure
+		{code: "8480-6", unit: "mm[Hg]"},  // Systolic blood pressure
+		{code: "8459-0", unit: "mm[Hg]"},  // Systolic blood pressure--sitting
+		{code: "8460-8", unit: "mm[Hg]"},  // Systolic blood pressure--standing
+		{code: "8461-6", unit: "mm[Hg]"},  // Systolic blood pressure--supine
+		{code: "76534-7", unit: "mm[Hg]"}, // Systolic blood pressure by Noninvasive
+		{code: "76215-3", unit: "mm[Hg]"}, // Invasive Systolic blood pressure
 	},
 		// 0: an arterial line reads about 0 in cardiac arrest. 500
 		// mm[Hg]: above the highest intra-arterial systolic pressure
 		// measured in a person, 480 mm[Hg] (heavy leg press, MacDougall et
 		// al., J Appl Physiol 1985;58:785).
 		limits: plausibility{unit: "mm[Hg]", lo: 0, hi: 500}},
+	// Diastolic pressure feeds no NEWS2 parameter (NEWS2 scores systolic
+	// only), but a hypertensive emergency is defined on either (ACC/AHA
+	// 2017 guideline: systolic > 180 and/or diastolic > 120 mm[Hg]).
+	{name: ConceptDiastolicBP, vital: NumVitals, codes: []conceptCode{
+		{code: "8462-4", unit: "mm[Hg]"},  // Diastolic blood pressure
+		{code: "8453-3", unit: "mm[Hg]"},  // Diastolic blood pressure--sitting
+		{code: "8454-1", unit: "mm[Hg]"},  // Diastolic blood pressure--standing
+		{code: "8455-8", unit: "mm[Hg]"},  // Diastolic blood pressure--supine
+		{code: "76535-4", unit: "mm[Hg]"}, // Diastolic blood pressure by Noninvasive
+		{code: "76213-8", unit: "mm[Hg]"}, // Invasive Diastolic blood pressure
+	},
+		// 0: an arterial line in cardiac arrest. 400 mm[Hg]: above the
+		// 350 mm[Hg] diastolic measured intra-arterially with the
+		// 480 mm[Hg] systolic of the leg-press study cited above.
+		limits: plausibility{unit: "mm[Hg]", lo: 0, hi: 400}},
 }
 
 // loincCode is what the concept table says of one LOINC code.

@@ -79,6 +79,17 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every code of the concept table has a case: a code added without one
+	// is a code nobody checked.
+	covered := make(map[string]bool)
+	for _, c := range cases {
+		covered[c.Code] = true
+	}
+	for code := range loincCodes {
+		if !covered[code] {
+			t.Errorf("concept code %s has no conformance case", code)
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
 			if c.Source == "" {

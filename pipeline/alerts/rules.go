@@ -166,6 +166,7 @@ func DefaultRules() RulePack {
 	p.Rules = append(p.Rules,
 		Rule{ID: "spo2-low", Concept: ConceptSpO2, System: LOINC, Unit: "%", Comparator: LT, Threshold: 90, Severity: SeverityCritical, Description: "Low oxygen saturation"},
 		Rule{ID: "heart-rate-low", Concept: ConceptHeartRate, System: LOINC, Unit: "/min", Comparator: LT, Threshold: 40, Severity: SeverityCritical, Description: "Bradycardia"},
+		Rule{ID: "diastolic-bp-high", Concept: ConceptDiastolicBP, System: LOINC, Unit: "mm[Hg]", Comparator: GT, Threshold: 120, Severity: SeverityHigh, Description: "Diastolic pressure of a hypertensive emergency"},
 		Rule{ID: "systolic-bp-low", Concept: ConceptSystolicBP, System: LOINC, Unit: "mm[Hg]", Comparator: LT, Threshold: 90, Severity: SeverityHigh, Description: "Hypotension"},
 		Rule{ID: "temperature-high", Concept: ConceptBodyTemperature, System: LOINC, Unit: "Cel", Comparator: GT, Threshold: 39.5, Severity: SeverityHigh, Description: "High temperature"},
 		Rule{ID: "respiratory-rate-high", Concept: ConceptRespiratoryRate, System: LOINC, Unit: "/min", Comparator: GT, Threshold: 30, Severity: SeverityHigh, Description: "High respiratory rate"},
@@ -495,7 +496,8 @@ func LoadRules(path string) (RulePack, error) {
 //	    # concept: glucose  # every LOINC code of a concept (then system
 //	    #                   # may be left out: LOINC): glucose, spo2,
 //	    #                   # body-temperature, heart-rate,
-//	    #                   # respiratory-rate, systolic-bp
+//	    #                   # respiratory-rate, systolic-bp,
+//	    #                   # diastolic-bp
 //	    system: http://loinc.org
 //	    component: "8480-6" # optional, with code: a component of the panel
 //	    unit: /min          # UCUM, case-sensitive
