@@ -143,8 +143,11 @@ func plausible(m *Measurement) error {
 	}
 	for i := range m.Codings {
 		c := &m.Codings[i]
+		if canonicalSystem(c.System) != LOINC {
+			continue
+		}
 		lc, ok := loincCodes[c.Code]
-		if !ok || canonicalSystem(c.System) != LOINC {
+		if !ok {
 			continue
 		}
 		l := &lc.concept.limits

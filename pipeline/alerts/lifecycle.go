@@ -133,6 +133,8 @@ type candidate struct {
 	// other rule.
 	level  responseLevel
 	window time.Duration
+	// block holds a news2 candidate's arrays (see [news2Block]).
+	block *news2Block
 }
 
 func (c *candidate) fingerprint() string {
@@ -543,13 +545,21 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 		return
 	}
 	c.alertID = obsID + "-" + news2RuleID
-	c.basis = make([]StoredVital, 0, NumVitals)
-	for _, v := range a.st.Vitals {
+	// The basis in parameter order: the state keeps one reading per
+	// parameter, so indexing them by parameter sorts them.
+	var at [NumVitals]int
+	for i, v := range a.st.Vitals {
 		if present[v.Vital] {
-			c.basis = append(c.basis, v)
+			at[v.Vital] = i + 1
 		}
 	}
-	slices.SortFunc(c.basis, func(x, y StoredVital) int { return int(x.Vital) - int(y.Vital) })
+	c.basis = c.block.basis[:0]
+	for _, i := range at {
+		if i > 0 {
+			c.basis = append(c.basis, a.st.Vitals[i-1])
+		}
+	}
+	c.basis = slices.Clip(c.basis)
 	a.offer(c)
 }
 
@@ -571,7 +581,11 @@ func (a *applier) scoreNEWS2(cfg *NEWS2Rule, alertID string, values [NumVitals]f
 	if sev == "" {
 		return nil
 	}
-	d := &NEWS2Detail{Score: n.Total, Trigger: trigger, SpO2Scale: cfg.SpO2Scale}
+	// One allocation for the candidate and everything it points to: an
+	// alerting score otherwise took up to eight as the slices grew.
+	blk := new(news2Block)
+	d := &blk.detail
+	*d = NEWS2Detail{Score: n.Total, Trigger: trigger, SpO2Scale: cfg.SpO2Scale, SubScores: blk.subScores[:0], Missing: blk.missing[:0]}
 	for v := range NumVitals {
 		if n.Present[v] {
 			d.SubScores = append(d.SubScores, NEWS2SubScore{Parameter: v.String(), Value: values[v], Score: n.Scores[v]})
@@ -579,11 +593,26 @@ func (a *applier) scoreNEWS2(cfg *NEWS2Rule, alertID string, values [NumVitals]f
 			d.Missing = append(d.Missing, v.String())
 		}
 	}
-	return &candidate{
+	if len(d.Missing) == 0 {
+		d.Missing = nil
+	}
+	blk.candidate = candidate{
 		alertID: alertID, ruleID: news2RuleID, rule: news2RuleID, severity: sev,
 		description: news2Description(trigger), value: float64(n.Total), unit: "{score}",
 		provisional: provisional, news2: d, level: level, window: cfg.Suppression,
+		block: blk,
 	}
+	return &blk.candidate
+}
+
+// news2Block is a news2 candidate with the arrays behind its detail and
+// basis.
+type news2Block struct {
+	candidate candidate
+	detail    NEWS2Detail
+	subScores [NumVitals]NEWS2SubScore
+	missing   [NumVitals]string
+	basis     [NumVitals]StoredVital
 }
 
 func news2Description(trigger string) string {
