@@ -100,6 +100,12 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 	}
 	var cand [16]codeRule
 	cands := s.candidates(obs, cand[:0])
+	if obs.skip == skipNoValue && (len(cands) > 0 || s.news2.Enabled && news2Reads(&obs.Measurement)) {
+		// A vital sign must carry a value or say why not (vital-signs
+		// profile vs-2); one a rule or NEWS2 reads and cannot would be a
+		// silent miss.
+		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components, hasMember or dataAbsentReason")
+	}
 	done := -1
 	for _, c := range cands {
 		if c.index == done {
@@ -339,6 +345,28 @@ func vitalsOfMeasurement(m *Measurement, dst *findings) error {
 		}
 	}
 	return nil
+}
+
+// news2Reads reports whether m is coded as a NEWS2 parameter.
+func news2Reads(m *Measurement) bool {
+	for i := range m.Codings {
+		c := &m.Codings[i]
+		switch canonicalSystem(c.System) {
+		case LOINC:
+			switch c.Code {
+			case loincResponsiveness, loincOxygenFlow, loincOxygenFraction:
+				return true
+			}
+			if lc, ok := loincCodes[c.Code]; ok && lc.concept.vital != NumVitals {
+				return true
+			}
+		case SNOMED:
+			if c.Code == snomedOnOxygen {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func acvpuValue(cs []Coding) (float64, bool) {

@@ -109,6 +109,9 @@ type wireMeasurement struct {
 	CodedText    string   // valueCodeableConcept.text
 	HasCoded     bool     // valueCodeableConcept present
 	Absent       bool     // dataAbsentReason present
+	// CodeText reports a code.text: a code with text and no coding is
+	// valid FHIR (CodeableConcept.coding is 0..*), which no rule reads.
+	CodeText bool
 	// Other is the value[x] of a type carepipe does not read
 	// (valueString, valueRange, ...) of the lowest skipReason, skipNone
 	// if none.
@@ -355,10 +358,14 @@ func (m *wireMeasurement) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 		s.Once(&m.seen, seenMCode)
 		var seen uint64
 		for more := s.Object(); more; more = s.NextMember() {
-			if string(s.Key()) == "coding" {
+			switch string(s.Key()) {
+			case "coding":
 				s.Once(&seen, seenFirst)
 				m.Codings = scanCodings(s, buf)
-			} else {
+			case "text":
+				s.Once(&seen, seenText)
+				m.CodeText = s.String() != ""
+			default:
 				s.Skip()
 			}
 		}
@@ -467,7 +474,7 @@ func (w *wireObservation) observation(obs *Observation, site *time.Location) err
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation id is not a FHIR id")
 	case w.Status == "":
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no status")
-	case !hasCode(w.Codings):
+	case !hasCode(w.Codings) && !w.CodeText:
 		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no code")
 	}
 	pid, ok := patientID(w.Subject)
@@ -487,24 +494,7 @@ func (w *wireObservation) observation(obs *Observation, site *time.Location) err
 			}
 		}
 	}
-	// A value of a type no rule reads, or a panel of members only, is
-	// valid FHIR (R4 Observation value[x]; vital-signs profile vs-2: a
-	// value or a dataAbsentReason unless there is a component or
-	// hasMember), and is skipped, not rejected. With none of these the
-	// record breaks obs-6/vs-2.
-	skip := skipNone
-	if !own.HasValue && !own.Absent && len(comps) == 0 {
-		switch {
-		case w.HasCoded:
-			skip = skipCodeableConcept
-		case w.Other != skipNone:
-			skip = w.Other
-		case w.HasMember:
-			skip = skipHasMember
-		default:
-			return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components, hasMember or dataAbsentReason")
-		}
-	}
+	skip := w.skipReason(&own, comps)
 	at, err := eventTime(site, w)
 	if err != nil {
 		return err
@@ -520,6 +510,54 @@ func (w *wireObservation) observation(obs *Observation, site *time.Location) err
 		codings:     obs.codings,
 	}
 	return nil
+}
+
+// skipReason is why an observation whose own measurement is own and whose
+// components are comps may carry nothing the rules read: skipNone when it
+// or a component has a number or a dataAbsentReason. Otherwise the value
+// types say why, the observation's own first, then the components' (a
+// panel of coded answers), then hasMember (a panel of references). Valid
+// FHIR all (R4 Observation value[x]; obs-6 asks no value of a result; the
+// vital-signs profile's vs-2 does, unless there is a component or
+// hasMember), skipped rather than rejected. skipNoValue, nothing at all,
+// is left to the rules to judge: see [ruleSet.evaluate].
+func (w *wireObservation) skipReason(own *Measurement, comps []Measurement) skipReason {
+	if own.HasValue || own.Absent {
+		return skipNone
+	}
+	for i := range comps {
+		if comps[i].HasValue || comps[i].Absent {
+			return skipNone
+		}
+	}
+	if r := w.valueType(); r != skipNone {
+		return r
+	}
+	r := skipNone
+	for i := range w.Components {
+		if c := w.Components[i].valueType(); c != skipNone && (r == skipNone || c < r) {
+			r = c
+		}
+	}
+	switch {
+	case r != skipNone:
+		return r
+	case w.HasMember:
+		return skipHasMember
+	}
+	return skipNoValue
+}
+
+// valueType is the skip reason of m's value[x] when it is of a type no
+// rule reads as a number, skipNone when it has none of those.
+func (m *wireMeasurement) valueType() skipReason {
+	switch {
+	case m.HasCoded:
+		return skipCodeableConcept
+	case m.Other != skipNone:
+		return m.Other
+	}
+	return skipNone
 }
 
 // measurement checks m's value and unit.

@@ -117,16 +117,49 @@ func TestValidFHIRNoRuleReadsIsSkipped(t *testing.T) {
 }
 
 // TestNoValueAtAllIsStillAnError: without value[x], component, hasMember
-// or dataAbsentReason an Observation breaks FHIR R4's obs-6 and the
-// vital-signs profile's vs-2, and stays an error record.
+// or dataAbsentReason an Observation breaks the vital-signs profile's vs-2
+// (http://hl7.org/fhir/R4/observation-vitalsigns.html): for a code a rule
+// or NEWS2 reads it stays an error record, through the processor as the
+// runtime calls it. FHIR R4's obs-6 asks no value of other results: one
+// of a code nothing reads is skipped as no-value (as the R4 example
+// observation-example-genetics-brcapat is, in the examples corpus).
 func TestNoValueAtAllIsStillAnError(t *testing.T) {
-	var obs Observation
-	_, err := DecodeObservation(observation(t, func(o map[string]any) {
-		delete(o, "valueQuantity")
-		o["hasMember"] = []any{}
-		o["valueString"] = nil
-	}), &obs)
-	if got := errorType(err); got != pipeline.ErrInvalid {
-		t.Fatalf("error type %q (%v), want %q", got, err, pipeline.ErrInvalid)
+	noValue := func(code string) []byte {
+		return observation(t, func(o map[string]any) {
+			delete(o, "valueQuantity")
+			o["hasMember"] = []any{}
+			o["valueString"] = nil
+			o["code"] = map[string]any{"coding": []any{map[string]any{"system": LOINC, "code": code}}}
+		})
 	}
+	for _, code := range []string{"8867-4", "8889-8", "67775-7", "2339-0"} {
+		t.Run(code, func(t *testing.T) {
+			p := newProcessor(t)
+			h, err := pipeline.NewHarness(p.Spec())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = h.Process(obsRecord(noValue(code)))
+			if got := errorType(err); got != pipeline.ErrInvalid || !strings.Contains(err.Error(), "no value, components, hasMember or dataAbsentReason") {
+				t.Fatalf("LOINC %s without a value: error %v (type %q), want an invalid record", code, err, got)
+			}
+		})
+	}
+	t.Run("a code nothing reads", func(t *testing.T) {
+		set := metrics.NewSet()
+		p := newProcessor(t, WithMetrics(set))
+		h, err := pipeline.NewHarness(p.Spec())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// LOINC 59041-4, the BRCA test of the R4 genetics-brcapat example.
+		if _, err := h.Process(obsRecord(noValue("59041-4"))); err != nil {
+			t.Fatalf("error %v, want the observation skipped", err)
+		}
+		var b bytes.Buffer
+		set.WritePrometheus(&b)
+		if want := `carepipe_alerts_skipped_total{reason="no-value"} 1`; !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	})
 }

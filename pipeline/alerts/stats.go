@@ -35,6 +35,11 @@ const (
 	skipTime
 	skipDateTime
 	skipPeriod
+	// skipNoValue: no value, dataAbsentReason, component or hasMember.
+	// FHIR R4 admits it (obs-6 requires no value: a genetics test
+	// described by its extensions); the vital-signs profile does not
+	// (vs-2), so for a code a rule or NEWS2 reads it is an error instead.
+	skipNoValue
 	numSkipReasons
 )
 
@@ -50,6 +55,7 @@ var skipReasons = [numSkipReasons]string{
 	skipTime:            "value-time",
 	skipDateTime:        "value-date-time",
 	skipPeriod:          "value-period",
+	skipNoValue:         "no-value",
 }
 
 // otherValues maps the value[x] members carepipe does not read to their
