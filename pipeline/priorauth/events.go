@@ -19,8 +19,8 @@ type Event struct {
 	// derived from its prescription id.
 	PriorAuthID string
 	// At is when the event happened: its own date field where it has one
-	// (submissionDate, determinationDate), else the envelope's timestamp,
-	// else the record's.
+	// (submissionDate, determinationDate; a date alone read as the package
+	// doc says), else the envelope's timestamp, else the record's.
 	At time.Time
 	// CorrelationID is the record's correlation id (header, metadata, or
 	// derived from its coordinates).
@@ -66,12 +66,20 @@ func (r *rawJSON) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Decode decodes r as the event its topic carries. Errors are
+// Decode decodes r as the event its topic carries, reading dates in UTC
+// where they need a time zone: [DecodeIn] with [time.UTC].
+func Decode(r *kgo.Record, topic string) (Event, error) {
+	return DecodeIn(r, topic, time.UTC)
+}
+
+// DecodeIn decodes r as the event its topic carries. Dates are read as
+// the package doc says, in zone (the payer's time zone) where the value
+// has none: a date alone, a time without an offset. Errors are
 // [pipeline.RecordError]s: [pipeline.ErrDecode] for a value that is not
 // JSON of the event's shape, [pipeline.ErrInvalid] for one that lacks what
 // the event needs (ids, a known determination status, readable dates).
 // Messages never quote the record.
-func Decode(r *kgo.Record, topic string) (Event, error) {
+func DecodeIn(r *kgo.Record, topic string, zone *time.Location) (Event, error) {
 	ev := Event{Topic: topic}
 	var meta envelope.Metadata
 	var err error
@@ -99,7 +107,11 @@ func Decode(r *kgo.Record, topic string) (Event, error) {
 			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "event has no priorAuthId")
 		}
 		ev.PriorAuthID = w.PriorAuthID
-		if err := ev.fill(&w); err != nil {
+		recordTime := meta.Timestamp
+		if recordTime.IsZero() {
+			recordTime = r.Timestamp
+		}
+		if err := ev.fill(&w, recordTime, zone); err != nil {
 			return Event{}, err
 		}
 	}
@@ -111,11 +123,15 @@ func Decode(r *kgo.Record, topic string) (Event, error) {
 		ev.At = r.Timestamp
 	}
 	ev.At = ev.At.UTC()
+	if d := ev.Determination; d != nil {
+		d.At = formatTime(ev.At)
+	}
 	return ev, nil
 }
 
-// fill reads what the event's topic needs from w.
-func (ev *Event) fill(w *wireEvent) error {
+// fill reads what the event's topic needs from w; recordTime is the
+// record's own time, for a date alone.
+func (ev *Event) fill(w *wireEvent, recordTime time.Time, zone *time.Location) error {
 	switch ev.Topic {
 	case TopicDocumentationAssembled:
 		ev.Documents = w.Documents
@@ -123,7 +139,7 @@ func (ev *Event) fill(w *wireEvent) error {
 		if w.SubmissionID == "" || w.SubmissionMethod == "" {
 			return pipeline.Rejectf(pipeline.ErrInvalid, "submission lacks submissionId or submissionMethod")
 		}
-		at, err := optionalTime(w.SubmissionDate, "submissionDate")
+		at, err := eventDate(w.SubmissionDate, "submissionDate", recordTime, zone)
 		if err != nil {
 			return err
 		}
@@ -134,31 +150,36 @@ func (ev *Event) fill(w *wireEvent) error {
 		if !s.determination() {
 			return pipeline.Rejectf(pipeline.ErrInvalid, "determination status is not one of APPROVED, DENIED, PENDED, PARTIALLY_APPROVED, CANCELLED")
 		}
-		at, err := optionalTime(w.DeterminationDate, "determinationDate")
+		at, err := eventDate(w.DeterminationDate, "determinationDate", recordTime, zone)
 		if err != nil {
-			return err
-		}
-		if _, err := optionalTime(w.ExpirationDate, "expirationDate"); err != nil {
 			return err
 		}
 		ev.At = at
 		ev.Determination = &Determination{Status: s, Date: w.DeterminationDate, Reason: w.DeterminationReason, ExpirationDate: w.ExpirationDate}
+		if w.ExpirationDate != "" {
+			exp, err := parsePeriod(w.ExpirationDate, zone)
+			if err != nil {
+				return pipeline.Rejectf(pipeline.ErrInvalid, "expirationDate %v", err)
+			}
+			ev.Determination.ExpiresAt = formatTime(exp.end)
+		}
 	case TopicCommunicationCompleted:
 		ev.Channels = w.CompletedChannels
 	}
 	return nil
 }
 
-// optionalTime parses an RFC 3339 date when present.
-func optionalTime(s, field string) (time.Time, error) {
+// eventDate is when an event dated s happened (see [period.eventTime]);
+// the zero time when s is empty.
+func eventDate(s, field string, recordTime time.Time, zone *time.Location) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	p, err := parsePeriod(s, zone)
 	if err != nil {
-		return time.Time{}, pipeline.Rejectf(pipeline.ErrInvalid, "%s is not an RFC 3339 time", field)
+		return time.Time{}, pipeline.Rejectf(pipeline.ErrInvalid, "%s %v", field, err)
 	}
-	return t, nil
+	return p.eventTime(recordTime), nil
 }
 
 func classify(err error) error {

@@ -29,6 +29,14 @@ func WithConfig(c Config) Option { return func(p *Processor) { p.cfg = c } }
 // Default: a new set.
 func WithMetrics(s *metrics.Set) Option { return func(p *Processor) { p.set = s } }
 
+// lateKinds are the kind labels of carepipe_priorauth_stale_events_total,
+// by the input topic of the late event: a determination the case had
+// moved past, a communication report after the approval expired.
+var lateKinds = map[string]string{
+	TopicDeterminationReceived:  "determination",
+	TopicCommunicationCompleted: "communication",
+}
+
 // Processor is the orchestrator's processing. Its state lives in the
 // runtime's store, so one Processor serves every partition.
 type Processor struct {
@@ -36,6 +44,7 @@ type Processor struct {
 	set         *metrics.Set
 	transitions map[Status]*metrics.Counter
 	duplicates  *metrics.Counter
+	late        map[string]*metrics.Counter
 	rekeyed     *metrics.Counter
 	breaches    *metrics.Counter
 	checks      *metrics.Counter
@@ -60,6 +69,11 @@ func New(opts ...Option) (*Processor, error) {
 		p.transitions[s] = p.set.GetOrCreateCounter(`carepipe_priorauth_transitions_total{status="` + string(s) + `"}`)
 	}
 	p.duplicates = p.set.GetOrCreateCounter("carepipe_priorauth_duplicates_total")
+	// Late events by input topic: a bounded label, no patient data.
+	p.late = make(map[string]*metrics.Counter, len(lateKinds))
+	for topic, kind := range lateKinds {
+		p.late[topic] = p.set.GetOrCreateCounter(`carepipe_priorauth_stale_events_total{kind="` + kind + `"}`)
+	}
 	p.rekeyed = p.set.GetOrCreateCounter("carepipe_priorauth_repartitioned_total")
 	p.breaches = p.set.GetOrCreateCounter("carepipe_priorauth_sla_breaches_total")
 	p.checks = p.set.GetOrCreateCounter("carepipe_priorauth_status_checks_total")
@@ -101,7 +115,7 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	if topic == pipeline.RepartitionTopic(Group, RepartitionByPriorAuth) {
 		topic = envelope.HeaderValue(r, headerEvent)
 	}
-	ev, err := Decode(r, topic)
+	ev, err := DecodeIn(r, topic, p.cfg.zone())
 	if err != nil {
 		return err
 	}
@@ -133,6 +147,10 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	if err := p.save(c, &st); err != nil {
 		return err
+	}
+	if st.Late {
+		p.late[ev.Topic].Inc()
+		return nil
 	}
 	if rec == nil || st.Record.Status != rec.Status {
 		p.transitions[st.Record.Status].Inc()

@@ -57,6 +57,10 @@ type StatusEntry struct {
 	Timestamp string `json:"timestamp"`
 	Actor     string `json:"actor"`
 	Reason    string `json:"reason"`
+	// Late marks an event the case had moved past, recorded for the
+	// reader: Status is the status it found, unchanged, and Timestamp the
+	// event's own date. Workflow summaries leave it out.
+	Late bool `json:"late,omitempty"`
 }
 
 // Submission is what the submission gateway reported.
@@ -73,6 +77,34 @@ type Determination struct {
 	Date           string `json:"determinationDate"`
 	Reason         string `json:"determinationReason,omitempty"`
 	ExpirationDate string `json:"expirationDate,omitempty"`
+	// At is when it was made, as read from Date (see the package doc),
+	// RFC 3339 in UTC.
+	At string `json:"at,omitempty"`
+	// ExpiresAt is the instant an approval stops being valid, as read
+	// from ExpirationDate, RFC 3339 in UTC: for a date alone, the first
+	// instant of the next day in the payer's time zone.
+	ExpiresAt string `json:"expiresAt,omitempty"`
+}
+
+// madeAt is when d was made: At, or for a determination stored before At
+// was kept, its date when that is a date and time.
+func (d *Determination) madeAt() time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, d.At); err == nil {
+		return t
+	}
+	t, _ := time.Parse(time.RFC3339Nano, d.Date)
+	return t
+}
+
+// expiresAt is when d's approval expires: ExpiresAt, or for a
+// determination stored before ExpiresAt was kept, its expirationDate read
+// in UTC.
+func (d *Determination) expiresAt() time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, d.ExpiresAt); err == nil {
+		return t
+	}
+	p, _ := parsePeriod(d.ExpirationDate, time.UTC)
+	return p.end
 }
 
 // Record is the state of one prior authorization: the seed's record plus
@@ -168,6 +200,18 @@ func (r *Record) dropTimers(kinds ...TimerKind) {
 		}
 	}
 	r.Timers = out
+}
+
+// decidedAt is when the record's final determination was recorded: the
+// date of its first final status in the history.
+func (r *Record) decidedAt() time.Time {
+	for _, h := range r.StatusHistory {
+		if h.Status.Final() && !h.Late {
+			t, _ := time.Parse(time.RFC3339Nano, h.Timestamp)
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // reached reports whether the record's history holds s.

@@ -15,9 +15,17 @@ type Config struct {
 	// PORTAL, ...); others get DefaultMethod.
 	Payers        map[string]string
 	DefaultMethod string
-	// UrgentCategories are the medication categories submitted as urgent,
-	// matched case-insensitively against the whole category.
+	// UrgentCategories are the medication categories submitted as urgent.
+	// A prescription's category matches an entry when both normalize to
+	// the same key (see [CategoryKey]): case, surrounding and inner
+	// spaces, hyphens and underscores, and English plurals do not count,
+	// so "Blood-Thinners" matches "blood thinner". A synonym is one more
+	// entry: the built-in list names each category's usual synonyms.
 	UrgentCategories []string
+	// PayerTimeZone is the payers' time zone: a date alone (2025-09-01)
+	// and a time without an offset are read in it (see the package doc).
+	// Nil: UTC.
+	PayerTimeZone *time.Location
 	// ExpeditedDeadline and StandardDeadline are the payer's decision
 	// deadlines from submission, for urgent and other requests.
 	ExpeditedDeadline time.Duration
@@ -43,7 +51,7 @@ func DefaultConfig() Config {
 			"PAYER001": "ELECTRONIC", "PAYER002": "ELECTRONIC", "PAYER003": "FAX", "PAYER004": "PORTAL",
 		},
 		DefaultMethod:    "FAX",
-		UrgentCategories: []string{"antibiotic", "anticoagulant", "insulin"},
+		UrgentCategories: DefaultUrgentCategories(),
 		// Medicare Part D coverage-determination clocks for drugs:
 		// 24 hours expedited, 72 hours standard.
 		ExpeditedDeadline: 24 * time.Hour,
@@ -53,8 +61,32 @@ func DefaultConfig() Config {
 	}
 }
 
-// validate checks c's durations and default method.
+// DefaultUrgentCategories are the built-in urgent categories with their
+// synonyms: antibiotics (antibacterials, anti-infectives), anticoagulants
+// (blood thinners, antithrombotics), insulins.
+func DefaultUrgentCategories() []string {
+	return []string{
+		"antibiotic", "antibacterial", "anti-infective",
+		"anticoagulant", "blood thinner", "antithrombotic",
+		"insulin",
+	}
+}
+
+// zone is the payers' time zone.
+func (c *Config) zone() *time.Location {
+	if c.PayerTimeZone == nil {
+		return time.UTC
+	}
+	return c.PayerTimeZone
+}
+
+// validate checks c's durations, default method and urgent categories.
 func (c *Config) validate() error {
+	for _, u := range c.UrgentCategories {
+		if CategoryKey(u) == "" {
+			return fmt.Errorf("priorauth: an urgent category is empty")
+		}
+	}
 	switch {
 	case c.DefaultMethod == "":
 		return fmt.Errorf("priorauth: the default submission method is empty")
@@ -94,13 +126,22 @@ type Step struct {
 	// Purge reports a settled prior authorization whose retention has
 	// passed: delete it (Record is nil).
 	Purge bool
+	// Late reports an event the case had moved past (a determination
+	// dated before the final one, a communication report after the
+	// approval expired): it changes no status and emits nothing, and
+	// Record, when set, only adds a late entry to the history.
+	Late bool
 }
 
 // Transition applies ev to rec (nil: no prior authorization yet) and
 // returns the new state and what to emit. It is pure: the same record and
-// event give the same step. Errors are [pipeline.RecordError]s of type
-// [pipeline.ErrInvalid]: an event for an unknown prior authorization, or
-// one the state machine does not allow from the record's status.
+// event give the same step. An event the case has moved past is not an
+// error: a repeat is a Duplicate, a late one is Late. Errors are
+// [pipeline.RecordError]s of type [pipeline.ErrInvalid]: an event for an
+// unknown prior authorization, one that comes too early (a communication
+// report before a final determination), or a final determination dated
+// after a different final one (the state machine does not reverse a
+// decision: a person must look at it).
 func (c *Config) Transition(rec *Record, ev *Event) (Step, error) {
 	st, err := c.transition(rec, ev)
 	if err == nil {
@@ -173,7 +214,7 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 			if next.Status == d.Status || next.Status.Final() {
 				continue
 			}
-			at, _ := time.Parse(time.RFC3339Nano, d.Date)
+			at := d.madeAt()
 			if at.IsZero() || at.Before(ev.At) {
 				at = ev.At
 			}
@@ -197,19 +238,33 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 			if rec.reached(d.Status) {
 				return Step{Duplicate: true}, nil
 			}
-			return Step{}, illegal(ev, rec.Status)
+			// Decided already. A PENDED cannot follow a final
+			// determination, and a different final one dated no later
+			// was overtaken by it: both are late. A final one dated
+			// after it reverses the decision.
+			decided := rec.decidedAt()
+			if d.Status.Final() && ev.At.After(decided) {
+				return Step{}, pipeline.Rejectf(pipeline.ErrInvalid,
+					"a %s determination dated after the %s one: a final determination is not reversed", d.Status, rec.Determination.Status)
+			}
+			return s.late(fmt.Sprintf("Late %s determination ignored: the payer decided %s at %s",
+				d.Status, rec.Determination.Status, formatTime(decided)))
 		}
 		s.determine(d)
 	case TopicCommunicationCompleted:
 		switch {
 		case rec.reached(StatusDeterminationCommunicated):
 			return Step{Duplicate: true}, nil
-		case !rec.Status.Final():
-			return Step{}, illegal(ev, rec.Status)
 		}
 		reason := "Communication completed"
 		if len(ev.Channels) > 0 {
 			reason += " via " + strings.Join(ev.Channels, ", ")
+		}
+		switch {
+		case rec.Status == StatusExpired:
+			return s.late(reason + ", reported after the approval expired")
+		case !rec.Status.Final():
+			return Step{}, illegal(ev, rec.Status)
 		}
 		s.move(StatusDeterminationCommunicated, reason)
 		s.emit(TopicWorkflowCompleted, workflowCompleted{PriorAuthID: next.ID, WorkflowSummary: summarise(&next)})
@@ -262,7 +317,11 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 			}
 			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(nextDue), Count: t.Count + 1})
 		case TimerExpiry:
-			s.move(StatusExpired, "Authorization expired on "+t.Due)
+			reason := "Authorization expired at " + t.Due
+			if d := next.Determination; d != nil && d.ExpirationDate != "" {
+				reason += " (expirationDate " + d.ExpirationDate + ")"
+			}
+			s.move(StatusExpired, reason)
 		case TimerPurge:
 			// Set while a retention applied; one turned off since
 			// keeps the record, without the timer.
@@ -313,8 +372,12 @@ func (c *Config) initiate(ev *Event) (Step, error) {
 }
 
 func (c *Config) urgent(category string) bool {
+	key := CategoryKey(category)
+	if key == "" {
+		return false
+	}
 	for _, u := range c.UrgentCategories {
-		if strings.EqualFold(strings.TrimSpace(category), u) {
+		if CategoryKey(u) == key {
 			return true
 		}
 	}
@@ -348,12 +411,27 @@ func (s *step) determine(d *Determination) {
 	// Decided: no deadline to watch, nothing to check.
 	next.dropTimers(TimerSLA, TimerStatusCheck)
 	if (d.Status == StatusApproved || d.Status == StatusPartiallyApproved) && d.ExpirationDate != "" {
-		exp, _ := time.Parse(time.RFC3339Nano, d.ExpirationDate)
-		next.Timers = append(next.Timers, Timer{Kind: TimerExpiry, Due: formatTime(exp)})
+		next.Timers = append(next.Timers, Timer{Kind: TimerExpiry, Due: formatTime(d.expiresAt())})
 	}
 	s.emit(TopicCommunicationRequested, communicationRequested{
 		PriorAuthID: next.ID, DeterminationStatus: d.Status, Recipients: recipients, Channels: channels,
 	})
+}
+
+// late records a late event in the history, once: the status stays, and
+// nothing is emitted (priorauth.status carries status changes alone). The
+// entry is dated at the event's date.
+func (s *step) late(reason string) (Step, error) {
+	e := StatusEntry{Status: s.rec.Status, Timestamp: formatTime(s.ev.At), Actor: actor, Reason: reason, Late: true}
+	for _, h := range s.rec.StatusHistory {
+		if h == e {
+			return Step{Duplicate: true}, nil
+		}
+	}
+	s.rec.StatusHistory = append(s.rec.StatusHistory, e)
+	st, err := s.done()
+	st.Late = true
+	return st, err
 }
 
 func (s *step) move(to Status, reason string) {
@@ -458,12 +536,14 @@ type WorkflowStep struct {
 func summarise(rec *Record) WorkflowSummary {
 	ws := WorkflowSummary{PriorAuthID: rec.ID, Steps: make([]WorkflowStep, 0, len(rec.StatusHistory))}
 	for _, e := range rec.StatusHistory {
-		ws.Steps = append(ws.Steps, WorkflowStep{Name: e.Status, Timestamp: e.Timestamp})
+		if !e.Late {
+			ws.Steps = append(ws.Steps, WorkflowStep{Name: e.Status, Timestamp: e.Timestamp})
+		}
 	}
 	var d time.Duration
-	if n := len(rec.StatusHistory); n > 1 {
-		first, err1 := time.Parse(time.RFC3339Nano, rec.StatusHistory[0].Timestamp)
-		last, err2 := time.Parse(time.RFC3339Nano, rec.StatusHistory[n-1].Timestamp)
+	if n := len(ws.Steps); n > 1 {
+		first, err1 := time.Parse(time.RFC3339Nano, ws.Steps[0].Timestamp)
+		last, err2 := time.Parse(time.RFC3339Nano, ws.Steps[n-1].Timestamp)
 		if err1 == nil && err2 == nil && last.After(first) {
 			d = last.Sub(first)
 		}

@@ -77,8 +77,10 @@ func TestTransitions(t *testing.T) {
 		{"DENIED", []string{"prescription", "documentation", "submission", "DENIED"}},
 		{"DETERMINATION_COMMUNICATED", []string{"prescription", "documentation", "submission", "APPROVED", "communication"}},
 	}
-	const dup, bad, park = "duplicate", "error", "parked"
-	// want[state][event]: the status reached, dup or bad.
+	const dup, bad, park, late = "duplicate", "error", "parked", "late"
+	// want[state][event]: the status reached, dup, park, late or bad.
+	// The determinations are all dated alike: one the case has moved
+	// past is late, never an error (issue 18).
 	want := map[string]map[string]string{
 		"none": {"prescription": "INITIATED", "documentation": bad, "submission": bad, "APPROVED": bad, "DENIED": bad,
 			"PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": bad},
@@ -90,14 +92,14 @@ func TestTransitions(t *testing.T) {
 			"PENDED": "PENDED", "PARTIALLY_APPROVED": "PARTIALLY_APPROVED", "CANCELLED": "CANCELLED", "communication": bad},
 		"PENDED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": "APPROVED", "DENIED": "DENIED",
 			"PENDED": dup, "PARTIALLY_APPROVED": "PARTIALLY_APPROVED", "CANCELLED": "CANCELLED", "communication": bad},
-		"APPROVED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": dup, "DENIED": bad,
-			"PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": "DETERMINATION_COMMUNICATED"},
-		"APPROVED after PENDED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": dup, "DENIED": bad,
-			"PENDED": dup, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": "DETERMINATION_COMMUNICATED"},
-		"DENIED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": bad, "DENIED": dup,
-			"PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": "DETERMINATION_COMMUNICATED"},
+		"APPROVED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": dup, "DENIED": late,
+			"PENDED": late, "PARTIALLY_APPROVED": late, "CANCELLED": late, "communication": "DETERMINATION_COMMUNICATED"},
+		"APPROVED after PENDED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": dup, "DENIED": late,
+			"PENDED": dup, "PARTIALLY_APPROVED": late, "CANCELLED": late, "communication": "DETERMINATION_COMMUNICATED"},
+		"DENIED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": late, "DENIED": dup,
+			"PENDED": late, "PARTIALLY_APPROVED": late, "CANCELLED": late, "communication": "DETERMINATION_COMMUNICATED"},
 		"DETERMINATION_COMMUNICATED": {"prescription": dup, "documentation": dup, "submission": dup, "APPROVED": dup,
-			"DENIED": bad, "PENDED": bad, "PARTIALLY_APPROVED": bad, "CANCELLED": bad, "communication": dup},
+			"DENIED": late, "PENDED": late, "PARTIALLY_APPROVED": late, "CANCELLED": late, "communication": dup},
 	}
 	evs := events()
 	for _, s := range states {
@@ -119,6 +121,8 @@ func TestTransitions(t *testing.T) {
 						len(st.Record.Parked) != 1 || len(rec.Parked) != 0 {
 						t.Fatalf("got %+v, %v; want the determination parked, status unchanged, nothing emitted", st, err)
 					}
+				case late:
+					checkLate(t, rec, st, err)
 				case bad:
 					var re *pipeline.RecordError
 					if !errors.As(err, &re) || re.Type != pipeline.ErrInvalid {
