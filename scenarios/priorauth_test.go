@@ -78,7 +78,13 @@ func (w *paWorld) startInstance(instanceID string, opts ...priorauth.Option) *in
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	spec := p.Spec()
+	return w.startSpec(instanceID, p.Spec())
+}
+
+// startSpec runs an orchestrator instance of spec, as built by
+// priorauth.New, with the world's clock.
+func (w *paWorld) startSpec(instanceID string, spec pipeline.Spec) *instance {
+	w.t.Helper()
 	spec.PunctuateEvery = 50 * time.Millisecond
 	return startRunner(w.t, spec, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
 		pipeline.WithInstanceID(instanceID), pipeline.WithTransactionTimeout(5*time.Second),

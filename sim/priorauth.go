@@ -98,6 +98,16 @@ type PriorAuthWorldConfig struct {
 	// ExpireAfter sets an approval's expirationDate after its determinationDate (default 90 days).
 	// Must not be negative.
 	ExpireAfter time.Duration
+	// PayerTimeZone is the zone the payer writes its dates in (default
+	// UTC): determinationDate as a dateTime with the zone's offset in ISO
+	// 8601 basic form (2025-03-01T04:00:00-0500), as many payer systems
+	// write it.
+	PayerTimeZone *time.Location
+	// DateOnlyExpiration writes an approval's expirationDate as a date
+	// alone in PayerTimeZone (2025-05-30), as X12 278 and FHIR
+	// ClaimResponse.preAuthPeriod give it: the date ExpireAfter after the
+	// determination.
+	DateOnlyExpiration bool
 	// Now is the world's clock for submissionDate/determinationDate (default time.Now); tests pass a fixed clock.
 	// It is called from several goroutines at once.
 	Now func() time.Time
@@ -905,12 +915,19 @@ func (w *PriorAuthWorld) determination(t payerTask) *kgo.Record {
 		DeterminationStatus: t.c.final,
 		DeterminationDate:   now.Format(time.RFC3339),
 	}
+	if z := w.cfg.PayerTimeZone; z != nil {
+		now = now.In(z)
+		d.DeterminationDate = now.Format("2006-01-02T15:04:05-0700")
+	}
 	if t.pended {
 		d.DeterminationStatus = PAStatusPended
 	}
 	d.DeterminationReason = paReason(d.DeterminationStatus)
 	if d.DeterminationStatus == PAStatusApproved || d.DeterminationStatus == PAStatusPartiallyApproved {
 		d.ExpirationDate = now.Add(w.cfg.ExpireAfter).Format(time.RFC3339)
+		if w.cfg.DateOnlyExpiration {
+			d.ExpirationDate = now.Add(w.cfg.ExpireAfter).Format(time.DateOnly)
+		}
 	}
 	return &kgo.Record{
 		Topic:   TopicPADeterminationReceived,

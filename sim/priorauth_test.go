@@ -880,3 +880,42 @@ func TestPriorAuthWorldRestart(t *testing.T) {
 	}
 	waitStats(t, ctx, second, func(s PriorAuthWorldStats) bool { return s.Determinations == 1 })
 }
+
+// The payer's date forms: by default RFC 3339 in UTC; with a payer time
+// zone, determinationDate in its offset without a colon; with
+// DateOnlyExpiration, expirationDate as a date alone in that zone.
+func TestPriorAuthDeterminationDates(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fixedClock reads 2025-03-04T05:06:07Z: 00:06:07 EST on 2025-03-04.
+	for _, tt := range []struct {
+		name           string
+		zone           *time.Location
+		dateOnly       bool
+		det, expiresOn string
+	}{
+		{"default", nil, false, "2025-03-04T05:06:07Z", "2025-03-14T05:06:07Z"},
+		{"payer zone", ny, false, "2025-03-04T00:06:07-0500", "2025-03-14T01:06:07-04:00"},
+		{"date-only expiration in UTC", nil, true, "2025-03-04T05:06:07Z", "2025-03-14"},
+		{"date-only expiration in the payer zone", ny, true, "2025-03-04T00:06:07-0500", "2025-03-14"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := PriorAuthWorldConfig{Seed: 5, Approve: 1, Now: fixedClock, ExpireAfter: 10 * 24 * time.Hour,
+				PayerTimeZone: tt.zone, DateOnlyExpiration: tt.dateOnly}
+			if err := cfg.validate(); err != nil {
+				t.Fatal(err)
+			}
+			w := &PriorAuthWorld{cfg: cfg}
+			r := w.determination(payerTask{c: &payerCase{priorAuthID: "pa-1", final: PAStatusApproved}})
+			var d paDetermination
+			if err := json.Unmarshal(r.Value, &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.DeterminationDate != tt.det || d.ExpirationDate != tt.expiresOn {
+				t.Errorf("determinationDate %s expirationDate %s, want %s %s", d.DeterminationDate, d.ExpirationDate, tt.det, tt.expiresOn)
+			}
+		})
+	}
+}
