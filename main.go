@@ -150,6 +150,8 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	fs.BoolVar(&fl.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
 	fs.StringVar(&fl.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
 	fs.StringVar(&fl.SiteTimeZone, "site-time-zone", "", "alerts: IANA time zone (Europe/Berlin) of observation times sent without an offset (default: none, such observations are error records)")
+	fs.StringVar(&fl.PayerTimeZone, "payer-time-zone", "", "priorauth: IANA time zone (America/New_York) of payer dates without an offset; a date-only expiration ends with that day there (env CAREPIPE_PAYER_TIME_ZONE; default UTC)")
+	urgent := fs.String("urgent-categories", "", "priorauth: medication categories submitted as urgent, comma-separated, synonyms as entries; case, hyphens and plurals do not count (env CAREPIPE_URGENT_CATEGORIES; default antibiotic, anticoagulant, insulin and their synonyms)")
 	fs.DurationVar(&fl.ReconcileDeadline, "reconcile-deadline", 0, "datasync: how long a validated version may wait for every target's acknowledgement (default 5m; embedded 10s)")
 	fs.DurationVar(&fl.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&fl.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
@@ -186,6 +188,12 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	if v, ok := os.LookupEnv("CAREPIPE_API_TOKEN"); ok {
 		cfg.APIToken = v
 	}
+	if v, ok := os.LookupEnv("CAREPIPE_PAYER_TIME_ZONE"); ok {
+		cfg.PayerTimeZone = v
+	}
+	if v, ok := os.LookupEnv("CAREPIPE_URGENT_CATEGORIES"); ok {
+		cfg.UrgentCategories = splitList(v)
+	}
 
 	lvl := "info"
 	if file != nil && file.LogLevel != nil {
@@ -209,6 +217,10 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 			cfg.RulesFile = fl.RulesFile
 		case "site-time-zone":
 			cfg.SiteTimeZone = fl.SiteTimeZone
+		case "payer-time-zone":
+			cfg.PayerTimeZone = fl.PayerTimeZone
+		case "urgent-categories":
+			cfg.UrgentCategories = splitList(*urgent)
 		case "reconcile-deadline":
 			cfg.ReconcileDeadline = fl.ReconcileDeadline
 		case "duration":

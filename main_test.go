@@ -99,3 +99,29 @@ func TestConfigCheckLayersFileEnvironmentAndFlags(t *testing.T) {
 		t.Errorf("unknown pipeline: exit %d, %q", code, errOut.String())
 	}
 }
+
+// The priorauth options layer as the others do: the environment over the
+// file, the flags over both.
+func TestConfigCheckPriorAuthOptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "carepipe.yaml")
+	if err := os.WriteFile(path, []byte("pipelines: [priorauth]\npayerTimeZone: Europe/Berlin\nurgentCategories: [statin]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CAREPIPE_CONFIG", path)
+	t.Setenv("CAREPIPE_PAYER_TIME_ZONE", "America/Chicago")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"config", "check", "--urgent-categories", "insulin, blood thinner"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(bytes.TrimSuffix(out.Bytes(), []byte("configuration valid\n")), &got); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	if got["payer_time_zone"] != "America/Chicago" || !reflect.DeepEqual(got["urgent_categories"], []any{"insulin", "blood thinner"}) {
+		t.Errorf("payer_time_zone %v, urgent_categories %v", got["payer_time_zone"], got["urgent_categories"])
+	}
+	errOut.Reset()
+	if code := run([]string{"config", "check", "--payer-time-zone", "Nowhere/Atall"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "payer time zone") {
+		t.Errorf("a bad payer time zone: exit %d, %q", code, errOut.String())
+	}
+}

@@ -213,7 +213,11 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 			}
 			ps = append(ps, &built{name: name, runner: r, alerts: proc})
 		case "priorauth":
-			proc, err := priorauth.New(priorauth.WithMetrics(set))
+			pc, err := cfg.priorAuthConfig()
+			if err != nil {
+				return nil, err
+			}
+			proc, err := priorauth.New(priorauth.WithMetrics(set), priorauth.WithConfig(pc))
 			if err != nil {
 				return nil, err
 			}

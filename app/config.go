@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/priorauth"
 )
 
 // Pipelines carepipe knows, in start order.
@@ -49,6 +50,14 @@ type Config struct {
 	// such an observation is an error record (see
 	// alerts.WithSiteTimeZone).
 	SiteTimeZone string
+	// PayerTimeZone is the IANA time zone priorauth reads payer dates
+	// without an offset in, a date-only expiration ending at that day's
+	// end there; empty: UTC (see priorauth.Config.PayerTimeZone).
+	PayerTimeZone string
+	// UrgentCategories are the medication categories priorauth submits as
+	// urgent, synonyms included; none: the built-in list
+	// (priorauth.DefaultUrgentCategories).
+	UrgentCategories []string
 	// Duration makes Run return by itself after it; 0: until ctx ends.
 	Duration time.Duration
 	// InstanceID is a stable instance name; see pipeline.WithInstanceID.
@@ -137,6 +146,23 @@ func (c *Config) siteZone() (*time.Location, error) {
 	return loc, nil
 }
 
+// priorAuthConfig is the orchestrator's configuration: the defaults with
+// the payer time zone and urgent categories set here.
+func (c *Config) priorAuthConfig() (priorauth.Config, error) {
+	pc := priorauth.DefaultConfig()
+	if c.PayerTimeZone != "" {
+		loc, err := time.LoadLocation(c.PayerTimeZone)
+		if err != nil {
+			return pc, fmt.Errorf("payer time zone %q is not an IANA time zone: %w", c.PayerTimeZone, err)
+		}
+		pc.PayerTimeZone = loc
+	}
+	if len(c.UrgentCategories) > 0 {
+		pc.UrgentCategories = c.UrgentCategories
+	}
+	return pc, nil
+}
+
 func (c *Config) validate() error {
 	var errs []error
 	for _, p := range c.Pipelines {
@@ -166,6 +192,11 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("demo rate must not be negative"))
 	}
 	if _, err := c.siteZone(); err != nil {
+		errs = append(errs, err)
+	}
+	if pc, err := c.priorAuthConfig(); err != nil {
+		errs = append(errs, err)
+	} else if _, err := priorauth.New(priorauth.WithConfig(pc)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -280,6 +311,7 @@ func (c Config) Redacted() map[string]any {
 	return map[string]any{
 		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr, "api_token": redact(c.APIToken),
 		"create_topics": c.CreateTopics, "rules": c.RulesFile, "site_time_zone": c.SiteTimeZone, "duration": c.Duration.String(),
+		"payer_time_zone": c.PayerTimeZone, "urgent_categories": c.UrgentCategories,
 		"instance_id": c.InstanceID, "sasl_mechanism": c.SASLMechanism, "username": c.Username,
 		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile, "tls_cert": c.TLSCertFile, "tls_key": c.TLSKeyFile,
 		"schema_registry": redactURL(c.SchemaRegistryURL), "schema_registry_username": c.SchemaRegistryUsername,

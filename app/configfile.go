@@ -24,6 +24,8 @@ import (
 //	partitions: 12
 //	rules: /etc/carepipe/rules.yaml
 //	siteTimeZone: Europe/Berlin
+//	payerTimeZone: America/New_York
+//	urgentCategories: [antibiotic, antibacterial, anticoagulant, blood thinner, insulin]
 //	instanceId: carepipe-0
 //	commitInterval: 100ms
 //	reconcileDeadline: 5m
@@ -40,6 +42,8 @@ type FileConfig struct {
 	Partitions        *int32    `yaml:"partitions"`
 	Rules             *string   `yaml:"rules"`
 	SiteTimeZone      *string   `yaml:"siteTimeZone"`
+	PayerTimeZone     *string   `yaml:"payerTimeZone"`
+	UrgentCategories  []string  `yaml:"urgentCategories"`
 	InstanceID        *string   `yaml:"instanceId"`
 	CommitInterval    *Duration `yaml:"commitInterval"`
 	Duration          *Duration `yaml:"duration"`
@@ -122,6 +126,10 @@ func (f *FileConfig) Apply(c *Config) {
 	set(&c.Partitions, f.Partitions)
 	set(&c.RulesFile, f.Rules)
 	set(&c.SiteTimeZone, f.SiteTimeZone)
+	set(&c.PayerTimeZone, f.PayerTimeZone)
+	if f.UrgentCategories != nil {
+		c.UrgentCategories = f.UrgentCategories
+	}
 	set(&c.InstanceID, f.InstanceID)
 	setDuration(&c.CommitInterval, f.CommitInterval)
 	setDuration(&c.Duration, f.Duration)

@@ -27,6 +27,8 @@ createTopics: true
 partitions: 24
 rules: /etc/rules.yaml
 siteTimeZone: Europe/Berlin
+payerTimeZone: America/New_York
+urgentCategories: [antibiotic, blood thinner]
 instanceId: carepipe-0
 commitInterval: 250ms
 reconcileDeadline: 2m
@@ -45,7 +47,8 @@ demo: {rate: 50, seed: 9, patients: 20}
 	want := Config{
 		Brokers: []string{"k1:9092", "k2:9092"}, Pipelines: []string{"alerts", "datasync"},
 		HTTPAddr: "0.0.0.0:8080", CreateTopics: true, Partitions: 24, RulesFile: "/etc/rules.yaml",
-		SiteTimeZone: "Europe/Berlin", InstanceID: "carepipe-0", CommitInterval: 250 * time.Millisecond, Duration: time.Minute,
+		SiteTimeZone: "Europe/Berlin", PayerTimeZone: "America/New_York", UrgentCategories: []string{"antibiotic", "blood thinner"},
+		InstanceID: "carepipe-0", CommitInterval: 250 * time.Millisecond, Duration: time.Minute,
 		ReconcileDeadline: 2 * time.Minute, SummaryEvery: 10 * time.Second,
 		SASLMechanism: "SCRAM-SHA-512", Username: "u", Password: "p", TLS: true, TLSCAFile: "/ca.pem",
 		TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem", SchemaRegistryCAFile: "/sr.pem",
@@ -101,6 +104,39 @@ func TestSiteTimeZoneIsChecked(t *testing.T) {
 			}
 			if !tt.ok && !strings.Contains(err.Error(), "site time zone") {
 				t.Errorf("error %q does not name the option", err)
+			}
+		})
+	}
+}
+
+// TestPriorAuthOptions: the payer time zone and urgent categories reach
+// the orchestrator's configuration, and are checked before anything
+// starts.
+func TestPriorAuthOptions(t *testing.T) {
+	c := Config{PayerTimeZone: "America/New_York", UrgentCategories: []string{"Antiepileptics"}}
+	pc, err := c.priorAuthConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.PayerTimeZone == nil || pc.PayerTimeZone.String() != "America/New_York" || !reflect.DeepEqual(pc.UrgentCategories, []string{"Antiepileptics"}) {
+		t.Errorf("priorauth config: zone %v, urgent %v", pc.PayerTimeZone, pc.UrgentCategories)
+	}
+	if pc, _ := (&Config{}).priorAuthConfig(); pc.PayerTimeZone != nil || len(pc.UrgentCategories) == 0 {
+		t.Errorf("unset: zone %v, urgent %v; want UTC (nil) and the built-in list", pc.PayerTimeZone, pc.UrgentCategories)
+	}
+	for _, tt := range []struct {
+		name string
+		c    Config
+		want string
+	}{
+		{"not a zone", Config{PayerTimeZone: "Mars/Olympus"}, "payer time zone"},
+		{"an offset is not a zone", Config{PayerTimeZone: "-05:00"}, "payer time zone"},
+		{"an empty category", Config{UrgentCategories: []string{"insulin", " - "}}, "urgent category is empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.c.Pipelines = []string{"priorauth"}
+			if err := tt.c.Check(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Check: %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
