@@ -242,13 +242,16 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 			// determination, and a different final one dated no later
 			// was overtaken by it: both are late. A final one dated
 			// after it reverses the decision.
-			decided := rec.decidedAt()
+			decided, final := rec.decidedAt(), rec.Status
+			if rec.Determination != nil {
+				final = rec.Determination.Status
+			}
 			if d.Status.Final() && ev.At.After(decided) {
 				return Step{}, pipeline.Rejectf(pipeline.ErrInvalid,
-					"a %s determination dated after the %s one: a final determination is not reversed", d.Status, rec.Determination.Status)
+					"a %s determination dated after the %s one: a final determination is not reversed", d.Status, final)
 			}
 			return s.late(fmt.Sprintf("Late %s determination ignored: the payer decided %s at %s",
-				d.Status, rec.Determination.Status, formatTime(decided)))
+				d.Status, final, formatTime(decided)))
 		}
 		s.determine(d)
 	case TopicCommunicationCompleted:
