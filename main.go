@@ -156,6 +156,7 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	fs.DurationVar(&fl.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&fl.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
 	fs.DurationVar(&fl.CommitInterval, "commit-interval", 0, "transaction commit interval (default 100ms)")
+	fs.DurationVar(&fl.SessionTimeout, "session-timeout", 0, "consumer group session timeout: how long a crashed instance's partitions wait, and how long an --instance-id may be away without a rebalance (env CAREPIPE_SESSION_TIMEOUT; default 10s)")
 	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
 	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
 	fs.DurationVar(&fl.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
@@ -187,6 +188,14 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	registryFromEnv(&cfg, "")
 	if v, ok := os.LookupEnv("CAREPIPE_API_TOKEN"); ok {
 		cfg.APIToken = v
+	}
+	if v, ok := os.LookupEnv("CAREPIPE_SESSION_TIMEOUT"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(stderr, "CAREPIPE_SESSION_TIMEOUT: %v\n", err)
+			return cfg, level, 2
+		}
+		cfg.SessionTimeout = d
 	}
 	if v, ok := os.LookupEnv("CAREPIPE_PAYER_TIME_ZONE"); ok {
 		cfg.PayerTimeZone = v
@@ -229,6 +238,8 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 			cfg.InstanceID = fl.InstanceID
 		case "commit-interval":
 			cfg.CommitInterval = fl.CommitInterval
+		case "session-timeout":
+			cfg.SessionTimeout = fl.SessionTimeout
 		case "demo-rate":
 			cfg.DemoRate = fl.DemoRate
 		case "seed":

@@ -183,6 +183,9 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 			if cfg.CommitInterval > 0 {
 				opts = append(opts, pipeline.WithCommitInterval(cfg.CommitInterval))
 			}
+			if cfg.SessionTimeout > 0 {
+				opts = append(opts, pipeline.WithSessionTimeout(cfg.SessionTimeout))
+			}
 			if cfg.CreateTopics || cfg.Embedded() {
 				opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, -1))
 			}

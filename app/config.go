@@ -64,6 +64,9 @@ type Config struct {
 	InstanceID string
 	// CommitInterval overrides the transaction interval (default 100ms).
 	CommitInterval time.Duration
+	// SessionTimeout overrides the consumer group session timeout
+	// (default pipeline.DefaultSessionTimeout, 10s).
+	SessionTimeout time.Duration
 
 	// SchemaRegistryURL is the schema registry of the canonical Avro
 	// schemas (datasync); embedded mode runs an in-memory one.
@@ -191,6 +194,9 @@ func (c *Config) validate() error {
 	if c.DemoRate < 0 {
 		errs = append(errs, errors.New("demo rate must not be negative"))
 	}
+	if c.SessionTimeout != 0 && c.SessionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("session timeout %v is under 1s (brokers accept 6s and more by default)", c.SessionTimeout))
+	}
 	if _, err := c.siteZone(); err != nil {
 		errs = append(errs, err)
 	}
@@ -312,7 +318,7 @@ func (c Config) Redacted() map[string]any {
 		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr, "api_token": redact(c.APIToken),
 		"create_topics": c.CreateTopics, "rules": c.RulesFile, "site_time_zone": c.SiteTimeZone, "duration": c.Duration.String(),
 		"payer_time_zone": c.PayerTimeZone, "urgent_categories": c.UrgentCategories,
-		"instance_id": c.InstanceID, "sasl_mechanism": c.SASLMechanism, "username": c.Username,
+		"instance_id": c.InstanceID, "session_timeout": c.SessionTimeout.String(), "sasl_mechanism": c.SASLMechanism, "username": c.Username,
 		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile, "tls_cert": c.TLSCertFile, "tls_key": c.TLSKeyFile,
 		"schema_registry": redactURL(c.SchemaRegistryURL), "schema_registry_username": c.SchemaRegistryUsername,
 		"schema_registry_password": redact(c.SchemaRegistryPassword), "schema_registry_ca": c.SchemaRegistryCAFile,

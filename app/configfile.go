@@ -28,6 +28,7 @@ import (
 //	urgentCategories: [antibiotic, antibacterial, anticoagulant, blood thinner, insulin]
 //	instanceId: carepipe-0
 //	commitInterval: 100ms
+//	sessionTimeout: 10s
 //	reconcileDeadline: 5m
 //	summaryEvery: 5s
 //	logLevel: info
@@ -46,6 +47,7 @@ type FileConfig struct {
 	UrgentCategories  []string  `yaml:"urgentCategories"`
 	InstanceID        *string   `yaml:"instanceId"`
 	CommitInterval    *Duration `yaml:"commitInterval"`
+	SessionTimeout    *Duration `yaml:"sessionTimeout"`
 	Duration          *Duration `yaml:"duration"`
 	ReconcileDeadline *Duration `yaml:"reconcileDeadline"`
 	SummaryEvery      *Duration `yaml:"summaryEvery"`
@@ -132,6 +134,7 @@ func (f *FileConfig) Apply(c *Config) {
 	}
 	set(&c.InstanceID, f.InstanceID)
 	setDuration(&c.CommitInterval, f.CommitInterval)
+	setDuration(&c.SessionTimeout, f.SessionTimeout)
 	setDuration(&c.Duration, f.Duration)
 	setDuration(&c.ReconcileDeadline, f.ReconcileDeadline)
 	setDuration(&c.SummaryEvery, f.SummaryEvery)

@@ -28,6 +28,7 @@ type cfg struct {
 	replication    int16
 	closeTimeout   time.Duration
 	sessionBackoff time.Duration
+	sessionTimeout time.Duration
 }
 
 func defaultCfg() cfg {
@@ -42,6 +43,7 @@ func defaultCfg() cfg {
 		replication:    -1,
 		closeTimeout:   10 * time.Second,
 		sessionBackoff: 250 * time.Millisecond,
+		sessionTimeout: DefaultSessionTimeout,
 	}
 }
 
@@ -49,6 +51,8 @@ func defaultCfg() cfg {
 // runner makes: seed brokers, TLS, SASL, timeouts. The runner adds its own
 // group, transaction and isolation options after these, and its session
 // consumer's fetch limits (see fetchLimits), which override any given here.
+// A session timeout or heartbeat interval given here wins over
+// [WithSessionTimeout]'s.
 func WithKafka(opts ...kgo.Opt) Option {
 	return func(c *cfg) { c.kafka = append(c.kafka, opts...) }
 }
@@ -78,9 +82,29 @@ func WithMetrics(s *metrics.Set) Option { return func(c *cfg) { c.metrics = s } 
 
 // WithInstanceID gives the instance a stable name (a StatefulSet pod name).
 // The transactional id becomes <group>-<id>, so a restarted instance fences
-// its predecessor and aborts its open transaction at once. Default: a random
-// id per process, so two processes never fence each other.
+// its predecessor and aborts its open transaction at once, and the id is the
+// group's static member id (group.instance.id, KIP-345): an instance
+// restarted within the session timeout takes its partitions back without a
+// rebalance, and none of the other members stops. A second live process
+// with the same id is fenced by the group and stops: Run returns a
+// [DuplicateInstanceError]. Default: a random transactional id per process
+// and dynamic membership.
 func WithInstanceID(id string) Option { return func(c *cfg) { c.instanceID = id } }
+
+// DefaultSessionTimeout bounds how long a crashed member's partitions go
+// unprocessed before the group moves them: about 10 s, Kafka's own default
+// being 45 s. Brokers accept 6 s to 30 min unless configured otherwise
+// (group.min.session.timeout.ms, group.max.session.timeout.ms).
+const DefaultSessionTimeout = 10 * time.Second
+
+// WithSessionTimeout sets the consumer group session timeout
+// (session.timeout.ms): how long the group waits for a member that stopped
+// heartbeating, a crashed one or one cut off, before it gives its
+// partitions to the others, and how long a static member (see
+// [WithInstanceID]) may be away and come back without a rebalance. The
+// heartbeat interval is a third of it, at most 3 s. Default
+// [DefaultSessionTimeout].
+func WithSessionTimeout(d time.Duration) Option { return func(c *cfg) { c.sessionTimeout = d } }
 
 // WithTransactionTimeout sets the broker-side transaction timeout. A crashed
 // instance's open transaction holds back read_committed readers until it
@@ -121,6 +145,8 @@ func (c *cfg) validate() error {
 		return errors.New("partition count must be positive")
 	case c.closeTimeout <= 0:
 		return errors.New("close timeout must be positive")
+	case c.sessionTimeout < time.Second:
+		return fmt.Errorf("session timeout %v is under 1s", c.sessionTimeout)
 	}
 	return nil
 }

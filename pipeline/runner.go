@@ -322,12 +322,29 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	}
 }
 
+// DuplicateInstanceError: the group fenced this instance's static member
+// id because another live process joined with it. Two processes with one
+// id would otherwise take the id from each other for ever (each new
+// session fencing the other's transactions and membership), so the one
+// fenced stops instead.
+type DuplicateInstanceError struct {
+	Pipeline, Group, InstanceID string
+}
+
+func (e *DuplicateInstanceError) Error() string {
+	return fmt.Sprintf("another live process joined consumer group %s with --instance-id %q, so this one stops: give each instance its own id (pipeline %s)", e.Group, e.InstanceID, e.Pipeline)
+}
+
 // isFatal reports errors that a new session would meet again: missing
 // topics, credentials the brokers refuse (say, after a password rotation),
 // and missing ACLs.
 func isFatal(err error) bool {
-	var missing *MissingTopicsError
-	return errors.As(err, &missing) ||
+	var (
+		missing   *MissingTopicsError
+		duplicate *DuplicateInstanceError
+	)
+	return errors.As(err, &missing) || errors.As(err, &duplicate) ||
+		errors.Is(err, kerr.InvalidSessionTimeout) ||
 		errors.Is(err, kerr.SaslAuthenticationFailed) ||
 		errors.Is(err, kerr.IllegalSaslState) ||
 		errors.Is(err, kerr.UnsupportedSaslMechanism) ||
@@ -343,7 +360,17 @@ func (r *Runner) clientOpts() []kgo.Opt {
 }
 
 func (r *Runner) sessionOpts() []kgo.Opt {
-	return append(append(r.clientOpts(), fetchLimits(len(r.spec.consumedTopics())*int(r.numPartitions.Load()))...),
+	// The session timeout and heartbeat go first, so that WithKafka's
+	// (tests') win over them.
+	opts := append([]kgo.Opt{
+		kgo.SessionTimeout(r.cfg.sessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, r.cfg.sessionTimeout/3)),
+	}, r.clientOpts()...)
+	opts = append(opts, fetchLimits(len(r.spec.consumedTopics())*int(r.numPartitions.Load()))...)
+	if r.cfg.instanceID != "" {
+		opts = append(opts, kgo.InstanceID(r.cfg.instanceID))
+	}
+	return append(opts,
 		kgo.ConsumerGroup(r.spec.Group),
 		kgo.ConsumeTopics(r.spec.consumedTopics()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -516,6 +543,10 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		var ferr error
 		fs.EachError(func(t string, p int32, e error) {
 			if errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded) {
+				return
+			}
+			if errors.Is(e, kerr.FencedInstanceID) && ferr == nil {
+				ferr = &DuplicateInstanceError{Pipeline: r.spec.Name, Group: r.spec.Group, InstanceID: r.cfg.instanceID}
 				return
 			}
 			if isFatal(e) && ferr == nil {
