@@ -16,6 +16,8 @@ import (
 type CDC struct {
 	codec  *Codec
 	mapped map[Entity]*metrics.Counter
+	// tombstones counts the tombstones passed over: no change, no error.
+	tombstones *metrics.Counter
 }
 
 // NewCDC builds the stage, encoding with codec.
@@ -31,7 +33,8 @@ func NewCDC(codec *Codec, opts ...Option) (*CDC, error) {
 }
 
 func newCDC(codec *Codec, o *options) *CDC {
-	p := &CDC{codec: codec, mapped: make(map[Entity]*metrics.Counter)}
+	p := &CDC{codec: codec, mapped: make(map[Entity]*metrics.Counter),
+		tombstones: o.set.GetOrCreateCounter(`carepipe_datasync_tombstones_total`)}
 	for _, e := range entities {
 		p.mapped[e] = o.set.GetOrCreateCounter(`carepipe_datasync_changes_total{entity="` + string(e) + `"}`)
 	}
@@ -70,8 +73,13 @@ func stageErrors(stage string) func(*kgo.Record, pipeline.ErrorType, string, tim
 	}
 }
 
+// Tombstones counts the tombstones passed over (not transactional: for the
+// summary).
+func (p *CDC) Tombstones() uint64 { return p.tombstones.Get() }
+
 // Process maps one source record to its canonical change, keyed by the
-// entity id, with the seed's headers.
+// entity id, with the seed's headers. A tombstone maps to nothing: the
+// delete event before it was the change.
 func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
 	m, err := Map(Source{Topic: r.Topic, Key: r.Key, Value: r.Value, System: envelope.HeaderValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()})
 	if err != nil {
@@ -79,6 +87,10 @@ func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
 			return pipeline.Reject(pipeline.ErrDecode, err)
 		}
 		return pipeline.Reject(pipeline.ErrInvalid, err)
+	}
+	if m.Tombstone {
+		p.tombstones.Inc()
+		return nil
 	}
 	ch := &m.Change
 	corr, ok := envelope.HeaderCorrelation(r)

@@ -34,6 +34,10 @@ type Mapped struct {
 	// CorrelationID is metadata.correlationId of an envelope input, ""
 	// otherwise.
 	CorrelationID string
+	// Tombstone says the record has no value: no change at all (Change is
+	// zero). Debezium writes one after each delete event, for log
+	// compaction; the delete event itself carries the delete and its time.
+	Tombstone bool
 }
 
 var (
@@ -76,18 +80,22 @@ func EntityOfSourceTopic(topic string) (system string, e Entity, ok bool) {
 // of s: no clock, no randomness, no map order.
 //
 // The value is one of:
-//   - empty: a tombstone, a delete of the entity the key names;
+//   - empty: a tombstone, no change ([Mapped.Tombstone]);
 //   - a Debezium change envelope (an object with "op" and "after" or
 //     "before"), bare or wrapped by the JSON converter as
-//     {"schema":...,"payload":<envelope>};
+//     {"schema":...,"payload":<envelope>}, whose schema converts the
+//     temporal columns (see debezium.go and temporal.go);
+//   - a row flattened by Debezium's ExtractNewRecordState transform, with
+//     its __deleted, __op, __source_ts_ms, ... fields, bare or wrapped;
 //   - the message envelope {"metadata":{...},"payload":{...}}, whose
 //     metadata.correlationId becomes [Mapped.CorrelationID];
 //   - a bare row in the seed's field variants, with an optional
 //     operationType.
 //
-// The change's source is s.System, else the topic's system. Its id is the
-// row's id field (the entity's variants); a delete without one takes its id
-// from the key: the key as text, or, where the key is a JSON string or a JSON
+// The change's source is s.System, else the topic's system. Its source time
+// is the source's own (a delete's never the record's timestamp). Its id is
+// the row's id field (the entity's variants); a delete without one takes its
+// id from the key: the key as text, or, where the key is a JSON string or a JSON
 // object (Debezium's key struct), the string or the object's id field.
 //
 // Errors wrap exactly one of [ErrUnreadable] and [ErrUnmappable]; they name
@@ -99,11 +107,7 @@ func Map(s Source) (Mapped, error) {
 	}
 	m := &mapping{entity: e, system: cmp.Or(s.System, topicSystem), src: s}
 	if len(s.Value) == 0 {
-		id, err := m.keyID()
-		if err != nil {
-			return Mapped{}, err
-		}
-		return Mapped{Change: m.change(id, OpDelete, s.Timestamp, 1)}, nil
+		return Mapped{Tombstone: true}, nil
 	}
 	v, err := decodeSourceJSON(s.Value)
 	if err != nil {
@@ -131,16 +135,24 @@ func (m *mapping) change(id string, op Operation, t, version int64) Change {
 func (m *mapping) value(obj map[string]any) (Mapped, error) {
 	switch {
 	case isDebeziumEnvelope(obj):
-		return m.debezium(obj, "")
+		return m.debezium(obj, nil, "")
 	case len(obj) == 2 && hasKey(obj, "schema") && hasKey(obj, "payload"):
 		// The JSON converter with schemas enabled: {"schema":..,
 		// "payload":..}, always exactly these two keys.
 		p, ok := obj["payload"].(map[string]any)
 		if !ok {
+			if obj["payload"] == nil {
+				// The transform's tombstone through the converter.
+				return Mapped{Tombstone: true}, nil
+			}
 			return Mapped{}, unreadablef("the payload of a schema/payload value is %s, not an object", jsonKind(obj["payload"]))
 		}
+		schema, _ := obj["schema"].(map[string]any)
 		if isDebeziumEnvelope(p) {
-			return m.debezium(p, "")
+			return m.debezium(p, schema, "")
+		}
+		if isFlattened(p) {
+			return m.flattened(p, schema, "")
 		}
 		return m.row(p, "")
 	case hasKey(obj, "metadata") && hasKey(obj, "payload"):
@@ -154,9 +166,11 @@ func (m *mapping) value(obj map[string]any) (Mapped, error) {
 		}
 		corr, _ := md["correlationId"].(string)
 		if isDebeziumEnvelope(p) {
-			return m.debezium(p, corr)
+			return m.debezium(p, nil, corr)
 		}
 		return m.row(p, corr)
+	case isFlattened(obj):
+		return m.flattened(obj, nil, "")
 	}
 	return m.row(obj, "")
 }
@@ -177,80 +191,41 @@ func (m *mapping) row(r map[string]any, corr string) (Mapped, error) {
 	if f.err != nil {
 		return Mapped{}, f.err
 	}
-	c, err := m.mapRow(f, op, 0, false)
+	c, err := m.mapRow(f, eventMeta{op: op}, false)
 	if err != nil {
 		return Mapped{}, err
 	}
 	return Mapped{Change: c, CorrelationID: corr}, nil
 }
 
-// debezium maps a Debezium change envelope.
-func (m *mapping) debezium(env map[string]any, corr string) (Mapped, error) {
-	var op Operation
-	name, _ := env["op"].(string)
-	switch name {
-	case "c":
-		op = OpCreate
-	case "u":
-		op = OpUpdate
-	case "r":
-		op = OpSnapshot
-	case "d":
-		op = OpDelete
-	default:
-		return Mapped{}, unmappablef("%s: Debezium op is not one of c, u, r, d", m.entity)
-	}
-	image := "after"
-	if op == OpDelete {
-		image = "before"
-	}
-	r, isObj := env[image].(map[string]any)
-	switch {
-	case env[image] != nil && !isObj:
-		return Mapped{}, unmappablef("%s: Debezium %s is %s, not an object", m.entity, image, jsonKind(env[image]))
-	case r == nil && op != OpDelete:
-		return Mapped{}, unmappablef("%s: Debezium op %q has no after row", m.entity, name)
-	}
-	// The source's own time of the change: when the database committed it
-	// (source.ts_ms), else when Debezium processed it, else the row's own.
-	e := &rowReader{entity: m.entity, r: env}
-	t, haveTime := e.millis("source.ts_ms")
-	if !haveTime {
-		t, haveTime = e.millis("ts_ms")
-	}
-	if e.err != nil {
-		return Mapped{}, e.err
-	}
-	if r == nil {
-		// A delete without its before image: the key names the row.
-		id, err := m.keyID()
-		if err != nil {
-			return Mapped{}, err
-		}
-		if !haveTime {
-			t = m.src.Timestamp
-		}
-		return Mapped{Change: m.change(id, OpDelete, t, 1), CorrelationID: corr}, nil
-	}
-	c, err := m.mapRow(&rowReader{entity: m.entity, r: r}, op, t, haveTime)
-	if err != nil {
-		return Mapped{}, err
-	}
-	return Mapped{Change: c, CorrelationID: corr}, nil
-}
-
-// mapRow maps a row to a change with operation op. t is the change's source
-// time when haveTime (from a Debezium envelope); otherwise the row's own
-// timestamp field gives it, else the record's timestamp.
-func (m *mapping) mapRow(f *rowReader, op Operation, t int64, haveTime bool) (Change, error) {
+// mapRow maps a row to a change with operation meta.op. The change's source
+// time is meta's when it has one (from a Debezium envelope); otherwise the
+// row's own timestamp field gives it, else, except for a delete, the
+// record's timestamp. Its version is meta's log position, else the row's
+// version. typed says whether the row came with the JSON converter's
+// schema.
+func (m *mapping) mapRow(f *rowReader, meta eventMeta, typed bool) (Change, error) {
+	op := meta.op
 	idPaths := sourceIDFields(m.entity)
 	id, _ := f.text(false, idPaths...)
+	t, haveTime := meta.time, meta.haveTime
 	if !haveTime {
-		t = f.sourceTime(m.src.Timestamp)
+		t, haveTime = f.sourceTime()
 	}
 	version := f.version()
+	if meta.position > 0 {
+		version = meta.position
+	}
 	if f.err != nil {
 		return Change{}, f.err
+	}
+	if !haveTime {
+		if op == OpDelete {
+			// The record's timestamp is when it reached Kafka: a lagging
+			// connector's delete would outlive the row's re-insert.
+			return Change{}, unmappablef("%s delete without a source time: none of the envelope's times nor lastUpdated, updatedAt, last_updated, updated_at", m.entity)
+		}
+		t = m.src.Timestamp
 	}
 	if id == "" {
 		if op != OpDelete {
@@ -265,17 +240,7 @@ func (m *mapping) mapRow(f *rowReader, op Operation, t int64, haveTime bool) (Ch
 	if op == OpDelete {
 		return c, nil
 	}
-	var rec any
-	switch m.entity {
-	case Patient:
-		rec = f.patient(m.system, id)
-	case Encounter:
-		rec = f.encounter()
-	case Observation:
-		rec = f.observation()
-	case Prescription:
-		rec = f.prescription()
-	}
+	rec := m.record(f, id)
 	if f.err != nil {
 		return Change{}, f.err
 	}
@@ -285,8 +250,26 @@ func (m *mapping) mapRow(f *rowReader, op Operation, t int64, haveTime bool) (Ch
 		// struct of them. The JSON error is left out: it may quote a value.
 		return Change{}, unmappablef("%s: the canonical fields do not encode as JSON", m.entity)
 	}
+	if err := m.bareTemporal(f.r, fields, id, typed); err != nil {
+		return Change{}, err
+	}
 	c.Fields = fields
 	return c, nil
+}
+
+// record is the canonical record of the row f reads.
+func (m *mapping) record(f *rowReader, id string) any {
+	switch m.entity {
+	case Patient:
+		return f.patient(m.system, id)
+	case Encounter:
+		return f.encounter()
+	case Observation:
+		return f.observation()
+	case Prescription:
+		return f.prescription()
+	}
+	return nil
 }
 
 // keyID is the entity id a record's key names, for a delete without an id
@@ -547,44 +530,34 @@ func (f *rowReader) operation() Operation {
 	return ""
 }
 
-// millis is an integer of milliseconds at path (a Debezium ts_ms); ok is
-// false when there is none.
-func (f *rowReader) millis(path string) (int64, bool) {
-	v := f.get(path)
-	if v == nil || f.err != nil {
-		return 0, false
-	}
-	n, isNum := v.(json.Number)
-	ms, err := strconv.ParseInt(n.String(), 10, 64)
-	if !isNum || err != nil {
-		f.fail("field %q is %s, want an integer of milliseconds", path, jsonKind(v))
-		return 0, false
-	}
-	return ms, true
-}
-
 // sourceTime is the row's own timestamp of the change, ms: an integer of
-// milliseconds or an RFC 3339 time. def when the row has none.
-func (f *rowReader) sourceTime(def int64) int64 {
+// milliseconds or an RFC 3339 time; ok is false when the row has none. An
+// integer outside the plausible range of milliseconds (see epochField) is an
+// error: a microsecond time read as milliseconds would win every conflict.
+func (f *rowReader) sourceTime() (ms int64, ok bool) {
 	v, p := f.pick("lastUpdated", "updatedAt", "last_updated", "updated_at")
 	switch v := v.(type) {
 	case nil:
-		return def
+		return 0, false
 	case json.Number:
-		ms, err := strconv.ParseInt(v.String(), 10, 64)
-		if err != nil {
+		if _, err := strconv.ParseInt(v.String(), 10, 64); err != nil {
 			f.fail("field %q is not an integer of milliseconds", p)
+			return 0, false
 		}
-		return ms
+		ms, ok, zero := f.epochField(p, 1)
+		if zero {
+			f.fail("field %q is zero, not a time", p)
+		}
+		return ms, ok
 	case string:
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
 			f.fail("field %q is not an RFC 3339 time", p)
 		}
-		return t.UnixMilli()
+		return t.UnixMilli(), true
 	default:
 		f.fail("field %q is %s, want milliseconds or an RFC 3339 time", p, jsonKind(v))
-		return 0
+		return 0, false
 	}
 }
 

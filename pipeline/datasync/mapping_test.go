@@ -191,8 +191,6 @@ func TestMapErrors(t *testing.T) {
 		{name: "bad version", value: `{"id":"p1","firstName":"Zebedee","version":"v-Zebedee"}`, want: ErrUnmappable},
 		{name: "negative version", value: `{"id":"p1","firstName":"Zebedee","versionId":-2}`, want: ErrUnmappable},
 		{name: "fractional version", value: `{"id":"p1","firstName":"Zebedee","version":2.5}`, want: ErrUnmappable},
-		{name: "tombstone with an empty key", key: "", value: ``, want: ErrUnmappable},
-		{name: "tombstone with a key without an id", key: `{"name":"Zebedee"}`, value: ``, want: ErrUnmappable},
 		{name: "delete without an id and an empty key", key: "", value: `{"operationType":"delete","firstName":"Zebedee"}`, want: ErrUnmappable},
 		{name: "Debezium delete without before and an empty key", key: "", value: `{"op":"d","before":null,"source":{"name":"Zebedee"}}`, want: ErrUnmappable},
 		{name: "subject to a group", topic: "source.ehr.observation", value: `{"id":"o1","subject":{"reference":"Group/Zebedee"}}`, want: ErrUnmappable},
@@ -273,9 +271,10 @@ func TestEntityOfSourceTopic(t *testing.T) {
 	}
 }
 
-// A delete's id comes from the key where the value has none: the key as
-// text, a JSON string key's string, a JSON object key's id field (Debezium's
-// key struct, bare or in a schema/payload wrapper).
+// A delete's id comes from the key where the value has none (a Debezium
+// delete without its before image): the key as text, a JSON string key's
+// string, a JSON object key's id field (Debezium's key struct, bare or in a
+// schema/payload wrapper).
 func TestMapKeyID(t *testing.T) {
 	for _, tc := range []struct{ key, want string }{
 		{`p1`, "p1"},
@@ -287,11 +286,12 @@ func TestMapKeyID(t *testing.T) {
 		{`{not json`, "{not json"},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
-			m, err := Map(Source{Topic: "source.ehr.patient", Key: []byte(tc.key), Timestamp: 5})
+			const value = `{"op":"d","before":null,"after":null,"ts_ms":1709391700000}`
+			m, err := Map(Source{Topic: "source.ehr.patient", Key: []byte(tc.key), Value: []byte(value), Timestamp: 5})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Change{Entity: Patient, ID: tc.want, Op: OpDelete, Source: "ehr", SourceTime: 5, SourceVersion: 1}
+			want := Change{Entity: Patient, ID: tc.want, Op: OpDelete, Source: "ehr", SourceTime: 1709391700000, SourceVersion: 1}
 			if !reflect.DeepEqual(m.Change, want) {
 				t.Fatalf("got %+v, want %+v", m.Change, want)
 			}

@@ -36,25 +36,32 @@ type Strategy string
 
 const (
 	// LastWriterWins: the whole record of the greatest change by (SourceTime,
-	// source rank, Source, hash of the change's canonical fields JSON,
-	// SourceVersion) wins; a delete is a change without fields.
+	// source rank, Source, SourceVersion, hash of the change's canonical
+	// fields JSON) wins; a delete is a change without fields. Within one
+	// source and millisecond the version (a log position for Debezium)
+	// orders a delete and the row's re-insert.
 	LastWriterWins Strategy = "last-writer-wins"
 	// Survivorship: per field, the value of the greatest candidate by (rank
 	// of its source in FieldPriority[field] then SourcePriority, SourceTime,
-	// Source, value bytes, SourceVersion) wins.
+	// Source, SourceVersion, value bytes) wins.
 	Survivorship Strategy = "survivorship"
 	// FieldMerge: per field, the value of the greatest candidate by
-	// (SourceTime, rank of its source in SourcePriority, Source, value bytes,
-	// SourceVersion) wins: the latest value of each field.
+	// (SourceTime, rank of its source in SourcePriority, Source,
+	// SourceVersion, value bytes) wins: the latest value of each field.
 	FieldMerge Strategy = "field-merge"
 )
 
 // In every order key a higher-ranked source (earlier in its priority list)
 // is greater, sources of the same rank (every unlisted one) compare by name
-// with the alphabetically first greater, and then greater value bytes and a
-// greater SourceVersion are greater. SourceVersion is the last tie-break so
-// that two changes that differ only in it still resolve the same way in any
-// order.
+// with the alphabetically first greater, and then a greater SourceVersion
+// and greater value bytes are greater: two changes that differ only in these
+// still resolve the same way in any order.
+//
+// A value outlives a delete when it is later by (SourceTime, SourceVersion):
+// at the same millisecond the later log position wins, so a row deleted and
+// re-inserted within one millisecond stays alive in any order of arrival.
+// The held delete is the greatest by (SourceTime, SourceVersion, source
+// rank, Source), so a value that outlives it outlives every delete seen.
 
 // ParseStrategy parses a strategy name: last-writer-wins, survivorship or
 // field-merge.
@@ -257,8 +264,8 @@ type fieldCand struct {
 	Value   json.RawMessage `json:"v"`
 }
 
-// deleteMark is the greatest delete by (SourceTime, source rank, Source,
-// SourceVersion).
+// deleteMark is the greatest delete by (SourceTime, SourceVersion, source
+// rank, Source).
 type deleteMark struct {
 	Source  string `json:"s"`
 	Rank    int    `json:"r"`
@@ -333,11 +340,17 @@ func (p Policy) cmpLWW(a, b *lwwWinner) int {
 	if c := preferSource(p.sourceRank(a.Source), a.Source, p.sourceRank(b.Source), b.Source); c != 0 {
 		return c
 	}
-	ha, hb := a.hash(), b.hash()
-	if c := bytes.Compare(ha[:], hb[:]); c != 0 {
+	if c := cmp.Compare(a.Version, b.Version); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.Version, b.Version)
+	ha, hb := a.hash(), b.hash()
+	return bytes.Compare(ha[:], hb[:])
+}
+
+// outlives says whether a value at (t, v) is later than a delete at (dt,
+// dv): by source time, then by version.
+func outlives(t, v, dt, dv int64) bool {
+	return t > dt || t == dt && v > dv
 }
 
 // hash is the SHA-256 of the change's canonical fields JSON (keys sorted,
@@ -449,10 +462,10 @@ func cmpCand(st Strategy, a, b *fieldCand) int {
 	if c := strings.Compare(b.Source, a.Source); c != 0 {
 		return c
 	}
-	if c := bytes.Compare(a.Value, b.Value); c != 0 {
+	if c := cmp.Compare(a.Version, b.Version); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.Version, b.Version)
+	return bytes.Compare(a.Value, b.Value)
 }
 
 // dominates says whether held candidate d makes c irrelevant: whenever c
@@ -462,12 +475,12 @@ func (s *State) dominates(field string, d, c *fieldCand) bool {
 	if field == identifiersField {
 		return d.Source == c.Source && cmpCand(s.strategy, d, c) >= 0
 	}
-	return d.Time >= c.Time && cmpCand(s.strategy, d, c) >= 0
+	return !outlives(c.Time, c.Version, d.Time, d.Version) && cmpCand(s.strategy, d, c) >= 0
 }
 
 // putCand joins candidate c of field into s: reports whether s changed.
 func (s *State) putCand(field string, c fieldCand) bool {
-	if s.del != nil && c.Time <= s.del.Time {
+	if s.del != nil && !outlives(c.Time, c.Version, s.del.Time, s.del.Version) {
 		return false
 	}
 	cs := s.fields[field]
@@ -494,10 +507,10 @@ func (s *State) putDelete(m deleteMark) bool {
 	if d := s.del; d != nil {
 		c := cmp.Compare(m.Time, d.Time)
 		if c == 0 {
-			c = preferSource(m.Rank, m.Source, d.Rank, d.Source)
+			c = cmp.Compare(m.Version, d.Version)
 		}
 		if c == 0 {
-			c = cmp.Compare(m.Version, d.Version)
+			c = preferSource(m.Rank, m.Source, d.Rank, d.Source)
 		}
 		if c <= 0 {
 			return false
@@ -508,7 +521,7 @@ func (s *State) putDelete(m deleteMark) bool {
 		cs := s.fields[f]
 		kept := make([]fieldCand, 0, len(cs))
 		for _, c := range cs {
-			if c.Time > m.Time {
+			if outlives(c.Time, c.Version, m.Time, m.Version) {
 				kept = append(kept, c)
 			}
 		}
@@ -526,7 +539,7 @@ func (s *State) putDelete(m deleteMark) bool {
 // its delete: ch is a redelivery.
 func (s *State) holds(ch *Change, inc Fields) bool {
 	if ch.Op == OpDelete {
-		return s.del != nil && s.del.Source == ch.Source && s.del.Time == ch.SourceTime
+		return s.del != nil && s.del.Source == ch.Source && s.del.Time == ch.SourceTime && s.del.Version == ch.SourceVersion
 	}
 	for f, v := range inc {
 		if !slices.ContainsFunc(s.fields[f], func(c fieldCand) bool {
@@ -652,7 +665,7 @@ func (s *State) view() stateView {
 	for _, f := range sortedKeys(s.fields) {
 		var live []fieldCand
 		for _, c := range s.fields[f] {
-			if s.del == nil || c.Time > s.del.Time {
+			if s.del == nil || outlives(c.Time, c.Version, s.del.Time, s.del.Version) {
 				live = append(live, c)
 			}
 		}
