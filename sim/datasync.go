@@ -81,7 +81,7 @@ const HeaderSourceSystem = "source-system"
 // DataSyncTruth is what a stream from DataSyncRecords must yield, by construction.
 //
 // Every map has the four entity types as keys, zero counts included. Per
-// entity type the six counts add up to the records of that type; over all
+// entity type the seven counts add up to the records of that type; over all
 // types to n.
 type DataSyncTruth struct {
 	// Per entity type ("patient", "encounter", "observation", "prescription"):
@@ -91,6 +91,7 @@ type DataSyncTruth struct {
 	Stale            map[string]int // error records of class "conflict"
 	Invalid          map[string]int // error records of class "invalid" (fail validation)
 	Undecodable      map[string]int // error records of class "decode" (not JSON)
+	Tombstones       map[string]int // tombstones: no change, no output at all
 	// Versions: entity type -> entity id -> number of validated records for it
 	// (the last validated version of the entity).
 	Versions map[string]map[string]int
@@ -133,7 +134,7 @@ func (t DataSyncTruth) StateModel() map[string]any {
 // counts over all entity types.
 func (t DataSyncTruth) Total() int {
 	n := 0
-	for _, m := range []map[string]int{t.Applied, t.ConflictResolved, t.Duplicates, t.Stale, t.Invalid, t.Undecodable} {
+	for _, m := range []map[string]int{t.Applied, t.ConflictResolved, t.Duplicates, t.Stale, t.Invalid, t.Undecodable, t.Tombstones} {
 		for _, c := range m {
 			n += c
 		}
@@ -163,7 +164,7 @@ func (t DataSyncTruth) Total() int {
 // order. Script i's time base T is 2026-01-01T00:00:00Z plus i*10 s; the
 // source timestamps inside the records are T plus each step's offset, and
 // the Kafka timestamp of every record is T, except a tombstone's, which is
-// its delete time. Headers are set only where a record comes from another
+// a minute after its delete (a lagging connector): a tombstone is no change. Headers are set only where a record comes from another
 // system than its topic's ([HeaderSourceSystem]); no correlation-id.
 //
 // The scripts (step: source time offset, outcome):
@@ -184,7 +185,8 @@ func (t DataSyncTruth) Total() int {
 //   - observation (source.ehr.observation; last-writer-wins), Debezium
 //     envelopes: 1: op c at +0, applied. 2: op u at +1000, applied. 3:
 //     duplicate. 4: op u at +500, stale. 5: op u at +2000 with status
-//     "bogus", invalid. 6: a tombstone at +3000, applied (a delete).
+//     "bogus", invalid. 6: op d at +3000, applied (a delete). 7: its
+//     tombstone, no outcome at all.
 //   - prescription (source.pharmacy.prescription; field merge, pharmacy
 //     above ehr at equal times): 1: +0 full, applied. 2: +2000 partial
 //     (dose), applied. 3: duplicate. 4: +1000 partial, stale. 5: from ehr,
@@ -202,11 +204,12 @@ func DataSyncRecords(seed int64, n int) ([]*kgo.Record, DataSyncTruth) {
 		Stale:            make(map[string]int),
 		Invalid:          make(map[string]int),
 		Undecodable:      make(map[string]int),
+		Tombstones:       make(map[string]int),
 		Versions:         make(map[string]map[string]int),
 		Final:            make(map[string]map[string]DataSyncEntity),
 	}
 	for _, e := range dataSyncEntities {
-		for _, m := range []map[string]int{truth.Applied, truth.ConflictResolved, truth.Duplicates, truth.Stale, truth.Invalid, truth.Undecodable} {
+		for _, m := range []map[string]int{truth.Applied, truth.ConflictResolved, truth.Duplicates, truth.Stale, truth.Invalid, truth.Undecodable, truth.Tombstones} {
 			m[e] = 0
 		}
 		truth.Versions[e] = make(map[string]int)
@@ -229,6 +232,8 @@ func DataSyncRecords(seed int64, n int) ([]*kgo.Record, DataSyncTruth) {
 			truth.Invalid[s.entity]++
 		case dsUndecodable:
 			truth.Undecodable[s.entity]++
+		case dsNone:
+			truth.Tombstones[s.entity]++
 		}
 		if s.outcome.validated() {
 			id := string(s.rec.Key)
@@ -280,6 +285,8 @@ const (
 	dsStale
 	dsInvalid
 	dsUndecodable
+	// dsNone: no change at all (a tombstone): nothing validated, no error.
+	dsNone
 )
 
 func (o dsOutcome) validated() bool { return o == dsApplied || o == dsResolved }
@@ -298,6 +305,8 @@ func (o dsOutcome) String() string {
 		return "invalid"
 	case dsUndecodable:
 		return "undecodable"
+	case dsNone:
+		return "none"
 	}
 	return "outcome(" + strconv.Itoa(int(o)) + ")"
 }
@@ -314,7 +323,7 @@ type dsStep struct {
 
 // dsScriptLen is the number of steps of a full script of entity type e.
 func dsScriptLen(e string) int {
-	if e == DataSyncPatient {
+	if e == DataSyncPatient || e == DataSyncObservation {
 		return 7
 	}
 	return 6
@@ -690,14 +699,15 @@ func (g *dsGen) observation() []dsStep {
 
 	s2 := g.record(TopicDataSyncObservation, id, change("u", r1, r2, 1000))
 	tomb := g.record(TopicDataSyncObservation, id, nil)
-	tomb.Timestamp = time.UnixMilli(g.t + 3000).UTC()
+	tomb.Timestamp = time.UnixMilli(g.t + 3000 + 60_000).UTC()
 	return []dsStep{
 		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("c", nil, r1, 0)), dsApplied, canonical(r1)},
 		{DataSyncObservation, s2, dsApplied, canonical(r2)},
 		{DataSyncObservation, redeliver(s2), dsDuplicate, nil},
 		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("u", r1, r4, 500)), dsStale, nil},
 		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("u", r2, r5, 2000)), dsInvalid, nil},
-		{DataSyncObservation, tomb, dsApplied, nil},
+		{DataSyncObservation, g.record(TopicDataSyncObservation, id, change("d", r2, nil, 3000)), dsApplied, nil},
+		{DataSyncObservation, tomb, dsNone, nil},
 	}
 }
 

@@ -104,7 +104,7 @@ func dsRecordDiff(a, b *kgo.Record) string {
 func dsTruthEqual(a, b DataSyncTruth) bool {
 	for _, p := range [][2]map[string]int{
 		{a.Applied, b.Applied}, {a.ConflictResolved, b.ConflictResolved}, {a.Duplicates, b.Duplicates},
-		{a.Stale, b.Stale}, {a.Invalid, b.Invalid}, {a.Undecodable, b.Undecodable},
+		{a.Stale, b.Stale}, {a.Invalid, b.Invalid}, {a.Undecodable, b.Undecodable}, {a.Tombstones, b.Tombstones},
 	} {
 		if !maps.Equal(p[0], p[1]) {
 			return false
@@ -124,7 +124,7 @@ var dsEntityOfTopic = map[string]struct{ entity, system string }{
 
 // dsClassify derives, from the records alone, what validation must make of
 // each, independently of how the generator labelled them: per key, in
-// stream order, a tombstone is applied; a value that is not JSON is
+// stream order, a tombstone is no change; a value that is not JSON is
 // undecodable; a byte-identical redelivery (value and headers) a duplicate;
 // a value breaking a validation rule (a gender outside the FHIR value set,
 // an encounter or prescription without its patient, an observation status
@@ -136,11 +136,11 @@ func dsClassify(t *testing.T, recs []*kgo.Record) DataSyncTruth {
 	t.Helper()
 	truth := DataSyncTruth{
 		Applied: map[string]int{}, ConflictResolved: map[string]int{}, Duplicates: map[string]int{},
-		Stale: map[string]int{}, Invalid: map[string]int{}, Undecodable: map[string]int{},
+		Stale: map[string]int{}, Invalid: map[string]int{}, Undecodable: map[string]int{}, Tombstones: map[string]int{},
 		Versions: map[string]map[string]int{},
 	}
 	for _, e := range dataSyncEntities {
-		for _, m := range []map[string]int{truth.Applied, truth.ConflictResolved, truth.Duplicates, truth.Stale, truth.Invalid, truth.Undecodable} {
+		for _, m := range []map[string]int{truth.Applied, truth.ConflictResolved, truth.Duplicates, truth.Stale, truth.Invalid, truth.Undecodable, truth.Tombstones} {
 			m[e] = 0
 		}
 		truth.Versions[e] = map[string]int{}
@@ -171,7 +171,7 @@ func dsClassify(t *testing.T, recs []*kgo.Record) DataSyncTruth {
 		dup := slices.Contains(h.seen, rs)
 		h.seen = append(h.seen, rs)
 		if r.Value == nil {
-			accept(truth.Applied, src.system, r.Timestamp.UnixMilli())
+			truth.Tombstones[e]++
 			continue
 		}
 		var v map[string]any
@@ -197,7 +197,7 @@ func dsClassify(t *testing.T, recs []*kgo.Record) DataSyncTruth {
 		case DataSyncObservation:
 			after, _ := v["after"].(map[string]any)
 			status, _ := after["status"].(string)
-			invalid = !slices.Contains(observationStatuses, status)
+			invalid = v["op"] != "d" && !slices.Contains(observationStatuses, status)
 		case DataSyncPrescription:
 			status, hasStatus := v["status"]
 			invalid = hasStatus && status != "active"
@@ -267,7 +267,7 @@ func TestDataSyncTruth(t *testing.T) {
 				perEntity[dsEntityOfTopic[r.Topic].entity]++
 			}
 			for _, e := range dataSyncEntities {
-				sum := truth.Applied[e] + truth.ConflictResolved[e] + truth.Duplicates[e] + truth.Stale[e] + truth.Invalid[e] + truth.Undecodable[e]
+				sum := truth.Applied[e] + truth.ConflictResolved[e] + truth.Duplicates[e] + truth.Stale[e] + truth.Invalid[e] + truth.Undecodable[e] + truth.Tombstones[e]
 				if sum != perEntity[e] {
 					t.Errorf("%s: truth accounts for %d records, stream has %d", e, sum, perEntity[e])
 				}
@@ -370,7 +370,7 @@ func TestDataSyncStepOrder(t *testing.T) {
 					base := dsBase + int64(i)*dsEntitySpacing
 					want := base
 					if r.Value == nil {
-						want = base + 3000
+						want = base + 3000 + 60_000
 					}
 					if got := r.Timestamp.UnixMilli(); got != want {
 						t.Fatalf("%s step %d: timestamp %d, want %d", k, s+1, got, want)
@@ -599,8 +599,11 @@ func TestDataSyncScripts(t *testing.T) {
 					t.Errorf("observation %d step %d: times %v %v, want T+%d", i, s+1, src["ts_ms"], v[s]["ts_ms"], at)
 				}
 			}
-			if steps[5].rec.Value != nil {
-				t.Errorf("observation %d step 6 is not a tombstone", i)
+			if d := decode(t, steps[5].rec); d["op"] != "d" || d["after"] != nil || int64(d["source"].(map[string]any)["ts_ms"].(float64)) != base+3000 {
+				t.Errorf("observation %d step 6: %v, want a Debezium delete at T+3000", i, d)
+			}
+			if steps[6].rec.Value != nil || steps[6].outcome != dsNone {
+				t.Errorf("observation %d step 7 is not a tombstone without an outcome", i)
 			}
 		case DataSyncPrescription:
 			v := make([]map[string]any, 6)
