@@ -60,7 +60,8 @@ type Change struct {
 	// epoch: the order of last-writer-wins, never our clock.
 	SourceTime int64
 	// SourceVersion is the source's version of the record (1 when it gave
-	// none).
+	// none); for a Debezium change, its position in the database's log
+	// (see debezium.go), which orders changes within one millisecond.
 	SourceVersion int64
 	// Fields is nil for a delete.
 	Fields Fields
