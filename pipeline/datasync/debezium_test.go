@@ -203,3 +203,30 @@ func TestTombstoneAndDeleteTimes(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMapDebezium maps a PostgreSQL create event without schemas and
+// the documented create event with its schema (testdata/debezium).
+func BenchmarkMapDebezium(b *testing.B) {
+	bare := []byte(`{"before":null,"after":{"id":"obs-1","patient_id":"p-1","code":"8867-4","code_system":"http://loinc.org","value":72,"unit":"/min","status":"final","effective_date_time":"2026-01-01T00:00:00Z"},"source":{"connector":"postgresql","ts_ms":1767225600000,"snapshot":"false","lsn":24023128},"op":"c","ts_ms":1767225600040}`)
+	raw, err := os.ReadFile(filepath.Join("testdata", "debezium", "pg_create_schema.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var c debeziumCase
+	if err := json.Unmarshal(raw, &c); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name, topic string
+		value       []byte
+	}{{"bare", "source.ehr.observation", bare}, {"schema", c.Topic, c.Value}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Map(Source{Topic: bc.topic, Value: bc.value, Timestamp: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
