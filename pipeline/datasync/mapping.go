@@ -142,7 +142,9 @@ func (m *mapping) value(obj map[string]any) (Mapped, error) {
 		p, ok := obj["payload"].(map[string]any)
 		if !ok {
 			if obj["payload"] == nil {
-				// The transform's tombstone through the converter.
+				// A null value under an optional schema: it carries no
+				// row, no time and no position, so, like a tombstone, it
+				// is no change.
 				return Mapped{Tombstone: true}, nil
 			}
 			return Mapped{}, unreadablef("the payload of a schema/payload value is %s, not an object", jsonKind(obj["payload"]))
