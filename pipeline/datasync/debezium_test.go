@@ -191,6 +191,12 @@ func TestTombstoneAndDeleteTimes(t *testing.T) {
 			t.Errorf("key %q: got %+v, %v; want a tombstone", key, m, err)
 		}
 	}
+	// A null value under an optional schema carries no more than a
+	// tombstone.
+	m, err := Map(Source{Topic: "source.ehr.patient", Key: []byte("p1"), Value: []byte(`{"schema":{"type":"struct","optional":true},"payload":null}`)})
+	if err != nil || !m.Tombstone {
+		t.Errorf("null payload: got %+v, %v; want a tombstone", m, err)
+	}
 	for _, v := range []string{
 		`{"op":"d","before":{"id":"p1"},"after":null}`,
 		`{"op":"d","before":null,"after":null,"source":{"connector":"postgresql"}}`,
