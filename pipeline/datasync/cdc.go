@@ -16,7 +16,8 @@ import (
 type CDC struct {
 	codec  *Codec
 	mapped map[Entity]*metrics.Counter
-	// tombstones counts the tombstones passed over: no change, no error.
+	// tombstones counts the tombstones passed over: no change, no error
+	// (carepipe_datasync_tombstones_total).
 	tombstones *metrics.Counter
 }
 
@@ -72,10 +73,6 @@ func stageErrors(stage string) func(*kgo.Record, pipeline.ErrorType, string, tim
 		return ErrorRecord(stage, r, typ, msg, now)
 	}
 }
-
-// Tombstones counts the tombstones passed over (not transactional: for the
-// summary).
-func (p *CDC) Tombstones() uint64 { return p.tombstones.Get() }
 
 // Process maps one source record to its canonical change, keyed by the
 // entity id, with the seed's headers. A tombstone maps to nothing: the
