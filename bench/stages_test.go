@@ -344,11 +344,16 @@ func dsCheckLap(b *testing.B, cdcSpec, valSpec pipeline.Spec, val *datasync.Vali
 	b.Helper()
 	errs := map[pipeline.ErrorType]int{}
 	var changes []*kgo.Record
+	tombstones := 0
 	h := newStageHarness(b, cdcSpec)
 	for i, r := range recs {
 		out, err := h.Process(r)
 		if err != nil {
 			errs[errorClass(err)]++
+			continue
+		}
+		if r.Value == nil && len(out) == 0 {
+			tombstones++ // no change
 			continue
 		}
 		if len(out) != 1 {
@@ -398,6 +403,7 @@ func dsCheckLap(b *testing.B, cdcSpec, valSpec pipeline.Spec, val *datasync.Vali
 		{"validated records", applied, sum(truth.Applied)},
 		{"conflict-resolved validated records", resolved, sum(truth.ConflictResolved)},
 		{"duplicates", int(val.Count("duplicate")), sum(truth.Duplicates)},
+		{"tombstones", tombstones, sum(truth.Tombstones)},
 		// Every source record is one of the truth's outcomes: none is kept.
 		{"kept changes", int(val.Count("kept")), len(recs) - truth.Total()},
 		{"conflict errors (stale updates)", errs[pipeline.ErrConflict], sum(truth.Stale)},
