@@ -28,6 +28,9 @@ type debeziumCase struct {
 		Error     string        `json:"error"`
 		Mentions  []string      `json:"mentions"`
 		Change    *goldenChange `json:"change"`
+		// Problems, where given, are words Validate's problems with the
+		// change must say.
+		Problems []string `json:"problems"`
 	} `json:"want"`
 }
 
@@ -81,6 +84,14 @@ func TestDebeziumCorpus(t *testing.T) {
 				}
 				if m.Tombstone {
 					t.Fatal("a change marked as a tombstone")
+				}
+				if len(c.Want.Problems) > 0 {
+					probs := strings.Join(Validate(&m.Change), "; ")
+					for _, w := range c.Want.Problems {
+						if !strings.Contains(probs, w) {
+							t.Errorf("validation problems %q do not say %q", probs, w)
+						}
+					}
 				}
 			}
 		})
