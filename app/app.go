@@ -356,11 +356,17 @@ func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, err
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		// Every pipeline that is not ready, each with why: the body an
+		// operator reads from kubectl describe or curl.
+		var not []string
 		for _, p := range ps {
-			if !p.runner.Ready() {
-				http.Error(w, "not ready: "+p.name, http.StatusServiceUnavailable)
-				return
+			if ok, why := p.runner.Health(); !ok {
+				not = append(not, p.name+": "+why)
 			}
+		}
+		if len(not) > 0 {
+			http.Error(w, "not ready\n"+strings.Join(not, "\n"), http.StatusServiceUnavailable)
+			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})

@@ -28,17 +28,36 @@ type runnerMetrics struct {
 	processSeconds     *metrics.Histogram
 	eventAgeSeconds    *metrics.Histogram
 
-	mu     sync.Mutex
-	errs   map[ErrorType]*metrics.Counter
-	lags   map[string]*metrics.Gauge
-	labels []byte
+	group string
+
+	mu   sync.Mutex
+	errs map[ErrorType]*metrics.Counter
+	lags map[topicPartition]*lagState
 }
 
-func newRunnerMetrics(set *metrics.Set, name string) *runnerMetrics {
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// lagState is what a partition's lag is worked out from: the high
+// watermark of its last fetch, whether that fetch ended inside a
+// transaction (a marker follows its last record, and is no record to
+// process), and the group's committed offset.
+type lagState struct {
+	name      string
+	gauge     *metrics.Gauge
+	hw        int64
+	txnTail   bool
+	committed int64 // -1: none known yet
+}
+
+func newRunnerMetrics(set *metrics.Set, name, group string) *runnerMetrics {
 	p := "carepipe_" + name + "_"
 	m := &runnerMetrics{
 		set:                set,
 		prefix:             p,
+		group:              group,
 		recordsIn:          set.GetOrCreateCounter(p + "records_in_total"),
 		recordsOut:         set.GetOrCreateCounter(p + "records_out_total"),
 		commits:            set.GetOrCreateCounter(p + "txn_commits_total"),
@@ -51,7 +70,7 @@ func newRunnerMetrics(set *metrics.Set, name string) *runnerMetrics {
 		processSeconds:     set.GetOrCreateHistogram(p + "process_seconds_per_record"),
 		eventAgeSeconds:    set.GetOrCreateHistogram(p + "event_age_at_processing_seconds"),
 		errs:               make(map[ErrorType]*metrics.Counter),
-		lags:               make(map[string]*metrics.Gauge),
+		lags:               make(map[topicPartition]*lagState),
 	}
 	for _, t := range []ErrorType{ErrDecode, ErrInvalid, ErrOversized, ErrProcessing, ErrPanic} {
 		m.errorCounter(t)
@@ -77,18 +96,68 @@ func (m *runnerMetrics) errorCounter(t ErrorType) *metrics.Counter {
 	return c
 }
 
-func (m *runnerMetrics) lag(topic string, partition int32) *metrics.Gauge {
+// The consumer lag of a partition is measured from the group's committed
+// offset, not from the fetch position: a partition whose transactions keep
+// aborting fetches on but commits nothing, and its lag must say so. It is
+// the high watermark of the last fetch less the committed offset, less the
+// transaction marker that follows a transactional last record. Only
+// partitions this instance owns have a series: one that moves away drops
+// it, so that two instances never both report it.
+
+// fetched records a fetch of partition's records, first to last, with
+// high watermark hw. Before any commit is known, the first record's offset
+// is where the group's committed offset stood.
+func (m *runnerMetrics) fetched(topic string, partition int32, first, last *kgo.Record, hw int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.labels = append(m.labels[:0], topic...)
-	m.labels = strconv.AppendInt(append(m.labels, '/'), int64(partition), 10)
-	g := m.lags[string(m.labels)]
-	if g == nil {
-		g = m.set.GetOrCreateGauge(m.prefix+`consumer_lag_records{topic="`+topic+`",partition="`+
-			strconv.Itoa(int(partition))+`"}`, nil)
-		m.lags[string(m.labels)] = g
+	l := m.lagOf(topic, partition)
+	if l.committed < 0 {
+		l.committed = first.Offset
 	}
-	return g
+	l.hw, l.txnTail = hw, last.Attrs.IsTransactional()
+	l.set()
+}
+
+// committedAt records the group's committed offset of partition.
+func (m *runnerMetrics) committedAt(topic string, partition int32, offset int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l := m.lags[topicPartition{topic, partition}]; l != nil {
+		l.committed = offset
+		l.set()
+	}
+}
+
+// dropLag removes the lag series of partition of each of topics.
+func (m *runnerMetrics) dropLag(topics []string, partition int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range topics {
+		tp := topicPartition{t, partition}
+		if l := m.lags[tp]; l != nil {
+			m.set.UnregisterMetric(l.name)
+			delete(m.lags, tp)
+		}
+	}
+}
+
+func (m *runnerMetrics) lagOf(topic string, partition int32) *lagState {
+	tp := topicPartition{topic, partition}
+	l := m.lags[tp]
+	if l == nil {
+		name := m.prefix + `consumer_lag_records{group="` + m.group + `",topic="` + topic + `",partition="` + strconv.Itoa(int(partition)) + `"}`
+		l = &lagState{name: name, gauge: m.set.GetOrCreateGauge(name, nil), committed: -1}
+		m.lags[tp] = l
+	}
+	return l
+}
+
+func (l *lagState) set() {
+	lag := l.hw - l.committed
+	if l.txnTail {
+		lag--
+	}
+	l.gauge.Set(float64(max(lag, 0)))
 }
 
 // globalFetchError counts a fetch error of a global table's reader, by
@@ -149,8 +218,8 @@ func (m *runnerMetrics) stats() Stats {
 	for _, c := range m.errs {
 		s.Errors += c.Get()
 	}
-	for _, g := range m.lags {
-		s.Lag += int64(g.Get())
+	for _, l := range m.lags {
+		s.Lag += int64(l.gauge.Get())
 	}
 	return s
 }

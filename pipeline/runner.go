@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -78,6 +79,15 @@ type Runner struct {
 	// before any session starts.
 	maxBytes map[string]int
 	ready    atomic.Bool
+
+	// What Health reads besides the assignment: since when records
+	// have waited for a commit (unix ns, 0: none wait), the session
+	// failures since the last commit and the last one's error, and why
+	// Run stopped for good.
+	pendingSince    atomic.Int64
+	sessionFailures atomic.Int32
+	sessionErr      atomic.Pointer[string]
+	stopped         atomic.Pointer[string]
 }
 
 // New builds a Runner for spec. The same constructor serves production, the
@@ -101,7 +111,7 @@ func New(spec Spec, opts ...Option) (*Runner, error) {
 		cfg:          c,
 		clock:        c.clock,
 		log:          c.logger.With("pipeline", spec.Name),
-		m:            newRunnerMetrics(c.metrics, spec.Name),
+		m:            newRunnerMetrics(c.metrics, spec.Name, spec.Group),
 		errLog:       &limitedLog{every: time.Second},
 		outputs:      make(map[string]struct{}),
 		repartitions: make(map[string]string),
@@ -144,20 +154,58 @@ func (r *Runner) Spec() *Spec { return &r.spec }
 // Metrics is the set holding the runner's metrics.
 func (r *Runner) Metrics() *metrics.Set { return r.cfg.metrics }
 
-// Ready reports whether the runner has restored its global tables, is
-// consuming, and has prepared the state of every partition assigned to it.
+// Ready reports whether the runner is healthy: see [Runner.Health].
 func (r *Runner) Ready() bool {
+	ok, _ := r.Health()
+	return ok
+}
+
+// Health reports whether the runner does its work, and if not, why, in
+// words for an operator (never record content): it is starting or has
+// stopped (with the error it stopped on, such as a duplicate instance
+// id); it is preparing the state of assigned partitions; its session has
+// failed twice or more since the last commit; or records have waited
+// longer than the stall limit (ten commit intervals, at least 5 s) with no
+// commit, as when every transaction aborts.
+func (r *Runner) Health() (ok bool, reason string) {
+	if why := r.stopped.Load(); why != nil {
+		return false, "stopped: " + *why
+	}
 	if !r.ready.Load() {
-		return false
+		return false, "starting: topics, global tables or the first session"
+	}
+	if n := r.sessionFailures.Load(); n >= 2 {
+		why := ""
+		if e := r.sessionErr.Load(); e != nil {
+			why = ": " + *e
+		}
+		return false, fmt.Sprintf("the consumer session failed %d times since the last commit%s", n, why)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var preparing []int32
 	for p := range r.assigned {
 		if t := r.tasks[p]; t == nil || !t.ready.Load() {
-			return false
+			preparing = append(preparing, p)
 		}
 	}
-	return true
+	if len(preparing) > 0 {
+		slices.Sort(preparing)
+		return false, fmt.Sprintf("preparing the state of partitions %v", preparing)
+	}
+	if since := r.pendingSince.Load(); since != 0 {
+		if waited := time.Since(time.Unix(0, since)); waited > r.stallLimit() {
+			return false, fmt.Sprintf("no commit for %s while records wait", waited.Round(time.Second))
+		}
+	}
+	return true, ""
+}
+
+// stallLimit is how long records may wait for a commit before Health
+// says the pipeline is stalled: several commit intervals, and never less
+// than a rebalance and a restore of a small store usually take.
+func (r *Runner) stallLimit() time.Duration {
+	return max(10*r.cfg.commitInterval, 5*time.Second)
 }
 
 // Lookup reads key from partition-local state held by this instance: the
@@ -302,6 +350,8 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		}
 		if ctx.Err() != nil {
 			r.ready.Store(false)
+			why := "shut down"
+			r.stopped.Store(&why)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				r.log.Warn("shut down with an error", "error", err)
 			}
@@ -309,9 +359,15 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		}
 		if isFatal(err) {
 			r.ready.Store(false)
-			return fmt.Errorf("pipeline %s: %w", r.spec.Name, r.authzError(err, "", ""))
+			err = fmt.Errorf("pipeline %s: %w", r.spec.Name, r.authzError(err, "", ""))
+			why := err.Error()
+			r.stopped.Store(&why)
+			return err
 		}
 		r.m.sessionRestarts.Inc()
+		r.sessionFailures.Add(1)
+		why := err.Error()
+		r.sessionErr.Store(&why)
 		r.log.Warn("session failed; rebuilding it from the committed state", "error", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
@@ -652,12 +708,8 @@ func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
 	if len(p.Records) == 0 {
 		return
 	}
-	last := p.Records[len(p.Records)-1]
-	lag := p.HighWatermark - last.Offset - 1
-	if last.Attrs.IsTransactional() {
-		lag-- // the transaction's marker follows it, and is no record to process
-	}
-	r.m.lag(p.Topic, p.Partition).Set(float64(max(lag, 0)))
+	r.m.fetched(p.Topic, p.Partition, p.Records[0], p.Records[len(p.Records)-1], p.HighWatermark)
+	r.pendingSince.CompareAndSwap(0, time.Now().UnixNano())
 	r.mu.Lock()
 	t := r.tasks[p.Partition]
 	r.mu.Unlock()
@@ -771,6 +823,14 @@ func (r *Runner) endTxn(started time.Time, count int) error {
 		})
 		r.m.commits.Inc()
 		r.m.txnSeconds.UpdateDuration(started)
+		// Records polled since were dispatched after End: none are.
+		r.pendingSince.Store(0)
+		r.sessionFailures.Store(0)
+		for topic, ps := range r.sess.Client().CommittedOffsets() {
+			for p, eo := range ps {
+				r.m.committedAt(topic, p, eo.Offset)
+			}
+		}
 	} else {
 		r.forEachStore(func(s *Store) { s.abort() })
 		if !empty {
@@ -911,6 +971,7 @@ func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 		if _, ok := now[p]; !ok {
 			// Another member has it: its store will be stale.
 			delete(r.tasks, p)
+			r.m.dropLag(r.spec.consumedTopics(), p)
 		}
 	}
 	parts := make([]int32, 0, len(now))
@@ -946,6 +1007,7 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 			if t := r.tasks[p]; t != nil {
 				t.halt()
 			}
+			r.m.dropLag(r.spec.consumedTopics(), p)
 			removed = append(removed, p)
 		}
 	}
@@ -983,6 +1045,7 @@ func (r *Runner) dropAll() {
 	for p, t := range r.tasks {
 		t.halt()
 		delete(r.tasks, p)
+		r.m.dropLag(r.spec.consumedTopics(), p)
 	}
 	clear(r.assigned)
 }

@@ -1,0 +1,153 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/carepipe/carepipe/pipeline"
+)
+
+// refuseProduceTo makes the broker refuse every produce to topic with a
+// non-retriable error while refusing is set: each transaction that writes
+// there aborts, and the same records come back.
+func refuseProduceTo(t *testing.T, w *world, topic string, refusing *atomic.Bool) {
+	id := topicID(t, w, topic)
+	w.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		w.cluster.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		if !refusing.Load() {
+			return nil, nil, false
+		}
+		hit := false
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, pt := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = pt.Topic, pt.TopicID
+			for _, p := range pt.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				if pt.Topic == topic || pt.TopicID == id {
+					hit = true
+					rp.ErrorCode = kerr.MessageTooLarge.Code
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		if !hit {
+			return nil, nil, false
+		}
+		// Refuse the whole request: a partial answer would be a second
+		// broker's behaviour, and the point is only that nothing commits.
+		return resp, nil, true
+	})
+}
+
+// Issue 19, health that tells the truth: a partition whose transactions
+// all abort (here its output is refused, as an oversized error record was
+// before issue 19) used to leave /readyz ready and the lag gauge at 0,
+// since the fetch position ran ahead. Now the runner says it is stalled,
+// with a reason, its lag counts from the committed offset, and it is ready
+// again once commits resume.
+func TestRunnerHealthSaysStalledWhileNothingCommits(t *testing.T) {
+	w := newCountWorld(t, 1)
+	r, _ := w.start(t, countSpec())
+	w.send(t, w.keys...)
+	w.out.await(1)
+	eventually(t, 10*time.Second, "ready", r.Ready)
+
+	var refusing atomic.Bool
+	refusing.Store(true)
+	refuseProduceTo(t, w.world, "out", &refusing)
+	w.send(t, w.keys[0], w.keys[0], w.keys[0])
+	var reason string
+	eventually(t, 20*time.Second, "not ready while nothing commits", func() bool {
+		var ok bool
+		ok, reason = r.Health()
+		return !ok
+	})
+	if !strings.Contains(reason, "no commit for") {
+		t.Errorf("reason %q, want it to say no commit", reason)
+	}
+	if lag := r.Stats().Lag; lag != 3 {
+		t.Errorf("lag %d while nothing commits, want 3 (the records waiting)", lag)
+	}
+
+	refusing.Store(false)
+	w.out.await(4)
+	eventually(t, 10*time.Second, "ready once commits resume", r.Ready)
+	eventually(t, 10*time.Second, "lag back to 0", func() bool { return r.Stats().Lag == 0 })
+}
+
+// A session that keeps failing (every commit refused as if fenced) makes
+// the runner not ready, saying so, until a commit goes through.
+func TestRunnerHealthSaysSessionFailing(t *testing.T) {
+	w := newCountWorld(t, 1)
+	r, _ := w.start(t, countSpec())
+	w.send(t, w.keys...)
+	w.out.await(1)
+
+	var refusing atomic.Bool
+	refusing.Store(true)
+	w.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		w.cluster.KeepControl()
+		if !refusing.Load() || !req.(*kmsg.EndTxnRequest).Commit {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.ProducerFenced.Code
+		return resp, nil, true
+	})
+	w.send(t, w.keys...)
+	// Between failures it prepares its partition again, which is a reason
+	// too: wait for the one this test is about.
+	eventually(t, 20*time.Second, "not ready, saying the session keeps failing", func() bool {
+		ok, reason := r.Health()
+		return !ok && strings.Contains(reason, "session failed")
+	})
+	refusing.Store(false)
+	w.out.await(2)
+	eventually(t, 20*time.Second, "ready once a commit goes through", r.Ready)
+}
+
+// A partition that moves to another instance drops its lag series here,
+// so that two instances never both report it.
+func TestRunnerLagSeriesLeaveWithTheirPartition(t *testing.T) {
+	w := newCountWorld(t, 2)
+	keys := w.keys
+	set := metrics.NewSet()
+	a, _ := w.start(t, countSpec(), pipeline.WithMetrics(set), pipeline.WithKafka(kgo.ClientID("inst-1")))
+	w.send(t, keys...)
+	w.out.await(2)
+	series := func() string {
+		var b bytes.Buffer
+		set.WritePrometheus(&b)
+		var lines []string
+		for _, l := range strings.Split(b.String(), "\n") {
+			if strings.HasPrefix(l, "carepipe_count_consumer_lag_records{") {
+				lines = append(lines, l[:strings.LastIndexByte(l, ' ')])
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	want := `carepipe_count_consumer_lag_records{group="count-group",topic="in",partition="0"}` + "\n" +
+		`carepipe_count_consumer_lag_records{group="count-group",topic="in",partition="1"}`
+	if got := series(); got != want {
+		t.Fatalf("lag series\n%s\nwant\n%s", got, want)
+	}
+	w.start(t, countSpec(), pipeline.WithKafka(kgo.ClientID("inst-2")))
+	eventually(t, 20*time.Second, "a keeps partition 0 only", func() bool { return owns(a, keys, 0) })
+	w.send(t, keys...)
+	w.out.await(4)
+	if got, want := series(), `carepipe_count_consumer_lag_records{group="count-group",topic="in",partition="0"}`; got != want {
+		t.Errorf("lag series after partition 1 moved away\n%s\nwant\n%s", got, want)
+	}
+}
