@@ -24,14 +24,17 @@ const (
 	kgoReadBytes    = 100 << 20
 
 	// fetchGuardPartitions is the most consumed topic-partitions for which
-	// fetchLimits can keep a kfake fetch response under its limit.
+	// FetchLimits can keep a kfake fetch response under its limit.
 	fetchGuardPartitions = (kgoMaxReadBytes - fetchBatchBytes) / (fetchPartitionBytes + fetchBatchBytes)
 )
 
-// fetchLimits are the session consumer's fetch limits for a group that
-// consumes the given number of topic-partitions. They keep a kfake fetch
-// response from reaching its request-wide byte limit (FetchMaxBytes),
-// because kfake loses aborted transactions there.
+// FetchLimits are the fetch limits of a read_committed consumer of the
+// given number of topic-partitions. They keep a kfake fetch response from
+// reaching its request-wide byte limit (FetchMaxBytes), because kfake loses
+// aborted transactions there. The runner gives them to its session
+// consumer, its changelog restores and its global-table readers; a test
+// or tool that reads committed records from kfake (the scenarios' readers)
+// needs them as well, else it may count aborted records as output.
 //
 // The fault, in kfake v0.0.0-20260918054303-01f206a7e32c, 01_fetch.go,
 // Cluster.handleFetch: the response loop adds each batch's bytes to a
@@ -62,7 +65,7 @@ const (
 //	n × (fetchPartitionBytes + fetchBatchBytes) + fetchBatchBytes
 //
 // (each partition's share plus the batch that did not fit, and the first
-// batch's exemption), which fetchLimits asks for as FetchMaxBytes: the
+// batch's exemption), which FetchLimits asks for as FetchMaxBytes: the
 // count can never pass it, so the response is never cut. For 72 partitions
 // that is 364 MiB, while what kfake returns stays within n ×
 // fetchPartitionBytes plus one batch (76 MiB). A request holds only the
@@ -94,7 +97,7 @@ const (
 // TestSessionFetchReturnsNoAbortedRecords shows the fault with franz-go's
 // defaults, and that the limit without the term for the batch that does
 // not fit (n × fetchPartitionBytes) is not enough.
-func fetchLimits(consumedPartitions int) []kgo.Opt {
+func FetchLimits(consumedPartitions int) []kgo.Opt {
 	n := int64(max(consumedPartitions, 1))
 	limit := min(n*(fetchPartitionBytes+fetchBatchBytes)+fetchBatchBytes, kgoMaxReadBytes)
 	return []kgo.Opt{

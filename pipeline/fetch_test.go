@@ -54,7 +54,7 @@ var (
 // committed record, their marker, and the gate's commit marker. The ~1 MB
 // batch does not fit after the small ones, so a response returns 302 bytes
 // a partition but counts 1,048,804: with franz-go's defaults (the runner
-// before fetchLimits) the count passes 50 MiB at the 50th partition's big
+// before FetchLimits) the count passes 50 MiB at the 50th partition's big
 // batch, after that partition's aborted record, which comes back as
 // committed. A limit of partitions × FetchMaxPartitionBytes (52,429,400)
 // is passed as well; the runner's limits keep the response whole.
@@ -201,7 +201,7 @@ func TestFetchLimits(t *testing.T) {
 	for _, n := range []int{-1, 0, 1, 12, 72, fetchGuardPartitions, fetchGuardPartitions + 1, 10_000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			// No consumer and no request: the client never dials.
-			cl, err := kgo.NewClient(append(fetchLimits(n), kgo.SeedBrokers("127.0.0.1:1"))...)
+			cl, err := kgo.NewClient(append(FetchLimits(n), kgo.SeedBrokers("127.0.0.1:1"))...)
 			if err != nil {
 				t.Fatalf("franz-go refuses the limits: %v", err)
 			}

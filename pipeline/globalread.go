@@ -94,12 +94,15 @@ func (gr *globalReader) read(ctx context.Context) (*kgo.Client, map[string]any, 
 	if err != nil {
 		return nil, nil, err
 	}
-	cl, err := kgo.NewClient(append(gr.r.clientOpts(),
+	opts := append(gr.r.clientOpts(),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-	)...)
+	)
+	// The reader goes on tailing every partition: bound it by the topic's
+	// partitions (those with records, and at least the pipeline's count).
+	cl, err := kgo.NewClient(append(opts, FetchLimits(max(len(targets), int(gr.r.numPartitions.Load())))...)...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -50,7 +50,7 @@ func defaultCfg() cfg {
 // WithKafka passes client options through to every franz-go client the
 // runner makes: seed brokers, TLS, SASL, timeouts. The runner adds its own
 // group, transaction and isolation options after these, and its session
-// consumer's fetch limits (see fetchLimits), which override any given here.
+// consumer's fetch limits (see FetchLimits), which override any given here.
 // A session timeout or heartbeat interval given here wins over
 // [WithSessionTimeout]'s.
 func WithKafka(opts ...kgo.Opt) Option {

@@ -71,7 +71,7 @@ type outputReader struct {
 }
 
 func newOutputReader(t *testing.T, w *world) *outputReader {
-	return &outputReader{t: t, cl: w.client(t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))}
+	return &outputReader{t: t, cl: w.client(t, append([]kgo.Opt{kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted())}, pipeline.FetchLimits(12)...)...)}
 }
 
 func (o *outputReader) await(n int) {

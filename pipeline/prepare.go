@@ -148,11 +148,12 @@ func (t *task) prepareStore(ctx context.Context, s *Store, fresh bool) error {
 // readChangelog applies the committed records of the task's partition of
 // topic, from offset from up to end, to s, and returns how many it applied.
 func (t *task) readChangelog(ctx context.Context, topic string, from, end int64, s *Store) (int, error) {
-	cl, err := kgo.NewClient(append(t.r.clientOpts(),
+	opts := append(t.r.clientOpts(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.partition: kgo.NewOffset().At(from)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-	)...)
+	)
+	cl, err := kgo.NewClient(append(opts, FetchLimits(1)...)...)
 	if err != nil {
 		return 0, err
 	}

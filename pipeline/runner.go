@@ -422,7 +422,7 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 		kgo.SessionTimeout(r.cfg.sessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, r.cfg.sessionTimeout/3)),
 	}, r.clientOpts()...)
-	opts = append(opts, fetchLimits(len(r.spec.consumedTopics())*int(r.numPartitions.Load()))...)
+	opts = append(opts, FetchLimits(len(r.spec.consumedTopics())*int(r.numPartitions.Load()))...)
 	if r.cfg.instanceID != "" {
 		opts = append(opts, kgo.InstanceID(r.cfg.instanceID))
 	}

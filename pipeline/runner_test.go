@@ -143,7 +143,7 @@ func produce(t *testing.T, cl *kgo.Client, recs ...*kgo.Record) {
 // until it has n records, or fails the test after a timeout.
 func readCommitted(t *testing.T, w *world, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl := w.client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	cl := w.client(t, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted())}, pipeline.FetchLimits(12)...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out []*kgo.Record
