@@ -27,6 +27,7 @@ import (
 //	instanceId: carepipe-0
 //	commitInterval: 100ms
 //	reconcileDeadline: 5m
+//	sources: /etc/carepipe/sources.yaml
 //	summaryEvery: 5s
 //	logLevel: info
 //	kafka: {saslMechanism: SCRAM-SHA-512, username: carepipe, tls: true, tlsCA: /etc/kafka/ca.pem}
@@ -44,6 +45,7 @@ type FileConfig struct {
 	CommitInterval    *Duration `yaml:"commitInterval"`
 	Duration          *Duration `yaml:"duration"`
 	ReconcileDeadline *Duration `yaml:"reconcileDeadline"`
+	Sources           *string   `yaml:"sources"`
 	SummaryEvery      *Duration `yaml:"summaryEvery"`
 	LogLevel          *string   `yaml:"logLevel"`
 	Kafka             struct {
@@ -126,6 +128,7 @@ func (f *FileConfig) Apply(c *Config) {
 	setDuration(&c.CommitInterval, f.CommitInterval)
 	setDuration(&c.Duration, f.Duration)
 	setDuration(&c.ReconcileDeadline, f.ReconcileDeadline)
+	set(&c.SourcesFile, f.Sources)
 	setDuration(&c.SummaryEvery, f.SummaryEvery)
 	set(&c.SASLMechanism, f.Kafka.SASLMechanism)
 	set(&c.Username, f.Kafka.Username)
