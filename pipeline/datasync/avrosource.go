@@ -78,7 +78,8 @@ func (a *avroSource) decode(b []byte) (any, error) {
 		return nil, err
 	}
 	rd := avro.NewReader(nil, 0).Reset(b[5:])
-	payload := readConnect(rd, s.schema)
+	cr := &connectReader{rd: rd, items: len(b) - 5}
+	payload := cr.read(s.schema)
 	switch {
 	case errors.Is(rd.Error, io.EOF) || errors.Is(rd.Error, io.ErrUnexpectedEOF):
 		return nil, unreadablef("Avro body ends before its schema (id %d) does", id)
@@ -127,13 +128,23 @@ func (a *avroSource) schema(id int) (*sourceSchema, error) {
 	return s, nil
 }
 
-// readConnect reads one value of schema s as the JSON converter writes a
-// Connect value: numbers as [json.Number], bytes and fixed as base64, a
-// union as its branch's value, and logical types (date, time-millis,
+// connectReader reads one Avro body into Connect values.
+type connectReader struct {
+	rd *avro.Reader
+	// items is how many more array items and map entries the body may
+	// hold: no more than it has bytes. A block count is the body's to
+	// choose, and one of 2^62 must not be believed.
+	items int
+}
+
+// read reads one value of schema s as the JSON converter writes a Connect
+// value: numbers as [json.Number], bytes and fixed as base64, a union as
+// its branch's value, and logical types (date, time-millis,
 // timestamp-millis, timestamp-micros, decimal) as their underlying number
 // or bytes, which the Connect schema names (see [connectSchema]), never as
 // a time the decoder chose a zone for.
-func readConnect(rd *avro.Reader, s avro.Schema) any {
+func (cr *connectReader) read(s avro.Schema) any {
+	rd := cr.rd
 	switch s.Type() {
 	case avro.Null:
 		return nil
@@ -167,29 +178,40 @@ func readConnect(rd *avro.Reader, s avro.Schema) any {
 		fields := s.(*avro.RecordSchema).Fields()
 		obj := make(map[string]any, len(fields))
 		for _, f := range fields {
-			obj[f.Name()] = readConnect(rd, f.Type())
+			obj[f.Name()] = cr.read(f.Type())
 			if rd.Error != nil {
 				return nil
 			}
 		}
 		return obj
 	case avro.Ref:
-		return readConnect(rd, s.(*avro.RefSchema).Schema())
+		return cr.read(s.(*avro.RefSchema).Schema())
 	case avro.Array:
 		items := s.(*avro.ArraySchema).Items()
 		arr := []any{}
-		rd.ReadArrayCB(func(rd *avro.Reader) bool {
-			arr = append(arr, readConnect(rd, items))
-			return rd.Error == nil
-		})
+		for n := cr.block(); n > 0; n = cr.block() {
+			for range n {
+				v := cr.read(items)
+				if rd.Error != nil {
+					return nil
+				}
+				arr = append(arr, v)
+			}
+		}
 		return arr
 	case avro.Map:
 		values := s.(*avro.MapSchema).Values()
 		obj := map[string]any{}
-		rd.ReadMapCB(func(rd *avro.Reader, k string) bool {
-			obj[k] = readConnect(rd, values)
-			return rd.Error == nil
-		})
+		for n := cr.block(); n > 0; n = cr.block() {
+			for range n {
+				k := rd.ReadString()
+				v := cr.read(values)
+				if rd.Error != nil {
+					return nil
+				}
+				obj[k] = v
+			}
+		}
 		return obj
 	case avro.Union:
 		types := s.(*avro.UnionSchema).Types()
@@ -198,10 +220,25 @@ func readConnect(rd *avro.Reader, s avro.Schema) any {
 			rd.ReportError("read", "union index out of range")
 			return nil
 		}
-		return readConnect(rd, types[i])
+		return cr.read(types[i])
 	}
 	rd.ReportError("read", "unexpected schema type "+string(s.Type()))
 	return nil
+}
+
+// block reads an array's or map's block header: its count of items, 0 at
+// the end (or on an error, or a count the body cannot hold).
+func (cr *connectReader) block() int64 {
+	n, _ := cr.rd.ReadBlockHeader()
+	switch {
+	case cr.rd.Error != nil:
+		return 0
+	case n < 0 || n > int64(cr.items):
+		cr.rd.ReportError("read", "a block counts more items than the body has bytes")
+		return 0
+	}
+	cr.items -= int(n)
+	return n
 }
 
 // floatNumber is x as the JSON converter writes it; NaN and the infinities,

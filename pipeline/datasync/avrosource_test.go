@@ -2,6 +2,7 @@ package datasync
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -369,10 +370,38 @@ func TestAvroSourceFailures(t *testing.T) {
 		})
 	}
 
+	// A body is untrusted: a block count it cannot hold is an error, never
+	// a loop of that many items.
+	t.Run("array block count past the body", func(t *testing.T) {
+		id, _, err := w.reg.RegisterSchema("ehr.public.flags-value", sr.Schema{Type: sr.TypeAvro,
+			Schema: `{"type":"record","name":"Flags","fields":[{"name":"xs","type":{"type":"array","items":"null"}}]}`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 0, id, then the block count 2^40 (zig-zag varint) and the end.
+		v := []byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
+		v = binary.AppendVarint(v, 1<<40)
+		v = append(v, 0)
+		if _, err := w.avro.decode(v); !errors.Is(err, ErrUnreadable) {
+			t.Fatalf("error %v, want ErrUnreadable", err)
+		}
+	})
+
 	t.Run("no registry configured", func(t *testing.T) {
-		_, err := w.sources.Map(Source{Topic: "ehr.public.patients", Key: key, Value: good})
-		if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "no schema registry") {
-			t.Fatalf("error %v", err)
+		for name, value := range map[string][]byte{"value": good, "tombstone": nil} {
+			_, err := w.sources.Map(Source{Topic: "ehr.public.patients", Key: key, Value: value})
+			if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "no schema registry") {
+				t.Fatalf("%s: error %v", name, err)
+			}
+		}
+	})
+
+	// A tombstone's Avro key that does not decode names no id: it is
+	// never taken for the id as it stands.
+	t.Run("tombstone with an unknown key schema", func(t *testing.T) {
+		_, err := w.mapAvro(append([]byte{0, 0, 0, 0x7f, 0x7e}, key[5:]...), nil)
+		if !errors.Is(err, ErrUnreadable) {
+			t.Fatalf("error %v, want ErrUnreadable", err)
 		}
 	})
 }

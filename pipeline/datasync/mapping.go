@@ -69,8 +69,9 @@ func Map(s Source) (Mapped, error) { return DefaultSources().Map(s) }
 
 // Map maps one source record to its canonical change, the record's topic
 // telling its entity and layout. It is a pure function of s: no clock, no
-// randomness, no map order. A value in the schema registry's wire format is
-// an error here: see [NewAvroSources].
+// randomness, no map order. A value or key in the schema registry's wire
+// format is unreadable here: the CDC stage reads those with the registry
+// [WithSourceRegistry] gives it.
 func (src *Sources) Map(s Source) (Mapped, error) { return src.mapSource(s, nil) }
 
 // mapSource maps s, decoding a value or key in the schema registry's wire
@@ -319,11 +320,13 @@ func (m *mapping) keyID() (string, error) {
 		return string(k), nil
 	}
 	v, err := m.decode(k)
-	if errors.Is(err, ErrSchemaUnavailable) {
+	if err != nil && k[0] == wireMagic {
+		// An Avro key that does not decode names no id; a registry
+		// that does not answer is retried.
 		return "", err
 	}
 	if err != nil {
-		// Not JSON (or Avro) after all: the key is the id as it stands.
+		// Not JSON after all: the key is the id as it stands.
 		return string(k), nil
 	}
 	if obj, ok := v.(map[string]any); ok && len(obj) == 2 && hasKey(obj, "schema") && hasKey(obj, "payload") {

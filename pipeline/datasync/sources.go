@@ -282,6 +282,9 @@ func (f *sourcesFile) build() (*Sources, error) {
 		case dup:
 			bad(key+".topic", "duplicate topic %q: sources[%d] has it already", spec.Topic, j)
 			ok = false
+		case isDataSyncTopic(spec.Topic):
+			bad(key+".topic", "%q is one of datasync's own topics, not a source", spec.Topic)
+			ok = false
 		default:
 			first[spec.Topic] = i
 		}
@@ -378,6 +381,22 @@ func checkColumnPath(p string) error {
 		}
 	}
 	return nil
+}
+
+// isDataSyncTopic reports whether t is one the stages write or read
+// besides the sources: reading it as a source would feed their output
+// back to them.
+func isDataSyncTopic(t string) bool {
+	if t == TopicErrors || strings.HasPrefix(t, "reconciliation.") ||
+		strings.HasPrefix(t, "target.") && strings.HasSuffix(t, ".sync.completed") {
+		return true
+	}
+	for _, e := range entities {
+		if t == ChangeTopic(e) || t == ValidatedTopic(e) {
+			return true
+		}
+	}
+	return false
 }
 
 // validTopicName is Kafka's rule for topic names.

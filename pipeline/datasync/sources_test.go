@@ -212,6 +212,8 @@ func TestSourcesInvalid(t *testing.T) {
 		{"unknown column kind", "layouts:\n  patient:\n    id: [{key: id}]\n", `unknown column kind "key"`},
 		{"topic name", "sources:\n  - {topic: 'ehr public', system: ehr, entity: patient}\n", `sources[0].topic: "ehr public" is not a Kafka topic name`},
 		{"missing topic", "sources:\n  - {system: ehr, entity: patient}\n", "sources[0].topic: missing"},
+		{"a topic of datasync's own", "sources:\n  - {topic: canonical.patient.change, system: ehr, entity: patient}\n", `sources[0].topic: "canonical.patient.change" is one of datasync's own topics`},
+		{"an acknowledgement topic", "sources:\n  - {topic: target.ehr.sync.completed, system: ehr, entity: patient}\n", "is one of datasync's own topics"},
 		{"no id column", "sources:\n  - {topic: t, system: ehr, entity: patient, columns: {id: []}}\n", "sources[0]: no id column for patient"},
 		{"two documents", "sources: []\n---\nsources: []\n", "more than one YAML document"},
 	} {
