@@ -848,7 +848,7 @@ func (f *rowReader) observation(l layout) *ObservationRecord {
 // column). A number column holds a number or nothing.
 func (f *rowReader) observationValue(l layout) (*float64, *string) {
 	var loose string
-	for _, c := range l["value"] {
+	for _, c := range l.columns("value") {
 		p := c.path
 		switch v := f.get(p).(type) {
 		case nil:

@@ -37,7 +37,24 @@ type source struct {
 
 // layout is where each canonical field of an entity is found: field name to
 // the columns tried in order.
-type layout map[string][]column
+type layout map[string]*fieldColumns
+
+// fieldColumns are a field's columns, and their paths (all, and by kind)
+// computed once: the mapping reads them for every record.
+type fieldColumns struct {
+	cols   []column
+	paths  []string
+	byKind map[columnKind][]string
+}
+
+func newFieldColumns(cols []column) *fieldColumns {
+	f := &fieldColumns{cols: cols, paths: make([]string, len(cols)), byKind: make(map[columnKind][]string)}
+	for i, c := range cols {
+		f.paths[i] = c.path
+		f.byKind[c.kind] = append(f.byKind[c.kind], c.path)
+	}
+	return f
+}
 
 // column is one place in a row: a path, and how its value is read.
 type column struct {
@@ -55,24 +72,28 @@ const (
 	numberColumn
 )
 
-// paths are the paths of a field's columns, in order.
-func (l layout) paths(field string) []string {
-	ps := make([]string, len(l[field]))
-	for i, c := range l[field] {
-		ps[i] = c.path
+// columns are a field's columns, in order.
+func (l layout) columns(field string) []column {
+	if f := l[field]; f != nil {
+		return f.cols
 	}
-	return ps
+	return nil
 }
 
-// pathsOf are the paths of a field's columns of kind k.
-func (l layout) pathsOf(field string, k columnKind) []string {
-	var ps []string
-	for _, c := range l[field] {
-		if c.kind == k {
-			ps = append(ps, c.path)
-		}
+// paths are the paths of a field's columns, in order. Read only.
+func (l layout) paths(field string) []string {
+	if f := l[field]; f != nil {
+		return f.paths
 	}
-	return ps
+	return nil
+}
+
+// pathsOf are the paths of a field's columns of kind k. Read only.
+func (l layout) pathsOf(field string, k columnKind) []string {
+	if f := l[field]; f != nil {
+		return f.byKind[k]
+	}
+	return nil
 }
 
 // canonicalFields are the fields a layout may name, per entity, and the
@@ -302,7 +323,7 @@ func (f *sourcesFile) build() (*Sources, error) {
 			l = make(layout)
 		}
 		maps.Copy(l, checkLayout(e, key+".columns", spec.Columns, bad))
-		if len(l["id"]) == 0 {
+		if len(l.paths("id")) == 0 {
 			bad(key, "no id column for %s: set layouts.%s.id or %s.columns.id", e, e, key)
 			ok = false
 		}
@@ -345,7 +366,7 @@ func checkLayout(e Entity, key string, fields map[string][]columnSpec, bad func(
 			cols = append(cols, column{path: c.Path, kind: c.Kind})
 		}
 		if good {
-			l[name] = cols
+			l[name] = newFieldColumns(cols)
 		}
 	}
 	return l
