@@ -269,8 +269,9 @@ const (
 // converter's form ({"type":"struct","fields":[...],"optional":false,
 // "name":...}), as Confluent's AvroData reads a schema the Avro converter
 // wrote: a union of null and one type is that type, optional; the
-// connect.name, connect.version, connect.parameters and connect.type
-// properties give the name, version, parameters and narrower integer type
+// connect.name, connect.version, connect.parameters, connect.default and
+// connect.type properties give the name, version, parameters, default and
+// narrower integer type
 // (Debezium's io.debezium.time.* names come this way). An Avro logical
 // type without a connect.name is named as Connect names it (date, time-
 // millis, timestamp-millis, decimal); timestamp-micros and time-micros,
@@ -287,6 +288,9 @@ func connectSchema(s avro.Schema, optional bool) map[string]any {
 		}
 		if v := ps.Prop("connect.parameters"); v != nil {
 			out["parameters"] = v
+		}
+		if v := ps.Prop("connect.default"); v != nil {
+			out["default"] = v
 		}
 	}
 	typ := ""
