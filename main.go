@@ -149,6 +149,7 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	fs.StringVar(&fl.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz and the query API on this address; a bare port binds loopback only (port 0 picks one; the query API off loopback needs CAREPIPE_API_TOKEN)")
 	fs.BoolVar(&fl.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
 	fs.StringVar(&fl.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
+	fs.StringVar(&fl.SourcesFile, "sources", "", "datasync: sources YAML file, which topics carry which source's entities and how their columns map (env CAREPIPE_SOURCES; default: built-in sources)")
 	fs.StringVar(&fl.SiteTimeZone, "site-time-zone", "", "alerts: IANA time zone (Europe/Berlin) of observation times sent without an offset (default: none, such observations are error records)")
 	fs.StringVar(&fl.PayerTimeZone, "payer-time-zone", "", "priorauth: IANA time zone (America/New_York) of payer dates without an offset; a date-only expiration ends with that day there (env CAREPIPE_PAYER_TIME_ZONE; default UTC)")
 	urgent := fs.String("urgent-categories", "", "priorauth: medication categories submitted as urgent, comma-separated, synonyms as entries; case, hyphens and plurals do not count (env CAREPIPE_URGENT_CATEGORIES; default antibiotic, anticoagulant, insulin and their synonyms)")
@@ -203,6 +204,9 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	if v, ok := os.LookupEnv("CAREPIPE_URGENT_CATEGORIES"); ok {
 		cfg.UrgentCategories = splitList(v)
 	}
+	if v, ok := os.LookupEnv("CAREPIPE_SOURCES"); ok {
+		cfg.SourcesFile = v
+	}
 
 	lvl := "info"
 	if file != nil && file.LogLevel != nil {
@@ -224,6 +228,8 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 			cfg.CreateTopics = fl.CreateTopics
 		case "rules":
 			cfg.RulesFile = fl.RulesFile
+		case "sources":
+			cfg.SourcesFile = fl.SourcesFile
 		case "site-time-zone":
 			cfg.SiteTimeZone = fl.SiteTimeZone
 		case "payer-time-zone":
@@ -315,6 +321,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic")
 		registry    = fs.String("schema-registry", "", "schema registry URL (env SCHEMA_REGISTRY_URL): datasync's schemas are planned and registered there")
 		file        = fs.String("topics", "", "topics file (YAML): defaults and per-topic specs over the built-in ones; flags win over its defaults")
+		sources     = fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -347,6 +354,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 	kafkaFromEnv(&cfg, *brokers)
 	registryFromEnv(&cfg, *registry)
 	cfg.Pipelines = splitList(*pipelines)
+	cfg.SourcesFile = *sources
 	cfg.Stdout = stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -98,6 +98,25 @@ func TestConfigCheckLayersFileEnvironmentAndFlags(t *testing.T) {
 	if code := run([]string{"config", "check"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), `unknown pipeline "billing"`) {
 		t.Errorf("unknown pipeline: exit %d, %q", code, errOut.String())
 	}
+
+	// datasync's sources file, by flag or environment, is checked too.
+	sources := filepath.Join(dir, "sources.yaml")
+	if err := os.WriteFile(sources, []byte("sources:\n  - {topic: ehr.public.patients, system: ehr, entity: patients}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("pipelines: [datasync]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KAFKA_BROKERS", "")
+	for _, args := range [][]string{{"config", "check", "--sources", sources}, {"config", "check"}} {
+		if len(args) == 2 {
+			t.Setenv("CAREPIPE_SOURCES", sources)
+		}
+		errOut.Reset()
+		if code := run(args, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), `sources[0].entity: unknown entity "patients"`) {
+			t.Errorf("%v: exit %d, %q", args, code, errOut.String())
+		}
+	}
 }
 
 // The priorauth options layer as the others do: the environment over the

@@ -263,9 +263,17 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 	if cfg.ReconcileDeadline > 0 {
 		rc.Deadline = cfg.ReconcileDeadline
 	}
+	sources, err := cfg.dataSyncSources()
+	if err != nil {
+		return nil, err
+	}
+	cdcOpts := []datasync.Option{datasync.WithSourceRegistry(reg)}
+	if sources != nil {
+		cdcOpts = append(cdcOpts, datasync.WithSources(sources))
+	}
 	var ps []*built
 	set := metrics.NewSet()
-	cdc, err := datasync.NewCDC(codec, datasync.WithMetrics(set))
+	cdc, err := datasync.NewCDC(codec, append(cdcOpts, datasync.WithMetrics(set))...)
 	if err != nil {
 		return nil, err
 	}

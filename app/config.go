@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 )
 
@@ -76,6 +77,12 @@ type Config struct {
 	// SchemaRegistryCAFile is a PEM file of the CA that signed an https
 	// registry's certificate; empty: the system roots.
 	SchemaRegistryCAFile string
+	// SourcesFile is a YAML sources file for datasync: which topics carry
+	// which source system's entity and how their columns map to the
+	// canonical fields (datasync.LoadSources); empty: the built-in
+	// sources. A source record in the schema registry's wire format
+	// (Debezium's Avro converter) is read with the schema registry above.
+	SourcesFile string
 	// ReconcileDeadline is how long a validated version may wait for its
 	// targets' acknowledgements (default 5m; 10s in embedded mode, so the
 	// demo shows overdue reconciliations).
@@ -210,7 +217,8 @@ func (c *Config) validate() error {
 
 // Check reports what Run would refuse to start with, without connecting
 // to anything: the options, the TLS files (read and parsed), the rules
-// file, and a query API off loopback without its token.
+// file, the datasync sources file, and a query API off loopback without
+// its token.
 func (c Config) Check() error {
 	c.setDefaults()
 	errs := []error{c.validate(), c.needsRegistry()}
@@ -218,6 +226,9 @@ func (c Config) Check() error {
 		if _, err := c.kafkaOpts(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if _, err := c.dataSyncSources(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RulesFile != "" && slices.Contains(c.Pipelines, "alerts") {
 		if _, err := alerts.LoadRules(c.RulesFile); err != nil {
@@ -235,6 +246,15 @@ func (c Config) Check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dataSyncSources are the sources file loaded when datasync runs with one,
+// else nil (the built-in sources).
+func (c *Config) dataSyncSources() (*datasync.Sources, error) {
+	if c.SourcesFile == "" || !slices.Contains(c.Pipelines, "datasync") {
+		return nil, nil
+	}
+	return datasync.LoadSources(c.SourcesFile)
 }
 
 // needsRegistry is the error of running datasync against a real cluster
@@ -322,6 +342,6 @@ func (c Config) Redacted() map[string]any {
 		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile, "tls_cert": c.TLSCertFile, "tls_key": c.TLSKeyFile,
 		"schema_registry": redactURL(c.SchemaRegistryURL), "schema_registry_username": c.SchemaRegistryUsername,
 		"schema_registry_password": redact(c.SchemaRegistryPassword), "schema_registry_ca": c.SchemaRegistryCAFile,
-		"reconcile_deadline": c.ReconcileDeadline.String(),
+		"reconcile_deadline": c.ReconcileDeadline.String(), "sources": c.SourcesFile,
 	}
 }

@@ -30,6 +30,7 @@ import (
 //	commitInterval: 100ms
 //	sessionTimeout: 10s
 //	reconcileDeadline: 5m
+//	sources: /etc/carepipe/sources.yaml
 //	summaryEvery: 5s
 //	logLevel: info
 //	kafka: {saslMechanism: SCRAM-SHA-512, username: carepipe, tls: true, tlsCA: /etc/kafka/ca.pem}
@@ -50,6 +51,7 @@ type FileConfig struct {
 	SessionTimeout    *Duration `yaml:"sessionTimeout"`
 	Duration          *Duration `yaml:"duration"`
 	ReconcileDeadline *Duration `yaml:"reconcileDeadline"`
+	Sources           *string   `yaml:"sources"`
 	SummaryEvery      *Duration `yaml:"summaryEvery"`
 	LogLevel          *string   `yaml:"logLevel"`
 	Kafka             struct {
@@ -137,6 +139,7 @@ func (f *FileConfig) Apply(c *Config) {
 	setDuration(&c.SessionTimeout, f.SessionTimeout)
 	setDuration(&c.Duration, f.Duration)
 	setDuration(&c.ReconcileDeadline, f.ReconcileDeadline)
+	set(&c.SourcesFile, f.Sources)
 	setDuration(&c.SummaryEvery, f.SummaryEvery)
 	set(&c.SASLMechanism, f.Kafka.SASLMechanism)
 	set(&c.Username, f.Kafka.Username)

@@ -141,3 +141,53 @@ func TestPriorAuthOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestSourcesFileIsChecked: config check loads datasync's sources file
+// and reports each problem with its key; the file key and the option
+// agree.
+func TestSourcesFileIsChecked(t *testing.T) {
+	bad := writeFile(t, "sources:\n"+
+		"  - {topic: ehr.public.patients, system: ehr, entity: patient}\n"+
+		"  - {topic: ehr.public.patients, system: ehr, entity: patients}\n"+
+		"  - {topic: ehr.public.visits, system: ehr, entity: encounter, columns: {patient: [patient_id], id: ['']}}\n")
+	c := Config{Pipelines: []string{"datasync"}, SourcesFile: bad}
+	err := c.Check()
+	if err == nil {
+		t.Fatal("Check: no error")
+	}
+	for _, want := range []string{
+		`sources[1].topic: duplicate topic "ehr.public.patients"`,
+		`sources[1].entity: unknown entity "patients"`,
+		`sources[2].columns.patient: unknown canonical field of encounter`,
+		`sources[2].columns.id[0]: empty column path`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Check does not report %q:\n%v", want, err)
+		}
+	}
+	// Only datasync reads it.
+	if err := (Config{Pipelines: []string{"orders"}, SourcesFile: bad}).Check(); err != nil {
+		t.Errorf("without datasync: %v", err)
+	}
+
+	good := writeFile(t, "sources:\n  - {topic: ehr.public.patients, system: ehr, entity: patient, columns: {id: [patient_id]}}\n")
+	f, err := LoadConfigFile(writeFile(t, "sources: "+good+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = Config{Pipelines: []string{"datasync"}}
+	f.Apply(&c)
+	if c.SourcesFile != good {
+		t.Fatalf("sources key gave %q, want %q", c.SourcesFile, good)
+	}
+	if err := c.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	specs, err := specsOf(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := specs[0].Inputs; len(got) != 1 || got[0] != "ehr.public.patients" {
+		t.Fatalf("datasync's CDC inputs %q, want the file's topic", got)
+	}
+}

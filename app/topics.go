@@ -33,7 +33,7 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	if cfg.Embedded() {
 		return errors.New("topics: --brokers (or KAFKA_BROKERS) is required")
 	}
-	specs, err := specsOf(cfg.Pipelines)
+	specs, err := specsOf(&cfg)
 	if err != nil {
 		return err
 	}
@@ -104,11 +104,11 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	return nil
 }
 
-// specsOf returns the runtime specs of the named pipelines, with their
-// default processors.
-func specsOf(names []string) ([]pipeline.Spec, error) {
+// specsOf returns the runtime specs of cfg's pipelines, with their default
+// processors (datasync's CDC reading cfg's sources file, when it has one).
+func specsOf(cfg *Config) ([]pipeline.Spec, error) {
 	var specs []pipeline.Spec
-	for _, name := range names {
+	for _, name := range cfg.Pipelines {
 		switch name {
 		case "alerts":
 			p, err := alerts.New()
@@ -125,7 +125,15 @@ func specsOf(names []string) ([]pipeline.Spec, error) {
 		case "orders":
 			specs = append(specs, orders.New(nil).Spec())
 		case "datasync":
-			ds, err := datasync.Specs()
+			sources, err := cfg.dataSyncSources()
+			if err != nil {
+				return nil, err
+			}
+			var opts []datasync.Option
+			if sources != nil {
+				opts = append(opts, datasync.WithSources(sources))
+			}
+			ds, err := datasync.Specs(opts...)
 			if err != nil {
 				return nil, err
 			}

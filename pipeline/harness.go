@@ -107,7 +107,9 @@ func NewHarness(spec Spec, opts ...HarnessOption) (*Harness, error) {
 // error topic with: a [RecordError] for a rejection, a panic or an
 // oversized emit, classified as the error-type header would be (errors.As
 // to *RecordError, else [ErrProcessing]), and wrapping what the processor
-// wrapped. A record on a topic the Spec does not consume (neither an input
+// wrapped; or a [TransientError], on which the runtime sends nothing to the
+// error topic but aborts the transaction and processes r again. A record
+// on a topic the Spec does not consume (neither an input
 // nor a repartition topic) is refused with an error that is none of these,
 // and Process is not called.
 //

@@ -92,7 +92,8 @@ type GlobalTableSpec struct {
 //
 // Returning an error sends the record whole to the error topic and discards
 // everything the call emitted or wrote to state; wrap the error with
-// [Reject] to classify it. A panic is recovered and handled the same way,
+// [Reject] to classify it, or with [Transient] when the record is not at
+// fault and must be processed again instead. A panic is recovered and handled the same way,
 // with error-type "panic".
 type ProcessFunc func(c *Context, r *kgo.Record) error
 
@@ -137,6 +138,23 @@ func Reject(t ErrorType, err error) error {
 func Rejectf(t ErrorType, format string, args ...any) error {
 	return &RecordError{Type: t, Err: fmt.Errorf(format, args...)}
 }
+
+// TransientError is a failure of something outside the record (a schema
+// registry that does not answer, say): processing it again later may
+// succeed. The runner does not send the record to the error topic: it
+// dooms the open transaction, so nothing the session processed since its
+// last commit is committed, and rebuilds the session from the committed
+// offsets after a backoff (250 ms doubling to 5 s, as for any session
+// failure), which processes the record again.
+type TransientError struct {
+	Err error
+}
+
+func (e *TransientError) Error() string { return "transient: " + e.Err.Error() }
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// Transient classifies err as a transient failure: see [TransientError].
+func Transient(err error) error { return &TransientError{Err: err} }
 
 // errorTypeOf returns the classification of a processor error.
 func errorTypeOf(err error) ErrorType {

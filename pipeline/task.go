@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -212,19 +213,33 @@ func (t *task) processBatch(batch []*kgo.Record) {
 		if t.stopping() {
 			return
 		}
-		t.processOne(rec)
 		n++
+		if !t.processOne(rec) {
+			break
+		}
 	}
 	if n > 0 {
 		t.r.m.observeBatch(n, time.Since(start), batch[n-1])
 	}
 }
 
-func (t *task) processOne(rec *kgo.Record) {
+// processOne processes rec, and reports whether the task may go on with the
+// batch: not after a transient failure, which ends the session.
+func (t *task) processOne(rec *kgo.Record) bool {
 	t.current = rec
-	if err := t.atomically(func() error { return t.call(rec) }); err != nil {
+	err := t.atomically(func() error { return t.call(rec) })
+	var transient *TransientError
+	switch {
+	case err == nil:
+	case errors.As(err, &transient):
+		t.r.log.Warn("transient failure; the transaction aborts and the session restarts from the committed offsets",
+			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
+		t.r.fail(err)
+		return false
+	default:
 		t.sendError(rec, err)
 	}
+	return true
 }
 
 // atomically runs fn as one unit of the open transaction: what it emits is

@@ -32,8 +32,9 @@ const (
 	// Entities well below the number of changes sent nearly every one is
 	// resolved.
 	CDCConflict CDCKind = "conflict"
-	// CDCInvalid: an ehr change that fails validation (gender "x", outside
-	// the FHIR administrative-gender value set).
+	// CDCInvalid: an ehr change that fails validation (gender "z", in
+	// neither HL7 v2 table 0001 nor the FHIR administrative-gender value
+	// set; "x" is table 0001's Non-binary, a valid "other").
 	CDCInvalid CDCKind = "invalid"
 )
 
@@ -55,7 +56,7 @@ type CDCLoad struct {
 	// [0, 1].
 	ConflictFraction float64
 	// InvalidFraction is the share of changes that fail validation (gender
-	// "x"). In [0, 1]. ConflictFraction+InvalidFraction must not exceed 1
+	// "z"). In [0, 1]. ConflictFraction+InvalidFraction must not exceed 1
 	// (give or take float rounding, 1e-9); what is left is the share of
 	// valid ehr changes.
 	InvalidFraction float64
@@ -139,7 +140,7 @@ func (g *CDCLoadGen) Record(i int64) *kgo.Record {
 	key := strconv.AppendInt(append(make([]byte, 0, len(g.prefix)+8), g.prefix...), int64(d.entity), 10)
 	gender := d.gender
 	if d.kind == CDCInvalid {
-		gender = "x"
+		gender = "z"
 	}
 	rec := &kgo.Record{
 		Topic: TopicDataSyncPatient,

@@ -157,7 +157,7 @@ func TestCDCLoadFractions(t *testing.T) {
 				if hasHeader && (len(r.Headers) != 1 || r.Headers[0].Key != HeaderSourceSystem || string(r.Headers[0].Value) != "registration") {
 					t.Fatalf("change %d: headers %v, want only %s: registration", i, r.Headers, HeaderSourceSystem)
 				}
-				invalidGender := bytes.Contains(r.Value, []byte(`"gender":"x"`))
+				invalidGender := bytes.Contains(r.Value, []byte(`"gender":"z"`))
 				if invalidGender != (k == CDCInvalid) {
 					t.Fatalf("change %d of kind %s: value %s", i, k, r.Value)
 				}
@@ -237,7 +237,7 @@ func TestCDCLoadValues(t *testing.T) {
 					t.Fatalf("change %d: id %q, key %q", i, p.ID, key)
 				}
 				switch k := g.Kind(i); {
-				case k == CDCInvalid && p.Gender != "x":
+				case k == CDCInvalid && p.Gender != "z":
 					t.Fatalf("invalid change %d has gender %q", i, p.Gender)
 				case k != CDCInvalid && p.Gender != "male" && p.Gender != "female":
 					t.Fatalf("%s change %d has gender %q", k, i, p.Gender)

@@ -176,7 +176,7 @@ func (t DataSyncTruth) Total() int {
 //     dob, sex, updatedAt, versionId}. 1: +0 applied. 2: +1000, another
 //     lastName, applied. 3: step 2 again, duplicate. 4: +500, a third
 //     lastName, stale. 5: from registration, +1000, another firstName and
-//     address, conflict-resolved. 6: +2000, gender "x" (sex "x"), invalid.
+//     address, conflict-resolved. 6: +2000, gender "z" (sex "z"), invalid.
 //     7: truncated JSON, undecodable.
 //   - encounter (source.ehr.encounter; last-writer-wins): 1: +0
 //     in-progress, applied. 2: +1000 finished, applied. 3: duplicate. 4:
@@ -547,7 +547,8 @@ func (g *dsGen) patient() []dsStep {
 	p5 := p2
 	p5.first, p5.addr = givenNames[first5], addr5
 	p6 := p2
-	p6.gender = "x"
+	// Not "x": HL7 v2 table 0001's Non-binary, which maps to "other".
+	p6.gender = "z"
 
 	// The canonical entity: single-letter sexes spelt out, and each
 	// source's own {system, id} among the identifiers (the one field

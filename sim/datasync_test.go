@@ -555,8 +555,8 @@ func TestDataSyncScripts(t *testing.T) {
 			if headerValue(steps[4].rec, HeaderSourceSystem) != "registration" {
 				t.Errorf("patient %d step 5: not from registration", i)
 			}
-			if v[5][gender] != "x" {
-				t.Errorf("patient %d step 6: gender %v, want x", i, v[5][gender])
+			if v[5][gender] != "z" {
+				t.Errorf("patient %d step 6: gender %v, want z", i, v[5][gender])
 			}
 			if json.Valid(steps[6].rec.Value) {
 				t.Errorf("patient %d step 7: valid JSON", i)

@@ -14,8 +14,10 @@ import (
 // CDC is the change-data-capture stage: source records to canonical
 // changes. It keeps no state.
 type CDC struct {
-	codec  *Codec
-	mapped map[Entity]*metrics.Counter
+	codec   *Codec
+	sources *Sources
+	avro    *avroSource
+	mapped  map[Entity]*metrics.Counter
 	// tombstones counts the tombstones passed over: no change, no error
 	// (carepipe_datasync_tombstones_total).
 	tombstones *metrics.Counter
@@ -34,7 +36,7 @@ func NewCDC(codec *Codec, opts ...Option) (*CDC, error) {
 }
 
 func newCDC(codec *Codec, o *options) *CDC {
-	p := &CDC{codec: codec, mapped: make(map[Entity]*metrics.Counter),
+	p := &CDC{codec: codec, sources: o.sources, avro: newAvroSource(o.registry), mapped: make(map[Entity]*metrics.Counter),
 		tombstones: o.set.GetOrCreateCounter(`carepipe_datasync_tombstones_total`)}
 	for _, e := range entities {
 		p.mapped[e] = o.set.GetOrCreateCounter(`carepipe_datasync_changes_total{entity="` + string(e) + `"}`)
@@ -60,7 +62,7 @@ func (p *CDC) Spec() pipeline.Spec {
 	return pipeline.Spec{
 		Name:       NameCDC,
 		Group:      GroupCDC,
-		Inputs:     SourceTopics(),
+		Inputs:     p.sources.Topics(),
 		Outputs:    outs,
 		ErrorTopic: TopicErrors,
 		Process:    p.Process,
@@ -78,8 +80,13 @@ func stageErrors(stage string) func(*kgo.Record, pipeline.ErrorType, string, tim
 // entity id, with the seed's headers. A tombstone maps to nothing: the
 // delete event before it was the change.
 func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
-	m, err := Map(Source{Topic: r.Topic, Key: r.Key, Value: r.Value, System: envelope.HeaderValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()})
+	m, err := p.sources.mapSource(Source{Topic: r.Topic, Key: r.Key, Value: r.Value, System: envelope.HeaderValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()}, p.avro)
 	if err != nil {
+		if errors.Is(err, ErrSchemaUnavailable) {
+			// The record is good; the registry is not answering. Retried
+			// in a new transaction, never sent to the error topic.
+			return pipeline.Transient(err)
+		}
 		if errors.Is(err, ErrUnreadable) {
 			return pipeline.Reject(pipeline.ErrDecode, err)
 		}

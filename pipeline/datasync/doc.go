@@ -5,11 +5,13 @@
 //
 //   - cdc (group healthcare-data-sync-cdc) maps each source's records, in the
 //     seed's field variants, as Debezium change envelopes or as rows
-//     flattened by Debezium's ExtractNewRecordState, to canonical Patient,
-//     Encounter, Observation and Prescription changes, Avro in the schema
-//     registry's wire format, on canonical.<entity>.change. A tombstone is
-//     no change (testdata/debezium/README.md says how Debezium's records
-//     are read).
+//     flattened by Debezium's ExtractNewRecordState, JSON or Avro in the
+//     schema registry's wire format, to canonical Patient, Encounter,
+//     Observation and Prescription changes, Avro in the schema registry's
+//     wire format, on canonical.<entity>.change. A tombstone is no change
+//     (testdata/debezium/README.md says how Debezium's records are read).
+//     Which topics it reads and where each canonical field is in their
+//     rows is configuration ([Sources], sources.yaml built in).
 //   - validation (healthcare-data-sync-validation) checks each change and
 //     resolves it against the last accepted state of its entity, held in a
 //     store: last-writer-wins on the source's own timestamp, survivorship by

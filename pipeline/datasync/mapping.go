@@ -60,24 +60,26 @@ func unmappablef(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnmappable, fmt.Sprintf(format, args...))
 }
 
-// EntityOfSourceTopic splits a source topic, source.<system>.<entity>, into
-// its system and canonical entity: "source.ehr.patient" is "ehr", [Patient].
-// ok is false for any other topic, an unknown entity included.
+// EntityOfSourceTopic is the system and canonical entity of one of the
+// built-in source topics ([DefaultSources]): "source.ehr.patient" is "ehr",
+// [Patient]. ok is false for any other topic.
 func EntityOfSourceTopic(topic string) (system string, e Entity, ok bool) {
-	parts := strings.Split(topic, ".")
-	if len(parts) != 3 || parts[0] != "source" || parts[1] == "" {
-		return "", "", false
-	}
-	for _, c := range entities {
-		if string(c) == parts[2] {
-			return parts[1], c, true
-		}
-	}
-	return "", "", false
+	return DefaultSources().Lookup(topic)
 }
 
-// Map maps one source record to its canonical change. It is a pure function
-// of s: no clock, no randomness, no map order.
+// Map maps one record of a built-in source topic ([DefaultSources]) to its
+// canonical change: [Sources.Map] of the built-in sources.
+func Map(s Source) (Mapped, error) { return DefaultSources().Map(s) }
+
+// Map maps one source record to its canonical change, the record's topic
+// telling its entity and layout. It is a pure function of s: no clock, no
+// randomness, no map order. A value or key in the schema registry's wire
+// format is unreadable here: the CDC stage reads those with the registry
+// [WithSourceRegistry] gives it.
+func (src *Sources) Map(s Source) (Mapped, error) { return src.mapSource(s, nil) }
+
+// mapSource maps s, decoding a value or key in the schema registry's wire
+// format with av (none: such a record is unreadable).
 //
 // The value is one of:
 //   - empty: a tombstone, no change ([Mapped.Tombstone]);
@@ -92,24 +94,27 @@ func EntityOfSourceTopic(topic string) (system string, e Entity, ok bool) {
 //   - a bare row in the seed's field variants, with an optional
 //     operationType.
 //
-// The change's source is s.System, else the topic's system. Its source time
-// is the source's own (a delete's never the record's timestamp). Its id is
-// the row's id field (the entity's variants); a delete without one takes its
-// id from the key: the key as text, or, where the key is a JSON string or a JSON
-// object (Debezium's key struct), the string or the object's id field.
+// The change's source is s.System, else the topic's configured system. Its
+// source time is the source's own (a delete's never the record's
+// timestamp). Its id is the row's id field (the layout's id columns); a
+// delete without one takes its id from the key: the key as text, or, where
+// the key is a JSON string or a JSON object (Debezium's key struct), the
+// string or the object's id field.
 //
-// Errors wrap exactly one of [ErrUnreadable] and [ErrUnmappable]; they name
-// fields but never quote the record's content.
-func Map(s Source) (Mapped, error) {
-	topicSystem, e, ok := EntityOfSourceTopic(s.Topic)
+// Errors wrap exactly one of [ErrUnreadable] and [ErrUnmappable], or, for a
+// wire-format record whose schema the registry could not give, are
+// [ErrSchemaUnavailable]; they name fields but never quote the record's
+// content.
+func (src *Sources) mapSource(s Source, av *avroSource) (Mapped, error) {
+	topic, ok := src.byTopic[s.Topic]
 	if !ok {
-		return Mapped{}, unmappablef("topic %q is not source.<system>.<entity> of a canonical entity", s.Topic)
+		return Mapped{}, unmappablef("topic %q is not a configured source topic", s.Topic)
 	}
-	m := &mapping{entity: e, system: cmp.Or(s.System, topicSystem), src: s}
+	m := &mapping{entity: topic.entity, system: cmp.Or(s.System, topic.system), src: s, layout: topic.layout, avro: av}
 	if len(s.Value) == 0 {
 		return Mapped{Tombstone: true}, nil
 	}
-	v, err := decodeSourceJSON(s.Value)
+	v, err := m.decode(s.Value)
 	if err != nil {
 		return Mapped{}, err
 	}
@@ -125,6 +130,21 @@ type mapping struct {
 	entity Entity
 	system string
 	src    Source
+	layout layout
+	avro   *avroSource
+}
+
+// decode decodes a value or key: the schema registry's wire format (Avro)
+// when it starts with its magic byte 0, which no JSON text starts with;
+// JSON otherwise.
+func (m *mapping) decode(b []byte) (any, error) {
+	if len(b) > 0 && b[0] == wireMagic {
+		if m.avro == nil {
+			return nil, unreadablef("value is in the schema registry wire format, and no schema registry is configured for source records")
+		}
+		return m.avro.decode(b)
+	}
+	return decodeSourceJSON(b)
 }
 
 func (m *mapping) change(id string, op Operation, t, version int64) Change {
@@ -208,7 +228,7 @@ func (m *mapping) row(r map[string]any, corr string) (Mapped, error) {
 // schema.
 func (m *mapping) mapRow(f *rowReader, meta eventMeta, typed bool) (Change, error) {
 	op := meta.op
-	idPaths := sourceIDFields(m.entity)
+	idPaths := m.layout.paths("id")
 	id, _ := f.text(false, idPaths...)
 	t, haveTime := meta.time, meta.haveTime
 	if !haveTime {
@@ -263,13 +283,13 @@ func (m *mapping) mapRow(f *rowReader, meta eventMeta, typed bool) (Change, erro
 func (m *mapping) record(f *rowReader, id string) any {
 	switch m.entity {
 	case Patient:
-		return f.patient(m.system, id)
+		return f.patient(m.layout, m.system, id)
 	case Encounter:
-		return f.encounter()
+		return f.encounter(m.layout)
 	case Observation:
-		return f.observation()
+		return f.observation(m.layout)
 	case Prescription:
-		return f.prescription()
+		return f.prescription(m.layout)
 	}
 	return nil
 }
@@ -281,10 +301,15 @@ func (m *mapping) keyID() (string, error) {
 	if len(k) == 0 {
 		return "", unmappablef("%s delete without an id: the key is empty", m.entity)
 	}
-	if k[0] != '{' && k[0] != '"' {
+	if k[0] != '{' && k[0] != '"' && k[0] != wireMagic {
 		return string(k), nil
 	}
-	v, err := decodeSourceJSON(k)
+	v, err := m.decode(k)
+	if err != nil && k[0] == wireMagic {
+		// An Avro key that does not decode names no id; a registry
+		// that does not answer is retried.
+		return "", err
+	}
 	if err != nil {
 		// Not JSON after all: the key is the id as it stands.
 		return string(k), nil
@@ -300,7 +325,7 @@ func (m *mapping) keyID() (string, error) {
 		return v, nil
 	case map[string]any:
 		f := &rowReader{entity: m.entity, r: v}
-		paths := sourceIDFields(m.entity)
+		paths := m.layout.paths("id")
 		id, _ := f.text(false, paths...)
 		if f.err != nil {
 			return "", unmappablef("%s delete: the key's id is not a string or number", m.entity)
@@ -329,21 +354,6 @@ func decodeSourceJSON(b []byte) (any, error) {
 		return nil, unreadablef("value is not one JSON value (more follows at byte %d)", d.InputOffset())
 	}
 	return v, nil
-}
-
-// sourceIDFields are the fields that may hold an entity's id, in order.
-func sourceIDFields(e Entity) []string {
-	switch e {
-	case Patient:
-		return []string{"id", "patientId", "patient_id"}
-	case Encounter:
-		return []string{"id", "encounterId", "encounter_id"}
-	case Observation:
-		return []string{"id", "observationId", "observation_id"}
-	case Prescription:
-		return []string{"id", "prescriptionId", "prescription_id"}
-	}
-	return []string{"id"}
 }
 
 // rowReader reads the fields of one source row. The first problem is kept
@@ -618,53 +628,46 @@ func referenceID(ref, kind string) (string, bool) {
 	return "", false
 }
 
-var (
-	patientIDFields   = []string{"patientId", "patient.id", "patient_id", "subject", "subject.reference"}
-	subjectFields     = []string{"subject", "subject.reference"}
-	encounterIDFields = []string{"encounterId", "encounter_id", "encounter.reference"}
-	encounterRefField = []string{"encounter.reference"}
-)
+// refField is a field of kind's id: its reference columns hold FHIR
+// references, whose id is taken.
+func (f *rowReader) refField(l layout, field, kind string) *string {
+	return f.ref(kind, l.pathsOf(field, referenceColumn), l.paths(field)...)
+}
 
-func (f *rowReader) patient(system, id string) *PatientRecord {
-	first, _ := f.text(true, "firstName", "name.given", "givenName", "first_name", "given_name")
+func (f *rowReader) field(l layout, name string) *string {
+	return f.str(l.paths(name)...)
+}
+
+func (f *rowReader) patient(l layout, system, id string) *PatientRecord {
+	// given names may be FHIR's array: joined.
+	first, _ := f.text(true, l.paths("firstName")...)
 	return &PatientRecord{
 		FirstName:   optText(first),
-		LastName:    f.str("lastName", "name.family", "familyName", "last_name", "family_name"),
-		DateOfBirth: f.str("dateOfBirth", "birthDate", "dob", "date_of_birth", "birth_date"),
-		Gender:      f.gender(),
-		Identifiers: f.identifiers(system, id),
-		Address:     f.address(),
-		Contact:     f.contact(),
+		LastName:    f.field(l, "lastName"),
+		DateOfBirth: f.field(l, "dateOfBirth"),
+		Gender:      f.gender(l),
+		Identifiers: f.identifiers(l, system, id),
+		Address:     f.address(l),
+		Contact:     f.contact(l),
 	}
 }
 
-// gender is trimmed and lower-cased, single letters spelt out. Any other
-// value is kept for validation to judge.
-func (f *rowReader) gender() *string {
-	s, _ := f.text(false, "gender", "sex")
-	s = strings.ToLower(strings.TrimSpace(s))
-	switch s {
-	case "m":
-		s = "male"
-	case "f":
-		s = "female"
-	case "o":
-		s = "other"
-	case "u":
-		s = "unknown"
-	}
-	return optText(s)
+// gender is the canonical code of the row's gender ([canonicalGender]).
+func (f *rowReader) gender(l layout) *string {
+	s, _ := f.text(false, l.paths("gender")...)
+	return optText(canonicalGender(s))
 }
 
 // identifiers are the row's identifiers and the source system's own
 // {system, id}, sorted by system and value, without duplicates.
-func (f *rowReader) identifiers(system, id string) []Identifier {
+func (f *rowReader) identifiers(l layout, system, id string) []Identifier {
 	var ids []Identifier
-	switch v := f.get("identifiers").(type) {
+	v, p := f.pick(l.paths("identifiers")...)
+	switch v := v.(type) {
 	case nil:
 	case []any:
 		for i, el := range v {
-			p := fmt.Sprintf("identifiers[%d]", i)
+			p := fmt.Sprintf("%s[%d]", p, i)
 			if _, ok := el.(map[string]any); !ok {
 				f.fail("field %q is %s, want an object", p, jsonKind(el))
 				return nil
@@ -681,7 +684,7 @@ func (f *rowReader) identifiers(system, id string) []Identifier {
 			ids = append(ids, Identifier{System: sys, Value: val})
 		}
 	default:
-		f.fail("field %q is %s, want an array", "identifiers", jsonKind(v))
+		f.fail("field %q is %s, want an array", p, jsonKind(v))
 		return nil
 	}
 	ids = append(ids, Identifier{System: system, Value: id})
@@ -691,25 +694,29 @@ func (f *rowReader) identifiers(system, id string) []Identifier {
 	return slices.Compact(ids)
 }
 
-// address is an address object, or a plain string as its one line. An
-// address with nothing in it is none.
-func (f *rowReader) address() *Address {
-	v, p := f.pick("address", "address_line")
+// address is an address object, or a plain string as its one line, from
+// the address columns; without one, the flat address.* columns. An address
+// with nothing in it is none.
+func (f *rowReader) address(l layout) *Address {
+	v, p := f.pick(l.paths("address")...)
+	var a *Address
 	switch v := v.(type) {
 	case nil:
-		return nil
+		a = &Address{
+			Line:       f.lines(l.paths("address.line")...),
+			City:       f.field(l, "address.city"),
+			State:      f.field(l, "address.state"),
+			PostalCode: f.field(l, "address.postalCode"),
+			Country:    f.field(l, "address.country"),
+		}
 	case map[string]any:
-		a := &Address{
+		a = &Address{
 			Line:       f.lines(p+".line", p+".lines", p+".street"),
 			City:       f.str(p + ".city"),
 			State:      f.str(p + ".state"),
 			PostalCode: f.str(p+".postalCode", p+".postal_code", p+".zip"),
 			Country:    f.str(p + ".country"),
 		}
-		if len(a.Line) == 0 && a.City == nil && a.State == nil && a.PostalCode == nil && a.Country == nil {
-			return nil
-		}
-		return a
 	default:
 		s, ok := scalarText(v)
 		if !ok {
@@ -718,6 +725,10 @@ func (f *rowReader) address() *Address {
 		}
 		return &Address{Line: []string{s}}
 	}
+	if len(a.Line) == 0 && a.City == nil && a.State == nil && a.PostalCode == nil && a.Country == nil {
+		return nil
+	}
+	return a
 }
 
 // lines are the address lines of the first of paths: a string or an array
@@ -758,14 +769,14 @@ func (f *rowReader) lines(paths ...string) []string {
 	return lines
 }
 
-// contact is the row's contact object, or its top-level phone and email
-// when it has none.
-func (f *rowReader) contact() *Contact {
-	v, p := f.pick("contact", "contactInfo", "contact_info")
+// contact is the row's contact object, or its flat contact.* columns when
+// it has none.
+func (f *rowReader) contact(l layout) *Contact {
+	v, p := f.pick(l.paths("contact")...)
 	var c Contact
 	switch v.(type) {
 	case nil:
-		c = Contact{Phone: f.str("phone", "telephone", "phoneNumber", "phone_number"), Email: f.str("email")}
+		c = Contact{Phone: f.field(l, "contact.phone"), Email: f.field(l, "contact.email")}
 	case map[string]any:
 		c = Contact{Phone: f.str(p+".phone", p+".telephone", p+".phoneNumber", p+".phone_number"), Email: f.str(p + ".email")}
 	default:
@@ -778,76 +789,81 @@ func (f *rowReader) contact() *Contact {
 	return &c
 }
 
-func (f *rowReader) encounter() *EncounterRecord {
+func (f *rowReader) encounter(l layout) *EncounterRecord {
 	return &EncounterRecord{
-		PatientID:      f.ref("Patient", subjectFields, patientIDFields...),
-		Status:         f.str("status"),
-		Class:          f.str("class", "class.code"),
-		Type:           f.str("type"),
-		Start:          f.str("start", "period.start", "start_time"),
-		End:            f.str("end", "period.end", "end_time"),
-		PractitionerID: f.str("practitionerId", "practitioner.id", "practitioner_id"),
-		Location:       f.str("location", "location.name"),
+		PatientID:      f.refField(l, "patientId", "Patient"),
+		Status:         f.field(l, "status"),
+		Class:          f.field(l, "class"),
+		Type:           f.field(l, "type"),
+		Start:          f.field(l, "start"),
+		End:            f.field(l, "end"),
+		PractitionerID: f.field(l, "practitionerId"),
+		Location:       f.field(l, "location"),
 	}
 }
 
-func (f *rowReader) observation() *ObservationRecord {
+func (f *rowReader) observation(l layout) *ObservationRecord {
 	o := &ObservationRecord{
-		PatientID:         f.ref("Patient", subjectFields, patientIDFields...),
-		EncounterID:       f.ref("Encounter", encounterRefField, encounterIDFields...),
-		Code:              f.str("code", "code.coding[0].code", "loinc_code"),
-		CodeSystem:        f.str("codeSystem", "code.coding[0].system", "code_system"),
-		Display:           f.str("display", "code.coding[0].display", "code.text"),
-		Unit:              f.str("unit", "valueQuantity.unit", "valueQuantity.code"),
-		EffectiveDateTime: f.str("effectiveDateTime", "effective", "effective_date_time", "effectiveAt"),
-		Status:            f.str("status"),
+		PatientID:         f.refField(l, "patientId", "Patient"),
+		EncounterID:       f.refField(l, "encounterId", "Encounter"),
+		Code:              f.field(l, "code"),
+		CodeSystem:        f.field(l, "codeSystem"),
+		Display:           f.field(l, "display"),
+		Unit:              f.field(l, "unit"),
+		EffectiveDateTime: f.field(l, "effectiveDateTime"),
+		Status:            f.field(l, "status"),
 	}
-	o.Value, o.ValueString = f.observationValue()
+	o.Value, o.ValueString = f.observationValue(l)
 	return o
 }
 
-// observationValue is an observation's numeric value (value, else
-// valueQuantity.value: a number or a numeric string) and its text value
-// (valueString, else a value that is not numeric).
-func (f *rowReader) observationValue() (*float64, *string) {
-	var value *float64
+// observationValue is an observation's numeric value, from the first value
+// column with a number or a numeric string, and its text value
+// (valueString, else the first text that is not numeric in a plain value
+// column). A number column holds a number or nothing.
+func (f *rowReader) observationValue(l layout) (*float64, *string) {
 	var loose string
-	switch v := f.get("value").(type) {
-	case nil:
-	case json.Number:
-		value = f.float("value", v.String())
-	case string:
-		if isJSONNumber(v) {
-			value = f.float("value", v)
-		} else {
-			loose = v
-		}
-	case bool:
-		loose = strconv.FormatBool(v)
-	default:
-		f.fail("field %q is %s, want a number or a string", "value", jsonKind(v))
-	}
-	if value == nil {
-		const p = "valueQuantity.value"
+	for _, c := range l.columns("value") {
+		p := c.path
 		switch v := f.get(p).(type) {
 		case nil:
 		case json.Number:
-			value = f.float(p, v.String())
+			if x := f.float(p, v.String()); x != nil {
+				vs, _ := f.text(false, l.paths("valueString")...)
+				return x, optText(cmp.Or(vs, loose))
+			}
 		case string:
-			if v == "" {
-				break
-			}
-			if !isJSONNumber(v) {
+			switch {
+			case v == "" && c.kind == numberColumn:
+			case isJSONNumber(v):
+				if x := f.float(p, v); x != nil {
+					vs, _ := f.text(false, l.paths("valueString")...)
+					return x, optText(cmp.Or(vs, loose))
+				}
+			case c.kind == numberColumn:
 				f.fail("field %q is not a number", p)
-				break
+			case loose == "":
+				loose = v
 			}
-			value = f.float(p, v)
+		case bool:
+			if c.kind == numberColumn {
+				f.fail("field %q is %s, want a number", p, jsonKind(v))
+			} else if loose == "" {
+				loose = strconv.FormatBool(v)
+			}
 		default:
-			f.fail("field %q is %s, want a number", p, jsonKind(v))
+			if c.kind == numberColumn {
+				f.fail("field %q is %s, want a number", p, jsonKind(v))
+			} else {
+				f.fail("field %q is %s, want a number or a string", p, jsonKind(v))
+			}
+		}
+		if f.err != nil {
+			return nil, nil
 		}
 	}
-	vs, _ := f.text(false, "valueString", "value_string")
-	return value, optText(cmp.Or(vs, loose))
+	vs, _ := f.text(false, l.paths("valueString")...)
+	return nil, optText(cmp.Or(vs, loose))
 }
 
 // isJSONNumber reports whether s, trimmed, is a JSON number: what a numeric
@@ -866,15 +882,15 @@ func (f *rowReader) float(p, s string) *float64 {
 	return &x
 }
 
-func (f *rowReader) prescription() *PrescriptionRecord {
+func (f *rowReader) prescription(l layout) *PrescriptionRecord {
 	return &PrescriptionRecord{
-		PatientID:      f.str("patientId", "patient.id", "patient_id"),
-		MedicationID:   f.str("medicationId", "medication.id", "medication_id"),
-		MedicationName: f.str("medicationName", "medication.name", "medication_name"),
-		Dosage:         f.str("dosage", "dose"),
-		Frequency:      f.str("frequency"),
-		Duration:       f.str("duration"),
-		PrescriberID:   f.str("prescriberId", "provider.id", "prescriber_id"),
-		Status:         f.str("status"),
+		PatientID:      f.refField(l, "patientId", "Patient"),
+		MedicationID:   f.field(l, "medicationId"),
+		MedicationName: f.field(l, "medicationName"),
+		Dosage:         f.field(l, "dosage"),
+		Frequency:      f.field(l, "frequency"),
+		Duration:       f.field(l, "duration"),
+		PrescriberID:   f.field(l, "prescriberId"),
+		Status:         f.field(l, "status"),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/carepipe/carepipe/pipeline"
 )
@@ -17,6 +18,8 @@ type options struct {
 	set       *metrics.Set
 	policies  Policies
 	reconcile ReconcileConfig
+	sources   *Sources
+	registry  *sr.Client
 }
 
 // WithMetrics sets the set a stage's metrics are registered in. Default: a
@@ -39,6 +42,9 @@ func build(opts []Option) (*options, error) {
 	}
 	if o.set == nil {
 		o.set = metrics.NewSet()
+	}
+	if o.sources == nil {
+		o.sources = DefaultSources()
 	}
 	for _, e := range entities {
 		pol, ok := o.policies[e]

@@ -35,10 +35,9 @@ const (
 	HeaderSyncTarget       = "sync-target"
 )
 
-// SourceTopics are the CDC stage's inputs.
-func SourceTopics() []string {
-	return []string{"source.ehr.patient", "source.ehr.encounter", "source.ehr.observation", "source.pharmacy.prescription"}
-}
+// SourceTopics are the CDC stage's inputs with the built-in sources
+// ([DefaultSources]); [WithSources] configures others.
+func SourceTopics() []string { return DefaultSources().Topics() }
 
 // TargetTopic is the topic on which target system t acknowledges.
 func TargetTopic(t string) string { return "target." + t + ".sync.completed" }
