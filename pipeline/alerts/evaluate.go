@@ -100,11 +100,8 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 	}
 	var cand [16]codeRule
 	cands := s.candidates(obs, cand[:0])
-	if obs.skip == skipNoValue && (len(cands) > 0 || s.news2.Enabled && news2Reads(&obs.Measurement)) {
-		// A vital sign must carry a value or say why not (vital-signs
-		// profile vs-2); one a rule or NEWS2 reads and cannot would be a
-		// silent miss.
-		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components, hasMember or dataAbsentReason")
+	if err := s.missingValue(obs); err != nil {
+		return err
 	}
 	done := -1
 	for _, c := range cands {
@@ -343,6 +340,26 @@ func vitalsOfMeasurement(m *Measurement, dst *findings) error {
 			}
 			dst.add(lc.concept.vital, v)
 		}
+	}
+	return nil
+}
+
+// missingValue is the error of an observation with no value,
+// dataAbsentReason, component or hasMember whose code a rule or NEWS2
+// reads: a vital sign must carry a value or say why not (vital-signs
+// profile vs-2), and one that cannot be evaluated would be a silent miss.
+// Of any other code such a result is valid FHIR (obs-6), and skipped.
+func (s *ruleSet) missingValue(obs *Observation) error {
+	if obs.skip != skipNoValue {
+		return nil
+	}
+	class, _ := classify(obs.Status)
+	if class == classPending || class == classWithdrawn {
+		return nil
+	}
+	var cand [16]codeRule
+	if len(s.candidates(obs, cand[:0])) > 0 || s.news2.Enabled && news2Reads(&obs.Measurement) {
+		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components, hasMember or dataAbsentReason")
 	}
 	return nil
 }

@@ -377,6 +377,12 @@ func (p *Processor) decode(r *kgo.Record, in *Input) error {
 	if err != nil {
 		return err
 	}
+	// Judged here, with the other contract checks, rather than in
+	// evaluate: a record rejected before it is re-keyed keeps its own
+	// coordinates in the error topic.
+	if err := p.rules.missingValue(&in.Observation); err != nil {
+		return err
+	}
 	in.Meta = meta
 	return nil
 }
