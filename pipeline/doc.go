@@ -39,6 +39,13 @@
 //     or whose processing panics, goes whole (key, value, headers) to the
 //     pipeline's error topic in the same transaction, with headers naming the
 //     error and its source coordinates; error messages never quote records.
+//   - No record wedges a partition. An error record always fits its topic:
+//     when the record whole would not (an input allows larger records than
+//     the error topic), a truncated error record goes instead, with the
+//     record's coordinates, sizes, SHA-256 and as much of its head as fits,
+//     error-type [ErrTruncated], counted by error_records_truncated_total.
+//     The error topic's limit is read at start-up and checked against the
+//     inputs' (a warning); a broker that refuses an error record lowers it.
 //   - Processing is deterministic: processors get time from an injected
 //     [Clock] and see only their record, their state and their global tables.
 //   - Global tables are not in step with processing. A [GlobalTable] follows

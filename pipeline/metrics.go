@@ -21,6 +21,7 @@ type runnerMetrics struct {
 	aborts             *metrics.Counter
 	sessionRestarts    *metrics.Counter
 	globalDecodeErrors *metrics.Counter
+	truncatedErrors    *metrics.Counter
 	restoredRecords    *metrics.Counter
 	restores           [restoreFull + 1]*metrics.Counter
 	fencedTimerTxns    *metrics.Counter
@@ -64,6 +65,7 @@ func newRunnerMetrics(set *metrics.Set, name, group string) *runnerMetrics {
 		aborts:             set.GetOrCreateCounter(p + "txn_aborts_total"),
 		sessionRestarts:    set.GetOrCreateCounter(p + "session_restarts_total"),
 		globalDecodeErrors: set.GetOrCreateCounter(p + "global_table_decode_errors_total"),
+		truncatedErrors:    set.GetOrCreateCounter(p + "error_records_truncated_total"),
 		restoredRecords:    set.GetOrCreateCounter(p + "state_restored_records_total"),
 		fencedTimerTxns:    set.GetOrCreateCounter(p + "txn_membership_check_failures_total"),
 		txnSeconds:         set.GetOrCreateHistogram(p + "txn_duration_seconds"),

@@ -78,7 +78,12 @@ type Runner struct {
 	// maxBytes is each output topic's max.message.bytes, read by Run
 	// before any session starts.
 	maxBytes map[string]int
-	ready    atomic.Bool
+	// errLimit is the error topic's batch limit (see errorLimit), read by
+	// Run and lowered when the broker refuses an error record;
+	// sessErrLimit is the one the session's producer was built with.
+	errLimit     atomic.Int64
+	sessErrLimit atomic.Int64
+	ready        atomic.Bool
 
 	// What Health reads besides the assignment: since when records
 	// have waited for a commit (unix ns, 0: none wait), the session
@@ -315,6 +320,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	}
 	r.numPartitions.Store(n)
 	r.loadMaxBytes(ctx)
+	if err := r.loadErrorLimit(ctx); err != nil {
+		return err
+	}
 
 	// A global table's reader that meets what retrying cannot fix (its
 	// topic's READ taken away) ends the sessions' context with that as the
@@ -416,6 +424,10 @@ func (r *Runner) clientOpts() []kgo.Opt {
 }
 
 func (r *Runner) sessionOpts() []kgo.Opt {
+	// The producer keeps a topic's batch cap for its life: an error record
+	// is built for the cap of the session it is produced in.
+	errLimit := r.errorLimit()
+	r.sessErrLimit.Store(int64(errLimit))
 	// The session timeout and heartbeat go first, so that WithKafka's
 	// (tests') win over them.
 	opts := append([]kgo.Opt{
@@ -445,7 +457,7 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 		kgo.RecordPartitioner(partitioner{manual: r.changelogs, byKey: kgo.StickyKeyPartitioner(nil)}),
 		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
 			if topic == r.spec.ErrorTopic {
-				return errorTopicMaxBytes
+				return int32(errLimit)
 			}
 			return int32(r.recordLimit(topic))
 		}),
@@ -905,6 +917,9 @@ func (r *Runner) onProduced(rec *kgo.Record, err error) {
 			// end the session, and Run with it, rather than abort and
 			// retry forever.
 			r.fail(r.authzError(err, rec.Topic, "WRITE"))
+		}
+		if rec.Topic == r.spec.ErrorTopic && isTooLarge(err) {
+			r.errorTopicRefused(err)
 		}
 		if !r.doomed.Swap(true) {
 			r.log.Warn("produce failed; the transaction will abort", "topic", rec.Topic, "error", err)

@@ -48,7 +48,12 @@ type Spec struct {
 	// record that failed, its error type and message, and the injected
 	// clock's time. Unset, the error record's value is the record's value,
 	// verbatim. A pipeline whose error topic has a structured contract sets
-	// it, and must keep the record whole inside the value it returns.
+	// it, and must keep the record whole inside the value it returns. When
+	// that error record would not fit the error topic, it is called again
+	// for a truncated one (see [ErrTruncated]) with a copy of the record
+	// whose value is a head of the original and typ ErrTruncated, several
+	// times, to find the longest head that fits: the size of what it
+	// returns should grow with the head's.
 	ErrorValue func(r *kgo.Record, typ ErrorType, msg string, now time.Time) []byte
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -340,31 +339,23 @@ func (t *task) repartition(name string, key []byte, extra []kgo.RecordHeader) {
 	})
 }
 
-// sendError writes rec whole to the error topic, with the error's class and
-// message and rec's coordinates as headers.
+// sendError writes the error record of rec to the error topic: rec whole,
+// with the error's class and message and rec's coordinates as headers, or,
+// when that would not fit the error topic, truncated (see [ErrTruncated]).
+// Either way it fits, so the transaction can commit and the partition moves
+// on.
 func (t *task) sendError(rec *kgo.Record, err error) {
 	typ := errorTypeOf(err)
 	t.r.m.errorCounter(typ).Inc()
-	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+5)
-	hs = append(hs, rec.Headers...)
-	hs = append(hs,
-		kgo.RecordHeader{Key: "error-type", Value: []byte(typ)},
-		kgo.RecordHeader{Key: "error-message", Value: []byte(err.Error())},
-		kgo.RecordHeader{Key: "source-topic", Value: []byte(rec.Topic)},
-		kgo.RecordHeader{Key: "source-partition", Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
-		kgo.RecordHeader{Key: "source-offset", Value: strconv.AppendInt(nil, rec.Offset, 10)},
-	)
-	value := rec.Value
-	if t.r.spec.ErrorValue != nil {
-		value = t.r.spec.ErrorValue(rec, typ, err.Error(), t.r.clock.Now())
+	out, truncated := t.errorRecord(rec, typ, err.Error())
+	t.r.produce(out)
+	if truncated {
+		t.r.m.truncatedErrors.Inc()
+		t.r.errLog.warn("record sent to error topic truncated: its error record would exceed the error topic's limit",
+			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "error_type", string(typ),
+			"value_bytes", len(rec.Value), "head_bytes", len(out.Value), "limit", t.r.errorLimit())
+		return
 	}
-	t.r.produce(&kgo.Record{
-		Topic:     t.r.spec.ErrorTopic,
-		Key:       rec.Key,
-		Value:     value,
-		Headers:   hs,
-		Timestamp: rec.Timestamp,
-	})
 	t.r.errLog.warn("record sent to error topic",
 		"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "error_type", string(typ))
 }

@@ -12,10 +12,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// errorTopicMaxBytes is the error topic's max.message.bytes: an error record
-// is an input record whole plus error headers, so it must fit records as
-// large as any input topic accepts (the broker default is about 1 MB).
+// errorTopicMaxBytes is the error topic's max.message.bytes when carepipe
+// creates it, and what the runner assumes when it cannot read the topic's
+// own: an error record is an input record whole plus error headers, so it
+// must fit records as large as any input topic accepts (the broker default
+// is about 1 MB). An input that allows more is checked at start-up, and its
+// records that do not fit are written truncated (see [ErrTruncated]).
 const errorTopicMaxBytes = 4 << 20
+
+// ErrorHeadersHeadroom is what an error record adds to its input record, at
+// most, in the start-up check and in the topics carepipe plans: the error
+// headers, with a message of a few hundred bytes. An error topic should
+// allow its largest input's max.message.bytes plus this. A longer message,
+// or a Spec.ErrorValue that grows the value, can still make an error record
+// truncated.
+const ErrorHeadersHeadroom = 4 << 10
 
 // TopicKind says what a topic is to a pipeline; it decides how a missing
 // topic is created.
@@ -183,6 +194,57 @@ func CreateTopics(ctx context.Context, adm *kadm.Client, s *Spec, partitions int
 	for _, t := range s.Topics() {
 		if err := createTopic(ctx, adm, t, partitions, replication); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// loadErrorLimit reads the max.message.bytes of the error topic and of the
+// inputs. The error topic's becomes the error records' limit (see
+// [ErrTruncated]); when it cannot be read, carepipe's own
+// (errorTopicMaxBytes) is assumed, and a broker that refuses an error
+// record under it lowers it (errorTopicRefused). An input that allows
+// larger records than the error topic can take is a warning, not a
+// failure: its records that do not fit are written truncated, and the
+// partition moves on. An error topic too small for even a truncated error
+// record (under errorRecordMinBytes) is a failure: every error would stop
+// the pipeline.
+func (r *Runner) loadErrorLimit(ctx context.Context) error {
+	topics := append([]string{r.spec.ErrorTopic}, r.spec.Inputs...)
+	limits := make(map[string]int, len(topics))
+	rcs, err := r.adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		r.log.Warn("the error and input topics' max.message.bytes not read", "error", err)
+	}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			r.log.Warn("topic's max.message.bytes not read", "topic", rc.Name, "error", rc.Err)
+			continue
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				if n, err := strconv.Atoi(*c.Value); err == nil && n > 0 {
+					limits[rc.Name] = n
+				}
+			}
+		}
+	}
+	errMax, ok := limits[r.spec.ErrorTopic]
+	if !ok {
+		errMax = errorTopicMaxBytes
+		r.log.Warn("the error topic's max.message.bytes is assumed to be carepipe's own",
+			"topic", r.spec.ErrorTopic, "max_message_bytes", errMax)
+	}
+	if errMax < errorRecordMinBytes {
+		return fmt.Errorf("pipeline %s: error topic %s allows records of %d bytes, fewer than the %d an error record needs (raise its max.message.bytes)",
+			r.spec.Name, r.spec.ErrorTopic, errMax, errorRecordMinBytes)
+	}
+	r.errLimit.Store(int64(min(errMax, errorRecordMaxBytes)))
+	for _, in := range r.spec.Inputs {
+		if n, ok := limits[in]; ok && n+ErrorHeadersHeadroom > errMax {
+			r.log.Warn(fmt.Sprintf("input %s allows %d bytes but error topic %s only %d: oversized records will be written truncated",
+				in, n, r.spec.ErrorTopic, errMax),
+				"input", in, "input_max_message_bytes", n, "error_topic", r.spec.ErrorTopic, "error_topic_max_message_bytes", errMax)
 		}
 	}
 	return nil
