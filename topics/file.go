@@ -96,7 +96,9 @@ func (f *File) Layout(d Defaults) Defaults {
 
 // Override applies the file's per-topic specs to desired (laid out by d):
 // a listed topic takes the partitions, replication and configs it sets; a
-// topic not in desired is added, laid out by d. It refuses a layout that
+// topic not in desired is added, laid out by d. An error topic whose
+// max.message.bytes the file does not set is raised to hold its inputs'
+// largest records whole (see fitErrorTopics). It refuses a layout that
 // breaks a pipeline's co-partitioning (its inputs, changelogs and
 // repartition topics must have as many partitions as each other).
 func (f *File) Override(specs []pipeline.Spec, desired []Topic, d Defaults) ([]Topic, error) {
@@ -126,6 +128,13 @@ func (f *File) Override(specs []pipeline.Spec, desired []Topic, d Defaults) ([]T
 		}
 		maps.Copy(t.Configs, ft.Configs)
 	}
+	keep := map[string]bool{}
+	for _, ft := range f.Topics {
+		if _, ok := ft.Configs["max.message.bytes"]; ok {
+			keep[ft.Name] = true
+		}
+	}
+	fitErrorTopics(specs, out, keep)
 	for i := range specs {
 		var first string
 		var n int32

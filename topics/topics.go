@@ -58,7 +58,8 @@ func SeedDefaults() Defaults {
 }
 
 // Desired is every topic the specs need, in spec order, each once, laid
-// out by d.
+// out by d, with each error topic's max.message.bytes raised to hold its
+// inputs' largest records whole (see fitErrorTopics).
 func Desired(specs []pipeline.Spec, d Defaults) []Topic {
 	var out []Topic
 	seen := map[string]bool{}
@@ -80,7 +81,49 @@ func Desired(specs []pipeline.Spec, d Defaults) []Topic {
 			out = append(out, Topic{Name: t.Name, Partitions: d.Partitions, Replication: d.Replication, Configs: configs})
 		}
 	}
+	fitErrorTopics(specs, out, nil)
 	return out
+}
+
+// fitErrorTopics raises each spec's error topic's max.message.bytes, where
+// it is below an input's plus [pipeline.ErrorHeadersHeadroom], to that: an
+// error record carries its input record whole, and one that cannot fit is
+// written truncated (see [pipeline.ErrTruncated]). The topics named in keep
+// (a topics file that sets an error topic's limit itself) are left as they
+// are; the runner warns about them at start-up.
+func fitErrorTopics(specs []pipeline.Spec, ts []Topic, keep map[string]bool) {
+	index := make(map[string]int, len(ts))
+	for i, t := range ts {
+		index[t.Name] = i
+	}
+	limit := func(name string) int {
+		i, ok := index[name]
+		if !ok {
+			return 0
+		}
+		n, _ := strconv.Atoi(ts[i].Configs["max.message.bytes"])
+		return n
+	}
+	for i := range specs {
+		e, ok := index[specs[i].ErrorTopic]
+		if !ok || keep[specs[i].ErrorTopic] {
+			continue
+		}
+		want := 0
+		for _, in := range specs[i].Inputs {
+			if n := limit(in); n > 0 {
+				want = max(want, n+pipeline.ErrorHeadersHeadroom)
+			}
+		}
+		if want > limit(specs[i].ErrorTopic) {
+			c := maps.Clone(ts[e].Configs)
+			if c == nil {
+				c = map[string]string{}
+			}
+			c["max.message.bytes"] = strconv.Itoa(want)
+			ts[e].Configs = c
+		}
+	}
 }
 
 // ChangeKind is what a change does.
