@@ -45,6 +45,7 @@ const (
 	// header value only: a processor rejects records with the other types.
 	ErrTruncated ErrorType = "oversized-truncated"
 
+	// The headers a truncated error record adds, described above.
 	HeaderOriginalErrorType  = "original-error-type"
 	HeaderOriginalValueSize  = "original-value-bytes"
 	HeaderOriginalRecordSize = "original-record-bytes"
