@@ -11,9 +11,10 @@ const (
 	// the broker default allows beyond it.
 	fetchPartitionBytes = 1_048_588
 
-	// fetchBatchBytes is the largest batch a consumed topic may hold. The
-	// error topic must take any input record whole, so its limit is also
-	// the largest input record carepipe supports.
+	// fetchBatchBytes is the largest batch a consumed topic holds unless
+	// its max.message.bytes says more (the runner reads its inputs': see
+	// fetchLimitsFor): carepipe's error topic limit, which its own
+	// internal topics stay under.
 	fetchBatchBytes = errorTopicMaxBytes
 
 	// kgoMaxReadBytes is the most franz-go lets BrokerMaxReadBytes be, and
@@ -98,8 +99,16 @@ const (
 // defaults, and that the limit without the term for the batch that does
 // not fit (n × fetchPartitionBytes) is not enough.
 func FetchLimits(consumedPartitions int) []kgo.Opt {
+	return fetchLimitsFor(consumedPartitions, fetchBatchBytes)
+}
+
+// fetchLimitsFor is FetchLimits for consumed topics whose batches may be
+// as large as maxBatch (their largest max.message.bytes): an input that
+// allows larger records than fetchBatchBytes raises the bound.
+func fetchLimitsFor(consumedPartitions, maxBatch int) []kgo.Opt {
 	n := int64(max(consumedPartitions, 1))
-	limit := min(n*(fetchPartitionBytes+fetchBatchBytes)+fetchBatchBytes, kgoMaxReadBytes)
+	b := int64(max(maxBatch, fetchBatchBytes))
+	limit := min(n*(fetchPartitionBytes+b)+b, kgoMaxReadBytes)
 	return []kgo.Opt{
 		kgo.FetchMaxPartitionBytes(fetchPartitionBytes),
 		kgo.FetchMaxBytes(int32(limit)),

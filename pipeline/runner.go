@@ -84,6 +84,10 @@ type Runner struct {
 	errLimit     atomic.Int64
 	sessErrLimit atomic.Int64
 	ready        atomic.Bool
+	// inputMaxBytes is the largest max.message.bytes of the inputs, read
+	// by Run before any session starts (0: unknown); it bounds a batch
+	// the session may fetch (see fetchLimitsFor).
+	inputMaxBytes int
 
 	// What Health reads besides the assignment: since when records
 	// have waited for a commit (unix ns, 0: none wait), the session
@@ -434,7 +438,7 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 		kgo.SessionTimeout(r.cfg.sessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, r.cfg.sessionTimeout/3)),
 	}, r.clientOpts()...)
-	opts = append(opts, FetchLimits(len(r.spec.consumedTopics())*int(r.numPartitions.Load()))...)
+	opts = append(opts, fetchLimitsFor(len(r.spec.consumedTopics())*int(r.numPartitions.Load()), r.inputMaxBytes)...)
 	if r.cfg.instanceID != "" {
 		opts = append(opts, kgo.InstanceID(r.cfg.instanceID))
 	}

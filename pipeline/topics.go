@@ -241,6 +241,9 @@ func (r *Runner) loadErrorLimit(ctx context.Context) error {
 	}
 	r.errLimit.Store(int64(min(errMax, errorRecordMaxBytes)))
 	for _, in := range r.spec.Inputs {
+		r.inputMaxBytes = max(r.inputMaxBytes, limits[in])
+	}
+	for _, in := range r.spec.Inputs {
 		if n, ok := limits[in]; ok && n+ErrorHeadersHeadroom > errMax {
 			r.log.Warn(fmt.Sprintf("input %s allows %d bytes but error topic %s only %d: oversized records will be written truncated",
 				in, n, r.spec.ErrorTopic, errMax),
