@@ -90,11 +90,12 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 		// retraction must go through.
 		return nil
 	}
-	if err := plausible(&obs.Measurement); err != nil {
+	var own codingConcepts
+	if err := plausible(&obs.Measurement, &own); err != nil {
 		return err
 	}
 	for i := range obs.Components {
-		if err := plausible(&obs.Components[i]); err != nil {
+		if err := plausible(&obs.Components[i], nil); err != nil {
 			return err
 		}
 	}
@@ -129,7 +130,7 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 		}
 	}
 	if s.news2.Enabled {
-		return vitalsOf(obs, dst)
+		return vitalsOf(obs, &own, dst)
 	}
 	return nil
 }
@@ -140,7 +141,7 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 // rule pack. A value whose unit does not convert to the limits' is left to
 // the rule or NEWS2 that reads it, which rejects it then. The error names
 // the code and the limits, never the value.
-func plausible(m *Measurement) error {
+func plausible(m *Measurement, seen *codingConcepts) error {
 	if !m.HasValue {
 		return nil
 	}
@@ -150,6 +151,7 @@ func plausible(m *Measurement) error {
 			continue
 		}
 		lc, ok := loincCodes[c.Code]
+		seen.note(i, lc, ok)
 		if !ok {
 			continue
 		}
@@ -170,8 +172,12 @@ func plausible(m *Measurement) error {
 func (s *ruleSet) candidates(obs *Observation, dst []codeRule) []codeRule {
 	add := func(cs []Coding) {
 		for i := range cs {
+			sys := canonicalSystem(cs[i].System)
+			if !slices.Contains(s.systems, sys) {
+				continue
+			}
 			for _, c := range s.byCode[cs[i].Code] {
-				if c.rule.System == canonicalSystem(cs[i].System) && !slices.Contains(dst, c) {
+				if c.rule.System == sys && !slices.Contains(dst, c) {
 					dst = append(dst, c)
 				}
 			}
@@ -278,19 +284,45 @@ var acvpu = map[string]float64{
 
 // vitalsOf appends the NEWS2 parameters obs carries, its own and its
 // components'.
-func vitalsOf(obs *Observation, dst *findings) error {
-	if err := vitalsOfMeasurement(&obs.Measurement, dst); err != nil {
+// codingConcepts remembers what the concept table said of a measurement's
+// first codings, so that the table is looked up once per coding: the
+// look-ups were a tenth of evaluation. A nil one remembers nothing.
+type codingConcepts struct {
+	n  int // codings 0..n-1 were looked up (those not LOINC as not found)
+	lc [4]loincCode
+	ok [4]bool
+}
+
+func (cc *codingConcepts) note(i int, lc loincCode, ok bool) {
+	if cc == nil || i >= len(cc.lc) {
+		return
+	}
+	cc.lc[i], cc.ok[i], cc.n = lc, ok, i+1
+}
+
+// lookup is the concept table's entry for coding i, code, of the
+// measurement remembered.
+func (cc *codingConcepts) lookup(i int, code string) (loincCode, bool) {
+	if cc != nil && i < cc.n {
+		return cc.lc[i], cc.ok[i]
+	}
+	lc, ok := loincCodes[code]
+	return lc, ok
+}
+
+func vitalsOf(obs *Observation, own *codingConcepts, dst *findings) error {
+	if err := vitalsOfMeasurement(&obs.Measurement, own, dst); err != nil {
 		return err
 	}
 	for i := range obs.Components {
-		if err := vitalsOfMeasurement(&obs.Components[i], dst); err != nil {
+		if err := vitalsOfMeasurement(&obs.Components[i], nil, dst); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func vitalsOfMeasurement(m *Measurement, dst *findings) error {
+func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) error {
 	for i := range m.Codings {
 		c := &m.Codings[i]
 		switch sys := canonicalSystem(c.System); {
@@ -327,7 +359,7 @@ func vitalsOfMeasurement(m *Measurement, dst *findings) error {
 		case sys == LOINC && m.HasValue:
 			// The concept table, as the rules use it: an oral
 			// temperature is NEWS2's temperature as much as 8310-5 is.
-			lc, ok := loincCodes[c.Code]
+			lc, ok := seen.lookup(i, c.Code)
 			if !ok || lc.concept.vital == NumVitals {
 				continue
 			}

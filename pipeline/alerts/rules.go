@@ -392,6 +392,9 @@ type ruleSet struct {
 	// byCode maps each code a rule matches (Code, a code of Codes or of
 	// Concept) to the rule's variants for it, ascending by rule.
 	byCode map[string][]codeRule
+	// systems are the code systems of the rules: a coding of another
+	// system (the SNOMED coding beside a LOINC one) needs no look-up.
+	systems []string
 }
 
 // codeRule is a rule's variant for one of its codes: a copy of the rule
@@ -416,6 +419,9 @@ func newRuleSet(pack RulePack) (*ruleSet, error) {
 				v.System = LOINC
 			}
 			s.byCode[code] = append(s.byCode[code], codeRule{index: i, rule: &v})
+			if !slices.Contains(s.systems, v.System) {
+				s.systems = append(s.systems, v.System)
+			}
 		}
 	}
 	return s, nil
