@@ -1,6 +1,8 @@
 # carepipe container image.
 #
-#   docker build -t carepipe .
+#   docker build -t carepipe \
+#     --build-arg VERSION="$(git describe --tags --always --dirty)" \
+#     --build-arg REVISION="$(git rev-parse HEAD)" .
 #   docker run --rm -p 8080:8080 -e CAREPIPE_API_TOKEN=dev carepipe    # embedded demo
 #   docker run --rm -p 8080:8080 -e KAFKA_BROKERS=broker:9092 -e CAREPIPE_API_TOKEN=... \
 #     carepipe run --http 0.0.0.0:8080 --instance-id carepipe-0
@@ -18,9 +20,17 @@ COPY go.mod go.sum ./
 RUN go mod download
 
 COPY . .
+# The build context has no .git (.dockerignore), so Go cannot stamp the
+# revision itself: the build args carry it, and `carepipe version` and the
+# start-up log say them. Without them the image says "(devel)" and
+# "unknown", which is honest.
+ARG VERSION=""
+ARG REVISION=""
 # A static binary: no cgo (sonic's JIT does not need it), no paths of this
 # machine in the binary, no symbol tables.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/carepipe .
+RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+    -ldflags="-s -w -X github.com/carepipe/carepipe/version.version=${VERSION} -X github.com/carepipe/carepipe/version.revision=${REVISION}" \
+    -o /out/carepipe .
 
 # --- run ---------------------------------------------------------------------
 FROM scratch

@@ -23,6 +23,7 @@ import (
 	"github.com/carepipe/carepipe/loadgen"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/topics"
+	"github.com/carepipe/carepipe/version"
 )
 
 const usage = `carepipe: healthcare event pipelines on Kafka, exactly once.
@@ -32,8 +33,9 @@ Usage:
   carepipe topics plan|apply ...  compare the pipelines' topics with the cluster, or make them so
   carepipe rules check FILE       validate an alert rules file
   carepipe loadgen [flags]        load a pipeline and measure it (no --brokers: embedded)
-  carepipe config check [flags]   print the effective configuration of run (file, environment,
-                                  flags; secrets redacted) and check it
+  carepipe config check [flags]   check the configuration of run (file, environment, flags),
+                                  every mistake at once, and print it in the file's keys
+  carepipe version                print the version, VCS revision and Go version (also --version)
 
 Run 'carepipe run -h' or 'carepipe topics plan -h' for the flags.
 `
@@ -80,6 +82,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return configCmd(args[2:], stdout, stderr)
+	case "version", "--version", "-version":
+		if len(args) != 1 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		fmt.Fprintln(stdout, version.Get())
+		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -100,7 +109,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Info("starting", "config", cfg.Redacted())
+	v := version.Get()
+	log.Info("starting", "version", v.Version, "revision", v.Revision, "go_version", v.GoVersion, "config", cfg.Redacted())
 	start := time.Now()
 	if err := app.Run(ctx, cfg); err != nil {
 		log.Error("carepipe stopped with an error", "error", err.Error())

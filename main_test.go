@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/carepipe/carepipe/app"
+	"github.com/carepipe/carepipe/version"
 )
 
 // The security settings come from the environment as the README lists
@@ -142,5 +145,47 @@ func TestConfigCheckPriorAuthOptions(t *testing.T) {
 	errOut.Reset()
 	if code := run([]string{"config", "check", "--payer-time-zone", "Nowhere/Atall"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "payer time zone") {
 		t.Errorf("a bad payer time zone: exit %d, %q", code, errOut.String())
+	}
+}
+
+// `carepipe version` and `--version` print the build's version, revision
+// and Go version on one line; an argument after it is a mistake.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(args, &out, &errOut); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			v := version.Get()
+			want := fmt.Sprintf("carepipe %s (revision %s, %s)\n", v.Version, v.Revision, runtime.Version())
+			if out.String() != want {
+				t.Errorf("printed %q, want %q", out.String(), want)
+			}
+		})
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"version", "extra"}, &out, &errOut); code != 2 {
+		t.Errorf("version extra: exit %d, want 2", code)
+	}
+}
+
+// The start-up log line says which build runs, before anything can fail.
+func TestStartupLogSaysTheVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	// An unknown pipeline stops Run at once, after the start-up line.
+	if code := run([]string{"run", "--pipelines", "billing"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	first, _, _ := strings.Cut(errOut.String(), "\n")
+	var line map[string]any
+	if err := json.Unmarshal([]byte(first), &line); err != nil {
+		t.Fatalf("%v in %q", err, first)
+	}
+	v := version.Get()
+	for k, want := range map[string]string{"msg": "starting", "version": v.Version, "revision": v.Revision, "go_version": runtime.Version()} {
+		if line[k] != want {
+			t.Errorf("start-up line %s = %v, want %q", k, line[k], want)
+		}
 	}
 }
