@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/topics"
 	"github.com/carepipe/carepipe/version"
+	"go.yaml.in/yaml/v3"
 )
 
 const usage = `carepipe: healthcare event pipelines on Kafka, exactly once.
@@ -99,9 +99,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, level, code := runConfig("run", args, stderr)
+	rc, code := runConfig("run", args, stderr)
 	if code >= 0 {
 		return code
+	}
+	cfg, level := rc.cfg, rc.level
+	if len(rc.problems) > 0 {
+		fmt.Fprintf(stderr, "invalid configuration (%s; carepipe config check shows it all):\n", rc.from())
+		for _, p := range app.Mistakes(rc.problems...) {
+			fmt.Fprintln(stderr, p)
+		}
+		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Stdout = stdout
@@ -120,43 +128,92 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// configCmd is `carepipe config check`: the effective configuration of
-// `carepipe run` with the same file, environment and flags, checked and
-// printed with its secrets redacted.
+// configCmd is `carepipe config check`: the configuration of `carepipe
+// run` with the same file, environment and flags, checked, every mistake
+// reported at once with its key and where it came from; and printed in the
+// config file's keys, secrets left out, so that it can be pasted back.
 func configCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, _, code := runConfig("config check", args, stderr)
+	rc, code := runConfig("config check", args, stderr)
 	if code >= 0 {
 		return code
 	}
-	out, err := json.MarshalIndent(cfg.Redacted(), "", "  ")
-	if err != nil {
+	cfg, level, problems := rc.cfg, rc.level, rc.problems
+	f := app.FileOf(cfg)
+	if level != slog.LevelInfo {
+		lvl := strings.ToLower(level.String())
+		f.LogLevel = &lvl
+	}
+	fmt.Fprintln(stdout, "# The effective configuration of carepipe run, as a config file; options left out take their defaults.")
+	if secrets := cfg.Secrets(); len(secrets) > 0 {
+		fmt.Fprintf(stdout, "# Secrets set, not printed: %s.\n", strings.Join(secrets, ", "))
+	}
+	enc := yaml.NewEncoder(stdout)
+	enc.SetIndent(2)
+	if err := enc.Encode(f); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	if err := cfg.Check(); err != nil {
-		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", err)
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		mistakes := app.Mistakes(problems...)
+		fmt.Fprintf(stderr, "invalid configuration (%s): %d mistakes\n", rc.from(), len(mistakes))
+		for _, p := range mistakes {
+			fmt.Fprintln(stderr, p)
+		}
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s\nconfiguration valid\n", out)
+	fmt.Fprintln(stdout, "# configuration valid")
 	return 0
+}
+
+// runFlagKeys are the config file keys of run's flags, other than the
+// connection's (connSettings).
+var runFlagKeys = map[string]string{
+	"pipelines": "pipelines", "log-level": "logLevel", "http": "http", "create-topics": "createTopics",
+	"rules": "rules", "sources": "sources", "site-time-zone": "siteTimeZone", "payer-time-zone": "payerTimeZone",
+	"urgent-categories": "urgentCategories", "reconcile-deadline": "reconcileDeadline", "duration": "duration",
+	"instance-id": "instanceId", "commit-interval": "commitInterval", "session-timeout": "sessionTimeout",
+	"demo-rate": "demo.rate", "seed": "demo.seed", "summary-every": "summaryEvery",
+}
+
+// runSetup is the configuration of `carepipe run` and the mistakes found
+// building it.
+type runSetup struct {
+	cfg   app.Config
+	level slog.Level
+	// file is the config file read; empty: none.
+	file string
+	// problems are every mistake found on the way (the file's, the
+	// environment's, the log level), each with its key.
+	problems []error
+}
+
+// from says where the configuration came from, for the heading of its
+// mistakes: the lines they name are the file's.
+func (rc *runSetup) from() string {
+	if rc.file == "" {
+		return "environment and flags"
+	}
+	return "config file " + rc.file + ", environment and flags"
 }
 
 // runConfig builds the configuration of `carepipe run` from, in rising
 // precedence, the config file (--config, or CAREPIPE_CONFIG), the
 // environment and the flags given. code is -1 to go on, else the exit
 // code (flag errors, -h, an unreadable config file).
-func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, level slog.Level, code int) {
+func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		fl             app.Config
-		configFile     = fs.String("config", "", "YAML config file (env CAREPIPE_CONFIG); the environment and flags win over it")
-		brokers        = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); none: embedded demo")
-		pipelines      = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts, priorauth, datasync, orders)")
-		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
-		schemaRegistry = fs.String("schema-registry", "", "schema registry URL for datasync's Avro (env SCHEMA_REGISTRY_URL); embedded mode runs its own")
+		fl         app.Config
+		configFile = fs.String("config", "", "YAML config file (env CAREPIPE_CONFIG); the environment and flags win over it")
+		pipelines  = fs.String("pipelines", "", "pipelines to run, comma-separated (default all built: alerts, priorauth, datasync, orders)")
+		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 	)
-	fs.StringVar(&fl.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz and the query API on this address; a bare port binds loopback only (port 0 picks one; the query API off loopback needs CAREPIPE_API_TOKEN)")
+	conn := addConnFlags(fs, "; none: embedded demo")
+	fs.StringVar(&fl.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz and the query API on this address: host:port, or :port for every interface (as in Go); a bare port number binds loopback only; port 0 picks one. The query API off loopback needs CAREPIPE_API_TOKEN")
 	fs.BoolVar(&fl.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
 	fs.StringVar(&fl.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
 	fs.StringVar(&fl.SourcesFile, "sources", "", "datasync: sources YAML file, which topics carry which source's entities and how their columns map (env CAREPIPE_SOURCES; default: built-in sources)")
@@ -173,13 +230,13 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	fs.DurationVar(&fl.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, level, 0
+			return rc, 0
 		}
-		return cfg, level, 2
+		return rc, 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
-		return cfg, level, 2
+		fmt.Fprintf(stderr, "unexpected arguments: %v (a config file is --config FILE)\n", fs.Args())
+		return rc, 2
 	}
 
 	path := *configFile
@@ -188,136 +245,91 @@ func runConfig(name string, args []string, stderr io.Writer) (cfg app.Config, le
 	}
 	var file *app.FileConfig
 	if path != "" {
+		rc.file = path
 		var err error
-		if file, err = app.LoadConfigFile(path); err != nil {
+		file, err = app.LoadConfigFile(path)
+		if file == nil {
 			fmt.Fprintln(stderr, err)
-			return cfg, level, 2
+			return rc, 2
 		}
-		file.Apply(&cfg)
+		if err != nil {
+			rc.problems = append(rc.problems, err)
+		}
+		file.Apply(&rc.cfg)
 	}
-	kafkaFromEnv(&cfg, "")
-	registryFromEnv(&cfg, "")
-	if v, ok := os.LookupEnv("CAREPIPE_API_TOKEN"); ok {
-		cfg.APIToken = v
+	rc.problems = append(rc.problems, conn.apply(&rc.cfg)...)
+	env := func(key, name string, set func(v string) error) {
+		if v, ok := os.LookupEnv(name); ok {
+			rc.cfg.SetOrigin(key, name)
+			if err := set(v); err != nil {
+				rc.problems = append(rc.problems, &app.KeyError{Key: key, Origin: name, Err: err})
+			}
+		}
 	}
-	if v, ok := os.LookupEnv("CAREPIPE_SESSION_TIMEOUT"); ok {
+	env("api.token", "CAREPIPE_API_TOKEN", func(v string) error { rc.cfg.APIToken = v; return nil })
+	env("sessionTimeout", "CAREPIPE_SESSION_TIMEOUT", func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			fmt.Fprintf(stderr, "CAREPIPE_SESSION_TIMEOUT: %v\n", err)
-			return cfg, level, 2
+			return fmt.Errorf("%q is not a duration (write 100ms, 5s, 2m)", v)
 		}
-		cfg.SessionTimeout = d
-	}
-	if v, ok := os.LookupEnv("CAREPIPE_PAYER_TIME_ZONE"); ok {
-		cfg.PayerTimeZone = v
-	}
-	if v, ok := os.LookupEnv("CAREPIPE_URGENT_CATEGORIES"); ok {
-		cfg.UrgentCategories = splitList(v)
-	}
-	if v, ok := os.LookupEnv("CAREPIPE_SOURCES"); ok {
-		cfg.SourcesFile = v
-	}
+		rc.cfg.SessionTimeout = d
+		return nil
+	})
+	env("payerTimeZone", "CAREPIPE_PAYER_TIME_ZONE", func(v string) error { rc.cfg.PayerTimeZone = v; return nil })
+	env("urgentCategories", "CAREPIPE_URGENT_CATEGORIES", func(v string) error { rc.cfg.UrgentCategories = splitList(v); return nil })
+	env("sources", "CAREPIPE_SOURCES", func(v string) error { rc.cfg.SourcesFile = v; return nil })
 
 	lvl := "info"
 	if file != nil && file.LogLevel != nil {
 		lvl = *file.LogLevel
 	}
 	fs.Visit(func(f *flag.Flag) {
+		key, ok := runFlagKeys[f.Name]
+		if !ok {
+			return
+		}
+		rc.cfg.SetOrigin(key, "--"+f.Name)
 		switch f.Name {
-		case "brokers":
-			cfg.Brokers = splitList(*brokers)
 		case "pipelines":
-			cfg.Pipelines = splitList(*pipelines)
+			rc.cfg.Pipelines = splitList(*pipelines)
 		case "log-level":
 			lvl = *logLevel
-		case "schema-registry":
-			cfg.SchemaRegistryURL = *schemaRegistry
 		case "http":
-			cfg.HTTPAddr = fl.HTTPAddr
+			rc.cfg.HTTPAddr = fl.HTTPAddr
 		case "create-topics":
-			cfg.CreateTopics = fl.CreateTopics
+			rc.cfg.CreateTopics = fl.CreateTopics
 		case "rules":
-			cfg.RulesFile = fl.RulesFile
+			rc.cfg.RulesFile = fl.RulesFile
 		case "sources":
-			cfg.SourcesFile = fl.SourcesFile
+			rc.cfg.SourcesFile = fl.SourcesFile
 		case "site-time-zone":
-			cfg.SiteTimeZone = fl.SiteTimeZone
+			rc.cfg.SiteTimeZone = fl.SiteTimeZone
 		case "payer-time-zone":
-			cfg.PayerTimeZone = fl.PayerTimeZone
+			rc.cfg.PayerTimeZone = fl.PayerTimeZone
 		case "urgent-categories":
-			cfg.UrgentCategories = splitList(*urgent)
+			rc.cfg.UrgentCategories = splitList(*urgent)
 		case "reconcile-deadline":
-			cfg.ReconcileDeadline = fl.ReconcileDeadline
+			rc.cfg.ReconcileDeadline = fl.ReconcileDeadline
 		case "duration":
-			cfg.Duration = fl.Duration
+			rc.cfg.Duration = fl.Duration
 		case "instance-id":
-			cfg.InstanceID = fl.InstanceID
+			rc.cfg.InstanceID = fl.InstanceID
 		case "commit-interval":
-			cfg.CommitInterval = fl.CommitInterval
+			rc.cfg.CommitInterval = fl.CommitInterval
 		case "session-timeout":
-			cfg.SessionTimeout = fl.SessionTimeout
+			rc.cfg.SessionTimeout = fl.SessionTimeout
 		case "demo-rate":
-			cfg.DemoRate = fl.DemoRate
+			rc.cfg.DemoRate = fl.DemoRate
 		case "seed":
-			cfg.Seed = fl.Seed
+			rc.cfg.Seed = fl.Seed
 		case "summary-every":
-			cfg.SummaryEvery = fl.SummaryEvery
+			rc.cfg.SummaryEvery = fl.SummaryEvery
 		}
 	})
-	if err := level.UnmarshalText([]byte(lvl)); err != nil {
-		fmt.Fprintf(stderr, "bad log level: %v\n", err)
-		return cfg, level, 2
+	if err := rc.level.UnmarshalText([]byte(lvl)); err != nil {
+		rc.problems = append(rc.problems, &app.KeyError{Key: "logLevel", Origin: rc.cfg.Origin("logLevel"), Err: fmt.Errorf("%q: want debug, info, warn or error", lvl)})
 	}
-	return cfg, level, -1
-}
-
-// kafkaFromEnv sets cfg's cluster and security from the environment, where
-// a variable is set, and the brokers flag; the flag wins over
-// KAFKA_BROKERS. The schema registry's
-// CA is read here too, with the other TLS files.
-func kafkaFromEnv(cfg *app.Config, brokers string) {
-	env := func(dst *string, key string) {
-		if v, ok := os.LookupEnv(key); ok {
-			*dst = v
-		}
-	}
-	if v, ok := os.LookupEnv("KAFKA_BROKERS"); ok {
-		cfg.Brokers = splitList(v)
-	}
-	if brokers != "" {
-		cfg.Brokers = splitList(brokers)
-	}
-	env(&cfg.SASLMechanism, "KAFKA_SASL_MECHANISM")
-	env(&cfg.Username, "KAFKA_USERNAME")
-	env(&cfg.Password, "KAFKA_PASSWORD")
-	if v, ok := os.LookupEnv("KAFKA_TLS"); ok {
-		cfg.TLS = v == "true" || v == "1"
-	}
-	env(&cfg.TLSCAFile, "KAFKA_TLS_CA")
-	env(&cfg.TLSCertFile, "KAFKA_TLS_CERT")
-	env(&cfg.TLSKeyFile, "KAFKA_TLS_KEY")
-	env(&cfg.SchemaRegistryCAFile, "SCHEMA_REGISTRY_CA")
-	if cfg.SASLMechanism == "" && cfg.Username != "" {
-		cfg.SASLMechanism = "PLAIN"
-	}
-}
-
-// registryFromEnv sets cfg's schema registry from the environment, where a
-// variable is set, and the URL flag; the flag wins over
-// SCHEMA_REGISTRY_URL.
-func registryFromEnv(cfg *app.Config, url string) {
-	for key, dst := range map[string]*string{
-		"SCHEMA_REGISTRY_URL":      &cfg.SchemaRegistryURL,
-		"SCHEMA_REGISTRY_USERNAME": &cfg.SchemaRegistryUsername,
-		"SCHEMA_REGISTRY_PASSWORD": &cfg.SchemaRegistryPassword,
-	} {
-		if v, ok := os.LookupEnv(key); ok {
-			*dst = v
-		}
-	}
-	if url != "" {
-		cfg.SchemaRegistryURL = url
-	}
+	return rc, -1
 }
 
 func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
@@ -325,14 +337,13 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	d := topics.SeedDefaults()
 	var (
-		brokers     = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); required")
 		pipelines   = fs.String("pipelines", "", "pipelines whose topics to plan, comma-separated (default all built)")
 		partitions  = fs.Int("partitions", int(d.Partitions), "partitions of every topic")
 		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic")
-		registry    = fs.String("schema-registry", "", "schema registry URL (env SCHEMA_REGISTRY_URL): datasync's schemas are planned and registered there")
 		file        = fs.String("topics", "", "topics file (YAML): defaults and per-topic specs over the built-in ones; flags win over its defaults")
 		sources     = fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs")
 	)
+	conn := addConnFlags(fs, "; required")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -361,8 +372,10 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		}
 	})
 	var cfg app.Config
-	kafkaFromEnv(&cfg, *brokers)
-	registryFromEnv(&cfg, *registry)
+	if errs := conn.apply(&cfg); len(errs) > 0 {
+		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", errors.Join(errs...))
+		return 2
+	}
 	cfg.Pipelines = splitList(*pipelines)
 	cfg.SourcesFile = *sources
 	cfg.Stdout = stdout
@@ -391,8 +404,6 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 	var (
 		cfg      app.Config
 		lg       loadgen.Config
-		brokers  = fs.String("brokers", "", "Kafka seed brokers, host:port,... (env KAFKA_BROKERS); none: an embedded cluster with the pipeline in this process")
-		registry = fs.String("schema-registry", "", "schema registry URL for datasync (env SCHEMA_REGISTRY_URL)")
 		report   = fs.String("report", "", "write report.txt, report.md, report.json and report.svg into this directory")
 		logLevel = fs.String("log-level", "warn", "debug, info, warn or error")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the whole run (embedded: pipeline, broker and load) to this file")
@@ -417,6 +428,7 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&lg.InvalidFraction, "invalid-fraction", 0, "datasync: share of invalid changes (default 0.02)")
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "embedded: the pipeline's transaction commit interval (default 100ms)")
 	fs.StringVar(&cfg.RulesFile, "rules", "", "embedded alerts: rules YAML file (default: built-in rules)")
+	conn := addConnFlags(fs, "; none: an embedded cluster with the pipeline in this process")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -429,8 +441,10 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	kafkaFromEnv(&cfg, *brokers)
-	registryFromEnv(&cfg, *registry)
+	if errs := conn.apply(&cfg); len(errs) > 0 {
+		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", errors.Join(errs...))
+		return 2
+	}
 	cfg.Stdout = stdout
 	cfg.SummaryEvery = -1
 	lg.Progress = stderr

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -313,7 +314,7 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, error) {
 	addr, loopback, err := httpAddr(addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("http: %w", err)
 	}
 	api := false
 	for _, p := range ps {
@@ -381,19 +382,21 @@ func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, err
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
 }
 
-// httpAddr is addr with loopback filled in where it names no host, and
-// whether it is a loopback address. A host name other than localhost
-// counts as not loopback: it may resolve to anything.
+// httpAddr is addr as net.Listen takes it, and whether it is a loopback
+// address. As in Go, ":8080" is every interface, so not loopback; a bare
+// port number ("8080"), which Go would refuse, binds loopback only: the
+// safe reading of an address that names no host. A host name other than
+// localhost counts as not loopback: it may resolve to anything.
 func httpAddr(addr string) (string, bool, error) {
-	if !strings.Contains(addr, ":") {
-		addr = ":" + addr
+	if _, err := strconv.Atoi(addr); err == nil {
+		addr = net.JoinHostPort("127.0.0.1", addr)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", false, fmt.Errorf("http: address %q: %w", addr, err)
+		return "", false, fmt.Errorf("address %q is not host:port, :port or a port number", addr)
 	}
-	if host == "" {
-		host = "127.0.0.1"
+	if err := checkPort(port, 0); err != nil {
+		return "", false, fmt.Errorf("address %q: %w", addr, err)
 	}
 	loopback := host == "localhost"
 	if ip := net.ParseIP(host); ip != nil {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,7 +36,8 @@ type Config struct {
 	// Pipelines to run; default all that are built.
 	Pipelines []string
 	// HTTPAddr serves /metrics, /healthz, /readyz and the query API;
-	// empty: no HTTP. A bare port binds loopback only.
+	// empty: no HTTP. host:port as Go's net.Listen reads it, so ":8080"
+	// is every interface; a bare port number ("8080") binds loopback only.
 	HTTPAddr string
 	// APIToken, when set, is the bearer token the query API requires;
 	// it must be set for a non-loopback HTTPAddr when a pipeline with a
@@ -102,6 +105,31 @@ type Config struct {
 	TLSCertFile string
 	TLSKeyFile  string
 
+	// Client settings a cluster may need, passed to every Kafka client;
+	// zero: kgo's default.
+	//
+	// KafkaClientID names carepipe's connections in the brokers' logs,
+	// metrics and quotas (kgo.ClientID; default "kgo").
+	KafkaClientID string
+	// KafkaRack is the rack (availability zone) carepipe runs in; with
+	// brokers' replica.selector.class set, consumers fetch from a replica
+	// in it (kgo.Rack; default none).
+	KafkaRack string
+	// KafkaDialTimeout bounds a connection's dial, TLS handshake included
+	// (kgo.DialTimeout; default 10s).
+	KafkaDialTimeout time.Duration
+	// KafkaRequestTimeoutOverhead is how long past a request's own
+	// timeout carepipe waits for its answer, 100ms to 15m
+	// (kgo.RequestTimeoutOverhead; default 10s).
+	KafkaRequestTimeoutOverhead time.Duration
+	// KafkaConnIdleTimeout closes a connection idle this long, 100ms to
+	// 15m; set it under a load balancer's or firewall's idle cut-off
+	// (kgo.ConnIdleTimeout; default 20s).
+	KafkaConnIdleTimeout time.Duration
+	// KafkaMetadataMaxAge is how often cluster metadata is refreshed, 5s
+	// to 1h (kgo.MetadataMaxAge; default 5m).
+	KafkaMetadataMaxAge time.Duration
+
 	// Embedded mode only.
 	DemoRate     int   // observations/s (default 500)
 	Seed         int64 // demo workload seed (default 1)
@@ -112,6 +140,50 @@ type Config struct {
 	SummaryEvery time.Duration
 	Stdout       io.Writer
 	Logger       *slog.Logger
+
+	// origins say where options came from, by config file key: see
+	// SetOrigin.
+	origins map[string]string
+}
+
+// SetOrigin records where the option of a config file key came from:
+// "line 12" of the file, an environment variable, a flag (see KeyError).
+// A later origin replaces an earlier one, list items' included, as the
+// value did.
+func (c *Config) SetOrigin(key, origin string) {
+	if c.origins == nil {
+		c.origins = map[string]string{}
+	}
+	for k := range c.origins {
+		if strings.HasPrefix(k, key+"[") {
+			delete(c.origins, k)
+		}
+	}
+	c.origins[key] = origin
+}
+
+// Origin is where key's option came from (see SetOrigin); empty when
+// nothing recorded one.
+func (c *Config) Origin(key string) string { return c.origin(key) }
+
+// origin is where key's option came from: its own, else its list's.
+func (c *Config) origin(key string) string {
+	if o, ok := c.origins[key]; ok {
+		return o
+	}
+	if i := strings.IndexByte(key, '['); i > 0 {
+		return c.origins[key[:i]]
+	}
+	return ""
+}
+
+// keyErr is a *KeyError at key, with key's origin.
+func (c *Config) keyErr(key string, err error) error {
+	return &KeyError{Key: key, Origin: c.origin(key), Err: err}
+}
+
+func (c *Config) keyErrf(key, format string, args ...any) error {
+	return c.keyErr(key, fmt.Errorf(format, args...))
 }
 
 func (c *Config) setDefaults() {
@@ -173,76 +245,182 @@ func (c *Config) priorAuthConfig() (priorauth.Config, error) {
 	return pc, nil
 }
 
+// validate reports every mistake in the options that needs no file read,
+// each a *KeyError.
 func (c *Config) validate() error {
 	var errs []error
-	for _, p := range c.Pipelines {
+	for i, p := range c.Pipelines {
 		switch {
 		case !slices.Contains(knownPipelines, p):
-			errs = append(errs, fmt.Errorf("unknown pipeline %q (known: %s)", p, strings.Join(knownPipelines, ", ")))
+			errs = append(errs, c.keyErrf(fmt.Sprintf("pipelines[%d]", i), "unknown pipeline %q (known: %s)", p, strings.Join(knownPipelines, ", ")))
 		case !slices.Contains(builtPipelines, p):
-			errs = append(errs, fmt.Errorf("pipeline %q is not built in this version (built: %s)", p, strings.Join(builtPipelines, ", ")))
+			errs = append(errs, c.keyErrf(fmt.Sprintf("pipelines[%d]", i), "pipeline %q is not built in this version (built: %s)", p, strings.Join(builtPipelines, ", ")))
+		}
+	}
+	for i, b := range c.Brokers {
+		if err := checkHostPort(b); err != nil {
+			errs = append(errs, c.keyErrf(fmt.Sprintf("brokers[%d]", i), "%q: %v", b, err))
+		}
+	}
+	if c.SchemaRegistryURL != "" {
+		if err := checkURL(c.SchemaRegistryURL); err != nil {
+			errs = append(errs, c.keyErr("schemaRegistry.url", err))
+		}
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := httpAddr(c.HTTPAddr); err != nil {
+			errs = append(errs, c.keyErr("http", err))
 		}
 	}
 	switch strings.ToUpper(c.SASLMechanism) {
 	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 	default:
-		errs = append(errs, fmt.Errorf("unknown SASL mechanism %q (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", c.SASLMechanism))
+		errs = append(errs, c.keyErrf("kafka.saslMechanism", "unknown SASL mechanism %q (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", c.SASLMechanism))
 	}
-	if c.SASLMechanism != "" && (c.Username == "" || c.Password == "") {
-		errs = append(errs, errors.New("SASL needs KAFKA_USERNAME and KAFKA_PASSWORD"))
+	if c.SASLMechanism != "" {
+		if c.Username == "" {
+			errs = append(errs, c.keyErrf("kafka.username", "SASL %s needs a username (or KAFKA_USERNAME)", c.SASLMechanism))
+		}
+		if c.Password == "" {
+			errs = append(errs, c.keyErrf("kafka.password", "SASL %s needs a password (or KAFKA_PASSWORD)", c.SASLMechanism))
+		}
 	}
 	errs = append(errs, c.validateTLS())
-	if c.ReconcileDeadline < 0 {
-		errs = append(errs, errors.New("reconcile deadline must not be negative"))
+	errs = append(errs, c.validateClient()...)
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"commitInterval", c.CommitInterval}, {"sessionTimeout", c.SessionTimeout},
+		{"reconcileDeadline", c.ReconcileDeadline}, {"duration", c.Duration},
+	} {
+		if d.v < 0 {
+			errs = append(errs, c.keyErrf(d.key, "%v: must be positive (leave it out for the default)", d.v))
+		}
 	}
-	if c.Duration < 0 {
-		errs = append(errs, errors.New("duration must not be negative"))
+	if c.SessionTimeout > 0 && c.SessionTimeout < time.Second {
+		errs = append(errs, c.keyErrf("sessionTimeout", "%v is under 1s (brokers accept 6s and more by default)", c.SessionTimeout))
+	}
+	if c.Partitions < 0 {
+		errs = append(errs, c.keyErrf("partitions", "%d: must be positive", c.Partitions))
 	}
 	if c.DemoRate < 0 {
-		errs = append(errs, errors.New("demo rate must not be negative"))
+		errs = append(errs, c.keyErrf("demo.rate", "%d: must not be negative", c.DemoRate))
 	}
-	if c.SessionTimeout != 0 && c.SessionTimeout < time.Second {
-		errs = append(errs, fmt.Errorf("session timeout %v is under 1s (brokers accept 6s and more by default)", c.SessionTimeout))
+	if c.DemoPatients < 0 {
+		errs = append(errs, c.keyErrf("demo.patients", "%d: must not be negative", c.DemoPatients))
 	}
 	if _, err := c.siteZone(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, c.keyErr("siteTimeZone", err))
 	}
 	if pc, err := c.priorAuthConfig(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, c.keyErr("payerTimeZone", err))
 	} else if _, err := priorauth.New(priorauth.WithConfig(pc)); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, c.keyErr("urgentCategories", err))
 	}
 	return errors.Join(errs...)
 }
 
-// Check reports what Run would refuse to start with, without connecting
-// to anything: the options, the TLS files (read and parsed), the rules
-// file, the datasync sources file, and a query API off loopback without
-// its token.
+// validateClient checks the Kafka client settings against kgo's own
+// bounds, so that a mistake names its key rather than surfacing from
+// kgo.NewClient deep in start-up.
+func (c *Config) validateClient() []error {
+	var errs []error
+	for _, s := range []struct{ key, v string }{{"kafka.clientId", c.KafkaClientID}, {"kafka.rack", c.KafkaRack}} {
+		if s.v == "" {
+			continue
+		}
+		if len(s.v) > 249 || strings.IndexFunc(s.v, func(r rune) bool {
+			return !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+		}) >= 0 {
+			errs = append(errs, c.keyErrf(s.key, "%q: use up to 249 letters, digits, '.', '_' and '-'", s.v))
+		}
+	}
+	for _, d := range []struct {
+		key      string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"kafka.dialTimeout", c.KafkaDialTimeout, time.Millisecond, time.Hour},
+		{"kafka.requestTimeoutOverhead", c.KafkaRequestTimeoutOverhead, 100 * time.Millisecond, 15 * time.Minute},
+		{"kafka.connIdleTimeout", c.KafkaConnIdleTimeout, 100 * time.Millisecond, 15 * time.Minute},
+		{"kafka.metadataMaxAge", c.KafkaMetadataMaxAge, 5 * time.Second, time.Hour},
+	} {
+		if d.v != 0 && (d.v < d.min || d.v > d.max) {
+			errs = append(errs, c.keyErrf(d.key, "%v: must be from %v to %v (leave it out for the default)", d.v, d.min, d.max))
+		}
+	}
+	return errs
+}
+
+// checkHostPort is nil for host:port with a host and a port number.
+func checkHostPort(hp string) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if host == "" {
+		return errors.New("no host (write host:port)")
+	}
+	return checkPort(port, 1)
+}
+
+// checkPort is nil for a port number from min to 65535.
+func checkPort(port string, min int) error {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < min || n > 65535 {
+		return fmt.Errorf("port %q is not a number from %d to 65535", port, min)
+	}
+	return nil
+}
+
+// checkURL is nil for an http or https URL with a host; its errors show
+// the URL without its password.
+func checkURL(u string) error {
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case p.Scheme != "http" && p.Scheme != "https":
+		return fmt.Errorf("%q has no http:// or https:// scheme", redactURL(u))
+	case p.Host == "":
+		return fmt.Errorf("%q has no host", redactURL(u))
+	case p.Port() != "":
+		if err := checkPort(p.Port(), 1); err != nil {
+			return fmt.Errorf("%q: %w", redactURL(u), err)
+		}
+	}
+	return nil
+}
+
+// Check reports every mistake Run would refuse to start with, without
+// connecting to anything: the options, the TLS files (read and parsed),
+// the rules file, the datasync sources file, and a query API off loopback
+// without its token. Each is a *KeyError, named by its config file key.
 func (c Config) Check() error {
 	c.setDefaults()
 	errs := []error{c.validate(), c.needsRegistry()}
 	if !c.Embedded() {
-		if _, err := c.kafkaOpts(); err != nil {
+		if _, err := c.kafkaTLS(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := c.dataSyncSources(); err != nil {
+	if _, err := c.registryTLS(); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := c.dataSyncSources(); err != nil {
+		errs = append(errs, c.keyErr("sources", err))
 	}
 	if c.RulesFile != "" && slices.Contains(c.Pipelines, "alerts") {
 		if _, err := alerts.LoadRules(c.RulesFile); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, c.keyErr("rules", err))
 		}
 	}
 	if c.HTTPAddr != "" {
 		_, loopback, err := httpAddr(c.HTTPAddr)
 		api := slices.Contains(c.Pipelines, "priorauth") || slices.Contains(c.Pipelines, "datasync")
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case api && !loopback && c.APIToken == "":
-			errs = append(errs, fmt.Errorf("http %s is not a loopback address: the query API needs CAREPIPE_API_TOKEN", c.HTTPAddr))
+		if err == nil && api && !loopback && c.APIToken == "" {
+			errs = append(errs, c.keyErrf("http", "%s is not a loopback address: the query API needs api.token (or CAREPIPE_API_TOKEN)", c.HTTPAddr))
 		}
 	}
 	return errors.Join(errs...)
@@ -261,7 +439,7 @@ func (c *Config) dataSyncSources() (*datasync.Sources, error) {
 // with no schema registry.
 func (c *Config) needsRegistry() error {
 	if slices.Contains(c.Pipelines, "datasync") && !c.Embedded() && c.SchemaRegistryURL == "" {
-		return errors.New("pipeline datasync needs a schema registry: --schema-registry or SCHEMA_REGISTRY_URL")
+		return c.keyErr("schemaRegistry.url", errors.New("pipeline datasync needs a schema registry: --schema-registry or SCHEMA_REGISTRY_URL"))
 	}
 	return nil
 }
@@ -269,11 +447,29 @@ func (c *Config) needsRegistry() error {
 // Embedded reports whether Run starts its own cluster.
 func (c *Config) Embedded() bool { return len(c.Brokers) == 0 }
 
-// kafkaOpts are the client options for a real cluster: brokers, TLS, SASL.
-// It reads the TLS files, so a missing or malformed one fails here, before
-// any connection.
+// kafkaOpts are the client options for a real cluster: brokers, TLS, SASL
+// and the client settings. It reads the TLS files, so a missing or
+// malformed one fails here, before any connection.
 func (c *Config) kafkaOpts() ([]kgo.Opt, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	if c.KafkaClientID != "" {
+		opts = append(opts, kgo.ClientID(c.KafkaClientID))
+	}
+	if c.KafkaRack != "" {
+		opts = append(opts, kgo.Rack(c.KafkaRack))
+	}
+	if c.KafkaDialTimeout != 0 {
+		opts = append(opts, kgo.DialTimeout(c.KafkaDialTimeout))
+	}
+	if c.KafkaRequestTimeoutOverhead != 0 {
+		opts = append(opts, kgo.RequestTimeoutOverhead(c.KafkaRequestTimeoutOverhead))
+	}
+	if c.KafkaConnIdleTimeout != 0 {
+		opts = append(opts, kgo.ConnIdleTimeout(c.KafkaConnIdleTimeout))
+	}
+	if c.KafkaMetadataMaxAge != 0 {
+		opts = append(opts, kgo.MetadataMaxAge(c.KafkaMetadataMaxAge))
+	}
 	tc, err := c.kafkaTLS()
 	if err != nil {
 		return nil, err
@@ -325,23 +521,19 @@ func (c *Config) schemaRegistry() (*sr.Client, error) {
 	return cl, nil
 }
 
-// Redacted is c for logging: secrets replaced.
-func (c Config) Redacted() map[string]any {
-	redact := func(s string) string {
-		if s != "" {
-			return "[redacted]"
+// Redacted is c for logging, in the config file's keys: the secrets that
+// are set show as "[redacted]".
+func (c Config) Redacted() FileConfig {
+	f := FileOf(c)
+	redact := func(s string) *string {
+		if s == "" {
+			return nil
 		}
-		return ""
+		r := "[redacted]"
+		return &r
 	}
-	pw := redact(c.Password)
-	return map[string]any{
-		"brokers": c.Brokers, "pipelines": c.Pipelines, "http": c.HTTPAddr, "api_token": redact(c.APIToken),
-		"create_topics": c.CreateTopics, "rules": c.RulesFile, "site_time_zone": c.SiteTimeZone, "duration": c.Duration.String(),
-		"payer_time_zone": c.PayerTimeZone, "urgent_categories": c.UrgentCategories,
-		"instance_id": c.InstanceID, "session_timeout": c.SessionTimeout.String(), "sasl_mechanism": c.SASLMechanism, "username": c.Username,
-		"password": pw, "tls": c.TLS, "tls_ca": c.TLSCAFile, "tls_cert": c.TLSCertFile, "tls_key": c.TLSKeyFile,
-		"schema_registry": redactURL(c.SchemaRegistryURL), "schema_registry_username": c.SchemaRegistryUsername,
-		"schema_registry_password": redact(c.SchemaRegistryPassword), "schema_registry_ca": c.SchemaRegistryCAFile,
-		"reconcile_deadline": c.ReconcileDeadline.String(), "sources": c.SourcesFile,
-	}
+	f.Kafka.Password = redact(c.Password)
+	f.SchemaRegistry.Password = redact(c.SchemaRegistryPassword)
+	f.API.Token = redact(c.APIToken)
+	return f
 }

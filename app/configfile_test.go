@@ -1,12 +1,16 @@
 package app
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func writeFile(t *testing.T, text string) string {
@@ -55,8 +59,61 @@ demo: {rate: 50, seed: 9, patients: 20}
 		SchemaRegistryURL: "https://r:8081", SchemaRegistryUsername: "ru", SchemaRegistryPassword: "rp",
 		APIToken: "tok", DemoRate: 50, Seed: 9, DemoPatients: 20,
 	}
+	// Each option remembers its line, for config check's errors.
+	for key, line := range map[string]string{"brokers": "line 2", "brokers[1]": "line 2", "kafka.tlsCA": "line 15", "demo.seed": "line 18"} {
+		if got := c.Origin(key); got != line {
+			t.Errorf("origin of %s = %q, want %q", key, got, line)
+		}
+	}
+	c.origins = nil
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("applied config\n %+v\nwant\n %+v", c, want)
+	}
+}
+
+// What config check prints, FileOf marshalled, reads back as the same
+// configuration: it can be pasted into a config file. Secrets are left
+// out, to come from where they came from.
+func TestFileOfReadsBack(t *testing.T) {
+	c := Config{
+		Brokers: []string{"k1:9092", "k2:9092"}, Pipelines: []string{"alerts", "datasync"},
+		HTTPAddr: ":8080", CreateTopics: true, Partitions: 24, RulesFile: "/etc/rules.yaml",
+		SiteTimeZone: "Europe/Berlin", PayerTimeZone: "America/New_York", UrgentCategories: []string{"antibiotic", "blood thinner"},
+		InstanceID: "carepipe-0", CommitInterval: 250 * time.Millisecond, Duration: time.Minute, SessionTimeout: 12 * time.Second,
+		ReconcileDeadline: 2 * time.Minute, SummaryEvery: -1,
+		SASLMechanism: "SCRAM-SHA-512", Username: "u", TLS: true, TLSCAFile: "/ca.pem",
+		TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem", SchemaRegistryCAFile: "/sr.pem",
+		KafkaClientID: "carepipe-0", KafkaRack: "eu-central-1a", KafkaDialTimeout: 5 * time.Second,
+		KafkaRequestTimeoutOverhead: 20 * time.Second, KafkaConnIdleTimeout: time.Minute, KafkaMetadataMaxAge: time.Minute,
+		SchemaRegistryURL: "https://r:8081", SchemaRegistryUsername: "ru",
+		DemoRate: 50, Seed: 9, DemoPatients: 20,
+	}
+	out, err := yaml.Marshal(FileOf(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadConfigFile(writeFile(t, string(out)))
+	if err != nil {
+		t.Fatalf("%v in\n%s", err, out)
+	}
+	var back Config
+	f.Apply(&back)
+	back.origins = nil
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("read back\n %+v\nwant\n %+v\nfrom\n%s", back, c, out)
+	}
+
+	c.Password, c.SchemaRegistryPassword, c.APIToken = "pw-1", "pw-2", "pw-3"
+	c.SetOrigin("kafka.password", "KAFKA_PASSWORD")
+	out, err = yaml.Marshal(FileOf(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(out); strings.Contains(s, "pw-") || strings.Contains(s, "password") || strings.Contains(s, "token") {
+		t.Errorf("secrets printed:\n%s", s)
+	}
+	if got, want := c.Secrets(), []string{"kafka.password (KAFKA_PASSWORD)", "schemaRegistry.password", "api.token"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Secrets = %q, want %q", got, want)
 	}
 }
 
@@ -64,11 +121,15 @@ func TestConfigFileRefusesWhatItDoesNotKnow(t *testing.T) {
 	for _, tt := range []struct {
 		name, text, want string
 	}{
-		{"unknown key", "brokers: [k:9092]\nbrokerz: [x]\n", "line 2: field brokerz not found"},
-		{"unknown nested key", "kafka:\n  sasl: PLAIN\n", "line 2: field sasl not found"},
-		{"wrong type", "partitions: many\n", "line 1"},
-		{"bare number duration", "commitInterval: 100\n", `line 1: "100" is not a duration`},
-		{"two documents", "http: :8080\n---\nhttp: :9090\n", "more than one YAML document"},
+		{"unknown key", "brokers: [k:9092]\nbrokerz: [x]\n", "line 2: brokerz: unknown key (known here: brokers, "},
+		{"unknown nested key", "kafka:\n  sasl: PLAIN\n", "line 2: kafka.sasl: unknown key (known here: saslMechanism, "},
+		{"wrong type", "partitions: many\n", `line 1: partitions: "many": want a whole number`},
+		{"bare number duration", "commitInterval: 100\n", `line 1: commitInterval: "100": not a duration`},
+		{"two documents", "http: :8080\n---\nhttp: :9090\n", "line 2: ---: more than one YAML document"},
+		{"a key twice", "http: :8080\nhttp: :9090\n", "line 2: http: given again (first on line 1)"},
+		{"not a mapping", "- brokers\n", "line 1: (top): the file must be a mapping"},
+		{"a section that is not a mapping", "kafka: true\n", "line 1: kafka: want a mapping of keys"},
+		{"not YAML", "brokers: [k:9092\n", "line 1"},
 	} {
 		_, err := LoadConfigFile(writeFile(t, tt.text))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -189,5 +250,101 @@ func TestSourcesFileIsChecked(t *testing.T) {
 	}
 	if got := specs[0].Inputs; len(got) != 1 || got[0] != "ehr.public.patients" {
 		t.Fatalf("datasync's CDC inputs %q, want the file's topic", got)
+	}
+}
+
+// TestConfigCheckReportsEveryMistakeAtOnce: a config file with many
+// mistakes gets every one reported in one run, each named by its key in
+// the file's own words and by its line, and nothing else.
+func TestConfigCheckReportsEveryMistakeAtOnce(t *testing.T) {
+	f, err := LoadConfigFile("testdata/many-mistakes.yaml")
+	if f == nil {
+		t.Fatal(err)
+	}
+	var c Config
+	f.Apply(&c)
+	got := Mistakes(err, c.Check())
+
+	want := []struct {
+		line     int // 0: not the file's (an option it left out)
+		key, say string
+	}{
+		{4, "brokers[1]", `"kafka-2": not host:port`},
+		{4, "brokers[2]", `":9092": no host`},
+		{4, "brokers[3]", `port "99999" is not a number from 1 to 65535`},
+		{5, "pipelines[2]", `unknown pipeline "billing"`},
+		{6, "http", `port "http" is not a number from 0 to 65535`},
+		{7, "partitions", `"many": want a whole number`},
+		{8, "commit-interval", "unknown key; did you mean commitInterval?"},
+		{9, "commitInterval", `"100": not a duration`},
+		{10, "sessionTimeout", "500ms is under 1s"},
+		{11, "reconcileDeadline", "must be positive"},
+		{12, "duration", "must be positive"},
+		{13, "instanceId", "want a single value"},
+		{15, "siteTimeZone", `"Mars/Olympus" is not an IANA time zone`},
+		{16, "payerTimeZone", `"-05:00" is not an IANA time zone`},
+		{17, "rules", "/nonexistent/rules.yaml"},
+		{18, "summaryEvery", `"often": not a duration`},
+		{20, "kafka.saslMechanism", `unknown SASL mechanism "SCRAM-SHA-1"`},
+		{21, "kafka.tls", `"maybe": want true or false`},
+		{23, "kafka.clientId", "use up to 249 letters, digits"},
+		{24, "kafka.rack", "use up to 249 letters, digits"},
+		{25, "kafka.dialTimeout", `"0.5": not a duration`},
+		{26, "kafka.requestTimeoutOverhead", "1ms: must be from 100ms to 15m"},
+		{27, "kafka.connIdleTimeout", "16m0s: must be from 100ms to 15m"},
+		{28, "kafka.metadataMaxAge", "2h0m0s: must be from 5s to 1h"},
+		{29, "kafka.sasl", "unknown key (known here: saslMechanism,"},
+		{30, "schemaRegistry.url", `"registry:8081" has no http:// or https:// scheme`},
+		{30, "schemaRegistry.ca", "is set but the schema registry URL registry:8081 is not https"},
+		{30, "schemaRegistry.ca", "no such file"},
+		{31, "api.tokn", "unknown key (known here: token)"},
+		{32, "demo.rate", "-3: must not be negative"},
+		{32, "demo.patients", `"lots": want a whole number`},
+		{33, "http", "given again (first on line 6)"},
+		{0, "kafka.username", "SASL SCRAM-SHA-1 needs a username"},
+		{0, "kafka.password", "SASL SCRAM-SHA-1 needs a password"},
+		{0, "kafka.tlsKey", "a client certificate needs both kafka.tlsCert and kafka.tlsKey"},
+	}
+	found := make([]bool, len(got))
+	for _, w := range want {
+		origin := ""
+		if w.line > 0 {
+			origin = fmt.Sprintf("line %d", w.line)
+		}
+		ok := false
+		for i, e := range got {
+			var ke *KeyError
+			if !found[i] && errors.As(e, &ke) && ke.Key == w.key && ke.Origin == origin && strings.Contains(e.Error(), w.say) {
+				found[i], ok = true, true
+				break
+			}
+		}
+		if !ok {
+			t.Errorf("not reported: %s: %s: %s", origin, w.key, w.say)
+		}
+	}
+	for i, e := range got {
+		if !found[i] {
+			t.Errorf("reported but not expected: %v", e)
+		}
+		// The file's words, not Go's.
+		for _, goWord := range []string{"app.", "FileConfig", "Config.", "int32", "!!str", "unmarshal", "field "} {
+			if strings.Contains(e.Error(), goWord) {
+				t.Errorf("%q speaks Go (%q)", e, goWord)
+			}
+		}
+	}
+	// In the order of the file's lines, the file's first.
+	last := 0
+	for _, e := range got {
+		var ke *KeyError
+		if errors.As(e, &ke) && strings.HasPrefix(ke.Origin, "line ") {
+			var n int
+			fmt.Sscanf(ke.Origin, "line %d", &n)
+			if n < last {
+				t.Errorf("%v after line %d", e, last)
+			}
+			last = n
+		}
 	}
 }

@@ -14,13 +14,18 @@ import (
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 )
 
+// --http reads an address as Go's net.Listen does, so ":8080" is every
+// interface; a bare port number, which Go refuses, binds loopback only.
 func TestHTTPAddrBindsLoopbackUnlessTold(t *testing.T) {
 	for _, tt := range []struct {
 		in, want string
 		loopback bool
 	}{
 		{"8080", "127.0.0.1:8080", true},
-		{":0", "127.0.0.1:0", true},
+		{"0", "127.0.0.1:0", true},
+		{":8080", ":8080", false},
+		{":0", ":0", false},
+		{"[::]:8080", "[::]:8080", false},
 		{"127.0.0.1:9000", "127.0.0.1:9000", true},
 		{"[::1]:9000", "[::1]:9000", true},
 		{"localhost:9000", "localhost:9000", true},
@@ -31,6 +36,11 @@ func TestHTTPAddrBindsLoopbackUnlessTold(t *testing.T) {
 		got, loopback, err := httpAddr(tt.in)
 		if err != nil || got != tt.want || loopback != tt.loopback {
 			t.Errorf("httpAddr(%q) = %q, %v, %v; want %q, %v", tt.in, got, loopback, err, tt.want, tt.loopback)
+		}
+	}
+	for _, in := range []string{"localhost", ":http", "host:99999", "70000", "-1", ":"} {
+		if got, _, err := httpAddr(in); err == nil {
+			t.Errorf("httpAddr(%q) = %q, want an error", in, got)
 		}
 	}
 }
@@ -55,12 +65,14 @@ func priorAuthBuilt(t *testing.T) []*built {
 // stay open for scrapers and kubelets.
 func TestQueryAPINeedsBearerToken(t *testing.T) {
 	ps := priorAuthBuilt(t)
-	if _, _, err := serveHTTP("0.0.0.0:0", "", ps); err == nil || !strings.Contains(err.Error(), "CAREPIPE_API_TOKEN") {
-		t.Fatalf("non-loopback without a token: err = %v, want a refusal naming CAREPIPE_API_TOKEN", err)
+	for _, addr := range []string{"0.0.0.0:0", ":0"} {
+		if _, _, err := serveHTTP(addr, "", ps); err == nil || !strings.Contains(err.Error(), "CAREPIPE_API_TOKEN") {
+			t.Fatalf("%s, not loopback, without a token: err = %v, want a refusal naming CAREPIPE_API_TOKEN", addr, err)
+		}
 	}
 
 	const token = "s3cret-token"
-	srv, ln, err := serveHTTP(":0", token, ps)
+	srv, ln, err := serveHTTP("0", token, ps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,12 +25,16 @@ import (
 // read (and their problems reported) when the clients are configured.
 func (c *Config) validateTLS() error {
 	var errs []error
-	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		errs = append(errs, errors.New("a client certificate needs both KAFKA_TLS_CERT and KAFKA_TLS_KEY"))
+	both := errors.New("a client certificate needs both kafka.tlsCert and kafka.tlsKey (KAFKA_TLS_CERT and KAFKA_TLS_KEY)")
+	switch {
+	case c.TLSCertFile != "" && c.TLSKeyFile == "":
+		errs = append(errs, c.keyErr("kafka.tlsKey", both))
+	case c.TLSCertFile == "" && c.TLSKeyFile != "":
+		errs = append(errs, c.keyErr("kafka.tlsCert", both))
 	}
 	if c.SchemaRegistryCAFile != "" && c.SchemaRegistryURL != "" {
 		if u, err := url.Parse(c.SchemaRegistryURL); err != nil || u.Scheme != "https" {
-			errs = append(errs, fmt.Errorf("SCHEMA_REGISTRY_CA is set but the schema registry URL %s is not https", redactURL(c.SchemaRegistryURL)))
+			errs = append(errs, c.keyErrf("schemaRegistry.ca", "is set but the schema registry URL %s is not https", redactURL(c.SchemaRegistryURL)))
 		}
 	}
 	return errors.Join(errs...)
@@ -47,16 +51,18 @@ func (c *Config) kafkaTLS() (*tls.Config, error) {
 	if c.TLSCAFile != "" {
 		pool, err := loadCAs("KAFKA_TLS_CA", c.TLSCAFile)
 		if err != nil {
-			return nil, err
+			return nil, c.keyErr("kafka.tlsCA", err)
 		}
 		tc.RootCAs = pool
 	}
-	if c.TLSCertFile != "" {
+	// A certificate without its key (or a key alone) is validateTLS's
+	// mistake, reported there with the key that is missing.
+	if c.TLSCertFile != "" && c.TLSKeyFile != "" {
 		// LoadX509KeyPair's errors say what is wrong with the files
 		// (missing, no PEM, key not matching), never what they hold.
 		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("loading the client certificate (KAFKA_TLS_CERT %s, KAFKA_TLS_KEY %s): %w", c.TLSCertFile, c.TLSKeyFile, err)
+			return nil, c.keyErrf("kafka.tlsCert", "loading the client certificate (KAFKA_TLS_CERT %s, KAFKA_TLS_KEY %s): %w", c.TLSCertFile, c.TLSKeyFile, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
@@ -71,7 +77,7 @@ func (c *Config) registryTLS() (*tls.Config, error) {
 	}
 	pool, err := loadCAs("SCHEMA_REGISTRY_CA", c.SchemaRegistryCAFile)
 	if err != nil {
-		return nil, err
+		return nil, c.keyErr("schemaRegistry.ca", err)
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
 }

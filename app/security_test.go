@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,8 +66,8 @@ func TestConfigValidateTLS(t *testing.T) {
 		want string // "" for valid
 	}{
 		{"certificate and key", Config{TLSCertFile: "c.pem", TLSKeyFile: "k.pem"}, ""},
-		{"certificate without key", Config{TLSCertFile: "c.pem"}, "both KAFKA_TLS_CERT and KAFKA_TLS_KEY"},
-		{"key without certificate", Config{TLSKeyFile: "k.pem"}, "both KAFKA_TLS_CERT and KAFKA_TLS_KEY"},
+		{"certificate without key", Config{TLSCertFile: "c.pem"}, "kafka.tlsKey: a client certificate needs both kafka.tlsCert and kafka.tlsKey (KAFKA_TLS_CERT and KAFKA_TLS_KEY)"},
+		{"key without certificate", Config{TLSKeyFile: "k.pem"}, "kafka.tlsCert: a client certificate needs both kafka.tlsCert and kafka.tlsKey"},
 		{"registry CA for https", Config{SchemaRegistryURL: "https://sr:8081", SchemaRegistryCAFile: "ca.pem"}, ""},
 		{"registry CA for http", Config{SchemaRegistryURL: "http://u:" + testPass + "@sr:8081", SchemaRegistryCAFile: "ca.pem"}, "not https"},
 	} {
@@ -134,7 +135,7 @@ func TestKafkaTLSFiles(t *testing.T) {
 	}
 }
 
-// Redacted, which is what gets logged, shows the TLS files' paths and hides
+// Redacted, which is what gets logged (as JSON), shows the TLS files' paths and hides
 // every secret.
 func TestRedactedHidesSecrets(t *testing.T) {
 	c := Config{
@@ -143,7 +144,11 @@ func TestRedactedHidesSecrets(t *testing.T) {
 		SchemaRegistryURL: "https://sr:" + testPass + "@sr.example:8081", SchemaRegistryUsername: "sr-user",
 		SchemaRegistryPassword: testPass, SchemaRegistryCAFile: "/etc/sr/ca.pem",
 	}
-	got := fmt.Sprint(c.Redacted())
+	b, err := json.Marshal(c.Redacted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
 	if strings.Contains(got, testPass) {
 		t.Fatalf("Redacted holds a password: %s", got)
 	}
