@@ -90,7 +90,7 @@ func connSettings() []setting {
 			set: dur(func(c *app.Config) *time.Duration { return &c.KafkaDialTimeout })},
 		{key: "kafka.requestTimeoutOverhead", flag: "kafka-request-timeout-overhead", usage: "wait this long past a request's own timeout for its answer, 100ms to 15m (default 10s)",
 			set: dur(func(c *app.Config) *time.Duration { return &c.KafkaRequestTimeoutOverhead })},
-		{key: "kafka.connIdleTimeout", flag: "kafka-conn-idle-timeout", usage: "close connections idle this long, 100ms to 15m; keep it under a load balancer's idle cut-off (default 20s)",
+		{key: "kafka.connIdleTimeout", flag: "kafka-conn-idle-timeout", usage: "close connections idle this long, 100ms to 15m; keep it under a load balancer's idle cut-off (default 30s)",
 			set: dur(func(c *app.Config) *time.Duration { return &c.KafkaConnIdleTimeout })},
 		{key: "kafka.metadataMaxAge", flag: "kafka-metadata-max-age", usage: "refresh cluster metadata this often, 5s to 1h (default 5m)",
 			set: dur(func(c *app.Config) *time.Duration { return &c.KafkaMetadataMaxAge })},

@@ -124,7 +124,7 @@ type Config struct {
 	KafkaRequestTimeoutOverhead time.Duration
 	// KafkaConnIdleTimeout closes a connection idle this long, 100ms to
 	// 15m; set it under a load balancer's or firewall's idle cut-off
-	// (kgo.ConnIdleTimeout; default 20s).
+	// (kgo.ConnIdleTimeout; default 30s).
 	KafkaConnIdleTimeout time.Duration
 	// KafkaMetadataMaxAge is how often cluster metadata is refreshed, 5s
 	// to 1h (kgo.MetadataMaxAge; default 5m).

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -346,5 +347,48 @@ func TestConfigCheckReportsEveryMistakeAtOnce(t *testing.T) {
 			}
 			last = n
 		}
+	}
+}
+
+// The Kafka client settings reach kgo as the options they name; unset,
+// kgo keeps its defaults, which are the ones the documentation states.
+func TestKafkaClientSettingsReachKgo(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		c    Config
+		want map[string]any
+	}{
+		{"set", Config{
+			KafkaClientID: "carepipe-0", KafkaRack: "eu-central-1a", KafkaDialTimeout: 3 * time.Second,
+			KafkaRequestTimeoutOverhead: 20 * time.Second, KafkaConnIdleTimeout: time.Minute, KafkaMetadataMaxAge: 30 * time.Second,
+		}, map[string]any{
+			"ClientID": "carepipe-0", "Rack": "eu-central-1a", "DialTimeout": 3 * time.Second,
+			"RequestTimeoutOverhead": 20 * time.Second, "ConnIdleTimeout": time.Minute, "MetadataMaxAge": 30 * time.Second,
+		}},
+		{"unset: kgo's defaults", Config{}, map[string]any{
+			"ClientID": "kgo", "Rack": "", "DialTimeout": 10 * time.Second,
+			"RequestTimeoutOverhead": 10 * time.Second, "ConnIdleTimeout": 30 * time.Second, "MetadataMaxAge": 5 * time.Minute,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.c.Brokers, tt.c.Pipelines = []string{"127.0.0.1:1"}, []string{"orders"}
+			if err := tt.c.Check(); err != nil {
+				t.Fatal(err)
+			}
+			opts, err := tt.c.kafkaOpts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := kgo.NewClient(opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			for opt, want := range tt.want {
+				if got := cl.OptValue(opt); got != want {
+					t.Errorf("%s = %v, want %v", opt, got, want)
+				}
+			}
+		})
 	}
 }
