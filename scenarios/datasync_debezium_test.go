@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/sim/check"
 )
@@ -109,15 +108,9 @@ func TestDataSyncDebeziumDeleteTombstoneReinsert(t *testing.T) {
 	produceAll(t, w.prod, recs)
 	w.waitCaughtUp(w.cdcSpec(), w.validationSpec())
 
-	held := map[string]any{}
-	for k, b := range check.Changelog(w.read(pipeline.ChangelogTopic(datasync.GroupValidation, datasync.StoreEntities))) {
-		st, err := datasync.UnmarshalState(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, id, _ := strings.Cut(k, "/")
-		held[k] = dbzState(t, st.Materialize(datasync.Entity(e), id).Op == datasync.OpDelete, st.Materialize(datasync.Entity(e), id).Fields)
-	}
+	held := w.heldEntities(func(_ int64, deleted bool, fields datasync.Fields) any {
+		return dbzState(t, deleted, fields)
+	})
 	if rep := check.States(model, held); rep.Problems() > 0 {
 		t.Errorf("validation store against the database: %d missing, %d extra, %d mismatched of %d; %s",
 			rep.Missing, rep.Extra, rep.Mismatched, len(model), strings.Join(rep.Examples, "; "))

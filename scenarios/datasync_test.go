@@ -215,6 +215,24 @@ func TestDataSyncRebalanceMidStreamExactOutcome(t *testing.T) {
 	w.checkStore(truth)
 }
 
+// heldEntities reads the validation store as any restore would load it
+// (its changelog, read_committed, last value per key) and gives each
+// entity key the shape state makes of its version, deletion and fields.
+func (w *syncWorld) heldEntities(state func(version int64, deleted bool, fields datasync.Fields) any) map[string]any {
+	w.t.Helper()
+	held := map[string]any{}
+	for k, b := range check.Changelog(w.read(pipeline.ChangelogTopic(datasync.GroupValidation, datasync.StoreEntities))) {
+		st, err := datasync.UnmarshalState(b)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		e, id, _ := strings.Cut(k, "/")
+		ch := st.Materialize(datasync.Entity(e), id)
+		held[k] = state(st.Version, ch.Op == datasync.OpDelete, ch.Fields)
+	}
+	return held
+}
+
 // checkStore checks the validation store, as any restore would load it
 // (its changelog, read_committed, last value per key), against the model
 // the workload's truth works out from the inputs: every entity with a
@@ -228,16 +246,9 @@ func (w *syncWorld) checkStore(truth sim.DataSyncTruth) {
 	if len(model) == 0 {
 		t.Fatal("no entity to check")
 	}
-	held := map[string]any{}
-	for k, b := range check.Changelog(w.read(pipeline.ChangelogTopic(datasync.GroupValidation, datasync.StoreEntities))) {
-		st, err := datasync.UnmarshalState(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, id, _ := strings.Cut(k, "/")
-		ch := st.Materialize(datasync.Entity(e), id)
-		held[k] = entityState(st.Version, ch.Op == datasync.OpDelete, ch.Fields)
-	}
+	held := w.heldEntities(func(version int64, deleted bool, fields datasync.Fields) any {
+		return entityState(version, deleted, fields)
+	})
 	if rep := check.States(model, held); rep.Problems() > 0 {
 		t.Errorf("validation store against the model: %d missing, %d extra, %d mismatched of %d; %s",
 			rep.Missing, rep.Extra, rep.Mismatched, len(model), strings.Join(rep.Examples, "; "))
