@@ -342,12 +342,13 @@ func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, err
 		})
 	}
 	mux := http.NewServeMux()
+	expo := newExposition(ps)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		for _, p := range ps {
-			p.runner.Metrics().WritePrometheus(w)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		if err := expo.write(w); err != nil {
+			// The status line is gone: say it where a scraper fails on it.
+			fmt.Fprintf(w, "\n# error gathering the runtime metrics: %v\n", err)
 		}
-		metrics.WriteProcessMetrics(w)
 	})
 	for _, p := range ps {
 		if p.priorauth != nil {

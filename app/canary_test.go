@@ -145,7 +145,7 @@ func TestCanaryNoPatientDataLeaks(t *testing.T) {
 
 	// Not vacuous: the canaries went through the pipelines the metrics
 	// describe.
-	for _, m := range []string{"carepipe_alerts_global_table_decode_errors_total", "carepipe_orders_processed_total"} {
+	for _, m := range []string{`carepipe_global_table_decode_errors_total{pipeline="alerts"}`, "carepipe_orders_processed_total"} {
 		if n := metricValue(metricsBody, m); n < 1 {
 			t.Errorf("/metrics: %s is %v, want at least 1: the canaries did not flow as planned", m, n)
 		}
@@ -869,8 +869,8 @@ func (run *canaryRun) awaitReady(ctx context.Context, t *testing.T, base string)
 	}
 }
 
-// metricValue is the value of the unlabelled metric name in a Prometheus
-// text body; -1 when absent.
+// metricValue is the value of the series name (with its labels as
+// written) in a Prometheus text body; -1 when absent.
 func metricValue(body, name string) float64 {
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {

@@ -43,7 +43,7 @@
 //     when the record whole would not (an input allows larger records than
 //     the error topic), a truncated error record goes instead, with the
 //     record's coordinates, sizes, SHA-256 and as much of its head as fits,
-//     error-type [ErrTruncated], counted by error_records_truncated_total.
+//     error-type [ErrTruncated], counted by carepipe_error_records_truncated_total.
 //     The error topic's limit is read at start-up and checked against the
 //     inputs' (a warning); a broker that refuses an error record lowers it.
 //   - Processing is deterministic: processors get time from an injected

@@ -39,7 +39,7 @@ import (
 //     value-head-bytes says how many. With [Spec.ErrorValue], the value is
 //     ErrorValue of rec with that head as its value and the kept headers.
 //
-// The metric carepipe_<pipeline>_error_records_truncated_total counts them.
+// The metric carepipe_error_records_truncated_total{pipeline} counts them.
 const (
 	// ErrTruncated is the error-type of a truncated error record. It is a
 	// header value only: a processor rejects records with the other types.

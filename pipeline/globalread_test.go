@@ -71,7 +71,7 @@ func TestGlobalTableFetchErrors(t *testing.T) {
 			const secret = "Jane Roe, MRN 123"
 			produce(t, ctl, &kgo.Record{Topic: "names", Key: []byte("p1"), Value: []byte(secret)})
 
-			series := `carepipe_count_global_table_fetch_errors_total{topic="names",class="` + tc.class + `"}`
+			series := `carepipe_global_table_fetch_errors_total{pipeline="count",topic="names",class="` + tc.class + `"}`
 			if tc.fatal {
 				err := awaitRunError(t, stop, r)
 				var authz *pipeline.AuthorizationError
@@ -181,8 +181,8 @@ func TestGlobalTableRebuiltAfterDataLoss(t *testing.T) {
 		return k1 && k2 && !l1 && !l2 && g.Len() == 2
 	})
 	for _, s := range []string{
-		`carepipe_count_global_table_fetch_errors_total{topic="names",class="data_loss"}`,
-		`carepipe_count_global_table_rebuilds_total{topic="names"}`,
+		`carepipe_global_table_fetch_errors_total{pipeline="count",topic="names",class="data_loss"}`,
+		`carepipe_global_table_rebuilds_total{pipeline="count",topic="names"}`,
 	} {
 		if n := metricValue(r.Metrics(), s); n < 1 {
 			t.Errorf("%s = %v, want >= 1", s, n)
@@ -336,7 +336,7 @@ func TestGlobalTableRebuiltAfterTopicRecreated(t *testing.T) {
 		_, ok := g.Get("new")
 		return ok && g.Len() == 1
 	})
-	if s := `carepipe_count_global_table_fetch_errors_total{topic="names",class="unknown_topic_id"}`; metricValue(r.Metrics(), s) < 1 {
+	if s := `carepipe_global_table_fetch_errors_total{pipeline="count",topic="names",class="unknown_topic_id"}`; metricValue(r.Metrics(), s) < 1 {
 		t.Errorf("%s not counted", s)
 	}
 	if err := stop(); err != nil {

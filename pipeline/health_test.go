@@ -132,14 +132,19 @@ func TestRunnerLagSeriesLeaveWithTheirPartition(t *testing.T) {
 		set.WritePrometheus(&b)
 		var lines []string
 		for _, l := range strings.Split(b.String(), "\n") {
-			if strings.HasPrefix(l, "carepipe_count_consumer_lag_records{") {
+			if strings.HasPrefix(l, "carepipe_consumer_lag_records{") {
 				lines = append(lines, l[:strings.LastIndexByte(l, ' ')])
 			}
 		}
 		return strings.Join(lines, "\n")
 	}
-	want := `carepipe_count_consumer_lag_records{group="count-group",topic="in",partition="0"}` + "\n" +
-		`carepipe_count_consumer_lag_records{group="count-group",topic="in",partition="1"}`
+	// Each consumed topic's partition has a series from its assignment:
+	// the input's and the repartition topic's.
+	const rp = "count-group-by-key-repartition"
+	want := `carepipe_consumer_lag_records{pipeline="count",group="count-group",topic="` + rp + `",partition="0"}` + "\n" +
+		`carepipe_consumer_lag_records{pipeline="count",group="count-group",topic="` + rp + `",partition="1"}` + "\n" +
+		`carepipe_consumer_lag_records{pipeline="count",group="count-group",topic="in",partition="0"}` + "\n" +
+		`carepipe_consumer_lag_records{pipeline="count",group="count-group",topic="in",partition="1"}`
 	if got := series(); got != want {
 		t.Fatalf("lag series\n%s\nwant\n%s", got, want)
 	}
@@ -147,7 +152,9 @@ func TestRunnerLagSeriesLeaveWithTheirPartition(t *testing.T) {
 	eventually(t, 20*time.Second, "a keeps partition 0 only", func() bool { return owns(a, keys, 0) })
 	w.send(t, keys...)
 	w.out.await(4)
-	if got, want := series(), `carepipe_count_consumer_lag_records{group="count-group",topic="in",partition="0"}`; got != want {
+	want = `carepipe_consumer_lag_records{pipeline="count",group="count-group",topic="` + rp + `",partition="0"}` + "\n" +
+		`carepipe_consumer_lag_records{pipeline="count",group="count-group",topic="in",partition="0"}`
+	if got := series(); got != want {
 		t.Errorf("lag series after partition 1 moved away\n%s\nwant\n%s", got, want)
 	}
 }

@@ -9,11 +9,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// runnerMetrics are the runtime's metrics, named carepipe_<pipeline>_...;
-// labels come only from error types, topics and partitions.
+// runnerMetrics are the runtime's metrics. Every pipeline has them, so
+// each is named carepipe_<what> and says its pipeline in the label
+// pipeline (carepipe_records_in_total{pipeline="alerts"}); other labels
+// come only from error types, topics and partitions, never from records.
 type runnerMetrics struct {
-	set    *metrics.Set
-	prefix string
+	set      *metrics.Set
+	pipeline string // the label pipeline="<name>", for series with more labels
 
 	recordsIn          *metrics.Counter
 	recordsOut         *metrics.Counter
@@ -25,9 +27,9 @@ type runnerMetrics struct {
 	restoredRecords    *metrics.Counter
 	restores           [restoreFull + 1]*metrics.Counter
 	fencedTimerTxns    *metrics.Counter
-	txnSeconds         *metrics.Histogram
-	processSeconds     *metrics.Histogram
-	eventAgeSeconds    *metrics.Histogram
+	txnSeconds         *metrics.PrometheusHistogram
+	processSeconds     *metrics.PrometheusHistogram
+	eventAgeSeconds    *metrics.PrometheusHistogram
 
 	group string
 
@@ -53,24 +55,40 @@ type lagState struct {
 	committed int64 // -1: none known yet
 }
 
+// The latency histograms have fixed buckets (le), so that
+// histogram_quantile works in plain Prometheus; each spans the range its
+// latency is expected in, with room either side.
+var (
+	// A transaction: a few milliseconds on a quiet broker, seconds when
+	// it is slow or a batch is large.
+	txnBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	// Processing one record: microseconds, a millisecond or more for a
+	// record that takes a store lookup or a large body.
+	recordBuckets = []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1}
+	// The age of an event when processed: milliseconds when the pipeline
+	// keeps up, hours after an outage or a replay.
+	ageBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
+)
+
 func newRunnerMetrics(set *metrics.Set, name, group string) *runnerMetrics {
-	p := "carepipe_" + name + "_"
+	pl := `pipeline="` + name + `"`
+	one := func(family string) string { return family + "{" + pl + "}" }
 	m := &runnerMetrics{
 		set:                set,
-		prefix:             p,
+		pipeline:           pl,
 		group:              group,
-		recordsIn:          set.GetOrCreateCounter(p + "records_in_total"),
-		recordsOut:         set.GetOrCreateCounter(p + "records_out_total"),
-		commits:            set.GetOrCreateCounter(p + "txn_commits_total"),
-		aborts:             set.GetOrCreateCounter(p + "txn_aborts_total"),
-		sessionRestarts:    set.GetOrCreateCounter(p + "session_restarts_total"),
-		globalDecodeErrors: set.GetOrCreateCounter(p + "global_table_decode_errors_total"),
-		truncatedErrors:    set.GetOrCreateCounter(p + "error_records_truncated_total"),
-		restoredRecords:    set.GetOrCreateCounter(p + "state_restored_records_total"),
-		fencedTimerTxns:    set.GetOrCreateCounter(p + "txn_membership_check_failures_total"),
-		txnSeconds:         set.GetOrCreateHistogram(p + "txn_duration_seconds"),
-		processSeconds:     set.GetOrCreateHistogram(p + "process_seconds_per_record"),
-		eventAgeSeconds:    set.GetOrCreateHistogram(p + "event_age_at_processing_seconds"),
+		recordsIn:          set.GetOrCreateCounter(one("carepipe_records_in_total")),
+		recordsOut:         set.GetOrCreateCounter(one("carepipe_records_out_total")),
+		commits:            set.GetOrCreateCounter(one("carepipe_txn_commits_total")),
+		aborts:             set.GetOrCreateCounter(one("carepipe_txn_aborts_total")),
+		sessionRestarts:    set.GetOrCreateCounter(one("carepipe_session_restarts_total")),
+		globalDecodeErrors: set.GetOrCreateCounter(one("carepipe_global_table_decode_errors_total")),
+		truncatedErrors:    set.GetOrCreateCounter(one("carepipe_error_records_truncated_total")),
+		restoredRecords:    set.GetOrCreateCounter(one("carepipe_state_restored_records_total")),
+		fencedTimerTxns:    set.GetOrCreateCounter(one("carepipe_txn_membership_check_failures_total")),
+		txnSeconds:         set.GetOrCreatePrometheusHistogramExt(one("carepipe_txn_duration_seconds"), txnBuckets),
+		processSeconds:     set.GetOrCreatePrometheusHistogramExt(one("carepipe_process_seconds_per_record"), recordBuckets),
+		eventAgeSeconds:    set.GetOrCreatePrometheusHistogramExt(one("carepipe_event_age_at_processing_seconds"), ageBuckets),
 		errs:               make(map[ErrorType]*metrics.Counter),
 		lags:               make(map[topicPartition]*lagState),
 	}
@@ -78,9 +96,27 @@ func newRunnerMetrics(set *metrics.Set, name, group string) *runnerMetrics {
 		m.errorCounter(t)
 	}
 	for a := restoreKeep; a <= restoreFull; a++ {
-		m.restores[a] = set.GetOrCreateCounter(p + `state_preparations_total{how="` + a.String() + `"}`)
+		m.restores[a] = set.GetOrCreateCounter(`carepipe_state_preparations_total{` + pl + `,how="` + a.String() + `"}`)
 	}
 	return m
+}
+
+// gauges registers the gauges the runner answers when scraped: whether it
+// is ready (see [Runner.Health]), how many partitions it is assigned, and
+// how many of them are restoring their state.
+func (m *runnerMetrics) gauges(r *Runner) {
+	m.set.GetOrCreateGauge(`carepipe_ready{`+m.pipeline+`}`, func() float64 {
+		if r.Ready() {
+			return 1
+		}
+		return 0
+	})
+	m.set.GetOrCreateGauge(`carepipe_assigned_partitions{`+m.pipeline+`}`, func() float64 {
+		return float64(r.AssignedPartitions())
+	})
+	m.set.GetOrCreateGauge(`carepipe_restoring_partitions{`+m.pipeline+`}`, func() float64 {
+		return float64(r.restoring.Load())
+	})
 }
 
 // restore counts a store brought up to date when its partition was
@@ -92,7 +128,7 @@ func (m *runnerMetrics) errorCounter(t ErrorType) *metrics.Counter {
 	defer m.mu.Unlock()
 	c := m.errs[t]
 	if c == nil {
-		c = m.set.GetOrCreateCounter(m.prefix + `errors_total{type="` + string(t) + `"}`)
+		c = m.set.GetOrCreateCounter(`carepipe_errors_total{` + m.pipeline + `,type="` + string(t) + `"}`)
 		m.errs[t] = c
 	}
 	return c
@@ -130,6 +166,17 @@ func (m *runnerMetrics) committedAt(topic string, partition int32, offset int64)
 	}
 }
 
+// assignedLag gives partition of each of topics a lag series, at zero
+// until its first fetch, so that an assigned partition has one before
+// any traffic.
+func (m *runnerMetrics) assignedLag(topics []string, partition int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range topics {
+		m.lagOf(t, partition)
+	}
+}
+
 // dropLag removes the lag series of partition of each of topics.
 func (m *runnerMetrics) dropLag(topics []string, partition int32) {
 	m.mu.Lock()
@@ -147,7 +194,7 @@ func (m *runnerMetrics) lagOf(topic string, partition int32) *lagState {
 	tp := topicPartition{topic, partition}
 	l := m.lags[tp]
 	if l == nil {
-		name := m.prefix + `consumer_lag_records{group="` + m.group + `",topic="` + topic + `",partition="` + strconv.Itoa(int(partition)) + `"}`
+		name := `carepipe_consumer_lag_records{` + m.pipeline + `,group="` + m.group + `",topic="` + topic + `",partition="` + strconv.Itoa(int(partition)) + `"}`
 		l = &lagState{name: name, gauge: m.set.GetOrCreateGauge(name, nil), committed: -1}
 		m.lags[tp] = l
 	}
@@ -166,14 +213,14 @@ func (l *lagState) set() {
 // error class (one of the fixed set fetchErrorClass returns). The counters
 // are not cached: errors are rare, and the set's own lookup is enough.
 func (m *runnerMetrics) globalFetchError(topic, class string) *metrics.Counter {
-	return m.set.GetOrCreateCounter(m.prefix + `global_table_fetch_errors_total{topic="` + topic + `",class="` + class + `"}`)
+	return m.set.GetOrCreateCounter(`carepipe_global_table_fetch_errors_total{` + m.pipeline + `,topic="` + topic + `",class="` + class + `"}`)
 }
 
 // globalRebuild counts the times a global table was read again from its
 // topic's start while the pipeline ran (after data loss or a recreated
 // topic).
 func (m *runnerMetrics) globalRebuild(topic string) *metrics.Counter {
-	return m.set.GetOrCreateCounter(m.prefix + `global_table_rebuilds_total{topic="` + topic + `"}`)
+	return m.set.GetOrCreateCounter(`carepipe_global_table_rebuilds_total{` + m.pipeline + `,topic="` + topic + `"}`)
 }
 
 // observeBatch records a processed batch: the mean processing time per

@@ -137,9 +137,7 @@ func New(spec Spec, opts ...Option) (*Runner, error) {
 		r.txnID = spec.Group + "-" + hex.EncodeToString(b[:])
 	}
 	r.errLog.l = r.log
-	c.metrics.GetOrCreateGauge("carepipe_"+spec.Name+"_restoring_partitions", func() float64 {
-		return float64(r.restoring.Load())
-	})
+	r.m.gauges(r)
 	for _, t := range spec.Outputs {
 		r.outputs[t] = struct{}{}
 	}
@@ -162,6 +160,14 @@ func (r *Runner) Spec() *Spec { return &r.spec }
 
 // Metrics is the set holding the runner's metrics.
 func (r *Runner) Metrics() *metrics.Set { return r.cfg.metrics }
+
+// AssignedPartitions is how many partitions the group has assigned this
+// instance (of each consumed topic: they are co-partitioned).
+func (r *Runner) AssignedPartitions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.assigned)
+}
 
 // Ready reports whether the runner is healthy: see [Runner.Health].
 func (r *Runner) Ready() bool {
@@ -1001,6 +1007,9 @@ func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 	pause := make(map[string][]int32)
 	for _, topic := range r.spec.consumedTopics() {
 		pause[topic] = parts
+	}
+	for _, p := range parts {
+		r.m.assignedLag(r.spec.consumedTopics(), p)
 	}
 	cl.PauseFetchPartitions(pause)
 	r.assigned = now

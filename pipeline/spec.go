@@ -12,8 +12,9 @@ import (
 // it keeps and the function that processes each record. A Spec is data; a
 // [Runner] gives it life.
 type Spec struct {
-	// Name is the pipeline's short name, used in metric names
-	// (carepipe_<name>_...) and logs. Required; [a-z0-9_] only.
+	// Name is the pipeline's short name, used as the label pipeline of
+	// its metrics (carepipe_records_in_total{pipeline="<name>"}) and in
+	// logs. Required; [a-z0-9_] only.
 	Name string
 	// Group is the consumer group id. Transactional ids and internal topic
 	// names derive from it. Required.

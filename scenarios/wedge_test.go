@@ -124,8 +124,8 @@ func TestWedgeOversizedPoisonRecordIsTruncated(t *testing.T) {
 	if h[pipeline.HeaderValueHeadSize] != strconv.Itoa(len(e.Value)) {
 		t.Errorf("header %s = %q, want %d", pipeline.HeaderValueHeadSize, h[pipeline.HeaderValueHeadSize], len(e.Value))
 	}
-	if got := set.GetOrCreateCounter("carepipe_alerts_error_records_truncated_total").Get(); got != 1 {
-		t.Errorf("carepipe_alerts_error_records_truncated_total = %d, want 1 (runner: %d aborts)", got, in.runner.Stats().Aborts)
+	if got := set.GetOrCreateCounter(`carepipe_error_records_truncated_total{pipeline="alerts"}`).Get(); got != 1 {
+		t.Errorf("carepipe_error_records_truncated_total{pipeline=alerts} = %d, want 1 (runner: %d aborts)", got, in.runner.Stats().Aborts)
 	}
 	if err := in.stop(); err != nil {
 		t.Fatal(err)
