@@ -145,7 +145,7 @@ func TestCanaryNoPatientDataLeaks(t *testing.T) {
 
 	// Not vacuous: the canaries went through the pipelines the metrics
 	// describe.
-	for _, m := range []string{`carepipe_global_table_decode_errors_total{pipeline="alerts"}`, "carepipe_orders_processed_total"} {
+	for _, m := range []string{`carepipe_global_table_decode_errors_total{pipeline="alerts"}`, `carepipe_orders_processed_total{pipeline="orders"}`} {
 		if n := metricValue(metricsBody, m); n < 1 {
 			t.Errorf("/metrics: %s is %v, want at least 1: the canaries did not flow as planned", m, n)
 		}

@@ -16,14 +16,14 @@ import (
 	"github.com/prometheus/common/expfmt"
 )
 
-// Metric naming. A runtime metric, which every pipeline has, is named
-// carepipe_<what> and carries the label pipeline (the [pipeline.Spec]
-// name: alerts, priorauth, orders, datasync_cdc, ...), so that one query
-// covers every pipeline and a dashboard picks them by label. A use-case
-// metric, which only one pipeline has, keeps that pipeline's domain in
-// its name (carepipe_alerts_skipped_total, carepipe_datasync_acks_total)
-// and carries no pipeline label: its name already says which. Labels
-// never hold record content.
+// Metric naming. Every carepipe series carries the label pipeline (the
+// [pipeline.Spec] name: alerts, priorauth, orders, datasync_cdc, ...),
+// except carepipe_build_info. A runtime metric, which every pipeline has,
+// is named carepipe_<what>, so that one query covers every pipeline and
+// a dashboard picks them by label. A use-case metric, which only one use
+// case has, keeps the use case in its name (carepipe_alerts_skipped_total,
+// carepipe_datasync_acks_total{pipeline="datasync_reconciliation"}).
+// Labels never hold record content.
 
 // family is what /metrics says of a metric family in # HELP and # TYPE.
 type family struct{ typ, help string }

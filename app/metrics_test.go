@@ -73,17 +73,22 @@ func TestMetricsExpositionOfEachPipeline(t *testing.T) {
 					}
 				}
 			}
-			// A runtime family (one with a pipeline label) the dashboard
-			// or the rules use is there for each stage, from start-up.
+			// A runtime family the dashboard or the rules use is there for
+			// each stage, from start-up; a use-case family for its own.
 			for _, n := range used {
 				f := familyName(fams, n)
-				if !strings.HasPrefix(f, "carepipe_") || !hasPipelineLabel(fams[f]) {
+				if !strings.HasPrefix(f, "carepipe_") || useCase(f) != "" {
 					continue
 				}
 				for _, p := range stages {
 					if _, ok := sample(fams[f], p); !ok {
 						t.Errorf("%s has no series for pipeline %q before any traffic", f, p)
 					}
+				}
+			}
+			for f, mf := range fams {
+				if useCase(f) == name && !hasPipelineLabel(mf) {
+					t.Errorf("%s has no pipeline label", f)
 				}
 			}
 			checkBuildInfo(t, fams["carepipe_build_info"])
@@ -172,6 +177,17 @@ func scrapeMetrics(t *testing.T, cfg Config, until func(map[string]*dto.MetricFa
 		}
 	}
 	return fams
+}
+
+// useCase is the use case whose name a use-case family carries
+// (carepipe_alerts_skipped_total: alerts), "" for a runtime family.
+func useCase(family string) string {
+	for uc := range metricPipelines {
+		if strings.HasPrefix(family, "carepipe_"+uc+"_") {
+			return uc
+		}
+	}
+	return ""
 }
 
 // familyName is the family the series name n belongs to in fams: a

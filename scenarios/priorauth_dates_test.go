@@ -146,10 +146,10 @@ func TestPriorAuthDateOnlyExpiration(t *testing.T) {
 		{Topic: priorauth.TopicCommunicationCompleted, Key: []byte(ids[2]), Value: []byte(`{"priorAuthId":"` + ids[2] + `","completedChannels":["EHR"]}`)},
 		late(ids[3], "DENIED", "2025-03-02T09:00:00+0000"),
 	})
-	stale := set.GetOrCreateCounter(`carepipe_priorauth_stale_events_total{kind="determination"}`)
+	stale := set.GetOrCreateCounter(`carepipe_priorauth_stale_events_total{pipeline="priorauth",kind="determination"}`)
 	waitFor(t, 30*time.Second, "two stale determinations counted", func() bool { return stale.Get() == 2 })
 	w.waitIdle(60 * time.Second)
-	if d := set.GetOrCreateCounter("carepipe_priorauth_duplicates_total").Get(); d < 1 {
+	if d := set.GetOrCreateCounter(`carepipe_priorauth_duplicates_total{pipeline="priorauth"}`).Get(); d < 1 {
 		t.Errorf("duplicates %d: the repeated communication report was not counted as one", d)
 	}
 	v, ok := in.runner.Lookup(priorauth.StorePriorAuths, ids[0])

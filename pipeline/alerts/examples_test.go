@@ -290,7 +290,7 @@ func skippedReasons(t *testing.T, set *metrics.Set) string {
 	var b bytes.Buffer
 	set.WritePrometheus(&b)
 	var reasons []string
-	const prefix = `carepipe_alerts_skipped_total{reason="`
+	const prefix = `carepipe_alerts_skipped_total{pipeline="alerts",reason="`
 	sc := bufio.NewScanner(&b)
 	for sc.Scan() {
 		line, ok := strings.CutPrefix(sc.Text(), prefix)

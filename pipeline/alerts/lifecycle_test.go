@@ -456,12 +456,12 @@ func TestLifecycleMetrics(t *testing.T) {
 	var b bytes.Buffer
 	set.WritePrometheus(&b)
 	for _, want := range []string{
-		`carepipe_alerts_alerts_total{severity="high"} 2`,
-		`carepipe_alerts_suppressed_total 1`,
-		`carepipe_alerts_replaced_total 1`,
-		`carepipe_alerts_retracted_total 1`,
-		`carepipe_alerts_news2_total 1`,
-		`carepipe_alerts_notifications_total{channel="mobile"} 3`,
+		`carepipe_alerts_alerts_total{pipeline="alerts",severity="high"} 2`,
+		`carepipe_alerts_suppressed_total{pipeline="alerts"} 1`,
+		`carepipe_alerts_replaced_total{pipeline="alerts"} 1`,
+		`carepipe_alerts_retracted_total{pipeline="alerts"} 1`,
+		`carepipe_alerts_news2_total{pipeline="alerts"} 1`,
+		`carepipe_alerts_notifications_total{pipeline="alerts",channel="mobile"} 3`,
 	} {
 		if !bytes.Contains(b.Bytes(), []byte(want+"\n")) {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())

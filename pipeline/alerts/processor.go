@@ -104,21 +104,21 @@ func New(opts ...Option) (*Processor, error) {
 	}
 	p := &Processor{rules: rs, maxRecordBytes: c.maxRecordBytes, siteZone: c.siteZone, set: c.metrics}
 	for i, s := range severities {
-		p.m.alerts[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_alerts_total{severity="` + string(s) + `"}`)
+		p.m.alerts[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_alerts_total{pipeline="` + Name + `",severity="` + string(s) + `"}`)
 	}
 	for i, ch := range channels {
-		p.m.notifications[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_notifications_total{channel="` + string(ch) + `"}`)
+		p.m.notifications[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_notifications_total{pipeline="` + Name + `",channel="` + string(ch) + `"}`)
 	}
-	p.m.duplicates = c.metrics.GetOrCreateCounter("carepipe_alerts_duplicates_total")
-	p.m.suppressed = c.metrics.GetOrCreateCounter("carepipe_alerts_suppressed_total")
-	p.m.replaced = c.metrics.GetOrCreateCounter("carepipe_alerts_replaced_total")
-	p.m.retracted = c.metrics.GetOrCreateCounter("carepipe_alerts_retracted_total")
-	p.m.news2 = c.metrics.GetOrCreateCounter("carepipe_alerts_news2_total")
-	p.m.repartitioned = c.metrics.GetOrCreateCounter("carepipe_alerts_repartitioned_total")
-	p.m.stateResets = c.metrics.GetOrCreateCounter("carepipe_alerts_state_resets_total")
+	p.m.duplicates = c.metrics.GetOrCreateCounter(`carepipe_alerts_duplicates_total{pipeline="` + Name + `"}`)
+	p.m.suppressed = c.metrics.GetOrCreateCounter(`carepipe_alerts_suppressed_total{pipeline="` + Name + `"}`)
+	p.m.replaced = c.metrics.GetOrCreateCounter(`carepipe_alerts_replaced_total{pipeline="` + Name + `"}`)
+	p.m.retracted = c.metrics.GetOrCreateCounter(`carepipe_alerts_retracted_total{pipeline="` + Name + `"}`)
+	p.m.news2 = c.metrics.GetOrCreateCounter(`carepipe_alerts_news2_total{pipeline="` + Name + `"}`)
+	p.m.repartitioned = c.metrics.GetOrCreateCounter(`carepipe_alerts_repartitioned_total{pipeline="` + Name + `"}`)
+	p.m.stateResets = c.metrics.GetOrCreateCounter(`carepipe_alerts_state_resets_total{pipeline="` + Name + `"}`)
 	for i, r := range skipReasons {
 		if r != "" {
-			p.m.skipped[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_skipped_total{reason="` + r + `"}`)
+			p.m.skipped[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_skipped_total{pipeline="` + Name + `",reason="` + r + `"}`)
 		}
 	}
 	return p, nil

@@ -320,13 +320,13 @@ func TestMetrics(t *testing.T) {
 	var b bytes.Buffer
 	set.WritePrometheus(&b)
 	for _, want := range []string{
-		`carepipe_alerts_alerts_total{severity="critical"} 1`,
-		`carepipe_alerts_alerts_total{severity="low"} 1`,
-		`carepipe_alerts_alerts_total{severity="high"} 0`,
-		`carepipe_alerts_notifications_total{channel="sms"} 1`,
-		`carepipe_alerts_notifications_total{channel="mobile"} 1`,
-		`carepipe_alerts_duplicates_total 2`,
-		`carepipe_alerts_repartitioned_total 0`,
+		`carepipe_alerts_alerts_total{pipeline="alerts",severity="critical"} 1`,
+		`carepipe_alerts_alerts_total{pipeline="alerts",severity="low"} 1`,
+		`carepipe_alerts_alerts_total{pipeline="alerts",severity="high"} 0`,
+		`carepipe_alerts_notifications_total{pipeline="alerts",channel="sms"} 1`,
+		`carepipe_alerts_notifications_total{pipeline="alerts",channel="mobile"} 1`,
+		`carepipe_alerts_duplicates_total{pipeline="alerts"} 2`,
+		`carepipe_alerts_repartitioned_total{pipeline="alerts"} 0`,
 	} {
 		if !strings.Contains(b.String(), want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())

@@ -184,15 +184,15 @@ func TestProcessOnRuntime(t *testing.T) {
 	var b bytes.Buffer
 	set.WritePrometheus(&b)
 	for _, want := range []string{
-		`carepipe_alerts_alerts_total{severity="high"} 3`,
-		`carepipe_alerts_duplicates_total 1`,
-		`carepipe_alerts_notifications_total{channel="email"} 3`,
+		`carepipe_alerts_alerts_total{pipeline="alerts",severity="high"} 3`,
+		`carepipe_alerts_duplicates_total{pipeline="alerts"} 1`,
+		`carepipe_alerts_notifications_total{pipeline="alerts",channel="email"} 3`,
 	} {
 		if !strings.Contains(b.String(), want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())
 		}
 	}
-	if !strings.Contains(b.String(), "carepipe_alerts_repartitioned_total ") || strings.Contains(b.String(), "carepipe_alerts_repartitioned_total 0\n") {
+	if !strings.Contains(b.String(), `carepipe_alerts_repartitioned_total{pipeline="alerts"} `) || strings.Contains(b.String(), `carepipe_alerts_repartitioned_total{pipeline="alerts"} 0`+"\n") {
 		t.Errorf("nothing counted as repartitioned:\n%s", b.String())
 	}
 }

@@ -96,7 +96,7 @@ func TestValidFHIRNoRuleReadsIsSkipped(t *testing.T) {
 			set.WritePrometheus(&b)
 			text := b.String()
 			if tt.reason == "" {
-				if strings.Contains(text, "carepipe_alerts_skipped_total{reason=\"value-codeable-concept\"} 1") {
+				if strings.Contains(text, `carepipe_alerts_skipped_total{pipeline="alerts",reason="value-codeable-concept"} 1`) {
 					t.Errorf("a read value was counted as skipped:\n%s", text)
 				}
 				// NEWS2 took the reading: the patient's state holds it.
@@ -108,7 +108,7 @@ func TestValidFHIRNoRuleReadsIsSkipped(t *testing.T) {
 			if len(out) != 0 {
 				t.Errorf("a skipped observation emitted %d records", len(out))
 			}
-			want := `carepipe_alerts_skipped_total{reason="` + tt.reason + `"} 1`
+			want := `carepipe_alerts_skipped_total{pipeline="alerts",reason="` + tt.reason + `"} 1`
 			if !strings.Contains(text, want+"\n") {
 				t.Errorf("metrics lack %q (source: %s):\n%s", want, tt.source, text)
 			}
@@ -158,7 +158,7 @@ func TestNoValueAtAllIsStillAnError(t *testing.T) {
 		}
 		var b bytes.Buffer
 		set.WritePrometheus(&b)
-		if want := `carepipe_alerts_skipped_total{reason="no-value"} 1`; !strings.Contains(b.String(), want+"\n") {
+		if want := `carepipe_alerts_skipped_total{pipeline="alerts",reason="no-value"} 1`; !strings.Contains(b.String(), want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, b.String())
 		}
 	})

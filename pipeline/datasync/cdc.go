@@ -37,9 +37,9 @@ func NewCDC(codec *Codec, opts ...Option) (*CDC, error) {
 
 func newCDC(codec *Codec, o *options) *CDC {
 	p := &CDC{codec: codec, sources: o.sources, avro: newAvroSource(o.registry), mapped: make(map[Entity]*metrics.Counter),
-		tombstones: o.set.GetOrCreateCounter(`carepipe_datasync_tombstones_total`)}
+		tombstones: o.set.GetOrCreateCounter(`carepipe_datasync_tombstones_total{pipeline="` + NameCDC + `"}`)}
 	for _, e := range entities {
-		p.mapped[e] = o.set.GetOrCreateCounter(`carepipe_datasync_changes_total{entity="` + string(e) + `"}`)
+		p.mapped[e] = o.set.GetOrCreateCounter(`carepipe_datasync_changes_total{pipeline="` + NameCDC + `",entity="` + string(e) + `"}`)
 	}
 	return p
 }

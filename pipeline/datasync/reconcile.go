@@ -158,15 +158,15 @@ func newReconciliation(codec *Codec, o *options) *Reconciliation {
 	set, cfg := o.set, o.reconcile
 	p := &Reconciliation{codec: codec, cfg: cfg, completed: map[Entity]*metrics.Counter{}, overdue: map[Entity]*metrics.Counter{}, acks: map[string]*metrics.Counter{}}
 	for _, e := range entities {
-		p.completed[e] = set.GetOrCreateCounter(`carepipe_datasync_reconciliations_completed_total{entity="` + string(e) + `"}`)
-		p.overdue[e] = set.GetOrCreateCounter(`carepipe_datasync_reconciliations_overdue_total{entity="` + string(e) + `"}`)
+		p.completed[e] = set.GetOrCreateCounter(`carepipe_datasync_reconciliations_completed_total{pipeline="` + NameReconciliation + `",entity="` + string(e) + `"}`)
+		p.overdue[e] = set.GetOrCreateCounter(`carepipe_datasync_reconciliations_overdue_total{pipeline="` + NameReconciliation + `",entity="` + string(e) + `"}`)
 	}
 	for _, t := range cfg.allTargets() {
 		for _, s := range []string{"success", "failed"} {
-			p.acks[t+"/"+s] = set.GetOrCreateCounter(`carepipe_datasync_acks_total{target="` + t + `",status="` + s + `"}`)
+			p.acks[t+"/"+s] = set.GetOrCreateCounter(`carepipe_datasync_acks_total{pipeline="` + NameReconciliation + `",target="` + t + `",status="` + s + `"}`)
 		}
 	}
-	p.rekeyed = set.GetOrCreateCounter("carepipe_datasync_reconciliation_repartitioned_total")
+	p.rekeyed = set.GetOrCreateCounter(`carepipe_datasync_reconciliation_repartitioned_total{pipeline="` + NameReconciliation + `"}`)
 	return p
 }
 

@@ -44,10 +44,10 @@ func newValidation(codec *Codec, o *options) *Validation {
 	for _, e := range entities {
 		p.outcomes[e] = make(map[string]*metrics.Counter)
 		for _, o := range validationOutcomes {
-			p.outcomes[e][o] = set.GetOrCreateCounter(`carepipe_datasync_validation_total{entity="` + string(e) + `",outcome="` + o + `"}`)
+			p.outcomes[e][o] = set.GetOrCreateCounter(`carepipe_datasync_validation_total{pipeline="` + NameValidation + `",entity="` + string(e) + `",outcome="` + o + `"}`)
 		}
 	}
-	p.rekeyed = set.GetOrCreateCounter("carepipe_datasync_validation_repartitioned_total")
+	p.rekeyed = set.GetOrCreateCounter(`carepipe_datasync_validation_repartitioned_total{pipeline="` + NameValidation + `"}`)
 	return p
 }
 

@@ -38,7 +38,7 @@ func New(set *metrics.Set) *Processor {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	return &Processor{processed: set.GetOrCreateCounter("carepipe_orders_processed_total")}
+	return &Processor{processed: set.GetOrCreateCounter(`carepipe_orders_processed_total{pipeline="` + Name + `"}`)}
 }
 
 // Processed counts orders processed by this processor (for the demo's

@@ -158,7 +158,7 @@ func TestLateEventsOnProcessor(t *testing.T) {
 	send(TopicDeterminationReceived, `{"priorAuthId":"`+id+`","determinationStatus":"APPROVED","determinationDate":"2025-03-01T12:00:00-0500","expirationDate":"2025-03-02"}`)
 
 	stale := func(kind string) uint64 {
-		return set.GetOrCreateCounter(`carepipe_priorauth_stale_events_total{kind="` + kind + `"}`).Get()
+		return set.GetOrCreateCounter(`carepipe_priorauth_stale_events_total{pipeline="priorauth",kind="` + kind + `"}`).Get()
 	}
 	if out := send(TopicDeterminationReceived, `{"priorAuthId":"`+id+`","determinationStatus":"PENDED","determinationDate":"2025-03-01"}`); len(out) != 0 {
 		t.Fatalf("a late PENDED emitted %d records", len(out))

@@ -66,19 +66,19 @@ func New(opts ...Option) (*Processor, error) {
 	}
 	p.transitions = make(map[Status]*metrics.Counter, len(statuses))
 	for _, s := range statuses {
-		p.transitions[s] = p.set.GetOrCreateCounter(`carepipe_priorauth_transitions_total{status="` + string(s) + `"}`)
+		p.transitions[s] = p.set.GetOrCreateCounter(`carepipe_priorauth_transitions_total{pipeline="` + Name + `",status="` + string(s) + `"}`)
 	}
-	p.duplicates = p.set.GetOrCreateCounter("carepipe_priorauth_duplicates_total")
+	p.duplicates = p.set.GetOrCreateCounter(`carepipe_priorauth_duplicates_total{pipeline="` + Name + `"}`)
 	// Late events by input topic: a bounded label, no patient data.
 	p.late = make(map[string]*metrics.Counter, len(lateKinds))
 	for topic, kind := range lateKinds {
-		p.late[topic] = p.set.GetOrCreateCounter(`carepipe_priorauth_stale_events_total{kind="` + kind + `"}`)
+		p.late[topic] = p.set.GetOrCreateCounter(`carepipe_priorauth_stale_events_total{pipeline="` + Name + `",kind="` + kind + `"}`)
 	}
-	p.rekeyed = p.set.GetOrCreateCounter("carepipe_priorauth_repartitioned_total")
-	p.breaches = p.set.GetOrCreateCounter("carepipe_priorauth_sla_breaches_total")
-	p.checks = p.set.GetOrCreateCounter("carepipe_priorauth_status_checks_total")
-	p.unreadable = p.set.GetOrCreateCounter("carepipe_priorauth_unreadable_records_total")
-	p.purged = p.set.GetOrCreateCounter("carepipe_priorauth_purged_total")
+	p.rekeyed = p.set.GetOrCreateCounter(`carepipe_priorauth_repartitioned_total{pipeline="` + Name + `"}`)
+	p.breaches = p.set.GetOrCreateCounter(`carepipe_priorauth_sla_breaches_total{pipeline="` + Name + `"}`)
+	p.checks = p.set.GetOrCreateCounter(`carepipe_priorauth_status_checks_total{pipeline="` + Name + `"}`)
+	p.unreadable = p.set.GetOrCreateCounter(`carepipe_priorauth_unreadable_records_total{pipeline="` + Name + `"}`)
+	p.purged = p.set.GetOrCreateCounter(`carepipe_priorauth_purged_total{pipeline="` + Name + `"}`)
 	return p, nil
 }
 
