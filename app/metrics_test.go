@@ -29,12 +29,15 @@ import (
 	"github.com/carepipe/carepipe/sim"
 )
 
-// The pipelines of each name carepipe runs, as the label pipeline says.
-var metricPipelines = map[string][]string{
-	"alerts":    {alerts.Name},
-	"priorauth": {priorauth.Name},
-	"orders":    {orders.Name},
-	"datasync":  {datasync.NameCDC, datasync.NameValidation, datasync.NameReconciliation},
+// metricPipelines is the pipelines (as the label pipeline says) that each
+// pipeline name carepipe runs is made of.
+func metricPipelines() map[string][]string {
+	return map[string][]string{
+		"alerts":    {alerts.Name},
+		"priorauth": {priorauth.Name},
+		"orders":    {orders.Name},
+		"datasync":  {datasync.NameCDC, datasync.NameValidation, datasync.NameReconciliation},
+	}
 }
 
 // Every pipeline's /metrics, scraped once it is ready and before any
@@ -52,7 +55,7 @@ func TestMetricsExpositionOfEachPipeline(t *testing.T) {
 	t.Cleanup(reg.Close)
 
 	exported := make(map[string]bool)
-	for _, name := range slices.Sorted(maps.Keys(metricPipelines)) {
+	for _, name := range slices.Sorted(maps.Keys(metricPipelines())) {
 		t.Run(name, func(t *testing.T) {
 			fams := scrapeMetrics(t, Config{
 				Brokers:           cluster.Addrs(),
@@ -65,7 +68,7 @@ func TestMetricsExpositionOfEachPipeline(t *testing.T) {
 					exported[n] = true
 				}
 			}
-			stages := metricPipelines[name]
+			stages := metricPipelines()[name]
 			for _, f := range []string{"carepipe_ready", "carepipe_assigned_partitions"} {
 				for _, p := range stages {
 					if v, ok := sample(fams[f], p); !ok || v < 1 {
@@ -182,7 +185,7 @@ func scrapeMetrics(t *testing.T, cfg Config, until func(map[string]*dto.MetricFa
 // useCase is the use case whose name a use-case family carries
 // (carepipe_alerts_skipped_total: alerts), "" for a runtime family.
 func useCase(family string) string {
-	for uc := range metricPipelines {
+	for uc := range metricPipelines() {
 		if strings.HasPrefix(family, "carepipe_"+uc+"_") {
 			return uc
 		}
@@ -281,13 +284,15 @@ func usedMetrics(t *testing.T) []string {
 
 // grafanaVars stands in for the dashboard's template variables, so that
 // its queries parse as PromQL.
-var grafanaVars = strings.NewReplacer(
-	"$__rate_interval", "5m",
-	"$__range", "1h",
-	"${pipeline:regex}", "alerts",
-	"$pipeline", "alerts",
-	"$instance", ".*",
-)
+func grafanaVars() *strings.Replacer {
+	return strings.NewReplacer(
+		"$__rate_interval", "5m",
+		"$__range", "1h",
+		"${pipeline:regex}", "alerts",
+		"$pipeline", "alerts",
+		"$instance", ".*",
+	)
+}
 
 // dashboardExprs is every PromQL query in the dashboard: panel targets and
 // query variables.
@@ -393,7 +398,7 @@ func ruleExprs(t *testing.T) []string {
 // names that no longer exist without anyone noticing.
 func selectedNames(t *testing.T, where, expr string) []string {
 	t.Helper()
-	e, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVars.Replace(expr))
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVars().Replace(expr))
 	if err != nil {
 		t.Errorf("%s: %q does not parse as PromQL: %v", where, expr, err)
 		return nil

@@ -55,22 +55,21 @@ type lagState struct {
 	committed int64 // -1: none known yet
 }
 
-// The latency histograms have fixed buckets (le), so that
-// histogram_quantile works in plain Prometheus; each spans the range its
-// latency is expected in, with room either side.
-var (
-	// A transaction: a few milliseconds on a quiet broker, seconds when
-	// it is slow or a batch is large.
-	txnBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
-	// Processing one record: microseconds, a millisecond or more for a
-	// record that takes a store lookup or a large body.
-	recordBuckets = []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1}
-	// The age of an event when processed: milliseconds when the pipeline
-	// keeps up, hours after an outage or a replay.
-	ageBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
-)
-
 func newRunnerMetrics(set *metrics.Set, name, group string) *runnerMetrics {
+	// The latency histograms have fixed buckets (le), so that
+	// histogram_quantile works in plain Prometheus; each spans the range
+	// its latency is expected in, with room either side.
+	var (
+		// A transaction: a few milliseconds on a quiet broker, seconds
+		// when it is slow or a batch is large.
+		txnBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+		// Processing one record: microseconds, a millisecond or more for
+		// a record that takes a store lookup or a large body.
+		recordBuckets = []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1}
+		// The age of an event when processed: milliseconds when the
+		// pipeline keeps up, hours after an outage or a replay.
+		ageBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
+	)
 	pl := `pipeline="` + name + `"`
 	one := func(family string) string { return family + "{" + pl + "}" }
 	m := &runnerMetrics{
