@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -14,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/carepipe/carepipe/version"
 )
 
 // Metric naming. Every carepipe series carries the label pipeline (the
@@ -115,32 +115,14 @@ func newExposition(ps []*built) *exposition {
 			e.sets = append(e.sets, s)
 		}
 	}
-	version, revision, goVersion := buildInfo()
+	// The version, revision and Go version that `carepipe version` says,
+	// linker stamps included.
+	v := version.Get()
 	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 	e.buildInfo = fmt.Sprintf(`carepipe_build_info{version="%s",revision="%s",go_version="%s"} 1`,
-		esc.Replace(version), esc.Replace(revision), esc.Replace(goVersion))
+		esc.Replace(v.Version), esc.Replace(v.Revision), esc.Replace(v.GoVersion))
 	e.runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return e
-}
-
-// buildInfo is the version, VCS revision and Go version the binary was
-// built with, "unknown" where the build did not record them (go test,
-// a build outside a checkout).
-func buildInfo() (version, revision, goVersion string) {
-	version, revision, goVersion = "unknown", "unknown", runtime.Version()
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return
-	}
-	if v := bi.Main.Version; v != "" {
-		version = v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && s.Value != "" {
-			revision = s.Value
-		}
-	}
-	return version, revision, bi.GoVersion
 }
 
 // write writes the exposition to w. Several sets may hold series of one

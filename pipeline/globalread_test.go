@@ -251,9 +251,13 @@ func awaitTable(t *testing.T, r *pipeline.Runner, what string, cond func(*pipeli
 // awaitRunError waits for Run to return on its own, and returns its error.
 func awaitRunError(t *testing.T, stop func() error, r *pipeline.Runner) error {
 	t.Helper()
-	// Run stopping on its own first makes Ready false for good; stop
-	// then only collects its error.
-	await(t, "Run to stop", func() bool { return !r.Ready() })
+	// Run stopping on its own says so in Health, for good; stop then only
+	// collects its error. (Ready alone may be false for a moment for
+	// other reasons: a partition preparing.)
+	await(t, "Run to stop", func() bool {
+		ok, why := r.Health()
+		return !ok && strings.HasPrefix(why, "stopped: ") && why != "stopped: shut down"
+	})
 	err := stop()
 	if err == nil {
 		t.Fatal("Run returned nil, want an error")

@@ -347,6 +347,8 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		if err == nil && errors.As(context.Cause(ctx), &gerr) {
 			r.ready.Store(false)
 			err = fmt.Errorf("pipeline %s: %w", r.spec.Name, gerr.err)
+			why := err.Error()
+			r.stopped.Store(&why)
 		}
 		globalFailed(nil)
 	}()
