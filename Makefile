@@ -21,7 +21,7 @@ bench-print:
 
 # The failover benchmark of issue 19 (RELIABILITY.md, "Failover"): carepipe
 # instances as processes against a kfake broker process, killed, stopped
-# and restarted under load; about 20 minutes.
+# and restarted under load; about 16 minutes.
 bench-failover:
 	go run ./sim/cmd/failover -instances 2,3 -session-timeouts 10s,6s
 
