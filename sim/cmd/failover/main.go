@@ -1445,7 +1445,10 @@ type logEvent struct {
 	msg string
 }
 
-// readLog reads the JSON log lines of an instance (every start of it).
+// readLog reads the rebalance lines of an instance's JSON log (every start
+// of it): revokes, assignments and states prepared, and nothing between
+// them, so that a revoke and its assignment stay next to each other at any
+// log level.
 func readLog(path string) ([]logEvent, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -1460,7 +1463,11 @@ func readLog(path string) ([]logEvent, error) {
 			Time time.Time `json:"time"`
 			Msg  string    `json:"msg"`
 		}
-		if json.Unmarshal(sc.Bytes(), &l) == nil && !l.Time.IsZero() {
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Time.IsZero() {
+			continue
+		}
+		switch l.Msg {
+		case "partitions revoked", "partitions assigned", "state prepared":
 			evs = append(evs, logEvent{at: l.Time, msg: l.Msg})
 		}
 	}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -87,5 +90,47 @@ func TestStatsOfPercentiles(t *testing.T) {
 	}
 	if s := statsOf(nil); s.n != 0 {
 		t.Errorf("stats of nothing: %+v", s)
+	}
+}
+
+// TestSurvivorPausesFromLogs reads a survivor's log as carepipe writes it,
+// with a debug line between a revoke and its assignment: one pause from the
+// revoke to the last state prepared, one from a lone assignment (the runner
+// halts its tasks on every assignment), and nothing of the instance hit.
+func TestSurvivorPausesFromLogs(t *testing.T) {
+	dir := t.TempDir()
+	line := func(ms int, msg string) string {
+		return `{"time":"2026-01-01T12:00:` + fmt.Sprintf("%02d.%03d", ms/1000, ms%1000) + `Z","level":"INFO","msg":"` + msg + `"}` + "\n"
+	}
+	survivor := line(1000, "partitions revoked") +
+		line(1001, "heartbeat returned RebalanceInProgress") +
+		line(1002, "partitions assigned") +
+		line(1010, "state prepared") +
+		line(1030, "state prepared") +
+		line(3000, "partitions assigned") +
+		line(3005, "state prepared") +
+		line(9000, "partitions revoked") // after the step
+	hit := line(1000, "partitions revoked") + line(1500, "partitions assigned")
+	if err := os.WriteFile(filepath.Join(dir, "inst-2.log"), []byte(survivor), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inst-1.log"), []byte(hit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{insts: []*instance{{id: "inst-1", logPath: filepath.Join(dir, "inst-1.log")}, {id: "inst-2", logPath: filepath.Join(dir, "inst-2.log")}}}
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	st := &step{victim: "inst-1", start: t0.Add(500 * time.Millisecond)}
+	got := r.survivorPauses(st, t0.Add(5*time.Second))
+	want := []pause{
+		{instance: "inst-2", at: t0.Add(time.Second), d: 30 * time.Millisecond},
+		{instance: "inst-2", at: t0.Add(3 * time.Second), d: 5 * time.Millisecond},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("pauses %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].instance != want[i].instance || !got[i].at.Equal(want[i].at) || got[i].d != want[i].d {
+			t.Errorf("pause %d: %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }
