@@ -175,7 +175,8 @@ var runFlagKeys = map[string]string{
 	"rules": "rules", "sources": "sources", "site-time-zone": "siteTimeZone", "payer-time-zone": "payerTimeZone",
 	"urgent-categories": "urgentCategories", "reconcile-deadline": "reconcileDeadline", "duration": "duration",
 	"instance-id": "instanceId", "commit-interval": "commitInterval", "session-timeout": "sessionTimeout",
-	"demo-rate": "demo.rate", "seed": "demo.seed", "summary-every": "summaryEvery",
+	"transaction-timeout": "transactionTimeout",
+	"demo-rate":           "demo.rate", "seed": "demo.seed", "summary-every": "summaryEvery",
 }
 
 // runSetup is the configuration of `carepipe run` and the mistakes found
@@ -224,6 +225,7 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	fs.DurationVar(&fl.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&fl.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
 	fs.DurationVar(&fl.CommitInterval, "commit-interval", 0, "transaction commit interval (default 100ms)")
+	fs.DurationVar(&fl.TransactionTimeout, "transaction-timeout", 0, "how long the broker keeps a crashed instance's open transaction before aborting it, holding read_committed readers (and so the failover of its partitions) back meanwhile (env CAREPIPE_TRANSACTION_TIMEOUT; default 10s; at most the broker's transaction.max.timeout.ms)")
 	fs.DurationVar(&fl.SessionTimeout, "session-timeout", 0, "consumer group session timeout: how long a crashed instance's partitions wait, and how long an --instance-id may be away without a rebalance (env CAREPIPE_SESSION_TIMEOUT; default 10s)")
 	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
 	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
@@ -275,6 +277,14 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 		rc.cfg.SessionTimeout = d
 		return nil
 	})
+	env("transactionTimeout", "CAREPIPE_TRANSACTION_TIMEOUT", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (write 100ms, 5s, 2m)", v)
+		}
+		rc.cfg.TransactionTimeout = d
+		return nil
+	})
 	env("payerTimeZone", "CAREPIPE_PAYER_TIME_ZONE", func(v string) error { rc.cfg.PayerTimeZone = v; return nil })
 	env("urgentCategories", "CAREPIPE_URGENT_CATEGORIES", func(v string) error { rc.cfg.UrgentCategories = splitList(v); return nil })
 	env("sources", "CAREPIPE_SOURCES", func(v string) error { rc.cfg.SourcesFile = v; return nil })
@@ -318,6 +328,8 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 			rc.cfg.CommitInterval = fl.CommitInterval
 		case "session-timeout":
 			rc.cfg.SessionTimeout = fl.SessionTimeout
+		case "transaction-timeout":
+			rc.cfg.TransactionTimeout = fl.TransactionTimeout
 		case "demo-rate":
 			rc.cfg.DemoRate = fl.DemoRate
 		case "seed":

@@ -187,6 +187,9 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 			if cfg.SessionTimeout > 0 {
 				opts = append(opts, pipeline.WithSessionTimeout(cfg.SessionTimeout))
 			}
+			if cfg.TransactionTimeout > 0 {
+				opts = append(opts, pipeline.WithTransactionTimeout(cfg.TransactionTimeout))
+			}
 			if cfg.CreateTopics || cfg.Embedded() {
 				opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, -1))
 			}

@@ -71,6 +71,10 @@ type Config struct {
 	// SessionTimeout overrides the consumer group session timeout
 	// (default pipeline.DefaultSessionTimeout, 10s).
 	SessionTimeout time.Duration
+	// TransactionTimeout overrides the transaction timeout (default 10s,
+	// see pipeline.WithTransactionTimeout): with the session timeout, it
+	// bounds how long a crashed instance's partitions wait.
+	TransactionTimeout time.Duration
 
 	// SchemaRegistryURL is the schema registry of the canonical Avro
 	// schemas (datasync); embedded mode runs an in-memory one.
@@ -291,12 +295,15 @@ func (c *Config) validate() error {
 		key string
 		v   time.Duration
 	}{
-		{"commitInterval", c.CommitInterval}, {"sessionTimeout", c.SessionTimeout},
+		{"commitInterval", c.CommitInterval}, {"sessionTimeout", c.SessionTimeout}, {"transactionTimeout", c.TransactionTimeout},
 		{"reconcileDeadline", c.ReconcileDeadline}, {"duration", c.Duration},
 	} {
 		if d.v < 0 {
 			errs = append(errs, c.keyErrf(d.key, "%v: must be positive (leave it out for the default)", d.v))
 		}
+	}
+	if c.TransactionTimeout > 0 && c.TransactionTimeout < time.Second {
+		errs = append(errs, c.keyErrf("transactionTimeout", "%v is under 1s", c.TransactionTimeout))
 	}
 	if c.SessionTimeout > 0 && c.SessionTimeout < time.Second {
 		errs = append(errs, c.keyErrf("sessionTimeout", "%v is under 1s (brokers accept 6s and more by default)", c.SessionTimeout))

@@ -40,6 +40,7 @@ import (
 //	instanceId: carepipe-0
 //	commitInterval: 100ms
 //	sessionTimeout: 10s
+//	transactionTimeout: 10s
 //	reconcileDeadline: 5m
 //	sources: /etc/carepipe/sources.yaml
 //	summaryEvery: 5s
@@ -49,27 +50,28 @@ import (
 //	schemaRegistry: {url: "https://registry:8081", username: carepipe}
 //	demo: {rate: 500, seed: 1, patients: 200}
 type FileConfig struct {
-	Brokers           []string     `yaml:"brokers,omitempty" json:"brokers,omitempty"`
-	Pipelines         []string     `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
-	HTTP              *string      `yaml:"http,omitempty" json:"http,omitempty"`
-	CreateTopics      *bool        `yaml:"createTopics,omitempty" json:"createTopics,omitempty"`
-	Partitions        *int32       `yaml:"partitions,omitempty" json:"partitions,omitempty"`
-	Rules             *string      `yaml:"rules,omitempty" json:"rules,omitempty"`
-	SiteTimeZone      *string      `yaml:"siteTimeZone,omitempty" json:"siteTimeZone,omitempty"`
-	PayerTimeZone     *string      `yaml:"payerTimeZone,omitempty" json:"payerTimeZone,omitempty"`
-	UrgentCategories  []string     `yaml:"urgentCategories,omitempty" json:"urgentCategories,omitempty"`
-	InstanceID        *string      `yaml:"instanceId,omitempty" json:"instanceId,omitempty"`
-	CommitInterval    *Duration    `yaml:"commitInterval,omitempty" json:"commitInterval,omitempty"`
-	SessionTimeout    *Duration    `yaml:"sessionTimeout,omitempty" json:"sessionTimeout,omitempty"`
-	Duration          *Duration    `yaml:"duration,omitempty" json:"duration,omitempty"`
-	ReconcileDeadline *Duration    `yaml:"reconcileDeadline,omitempty" json:"reconcileDeadline,omitempty"`
-	Sources           *string      `yaml:"sources,omitempty" json:"sources,omitempty"`
-	SummaryEvery      *Duration    `yaml:"summaryEvery,omitempty" json:"summaryEvery,omitempty"`
-	LogLevel          *string      `yaml:"logLevel,omitempty" json:"logLevel,omitempty"`
-	Kafka             FileKafka    `yaml:"kafka,omitempty" json:"kafka,omitempty"`
-	SchemaRegistry    FileRegistry `yaml:"schemaRegistry,omitempty" json:"schemaRegistry,omitempty"`
-	API               FileAPI      `yaml:"api,omitempty" json:"api,omitempty"`
-	Demo              FileDemo     `yaml:"demo,omitempty" json:"demo,omitempty"`
+	Brokers            []string     `yaml:"brokers,omitempty" json:"brokers,omitempty"`
+	Pipelines          []string     `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
+	HTTP               *string      `yaml:"http,omitempty" json:"http,omitempty"`
+	CreateTopics       *bool        `yaml:"createTopics,omitempty" json:"createTopics,omitempty"`
+	Partitions         *int32       `yaml:"partitions,omitempty" json:"partitions,omitempty"`
+	Rules              *string      `yaml:"rules,omitempty" json:"rules,omitempty"`
+	SiteTimeZone       *string      `yaml:"siteTimeZone,omitempty" json:"siteTimeZone,omitempty"`
+	PayerTimeZone      *string      `yaml:"payerTimeZone,omitempty" json:"payerTimeZone,omitempty"`
+	UrgentCategories   []string     `yaml:"urgentCategories,omitempty" json:"urgentCategories,omitempty"`
+	InstanceID         *string      `yaml:"instanceId,omitempty" json:"instanceId,omitempty"`
+	CommitInterval     *Duration    `yaml:"commitInterval,omitempty" json:"commitInterval,omitempty"`
+	SessionTimeout     *Duration    `yaml:"sessionTimeout,omitempty" json:"sessionTimeout,omitempty"`
+	TransactionTimeout *Duration    `yaml:"transactionTimeout,omitempty" json:"transactionTimeout,omitempty"`
+	Duration           *Duration    `yaml:"duration,omitempty" json:"duration,omitempty"`
+	ReconcileDeadline  *Duration    `yaml:"reconcileDeadline,omitempty" json:"reconcileDeadline,omitempty"`
+	Sources            *string      `yaml:"sources,omitempty" json:"sources,omitempty"`
+	SummaryEvery       *Duration    `yaml:"summaryEvery,omitempty" json:"summaryEvery,omitempty"`
+	LogLevel           *string      `yaml:"logLevel,omitempty" json:"logLevel,omitempty"`
+	Kafka              FileKafka    `yaml:"kafka,omitempty" json:"kafka,omitempty"`
+	SchemaRegistry     FileRegistry `yaml:"schemaRegistry,omitempty" json:"schemaRegistry,omitempty"`
+	API                FileAPI      `yaml:"api,omitempty" json:"api,omitempty"`
+	Demo               FileDemo     `yaml:"demo,omitempty" json:"demo,omitempty"`
 
 	// lines are the file's line of each key it sets, list items included
 	// (brokers[1]): config check's errors point at them.
@@ -355,6 +357,7 @@ func (f *FileConfig) Apply(c *Config) {
 	set(&c.InstanceID, f.InstanceID)
 	setDuration(&c.CommitInterval, f.CommitInterval)
 	setDuration(&c.SessionTimeout, f.SessionTimeout)
+	setDuration(&c.TransactionTimeout, f.TransactionTimeout)
 	setDuration(&c.Duration, f.Duration)
 	setDuration(&c.ReconcileDeadline, f.ReconcileDeadline)
 	set(&c.SourcesFile, f.Sources)
@@ -402,6 +405,7 @@ func FileOf(c Config) FileConfig {
 	f.InstanceID = ptr(c.InstanceID)
 	f.CommitInterval = ptrDuration(c.CommitInterval)
 	f.SessionTimeout = ptrDuration(c.SessionTimeout)
+	f.TransactionTimeout = ptrDuration(c.TransactionTimeout)
 	f.Duration = ptrDuration(c.Duration)
 	f.ReconcileDeadline = ptrDuration(c.ReconcileDeadline)
 	f.Sources = ptr(c.SourcesFile)

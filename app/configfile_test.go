@@ -36,6 +36,8 @@ payerTimeZone: America/New_York
 urgentCategories: [antibiotic, blood thinner]
 instanceId: carepipe-0
 commitInterval: 250ms
+sessionTimeout: 6s
+transactionTimeout: 20s
 reconcileDeadline: 2m
 summaryEvery: 10s
 kafka: {saslMechanism: SCRAM-SHA-512, username: u, password: p, tls: true, tlsCA: /ca.pem, tlsCert: /c.pem, tlsKey: /k.pem}
@@ -54,6 +56,7 @@ demo: {rate: 50, seed: 9, patients: 20}
 		HTTPAddr: "0.0.0.0:8080", CreateTopics: true, Partitions: 24, RulesFile: "/etc/rules.yaml",
 		SiteTimeZone: "Europe/Berlin", PayerTimeZone: "America/New_York", UrgentCategories: []string{"antibiotic", "blood thinner"},
 		InstanceID: "carepipe-0", CommitInterval: 250 * time.Millisecond, Duration: time.Minute,
+		SessionTimeout: 6 * time.Second, TransactionTimeout: 20 * time.Second,
 		ReconcileDeadline: 2 * time.Minute, SummaryEvery: 10 * time.Second,
 		SASLMechanism: "SCRAM-SHA-512", Username: "u", Password: "p", TLS: true, TLSCAFile: "/ca.pem",
 		TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem", SchemaRegistryCAFile: "/sr.pem",
@@ -61,7 +64,7 @@ demo: {rate: 50, seed: 9, patients: 20}
 		APIToken: "tok", DemoRate: 50, Seed: 9, DemoPatients: 20,
 	}
 	// Each option remembers its line, for config check's errors.
-	for key, line := range map[string]string{"brokers": "line 2", "brokers[1]": "line 2", "kafka.tlsCA": "line 15", "demo.seed": "line 18"} {
+	for key, line := range map[string]string{"brokers": "line 2", "brokers[1]": "line 2", "kafka.tlsCA": "line 17", "demo.seed": "line 20"} {
 		if got := c.Origin(key); got != line {
 			t.Errorf("origin of %s = %q, want %q", key, got, line)
 		}
@@ -390,5 +393,26 @@ func TestKafkaClientSettingsReachKgo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The transaction timeout, which with the session timeout bounds how long
+// a crashed instance's partitions wait (issue 19), is checked like the
+// other durations and reaches the runner's options.
+func TestTransactionTimeoutIsChecked(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{500 * time.Millisecond, "transactionTimeout: 500ms is under 1s"},
+		{-time.Second, "transactionTimeout: -1s: must be positive"},
+	} {
+		err := Config{TransactionTimeout: tt.d}.Check()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Check with %v: %v, want %q", tt.d, err, tt.want)
+		}
+	}
+	if err := (Config{TransactionTimeout: 30 * time.Second}).Check(); err != nil {
+		t.Errorf("Check with 30s: %v", err)
 	}
 }
