@@ -15,11 +15,28 @@
 //   - Partition affinity. All co-partitioned input topics' partition p belong
 //     to one task: one goroutine, records in offset order per topic-partition,
 //     a bounded queue, and partition p of every state store.
-//   - Ownership is the assignment. The partitions a runner works on are the
-//     group's last assignment to it, as OnPartitionsAssigned gives it whole
-//     (the range balancer is eager), never a count of revoke callbacks, which
-//     GroupTransactSession passes on only once between two transaction ends.
-//     Every assignment halts every task and aborts the open transaction.
+//   - Rebalances are incremental and ownership is the assignment. The group
+//     protocol is cooperative (KIP-429) with a co-partitioned, sticky
+//     balancer: partition p of every consumed topic goes to one member, a
+//     member keeps what it owns up to its share, and a partition that
+//     changes owner is revoked in one rebalance and assigned in the next.
+//     The partitions a runner works on are what the group's last sync gave
+//     it, read from the sync itself, never pieced together from callbacks
+//     (GroupTransactSession passes on only the first revoke between two
+//     transaction ends, and a cooperative assign carries only what was
+//     added). A revoke halts the tasks of the partitions it takes; tasks of
+//     partitions kept are never halted and go on processing. Fencing and
+//     offsets stay correct as under the eager protocol: any assignment
+//     change aborts the open transaction (GroupTransactSession aborts it on
+//     a revoke too), which rolls every store back to its last commit and
+//     resets consumption to the committed offsets; a revoked partition's
+//     next owner reads its offsets with a stable fetch (KIP-447), which
+//     waits for this member's transaction to end, and its store from the
+//     changelog's committed state; TxnOffsetCommit and the timers'
+//     heartbeat are checked against the generation. A group that still has
+//     members offering only the range protocol (an older carepipe) runs
+//     eager until they are gone: every partition is revoked and prepared
+//     again at each rebalance, as before.
 //   - State is in place before a record is processed, outside transactions.
 //     An assigned partition's fetching is paused while its task prepares its
 //     stores: it waits until its changelog partitions have no open

@@ -134,8 +134,10 @@ func (cw *countWorld) send(t *testing.T, keys ...string) {
 // second revoke, and the runner, which counted revokes, kept a task for a
 // partition it no longer owned; when the partition came back after another
 // member had processed it, the stale task counted on from its old state
-// (key:3 again where key:4 is right). The member ids order the range
-// balancer's assignment: "inst-1" < "inst-2" < "inst-3".
+// (key:3 again where key:4 is right). Now ownership is the assignment each
+// sync gives (see copartitioned), whatever the callbacks pass on. The
+// balancer is sticky: a member that stays keeps the partitions it lists
+// first, and a newcomer takes the rest.
 func TestRunnerPartitionThatComesBackIsRestored(t *testing.T) {
 	w := newCountWorld(t, 4)
 	keys, out := w.keys, w.out
@@ -148,8 +150,9 @@ func TestRunnerPartitionThatComesBackIsRestored(t *testing.T) {
 
 	// Two rebalances while a is idle: a revoke is swallowed.
 	b, stopB := w.start(t, countSpec(), as("inst-1"))
-	eventually(t, 20*time.Second, "b takes partitions 0 and 1", func() bool {
-		return owns(b, keys, 0, 1) && owns(a, keys, 2, 3)
+	// The balancer is sticky: a keeps the half it lists first.
+	eventually(t, 20*time.Second, "b takes partitions 2 and 3", func() bool {
+		return owns(b, keys, 2, 3) && owns(a, keys, 0, 1)
 	})
 	if err := stopB(); err != nil {
 		t.Fatal(err)
@@ -326,4 +329,33 @@ func TestRunnerRebuiltSessionKeepsState(t *testing.T) {
 	round()
 	out.await(6)
 	out.countsOnce(keys, 3)
+}
+
+// Issue 19: rebalances are incremental. A member joining takes partitions
+// from the one already there, and that one goes on processing those it
+// keeps: their tasks are never halted and their stores never prepared
+// again (under the eager protocol every partition was revoked and
+// prepared again at each rebalance, and nothing was processed meanwhile).
+func TestRunnerKeptPartitionsKeepTheirTasksThroughARebalance(t *testing.T) {
+	w := newCountWorld(t, 4)
+	keys, out := w.keys, w.out
+	a, _ := w.start(t, countSpec(), pipeline.WithKafka(kgo.ClientID("inst-1")))
+	w.send(t, keys...)
+	out.await(4)
+	before := a.Stats()
+	if got := before.Kept + before.CaughtUp + before.FullRestores; got != 4 {
+		t.Fatalf("a prepared %d stores at start, want 4", got)
+	}
+
+	b, _ := w.start(t, countSpec(), pipeline.WithKafka(kgo.ClientID("inst-2")))
+	eventually(t, 20*time.Second, "b takes partitions 2 and 3", func() bool {
+		return owns(b, keys, 2, 3) && owns(a, keys, 0, 1)
+	})
+	w.send(t, keys...)
+	out.await(8)
+	out.countsOnce(keys, 2)
+	after := a.Stats()
+	if n := (after.Kept + after.CaughtUp + after.FullRestores) - (before.Kept + before.CaughtUp + before.FullRestores); n != 0 {
+		t.Errorf("a prepared %d stores again when b joined, want none: the partitions it kept were stopped", n)
+	}
 }

@@ -52,6 +52,9 @@ type Runner struct {
 	// franz-go's GroupTransactSession passes on only the first revoke
 	// between two transaction ends (DESIGN.md §4).
 	assigned map[int32]struct{}
+	// synced is the current session's record of its syncs: the
+	// assignment onAssigned reads.
+	synced atomic.Pointer[syncedAssignment]
 	// asgEpoch counts the changes to assigned; the poll loop compares it
 	// with the epoch it last reconciled the tasks to.
 	asgEpoch uint64
@@ -436,6 +439,8 @@ func (r *Runner) clientOpts() []kgo.Opt {
 }
 
 func (r *Runner) sessionOpts() []kgo.Opt {
+	synced := new(syncedAssignment)
+	r.synced.Store(synced)
 	// The producer keeps a topic's batch cap for its life: an error record
 	// is built for the cap of the session it is produced in.
 	errLimit := r.errorLimit()
@@ -460,9 +465,9 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 		// reading offsets of a transaction still in flight, are always on
 		// in franz-go v1.22: RequireStableFetchOffsets is a no-op there.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Range assigns partition p of every co-partitioned topic to
-		// the same member, which is what a task needs.
-		kgo.Balancers(kgo.RangeBalancer()),
+		// Cooperative and co-partitioned (see copartitioned); range
+		// while a member that offers nothing else is in the group.
+		kgo.Balancers(&copartitioned{synced: synced}, rangeRecorder{GroupBalancer: kgo.RangeBalancer(), synced: synced}),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onRevoked),
@@ -973,50 +978,64 @@ func (r *Runner) forEachStore(fn func(*Store)) {
 	})
 }
 
-// onAssigned records the assignment, halts every task and pauses every
-// assigned partition's fetching; the poll loop then prepares each task's
-// state and resumes its partition.
+// onAssigned records the assignment and pauses the fetching of each newly
+// assigned partition; the poll loop then prepares its task's state and
+// resumes it. A partition kept from the last assignment keeps its task,
+// running.
 //
-// Under the eager protocol (the runner's only balancer is the range one)
-// assigned is the whole assignment, not what was added to it: franz-go
-// passes the new assignment whole to a consumer that is not cooperative.
-// A task is halted even when its partition stays: the revoke before this
-// assignment may have been swallowed (see Runner.assigned), in which case
-// the task was never told that it might have lost the partition, and only
-// a preparation shows whether another member wrote its changelog since.
-func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+// franz-go calls it after every sync, with what the sync added under the
+// cooperative protocol and with the whole assignment under the eager one
+// (a group that still has members offering only the range protocol, after
+// a revoke of everything). Either way, what the member owns is read from
+// the sync itself (see [copartitioned]), not pieced together from the
+// callbacks: a task whose partition the sync no longer gives is dropped
+// here even when the revoke that took it was swallowed. Under the eager
+// protocol the revoke halted every task first, so every partition is
+// prepared again (kept, most often), as before.
+func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := make(map[int32]struct{})
-	for _, ps := range assigned {
-		for _, p := range ps {
-			now[p] = struct{}{}
-		}
-	}
+	now := r.synced.Load().partitions(r.spec.consumedTopics())
 	for p, t := range r.tasks {
+		if _, ok := now[p]; ok {
+			continue
+		}
+		// Not this member's now. Its store is kept for a while: under
+		// the cooperative protocol a partition comes to its new owner
+		// one rebalance after it left its old one, so a member that
+		// rejoins is assigned nothing first, and its stores would all be
+		// read again from the changelog's start. One that comes back is
+		// caught up from its position (see planRestore); one unconfirmed
+		// for longer than keepStoreFor could only be restored in full,
+		// and goes.
 		t.halt()
-		if _, ok := now[p]; !ok {
-			// Another member has it: its store will be stale.
+		r.m.dropLag(r.spec.consumedTopics(), p)
+		if c := t.confirmedAt.Load(); c == 0 || time.Since(time.Unix(0, c)) >= keepStoreFor {
 			delete(r.tasks, p)
-			r.m.dropLag(r.spec.consumedTopics(), p)
 		}
 	}
-	parts := make([]int32, 0, len(now))
+	var parts, fresh []int32
 	for p := range now {
 		parts = append(parts, p)
+		if t := r.tasks[p]; t == nil || !t.running {
+			fresh = append(fresh, p)
+		}
 	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-	pause := make(map[string][]int32)
-	for _, topic := range r.spec.consumedTopics() {
-		pause[topic] = parts
+	slices.Sort(parts)
+	slices.Sort(fresh)
+	if len(fresh) > 0 {
+		pause := make(map[string][]int32)
+		for _, topic := range r.spec.consumedTopics() {
+			pause[topic] = fresh
+		}
+		cl.PauseFetchPartitions(pause)
 	}
 	for _, p := range parts {
 		r.m.assignedLag(r.spec.consumedTopics(), p)
 	}
-	cl.PauseFetchPartitions(pause)
 	r.assigned = now
 	r.asgEpoch++
-	r.log.Info("partitions assigned", "tasks", parts)
+	r.log.Info("partitions assigned", "tasks", parts, "new", fresh)
 	r.wakePoll()
 }
 
