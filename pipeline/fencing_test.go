@@ -73,14 +73,26 @@ func TestRunnerEvictedInstanceCommitsNoTimers(t *testing.T) {
 	}
 
 	// A cooperative member heartbeats once 500 ms into its session (to
-	// see a rejoin that follows its own quickly), then at its interval:
-	// b joins after that first heartbeat, so that a hears of the
-	// rebalance only 40 s later.
-	var firstBeat sync.Once
+	// see a rejoin that follows its own quickly), then at its interval
+	// (its transactions' ends force heartbeats too, but a commits none
+	// after its first records). b joins after that quick heartbeat, so
+	// that a hears of the rebalance only 40 s later. The controls run on
+	// the cluster's goroutine, one at a time.
+	var (
+		synced    time.Time
+		firstBeat sync.Once
+	)
 	beaten := make(chan struct{})
+	w.cluster.ControlKey(int16(kmsg.SyncGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		w.cluster.KeepControl()
+		if strings.HasPrefix(req.(*kmsg.SyncGroupRequest).MemberID, "inst-a") {
+			synced = time.Now()
+		}
+		return nil, nil, false
+	})
 	w.cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		w.cluster.KeepControl()
-		if strings.HasPrefix(req.(*kmsg.HeartbeatRequest).MemberID, "inst-a") {
+		if strings.HasPrefix(req.(*kmsg.HeartbeatRequest).MemberID, "inst-a") && !synced.IsZero() && time.Since(synced) >= 500*time.Millisecond {
 			firstBeat.Do(func() { close(beaten) })
 		}
 		return nil, nil, false
