@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -157,4 +158,37 @@ func TestRunnerLagSeriesLeaveWithTheirPartition(t *testing.T) {
 	if got := series(); got != want {
 		t.Errorf("lag series after partition 1 moved away\n%s\nwant\n%s", got, want)
 	}
+}
+
+// A stall that its partitions take away with them ends. Instance a's
+// transactions abort while partition 1's records wait (its output is
+// refused), so a is not ready; then b joins and takes partition 1, and
+// the broker takes outputs again. Nothing waits on a any more: its own
+// partition has no lag, and it must be ready although it has not committed
+// since (before, it stayed not ready until its next commit, which an idle
+// partition never makes).
+func TestRunnerStallEndsWhenItsPartitionMovesAway(t *testing.T) {
+	w := newCountWorld(t, 2)
+	keys, out := w.keys, w.out
+	a, _ := w.start(t, countSpec(), pipeline.WithKafka(kgo.ClientID("inst-1")))
+	w.send(t, keys...)
+	out.await(2)
+
+	var refusing atomic.Bool
+	refusing.Store(true)
+	refuseProduceTo(t, w.world, "out", &refusing)
+	w.send(t, keys[1], keys[1])
+	eventually(t, 20*time.Second, "a stalled on partition 1", func() bool {
+		ok, why := a.Health()
+		return !ok && strings.Contains(why, "no commit for")
+	})
+
+	b, _ := w.start(t, countSpec(), pipeline.WithKafka(kgo.ClientID("inst-2")))
+	// The balancer is sticky: a keeps the partition it lists first.
+	eventually(t, 20*time.Second, "b takes partition 1", func() bool {
+		return owns(b, keys, 1) && len(claims(a, keys)) <= 1 && !slices.Contains(claims(a, keys), 1)
+	})
+	refusing.Store(false)
+	out.await(4)
+	eventually(t, 20*time.Second, "a ready with nothing waiting on it", a.Ready)
 }

@@ -261,13 +261,22 @@ func (m *runnerMetrics) stats() Stats {
 
 		MembershipCheckFailures: m.fencedTimerTxns.Get(),
 	}
+	s.Lag = m.lag()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, c := range m.errs {
 		s.Errors += c.Get()
 	}
-	for _, l := range m.lags {
-		s.Lag += int64(l.gauge.Get())
-	}
 	return s
+}
+
+// lag is the consumer lag summed over the partitions this instance owns.
+func (m *runnerMetrics) lag() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for _, l := range m.lags {
+		n += int64(l.gauge.Get())
+	}
+	return n
 }

@@ -184,7 +184,7 @@ func (r *Runner) Ready() bool {
 // id); it is preparing the state of assigned partitions; its session has
 // failed twice or more since the last commit; or records have waited
 // longer than the stall limit (ten commit intervals, at least 5 s) with no
-// commit, as when every transaction aborts.
+// commit while its partitions have lag, as when every transaction aborts.
 func (r *Runner) Health() (ok bool, reason string) {
 	if why := r.stopped.Load(); why != nil {
 		return false, "stopped: " + *why
@@ -211,7 +211,10 @@ func (r *Runner) Health() (ok bool, reason string) {
 		slices.Sort(preparing)
 		return false, fmt.Sprintf("preparing the state of partitions %v", preparing)
 	}
-	if since := r.pendingSince.Load(); since != 0 {
+	// Records polled since the last commit wait only while this
+	// instance's partitions have lag: those of an aborted transaction
+	// whose partitions then moved away wait on another member.
+	if since := r.pendingSince.Load(); since != 0 && r.m.lag() > 0 {
 		if waited := time.Since(time.Unix(0, since)); waited > r.stallLimit() {
 			return false, fmt.Sprintf("no commit for %s while records wait", waited.Round(time.Second))
 		}
