@@ -101,9 +101,6 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 	}
 	var cand [16]codeRule
 	cands := s.candidates(obs, cand[:0])
-	if err := s.missingValue(obs); err != nil {
-		return err
-	}
 	done := -1
 	for _, c := range cands {
 		if c.index == done {
@@ -381,6 +378,7 @@ func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) er
 // reads: a vital sign must carry a value or say why not (vital-signs
 // profile vs-2), and one that cannot be evaluated would be a silent miss.
 // Of any other code such a result is valid FHIR (obs-6), and skipped.
+// The processor judges it when it decodes, once per record.
 func (s *ruleSet) missingValue(obs *Observation) error {
 	if obs.skip != skipNoValue {
 		return nil
