@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -56,236 +59,186 @@ func rsFields(fs Fields) string {
 	return strings.TrimSpace(b.String())
 }
 
-func TestResolveStrategies(t *testing.T) {
-	pol := DefaultPolicies()
-	lww, surv, merge := pol[Encounter], pol[Patient], pol[Prescription]
-	dec := func(f, w string, wt int64, l string, lt int64) FieldDecision {
-		return FieldDecision{Field: f, Winner: w, WinnerTimestamp: wt, Loser: l, LoserTimestamp: lt}
+// TestResolveScripts runs the conflict-resolution scripts of
+// testdata/resolve (the format is described at the top of each file): for
+// each case it applies the given changes from no state, applies the change
+// under test and compares the outcome, rendered, with the case's expect
+// lines. It also checks what no script states: Apply never modifies the
+// state it is given, an applied change is a new state one version on, and
+// a duplicate or stale change returns the state it was given.
+func TestResolveScripts(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "resolve", "*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts in testdata/resolve: %v", err)
 	}
-	tests := []struct {
-		name    string
-		policy  Policy
-		held    []*Change // applied first, each must be Applied
-		ch      *Change
-		kind    OutcomeKind
-		changed bool
-		res     *Resolution
-		want    string // materialized fields after
-		op      Operation
-		src     string
-		time    int64
-	}{
-		{
-			name: "lww newer wins", policy: lww,
-			held: []*Change{rsUpd(Encounter, "ehr", 1, "status", `"planned"`)},
-			ch:   rsUpd(Encounter, "ehr", 2, "status", `"finished"`),
-			kind: Applied, changed: true, want: `status="finished"`, op: OpUpsert, src: "ehr", time: 2,
-		},
-		{
-			name: "lww older is stale", policy: lww,
-			held: []*Change{rsUpd(Encounter, "ehr", 2, "status", `"finished"`)},
-			ch:   rsUpd(Encounter, "ehr", 1, "status", `"planned"`),
-			kind: Stale, want: `status="finished"`, op: OpUpsert, src: "ehr", time: 2,
-			res: &Resolution{Strategy: "last-writer-wins", ConflictingSystems: []string{"ehr"}, Fields: []FieldDecision{dec("*", "ehr", 2, "ehr", 1)}},
-		},
-		{
-			name: "lww duplicate", policy: lww,
-			held: []*Change{rsUpd(Encounter, "ehr", 2, "status", `"finished"`)},
-			ch:   rsUpd(Encounter, "ehr", 2, "status", `"finished"`),
-			kind: Duplicate, want: `status="finished"`, op: OpUpsert, src: "ehr", time: 2,
-		},
-		{
-			name: "lww equal time, priority wins", policy: lww,
-			held: []*Change{rsUpd(Encounter, "portal", 5, "status", `"planned"`)},
-			ch:   rsUpd(Encounter, "ehr", 5, "status", `"arrived"`),
-			kind: Applied, changed: true, want: `status="arrived"`, op: OpUpsert, src: "ehr", time: 5,
-			res: &Resolution{Strategy: "last-writer-wins", ConflictingSystems: []string{"ehr", "portal"}, Fields: []FieldDecision{dec("*", "ehr", 5, "portal", 5)}},
-		},
-		{
-			name: "lww equal time, lower priority is stale", policy: lww,
-			held: []*Change{rsUpd(Encounter, "ehr", 5, "status", `"arrived"`)},
-			ch:   rsUpd(Encounter, "portal", 5, "status", `"planned"`),
-			kind: Stale, want: `status="arrived"`, op: OpUpsert, src: "ehr", time: 5,
-			res: &Resolution{Strategy: "last-writer-wins", ConflictingSystems: []string{"ehr", "portal"}, Fields: []FieldDecision{dec("*", "ehr", 5, "portal", 5)}},
-		},
-		{
-			name: "lww delete then older update is stale", policy: lww,
-			held: []*Change{rsUpd(Encounter, "ehr", 1, "status", `"planned"`), rsDel(Encounter, "ehr", 3)},
-			ch:   rsUpd(Encounter, "ehr", 2, "status", `"arrived"`),
-			kind: Stale, want: "<nil>", op: OpDelete, src: "ehr", time: 3,
-			res: &Resolution{Strategy: "last-writer-wins", ConflictingSystems: []string{"ehr"}, Fields: []FieldDecision{dec("*", "ehr", 3, "ehr", 2)}},
-		},
-		{
-			name: "lww delete then newer update resurrects", policy: lww,
-			held: []*Change{rsUpd(Encounter, "ehr", 1, "status", `"planned"`), rsDel(Encounter, "ehr", 3)},
-			ch:   rsUpd(Encounter, "ehr", 4, "class", `"AMB"`),
-			kind: Applied, changed: true, want: `class="AMB"`, op: OpUpsert, src: "ehr", time: 4,
-		},
-		{
-			name: "survivorship newer from same source wins", policy: surv,
-			held: []*Change{rsUpd(Patient, "ehr", 1, "firstName", `"Ann"`)},
-			ch:   rsUpd(Patient, "ehr", 2, "firstName", `"Anne"`),
-			kind: Applied, changed: true, want: `firstName="Anne"`, op: OpUpsert, src: "ehr", time: 2,
-		},
-		{
-			name: "survivorship older is stale", policy: surv,
-			held: []*Change{rsUpd(Patient, "ehr", 2, "firstName", `"Anne"`)},
-			ch:   rsUpd(Patient, "ehr", 1, "firstName", `"Ann"`),
-			kind: Stale, want: `firstName="Anne"`, op: OpUpsert, src: "ehr", time: 2,
-			res: &Resolution{Strategy: "survivorship", ConflictingSystems: []string{"ehr"}, Fields: []FieldDecision{dec("firstName", "ehr", 2, "ehr", 1)}},
-		},
-		{
-			name: "survivorship duplicate", policy: surv,
-			held: []*Change{rsUpd(Patient, "ehr", 2, "firstName", `"Anne"`, "lastName", `"Lee"`)},
-			ch:   rsUpd(Patient, "ehr", 2, "firstName", `"Anne"`, "lastName", `"Lee"`),
-			kind: Duplicate, want: `firstName="Anne" lastName="Lee"`, op: OpUpsert, src: "ehr", time: 2,
-		},
-		{
-			name: "survivorship keeps registration address, takes newer ehr firstName", policy: surv,
-			held: []*Change{rsUpd(Patient, "registration", 1, "address", `{"line":["1 Main"]}`, "firstName", `"Ann"`)},
-			ch:   rsUpd(Patient, "ehr", 3, "address", `{"line":["9 Elm"]}`, "firstName", `"Anne"`),
-			kind: Applied, changed: true, want: `address={"line":["1 Main"]} firstName="Anne"`, op: OpUpsert, src: "ehr", time: 3,
-			res: &Resolution{Strategy: "survivorship", ConflictingSystems: []string{"ehr", "registration"}, Fields: []FieldDecision{dec("address", "registration", 1, "ehr", 3)}},
-		},
-		{
-			name: "survivorship a losing value is still accepted", policy: surv,
-			held: []*Change{rsUpd(Patient, "registration", 1, "address", `{"line":["1 Main"]}`)},
-			ch:   rsUpd(Patient, "ehr", 3, "address", `{"line":["9 Elm"]}`),
-			kind: Applied, want: `address={"line":["1 Main"]}`, op: OpUpsert, src: "registration", time: 1,
-			res: &Resolution{Strategy: "survivorship", ConflictingSystems: []string{"ehr", "registration"}, Fields: []FieldDecision{dec("address", "registration", 1, "ehr", 3)}},
-		},
-		{
-			name: "survivorship older value wins by priority", policy: surv,
-			held: []*Change{rsUpd(Patient, "registration", 5, "firstName", `"Ann"`)},
-			ch:   rsUpd(Patient, "ehr", 2, "firstName", `"Anne"`),
-			kind: Applied, changed: true, want: `firstName="Anne"`, op: OpUpsert, src: "ehr", time: 2,
-			res: &Resolution{Strategy: "survivorship", ConflictingSystems: []string{"ehr", "registration"}, Fields: []FieldDecision{dec("firstName", "ehr", 2, "registration", 5)}},
-		},
-		{
-			name: "survivorship equal time, priority wins", policy: surv,
-			held: []*Change{rsUpd(Patient, "pharmacy", 4, "gender", `"male"`)},
-			ch:   rsUpd(Patient, "ehr", 4, "gender", `"female"`),
-			kind: Applied, changed: true, want: `gender="female"`, op: OpUpsert, src: "ehr", time: 4,
-			res: &Resolution{Strategy: "survivorship", ConflictingSystems: []string{"ehr", "pharmacy"}, Fields: []FieldDecision{dec("gender", "ehr", 4, "pharmacy", 4)}},
-		},
-		{
-			name: "survivorship delete then older update is stale", policy: surv,
-			held: []*Change{rsUpd(Patient, "ehr", 1, "firstName", `"Ann"`), rsDel(Patient, "ehr", 3)},
-			ch:   rsUpd(Patient, "ehr", 2, "firstName", `"Anne"`),
-			kind: Stale, want: "<nil>", op: OpDelete, src: "ehr", time: 3,
-			res: &Resolution{Strategy: "survivorship", ConflictingSystems: []string{"ehr"}, Fields: []FieldDecision{dec("firstName", "ehr", 3, "ehr", 2)}},
-		},
-		{
-			name: "survivorship delete then newer update resurrects", policy: surv,
-			held: []*Change{rsUpd(Patient, "ehr", 1, "firstName", `"Ann"`, "lastName", `"Lee"`), rsDel(Patient, "ehr", 3)},
-			ch:   rsUpd(Patient, "registration", 4, "lastName", `"Li"`),
-			kind: Applied, changed: true, want: `lastName="Li"`, op: OpUpsert, src: "registration", time: 4,
-		},
-		{
-			name: "survivorship delete outlived by a newer value", policy: surv,
-			held: []*Change{rsUpd(Patient, "registration", 1, "address", `{"line":["1 Main"]}`), rsUpd(Patient, "ehr", 3, "address", `{"line":["9 Elm"]}`)},
-			ch:   rsDel(Patient, "registration", 2),
-			kind: Applied, changed: true, want: `address={"line":["9 Elm"]}`, op: OpUpsert, src: "ehr", time: 3,
-			res: &Resolution{Strategy: "survivorship", ConflictingSystems: []string{"ehr", "registration"}, Fields: []FieldDecision{dec("*", "ehr", 3, "registration", 2)}},
-		},
-		{
-			name: "survivorship identifiers union", policy: surv,
-			held: []*Change{rsUpd(Patient, "ehr", 1, "identifiers", `[{"system":"mrn","value":"7"}]`)},
-			ch:   rsUpd(Patient, "registration", 2, "identifiers", `[{"system":"ssn","value":"1"},{"system":"mrn","value":"7"}]`),
-			kind: Applied, changed: true, want: `identifiers=[{"system":"mrn","value":"7"},{"system":"ssn","value":"1"}]`, op: OpUpsert, src: "registration", time: 2,
-		},
-		{
-			name: "survivorship identifiers replaced by the same source", policy: surv,
-			held: []*Change{rsUpd(Patient, "ehr", 1, "identifiers", `[{"system":"mrn","value":"7"}]`), rsUpd(Patient, "registration", 1, "identifiers", `[{"system":"ssn","value":"1"}]`)},
-			ch:   rsUpd(Patient, "ehr", 2, "identifiers", `[{"system":"mrn","value":"8"}]`),
-			kind: Applied, changed: true, want: `identifiers=[{"system":"mrn","value":"8"},{"system":"ssn","value":"1"}]`, op: OpUpsert, src: "ehr", time: 2,
-		},
-		{
-			name: "field-merge per field latest", policy: merge,
-			held: []*Change{rsUpd(Prescription, "pharmacy", 1, "status", `"active"`, "dosage", `"10mg"`)},
-			ch:   rsUpd(Prescription, "ehr", 2, "dosage", `"20mg"`),
-			kind: Applied, changed: true, want: `dosage="20mg" status="active"`, op: OpUpsert, src: "ehr", time: 2,
-		},
-		{
-			name: "field-merge older is stale", policy: merge,
-			held: []*Change{rsUpd(Prescription, "ehr", 2, "dosage", `"20mg"`)},
-			ch:   rsUpd(Prescription, "pharmacy", 1, "dosage", `"10mg"`),
-			kind: Stale, want: `dosage="20mg"`, op: OpUpsert, src: "ehr", time: 2,
-			res: &Resolution{Strategy: "field-merge", ConflictingSystems: []string{"ehr", "pharmacy"}, Fields: []FieldDecision{dec("dosage", "ehr", 2, "pharmacy", 1)}},
-		},
-		{
-			name: "field-merge duplicate", policy: merge,
-			held: []*Change{rsUpd(Prescription, "ehr", 2, "dosage", `"20mg"`)},
-			ch:   rsUpd(Prescription, "ehr", 2, "dosage", `"20mg"`),
-			kind: Duplicate, want: `dosage="20mg"`, op: OpUpsert, src: "ehr", time: 2,
-		},
-		{
-			name: "field-merge equal time, priority wins", policy: merge,
-			held: []*Change{rsUpd(Prescription, "ehr", 3, "status", `"stopped"`)},
-			ch:   rsUpd(Prescription, "pharmacy", 3, "status", `"active"`),
-			kind: Applied, changed: true, want: `status="active"`, op: OpUpsert, src: "pharmacy", time: 3,
-			res: &Resolution{Strategy: "field-merge", ConflictingSystems: []string{"ehr", "pharmacy"}, Fields: []FieldDecision{dec("status", "pharmacy", 3, "ehr", 3)}},
-		},
-		{
-			name: "field-merge delete then older update is stale", policy: merge,
-			held: []*Change{rsUpd(Prescription, "pharmacy", 1, "status", `"active"`), rsDel(Prescription, "pharmacy", 3)},
-			ch:   rsUpd(Prescription, "ehr", 2, "status", `"stopped"`),
-			kind: Stale, want: "<nil>", op: OpDelete, src: "pharmacy", time: 3,
-			res: &Resolution{Strategy: "field-merge", ConflictingSystems: []string{"ehr", "pharmacy"}, Fields: []FieldDecision{dec("status", "pharmacy", 3, "ehr", 2)}},
-		},
-		{
-			name: "field-merge delete then newer update resurrects", policy: merge,
-			held: []*Change{rsUpd(Prescription, "pharmacy", 1, "status", `"active"`, "dosage", `"1mg"`), rsDel(Prescription, "pharmacy", 3)},
-			ch:   rsUpd(Prescription, "ehr", 4, "status", `"completed"`),
-			kind: Applied, changed: true, want: `status="completed"`, op: OpUpsert, src: "ehr", time: 4,
-		},
-		{
-			name: "field-merge older delete is stale", policy: merge,
-			held: []*Change{rsUpd(Prescription, "pharmacy", 5, "status", `"active"`), rsDel(Prescription, "pharmacy", 3)},
-			ch:   rsDel(Prescription, "ehr", 2),
-			kind: Stale, want: `status="active"`, op: OpUpsert, src: "pharmacy", time: 5,
-			res: &Resolution{Strategy: "field-merge", ConflictingSystems: []string{"ehr", "pharmacy"}, Fields: []FieldDecision{dec("*", "pharmacy", 5, "ehr", 2)}},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := rsApplyAll(t, tt.policy, tt.held...)
-			held := MarshalState(st)
-			out := tt.policy.Apply(st, tt.ch)
-			if out.Kind != tt.kind {
-				t.Fatalf("kind %v, want %v", out.Kind, tt.kind)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !bytes.Equal(held, MarshalState(st)) {
-				t.Fatal("Apply modified the state it was given")
+			cases, err := parseResolveScript(string(src))
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
 			}
-			switch out.Kind {
-			case Applied:
-				if out.State == st {
-					t.Fatal("applied: the state is the input state")
+			var rewritten strings.Builder
+			for _, c := range cases {
+				got := c.run(t)
+				rewritten.WriteString(c.text)
+				for _, l := range got {
+					rewritten.WriteString("expect " + l + "\n")
 				}
-				if out.State.Version != st.Version+1 {
-					t.Fatalf("version %d, want %d", out.State.Version, st.Version+1)
-				}
-			default:
-				if out.State != st {
-					t.Fatal("not applied: the state is not the input state")
+				if !slices.Equal(got, c.expect) {
+					t.Errorf("%s:%d: case %s:\n got:\n  expect %s\nwant:\n  expect %s", file, c.line, c.name,
+						strings.Join(got, "\n  expect "), strings.Join(c.expect, "\n  expect "))
 				}
 			}
-			if out.Changed != tt.changed {
-				t.Errorf("changed %v, want %v", out.Changed, tt.changed)
-			}
-			if !reflect.DeepEqual(out.Resolution, tt.res) {
-				t.Errorf("resolution\n got %+v\nwant %+v", out.Resolution, tt.res)
-			}
-			m := out.State.Materialize(tt.ch.Entity, "p1")
-			if got := rsFields(m.Fields); got != tt.want {
-				t.Errorf("fields %s, want %s", got, tt.want)
-			}
-			if m.Op != tt.op || m.Source != tt.src || m.SourceTime != tt.time || m.Entity != tt.ch.Entity || m.ID != "p1" {
-				t.Errorf("materialized %s %s %s@%d, want %s %s@%d", m.Entity, m.Op, m.Source, m.SourceTime, tt.op, tt.src, tt.time)
+			if updateGoldens() {
+				if err := os.WriteFile(file, []byte(rewritten.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}
+}
+
+// resolveCase is one case of a resolution script.
+type resolveCase struct {
+	name   string
+	line   int
+	entity Entity
+	given  []*Change
+	apply  *Change
+	expect []string
+	// text is the case's source up to its expect lines, with the comments
+	// and blank lines before it, for -update.
+	text string
+}
+
+func parseResolveScript(src string) ([]*resolveCase, error) {
+	var cases []*resolveCase
+	var cur *resolveCase
+	var pending strings.Builder // comments and blank lines before a case
+	for i, raw := range strings.Split(strings.TrimSuffix(src, "\n"), "\n") {
+		ln := i + 1
+		l := strings.TrimSpace(raw)
+		if l == "" || strings.HasPrefix(l, "#") {
+			if cur != nil && len(cur.expect) == 0 {
+				cur.text += raw + "\n"
+			} else {
+				pending.WriteString(raw + "\n")
+			}
+			continue
+		}
+		verb, rest, _ := strings.Cut(l, " ")
+		if verb == "case" {
+			cur = &resolveCase{name: rest, line: ln, text: pending.String() + raw + "\n"}
+			pending.Reset()
+			cases = append(cases, cur)
+			continue
+		}
+		if cur == nil {
+			return nil, fmt.Errorf("line %d: %s before the first case", ln, verb)
+		}
+		if verb != "expect" {
+			if len(cur.expect) > 0 {
+				return nil, fmt.Errorf("line %d: %s after the expect lines", ln, verb)
+			}
+			cur.text += raw + "\n"
+		}
+		switch verb {
+		case "entity":
+			cur.entity = Entity(rest)
+			if _, ok := DefaultPolicies()[cur.entity]; !ok {
+				return nil, fmt.Errorf("line %d: no policy for entity %q", ln, rest)
+			}
+		case "given", "apply":
+			if cur.entity == "" {
+				return nil, fmt.Errorf("line %d: %s before entity", ln, verb)
+			}
+			ch, err := parseScriptChange(cur.entity, rest)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", ln, err)
+			}
+			if verb == "given" {
+				cur.given = append(cur.given, ch)
+			} else if cur.apply != nil {
+				return nil, fmt.Errorf("line %d: a second apply", ln)
+			} else {
+				cur.apply = ch
+			}
+		case "expect":
+			cur.expect = append(cur.expect, rest)
+		default:
+			return nil, fmt.Errorf("line %d: unknown verb %q", ln, verb)
+		}
+	}
+	for _, c := range cases {
+		if c.apply == nil {
+			return nil, fmt.Errorf("line %d: case %s has no apply", c.line, c.name)
+		}
+	}
+	return cases, nil
+}
+
+// parseScriptChange reads "SRC@T upsert {JSON}" or "SRC@T delete": a
+// change of id p1, source version 1.
+func parseScriptChange(e Entity, s string) (*Change, error) {
+	at, rest, _ := strings.Cut(s, " ")
+	src, ts, ok := strings.Cut(at, "@")
+	tm, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || src == "" || err != nil {
+		return nil, fmt.Errorf("%q is not SOURCE@TIME", at)
+	}
+	op, fields, _ := strings.Cut(rest, " ")
+	switch Operation(op) {
+	case OpDelete:
+		return rsDel(e, src, tm), nil
+	case OpUpsert:
+		fs := Fields{}
+		if err := json.Unmarshal([]byte(fields), &fs); err != nil {
+			return nil, fmt.Errorf("fields: %w", err)
+		}
+		ch := rsUpd(e, src, tm)
+		ch.Fields = fs
+		return ch, nil
+	}
+	return nil, fmt.Errorf("operation %q is neither upsert nor delete", op)
+}
+
+// run applies the case and renders its outcome as expect lines.
+func (c *resolveCase) run(t *testing.T) []string {
+	t.Helper()
+	policy := DefaultPolicies()[c.entity]
+	st := rsApplyAll(t, policy, c.given...)
+	held := MarshalState(st)
+	out := policy.Apply(st, c.apply)
+	if !bytes.Equal(held, MarshalState(st)) {
+		t.Errorf("case %s: Apply modified the state it was given", c.name)
+	}
+	if out.Kind == Applied {
+		if out.State == st || out.State.Version != st.Version+1 {
+			t.Errorf("case %s: applied, but the state is not a new one at version %d", c.name, st.Version+1)
+		}
+	} else if out.State != st {
+		t.Errorf("case %s: %v, but the state is not the one given", c.name, out.Kind)
+	}
+	kind := out.Kind.String()
+	if out.Changed {
+		kind += " changed"
+	}
+	m := out.State.Materialize(c.apply.Entity, "p1")
+	if m.Entity != c.apply.Entity || m.ID != "p1" {
+		t.Errorf("case %s: materialized %s/%s", c.name, m.Entity, m.ID)
+	}
+	lines := []string{kind, fmt.Sprintf("state %s %s@%d %s", m.Op, m.Source, m.SourceTime, rsFields(m.Fields))}
+	if r := out.Resolution; r != nil {
+		lines = append(lines, fmt.Sprintf("resolution %s systems=%s", r.Strategy, strings.Join(r.ConflictingSystems, ",")))
+		for _, d := range r.Fields {
+			lines = append(lines, fmt.Sprintf("decision %s %s@%d over %s@%d", d.Field, d.Winner, d.WinnerTimestamp, d.Loser, d.LoserTimestamp))
+		}
+	}
+	return lines
 }
 
 func TestResolveMaterializeSystemFields(t *testing.T) {
