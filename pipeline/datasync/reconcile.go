@@ -318,7 +318,9 @@ func (p *Reconciliation) validated(c *pipeline.Context, r *kgo.Record, e Entity)
 		a.History = slices.Delete(a.History, 0, n-MaxHistory)
 	}
 	a.DueAt = a.ValidatedAt + p.cfg.Deadline.Milliseconds()
-	p.check(c, a, corr)
+	if err := p.check(c, a, corr); err != nil {
+		return err
+	}
 	return p.save(c, a)
 }
 
@@ -393,21 +395,23 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 	if !ok {
 		corr = envelope.DerivedCorrelationID(r.Topic, r.Partition, r.Offset)
 	}
-	p.check(c, a, corr)
+	if err := p.check(c, a, corr); err != nil {
+		return err
+	}
 	return p.save(c, a)
 }
 
 // check emits reconciliation.<entity>.completed when every expected target
 // has acknowledged the latest version successfully, once per version.
-func (p *Reconciliation) check(c *pipeline.Context, a *Aggregate, corr string) {
+func (p *Reconciliation) check(c *pipeline.Context, a *Aggregate, corr string) error {
 	if a.Version == 0 || a.CompletedVersion >= a.Version {
-		return
+		return nil
 	}
 	var last int64
 	for _, t := range p.cfg.Targets[a.Entity] {
 		ack, ok := a.Acks[t]
 		if !ok || !ack.covers(a.Version, a.ValidatedAt) {
-			return
+			return nil
 		}
 		last = max(last, ack.SyncTimestamp)
 	}
@@ -426,10 +430,13 @@ func (p *Reconciliation) check(c *pipeline.Context, a *Aggregate, corr string) {
 		SyncDuration            string         `json:"syncDuration"`
 		SyncDurationMs          int64          `json:"syncDurationMs"`
 	}{a.Entity, a.ID, a.Version, now, a.ValidatedAt, p.targetStatuses(a), clock(dur), dur}
-	p.emit(c, CompletedTopic(a.Entity), a, corr, out)
+	if err := p.emit(c, CompletedTopic(a.Entity), a, corr, out); err != nil {
+		return err
+	}
 	a.CompletedVersion = a.Version
 	a.DueAt = 0
 	p.completed[a.Entity].Inc()
+	return nil
 }
 
 type targetStatus struct {
@@ -449,14 +456,15 @@ func (p *Reconciliation) targetStatuses(a *Aggregate) []targetStatus {
 	return ts
 }
 
-func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *Aggregate, corr string, v any) {
+func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *Aggregate, corr string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic("encoding a reconciliation event: " + err.Error())
+		return pipeline.Reject(pipeline.ErrProcessing, fmt.Errorf("encoding a reconciliation event: %w", err))
 	}
 	hs := envelope.OutputHeaders(corr, EventSourceReconciliation, topic)
 	hs = append(hs, kgo.RecordHeader{Key: HeaderEntityType, Value: []byte(a.Entity)})
 	c.Emit(&kgo.Record{Topic: topic, Key: []byte(a.ID), Value: b, Headers: hs})
+	return nil
 }
 
 // Punctuate emits reconciliation.<entity>.overdue for each entity whose
@@ -498,7 +506,9 @@ func (p *Reconciliation) Punctuate(c *pipeline.Context) error {
 			if n := len(a.History); n > 0 {
 				corr = a.History[n-1].CorrelationID
 			}
-			p.emit(c, OverdueTopic(a.Entity), a, corr, out)
+			if err := p.emit(c, OverdueTopic(a.Entity), a, corr, out); err != nil {
+				return err
+			}
 			a.OverdueVersion = a.Version
 			p.overdue[a.Entity].Inc()
 		}

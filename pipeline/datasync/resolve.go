@@ -783,17 +783,17 @@ type stateWire struct {
 
 // MarshalState serializes s as compact JSON; equal states give equal bytes
 // (map keys are sorted, candidates kept sorted by source). A nil state is
-// "null".
-func MarshalState(s *State) []byte {
+// "null". It fails only on a field value that is not JSON, which Apply and
+// UnmarshalState never hold (they normalize every value).
+func MarshalState(s *State) ([]byte, error) {
 	if s == nil {
-		return []byte("null")
+		return []byte("null"), nil
 	}
 	b, err := json.Marshal(stateWire{Version: s.Version, Strategy: s.strategy, Winner: s.win, Fields: s.fields, Delete: s.del})
 	if err != nil {
-		// Unreachable: values are normalized to JSON when applied or decoded.
-		panic("datasync: resolution state does not encode")
+		return nil, fmt.Errorf("datasync: resolution state does not encode: %w", err)
 	}
-	return b
+	return b, nil
 }
 
 // UnmarshalState decodes a state written by [MarshalState] ("null": nil).

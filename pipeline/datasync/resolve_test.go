@@ -35,12 +35,12 @@ func rsApplyAll(t *testing.T, p Policy, chs ...*Change) *State {
 	t.Helper()
 	var st *State
 	for i, ch := range chs {
-		before := MarshalState(st)
+		before := mustMarshalState(t, st)
 		out := p.Apply(st, ch)
 		if out.Kind != Applied {
 			t.Fatalf("setup change %d: %v, want applied", i, out.Kind)
 		}
-		if !bytes.Equal(before, MarshalState(st)) {
+		if !bytes.Equal(before, mustMarshalState(t, st)) {
 			t.Fatalf("setup change %d modified the state it was given", i)
 		}
 		st = out.State
@@ -211,9 +211,9 @@ func (c *resolveCase) run(t *testing.T) []string {
 	t.Helper()
 	policy := DefaultPolicies()[c.entity]
 	st := rsApplyAll(t, policy, c.given...)
-	held := MarshalState(st)
+	held := mustMarshalState(t, st)
 	out := policy.Apply(st, c.apply)
-	if !bytes.Equal(held, MarshalState(st)) {
+	if !bytes.Equal(held, mustMarshalState(t, st)) {
 		t.Errorf("case %s: Apply modified the state it was given", c.name)
 	}
 	if out.Kind == Applied {
@@ -343,7 +343,7 @@ func TestStateMarshalDeterministic(t *testing.T) {
 			forward := p.applyInOrder(nil, chs)
 			backward := p.applyInOrder(nil, []*Change{chs[3], chs[2], chs[1], chs[0]})
 			forward.Version, backward.Version = 0, 0
-			a, b := MarshalState(forward), MarshalState(backward)
+			a, b := mustMarshalState(t, forward), mustMarshalState(t, backward)
 			if !bytes.Equal(a, b) {
 				t.Fatalf("equal states, different bytes:\n%s\n%s", a, b)
 			}
@@ -351,7 +351,7 @@ func TestStateMarshalDeterministic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c := MarshalState(back); !bytes.Equal(a, c) {
+			if c := mustMarshalState(t, back); !bytes.Equal(a, c) {
 				t.Fatalf("round trip changed the bytes:\n%s\n%s", a, c)
 			}
 			var compact bytes.Buffer
@@ -366,8 +366,8 @@ func TestStateUnmarshal(t *testing.T) {
 	if st, err := UnmarshalState([]byte("null")); err != nil || st != nil {
 		t.Fatalf("null: %v, %v", st, err)
 	}
-	if got := MarshalState(nil); string(got) != "null" {
-		t.Fatalf("MarshalState(nil) = %s", got)
+	if got := mustMarshalState(t, nil); string(got) != "null" {
+		t.Fatalf("mustMarshalState(t, nil) = %s", got)
 	}
 	for _, b := range []string{
 		`{"version":1`,
@@ -474,7 +474,7 @@ func TestPropertyOrderIndependence(t *testing.T) {
 					}
 					direct = out.State
 					// The same through the store: serialized after every change.
-					b := MarshalState(p.Apply(stored, chs[i]).State)
+					b := mustMarshalState(t, p.Apply(stored, chs[i]).State)
 					var err error
 					if stored, err = UnmarshalState(b); err != nil {
 						t.Fatalf("unmarshal: %v", err)
@@ -488,7 +488,7 @@ func TestPropertyOrderIndependence(t *testing.T) {
 				// The state itself, Version aside, is the same.
 				a, b := *ref, *direct
 				a.Version, b.Version = 0, 0
-				if x, y := MarshalState(&a), MarshalState(&b); !bytes.Equal(x, y) {
+				if x, y := mustMarshalState(t, &a), mustMarshalState(t, &b); !bytes.Equal(x, y) {
 					t.Fatalf("states differ:\n%s\n%s", x, y)
 				}
 			})
@@ -504,7 +504,7 @@ func TestPropertyReapply(t *testing.T) {
 				chs := rapid.SliceOfN(genChange(Patient), 1, 12).Draw(t, "changes")
 				st := p.applyInOrder(nil, chs)
 				want := st.Materialize(Patient, "p1")
-				held := MarshalState(st)
+				held := mustMarshalState(t, st)
 				for _, i := range rapid.SliceOfN(rapid.IntRange(0, len(chs)-1), 1, 5).Draw(t, "again") {
 					out := p.Apply(st, chs[i])
 					if out.Kind != Duplicate && out.Kind != Stale {
@@ -515,7 +515,7 @@ func TestPropertyReapply(t *testing.T) {
 					}
 					requireSameEntity(t, "again", want, out.State.Materialize(Patient, "p1"))
 				}
-				if !bytes.Equal(held, MarshalState(st)) {
+				if !bytes.Equal(held, mustMarshalState(t, st)) {
 					t.Fatal("the held state was modified")
 				}
 			})
@@ -533,12 +533,12 @@ func TestPropertyOutcome(t *testing.T) {
 				chs := rapid.SliceOfN(genChange(Patient), 1, 12).Draw(t, "changes")
 				var st *State
 				for _, ch := range chs {
-					before := MarshalState(st)
+					before := mustMarshalState(t, st)
 					out := p.Apply(st, ch)
 					if out.Kind == Applied && st != nil {
 						a, b := *st, *out.State
 						a.Version, b.Version = 0, 0
-						if bytes.Equal(MarshalState(&a), MarshalState(&b)) {
+						if bytes.Equal(mustMarshalState(t, &a), mustMarshalState(t, &b)) {
 							t.Fatal("applied, but the state is the same")
 						}
 					}
@@ -550,7 +550,7 @@ func TestPropertyOutcome(t *testing.T) {
 					if out.Kind == Duplicate && out.Resolution != nil {
 						t.Fatal("duplicate with a resolution")
 					}
-					if !bytes.Equal(before, MarshalState(st)) {
+					if !bytes.Equal(before, mustMarshalState(t, st)) {
 						t.Fatal("the input state was modified")
 					}
 					st = out.State
@@ -558,4 +558,18 @@ func TestPropertyOutcome(t *testing.T) {
 			})
 		})
 	}
+}
+
+// mustMarshalState is MarshalState for tests, where a state that does not
+// encode fails the test.
+func mustMarshalState(t interface {
+	Helper()
+	Fatal(...any)
+}, s *State) []byte {
+	t.Helper()
+	b, err := MarshalState(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -171,11 +171,19 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 		} else {
 			out.State.Version = 0
 		}
-		store.Put(skey, MarshalState(out.State))
+		held, err := MarshalState(out.State)
+		if err != nil {
+			return pipeline.Reject(pipeline.ErrProcessing, err)
+		}
+		store.Put(skey, held)
 		p.outcomes[e]["kept"].Inc()
 		return nil
 	}
-	store.Put(skey, MarshalState(out.State))
+	held, err := MarshalState(out.State)
+	if err != nil {
+		return pipeline.Reject(pipeline.ErrProcessing, err)
+	}
+	store.Put(skey, held)
 
 	rec, err := m.Record()
 	if err != nil {
