@@ -239,3 +239,67 @@ func TestRegistryRefusalsFailAtOnce(t *testing.T) {
 		t.Fatalf("lookup-only, every schema registered: %v", err)
 	}
 }
+
+// Issue 23 through Run: datasync against a real (kfake) cluster starts
+// while the registry is down; /readyz says so on the configured address;
+// once the registry answers, Run goes on, the server proper takes over that
+// address, and a requested stop is clean.
+func TestRunWaitsForTheRegistryThenServes(t *testing.T) {
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	outage := sim.NewRegistryOutage(reg.Handler(), http.StatusServiceUnavailable, -1)
+	srv := httptest.NewServer(outage)
+	t.Cleanup(srv.Close)
+	addr := freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Brokers: c.Addrs(), Pipelines: []string{"datasync"}, CreateTopics: true, Partitions: 1,
+			SchemaRegistryURL: srv.URL, HTTPAddr: addr, SummaryEvery: -1})
+	}()
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			select {
+			case err := <-done:
+				t.Fatalf("Run returned while waiting for %s: %v", what, err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 30s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitUntil("/readyz saying the registry is unreachable", func() bool {
+		code, body := readyz()
+		return code == http.StatusServiceUnavailable && strings.Contains(body, notReadyRegistry)
+	})
+	outage.End()
+	// The server proper answers for the pipelines, never again for the
+	// registry.
+	waitUntil("/readyz from the server proper", func() bool {
+		code, body := readyz()
+		return code != 0 && !strings.Contains(body, "schema registry")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after a requested stop: %v", err)
+	}
+}
