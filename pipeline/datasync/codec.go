@@ -93,10 +93,9 @@ func (c SchemaChange) String() string {
 // subjectState is what the registry holds for one subject.
 type subjectState struct {
 	versions []sr.SubjectSchema // sorted by version
-	ourID    int                // 0: carepipe's schema is not registered
 }
 
-func fetchSubject(ctx context.Context, cl *sr.Client, subject, ours string) (subjectState, error) {
+func fetchSubject(ctx context.Context, cl *sr.Client, subject string) (subjectState, error) {
 	var st subjectState
 	vs, err := cl.Schemas(ctx, subject)
 	if err != nil {
@@ -108,19 +107,22 @@ func fetchSubject(ctx context.Context, cl *sr.Client, subject, ours string) (sub
 	}
 	slices.SortFunc(vs, func(a, b sr.SubjectSchema) int { return a.Version - b.Version })
 	st.versions = vs
-	on, err := parse(ours)
-	if err != nil {
-		return st, err
-	}
-	for _, v := range vs {
-		if v.Type != sr.TypeAvro {
-			continue
-		}
-		if s, err := parse(v.Schema.Schema); err == nil && s.Fingerprint() == on.Fingerprint() {
-			st.ourID = v.ID
-		}
-	}
 	return st, nil
+}
+
+// registered reports whether subject has a version that is carepipe's
+// schema, by the registry's own equality (its lookup): the one that decides
+// whether registering makes a new version, docs and logical types included.
+func registered(ctx context.Context, cl *sr.Client, subject, ours string) (bool, error) {
+	_, err := cl.LookupSchema(ctx, subject, sr.Schema{Schema: ours, Type: sr.TypeAvro})
+	var re *sr.ResponseError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("schema registry: looking up carepipe's schema under %s: %w", subject, err)
 }
 
 // PlanSchemas lists the schemas carepipe would register, and fails, naming
@@ -131,12 +133,16 @@ func PlanSchemas(ctx context.Context, cl *sr.Client) ([]SchemaChange, error) {
 	for _, topic := range canonicalTopics() {
 		e, _ := entityOfTopic(topic)
 		subject := Subject(topic)
-		st, err := fetchSubject(ctx, cl, subject, Schema(e))
+		ok, err := registered(ctx, cl, subject, Schema(e))
 		if err != nil {
 			return nil, err
 		}
-		if st.ourID != 0 {
+		if ok {
 			continue
+		}
+		st, err := fetchSubject(ctx, cl, subject)
+		if err != nil {
+			return nil, err
 		}
 		ch := SchemaChange{Subject: subject}
 		if n := len(st.versions); n > 0 {
@@ -255,7 +261,7 @@ func (c *Codec) add(ctx context.Context, cl *sr.Client, topic string, id int) er
 	e, _ := entityOfTopic(topic)
 	c.ids[topic] = id
 	c.readers[id] = reader{entity: e, schema: c.ours[e]}
-	st, err := fetchSubject(ctx, cl, Subject(topic), Schema(e))
+	st, err := fetchSubject(ctx, cl, Subject(topic))
 	if err != nil {
 		return err
 	}

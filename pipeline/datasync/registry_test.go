@@ -318,3 +318,38 @@ func TestLookupNeedsOurSchemaRegistered(t *testing.T) {
 		t.Fatalf("lookup reads %d schema ids, registration %d", len(c.readers), len(reg.readers))
 	}
 }
+
+// A registered version that differs from carepipe's schema only in a doc is
+// not carepipe's schema (the registry registers ours as a new version), so
+// the plan lists it; a fingerprint of the canonical form, which drops docs,
+// would call it done.
+func TestPlanSeesADocOnlyChange(t *testing.T) {
+	ctx := context.Background()
+	cl := newRegistry(t)
+	var s map[string]any
+	if err := json.Unmarshal([]byte(Schema(Patient)), &s); err != nil {
+		t.Fatal(err)
+	}
+	s["doc"] = "An older wording."
+	older, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := Subject(ChangeTopic(Patient))
+	if _, err := cl.CreateSchema(ctx, subject, sr.Schema{Schema: string(older), Type: sr.TypeAvro}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanSchemas(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != len(canonicalTopics()) || plan[0].Subject != subject || plan[0].Latest != 1 {
+		t.Fatalf("plan %v: want %s's new version planned over version 1", plan, subject)
+	}
+	if _, err := Register(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	if plan, err := PlanSchemas(ctx, cl); err != nil || len(plan) != 0 {
+		t.Fatalf("plan after register: %v, %v", plan, err)
+	}
+}
