@@ -104,6 +104,22 @@ func connSettings() []setting {
 			set: secretFile(func(c *app.Config) *string { return &c.SchemaRegistryPassword })},
 		{key: "schemaRegistry.ca", env: "SCHEMA_REGISTRY_CA", flag: "schema-registry-ca", usage: "PEM CA file for an https:// schema registry (default: the system roots)",
 			set: str(func(c *app.Config) *string { return &c.SchemaRegistryCAFile })},
+		{key: "schemaRegistry.autoRegister", env: "SCHEMA_REGISTRY_AUTO_REGISTER", flag: "schema-auto-register", isBool: true,
+			usage: "register datasync's schemas at start-up (default true); false, as auto.register.schemas=false: use the version registered under each subject that equals carepipe's schema, and fail naming the subjects without one",
+			set: func(c *app.Config, v string) error {
+				if v == "" {
+					c.SchemaRegistryLookupOnly = false
+					return nil
+				}
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("%q: want true or false", v)
+				}
+				c.SchemaRegistryLookupOnly = !b
+				return nil
+			}},
+		{key: "schemaRegistry.wait", env: "SCHEMA_REGISTRY_WAIT", flag: "schema-registry-wait", usage: "how long start-up retries a schema registry it cannot reach before it gives up (default 2m)",
+			set: dur(func(c *app.Config) *time.Duration { return &c.SchemaRegistryWait })},
 	}
 }
 

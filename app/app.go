@@ -259,7 +259,7 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 	if err != nil {
 		return nil, err
 	}
-	codec, err := datasync.Register(ctx, reg)
+	codec, err := codecAtStartUp(ctx, cfg, reg, cfg.registryRetry())
 	if err != nil {
 		return nil, err
 	}

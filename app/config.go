@@ -84,6 +84,15 @@ type Config struct {
 	// SchemaRegistryCAFile is a PEM file of the CA that signed an https
 	// registry's certificate; empty: the system roots.
 	SchemaRegistryCAFile string
+	// SchemaRegistryLookupOnly turns schema auto-registration off, as
+	// auto.register.schemas=false does for Confluent's serializers:
+	// datasync registers nothing and uses the version under each subject
+	// that equals its schema (datasync.Lookup), failing start-up naming
+	// the subjects without one.
+	SchemaRegistryLookupOnly bool
+	// SchemaRegistryWait bounds how long datasync's start-up retries a
+	// schema registry it cannot reach (default DefaultSchemaRegistryWait).
+	SchemaRegistryWait time.Duration
 	// SourcesFile is a YAML sources file for datasync: which topics carry
 	// which source system's entity and how their columns map to the
 	// canonical fields (datasync.LoadSources); empty: the built-in
@@ -297,6 +306,7 @@ func (c *Config) validate() error {
 	}{
 		{"commitInterval", c.CommitInterval}, {"sessionTimeout", c.SessionTimeout}, {"transactionTimeout", c.TransactionTimeout},
 		{"reconcileDeadline", c.ReconcileDeadline}, {"duration", c.Duration},
+		{"schemaRegistry.wait", c.SchemaRegistryWait},
 	} {
 		if d.v < 0 {
 			errs = append(errs, c.keyErrf(d.key, "%v: must be positive (leave it out for the default)", d.v))

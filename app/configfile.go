@@ -102,6 +102,9 @@ type FileRegistry struct {
 	Username *string `yaml:"username,omitempty" json:"username,omitempty"`
 	Password *string `yaml:"password,omitempty" json:"password,omitempty"`
 	CA       *string `yaml:"ca,omitempty" json:"ca,omitempty"`
+	// AutoRegister false: auto.register.schemas=false (Config.SchemaRegistryLookupOnly).
+	AutoRegister *bool     `yaml:"autoRegister,omitempty" json:"autoRegister,omitempty"`
+	Wait         *Duration `yaml:"wait,omitempty" json:"wait,omitempty"`
 }
 
 // FileAPI is the file's api section.
@@ -379,6 +382,10 @@ func (f *FileConfig) Apply(c *Config) {
 	set(&c.SchemaRegistryURL, f.SchemaRegistry.URL)
 	set(&c.SchemaRegistryUsername, f.SchemaRegistry.Username)
 	set(&c.SchemaRegistryPassword, f.SchemaRegistry.Password)
+	if f.SchemaRegistry.AutoRegister != nil {
+		c.SchemaRegistryLookupOnly = !*f.SchemaRegistry.AutoRegister
+	}
+	setDuration(&c.SchemaRegistryWait, f.SchemaRegistry.Wait)
 	set(&c.APIToken, f.API.Token)
 	set(&c.DemoRate, f.Demo.Rate)
 	set(&c.Seed, f.Demo.Seed)
@@ -417,7 +424,11 @@ func FileOf(c Config) FileConfig {
 		DialTimeout: ptrDuration(c.KafkaDialTimeout), RequestTimeoutOverhead: ptrDuration(c.KafkaRequestTimeoutOverhead),
 		ConnIdleTimeout: ptrDuration(c.KafkaConnIdleTimeout), MetadataMaxAge: ptrDuration(c.KafkaMetadataMaxAge),
 	}
-	f.SchemaRegistry = FileRegistry{URL: ptr(redactURL(c.SchemaRegistryURL)), Username: ptr(c.SchemaRegistryUsername), CA: ptr(c.SchemaRegistryCAFile)}
+	f.SchemaRegistry = FileRegistry{URL: ptr(redactURL(c.SchemaRegistryURL)), Username: ptr(c.SchemaRegistryUsername), CA: ptr(c.SchemaRegistryCAFile),
+		Wait: ptrDuration(c.SchemaRegistryWait)}
+	if c.SchemaRegistryLookupOnly {
+		f.SchemaRegistry.AutoRegister = new(bool)
+	}
 	f.Demo = FileDemo{Rate: ptr(c.DemoRate), Seed: ptr(c.Seed), Patients: ptr(c.DemoPatients)}
 	return f
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -159,6 +160,15 @@ func TestDataSyncAvroSourceThroughRegistryOutage(t *testing.T) {
 	var ids []string
 	for _, r := range changes {
 		ids = append(ids, string(r.Key))
+		// Keys are plain UTF-8 strings, the canonical id, as Kafka's
+		// StringSerializer writes them: not in the registry's wire format.
+		var ev datasync.Event[datasync.PatientRecord]
+		if err := codec.Decode(r.Value, datasync.Patient, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.Valid(r.Key) || len(r.Key) == 0 || r.Key[0] == 0 || ev.Payload == nil || string(r.Key) != ev.Payload.ID {
+			t.Fatalf("change keyed %q for canonical id %+v; want the id as a UTF-8 string", r.Key, ev.Payload)
+		}
 	}
 	slices.Sort(ids)
 	if len(ids) != n || len(slices.Compact(slices.Clone(ids))) != n {

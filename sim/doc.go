@@ -13,7 +13,9 @@
 //     truth: which rules each record must trip, and which records are poison
 //     and must reach the error topic unchanged;
 //   - bounded producer helpers for feeding those records into a cluster
-//     ([Produce] all at once, [Feed] paced for the demo).
+//     ([Produce] all at once, [Feed] paced for the demo);
+//   - a schema registry that fails for a while ([RegistryOutage], around
+//     franz-go's in-memory srfake).
 //
 // Invariants:
 //

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -73,16 +74,18 @@ func CheckBackward(newSchema, oldSchema string) error {
 	return avro.NewSchemaCompatibility().Compatible(n, o)
 }
 
-// SchemaChange is a schema carepipe would register: the subject, and the
-// latest version already there (0: none).
+// SchemaChange is a schema carepipe would register: the subject, the
+// latest version already there (0: none), and for a new subject the
+// compatibility level it gets.
 type SchemaChange struct {
 	Subject string
 	Latest  int
+	Level   subjectLevel
 }
 
 func (c SchemaChange) String() string {
 	if c.Latest == 0 {
-		return "register schema " + c.Subject + " (new subject, compatibility BACKWARD)"
+		return "register schema " + c.Subject + " (new subject, " + c.Level.String() + ")"
 	}
 	return fmt.Sprintf("register schema %s (version %d is registered; the new one is backward compatible)", c.Subject, c.Latest)
 }
@@ -90,10 +93,9 @@ func (c SchemaChange) String() string {
 // subjectState is what the registry holds for one subject.
 type subjectState struct {
 	versions []sr.SubjectSchema // sorted by version
-	ourID    int                // 0: carepipe's schema is not registered
 }
 
-func fetchSubject(ctx context.Context, cl *sr.Client, subject, ours string) (subjectState, error) {
+func fetchSubject(ctx context.Context, cl *sr.Client, subject string) (subjectState, error) {
 	var st subjectState
 	vs, err := cl.Schemas(ctx, subject)
 	if err != nil {
@@ -105,19 +107,22 @@ func fetchSubject(ctx context.Context, cl *sr.Client, subject, ours string) (sub
 	}
 	slices.SortFunc(vs, func(a, b sr.SubjectSchema) int { return a.Version - b.Version })
 	st.versions = vs
-	on, err := parse(ours)
-	if err != nil {
-		return st, err
-	}
-	for _, v := range vs {
-		if v.Type != sr.TypeAvro {
-			continue
-		}
-		if s, err := parse(v.Schema.Schema); err == nil && s.Fingerprint() == on.Fingerprint() {
-			st.ourID = v.ID
-		}
-	}
 	return st, nil
+}
+
+// registered reports whether subject has a version that is carepipe's
+// schema, by the registry's own equality (its lookup): the one that decides
+// whether registering makes a new version, docs and logical types included.
+func registered(ctx context.Context, cl *sr.Client, subject, ours string) (bool, error) {
+	_, err := cl.LookupSchema(ctx, subject, sr.Schema{Schema: ours, Type: sr.TypeAvro})
+	var re *sr.ResponseError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("schema registry: looking up carepipe's schema under %s: %w", subject, err)
 }
 
 // PlanSchemas lists the schemas carepipe would register, and fails, naming
@@ -128,45 +133,112 @@ func PlanSchemas(ctx context.Context, cl *sr.Client) ([]SchemaChange, error) {
 	for _, topic := range canonicalTopics() {
 		e, _ := entityOfTopic(topic)
 		subject := Subject(topic)
-		st, err := fetchSubject(ctx, cl, subject, Schema(e))
+		ok, err := registered(ctx, cl, subject, Schema(e))
 		if err != nil {
 			return nil, err
 		}
-		if st.ourID != 0 {
+		if ok {
 			continue
 		}
-		latest := 0
+		st, err := fetchSubject(ctx, cl, subject)
+		if err != nil {
+			return nil, err
+		}
+		ch := SchemaChange{Subject: subject}
 		if n := len(st.versions); n > 0 {
 			last := st.versions[n-1]
-			latest = last.Version
+			ch.Latest = last.Version
 			if err := CheckBackward(Schema(e), last.Schema.Schema); err != nil {
 				return nil, fmt.Errorf("schema registry: carepipe's schema for subject %s is not backward compatible with registered version %d, refusing to register it: %w", subject, last.Version, err)
 			}
+		} else if ch.Level, err = readLevel(ctx, cl, subject); err != nil {
+			return nil, err
 		}
-		changes = append(changes, SchemaChange{Subject: subject, Latest: latest})
+		changes = append(changes, ch)
 	}
 	return changes, nil
 }
 
 // Register registers carepipe's canonical schemas (those [PlanSchemas]
-// lists, after the same compatibility check), sets each subject's
-// compatibility to BACKWARD, and returns the codec for the registered ids.
-// It is idempotent: a schema already registered keeps its id.
+// lists, after the same compatibility check), as a Confluent serializer with
+// auto.register.schemas=true does, and returns the codec for the registered
+// ids. A subject it creates gets [OurCompatibility] only where that is no
+// looser than the registry's global level ([AtLeastAsStrict]). It is
+// idempotent: a schema already registered keeps its id.
 func Register(ctx context.Context, cl *sr.Client) (*Codec, error) {
 	changes, err := PlanSchemas(ctx, cl)
 	if err != nil {
 		return nil, err
 	}
 	for _, ch := range changes {
-		if ch.Latest == 0 {
-			res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatBackward}, ch.Subject)
+		if ch.Latest == 0 && ch.Level.set {
+			res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: OurCompatibility}, ch.Subject)
 			for _, r := range res {
 				if r.Err != nil {
-					return nil, fmt.Errorf("schema registry: setting BACKWARD on %s: %w", ch.Subject, r.Err)
+					return nil, fmt.Errorf("schema registry: setting %s on %s: %w", OurCompatibility, ch.Subject, r.Err)
 				}
 			}
 		}
 	}
+	c, err := newCodec()
+	if err != nil {
+		return nil, err
+	}
+	for _, topic := range canonicalTopics() {
+		e, _ := entityOfTopic(topic)
+		subject := Subject(topic)
+		id, err := cl.RegisterSchema(ctx, subject, sr.Schema{Schema: Schema(e), Type: sr.TypeAvro}, -1, -1)
+		if err != nil {
+			return nil, fmt.Errorf("schema registry: registering %s: %w", subject, err)
+		}
+		if err := c.add(ctx, cl, topic, id); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// ErrNotRegistered: with auto-registration off, a subject has no version
+// whose schema is carepipe's.
+var ErrNotRegistered = errors.New("carepipe's schema is not registered")
+
+// Lookup returns the codec for carepipe's canonical schemas as registered
+// by someone else, as a Confluent serializer with auto.register.schemas=false
+// and use.latest.version=false does: it writes nothing to the registry, and
+// asks it, for each subject, for the version whose schema equals carepipe's
+// (the registry's lookup). A later version, even a compatible one, is not
+// used: carepipe writes with the schema its code was built for. It fails
+// with [ErrNotRegistered], naming every subject without that version.
+func Lookup(ctx context.Context, cl *sr.Client) (*Codec, error) {
+	c, err := newCodec()
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, topic := range canonicalTopics() {
+		e, _ := entityOfTopic(topic)
+		subject := Subject(topic)
+		ss, err := cl.LookupSchema(ctx, subject, sr.Schema{Schema: Schema(e), Type: sr.TypeAvro})
+		var re *sr.ResponseError
+		switch {
+		case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
+			missing = append(missing, subject)
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("schema registry: looking up carepipe's schema under %s: %w", subject, err)
+		}
+		if err := c.add(ctx, cl, topic, ss.ID); err != nil {
+			return nil, err
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("schema registry: %w under subjects %s, and schema auto-registration is off: register them first (carepipe topics apply --schema-registry ... registers them), or turn auto-registration on (--schema-auto-register)",
+			ErrNotRegistered, strings.Join(missing, ", "))
+	}
+	return c, nil
+}
+
+func newCodec() (*Codec, error) {
 	c := &Codec{
 		api:     avro.Config{}.Freeze(),
 		ours:    make(map[Entity]avro.Schema),
@@ -180,36 +252,35 @@ func Register(ctx context.Context, cl *sr.Client) (*Codec, error) {
 		}
 		c.ours[e] = s
 	}
-	for _, topic := range canonicalTopics() {
-		e, _ := entityOfTopic(topic)
-		subject := Subject(topic)
-		id, err := cl.RegisterSchema(ctx, subject, sr.Schema{Schema: Schema(e), Type: sr.TypeAvro}, -1, -1)
-		if err != nil {
-			return nil, fmt.Errorf("schema registry: registering %s: %w", subject, err)
+	return c, nil
+}
+
+// add makes c write topic's values with schema id, carepipe's, and read
+// those written with any version registered under topic's subject.
+func (c *Codec) add(ctx context.Context, cl *sr.Client, topic string, id int) error {
+	e, _ := entityOfTopic(topic)
+	c.ids[topic] = id
+	c.readers[id] = reader{entity: e, schema: c.ours[e]}
+	st, err := fetchSubject(ctx, cl, Subject(topic))
+	if err != nil {
+		return err
+	}
+	// Records written with an older version are read through carepipe's
+	// schema resolved against it; one that cannot be resolved leaves its
+	// records to the error topic.
+	for _, v := range st.versions {
+		if _, ok := c.readers[v.ID]; ok || v.Type != sr.TypeAvro {
+			continue
 		}
-		c.ids[topic] = id
-		c.readers[id] = reader{entity: e, schema: c.ours[e]}
-		st, err := fetchSubject(ctx, cl, subject, Schema(e))
+		w, err := parse(v.Schema.Schema)
 		if err != nil {
-			return nil, err
+			continue
 		}
-		// Records written with an older version are read through
-		// carepipe's schema resolved against it; one that cannot be
-		// resolved leaves its records to the error topic.
-		for _, v := range st.versions {
-			if _, ok := c.readers[v.ID]; ok || v.Type != sr.TypeAvro {
-				continue
-			}
-			w, err := parse(v.Schema.Schema)
-			if err != nil {
-				continue
-			}
-			if rs, err := avro.NewSchemaCompatibility().Resolve(c.ours[e], w); err == nil {
-				c.readers[v.ID] = reader{entity: e, schema: rs}
-			}
+		if rs, err := avro.NewSchemaCompatibility().Resolve(c.ours[e], w); err == nil {
+			c.readers[v.ID] = reader{entity: e, schema: rs}
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // ErrUnknownSchema: a value's schema id is not one of carepipe's canonical

@@ -24,4 +24,25 @@
 //     /api/patients/{id}) and the target systems' acknowledgements into
 //     reconciliation.<entity>.completed, or .overdue when a version stays
 //     unacknowledged past its deadline.
+//
+// # Serdes and the schema registry
+//
+// Values of canonical.<entity>.change and .validated are Avro in the schema
+// registry's wire format under the subject <topic>-value (the registry's
+// TopicNameStrategy), written with [Schema]: timestamps are
+// timestamp-millis longs, dates and codes strings whose format each field's
+// doc gives. [Register] registers the schemas at start-up, as a Confluent
+// serializer with auto.register.schemas=true does; [Lookup], for a registry
+// whose schemas someone else registers (auto.register.schemas=false), only
+// looks up the version equal to carepipe's and fails naming each subject
+// that lacks it. Neither gives a subject a looser compatibility level than
+// the registry's global one ([AtLeastAsStrict]).
+//
+// Keys of the canonical and reconciliation topics are plain UTF-8 strings,
+// the entity's canonical id, as Kafka's StringSerializer writes and its
+// StringDeserializer reads them: no magic byte, no schema id.
+// (data.sync.errors keeps the failed record's own key, whatever it was.) So no
+// <topic>-key subject is registered: a key subject tells readers that keys
+// are in the registry's wire format, which these are not, and a Confluent
+// serializer registers one only for keys it serializes with a schema.
 package datasync
