@@ -29,7 +29,7 @@ import (
 const usage = `carepipe: healthcare event pipelines on Kafka, exactly once.
 
 Usage:
-  carepipe run   [flags]          run the pipelines (no --brokers: embedded demo)
+  carepipe run   [flags]          run the pipelines (no --brokers: embedded demo, unless --demo=off)
   carepipe topics plan|apply ...  compare the pipelines' topics with the cluster, or make them so
   carepipe rules check FILE       validate an alert rules file
   carepipe loadgen [flags]        load a pipeline and measure it (no --brokers: embedded)
@@ -104,6 +104,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	cfg, level := rc.cfg, rc.level
+	// No brokers with the demo off (as in the container image) is said
+	// plainly, with how to run the demo, rather than as a failed start.
+	if err := cfg.CheckDemo(); err != nil {
+		rc.problems = append(rc.problems, err)
+	}
 	if len(rc.problems) > 0 {
 		fmt.Fprintf(stderr, "invalid configuration (%s; carepipe config check shows it all):\n", rc.from())
 		for _, p := range app.Mistakes(rc.problems...) {
@@ -177,6 +182,7 @@ var runFlagKeys = map[string]string{
 	"instance-id": "instanceId", "commit-interval": "commitInterval", "session-timeout": "sessionTimeout",
 	"transaction-timeout": "transactionTimeout",
 	"demo-rate":           "demo.rate", "seed": "demo.seed", "summary-every": "summaryEvery",
+	"demo": "demo.mode",
 }
 
 // runSetup is the configuration of `carepipe run` and the mistakes found
@@ -227,6 +233,8 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	fs.DurationVar(&fl.CommitInterval, "commit-interval", 0, "transaction commit interval (default 100ms)")
 	fs.DurationVar(&fl.TransactionTimeout, "transaction-timeout", 0, "how long the broker keeps a crashed instance's open transaction before aborting it, holding read_committed readers (and so the failover of its partitions) back meanwhile (env CAREPIPE_TRANSACTION_TIMEOUT; default 10s; at most the broker's transaction.max.timeout.ms)")
 	fs.DurationVar(&fl.SessionTimeout, "session-timeout", 0, "consumer group session timeout: how long a crashed instance's partitions wait, and how long an --instance-id may be away without a rebalance (env CAREPIPE_SESSION_TIMEOUT; default 10s)")
+	demo := &textFlag{isBool: true}
+	fs.Var(demo, "demo", "run the embedded demo (in-process Kafka, simulated traffic; not for production): auto (when no brokers are given), on (a bare --demo) or off (env CAREPIPE_DEMO; default auto; the container image sets off)")
 	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
 	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
 	fs.DurationVar(&fl.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
@@ -288,6 +296,7 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	env("payerTimeZone", "CAREPIPE_PAYER_TIME_ZONE", func(v string) error { rc.cfg.PayerTimeZone = v; return nil })
 	env("urgentCategories", "CAREPIPE_URGENT_CATEGORIES", func(v string) error { rc.cfg.UrgentCategories = splitList(v); return nil })
 	env("sources", "CAREPIPE_SOURCES", func(v string) error { rc.cfg.SourcesFile = v; return nil })
+	env("demo.mode", "CAREPIPE_DEMO", func(v string) error { rc.cfg.Demo = v; return nil })
 
 	lvl := "info"
 	if file != nil && file.LogLevel != nil {
@@ -330,6 +339,8 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 			rc.cfg.SessionTimeout = fl.SessionTimeout
 		case "transaction-timeout":
 			rc.cfg.TransactionTimeout = fl.TransactionTimeout
+		case "demo":
+			rc.cfg.Demo = demo.v
 		case "demo-rate":
 			rc.cfg.DemoRate = fl.DemoRate
 		case "seed":

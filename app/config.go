@@ -134,6 +134,12 @@ type Config struct {
 	// to 1h (kgo.MetadataMaxAge; default 5m).
 	KafkaMetadataMaxAge time.Duration
 
+	// Demo says whether Run may start the embedded demo: auto (the
+	// default, also when empty) when no brokers are given, on always
+	// (brokers are then a mistake), off never (no brokers is then a
+	// mistake). See CheckDemo.
+	Demo string
+
 	// Embedded mode only.
 	DemoRate     int   // observations/s (default 500)
 	Seed         int64 // demo workload seed (default 1)
@@ -252,7 +258,7 @@ func (c *Config) priorAuthConfig() (priorauth.Config, error) {
 // validate reports every mistake in the options that needs no file read,
 // each a *KeyError.
 func (c *Config) validate() error {
-	var errs []error
+	errs := []error{c.CheckDemo()}
 	for i, p := range c.Pipelines {
 		switch {
 		case !slices.Contains(knownPipelines, p):

@@ -48,7 +48,7 @@ import (
 //	kafka: {saslMechanism: SCRAM-SHA-512, username: carepipe, tls: true, tlsCA: /etc/kafka/ca.pem,
 //	        clientId: carepipe, rack: eu-central-1a, dialTimeout: 10s}
 //	schemaRegistry: {url: "https://registry:8081", username: carepipe}
-//	demo: {rate: 500, seed: 1, patients: 200}
+//	demo: {mode: auto, rate: 500, seed: 1, patients: 200}
 type FileConfig struct {
 	Brokers            []string     `yaml:"brokers,omitempty" json:"brokers,omitempty"`
 	Pipelines          []string     `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
@@ -114,6 +114,9 @@ type FileDemo struct {
 	Rate     *int   `yaml:"rate,omitempty" json:"rate,omitempty"`
 	Seed     *int64 `yaml:"seed,omitempty" json:"seed,omitempty"`
 	Patients *int   `yaml:"patients,omitempty" json:"patients,omitempty"`
+
+	// Mode is auto, on or off (Config.Demo; not embedded mode only).
+	Mode *string `yaml:"mode,omitempty" json:"mode,omitempty"`
 }
 
 // secretKeys are the file keys whose values are never printed, quoted in
@@ -380,6 +383,7 @@ func (f *FileConfig) Apply(c *Config) {
 	set(&c.SchemaRegistryUsername, f.SchemaRegistry.Username)
 	set(&c.SchemaRegistryPassword, f.SchemaRegistry.Password)
 	set(&c.APIToken, f.API.Token)
+	set(&c.Demo, f.Demo.Mode)
 	set(&c.DemoRate, f.Demo.Rate)
 	set(&c.Seed, f.Demo.Seed)
 	set(&c.DemoPatients, f.Demo.Patients)
@@ -418,7 +422,7 @@ func FileOf(c Config) FileConfig {
 		ConnIdleTimeout: ptrDuration(c.KafkaConnIdleTimeout), MetadataMaxAge: ptrDuration(c.KafkaMetadataMaxAge),
 	}
 	f.SchemaRegistry = FileRegistry{URL: ptr(redactURL(c.SchemaRegistryURL)), Username: ptr(c.SchemaRegistryUsername), CA: ptr(c.SchemaRegistryCAFile)}
-	f.Demo = FileDemo{Rate: ptr(c.DemoRate), Seed: ptr(c.Seed), Patients: ptr(c.DemoPatients)}
+	f.Demo = FileDemo{Mode: ptr(c.Demo), Rate: ptr(c.DemoRate), Seed: ptr(c.Seed), Patients: ptr(c.DemoPatients)}
 	return f
 }
 
