@@ -31,6 +31,7 @@ const usage = `carepipe: healthcare event pipelines on Kafka, exactly once.
 Usage:
   carepipe run   [flags]          run the pipelines (no --brokers: embedded demo, unless --demo=off)
   carepipe topics plan|apply ...  compare the pipelines' topics with the cluster, or make them so
+                                  (plan without --brokers: against an empty cluster)
   carepipe rules check FILE       validate an alert rules file
   carepipe loadgen [flags]        load a pipeline and measure it (no --brokers: embedded)
   carepipe config check [flags]   check the configuration of run (file, environment, flags),
@@ -366,7 +367,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		file        = fs.String("topics", "", "topics file (YAML): defaults and per-topic specs over the built-in ones; flags win over its defaults")
 		sources     = fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs")
 	)
-	conn := addConnFlags(fs, "; required")
+	conn := addConnFlags(fs, "; none: plan shows what an empty cluster needs, apply refuses")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
