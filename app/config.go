@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
@@ -95,9 +93,20 @@ type Config struct {
 	// demo shows overdue reconciliations).
 	ReconcileDeadline time.Duration
 
-	SASLMechanism string // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	SASLMechanism string // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM
 	Username      string
 	Password      string
+	// OAUTHBEARER: a bearer token, or a file holding one, read again for
+	// every connection (so a token refreshed in place is used); and
+	// extensions sent with it (RFC 7628 section 3.1). See app/sasl.go.
+	OAuthToken      string
+	OAuthTokenFile  string
+	OAuthExtensions map[string]string
+	// AWS_MSK_IAM: the AWS credentials that sign the login; the region
+	// comes from the broker's host name (else AWS_REGION).
+	AWSAccessKeyID     string
+	AWSSecretAccessKey string
+	AWSSessionToken    string
 	// TLS turns TLS on with the system roots; any of the files below turns
 	// it on too.
 	TLS bool
@@ -282,19 +291,7 @@ func (c *Config) validate() error {
 			errs = append(errs, c.keyErr("http", err))
 		}
 	}
-	switch strings.ToUpper(c.SASLMechanism) {
-	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-	default:
-		errs = append(errs, c.keyErrf("kafka.saslMechanism", "unknown SASL mechanism %q (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", c.SASLMechanism))
-	}
-	if c.SASLMechanism != "" {
-		if c.Username == "" {
-			errs = append(errs, c.keyErrf("kafka.username", "SASL %s needs a username (or KAFKA_USERNAME)", c.SASLMechanism))
-		}
-		if c.Password == "" {
-			errs = append(errs, c.keyErrf("kafka.password", "SASL %s needs a password (or KAFKA_PASSWORD)", c.SASLMechanism))
-		}
-	}
+	errs = append(errs, c.validateSASL()...)
 	errs = append(errs, c.validateTLS())
 	errs = append(errs, c.validateClient()...)
 	for _, d := range []struct {
@@ -417,6 +414,7 @@ func (c Config) Check() error {
 		if _, err := c.kafkaTLS(); err != nil {
 			errs = append(errs, err)
 		}
+		errs = append(errs, c.checkSASLFiles())
 	}
 	if _, err := c.registryTLS(); err != nil {
 		errs = append(errs, err)
@@ -490,13 +488,12 @@ func (c *Config) kafkaOpts() ([]kgo.Opt, error) {
 	if tc != nil {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
-	switch strings.ToUpper(c.SASLMechanism) {
-	case "PLAIN":
-		opts = append(opts, kgo.SASL(plain.Auth{User: c.Username, Pass: c.Password}.AsMechanism()))
-	case "SCRAM-SHA-256":
-		opts = append(opts, kgo.SASL(scram.Auth{User: c.Username, Pass: c.Password}.AsSha256Mechanism()))
-	case "SCRAM-SHA-512":
-		opts = append(opts, kgo.SASL(scram.Auth{User: c.Username, Pass: c.Password}.AsSha512Mechanism()))
+	mech, err := c.saslMechanism()
+	if err != nil {
+		return nil, err
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
 	}
 	return opts, nil
 }
@@ -548,5 +545,8 @@ func (c Config) Redacted() FileConfig {
 	f.Kafka.Password = redact(c.Password)
 	f.SchemaRegistry.Password = redact(c.SchemaRegistryPassword)
 	f.API.Token = redact(c.APIToken)
+	f.Kafka.OAuthToken = redact(c.OAuthToken)
+	f.Kafka.AWSSecretAccessKey = redact(c.AWSSecretAccessKey)
+	f.Kafka.AWSSessionToken = redact(c.AWSSessionToken)
 	return f
 }

@@ -94,6 +94,14 @@ type FileKafka struct {
 	RequestTimeoutOverhead *Duration `yaml:"requestTimeoutOverhead,omitempty" json:"requestTimeoutOverhead,omitempty"`
 	ConnIdleTimeout        *Duration `yaml:"connIdleTimeout,omitempty" json:"connIdleTimeout,omitempty"`
 	MetadataMaxAge         *Duration `yaml:"metadataMaxAge,omitempty" json:"metadataMaxAge,omitempty"`
+
+	// SASL OAUTHBEARER and AWS_MSK_IAM (app/sasl.go).
+	OAuthToken         *string           `yaml:"oauthToken,omitempty" json:"oauthToken,omitempty"`
+	OAuthTokenFile     *string           `yaml:"oauthTokenFile,omitempty" json:"oauthTokenFile,omitempty"`
+	OAuthExtensions    map[string]string `yaml:"oauthExtensions,omitempty" json:"oauthExtensions,omitempty"`
+	AWSAccessKeyID     *string           `yaml:"awsAccessKeyId,omitempty" json:"awsAccessKeyId,omitempty"`
+	AWSSecretAccessKey *string           `yaml:"awsSecretAccessKey,omitempty" json:"awsSecretAccessKey,omitempty"`
+	AWSSessionToken    *string           `yaml:"awsSessionToken,omitempty" json:"awsSessionToken,omitempty"`
 }
 
 // FileRegistry is the file's schemaRegistry section.
@@ -121,7 +129,7 @@ type FileDemo struct {
 
 // secretKeys are the file keys whose values are never printed, quoted in
 // an error or logged.
-var secretKeys = []string{"kafka.password", "schemaRegistry.password", "api.token"}
+var secretKeys = []string{"kafka.password", "schemaRegistry.password", "api.token", "kafka.oauthToken", "kafka.awsSecretAccessKey", "kafka.awsSessionToken"}
 
 // Duration is a time.Duration written as Go writes one ("100ms", "5m").
 type Duration time.Duration
@@ -307,6 +315,8 @@ func wantOf(t reflect.Type) string {
 		return "not a duration (write 100ms, 5s, 2m)"
 	case t.Kind() == reflect.Slice:
 		return "want a list of strings ([a, b])"
+	case t.Kind() == reflect.Map:
+		return "want a mapping of names to text ({name: value})"
 	}
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -378,6 +388,14 @@ func (f *FileConfig) Apply(c *Config) {
 	setDuration(&c.KafkaRequestTimeoutOverhead, f.Kafka.RequestTimeoutOverhead)
 	setDuration(&c.KafkaConnIdleTimeout, f.Kafka.ConnIdleTimeout)
 	setDuration(&c.KafkaMetadataMaxAge, f.Kafka.MetadataMaxAge)
+	set(&c.OAuthToken, f.Kafka.OAuthToken)
+	set(&c.OAuthTokenFile, f.Kafka.OAuthTokenFile)
+	if f.Kafka.OAuthExtensions != nil {
+		c.OAuthExtensions = f.Kafka.OAuthExtensions
+	}
+	set(&c.AWSAccessKeyID, f.Kafka.AWSAccessKeyID)
+	set(&c.AWSSecretAccessKey, f.Kafka.AWSSecretAccessKey)
+	set(&c.AWSSessionToken, f.Kafka.AWSSessionToken)
 	set(&c.SchemaRegistryCAFile, f.SchemaRegistry.CA)
 	set(&c.SchemaRegistryURL, f.SchemaRegistry.URL)
 	set(&c.SchemaRegistryUsername, f.SchemaRegistry.Username)
@@ -420,6 +438,7 @@ func FileOf(c Config) FileConfig {
 		ClientID: ptr(c.KafkaClientID), Rack: ptr(c.KafkaRack),
 		DialTimeout: ptrDuration(c.KafkaDialTimeout), RequestTimeoutOverhead: ptrDuration(c.KafkaRequestTimeoutOverhead),
 		ConnIdleTimeout: ptrDuration(c.KafkaConnIdleTimeout), MetadataMaxAge: ptrDuration(c.KafkaMetadataMaxAge),
+		OAuthTokenFile: ptr(c.OAuthTokenFile), OAuthExtensions: c.OAuthExtensions, AWSAccessKeyID: ptr(c.AWSAccessKeyID),
 	}
 	f.SchemaRegistry = FileRegistry{URL: ptr(redactURL(c.SchemaRegistryURL)), Username: ptr(c.SchemaRegistryUsername), CA: ptr(c.SchemaRegistryCAFile)}
 	f.Demo = FileDemo{Mode: ptr(c.Demo), Rate: ptr(c.DemoRate), Seed: ptr(c.Seed), Patients: ptr(c.DemoPatients)}
@@ -431,7 +450,8 @@ func (c Config) Secrets() []string {
 	var out []string
 	for _, s := range []struct {
 		key, v string
-	}{{"kafka.password", c.Password}, {"schemaRegistry.password", c.SchemaRegistryPassword}, {"api.token", c.APIToken}} {
+	}{{"kafka.password", c.Password}, {"schemaRegistry.password", c.SchemaRegistryPassword}, {"api.token", c.APIToken},
+		{"kafka.oauthToken", c.OAuthToken}, {"kafka.awsSecretAccessKey", c.AWSSecretAccessKey}, {"kafka.awsSessionToken", c.AWSSessionToken}} {
 		if s.v == "" {
 			continue
 		}
