@@ -356,6 +356,8 @@ func TestCloudLoginSettings(t *testing.T) {
 		"KAFKA_SASL_MECHANISM": "AWS_MSK_IAM", "KAFKA_SASL_OAUTH_TOKEN": "env.token", "KAFKA_SASL_OAUTH_TOKEN_FILE": "/env/token",
 		"KAFKA_SASL_OAUTH_EXTENSIONS": "logicalCluster=lkc-1, identityPoolId=pool-1", "AWS_ACCESS_KEY_ID": "AKIAENV",
 		"AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_SESSION_TOKEN": "env-session",
+		"KAFKA_SASL_OAUTH_TOKEN_URL": "https://idp.env/token", "KAFKA_SASL_OAUTH_CLIENT_ID": "env-client",
+		"KAFKA_SASL_OAUTH_CLIENT_SECRET": "env-client-secret", "KAFKA_SASL_OAUTH_SCOPE": "kafka",
 	} {
 		t.Setenv(k, v)
 	}
@@ -368,14 +370,18 @@ func TestCloudLoginSettings(t *testing.T) {
 			SASLMechanism: "AWS_MSK_IAM", OAuthToken: "env.token", OAuthTokenFile: "/env/token",
 			OAuthExtensions: map[string]string{"logicalCluster": "lkc-1", "identityPoolId": "pool-1"},
 			AWSAccessKeyID:  "AKIAENV", AWSSecretAccessKey: "env-secret", AWSSessionToken: "env-session",
+			OAuthTokenURL: "https://idp.env/token", OAuthClientID: "env-client", OAuthClientSecret: "env-client-secret", OAuthScope: "kafka",
 		}},
 		{"flags over the environment", []string{
 			"--kafka-sasl-mechanism", "OAUTHBEARER", "--kafka-sasl-oauth-token-file", "/flag/token", "--kafka-sasl-oauth-extensions", "logicalCluster=lkc-2",
 			"--kafka-aws-access-key-id", "AKIAFLAG", "--kafka-aws-secret-access-key-file", secretFile, "--kafka-aws-session-token-file", secretFile,
+			"--kafka-sasl-oauth-token-url", "https://idp.flag/token", "--kafka-sasl-oauth-client-id", "flag-client",
+			"--kafka-sasl-oauth-client-secret-file", secretFile, "--kafka-sasl-oauth-scope", "kafka.write",
 		}, app.Config{
 			SASLMechanism: "OAUTHBEARER", OAuthToken: "env.token", OAuthTokenFile: "/flag/token",
 			OAuthExtensions: map[string]string{"logicalCluster": "lkc-2"},
 			AWSAccessKeyID:  "AKIAFLAG", AWSSecretAccessKey: "from-file", AWSSessionToken: "from-file",
+			OAuthTokenURL: "https://idp.flag/token", OAuthClientID: "flag-client", OAuthClientSecret: "from-file", OAuthScope: "kafka.write",
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -389,12 +395,13 @@ func TestCloudLoginSettings(t *testing.T) {
 				t.Fatal(errs)
 			}
 			if !reflect.DeepEqual(app.FileOf(cfg), app.FileOf(tt.want)) || cfg.OAuthToken != tt.want.OAuthToken ||
-				cfg.AWSSecretAccessKey != tt.want.AWSSecretAccessKey || cfg.AWSSessionToken != tt.want.AWSSessionToken {
+				cfg.AWSSecretAccessKey != tt.want.AWSSecretAccessKey || cfg.AWSSessionToken != tt.want.AWSSessionToken ||
+				cfg.OAuthClientSecret != tt.want.OAuthClientSecret {
 				t.Errorf("got  %+v\nwant %+v", cfg.Redacted(), tt.want.Redacted())
 			}
 		})
 	}
-	for _, secret := range []string{"oauth-token", "aws-secret-access-key", "aws-session-token"} {
+	for _, secret := range []string{"oauth-token", "oauth-client-secret", "aws-secret-access-key", "aws-session-token"} {
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		addConnFlags(fs, "")
 		if fs.Lookup("kafka-"+secret) != nil || fs.Lookup("kafka-sasl-"+secret) != nil {

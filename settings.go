@@ -66,6 +66,16 @@ func connSettings() []setting {
 			set: str(func(c *app.Config) *string { return &c.OAuthToken })},
 		{key: "kafka.oauthTokenFile", env: "KAFKA_SASL_OAUTH_TOKEN_FILE", flag: "kafka-sasl-oauth-token-file", usage: "file holding the SASL OAUTHBEARER bearer token, read again for every connection (a mounted token that is refreshed is picked up)",
 			set: str(func(c *app.Config) *string { return &c.OAuthTokenFile })},
+		{key: "kafka.oauthTokenURL", env: "KAFKA_SASL_OAUTH_TOKEN_URL", flag: "kafka-sasl-oauth-token-url", usage: "SASL OAUTHBEARER: OAuth 2.0 token endpoint (https) that issues the token to the client id and secret (client credentials grant); the token is kept until shortly before it expires",
+			set: str(func(c *app.Config) *string { return &c.OAuthTokenURL })},
+		{key: "kafka.oauthClientId", env: "KAFKA_SASL_OAUTH_CLIENT_ID", flag: "kafka-sasl-oauth-client-id", usage: "SASL OAUTHBEARER: client id at the token endpoint",
+			set: str(func(c *app.Config) *string { return &c.OAuthClientID })},
+		{key: "kafka.oauthClientSecret", env: "KAFKA_SASL_OAUTH_CLIENT_SECRET", usage: "SASL OAUTHBEARER: client secret at the token endpoint",
+			set: str(func(c *app.Config) *string { return &c.OAuthClientSecret })},
+		{key: "kafka.oauthClientSecret", flag: "kafka-sasl-oauth-client-secret-file", usage: "file holding the SASL OAUTHBEARER client secret",
+			set: secretFile(func(c *app.Config) *string { return &c.OAuthClientSecret })},
+		{key: "kafka.oauthScope", env: "KAFKA_SASL_OAUTH_SCOPE", flag: "kafka-sasl-oauth-scope", usage: "SASL OAUTHBEARER: scope asked of the token endpoint (default none)",
+			set: str(func(c *app.Config) *string { return &c.OAuthScope })},
 		{key: "kafka.oauthExtensions", env: "KAFKA_SASL_OAUTH_EXTENSIONS", flag: "kafka-sasl-oauth-extensions", usage: "SASL OAUTHBEARER extensions, name=value,... (as a managed Kafka asks, such as logicalCluster=lkc-1,identityPoolId=pool-1)",
 			set: func(c *app.Config, v string) error {
 				ext, err := app.ParseOAuthExtensions(v)

@@ -97,11 +97,17 @@ type Config struct {
 	Username      string
 	Password      string
 	// OAUTHBEARER: a bearer token, or a file holding one, read again for
-	// every connection (so a token refreshed in place is used); and
+	// every connection (so a token refreshed in place is used), or an
+	// OAuth 2.0 token endpoint that issues one to the client id and
+	// secret (client credentials grant, with an optional scope); and
 	// extensions sent with it (RFC 7628 section 3.1). See app/sasl.go.
-	OAuthToken      string
-	OAuthTokenFile  string
-	OAuthExtensions map[string]string
+	OAuthToken        string
+	OAuthTokenFile    string
+	OAuthTokenURL     string
+	OAuthClientID     string
+	OAuthClientSecret string
+	OAuthScope        string
+	OAuthExtensions   map[string]string
 	// AWS_MSK_IAM: the AWS credentials that sign the login; the region
 	// comes from the broker's host name (else AWS_REGION).
 	AWSAccessKeyID     string
@@ -546,6 +552,7 @@ func (c Config) Redacted() FileConfig {
 	f.SchemaRegistry.Password = redact(c.SchemaRegistryPassword)
 	f.API.Token = redact(c.APIToken)
 	f.Kafka.OAuthToken = redact(c.OAuthToken)
+	f.Kafka.OAuthClientSecret = redact(c.OAuthClientSecret)
 	f.Kafka.AWSSecretAccessKey = redact(c.AWSSecretAccessKey)
 	f.Kafka.AWSSessionToken = redact(c.AWSSessionToken)
 	return f

@@ -98,6 +98,10 @@ type FileKafka struct {
 	// SASL OAUTHBEARER and AWS_MSK_IAM (app/sasl.go).
 	OAuthToken         *string           `yaml:"oauthToken,omitempty" json:"oauthToken,omitempty"`
 	OAuthTokenFile     *string           `yaml:"oauthTokenFile,omitempty" json:"oauthTokenFile,omitempty"`
+	OAuthTokenURL      *string           `yaml:"oauthTokenURL,omitempty" json:"oauthTokenURL,omitempty"`
+	OAuthClientID      *string           `yaml:"oauthClientId,omitempty" json:"oauthClientId,omitempty"`
+	OAuthClientSecret  *string           `yaml:"oauthClientSecret,omitempty" json:"oauthClientSecret,omitempty"`
+	OAuthScope         *string           `yaml:"oauthScope,omitempty" json:"oauthScope,omitempty"`
 	OAuthExtensions    map[string]string `yaml:"oauthExtensions,omitempty" json:"oauthExtensions,omitempty"`
 	AWSAccessKeyID     *string           `yaml:"awsAccessKeyId,omitempty" json:"awsAccessKeyId,omitempty"`
 	AWSSecretAccessKey *string           `yaml:"awsSecretAccessKey,omitempty" json:"awsSecretAccessKey,omitempty"`
@@ -129,7 +133,7 @@ type FileDemo struct {
 
 // secretKeys are the file keys whose values are never printed, quoted in
 // an error or logged.
-var secretKeys = []string{"kafka.password", "schemaRegistry.password", "api.token", "kafka.oauthToken", "kafka.awsSecretAccessKey", "kafka.awsSessionToken"}
+var secretKeys = []string{"kafka.password", "schemaRegistry.password", "api.token", "kafka.oauthToken", "kafka.oauthClientSecret", "kafka.awsSecretAccessKey", "kafka.awsSessionToken"}
 
 // Duration is a time.Duration written as Go writes one ("100ms", "5m").
 type Duration time.Duration
@@ -390,6 +394,10 @@ func (f *FileConfig) Apply(c *Config) {
 	setDuration(&c.KafkaMetadataMaxAge, f.Kafka.MetadataMaxAge)
 	set(&c.OAuthToken, f.Kafka.OAuthToken)
 	set(&c.OAuthTokenFile, f.Kafka.OAuthTokenFile)
+	set(&c.OAuthTokenURL, f.Kafka.OAuthTokenURL)
+	set(&c.OAuthClientID, f.Kafka.OAuthClientID)
+	set(&c.OAuthClientSecret, f.Kafka.OAuthClientSecret)
+	set(&c.OAuthScope, f.Kafka.OAuthScope)
 	if f.Kafka.OAuthExtensions != nil {
 		c.OAuthExtensions = f.Kafka.OAuthExtensions
 	}
@@ -438,7 +446,8 @@ func FileOf(c Config) FileConfig {
 		ClientID: ptr(c.KafkaClientID), Rack: ptr(c.KafkaRack),
 		DialTimeout: ptrDuration(c.KafkaDialTimeout), RequestTimeoutOverhead: ptrDuration(c.KafkaRequestTimeoutOverhead),
 		ConnIdleTimeout: ptrDuration(c.KafkaConnIdleTimeout), MetadataMaxAge: ptrDuration(c.KafkaMetadataMaxAge),
-		OAuthTokenFile: ptr(c.OAuthTokenFile), OAuthExtensions: c.OAuthExtensions, AWSAccessKeyID: ptr(c.AWSAccessKeyID),
+		OAuthTokenFile: ptr(c.OAuthTokenFile), OAuthTokenURL: ptr(redactURL(c.OAuthTokenURL)), OAuthClientID: ptr(c.OAuthClientID),
+		OAuthScope: ptr(c.OAuthScope), OAuthExtensions: c.OAuthExtensions, AWSAccessKeyID: ptr(c.AWSAccessKeyID),
 	}
 	f.SchemaRegistry = FileRegistry{URL: ptr(redactURL(c.SchemaRegistryURL)), Username: ptr(c.SchemaRegistryUsername), CA: ptr(c.SchemaRegistryCAFile)}
 	f.Demo = FileDemo{Mode: ptr(c.Demo), Rate: ptr(c.DemoRate), Seed: ptr(c.Seed), Patients: ptr(c.DemoPatients)}
@@ -451,7 +460,7 @@ func (c Config) Secrets() []string {
 	for _, s := range []struct {
 		key, v string
 	}{{"kafka.password", c.Password}, {"schemaRegistry.password", c.SchemaRegistryPassword}, {"api.token", c.APIToken},
-		{"kafka.oauthToken", c.OAuthToken}, {"kafka.awsSecretAccessKey", c.AWSSecretAccessKey}, {"kafka.awsSessionToken", c.AWSSessionToken}} {
+		{"kafka.oauthToken", c.OAuthToken}, {"kafka.oauthClientSecret", c.OAuthClientSecret}, {"kafka.awsSecretAccessKey", c.AWSSecretAccessKey}, {"kafka.awsSessionToken", c.AWSSessionToken}} {
 		if s.v == "" {
 			continue
 		}

@@ -45,14 +45,31 @@ func (c *Config) validateSASL() []error {
 			errs = append(errs, c.keyErrf("kafka.password", "SASL %s needs a password (or KAFKA_PASSWORD)", c.SASLMechanism))
 		}
 	case mechOAuth:
+		var sources []string
+		for _, s := range []struct{ key, v string }{{"kafka.oauthToken", c.OAuthToken}, {"kafka.oauthTokenFile", c.OAuthTokenFile}, {"kafka.oauthTokenURL", c.OAuthTokenURL}} {
+			if s.v != "" {
+				sources = append(sources, s.key)
+			}
+		}
 		switch {
-		case c.OAuthToken == "" && c.OAuthTokenFile == "":
-			errs = append(errs, c.keyErr("kafka.oauthToken", errors.New("SASL OAUTHBEARER needs a token: kafka.oauthToken (KAFKA_SASL_OAUTH_TOKEN), or a file holding it, kafka.oauthTokenFile (KAFKA_SASL_OAUTH_TOKEN_FILE, --kafka-sasl-oauth-token-file)")))
-		case c.OAuthToken != "" && c.OAuthTokenFile != "":
-			errs = append(errs, c.keyErr("kafka.oauthTokenFile", errors.New("is set, and so is kafka.oauthToken: give the token or a file holding it, not both")))
+		case len(sources) == 0:
+			errs = append(errs, c.keyErr("kafka.oauthToken", errors.New("SASL OAUTHBEARER needs a token: kafka.oauthToken (KAFKA_SASL_OAUTH_TOKEN), a file holding it, kafka.oauthTokenFile (KAFKA_SASL_OAUTH_TOKEN_FILE, --kafka-sasl-oauth-token-file), or a token endpoint, kafka.oauthTokenURL (KAFKA_SASL_OAUTH_TOKEN_URL, --kafka-sasl-oauth-token-url)")))
+		case len(sources) > 1:
+			errs = append(errs, c.keyErrf(sources[1], "is set, and so is %s: give one source of the token", sources[0]))
 		case c.OAuthToken != "":
 			if err := checkBearerToken(c.OAuthToken); err != nil {
 				errs = append(errs, c.keyErr("kafka.oauthToken", err))
+			}
+		}
+		if c.OAuthTokenURL != "" {
+			if err := checkTokenURL(c.OAuthTokenURL); err != nil {
+				errs = append(errs, c.keyErr("kafka.oauthTokenURL", err))
+			}
+			if c.OAuthClientID == "" {
+				errs = append(errs, c.keyErr("kafka.oauthClientId", errors.New("a token endpoint needs the client id (KAFKA_SASL_OAUTH_CLIENT_ID, or --kafka-sasl-oauth-client-id)")))
+			}
+			if c.OAuthClientSecret == "" {
+				errs = append(errs, c.keyErr("kafka.oauthClientSecret", errors.New("a token endpoint needs the client secret (KAFKA_SASL_OAUTH_CLIENT_SECRET, or a file named by --kafka-sasl-oauth-client-secret-file)")))
 			}
 		}
 		for _, k := range slices.Sorted(maps.Keys(c.OAuthExtensions)) {
@@ -100,6 +117,16 @@ func (c *Config) saslMechanism() (sasl.Mechanism, error) {
 		return scram.Auth{User: c.Username, Pass: c.Password}.AsSha512Mechanism(), nil
 	case mechOAuth:
 		ext := maps.Clone(c.OAuthExtensions)
+		if c.OAuthTokenURL != "" {
+			cc := newClientCredentials(c.OAuthTokenURL, c.OAuthClientID, c.OAuthClientSecret, c.OAuthScope)
+			return oauth.Oauth(func(ctx context.Context) (oauth.Auth, error) {
+				tok, err := cc.Token(ctx)
+				if err != nil {
+					return oauth.Auth{}, err
+				}
+				return oauth.Auth{Token: tok, Extensions: ext}, nil
+			}), nil
+		}
 		if c.OAuthTokenFile == "" {
 			return oauth.Auth{Token: c.OAuthToken, Extensions: ext}.AsMechanism(), nil
 		}
@@ -197,7 +224,7 @@ func ParseOAuthExtensions(s string) (map[string]string, error) {
 func credentialsHint(mech string) string {
 	switch strings.ToUpper(mech) {
 	case mechOAuth:
-		return "check the token (KAFKA_SASL_OAUTH_TOKEN, or the file KAFKA_SASL_OAUTH_TOKEN_FILE): expired, or not for this cluster"
+		return "check the token (KAFKA_SASL_OAUTH_TOKEN, the file KAFKA_SASL_OAUTH_TOKEN_FILE, or what the token endpoint KAFKA_SASL_OAUTH_TOKEN_URL issues): expired, or not for this cluster"
 	case mechMSKIAM:
 		return "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN, which expires) and the IAM policy's kafka-cluster:Connect"
 	}

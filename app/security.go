@@ -186,8 +186,12 @@ func (c *Config) accessError(addr string, phase *connPhase, err error) error {
 		verify  *tls.CertificateVerificationError
 		opErr   *net.OpError
 		readEOF *kgo.ErrFirstReadEOF
+		tokErr  *tokenEndpointError
 	)
 	switch {
+	case errors.As(err, &tokErr):
+		// Every broker would need the token that was not issued.
+		return &kafkaAccessError{msg: tokErr.Error(), err: err}
 	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState):
 		return fail("authentication with %s at %s failed: %s", mech, addr, credentialsHint(mech))
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
