@@ -297,7 +297,7 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	env("payerTimeZone", "CAREPIPE_PAYER_TIME_ZONE", func(v string) error { rc.cfg.PayerTimeZone = v; return nil })
 	env("urgentCategories", "CAREPIPE_URGENT_CATEGORIES", func(v string) error { rc.cfg.UrgentCategories = splitList(v); return nil })
 	env("sources", "CAREPIPE_SOURCES", func(v string) error { rc.cfg.SourcesFile = v; return nil })
-	env("demo.mode", "CAREPIPE_DEMO", func(v string) error { rc.cfg.Demo = v; return nil })
+	env("demo.mode", "CAREPIPE_DEMO", func(v string) (err error) { rc.cfg.Demo, err = app.ParseDemo(v); return err })
 
 	lvl := "info"
 	if file != nil && file.LogLevel != nil {
@@ -341,7 +341,10 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 		case "transaction-timeout":
 			rc.cfg.TransactionTimeout = fl.TransactionTimeout
 		case "demo":
-			rc.cfg.Demo = demo.v
+			var err error
+			if rc.cfg.Demo, err = app.ParseDemo(demo.v); err != nil {
+				rc.problems = append(rc.problems, &app.KeyError{Key: key, Origin: "--demo", Err: err})
+			}
 		case "demo-rate":
 			rc.cfg.DemoRate = fl.DemoRate
 		case "seed":

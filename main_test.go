@@ -409,3 +409,29 @@ func TestCloudLoginSettings(t *testing.T) {
 		}
 	}
 }
+
+// The container image's setting: with the demo off and no brokers, run
+// exits 2 at once and says how to give brokers or run the demo; --demo
+// (a flag wins over the environment) turns it back on, as config check
+// shows.
+func TestRunDemoOffWithoutBrokers(t *testing.T) {
+	for _, k := range []string{"KAFKA_BROKERS", "CAREPIPE_CONFIG"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("CAREPIPE_DEMO", "off")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"run"}, &stdout, &stderr); code != 2 {
+		t.Fatalf("run exit %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"no Kafka brokers, and the embedded demo is turned off by CAREPIPE_DEMO", "KAFKA_BROKERS", "carepipe run --demo"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+		}
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"config", "check", "--demo"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "mode: \"on\"") {
+		t.Errorf("config check --demo: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+}
