@@ -3,10 +3,15 @@
 #   docker build -t carepipe \
 #     --build-arg VERSION="$(git describe --tags --always --dirty)" \
 #     --build-arg REVISION="$(git rev-parse HEAD)" .
-#   docker run --rm -p 8080:8080 -e CAREPIPE_API_TOKEN=dev carepipe    # embedded demo
 #   docker run --rm -p 8080:8080 -e KAFKA_BROKERS=broker:9092 -e CAREPIPE_API_TOKEN=... \
 #     carepipe run --http 0.0.0.0:8080 --instance-id carepipe-0
+#   docker run --rm -p 8080:8080 -e CAREPIPE_API_TOKEN=dev \
+#     carepipe run --demo --http 0.0.0.0:8080                         # embedded demo
 #
+# The image sets CAREPIPE_DEMO=off: without brokers it does not start the
+# simulated demo (which would look healthy while processing nothing real)
+# but exits non-zero, saying how to give brokers or run the demo; --demo
+# turns it on.
 # The query API (priorauth, datasync) on a non-loopback address needs
 # CAREPIPE_API_TOKEN; carepipe refuses to start without it.
 # See deploy/README.md for running it against a cluster and on Kubernetes.
@@ -41,6 +46,9 @@ COPY --from=build /out/carepipe /carepipe
 
 # Non-root (the distroless "nonroot" ids); the binary writes nothing to disk.
 USER 65532:65532
+
+# No simulated demo unless asked (--demo): a deployment without brokers stops.
+ENV CAREPIPE_DEMO=off
 
 # /metrics, /healthz, /readyz and the query API.
 EXPOSE 8080

@@ -29,8 +29,9 @@ import (
 const usage = `carepipe: healthcare event pipelines on Kafka, exactly once.
 
 Usage:
-  carepipe run   [flags]          run the pipelines (no --brokers: embedded demo)
+  carepipe run   [flags]          run the pipelines (no --brokers: embedded demo, unless --demo=off)
   carepipe topics plan|apply ...  compare the pipelines' topics with the cluster, or make them so
+                                  (plan without --brokers: against an empty cluster)
   carepipe rules check FILE       validate an alert rules file
   carepipe loadgen [flags]        load a pipeline and measure it (no --brokers: embedded)
   carepipe config check [flags]   check the configuration of run (file, environment, flags),
@@ -104,6 +105,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	cfg, level := rc.cfg, rc.level
+	// No brokers with the demo off (as in the container image) is said
+	// plainly, with how to run the demo, rather than as a failed start.
+	if err := cfg.CheckDemo(); err != nil {
+		rc.problems = append(rc.problems, err)
+	}
 	if len(rc.problems) > 0 {
 		fmt.Fprintf(stderr, "invalid configuration (%s; carepipe config check shows it all):\n", rc.from())
 		for _, p := range app.Mistakes(rc.problems...) {
@@ -177,6 +183,7 @@ var runFlagKeys = map[string]string{
 	"instance-id": "instanceId", "commit-interval": "commitInterval", "session-timeout": "sessionTimeout",
 	"transaction-timeout": "transactionTimeout",
 	"demo-rate":           "demo.rate", "seed": "demo.seed", "summary-every": "summaryEvery",
+	"demo": "demo.mode",
 }
 
 // runSetup is the configuration of `carepipe run` and the mistakes found
@@ -227,6 +234,8 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	fs.DurationVar(&fl.CommitInterval, "commit-interval", 0, "transaction commit interval (default 100ms)")
 	fs.DurationVar(&fl.TransactionTimeout, "transaction-timeout", 0, "how long the broker keeps a crashed instance's open transaction before aborting it, holding read_committed readers (and so the failover of its partitions) back meanwhile (env CAREPIPE_TRANSACTION_TIMEOUT; default 10s; at most the broker's transaction.max.timeout.ms)")
 	fs.DurationVar(&fl.SessionTimeout, "session-timeout", 0, "consumer group session timeout: how long a crashed instance's partitions wait, and how long an --instance-id may be away without a rebalance (env CAREPIPE_SESSION_TIMEOUT; default 10s)")
+	demo := &textFlag{isBool: true}
+	fs.Var(demo, "demo", "run the embedded demo (in-process Kafka, simulated traffic; not for production): auto (when no brokers are given), on (a bare --demo) or off (env CAREPIPE_DEMO; default auto; the container image sets off)")
 	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
 	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
 	fs.DurationVar(&fl.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
@@ -288,6 +297,7 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	env("payerTimeZone", "CAREPIPE_PAYER_TIME_ZONE", func(v string) error { rc.cfg.PayerTimeZone = v; return nil })
 	env("urgentCategories", "CAREPIPE_URGENT_CATEGORIES", func(v string) error { rc.cfg.UrgentCategories = splitList(v); return nil })
 	env("sources", "CAREPIPE_SOURCES", func(v string) error { rc.cfg.SourcesFile = v; return nil })
+	env("demo.mode", "CAREPIPE_DEMO", func(v string) (err error) { rc.cfg.Demo, err = app.ParseDemo(v); return err })
 
 	lvl := "info"
 	if file != nil && file.LogLevel != nil {
@@ -330,6 +340,11 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 			rc.cfg.SessionTimeout = fl.SessionTimeout
 		case "transaction-timeout":
 			rc.cfg.TransactionTimeout = fl.TransactionTimeout
+		case "demo":
+			var err error
+			if rc.cfg.Demo, err = app.ParseDemo(demo.v); err != nil {
+				rc.problems = append(rc.problems, &app.KeyError{Key: key, Origin: "--demo", Err: err})
+			}
 		case "demo-rate":
 			rc.cfg.DemoRate = fl.DemoRate
 		case "seed":
@@ -355,7 +370,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		file        = fs.String("topics", "", "topics file (YAML): defaults and per-topic specs over the built-in ones; flags win over its defaults")
 		sources     = fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs")
 	)
-	conn := addConnFlags(fs, "; required")
+	conn := addConnFlags(fs, "; none: plan shows what an empty cluster needs, apply refuses")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -342,3 +342,96 @@ func TestConfigCheckReportsFileEnvironmentAndFlagsTogether(t *testing.T) {
 		t.Errorf("reported\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The cloud logins' settings come from the environment (the AWS SDK's own
+// variables for MSK IAM) and from flags, which win; secrets come from a
+// variable or a file, never a flag.
+func TestCloudLoginSettings(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"KAFKA_SASL_MECHANISM": "AWS_MSK_IAM", "KAFKA_SASL_OAUTH_TOKEN": "env.token", "KAFKA_SASL_OAUTH_TOKEN_FILE": "/env/token",
+		"KAFKA_SASL_OAUTH_EXTENSIONS": "logicalCluster=lkc-1, identityPoolId=pool-1", "AWS_ACCESS_KEY_ID": "AKIAENV",
+		"AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_SESSION_TOKEN": "env-session",
+		"KAFKA_SASL_OAUTH_TOKEN_URL": "https://idp.env/token", "KAFKA_SASL_OAUTH_CLIENT_ID": "env-client",
+		"KAFKA_SASL_OAUTH_CLIENT_SECRET": "env-client-secret", "KAFKA_SASL_OAUTH_SCOPE": "kafka",
+	} {
+		t.Setenv(k, v)
+	}
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		want  app.Config
+	}{
+		{"environment", nil, app.Config{
+			SASLMechanism: "AWS_MSK_IAM", OAuthToken: "env.token", OAuthTokenFile: "/env/token",
+			OAuthExtensions: map[string]string{"logicalCluster": "lkc-1", "identityPoolId": "pool-1"},
+			AWSAccessKeyID:  "AKIAENV", AWSSecretAccessKey: "env-secret", AWSSessionToken: "env-session",
+			OAuthTokenURL: "https://idp.env/token", OAuthClientID: "env-client", OAuthClientSecret: "env-client-secret", OAuthScope: "kafka",
+		}},
+		{"flags over the environment", []string{
+			"--kafka-sasl-mechanism", "OAUTHBEARER", "--kafka-sasl-oauth-token-file", "/flag/token", "--kafka-sasl-oauth-extensions", "logicalCluster=lkc-2",
+			"--kafka-aws-access-key-id", "AKIAFLAG", "--kafka-aws-secret-access-key-file", secretFile, "--kafka-aws-session-token-file", secretFile,
+			"--kafka-sasl-oauth-token-url", "https://idp.flag/token", "--kafka-sasl-oauth-client-id", "flag-client",
+			"--kafka-sasl-oauth-client-secret-file", secretFile, "--kafka-sasl-oauth-scope", "kafka.write",
+		}, app.Config{
+			SASLMechanism: "OAUTHBEARER", OAuthToken: "env.token", OAuthTokenFile: "/flag/token",
+			OAuthExtensions: map[string]string{"logicalCluster": "lkc-2"},
+			AWSAccessKeyID:  "AKIAFLAG", AWSSecretAccessKey: "from-file", AWSSessionToken: "from-file",
+			OAuthTokenURL: "https://idp.flag/token", OAuthClientID: "flag-client", OAuthClientSecret: "from-file", OAuthScope: "kafka.write",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			conn := addConnFlags(fs, "")
+			if err := fs.Parse(tt.flags); err != nil {
+				t.Fatal(err)
+			}
+			var cfg app.Config
+			if errs := conn.apply(&cfg); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			if !reflect.DeepEqual(app.FileOf(cfg), app.FileOf(tt.want)) || cfg.OAuthToken != tt.want.OAuthToken ||
+				cfg.AWSSecretAccessKey != tt.want.AWSSecretAccessKey || cfg.AWSSessionToken != tt.want.AWSSessionToken ||
+				cfg.OAuthClientSecret != tt.want.OAuthClientSecret {
+				t.Errorf("got  %+v\nwant %+v", cfg.Redacted(), tt.want.Redacted())
+			}
+		})
+	}
+	for _, secret := range []string{"oauth-token", "oauth-client-secret", "aws-secret-access-key", "aws-session-token"} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		addConnFlags(fs, "")
+		if fs.Lookup("kafka-"+secret) != nil || fs.Lookup("kafka-sasl-"+secret) != nil {
+			t.Errorf("a secret is a flag: %s", secret)
+		}
+	}
+}
+
+// The container image's setting: with the demo off and no brokers, run
+// exits 2 at once and says how to give brokers or run the demo; --demo
+// (a flag wins over the environment) turns it back on, as config check
+// shows.
+func TestRunDemoOffWithoutBrokers(t *testing.T) {
+	for _, k := range []string{"KAFKA_BROKERS", "CAREPIPE_CONFIG"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("CAREPIPE_DEMO", "off")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"run"}, &stdout, &stderr); code != 2 {
+		t.Fatalf("run exit %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"no Kafka brokers, and the embedded demo is turned off by CAREPIPE_DEMO", "KAFKA_BROKERS", "carepipe run --demo"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+		}
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"config", "check", "--demo"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "mode: \"on\"") {
+		t.Errorf("config check --demo: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+}

@@ -54,7 +54,7 @@ func connSettings() []setting {
 	return []setting{
 		{key: "brokers", env: "KAFKA_BROKERS", flag: "brokers", usage: "Kafka seed brokers, host:port,...",
 			set: func(c *app.Config, v string) error { c.Brokers = splitList(v); return nil }},
-		{key: "kafka.saslMechanism", env: "KAFKA_SASL_MECHANISM", flag: "kafka-sasl-mechanism", usage: "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN when a username is set)",
+		{key: "kafka.saslMechanism", env: "KAFKA_SASL_MECHANISM", flag: "kafka-sasl-mechanism", usage: "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or AWS_MSK_IAM (default PLAIN when a username is set)",
 			set: str(func(c *app.Config) *string { return &c.SASLMechanism })},
 		{key: "kafka.username", env: "KAFKA_USERNAME", flag: "kafka-username", usage: "SASL username",
 			set: str(func(c *app.Config) *string { return &c.Username })},
@@ -62,6 +62,36 @@ func connSettings() []setting {
 			set: str(func(c *app.Config) *string { return &c.Password })},
 		{key: "kafka.password", flag: "kafka-password-file", usage: "file holding the SASL password (a password is never a flag: command lines are visible to every process)",
 			set: secretFile(func(c *app.Config) *string { return &c.Password })},
+		{key: "kafka.oauthToken", env: "KAFKA_SASL_OAUTH_TOKEN", usage: "SASL OAUTHBEARER bearer token",
+			set: str(func(c *app.Config) *string { return &c.OAuthToken })},
+		{key: "kafka.oauthTokenFile", env: "KAFKA_SASL_OAUTH_TOKEN_FILE", flag: "kafka-sasl-oauth-token-file", usage: "file holding the SASL OAUTHBEARER bearer token, read again for every connection (a mounted token that is refreshed is picked up)",
+			set: str(func(c *app.Config) *string { return &c.OAuthTokenFile })},
+		{key: "kafka.oauthTokenURL", env: "KAFKA_SASL_OAUTH_TOKEN_URL", flag: "kafka-sasl-oauth-token-url", usage: "SASL OAUTHBEARER: OAuth 2.0 token endpoint (https) that issues the token to the client id and secret (client credentials grant); the token is kept until shortly before it expires",
+			set: str(func(c *app.Config) *string { return &c.OAuthTokenURL })},
+		{key: "kafka.oauthClientId", env: "KAFKA_SASL_OAUTH_CLIENT_ID", flag: "kafka-sasl-oauth-client-id", usage: "SASL OAUTHBEARER: client id at the token endpoint",
+			set: str(func(c *app.Config) *string { return &c.OAuthClientID })},
+		{key: "kafka.oauthClientSecret", env: "KAFKA_SASL_OAUTH_CLIENT_SECRET", usage: "SASL OAUTHBEARER: client secret at the token endpoint",
+			set: str(func(c *app.Config) *string { return &c.OAuthClientSecret })},
+		{key: "kafka.oauthClientSecret", flag: "kafka-sasl-oauth-client-secret-file", usage: "file holding the SASL OAUTHBEARER client secret",
+			set: secretFile(func(c *app.Config) *string { return &c.OAuthClientSecret })},
+		{key: "kafka.oauthScope", env: "KAFKA_SASL_OAUTH_SCOPE", flag: "kafka-sasl-oauth-scope", usage: "SASL OAUTHBEARER: scope asked of the token endpoint (default none)",
+			set: str(func(c *app.Config) *string { return &c.OAuthScope })},
+		{key: "kafka.oauthExtensions", env: "KAFKA_SASL_OAUTH_EXTENSIONS", flag: "kafka-sasl-oauth-extensions", usage: "SASL OAUTHBEARER extensions, name=value,... (as a managed Kafka asks, such as logicalCluster=lkc-1,identityPoolId=pool-1)",
+			set: func(c *app.Config, v string) error {
+				ext, err := app.ParseOAuthExtensions(v)
+				c.OAuthExtensions = ext
+				return err
+			}},
+		{key: "kafka.awsAccessKeyId", env: "AWS_ACCESS_KEY_ID", flag: "kafka-aws-access-key-id", usage: "SASL AWS_MSK_IAM: AWS access key id",
+			set: str(func(c *app.Config) *string { return &c.AWSAccessKeyID })},
+		{key: "kafka.awsSecretAccessKey", env: "AWS_SECRET_ACCESS_KEY", usage: "SASL AWS_MSK_IAM: AWS secret access key",
+			set: str(func(c *app.Config) *string { return &c.AWSSecretAccessKey })},
+		{key: "kafka.awsSecretAccessKey", flag: "kafka-aws-secret-access-key-file", usage: "file holding the SASL AWS_MSK_IAM secret access key (a secret is never a flag)",
+			set: secretFile(func(c *app.Config) *string { return &c.AWSSecretAccessKey })},
+		{key: "kafka.awsSessionToken", env: "AWS_SESSION_TOKEN", usage: "SASL AWS_MSK_IAM: AWS session token of temporary credentials",
+			set: str(func(c *app.Config) *string { return &c.AWSSessionToken })},
+		{key: "kafka.awsSessionToken", flag: "kafka-aws-session-token-file", usage: "file holding the SASL AWS_MSK_IAM session token",
+			set: secretFile(func(c *app.Config) *string { return &c.AWSSessionToken })},
 		{key: "kafka.tls", env: "KAFKA_TLS", flag: "kafka-tls", isBool: true, usage: "TLS to the brokers, checked against the system roots",
 			set: func(c *app.Config, v string) error {
 				if v == "" {

@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.HTTPAddr != "" {
 		var ln net.Listener
 		var err error
-		if srv, ln, err = serveHTTP(cfg.HTTPAddr, cfg.APIToken, ps); err != nil {
+		if srv, ln, err = serveHTTP(cfg.HTTPAddr, cfg.APIToken, ps, world != nil); err != nil {
 			return err
 		}
 		log.Info("http listening", "addr", ln.Addr().String())
@@ -313,8 +313,9 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 // and serves the metrics, the probes and the query API. The query API
 // answers with patient data, so it requires token as a bearer token when
 // one is set, and an address other than loopback without one is refused:
-// metrics and probes stay open for scrapers and kubelets.
-func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, error) {
+// metrics and probes stay open for scrapers and kubelets. demo says that
+// this is the embedded demo, which /readyz and /metrics then say too.
+func serveHTTP(addr, token string, ps []*built, demo bool) (*http.Server, net.Listener, error) {
 	addr, loopback, err := httpAddr(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("http: %w", err)
@@ -346,6 +347,7 @@ func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, err
 	}
 	mux := http.NewServeMux()
 	expo := newExposition(ps)
+	expo.demo = demo
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		if err := expo.write(w); err != nil {
@@ -377,11 +379,15 @@ func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, err
 				not = append(not, p.name+": "+why)
 			}
 		}
+		state := "ready"
+		if demo {
+			state += " (" + demoNote + ")"
+		}
 		if len(not) > 0 {
-			http.Error(w, "not ready\n"+strings.Join(not, "\n"), http.StatusServiceUnavailable)
+			http.Error(w, "not "+state+"\n"+strings.Join(not, "\n"), http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		_, _ = w.Write([]byte(state + "\n"))
 	})
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
 }

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
@@ -104,9 +102,26 @@ type Config struct {
 	// demo shows overdue reconciliations).
 	ReconcileDeadline time.Duration
 
-	SASLMechanism string // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	SASLMechanism string // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM
 	Username      string
 	Password      string
+	// OAUTHBEARER: a bearer token, or a file holding one, read again for
+	// every connection (so a token refreshed in place is used), or an
+	// OAuth 2.0 token endpoint that issues one to the client id and
+	// secret (client credentials grant, with an optional scope); and
+	// extensions sent with it (RFC 7628 section 3.1). See app/sasl.go.
+	OAuthToken        string
+	OAuthTokenFile    string
+	OAuthTokenURL     string
+	OAuthClientID     string
+	OAuthClientSecret string
+	OAuthScope        string
+	OAuthExtensions   map[string]string
+	// AWS_MSK_IAM: the AWS credentials that sign the login; the region
+	// comes from the broker's host name (else AWS_REGION).
+	AWSAccessKeyID     string
+	AWSSecretAccessKey string
+	AWSSessionToken    string
 	// TLS turns TLS on with the system roots; any of the files below turns
 	// it on too.
 	TLS bool
@@ -142,6 +157,12 @@ type Config struct {
 	// KafkaMetadataMaxAge is how often cluster metadata is refreshed, 5s
 	// to 1h (kgo.MetadataMaxAge; default 5m).
 	KafkaMetadataMaxAge time.Duration
+
+	// Demo says whether Run may start the embedded demo: auto (the
+	// default, also when empty) when no brokers are given, on always
+	// (brokers are then a mistake), off never (no brokers is then a
+	// mistake). See CheckDemo.
+	Demo string
 
 	// Embedded mode only.
 	DemoRate     int   // observations/s (default 500)
@@ -261,7 +282,7 @@ func (c *Config) priorAuthConfig() (priorauth.Config, error) {
 // validate reports every mistake in the options that needs no file read,
 // each a *KeyError.
 func (c *Config) validate() error {
-	var errs []error
+	errs := []error{c.CheckDemo()}
 	for i, p := range c.Pipelines {
 		switch {
 		case !slices.Contains(knownPipelines, p):
@@ -285,19 +306,7 @@ func (c *Config) validate() error {
 			errs = append(errs, c.keyErr("http", err))
 		}
 	}
-	switch strings.ToUpper(c.SASLMechanism) {
-	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-	default:
-		errs = append(errs, c.keyErrf("kafka.saslMechanism", "unknown SASL mechanism %q (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", c.SASLMechanism))
-	}
-	if c.SASLMechanism != "" {
-		if c.Username == "" {
-			errs = append(errs, c.keyErrf("kafka.username", "SASL %s needs a username (or KAFKA_USERNAME)", c.SASLMechanism))
-		}
-		if c.Password == "" {
-			errs = append(errs, c.keyErrf("kafka.password", "SASL %s needs a password (or KAFKA_PASSWORD)", c.SASLMechanism))
-		}
-	}
+	errs = append(errs, c.validateSASL()...)
 	errs = append(errs, c.validateTLS())
 	errs = append(errs, c.validateClient()...)
 	for _, d := range []struct {
@@ -421,6 +430,7 @@ func (c Config) Check() error {
 		if _, err := c.kafkaTLS(); err != nil {
 			errs = append(errs, err)
 		}
+		errs = append(errs, c.checkSASLFiles())
 	}
 	if _, err := c.registryTLS(); err != nil {
 		errs = append(errs, err)
@@ -494,13 +504,12 @@ func (c *Config) kafkaOpts() ([]kgo.Opt, error) {
 	if tc != nil {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
-	switch strings.ToUpper(c.SASLMechanism) {
-	case "PLAIN":
-		opts = append(opts, kgo.SASL(plain.Auth{User: c.Username, Pass: c.Password}.AsMechanism()))
-	case "SCRAM-SHA-256":
-		opts = append(opts, kgo.SASL(scram.Auth{User: c.Username, Pass: c.Password}.AsSha256Mechanism()))
-	case "SCRAM-SHA-512":
-		opts = append(opts, kgo.SASL(scram.Auth{User: c.Username, Pass: c.Password}.AsSha512Mechanism()))
+	mech, err := c.saslMechanism()
+	if err != nil {
+		return nil, err
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
 	}
 	return opts, nil
 }
@@ -552,5 +561,9 @@ func (c Config) Redacted() FileConfig {
 	f.Kafka.Password = redact(c.Password)
 	f.SchemaRegistry.Password = redact(c.SchemaRegistryPassword)
 	f.API.Token = redact(c.APIToken)
+	f.Kafka.OAuthToken = redact(c.OAuthToken)
+	f.Kafka.OAuthClientSecret = redact(c.OAuthClientSecret)
+	f.Kafka.AWSSecretAccessKey = redact(c.AWSSecretAccessKey)
+	f.Kafka.AWSSessionToken = redact(c.AWSSessionToken)
 	return f
 }

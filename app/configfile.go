@@ -48,7 +48,7 @@ import (
 //	kafka: {saslMechanism: SCRAM-SHA-512, username: carepipe, tls: true, tlsCA: /etc/kafka/ca.pem,
 //	        clientId: carepipe, rack: eu-central-1a, dialTimeout: 10s}
 //	schemaRegistry: {url: "https://registry:8081", username: carepipe}
-//	demo: {rate: 500, seed: 1, patients: 200}
+//	demo: {mode: auto, rate: 500, seed: 1, patients: 200}
 type FileConfig struct {
 	Brokers            []string     `yaml:"brokers,omitempty" json:"brokers,omitempty"`
 	Pipelines          []string     `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
@@ -94,6 +94,18 @@ type FileKafka struct {
 	RequestTimeoutOverhead *Duration `yaml:"requestTimeoutOverhead,omitempty" json:"requestTimeoutOverhead,omitempty"`
 	ConnIdleTimeout        *Duration `yaml:"connIdleTimeout,omitempty" json:"connIdleTimeout,omitempty"`
 	MetadataMaxAge         *Duration `yaml:"metadataMaxAge,omitempty" json:"metadataMaxAge,omitempty"`
+
+	// SASL OAUTHBEARER and AWS_MSK_IAM (app/sasl.go).
+	OAuthToken         *string           `yaml:"oauthToken,omitempty" json:"oauthToken,omitempty"`
+	OAuthTokenFile     *string           `yaml:"oauthTokenFile,omitempty" json:"oauthTokenFile,omitempty"`
+	OAuthTokenURL      *string           `yaml:"oauthTokenURL,omitempty" json:"oauthTokenURL,omitempty"`
+	OAuthClientID      *string           `yaml:"oauthClientId,omitempty" json:"oauthClientId,omitempty"`
+	OAuthClientSecret  *string           `yaml:"oauthClientSecret,omitempty" json:"oauthClientSecret,omitempty"`
+	OAuthScope         *string           `yaml:"oauthScope,omitempty" json:"oauthScope,omitempty"`
+	OAuthExtensions    map[string]string `yaml:"oauthExtensions,omitempty" json:"oauthExtensions,omitempty"`
+	AWSAccessKeyID     *string           `yaml:"awsAccessKeyId,omitempty" json:"awsAccessKeyId,omitempty"`
+	AWSSecretAccessKey *string           `yaml:"awsSecretAccessKey,omitempty" json:"awsSecretAccessKey,omitempty"`
+	AWSSessionToken    *string           `yaml:"awsSessionToken,omitempty" json:"awsSessionToken,omitempty"`
 }
 
 // FileRegistry is the file's schemaRegistry section.
@@ -117,11 +129,14 @@ type FileDemo struct {
 	Rate     *int   `yaml:"rate,omitempty" json:"rate,omitempty"`
 	Seed     *int64 `yaml:"seed,omitempty" json:"seed,omitempty"`
 	Patients *int   `yaml:"patients,omitempty" json:"patients,omitempty"`
+
+	// Mode is auto, on or off (Config.Demo; not embedded mode only).
+	Mode *string `yaml:"mode,omitempty" json:"mode,omitempty"`
 }
 
 // secretKeys are the file keys whose values are never printed, quoted in
 // an error or logged.
-var secretKeys = []string{"kafka.password", "schemaRegistry.password", "api.token"}
+var secretKeys = []string{"kafka.password", "schemaRegistry.password", "api.token", "kafka.oauthToken", "kafka.oauthClientSecret", "kafka.awsSecretAccessKey", "kafka.awsSessionToken"}
 
 // Duration is a time.Duration written as Go writes one ("100ms", "5m").
 type Duration time.Duration
@@ -307,6 +322,8 @@ func wantOf(t reflect.Type) string {
 		return "not a duration (write 100ms, 5s, 2m)"
 	case t.Kind() == reflect.Slice:
 		return "want a list of strings ([a, b])"
+	case t.Kind() == reflect.Map:
+		return "want a mapping of names to text ({name: value})"
 	}
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -378,6 +395,18 @@ func (f *FileConfig) Apply(c *Config) {
 	setDuration(&c.KafkaRequestTimeoutOverhead, f.Kafka.RequestTimeoutOverhead)
 	setDuration(&c.KafkaConnIdleTimeout, f.Kafka.ConnIdleTimeout)
 	setDuration(&c.KafkaMetadataMaxAge, f.Kafka.MetadataMaxAge)
+	set(&c.OAuthToken, f.Kafka.OAuthToken)
+	set(&c.OAuthTokenFile, f.Kafka.OAuthTokenFile)
+	set(&c.OAuthTokenURL, f.Kafka.OAuthTokenURL)
+	set(&c.OAuthClientID, f.Kafka.OAuthClientID)
+	set(&c.OAuthClientSecret, f.Kafka.OAuthClientSecret)
+	set(&c.OAuthScope, f.Kafka.OAuthScope)
+	if f.Kafka.OAuthExtensions != nil {
+		c.OAuthExtensions = f.Kafka.OAuthExtensions
+	}
+	set(&c.AWSAccessKeyID, f.Kafka.AWSAccessKeyID)
+	set(&c.AWSSecretAccessKey, f.Kafka.AWSSecretAccessKey)
+	set(&c.AWSSessionToken, f.Kafka.AWSSessionToken)
 	set(&c.SchemaRegistryCAFile, f.SchemaRegistry.CA)
 	set(&c.SchemaRegistryURL, f.SchemaRegistry.URL)
 	set(&c.SchemaRegistryUsername, f.SchemaRegistry.Username)
@@ -387,6 +416,7 @@ func (f *FileConfig) Apply(c *Config) {
 	}
 	setDuration(&c.SchemaRegistryWait, f.SchemaRegistry.Wait)
 	set(&c.APIToken, f.API.Token)
+	set(&c.Demo, f.Demo.Mode)
 	set(&c.DemoRate, f.Demo.Rate)
 	set(&c.Seed, f.Demo.Seed)
 	set(&c.DemoPatients, f.Demo.Patients)
@@ -423,13 +453,15 @@ func FileOf(c Config) FileConfig {
 		ClientID: ptr(c.KafkaClientID), Rack: ptr(c.KafkaRack),
 		DialTimeout: ptrDuration(c.KafkaDialTimeout), RequestTimeoutOverhead: ptrDuration(c.KafkaRequestTimeoutOverhead),
 		ConnIdleTimeout: ptrDuration(c.KafkaConnIdleTimeout), MetadataMaxAge: ptrDuration(c.KafkaMetadataMaxAge),
+		OAuthTokenFile: ptr(c.OAuthTokenFile), OAuthTokenURL: ptr(redactURL(c.OAuthTokenURL)), OAuthClientID: ptr(c.OAuthClientID),
+		OAuthScope: ptr(c.OAuthScope), OAuthExtensions: c.OAuthExtensions, AWSAccessKeyID: ptr(c.AWSAccessKeyID),
 	}
 	f.SchemaRegistry = FileRegistry{URL: ptr(redactURL(c.SchemaRegistryURL)), Username: ptr(c.SchemaRegistryUsername), CA: ptr(c.SchemaRegistryCAFile),
 		Wait: ptrDuration(c.SchemaRegistryWait)}
 	if c.SchemaRegistryLookupOnly {
 		f.SchemaRegistry.AutoRegister = new(bool)
 	}
-	f.Demo = FileDemo{Rate: ptr(c.DemoRate), Seed: ptr(c.Seed), Patients: ptr(c.DemoPatients)}
+	f.Demo = FileDemo{Mode: ptr(c.Demo), Rate: ptr(c.DemoRate), Seed: ptr(c.Seed), Patients: ptr(c.DemoPatients)}
 	return f
 }
 
@@ -438,7 +470,8 @@ func (c Config) Secrets() []string {
 	var out []string
 	for _, s := range []struct {
 		key, v string
-	}{{"kafka.password", c.Password}, {"schemaRegistry.password", c.SchemaRegistryPassword}, {"api.token", c.APIToken}} {
+	}{{"kafka.password", c.Password}, {"schemaRegistry.password", c.SchemaRegistryPassword}, {"api.token", c.APIToken},
+		{"kafka.oauthToken", c.OAuthToken}, {"kafka.oauthClientSecret", c.OAuthClientSecret}, {"kafka.awsSecretAccessKey", c.AWSSecretAccessKey}, {"kafka.awsSessionToken", c.AWSSessionToken}} {
 		if s.v == "" {
 			continue
 		}

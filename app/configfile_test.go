@@ -90,7 +90,8 @@ func TestFileOfReadsBack(t *testing.T) {
 		KafkaClientID: "carepipe-0", KafkaRack: "eu-central-1a", KafkaDialTimeout: 5 * time.Second,
 		KafkaRequestTimeoutOverhead: 20 * time.Second, KafkaConnIdleTimeout: time.Minute, KafkaMetadataMaxAge: time.Minute,
 		SchemaRegistryURL: "https://r:8081", SchemaRegistryUsername: "ru",
-		DemoRate: 50, Seed: 9, DemoPatients: 20,
+		DemoRate: 50, Seed: 9, DemoPatients: 20, Demo: DemoOff,
+		OAuthTokenFile: "/run/kafka/oauth", OAuthExtensions: map[string]string{"logicalCluster": "lkc-1"}, AWSAccessKeyID: "AKIAIOSFODNN7EXAMPLE",
 	}
 	out, err := yaml.Marshal(FileOf(c))
 	if err != nil {

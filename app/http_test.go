@@ -66,13 +66,13 @@ func priorAuthBuilt(t *testing.T) []*built {
 func TestQueryAPINeedsBearerToken(t *testing.T) {
 	ps := priorAuthBuilt(t)
 	for _, addr := range []string{"0.0.0.0:0", ":0"} {
-		if _, _, err := serveHTTP(addr, "", ps); err == nil || !strings.Contains(err.Error(), "CAREPIPE_API_TOKEN") {
+		if _, _, err := serveHTTP(addr, "", ps, false); err == nil || !strings.Contains(err.Error(), "CAREPIPE_API_TOKEN") {
 			t.Fatalf("%s, not loopback, without a token: err = %v, want a refusal naming CAREPIPE_API_TOKEN", addr, err)
 		}
 	}
 
 	const token = "s3cret-token"
-	srv, ln, err := serveHTTP("0", token, ps)
+	srv, ln, err := serveHTTP("0", token, ps, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,8 @@ import (
 
 // Metric naming. Every carepipe series carries the label pipeline (the
 // [pipeline.Spec] name: alerts, priorauth, orders, datasync_cdc, ...),
-// except carepipe_build_info. A runtime metric, which every pipeline has,
+// except carepipe_build_info and carepipe_embedded_demo, which describe
+// the process. A runtime metric, which every pipeline has,
 // is named carepipe_<what>, so that one query covers every pipeline and
 // a dashboard picks them by label. A use-case metric, which only one use
 // case has, keeps the use case in its name (carepipe_alerts_skipped_total,
@@ -37,6 +38,7 @@ func families() map[string]family {
 	return map[string]family{
 		// Runtime metrics, labelled pipeline (pipeline/metrics.go).
 		"carepipe_build_info":                          {"gauge", "Always 1: the version, VCS revision and Go version of the running binary, as labels."},
+		"carepipe_embedded_demo":                       {"gauge", "1 when this process runs the embedded demo (in-process Kafka, simulated traffic; not for production), else 0."},
 		"carepipe_ready":                               {"gauge", "1 when the pipeline does its work (as /readyz reports), 0 when it is starting, preparing state, failing its session or stalled."},
 		"carepipe_assigned_partitions":                 {"gauge", "Partitions of each consumed topic the consumer group has assigned this instance."},
 		"carepipe_restoring_partitions":                {"gauge", "Assigned partitions whose state stores are still being brought up to date."},
@@ -104,6 +106,9 @@ type exposition struct {
 	families  map[string]family
 	buildInfo string
 	runtime   *prometheus.Registry
+
+	// demo: the process runs the embedded demo (carepipe_embedded_demo).
+	demo bool
 }
 
 func newExposition(ps []*built) *exposition {
@@ -135,6 +140,11 @@ func (e *exposition) write(w io.Writer) error {
 		s.WritePrometheus(&raw)
 	}
 	raw.WriteString(e.buildInfo + "\n")
+	demo := 0
+	if e.demo {
+		demo = 1
+	}
+	fmt.Fprintf(&raw, "carepipe_embedded_demo %d\n", demo)
 	byFamily := make(map[string][]string)
 	sc := bufio.NewScanner(&raw)
 	sc.Buffer(nil, 1<<20)

@@ -95,6 +95,9 @@ func TestMetricsExpositionOfEachPipeline(t *testing.T) {
 				}
 			}
 			checkBuildInfo(t, fams["carepipe_build_info"])
+			if v := embeddedDemoValue(t, fams["carepipe_embedded_demo"]); v != 0 {
+				t.Errorf("carepipe_embedded_demo = %v against a cluster, want 0", v)
+			}
 			for _, f := range []string{"carepipe_txn_duration_seconds", "carepipe_process_seconds_per_record", "carepipe_event_age_at_processing_seconds"} {
 				mf := fams[f]
 				if mf == nil || mf.GetType() != dto.MetricType_HISTOGRAM || len(mf.GetMetric()) == 0 || len(mf.GetMetric()[0].GetHistogram().GetBucket()) < 5 {

@@ -186,19 +186,23 @@ func (c *Config) accessError(addr string, phase *connPhase, err error) error {
 		verify  *tls.CertificateVerificationError
 		opErr   *net.OpError
 		readEOF *kgo.ErrFirstReadEOF
+		tokErr  *tokenEndpointError
 	)
 	switch {
+	case errors.As(err, &tokErr):
+		// Every broker would need the token that was not issued.
+		return &kafkaAccessError{msg: tokErr.Error(), err: err}
 	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState):
-		return fail("authentication with %s at %s failed: check KAFKA_USERNAME/KAFKA_PASSWORD", mech, addr)
+		return fail("authentication with %s at %s failed: %s", mech, addr, credentialsHint(mech))
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
 		return fail("the broker at %s does not enable SASL mechanism %s: set KAFKA_SASL_MECHANISM to one it does", addr, mech)
 	case mech != "" && phase.saslFailed.Load():
 		// What a broker that closes the connection on a wrong password
 		// (kfake does; Kafka answers SASL_AUTHENTICATION_FAILED) leaves
 		// the client with: an EOF while reading the SASL answer.
-		return fail("authentication with %s at %s failed: the broker closed the connection during it: check KAFKA_USERNAME/KAFKA_PASSWORD and KAFKA_SASL_MECHANISM", mech, addr)
+		return fail("authentication with %s at %s failed: the broker closed the connection during it: %s, and KAFKA_SASL_MECHANISM", mech, addr, credentialsHint(mech))
 	case mech != "" && phase.connected.Load() && (errors.Is(err, context.DeadlineExceeded) || isTimeout(err)):
-		return fail("authentication with %s at %s failed or timed out: check KAFKA_USERNAME/KAFKA_PASSWORD", mech, addr)
+		return fail("authentication with %s at %s failed or timed out: %s", mech, addr, credentialsHint(mech))
 	case errors.As(err, &verify):
 		return fail("TLS with the broker at %s failed: its certificate is not trusted: set KAFKA_TLS_CA to the CA that signed it", addr)
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
@@ -291,7 +295,7 @@ func (w *saslWatch) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ 
 		delete(w.fails, addr)
 		w.mu.Unlock()
 	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState), errors.Is(err, kerr.UnsupportedSaslMechanism):
-		w.report(fmt.Errorf("authentication with %s at %s failed after start-up (were the credentials rotated?): check KAFKA_USERNAME/KAFKA_PASSWORD: %w", w.mech, addr, err))
+		w.report(fmt.Errorf("authentication with %s at %s failed after start-up (were the credentials rotated?): %s: %w", w.mech, addr, credentialsHint(w.mech), err))
 	}
 }
 
@@ -307,7 +311,7 @@ func (w *saslWatch) OnBrokerRead(meta kgo.BrokerMetadata, key int16, _ int, _, _
 	n := w.fails[addr]
 	w.mu.Unlock()
 	if n >= saslRefusals {
-		w.report(fmt.Errorf("authentication with %s at %s failed after start-up: the broker closed the connection during %d SASL exchanges in a row (were the credentials rotated?): check KAFKA_USERNAME/KAFKA_PASSWORD: %w", w.mech, addr, n, err))
+		w.report(fmt.Errorf("authentication with %s at %s failed after start-up: the broker closed the connection during %d SASL exchanges in a row (were the credentials rotated?): %s: %w", w.mech, addr, n, credentialsHint(w.mech), err))
 	}
 }
 

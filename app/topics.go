@@ -20,7 +20,8 @@ import (
 
 // Topics plans (and with apply, applies) the topics of cfg's pipelines
 // against cfg's cluster, printing each change to cfg.Stdout, and the count
-// at the end. It needs a real cluster: an embedded one is empty by design.
+// at the end. Without brokers it plans against an empty cluster, and says
+// so (see planEmpty); applying needs a real cluster.
 //
 // file, when not nil, is a topics file whose per-topic specs override the
 // built-in ones (its defaults are the caller's to merge into d, under the
@@ -30,12 +31,21 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	if cfg.Embedded() {
-		return errors.New("topics: --brokers (or KAFKA_BROKERS) is required")
+	if cfg.Embedded() && apply {
+		return errors.New("topics apply: --brokers (or KAFKA_BROKERS) is required")
 	}
 	specs, err := specsOf(&cfg)
 	if err != nil {
 		return err
+	}
+	desired := topics.Desired(specs, d)
+	if file != nil {
+		if desired, err = file.Override(specs, desired, d); err != nil {
+			return err
+		}
+	}
+	if cfg.Embedded() {
+		return planEmpty(ctx, cfg, desired)
 	}
 	kopts, err := cfg.kafkaOpts()
 	if err != nil {
@@ -51,12 +61,6 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	desired := topics.Desired(specs, d)
-	if file != nil {
-		if desired, err = file.Override(specs, desired, d); err != nil {
-			return err
-		}
-	}
 	changes, err := topics.Plan(ctx, adm, desired)
 	if err != nil {
 		return err

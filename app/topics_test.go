@@ -3,8 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,7 +66,60 @@ func TestTopicsPlanApplyPlan(t *testing.T) {
 	if again := run(false); !strings.HasPrefix(again, "nothing to do") {
 		t.Fatalf("plan after applying the topics file:\n%s", again)
 	}
-	if err := Topics(context.Background(), Config{}, false, d, nil); err == nil || !strings.Contains(err.Error(), "--brokers") {
-		t.Errorf("without brokers: %v", err)
+	if err := Topics(context.Background(), Config{Stdout: io.Discard}, true, d, nil); err == nil || !strings.Contains(err.Error(), "--brokers") {
+		t.Errorf("apply without brokers: %v", err)
+	}
+}
+
+// `carepipe topics plan` without brokers plans against an empty cluster,
+// and says so first: every topic of every pipeline is a create and every
+// canonical schema a registration, exactly as the plan against a fresh
+// cluster and registry says them.
+func TestTopicsPlanWithoutBrokersIsPlanOfEmptyCluster(t *testing.T) {
+	c, err := sim.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	d := topics.SeedDefaults()
+	d.Replication = 1 // the embedded cluster has one broker
+	plan := func(cfg Config) []string {
+		t.Helper()
+		var out bytes.Buffer
+		cfg.Stdout = &out
+		if err := Topics(context.Background(), cfg, false, d, nil); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	}
+	fresh := plan(Config{Brokers: c.Addrs(), SchemaRegistryURL: reg.URL()})
+	empty := plan(Config{})
+	if len(empty) < 3 || empty[0] != emptyPlanHeading {
+		t.Fatalf("plan without brokers does not open with %q:\n%s", emptyPlanHeading, strings.Join(empty, "\n"))
+	}
+	if n := len(fresh) - 1; !slices.Equal(empty[1:len(empty)-1], fresh[:n]) {
+		t.Errorf("plan without brokers\n%s\nis not the plan against a fresh cluster\n%s", strings.Join(empty, "\n"), strings.Join(fresh, "\n"))
+	}
+	changes := empty[1 : len(empty)-1]
+	if want := fmt.Sprintf("%d changes for an empty cluster", len(changes)); !strings.HasPrefix(empty[len(empty)-1], want) {
+		t.Errorf("last line %q, want it to start %q", empty[len(empty)-1], want)
+	}
+	cfg := Config{}
+	cfg.setDefaults()
+	specs, err := specsOf(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range topics.Desired(specs, d) {
+		if !slices.ContainsFunc(changes, func(l string) bool { return strings.HasPrefix(l, "create "+topic.Name+": ") }) {
+			t.Errorf("plan without brokers does not create %s", topic.Name)
+		}
+	}
+	for _, l := range changes {
+		if !strings.HasPrefix(l, "create ") && !strings.HasPrefix(l, "register schema ") {
+			t.Errorf("plan for an empty cluster says %q: want only creates and registrations", l)
+		}
 	}
 }

@@ -371,6 +371,16 @@ func TestSecurityAuthFailuresAreFatal(t *testing.T) {
 			[]string{"not trusted", "KAFKA_TLS_CA"}},
 		{"plaintext to the TLS listener", false, func(c *app.Config, _ *testPKI) { c.TLSCAFile = "" },
 			[]string{"closed the connection", "TLS"}},
+		// kfake enables PLAIN and SCRAM only: the cloud mechanisms are
+		// refused by name at the handshake, which shows that the one
+		// configured is the one offered (app's tests cover the login
+		// messages themselves).
+		{"OAUTHBEARER, which the broker does not enable", false, func(c *app.Config, _ *testPKI) {
+			c.SASLMechanism, c.Username, c.Password, c.OAuthToken = "OAUTHBEARER", "", "", appPass
+		}, []string{"does not enable SASL mechanism OAUTHBEARER", "KAFKA_SASL_MECHANISM"}},
+		{"AWS_MSK_IAM, which the broker does not enable", false, func(c *app.Config, _ *testPKI) {
+			c.SASLMechanism, c.Username, c.Password, c.AWSAccessKeyID, c.AWSSecretAccessKey = "AWS_MSK_IAM", "", "", "AKIAIOSFODNN7EXAMPLE", appPass
+		}, []string{"does not enable SASL mechanism AWS_MSK_IAM", "KAFKA_SASL_MECHANISM"}},
 		{"mTLS without a client certificate", true, func(*app.Config, *testPKI) {},
 			[]string{"client certificate", "KAFKA_TLS_CERT"}},
 		{"mTLS with an untrusted client certificate", true, func(c *app.Config, p *testPKI) { c.TLSCertFile, c.TLSKeyFile = p.otherCert, p.otherKy },

@@ -175,68 +175,114 @@ func (c Change) String() string {
 // changes, topic by topic in desired order. A topic with more partitions
 // than desired yields a Refused change, which Apply reports as an error.
 func Plan(ctx context.Context, adm *kadm.Client, desired []Topic) ([]Change, error) {
+	st, err := Describe(ctx, adm, desired)
+	if err != nil {
+		return nil, err
+	}
+	return Compare(desired, st)
+}
+
+// State is what a plan compares the desired topics with: the cluster's
+// brokers and the desired topics it has. The zero State is an empty
+// cluster of unknown size, whose plan creates every topic.
+type State struct {
+	// Brokers is how many brokers the cluster has; 0: unknown, and
+	// replication factors are not checked against it.
+	Brokers int
+	// Topics are the desired topics that exist, by name.
+	Topics map[string]Existing
+}
+
+// Existing is a topic as the cluster has it.
+type Existing struct {
+	Partitions int32
+	// Configs are the topic's configs that have a value, defaults
+	// included.
+	Configs map[string]string
+}
+
+// Describe reads from the cluster what Compare needs of it for desired.
+func Describe(ctx context.Context, adm *kadm.Client, desired []Topic) (State, error) {
+	var st State
 	brokers, err := adm.ListBrokers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing brokers: %w", err)
+		return st, fmt.Errorf("listing brokers: %w", err)
 	}
-	for _, t := range desired {
-		if int(t.Replication) > len(brokers) {
-			return nil, fmt.Errorf("topic %s: replication %d exceeds the cluster's %d brokers", t.Name, t.Replication, len(brokers))
-		}
-	}
+	st.Brokers = len(brokers)
 	names := make([]string, len(desired))
 	for i, t := range desired {
 		names[i] = t.Name
 	}
 	details, err := adm.ListTopics(ctx, names...)
 	if err != nil {
-		return nil, fmt.Errorf("listing topics: %w", err)
+		return st, fmt.Errorf("listing topics: %w", err)
 	}
+	st.Topics = map[string]Existing{}
 	var existing []string
-	for _, t := range desired {
-		if d, ok := details[t.Name]; ok && d.Err == nil {
-			existing = append(existing, t.Name)
-		}
-	}
-	current := map[string]map[string]string{}
-	if len(existing) > 0 {
-		rcs, err := adm.DescribeTopicConfigs(ctx, existing...)
-		if err != nil {
-			return nil, fmt.Errorf("describing topic configs: %w", err)
-		}
-		for _, rc := range rcs {
-			if rc.Err != nil {
-				return nil, fmt.Errorf("describing configs of %s: %w", rc.Name, rc.Err)
-			}
-			m := map[string]string{}
-			for _, c := range rc.Configs {
-				if c.Value != nil {
-					m[c.Key] = *c.Value
-				}
-			}
-			current[rc.Name] = m
-		}
-	}
-	var changes []Change
 	for _, t := range desired {
 		d, ok := details[t.Name]
 		switch {
 		case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
-			changes = append(changes, Change{Kind: Create, Topic: t})
 			continue
 		case d.Err != nil:
-			return nil, fmt.Errorf("topic %s: %w", t.Name, d.Err)
+			return st, fmt.Errorf("topic %s: %w", t.Name, d.Err)
 		}
-		have := int32(len(d.Partitions))
-		from, to := strconv.Itoa(int(have)), strconv.Itoa(int(t.Partitions))
+		st.Topics[t.Name] = Existing{Partitions: int32(len(d.Partitions))}
+		existing = append(existing, t.Name)
+	}
+	if len(existing) == 0 {
+		return st, nil
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, existing...)
+	if err != nil {
+		return st, fmt.Errorf("describing topic configs: %w", err)
+	}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return st, fmt.Errorf("describing configs of %s: %w", rc.Name, rc.Err)
+		}
+		e, ok := st.Topics[rc.Name]
+		if !ok {
+			continue
+		}
+		e.Configs = map[string]string{}
+		for _, c := range rc.Configs {
+			if c.Value != nil {
+				e.Configs[c.Key] = *c.Value
+			}
+		}
+		st.Topics[rc.Name] = e
+	}
+	return st, nil
+}
+
+// Compare is the changes from st to the desired topics, topic by topic in
+// desired order; see Plan. It reads nothing: Compare(desired, State{})
+// is the plan for an empty cluster.
+func Compare(desired []Topic, st State) ([]Change, error) {
+	if st.Brokers > 0 {
+		for _, t := range desired {
+			if int(t.Replication) > st.Brokers {
+				return nil, fmt.Errorf("topic %s: replication %d exceeds the cluster's %d brokers", t.Name, t.Replication, st.Brokers)
+			}
+		}
+	}
+	var changes []Change
+	for _, t := range desired {
+		have, ok := st.Topics[t.Name]
+		if !ok {
+			changes = append(changes, Change{Kind: Create, Topic: t})
+			continue
+		}
+		from, to := strconv.Itoa(int(have.Partitions)), strconv.Itoa(int(t.Partitions))
 		switch {
-		case have < t.Partitions:
+		case have.Partitions < t.Partitions:
 			changes = append(changes, Change{Kind: AddPartitions, Topic: t, From: from, To: to})
-		case have > t.Partitions:
+		case have.Partitions > t.Partitions:
 			changes = append(changes, Change{Kind: Refused, Topic: t, From: from, To: to})
 		}
 		for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
-			if v := current[t.Name][k]; v != t.Configs[k] {
+			if v := have.Configs[k]; v != t.Configs[k] {
 				changes = append(changes, Change{Kind: SetConfig, Topic: t, Config: k, From: v, To: t.Configs[k]})
 			}
 		}

@@ -2,6 +2,7 @@ package topics
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -60,6 +61,10 @@ func TestPlanApplyPlan(t *testing.T) {
 	}
 	if k := kinds(plan); k[Create] != len(desired) || len(plan) != len(desired) {
 		t.Fatalf("first plan %v, want %d creates", k, len(desired))
+	}
+	// The plan for an empty cluster, read from nothing, is that plan.
+	if empty, err := Compare(desired, State{}); err != nil || !reflect.DeepEqual(empty, plan) {
+		t.Fatalf("Compare with an empty state: %v, %v; want the plan against the empty cluster %v", empty, err, plan)
 	}
 	for _, ch := range plan {
 		if strings.HasSuffix(ch.Topic.Name, "-changelog") && (ch.Topic.Configs["cleanup.policy"] != "compact" || ch.Topic.Configs["retention.ms"] != "") {
