@@ -37,7 +37,7 @@ Usage:
                                   every mistake at once, and print it in the file's keys
   carepipe version                print the version, VCS revision and Go version (also --version)
 
-Run 'carepipe run -h' or 'carepipe topics plan -h' for the flags.
+Run 'carepipe run --help' (or the help of any other command) for its flags.
 `
 
 func main() {
@@ -48,6 +48,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if len(args) == 2 && (args[1] == "-h" || args[1] == "--help") && args[0] != "run" && args[0] != "loadgen" {
+		// topics, rules, config, version: help asked for before the
+		// subcommand that has the flags.
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
 	switch args[0] {
 	case "run":
@@ -99,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	rc, code := runConfig("run", args, stderr)
+	rc, code := runConfig("run", args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -133,7 +139,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 // reported at once with its key and where it came from; and printed in the
 // config file's keys, secrets left out, so that it can be pasted back.
 func configCmd(args []string, stdout, stderr io.Writer) int {
-	rc, code := runConfig("config check", args, stderr)
+	rc, code := runConfig("config check", args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -204,9 +210,8 @@ func (rc *runSetup) from() string {
 // precedence, the config file (--config, or CAREPIPE_CONFIG), the
 // environment and the flags given. code is -1 to go on, else the exit
 // code (flag errors, -h, an unreadable config file).
-func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code int) {
+func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetup, code int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		fl         app.Config
 		configFile = fs.String("config", "", "YAML config file (env CAREPIPE_CONFIG); the environment and flags win over it")
@@ -229,12 +234,9 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	fs.DurationVar(&fl.SessionTimeout, "session-timeout", 0, "consumer group session timeout: how long a crashed instance's partitions wait, and how long an --instance-id may be away without a rebalance (env CAREPIPE_SESSION_TIMEOUT; default 10s)")
 	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
 	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
-	fs.DurationVar(&fl.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return rc, 0
-		}
-		return rc, 2
+	fs.Var(everyValue{&fl.SummaryEvery}, "summary-every", "print a summary line this often (default 5s; -1 or any negative value: never)")
+	if code := parseFlags(fs, runSynopsis[name], args, stdout, stderr); code >= 0 {
+		return rc, code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "unexpected arguments: %v (a config file is --config FILE)\n", fs.Args())
@@ -345,8 +347,11 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 }
 
 func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("topics", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	name := "topics plan"
+	if apply {
+		name = "topics apply"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	d := topics.SeedDefaults()
 	var (
 		pipelines   = fs.String("pipelines", "", "pipelines whose topics to plan, comma-separated (default all built)")
@@ -356,11 +361,8 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		sources     = fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs")
 	)
 	conn := addConnFlags(fs, "; required")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code := parseFlags(fs, topicsSynopsis, args, stdout, stderr); code >= 0 {
+		return code
 	}
 	if *partitions < 1 || *replication < 1 || *replication > 32767 {
 		fmt.Fprintln(stderr, "--partitions and --replication must be positive")
@@ -412,7 +414,6 @@ func splitList(s string) []string {
 
 func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		cfg      app.Config
 		lg       loadgen.Config
@@ -441,11 +442,8 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "embedded: the pipeline's transaction commit interval (default 100ms)")
 	fs.StringVar(&cfg.RulesFile, "rules", "", "embedded alerts: rules YAML file (default: built-in rules)")
 	conn := addConnFlags(fs, "; none: an embedded cluster with the pipeline in this process")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code := parseFlags(fs, loadgenSynopsis, args, stdout, stderr); code >= 0 {
+		return code
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
