@@ -313,8 +313,14 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 // and serves the metrics, the probes and the query API. The query API
 // answers with patient data, so it requires token as a bearer token when
 // one is set, and an address other than loopback without one is refused:
-// metrics and probes stay open for scrapers and kubelets.
+// metrics and probes stay open for scrapers and kubelets. The server
+// keeps to defaultHTTPLimits.
 func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, error) {
+	return serveHTTPLimited(addr, token, ps, defaultHTTPLimits())
+}
+
+// serveHTTPLimited is serveHTTP within lim.
+func serveHTTPLimited(addr, token string, ps []*built, lim httpLimits) (*http.Server, net.Listener, error) {
 	addr, loopback, err := httpAddr(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("http: %w", err)
@@ -330,6 +336,7 @@ func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("http: %w", err)
 	}
+	ln = limitConns(ln, lim.maxConns)
 	guard := func(h http.Handler) http.Handler {
 		if token == "" {
 			return h
@@ -383,7 +390,7 @@ func serveHTTP(addr, token string, ps []*built) (*http.Server, net.Listener, err
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+	return lim.server(mux), ln, nil
 }
 
 // httpAddr is addr as net.Listen takes it, and whether it is a loopback
