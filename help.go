@@ -86,8 +86,9 @@ func isZeroDefault(v string) bool {
 type everyValue struct{ d *time.Duration }
 
 // never is the interval that turns it off: Config reads any negative one
-// so.
-const never = -1
+// so. A second rather than a nanosecond, so that config check prints it
+// back as -1s.
+const never = -time.Second
 
 func (v everyValue) String() string {
 	if v.d == nil {
