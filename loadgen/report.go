@@ -495,6 +495,11 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	// widest first: percentiles that are equal (a short step's p99 and
 	// p99.9 often are) share a position, and each marker still shows
 	// around or inside the others.
+	// A fixed-rate run's steps are repeats of one rate: a line through
+	// them would zigzag over a sliver of the x axis, so they are markers
+	// only. A find-max run's rates differ by design, and its lines show
+	// the trend.
+	join := r.FindMax
 	p99At := make(map[int]svgPoint)
 	var drawn []svgSeries
 	for _, ser := range latencySeries() {
@@ -515,7 +520,9 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		}
 		ser.pts = pts
 		drawn = append(drawn, ser)
-		c.polyline(pts, ser.colour)
+		if join {
+			c.polyline(pts, ser.colour)
+		}
 	}
 
 	// Achieved rate.
@@ -524,7 +531,9 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		achieved[i] = svgPoint{xOf(s.Offered), yRate(s.Achieved),
 			fmt.Sprintf("achieved %s records/s at offered %s records/s", formatRate(s.Achieved), formatRate(s.Offered))}
 	}
-	c.polyline(achieved, colourAchieved)
+	if join {
+		c.polyline(achieved, colourAchieved)
+	}
 	for _, p := range achieved {
 		c.marker(markerSquare, p, colourAchieved)
 	}
@@ -550,7 +559,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 			num(p.x), num(p.y), colourBad, esc(fmt.Sprintf("verdict %s at offered %s records/s", s.Verdict, formatRate(s.Offered))))
 	}
 
-	c.legend(470, drawn, r.SLO > 0, notOK)
+	c.legend(470, drawn, join, r.SLO > 0, notOK)
 	c.printf("</svg>\n")
 	_, err := w.Write(c.b.Bytes())
 	return err
@@ -653,21 +662,25 @@ func (c *svgCanvas) marker(shape markerShape, p svgPoint, colour string) {
 }
 
 // legend names what the chart draws, and only that: the latency series
-// with points, the SLO line when there is an SLO, the not-ok ring when a
-// step has one.
-func (c *svgCanvas) legend(y float64, series []svgSeries, slo, notOK bool) {
+// with points (with their lines when joined), the SLO line when there is
+// an SLO, the not-ok ring when a step has one.
+func (c *svgCanvas) legend(y float64, series []svgSeries, joined, slo, notOK bool) {
 	x := plotLeft
 	// 6.5 units a character approximates sans-serif at 12 units; an
 	// overestimate only widens the gaps.
 	advance := func(label string) { x += 30 + 6.5*float64(runeWidth(label)) + 22 }
 	for _, s := range series {
-		c.line(x, y, x+24, y, s.colour, 2, "")
+		if joined {
+			c.line(x, y, x+24, y, s.colour, 2, "")
+		}
 		c.marker(s.shape, svgPoint{x: x + 12, y: y}, s.colour)
 		c.text(x+30, y+4, "start", 12, "", "", s.name)
 		advance(s.name)
 	}
 	label := "achieved (right axis)"
-	c.line(x, y, x+24, y, colourAchieved, 2, "")
+	if joined {
+		c.line(x, y, x+24, y, colourAchieved, 2, "")
+	}
 	c.marker(markerSquare, svgPoint{x: x + 12, y: y}, colourAchieved)
 	c.text(x+30, y+4, "start", 12, "", "", label)
 	advance(label)

@@ -703,3 +703,27 @@ func TestReportFixedRateClaimsNoMaximum(t *testing.T) {
 		}
 	}
 }
+
+// A fixed-rate run repeated at one rate (--repeat) is markers, not lines:
+// its steps' offered rates differ by a few records/s, and a line through
+// them would zigzag up and down over one spot of the x axis.
+func TestReportWriteSVGFixedRateRepeats(t *testing.T) {
+	r := sampleReport()
+	r.FindMax = false
+	r.MaxSustainable = 0
+	step := r.Steps[0]
+	r.Steps = nil
+	for i, offered := range []float64{1999, 2001, 1998} {
+		s := step
+		s.Target, s.Offered, s.Achieved = 2000, offered, offered-5
+		s.P99 += time.Duration(i) * time.Millisecond
+		r.Steps = append(r.Steps, s)
+	}
+	info := checkSVG(t, writeSVG(t, r))
+	if len(info.polylines) != 0 {
+		t.Errorf("%d polylines through repeats of one rate", len(info.polylines))
+	}
+	if n := len(info.plotted()); n != 3*4 {
+		t.Errorf("%d markers, want 4 for each of 3 steps", n)
+	}
+}
