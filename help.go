@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -33,13 +34,15 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 	}
 }
 
-// doubleDash rewrites the flag package's "-name" in its error messages as
-// "--name".
+// flagNameInError is where the flag package's error messages name a flag
+// "-name": after "not defined: ", "argument: " or "for flag " ("for "
+// with a boolean). "bad flag syntax" quotes what was typed, and stays.
+var flagNameInError = regexp.MustCompile(`(not defined: |needs an argument: |for flag |value "[^"]*" for )-([^-])`)
+
+// doubleDash rewrites the flag named in one of the flag package's error
+// messages as "--name".
 func doubleDash(msg string) string {
-	for _, p := range []string{": -", "flag -", "for -"} {
-		msg = strings.ReplaceAll(msg, p, p+"-")
-	}
-	return msg
+	return flagNameInError.ReplaceAllString(msg, "$1--$2")
 }
 
 // writeHelp writes synopsis and then every flag of fs, in order of name,

@@ -64,6 +64,8 @@ func TestFlagMistakeGoesToStderr(t *testing.T) {
 		{[]string{"run", "--duration", "soon"}, `invalid value "soon" for flag --duration`},
 		{[]string{"loadgen", "--rate"}, "flag needs an argument: --rate"},
 		{[]string{"topics", "plan", "--partitions", "many"}, `invalid value "many" for flag --partitions`},
+		{[]string{"run", "--create-topics=maybe"}, `invalid boolean value "maybe" for --create-topics`},
+		{[]string{"run", "-=x"}, "bad flag syntax: -=x"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr); code != 2 {
