@@ -44,7 +44,7 @@ func TestHelpGoesToStdoutWithDoubleDashes(t *testing.T) {
 			}
 		}
 	}
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"topics", "-h"}, {"rules", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"topics", "-h"}, {"config", "--help"}, {"rules", "--help"}, {"rules", "check", "-h"}, {"version", "-h"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 0 || stderr.Len() > 0 || !strings.Contains(stdout.String(), "Usage:") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want the usage on stdout, exit 0", args, code, stdout.String(), stderr.String())

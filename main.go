@@ -49,9 +49,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if len(args) == 2 && (args[1] == "-h" || args[1] == "--help") && args[0] != "run" && args[0] != "loadgen" {
-		// topics, rules, config, version: help asked for before the
-		// subcommand that has the flags.
+	if h := args[len(args)-1]; (h == "-h" || h == "--help") && len(args) > 1 &&
+		(args[0] == "rules" || args[0] == "version" || (len(args) == 2 && (args[0] == "topics" || args[0] == "config"))) {
+		// Commands without flags of their own, or help asked for before
+		// the subcommand that has them: the usage says it all.
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
