@@ -35,8 +35,9 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout, stderr
 }
 
 // flagNameInError is where the flag package's error messages name a flag
-// "-name": after "not defined: ", "argument: " or "for flag " ("for "
-// with a boolean). "bad flag syntax" quotes what was typed, and stays.
+// "-name": after "not defined: ", "needs an argument: ", "for flag ", or
+// a boolean's `value "x" for `. "bad flag syntax" quotes what was typed,
+// and stays as typed.
 var flagNameInError = regexp.MustCompile(`(not defined: |needs an argument: |for flag |value "[^"]*" for )-([^-])`)
 
 // doubleDash rewrites the flag named in one of the flag package's error
