@@ -38,7 +38,7 @@ Usage:
                                   every mistake at once, and print it in the file's keys
   carepipe version                print the version, VCS revision and Go version (also --version)
 
-Run 'carepipe run -h' or 'carepipe topics plan -h' for the flags.
+Run 'carepipe run --help' (or the help of any other command) for its flags.
 `
 
 func main() {
@@ -49,6 +49,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if h := args[len(args)-1]; (h == "-h" || h == "--help") && len(args) > 1 &&
+		(args[0] == "rules" || args[0] == "version" || (len(args) == 2 && (args[0] == "topics" || args[0] == "config"))) {
+		// Commands without flags of their own, or help asked for before
+		// the subcommand that has them: the usage says it all.
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
 	switch args[0] {
 	case "run":
@@ -100,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	rc, code := runConfig("run", args, stderr)
+	rc, code := runConfig("run", args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -139,7 +146,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 // reported at once with its key and where it came from; and printed in the
 // config file's keys, secrets left out, so that it can be pasted back.
 func configCmd(args []string, stdout, stderr io.Writer) int {
-	rc, code := runConfig("config check", args, stderr)
+	rc, code := runConfig("config check", args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -211,9 +218,8 @@ func (rc *runSetup) from() string {
 // precedence, the config file (--config, or CAREPIPE_CONFIG), the
 // environment and the flags given. code is -1 to go on, else the exit
 // code (flag errors, -h, an unreadable config file).
-func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code int) {
+func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetup, code int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		fl         app.Config
 		configFile = fs.String("config", "", "YAML config file (env CAREPIPE_CONFIG); the environment and flags win over it")
@@ -238,12 +244,9 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	fs.Var(demo, "demo", "run the embedded demo (in-process Kafka, simulated traffic; not for production): auto (when no brokers are given), on (a bare --demo) or off (env CAREPIPE_DEMO; default auto; the container image sets off)")
 	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
 	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
-	fs.DurationVar(&fl.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return rc, 0
-		}
-		return rc, 2
+	fs.Var(everyValue{&fl.SummaryEvery}, "summary-every", "print a summary line this often (default 5s; -1 or any negative value: never)")
+	if code := parseFlags(fs, runSynopsis[name], args, stdout, stderr); code >= 0 {
+		return rc, code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "unexpected arguments: %v (a config file is --config FILE)\n", fs.Args())
@@ -360,8 +363,11 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 }
 
 func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("topics", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	name := "topics plan"
+	if apply {
+		name = "topics apply"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	d := topics.SeedDefaults()
 	var (
 		pipelines   = fs.String("pipelines", "", "pipelines whose topics to plan, comma-separated (default all built)")
@@ -371,11 +377,8 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		sources     = fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs")
 	)
 	conn := addConnFlags(fs, "; none: plan shows what an empty cluster needs, apply refuses")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code := parseFlags(fs, topicsSynopsis, args, stdout, stderr); code >= 0 {
+		return code
 	}
 	if *partitions < 1 || *replication < 1 || *replication > 32767 {
 		fmt.Fprintln(stderr, "--partitions and --replication must be positive")
@@ -427,7 +430,6 @@ func splitList(s string) []string {
 
 func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		cfg      app.Config
 		lg       loadgen.Config
@@ -456,11 +458,8 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", 0, "embedded: the pipeline's transaction commit interval (default 100ms)")
 	fs.StringVar(&cfg.RulesFile, "rules", "", "embedded alerts: rules YAML file (default: built-in rules)")
 	conn := addConnFlags(fs, "; none: an embedded cluster with the pipeline in this process")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code := parseFlags(fs, loadgenSynopsis, args, stdout, stderr); code >= 0 {
+		return code
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -314,8 +314,14 @@ func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []p
 // answers with patient data, so it requires token as a bearer token when
 // one is set, and an address other than loopback without one is refused:
 // metrics and probes stay open for scrapers and kubelets. demo says that
-// this is the embedded demo, which /readyz and /metrics then say too.
+// this is the embedded demo, which /readyz and /metrics then say too. The
+// server keeps to defaultHTTPLimits.
 func serveHTTP(addr, token string, ps []*built, demo bool) (*http.Server, net.Listener, error) {
+	return serveHTTPLimited(addr, token, ps, demo, defaultHTTPLimits())
+}
+
+// serveHTTPLimited is serveHTTP within lim.
+func serveHTTPLimited(addr, token string, ps []*built, demo bool, lim httpLimits) (*http.Server, net.Listener, error) {
 	addr, loopback, err := httpAddr(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("http: %w", err)
@@ -331,6 +337,7 @@ func serveHTTP(addr, token string, ps []*built, demo bool) (*http.Server, net.Li
 	if err != nil {
 		return nil, nil, fmt.Errorf("http: %w", err)
 	}
+	ln = limitConns(ln, lim.maxConns)
 	guard := func(h http.Handler) http.Handler {
 		if token == "" {
 			return h
@@ -389,7 +396,7 @@ func serveHTTP(addr, token string, ps []*built, demo bool) (*http.Server, net.Li
 		}
 		_, _ = w.Write([]byte(state + "\n"))
 	})
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+	return lim.server(mux), ln, nil
 }
 
 // httpAddr is addr as net.Listen takes it, and whether it is a loopback
@@ -415,8 +422,11 @@ func httpAddr(addr string) (string, bool, error) {
 	return net.JoinHostPort(host, port), loopback, nil
 }
 
-// summarize prints one line per interval: rates and totals, no patient data.
+// summarize prints one line per interval: rates and totals, no patient
+// data. It starts with a legend of the columns that a newcomer could
+// misread.
 func summarize(ctx context.Context, cfg *Config, ps []*built) {
+	fmt.Fprintln(cfg.Stdout, summaryLegend(ps, cfg.Embedded()))
 	t := time.NewTicker(cfg.SummaryEvery)
 	defer t.Stop()
 	prev := make([]pipeline.Stats, len(ps))
@@ -432,31 +442,54 @@ func summarize(ctx context.Context, cfg *Config, ps []*built) {
 				s := p.runner.Stats()
 				rate := float64(s.RecordsIn-prev[i].RecordsIn) / secs
 				prev[i] = s
-				line := fmt.Sprintf("%s  %-9s in %8.0f/s  total %9d  errors %6d  commits %6d  aborts %3d  lag %6d",
-					now.Format(time.TimeOnly), p.name, rate, s.RecordsIn, s.Errors, s.Commits, s.Aborts, s.Lag)
-				if p.alerts != nil {
-					line += fmt.Sprintf("  alerts %7d", p.alerts.AlertsTotal())
-				}
-				if p.priorauth != nil {
-					line += fmt.Sprintf("  completed %5d", p.priorauth.Completed())
-				}
-				if p.orders != nil {
-					line += fmt.Sprintf("  processed %5d", p.orders.Processed())
-				}
-				if p.cdc != nil {
-					line += fmt.Sprintf("  changes %6d", p.cdc.Mapped())
-				}
-				if v := p.validation; v != nil {
-					line += fmt.Sprintf("  validated %6d  conflicts resolved %4d  stale %4d  duplicates %4d  invalid %4d",
-						v.Count("applied")+v.Count("conflict_resolved"), v.Count("conflict_resolved"), v.Count("stale"), v.Count("duplicate"), v.Count("invalid"))
-				}
-				if p.reconcile != nil {
-					line += fmt.Sprintf("  reconciled %6d  overdue %4d", p.reconcile.Completed(), p.reconcile.Overdue())
-				}
-				fmt.Fprintln(cfg.Stdout, line)
+				fmt.Fprintln(cfg.Stdout, summaryLine(now, p, s, rate))
 			}
 		}
 	}
+}
+
+// summaryLegend says what the summary's columns count. errors are the
+// records that failed (undecodable, invalid, oversized, failed in
+// processing) and went to the error topic. The expected outcomes of data
+// synchronization have their own columns: a stale update, which lost to
+// newer data, goes to data.sync.errors too (error-type conflict: DESIGN.md
+// keeps it there for audit) but is no failure; a duplicate goes nowhere.
+func summaryLegend(ps []*built, demo bool) string {
+	legend := "summary: in = records consumed; errors = records that could not be processed, sent to the error topic"
+	if demo {
+		legend += " (the demo sends some bad records on purpose)"
+	}
+	if slices.ContainsFunc(ps, func(p *built) bool { return p.validation != nil }) {
+		legend += "\n  expected outcomes, not errors: stale = updates that lost to newer data, kept on data.sync.errors as error-type conflict;" +
+			"\n  duplicates = redeliveries already applied, dropped"
+	}
+	return legend
+}
+
+// summaryLine is pipeline p's summary line at now, from its stats s.
+func summaryLine(now time.Time, p *built, s pipeline.Stats, rate float64) string {
+	line := fmt.Sprintf("%s  %-9s in %8.0f/s  total %9d  errors %6d  commits %6d  aborts %3d  lag %6d",
+		now.Format(time.TimeOnly), p.name, rate, s.RecordsIn, s.Errors-s.Conflicts, s.Commits, s.Aborts, s.Lag)
+	if p.alerts != nil {
+		line += fmt.Sprintf("  alerts %7d", p.alerts.AlertsTotal())
+	}
+	if p.priorauth != nil {
+		line += fmt.Sprintf("  completed %5d", p.priorauth.Completed())
+	}
+	if p.orders != nil {
+		line += fmt.Sprintf("  processed %5d", p.orders.Processed())
+	}
+	if p.cdc != nil {
+		line += fmt.Sprintf("  changes %6d", p.cdc.Mapped())
+	}
+	if v := p.validation; v != nil {
+		line += fmt.Sprintf("  validated %6d  conflicts resolved %4d  stale %4d  duplicates %4d",
+			v.Count("applied")+v.Count("conflict_resolved"), v.Count("conflict_resolved"), s.Conflicts, v.Count("duplicate"))
+	}
+	if p.reconcile != nil {
+		line += fmt.Sprintf("  reconciled %6d  overdue %4d", p.reconcile.Completed(), p.reconcile.Overdue())
+	}
+	return line
 }
 
 // embedded is the world of embedded mode: an in-process cluster and the

@@ -234,6 +234,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		SLO:      cfg.SLO,
 		Started:  time.Now().UTC(),
 		Settings: map[string]string{"seed": strconv.FormatInt(cfg.Seed, 10)},
+		FindMax:  cfg.FindMax,
 	}
 	switch cfg.Pipeline {
 	case "alerts":
@@ -258,7 +259,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		s, err := r.step(ctx, target, d, len(rep.Steps)+1)
 		if err == nil {
 			rep.Steps = append(rep.Steps, s)
-			if s.Verdict == VerdictOK && s.Offered > rep.MaxSustainable {
+			if cfg.FindMax && s.Verdict == VerdictOK && s.Offered > rep.MaxSustainable {
 				rep.MaxSustainable = s.Offered
 			}
 		}

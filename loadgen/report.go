@@ -30,7 +30,7 @@ var stepColumns = []string{
 
 // WriteText writes the report as an aligned plain-text table for a terminal:
 // a header block, one row per step in the order run, and the max-sustainable
-// line.
+// line (a fixed-rate run's says whether the rate held instead).
 func (r *Report) WriteText(w io.Writer) error {
 	if r == nil {
 		return errNilReport
@@ -158,9 +158,14 @@ func (r *Report) headerFields() []field {
 	if r.SLO > 0 {
 		slo = "p99 <= " + formatDuration(r.SLO)
 	}
+	mode := "fixed rate"
+	if r.FindMax {
+		mode = "find-max"
+	}
 	return []field{
 		{"pipeline", r.Pipeline, false},
 		{"cluster", r.Cluster, false},
+		{"run", mode, true},
 		{"SLO", slo, true},
 		{"started", started, true},
 	}
@@ -174,7 +179,24 @@ func (r *Report) sortedSettings() []field {
 	return out
 }
 
+// maxSustainableLine is the report's last line: what a find-max run
+// found, or, for a fixed-rate run, whether the rate held, and that no
+// maximum was searched for.
 func (r *Report) maxSustainableLine() string {
+	if !r.FindMax {
+		ok := 0
+		for _, s := range r.Steps {
+			if s.Verdict == VerdictOK {
+				ok++
+			}
+		}
+		rate := "-"
+		if len(r.Steps) > 0 {
+			rate = formatRate(r.Steps[0].Target)
+		}
+		return fmt.Sprintf("fixed rate %s records/s: %d of %d steps ok (p99 <= SLO, lag bounded); no maximum searched for (--find-max does)",
+			rate, ok, len(r.Steps))
+	}
 	if r.MaxSustainable > 0 && !math.IsInf(r.MaxSustainable, 0) {
 		return "max sustainable: " + formatRate(r.MaxSustainable) +
 			" records/s (p99 <= SLO, lag bounded)"
@@ -419,7 +441,10 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	for _, s := range steps {
 		top = max(top, finiteOr0(s.Offered), finiteOr0(s.Achieved))
 	}
-	rateMax, rateStep := niceScale(top)
+	// A tenth of headroom keeps the highest step off the frame's right
+	// edge (and top edge, for the achieved rate), where the point of a
+	// one-step run always sat.
+	rateMax, rateStep := niceScale(top * 1.1)
 	loExp, hiExp := latencyDecades(steps, r.SLO)
 
 	xOf := func(rate float64) float64 {
@@ -466,18 +491,18 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	}
 
 	// Latency series: a step without outputs measured no latency, so it has
-	// no point rather than a point at zero.
-	latSeries := []struct {
-		name   string
-		colour string
-		get    func(Step) time.Duration
-	}{
-		{"p50", colourP50, func(s Step) time.Duration { return s.P50 }},
-		{"p99", colourP99, func(s Step) time.Duration { return s.P99 }},
-		{"p99.9", colourP999, func(s Step) time.Duration { return s.P999 }},
-	}
+	// no point rather than a point at zero. Lines first, then the markers,
+	// widest first: percentiles that are equal (a short step's p99 and
+	// p99.9 often are) share a position, and each marker still shows
+	// around or inside the others.
+	// A fixed-rate run's steps are repeats of one rate: a line through
+	// them would zigzag over a sliver of the x axis, so they are markers
+	// only. A find-max run's rates differ by design, and its lines show
+	// the trend.
+	join := r.FindMax
 	p99At := make(map[int]svgPoint)
-	for _, ser := range latSeries {
+	var drawn []svgSeries
+	for _, ser := range latencySeries() {
 		var pts []svgPoint
 		for i, s := range steps {
 			d := ser.get(s)
@@ -493,10 +518,10 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		if len(pts) == 0 {
 			continue
 		}
-		c.polyline(pts, ser.colour)
-		for _, p := range pts {
-			c.printf(`<circle cx="%s" cy="%s" r="3.5" fill="%s"><title>%s</title></circle>`+"\n",
-				num(p.x), num(p.y), ser.colour, esc(p.tip))
+		ser.pts = pts
+		drawn = append(drawn, ser)
+		if join {
+			c.polyline(pts, ser.colour)
 		}
 	}
 
@@ -506,18 +531,26 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		achieved[i] = svgPoint{xOf(s.Offered), yRate(s.Achieved),
 			fmt.Sprintf("achieved %s records/s at offered %s records/s", formatRate(s.Achieved), formatRate(s.Offered))}
 	}
-	c.polyline(achieved, colourAchieved)
+	if join {
+		c.polyline(achieved, colourAchieved)
+	}
 	for _, p := range achieved {
-		c.printf(`<rect x="%s" y="%s" width="7" height="7" fill="%s"><title>%s</title></rect>`+"\n",
-			num(p.x-3.5), num(p.y-3.5), colourAchieved, esc(p.tip))
+		c.marker(markerSquare, p, colourAchieved)
+	}
+	for i := len(drawn) - 1; i >= 0; i-- {
+		for _, p := range drawn[i].pts {
+			c.marker(drawn[i].shape, p, drawn[i].colour)
+		}
 	}
 
 	// Rings on the marker that explains the verdict: p99 for an SLO miss,
 	// the achieved rate for growing lag (or when there is no p99 to ring).
+	notOK := false
 	for i, s := range steps {
 		if s.Verdict == VerdictOK {
 			continue
 		}
+		notOK = true
 		p, ok := p99At[i]
 		if s.Verdict != VerdictSLO || !ok {
 			p = achieved[i]
@@ -526,7 +559,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 			num(p.x), num(p.y), colourBad, esc(fmt.Sprintf("verdict %s at offered %s records/s", s.Verdict, formatRate(s.Offered))))
 	}
 
-	c.legend(470)
+	c.legend(470, drawn, join, r.SLO > 0, notOK)
 	c.printf("</svg>\n")
 	_, err := w.Write(c.b.Bytes())
 	return err
@@ -562,7 +595,11 @@ func (c *svgCanvas) text(x, y float64, anchor string, size int, fill, transform,
 	c.printf(">%s</text>\n", esc(s))
 }
 
+// polyline joins pts; a single point is no line, and its marker shows it.
 func (c *svgCanvas) polyline(pts []svgPoint, stroke string) {
+	if len(pts) < 2 {
+		return
+	}
 	var b strings.Builder
 	for i, p := range pts {
 		if i > 0 {
@@ -573,22 +610,78 @@ func (c *svgCanvas) polyline(pts []svgPoint, stroke string) {
 	c.printf(`<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", b.String(), stroke)
 }
 
-func (c *svgCanvas) legend(y float64) {
+// svgSeries is a latency series of the chart: its name, colour, marker
+// and value of a step, and the points drawn.
+type svgSeries struct {
+	name, colour string
+	shape        markerShape
+	get          func(Step) time.Duration
+	pts          []svgPoint
+}
+
+// latencySeries are the chart's latency series, lowest first. Each has its
+// own marker shape, so that one hidden under another's colour is still
+// told apart: p50 a small dot, p99 a triangle, p99.9 a hollow diamond
+// around both.
+func latencySeries() []svgSeries {
+	return []svgSeries{
+		{name: "p50", colour: colourP50, shape: markerDot, get: func(s Step) time.Duration { return s.P50 }},
+		{name: "p99", colour: colourP99, shape: markerTriangle, get: func(s Step) time.Duration { return s.P99 }},
+		{name: "p99.9", colour: colourP999, shape: markerDiamond, get: func(s Step) time.Duration { return s.P999 }},
+	}
+}
+
+type markerShape int
+
+const (
+	markerDot markerShape = iota
+	markerTriangle
+	markerDiamond
+	markerSquare
+)
+
+// marker draws shape at p in colour, with p's hover text when it has one.
+func (c *svgCanvas) marker(shape markerShape, p svgPoint, colour string) {
+	title := ""
+	if p.tip != "" {
+		title = "<title>" + esc(p.tip) + "</title>"
+	}
+	x, y := p.x, p.y
+	switch shape {
+	case markerDot:
+		c.printf(`<circle cx="%s" cy="%s" r="3" fill="%s">%s</circle>`+"\n", num(x), num(y), colour, title)
+	case markerTriangle:
+		c.printf(`<polygon points="%s,%s %s,%s %s,%s" fill="%s">%s</polygon>`+"\n",
+			num(x), num(y-6), num(x-5.5), num(y+4), num(x+5.5), num(y+4), colour, title)
+	case markerDiamond:
+		c.printf(`<polygon points="%s,%s %s,%s %s,%s %s,%s" fill="none" stroke="%s" stroke-width="2">%s</polygon>`+"\n",
+			num(x), num(y-8.5), num(x+8.5), num(y), num(x), num(y+8.5), num(x-8.5), num(y), colour, title)
+	case markerSquare:
+		c.printf(`<rect x="%s" y="%s" width="7" height="7" fill="%s">%s</rect>`+"\n", num(x-3.5), num(y-3.5), colour, title)
+	}
+}
+
+// legend names what the chart draws, and only that: the latency series
+// with points (with their lines when joined), the SLO line when there is
+// an SLO, the not-ok ring when a step has one.
+func (c *svgCanvas) legend(y float64, series []svgSeries, joined, slo, notOK bool) {
 	x := plotLeft
 	// 6.5 units a character approximates sans-serif at 12 units; an
 	// overestimate only widens the gaps.
 	advance := func(label string) { x += 30 + 6.5*float64(runeWidth(label)) + 22 }
-	for _, s := range []struct{ label, colour string }{
-		{"p50", colourP50}, {"p99", colourP99}, {"p99.9", colourP999},
-	} {
-		c.line(x, y, x+24, y, s.colour, 2, "")
-		c.printf(`<circle cx="%s" cy="%s" r="3.5" fill="%s"/>`+"\n", num(x+12), num(y), s.colour)
-		c.text(x+30, y+4, "start", 12, "", "", s.label)
-		advance(s.label)
+	for _, s := range series {
+		if joined {
+			c.line(x, y, x+24, y, s.colour, 2, "")
+		}
+		c.marker(s.shape, svgPoint{x: x + 12, y: y}, s.colour)
+		c.text(x+30, y+4, "start", 12, "", "", s.name)
+		advance(s.name)
 	}
 	label := "achieved (right axis)"
-	c.line(x, y, x+24, y, colourAchieved, 2, "")
-	c.printf(`<rect x="%s" y="%s" width="7" height="7" fill="%s"/>`+"\n", num(x+8.5), num(y-3.5), colourAchieved)
+	if joined {
+		c.line(x, y, x+24, y, colourAchieved, 2, "")
+	}
+	c.marker(markerSquare, svgPoint{x: x + 12, y: y}, colourAchieved)
 	c.text(x+30, y+4, "start", 12, "", "", label)
 	advance(label)
 
@@ -597,14 +690,18 @@ func (c *svgCanvas) legend(y float64) {
 	c.text(x+30, y+4, "start", 12, "", "", label)
 	advance(label)
 
-	label = "SLO"
-	c.line(x, y, x+24, y, colourSLO, 1.5, "8 4")
-	c.text(x+30, y+4, "start", 12, "", "", label)
-	advance(label)
+	if slo {
+		label = "SLO"
+		c.line(x, y, x+24, y, colourSLO, 1.5, "8 4")
+		c.text(x+30, y+4, "start", 12, "", "", label)
+		advance(label)
+	}
 
-	label = "not ok"
-	c.printf(`<circle cx="%s" cy="%s" r="7" fill="none" stroke="%s" stroke-width="2"/>`+"\n", num(x+12), num(y), colourBad)
-	c.text(x+30, y+4, "start", 12, "", "", label)
+	if notOK {
+		label = "not ok"
+		c.printf(`<circle cx="%s" cy="%s" r="7" fill="none" stroke="%s" stroke-width="2"/>`+"\n", num(x+12), num(y), colourBad)
+		c.text(x+30, y+4, "start", 12, "", "", label)
+	}
 }
 
 // niceScale rounds v up to 1, 2, 2.5 or 5 times a power of ten and picks a

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -41,6 +42,7 @@ func sampleReport() *Report {
 				CPUPerRecord: 51 * time.Microsecond, LagEnd: 9876, Verdict: VerdictLag,
 			},
 		},
+		FindMax:        true,
 		MaxSustainable: 9998.6,
 	}
 }
@@ -234,6 +236,27 @@ type svgInfo struct {
 	strokes   []string       // stroke of each polyline
 	texts     []string       // character data of every <text>
 	rings     int            // red not-ok rings
+	markers   []svgMarker    // every other circle, polygon and rect, in document order
+}
+
+// svgMarker is a marker of the chart: its element, its centre, fill and
+// stroke.
+type svgMarker struct {
+	element      string
+	x, y         float64
+	fill, stroke string
+}
+
+// plotted are the markers inside the plot's frame (the legend's are below
+// it).
+func (info svgInfo) plotted() []svgMarker {
+	var out []svgMarker
+	for _, m := range info.markers {
+		if m.y <= plotBot+10 {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // checkSVG fails t unless out is a well-formed, self-contained SVG document
@@ -297,11 +320,44 @@ func checkSVG(t *testing.T, out string) svgInfo {
 					}
 				}
 				info.polylines = append(info.polylines, pts)
-			case "circle":
+			case "circle", "polygon", "rect":
+				m := svgMarker{element: tok.Name.Local}
+				attrs := map[string]string{}
 				for _, a := range tok.Attr {
-					if a.Name.Local == "stroke" && a.Value == colourBad {
-						info.rings++
+					attrs[a.Name.Local] = a.Value
+				}
+				m.fill, m.stroke = attrs["fill"], attrs["stroke"]
+				f := func(k string) float64 {
+					v, _ := strconv.ParseFloat(attrs[k], 64)
+					return v
+				}
+				switch m.element {
+				case "circle":
+					m.x, m.y = f("cx"), f("cy")
+				case "rect":
+					m.x, m.y = f("x")+f("width")/2, f("y")+f("height")/2
+				case "polygon":
+					// The centre of the bounding box: a triangle's tip is
+					// further from its point than its base.
+					lo, hi := [2]float64{math.Inf(1), math.Inf(1)}, [2]float64{math.Inf(-1), math.Inf(-1)}
+					for _, p := range strings.Fields(attrs["points"]) {
+						x, y, _ := strings.Cut(p, ",")
+						fx, _ := strconv.ParseFloat(x, 64)
+						fy, _ := strconv.ParseFloat(y, 64)
+						lo = [2]float64{min(lo[0], fx), min(lo[1], fy)}
+						hi = [2]float64{max(hi[0], fx), max(hi[1], fy)}
 					}
+					m.x, m.y = (lo[0]+hi[0])/2, (lo[1]+hi[1])/2
+				}
+				switch {
+				case m.element == "circle" && m.stroke == colourBad:
+					info.rings++
+				case m.element == "rect" && m.fill == "#ffffff":
+					// The background.
+				case m.element == "rect" && m.fill == "none":
+					// The frame.
+				default:
+					info.markers = append(info.markers, m)
 				}
 			case "text":
 				inText = true
@@ -407,20 +463,17 @@ func TestReportWriteSVGEdgeCases(t *testing.T) {
 			t.Errorf("%d polylines", len(info.polylines))
 		}
 	})
-	t.Run("one step", func(t *testing.T) {
-		r := sampleReport()
-		r.Steps = r.Steps[:1]
-		info := checkSVG(t, writeSVG(t, r))
-		if len(info.polylines) != 4 {
-			t.Errorf("%d polylines, want 4", len(info.polylines))
-		}
-	})
 	t.Run("no outputs", func(t *testing.T) {
 		r := sampleReport()
 		r.Steps = r.Steps[2:]
 		info := checkSVG(t, writeSVG(t, r))
-		if len(info.polylines) != 1 || info.strokes[0] != colourAchieved {
-			t.Errorf("polylines %v strokes %q, want the achieved one only", info.polylines, info.strokes)
+		if m := info.plotted(); len(m) != 1 || m[0].fill != colourAchieved {
+			t.Errorf("markers %+v, want the achieved one only", m)
+		}
+		for _, absent := range []string{"p50", "p99", "p99.9"} {
+			if hasText(info.texts, absent) {
+				t.Errorf("legend names %s, which has no point", absent)
+			}
 		}
 	})
 	t.Run("equal latencies", func(t *testing.T) {
@@ -559,5 +612,118 @@ func TestReportNiceScale(t *testing.T) {
 		if n := top / step; n < 4 || n > 5 {
 			t.Errorf("niceScale(%v) gives %v intervals", c.in, n)
 		}
+	}
+}
+
+// Regression (issue 23): the chart of a one-step run (a fixed-rate run)
+// had its point on the frame's right edge, p99 hidden under p99.9 (same
+// marker, same place) and a legend entry for every series, drawn or not.
+// Now the point sits inside the frame, each percentile has a marker of
+// its own that stays visible when they coincide, and the legend names what
+// is drawn only.
+func TestReportWriteSVGOneStep(t *testing.T) {
+	r := sampleReport()
+	r.FindMax = false
+	r.MaxSustainable = 0
+	r.Steps = r.Steps[:1]
+	s := &r.Steps[0]
+	s.P99 = s.P999 // as a short step measures them
+	info := checkSVG(t, writeSVG(t, r))
+
+	if len(info.polylines) != 0 {
+		t.Errorf("%d polylines: a single point is no line", len(info.polylines))
+	}
+	byColour := map[string]svgMarker{}
+	for _, m := range info.plotted() {
+		c := m.fill
+		if c == "none" {
+			c = m.stroke
+		}
+		if _, dup := byColour[c]; dup {
+			t.Errorf("two markers of colour %s for one step", c)
+		}
+		byColour[c] = m
+		const margin = 20
+		if m.x < plotLeft+margin || m.x > plotRight-margin || m.y < plotTop+margin || m.y > plotBot-margin {
+			t.Errorf("marker %+v on or near the frame (x %v..%v, y %v..%v)", m, plotLeft, plotRight, plotTop, plotBot)
+		}
+	}
+	p50, p99, p999, ach := byColour[colourP50], byColour[colourP99], byColour[colourP999], byColour[colourAchieved]
+	if p50.element != "circle" || p99.element != "polygon" || p999.element != "polygon" || ach.element != "rect" {
+		t.Fatalf("markers %+v: want a p50 dot, a p99 triangle, a p99.9 diamond and an achieved square", info.plotted())
+	}
+	// p99 and p99.9 are at one place: the diamond drawn over the triangle
+	// is hollow, so both show.
+	if math.Abs(p99.y-p999.y) > 3 || p999.fill != "none" || p999.stroke != colourP999 {
+		t.Errorf("p99 %+v and p99.9 %+v: want p99.9 a hollow marker around p99", p99, p999)
+	}
+	for _, want := range []string{"p50", "p99", "p99.9", "achieved (right axis)", "SLO"} {
+		if !hasText(info.texts, want) {
+			t.Errorf("legend lacks %q", want)
+		}
+	}
+	if hasText(info.texts, "not ok") || info.rings != 0 {
+		t.Errorf("a legend entry or ring for not ok (%d rings), and the step is ok", info.rings)
+	}
+
+	r.SLO = 0
+	if info := checkSVG(t, writeSVG(t, r)); hasText(info.texts, "SLO") {
+		t.Error("legend names the SLO, and none is drawn")
+	}
+}
+
+// Regression (issue 23): a fixed-rate run printed and wrote "max
+// sustainable" as if it had searched for a maximum. Only a find-max run
+// does; a fixed-rate run says whether its rate held, in every format, and
+// its JSON has no maxSustainable.
+func TestReportFixedRateClaimsNoMaximum(t *testing.T) {
+	r := sampleReport()
+	r.FindMax = false
+	r.MaxSustainable = 0
+	r.Steps = []Step{r.Steps[0], r.Steps[0], r.Steps[0]}
+	for i := range r.Steps {
+		r.Steps[i].Target = 2000
+	}
+	r.Steps[2].Verdict = VerdictLag
+	want := "fixed rate 2,000 records/s: 2 of 3 steps ok (p99 <= SLO, lag bounded); no maximum searched for (--find-max does)\n"
+	for name, write := range map[string]func(io.Writer) error{"text": r.WriteText, "markdown": r.WriteMarkdown, "json": r.WriteJSON} {
+		var b bytes.Buffer
+		if err := write(&b); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		if strings.Contains(strings.ToLower(out), "max sustainable") || strings.Contains(out, "maxSustainable") {
+			t.Errorf("%s claims a maximum:\n%s", name, out)
+		}
+		if name != "json" && (!strings.HasSuffix(out, want) || !strings.Contains(out, "fixed rate\n")) {
+			t.Errorf("%s: want the run's mode and the last line %q:\n%s", name, want, out)
+		}
+		if name == "json" && !strings.Contains(out, `"findMax": false`) {
+			t.Errorf("json does not say the run did not search:\n%s", out)
+		}
+	}
+}
+
+// A fixed-rate run repeated at one rate (--repeat) is markers, not lines:
+// its steps' offered rates differ by a few records/s, and a line through
+// them would zigzag up and down over one spot of the x axis.
+func TestReportWriteSVGFixedRateRepeats(t *testing.T) {
+	r := sampleReport()
+	r.FindMax = false
+	r.MaxSustainable = 0
+	step := r.Steps[0]
+	r.Steps = nil
+	for i, offered := range []float64{1999, 2001, 1998} {
+		s := step
+		s.Target, s.Offered, s.Achieved = 2000, offered, offered-5
+		s.P99 += time.Duration(i) * time.Millisecond
+		r.Steps = append(r.Steps, s)
+	}
+	info := checkSVG(t, writeSVG(t, r))
+	if len(info.polylines) != 0 {
+		t.Errorf("%d polylines through repeats of one rate", len(info.polylines))
+	}
+	if n := len(info.plotted()); n != 3*4 {
+		t.Errorf("%d markers, want 4 for each of 3 steps", n)
 	}
 }

@@ -58,9 +58,15 @@ type Report struct {
 	// Settings are other settings worth printing (name -> value), such as
 	// the workload's fractions, the commit interval, GOMAXPROCS.
 	Settings map[string]string `json:"settings,omitempty"`
+	// FindMax says the run searched for the highest sustainable rate
+	// (--find-max); a fixed-rate run held the rate asked for and searched
+	// for nothing.
+	FindMax bool `json:"findMax"`
 	// Steps in the order run.
 	Steps []Step `json:"steps"`
-	// MaxSustainable is the highest Offered rate of a step with verdict
-	// ok, 0 if none.
-	MaxSustainable float64 `json:"maxSustainable"`
+	// MaxSustainable is what a find-max run found: the highest Offered
+	// rate of a step with verdict ok, 0 if none. A fixed-rate run leaves
+	// it 0, and the JSON leaves it out: it holds one rate, so it cannot
+	// say which rate is the most the pipeline sustains.
+	MaxSustainable float64 `json:"maxSustainable,omitempty"`
 }

@@ -235,6 +235,11 @@ func (m *runnerMetrics) observeBatch(n int, took time.Duration, last *kgo.Record
 // Stats is a snapshot of a runner's counters, for summaries and tests.
 type Stats struct {
 	RecordsIn, RecordsOut, Errors, Commits, Aborts, SessionRestarts uint64
+	// Conflicts counts, of Errors, the records of type [ErrConflict]:
+	// updates that lost to newer state. They are an expected outcome that
+	// the error topic keeps for audit, not a failure, and a summary shows
+	// them apart.
+	Conflicts uint64
 	// Preparations counts the stores brought up to date on assignment, by
 	// how (see [Runner] on restoring): kept as they were, caught up from
 	// their changelog position, or restored from the changelog's start.
@@ -264,8 +269,12 @@ func (m *runnerMetrics) stats() Stats {
 	s.Lag = m.lag()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, c := range m.errs {
-		s.Errors += c.Get()
+	for t, c := range m.errs {
+		n := c.Get()
+		s.Errors += n
+		if t == ErrConflict {
+			s.Conflicts += n
+		}
 	}
 	return s
 }

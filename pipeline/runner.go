@@ -378,7 +378,9 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 			r.ready.Store(false)
 			why := "shut down"
 			r.stopped.Store(&why)
-			if err != nil && !errors.Is(err, context.Canceled) {
+			// The context's own end, by cancel or by deadline (run
+			// --duration), is the stop asked for, not an error.
+			if err != nil && !errors.Is(err, ctx.Err()) {
 				r.log.Warn("shut down with an error", "error", err)
 			}
 			return nil
