@@ -121,7 +121,7 @@ func (h *Harness) Process(r *kgo.Record) ([]*kgo.Record, error) {
 	}
 	t := h.t
 	h.begin()
-	t.current = r
+	t.begin(r)
 	return h.end(t.attempt(func() error { return t.call(r) }))
 }
 
@@ -135,7 +135,7 @@ func (h *Harness) Punctuate() ([]*kgo.Record, error) {
 		return nil, fmt.Errorf("pipeline %s: harness: the Spec has no Punctuate", h.r.spec.Name)
 	}
 	h.begin()
-	h.t.current = nil
+	h.t.begin(nil)
 	return h.end(h.t.attempt(h.t.callPunctuate))
 }
 
