@@ -196,7 +196,9 @@ func TestPriorAuthTraceContextArrivesOnDerivedRecords(t *testing.T) {
 
 // Issue 23: a correlation-id header too long or not text is not carried.
 // The alert takes the id derived from the observation's coordinates
-// instead, in its body and its correlation-id header; an invalid
+// instead, in its body and its correlation-id header, also when the
+// observation is keyed by something other than its patient and goes
+// through the repartition topic first; an invalid
 // traceparent (uppercase hex, which the Recommendation's HEXDIGLC rules
 // out) is dropped; both are counted.
 func TestAlertsInvalidCorrelationIDReplacedAndCounted(t *testing.T) {
@@ -205,6 +207,7 @@ func TestAlertsInvalidCorrelationIDReplacedAndCounted(t *testing.T) {
 		strings.Repeat("c", envelope.MaxCorrelationIDBytes+1),
 		"corr-1\r\nX-Forged: yes",
 		"corr-\xff\xfe",
+		strings.Repeat("m", 1000), // mis-keyed below
 	}
 	var recs []*kgo.Record
 	for i, id := range bad {
@@ -213,6 +216,9 @@ func TestAlertsInvalidCorrelationIDReplacedAndCounted(t *testing.T) {
 		r.Headers = []kgo.RecordHeader{
 			{Key: "correlation-id", Value: []byte(id)},
 			{Key: "traceparent", Value: []byte(strings.ToUpper(w3cTraceparent))},
+		}
+		if i == len(bad)-1 {
+			r.Key = []byte("pulse-" + pid)
 		}
 		recs = append(recs, r)
 	}
