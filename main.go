@@ -189,6 +189,7 @@ var runFlagKeys = map[string]string{
 	"urgent-categories": "urgentCategories", "reconcile-deadline": "reconcileDeadline", "duration": "duration",
 	"instance-id": "instanceId", "commit-interval": "commitInterval", "session-timeout": "sessionTimeout",
 	"transaction-timeout": "transactionTimeout",
+	"carry-headers":       "carryHeaders",
 	"demo-rate":           "demo.rate", "seed": "demo.seed", "summary-every": "summaryEvery",
 	"demo": "demo.mode",
 }
@@ -234,6 +235,7 @@ func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetu
 	fs.StringVar(&fl.SiteTimeZone, "site-time-zone", "", "alerts: IANA time zone (Europe/Berlin) of observation times sent without an offset (default: none, such observations are error records)")
 	fs.StringVar(&fl.PayerTimeZone, "payer-time-zone", "", "priorauth: IANA time zone (America/New_York) of payer dates without an offset; a date-only expiration ends with that day there (env CAREPIPE_PAYER_TIME_ZONE; default UTC)")
 	urgent := fs.String("urgent-categories", "", "priorauth: medication categories submitted as urgent, comma-separated, synonyms as entries; case, hyphens and plurals do not count (env CAREPIPE_URGENT_CATEGORIES; default antibiotic, anticoagulant, insulin and their synonyms)")
+	carry := fs.String("carry-headers", "", "input headers carried to the records derived from each input, comma-separated, besides W3C traceparent and tracestate, which always are (env CAREPIPE_CARRY_HEADERS; default none)")
 	fs.DurationVar(&fl.ReconcileDeadline, "reconcile-deadline", 0, "datasync: how long a validated version may wait for every target's acknowledgement (default 5m; embedded 10s)")
 	fs.DurationVar(&fl.Duration, "duration", 0, "exit by itself after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&fl.InstanceID, "instance-id", "", "stable instance name; makes transactional ids stable across restarts")
@@ -301,6 +303,7 @@ func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetu
 	env("urgentCategories", "CAREPIPE_URGENT_CATEGORIES", func(v string) error { rc.cfg.UrgentCategories = splitList(v); return nil })
 	env("sources", "CAREPIPE_SOURCES", func(v string) error { rc.cfg.SourcesFile = v; return nil })
 	env("demo.mode", "CAREPIPE_DEMO", func(v string) (err error) { rc.cfg.Demo, err = app.ParseDemo(v); return err })
+	env("carryHeaders", "CAREPIPE_CARRY_HEADERS", func(v string) error { rc.cfg.CarryHeaders = splitList(v); return nil })
 
 	lvl := "info"
 	if file != nil && file.LogLevel != nil {
@@ -331,6 +334,8 @@ func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetu
 			rc.cfg.PayerTimeZone = fl.PayerTimeZone
 		case "urgent-categories":
 			rc.cfg.UrgentCategories = splitList(*urgent)
+		case "carry-headers":
+			rc.cfg.CarryHeaders = splitList(*carry)
 		case "reconcile-deadline":
 			rc.cfg.ReconcileDeadline = fl.ReconcileDeadline
 		case "duration":

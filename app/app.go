@@ -190,6 +190,9 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 			if cfg.TransactionTimeout > 0 {
 				opts = append(opts, pipeline.WithTransactionTimeout(cfg.TransactionTimeout))
 			}
+			if len(cfg.CarryHeaders) > 0 {
+				opts = append(opts, pipeline.WithCarriedHeaders(cfg.CarryHeaders...))
+			}
 			if cfg.CreateTopics || cfg.Embedded() {
 				opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, -1))
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
+	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
@@ -60,6 +61,10 @@ type Config struct {
 	// urgent, synonyms included; none: the built-in list
 	// (priorauth.DefaultUrgentCategories).
 	UrgentCategories []string
+	// CarryHeaders are the input headers, besides the W3C trace context
+	// (always carried), that every pipeline copies to the records derived
+	// from each input (pipeline.WithCarriedHeaders).
+	CarryHeaders []string
 	// Duration makes Run return by itself after it; 0: until ctx ends.
 	Duration time.Duration
 	// InstanceID is a stable instance name; see pipeline.WithInstanceID.
@@ -335,6 +340,9 @@ func (c *Config) validate() error {
 	}
 	if c.DemoPatients < 0 {
 		errs = append(errs, c.keyErrf("demo.patients", "%d: must not be negative", c.DemoPatients))
+	}
+	if err := pipeline.CheckCarriedHeaders(c.CarryHeaders...); err != nil {
+		errs = append(errs, c.keyErr("carryHeaders", err))
 	}
 	if _, err := c.siteZone(); err != nil {
 		errs = append(errs, c.keyErr("siteTimeZone", err))

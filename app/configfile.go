@@ -37,6 +37,7 @@ import (
 //	siteTimeZone: Europe/Berlin
 //	payerTimeZone: America/New_York
 //	urgentCategories: [antibiotic, antibacterial, anticoagulant, blood thinner, insulin]
+//	carryHeaders: [baggage]
 //	instanceId: carepipe-0
 //	commitInterval: 100ms
 //	sessionTimeout: 10s
@@ -59,6 +60,7 @@ type FileConfig struct {
 	SiteTimeZone       *string      `yaml:"siteTimeZone,omitempty" json:"siteTimeZone,omitempty"`
 	PayerTimeZone      *string      `yaml:"payerTimeZone,omitempty" json:"payerTimeZone,omitempty"`
 	UrgentCategories   []string     `yaml:"urgentCategories,omitempty" json:"urgentCategories,omitempty"`
+	CarryHeaders       []string     `yaml:"carryHeaders,omitempty" json:"carryHeaders,omitempty"`
 	InstanceID         *string      `yaml:"instanceId,omitempty" json:"instanceId,omitempty"`
 	CommitInterval     *Duration    `yaml:"commitInterval,omitempty" json:"commitInterval,omitempty"`
 	SessionTimeout     *Duration    `yaml:"sessionTimeout,omitempty" json:"sessionTimeout,omitempty"`
@@ -374,6 +376,9 @@ func (f *FileConfig) Apply(c *Config) {
 	if f.UrgentCategories != nil {
 		c.UrgentCategories = f.UrgentCategories
 	}
+	if f.CarryHeaders != nil {
+		c.CarryHeaders = f.CarryHeaders
+	}
 	set(&c.InstanceID, f.InstanceID)
 	setDuration(&c.CommitInterval, f.CommitInterval)
 	setDuration(&c.SessionTimeout, f.SessionTimeout)
@@ -439,6 +444,7 @@ func FileOf(c Config) FileConfig {
 	f.SiteTimeZone = ptr(c.SiteTimeZone)
 	f.PayerTimeZone = ptr(c.PayerTimeZone)
 	f.UrgentCategories = c.UrgentCategories
+	f.CarryHeaders = c.CarryHeaders
 	f.InstanceID = ptr(c.InstanceID)
 	f.CommitInterval = ptrDuration(c.CommitInterval)
 	f.SessionTimeout = ptrDuration(c.SessionTimeout)

@@ -57,6 +57,7 @@ func families() map[string]family {
 		"carepipe_state_restored_records_total":        {"counter", "Changelog records read to bring state stores up to date."},
 		"carepipe_error_records_truncated_total":       {"counter", "Error records truncated to fit the error topic's record limit."},
 		"carepipe_global_table_decode_errors_total":    {"counter", "Global table records that could not be decoded and were skipped."},
+		"carepipe_invalid_headers_total":               {"counter", "Input headers too long or not valid text (or not W3C trace context) that were not carried to the outputs, by header: a correlation-id replaced by another id, trace context and other carried headers dropped."},
 		"carepipe_global_table_fetch_errors_total":     {"counter", "Fetch errors of a global table's reader, by topic and error class."},
 		"carepipe_global_table_rebuilds_total":         {"counter", "Global tables read again from their topic's start while running (data loss or a recreated topic)."},
 

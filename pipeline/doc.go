@@ -63,6 +63,20 @@
 //     error-type [ErrTruncated], counted by carepipe_error_records_truncated_total.
 //     The error topic's limit is read at start-up and checked against the
 //     inputs' (a warning); a broker that refuses an error record lowers it.
+//   - Headers follow what is derived. Each input's W3C trace context
+//     (traceparent, tracestate) and the headers named by
+//     [WithCarriedHeaders] are added to every record emitted while it is
+//     processed, unless the record sets them itself; a repartitioned
+//     record carries all its input's headers and an error record is its
+//     input whole. Only what is valid is carried: one traceparent of the
+//     W3C Trace Context format (lowercase hex, ids not all zeros); its
+//     tracestate, only beside it, at most 512 bytes of list-members; a
+//     header of WithCarriedHeaders, at most 8 KiB of UTF-8 text without
+//     control characters. The rest is dropped and counted by
+//     carepipe_invalid_headers_total{header}, as are correlation-id
+//     headers over 256 bytes or not such text, which the processors take
+//     as absent (envelope.CorrelationID). A punctuation has no input:
+//     what it emits carries nothing.
 //   - Processing is deterministic: processors get time from an injected
 //     [Clock] and see only their record, their state and their global tables.
 //   - Global tables are not in step with processing. A [GlobalTable] follows

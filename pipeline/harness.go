@@ -102,7 +102,9 @@ func NewHarness(spec Spec, opts ...HarnessOption) (*Harness, error) {
 //
 // On success the returned records are what the call emitted, outputs and
 // repartition records alike, in order; they are what the runtime would
-// produce. On error the call's state writes have been rolled back, nothing
+// produce, r's trace context carried to them included (a harness takes
+// no [WithCarriedHeaders]: only traceparent and tracestate are carried).
+// On error the call's state writes have been rolled back, nothing
 // is returned, and the error is the one the runtime would send r to the
 // error topic with: a [RecordError] for a rejection, a panic or an
 // oversized emit, classified as the error-type header would be (errors.As
@@ -121,7 +123,7 @@ func (h *Harness) Process(r *kgo.Record) ([]*kgo.Record, error) {
 	}
 	t := h.t
 	h.begin()
-	t.current = r
+	t.begin(r)
 	return h.end(t.attempt(func() error { return t.call(r) }))
 }
 
@@ -135,7 +137,7 @@ func (h *Harness) Punctuate() ([]*kgo.Record, error) {
 		return nil, fmt.Errorf("pipeline %s: harness: the Spec has no Punctuate", h.r.spec.Name)
 	}
 	h.begin()
-	h.t.current = nil
+	h.t.begin(nil)
 	return h.end(h.t.attempt(h.t.callPunctuate))
 }
 

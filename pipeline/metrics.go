@@ -27,6 +27,7 @@ type runnerMetrics struct {
 	restoredRecords    *metrics.Counter
 	restores           [restoreFull + 1]*metrics.Counter
 	fencedTimerTxns    *metrics.Counter
+	invalidHeaders     [invalidClasses]*metrics.Counter // by invalidHeaderLabels
 	txnSeconds         *metrics.PrometheusHistogram
 	processSeconds     *metrics.PrometheusHistogram
 	eventAgeSeconds    *metrics.PrometheusHistogram
@@ -93,6 +94,9 @@ func newRunnerMetrics(set *metrics.Set, name, group string) *runnerMetrics {
 	}
 	for _, t := range []ErrorType{ErrDecode, ErrInvalid, ErrOversized, ErrProcessing, ErrPanic} {
 		m.errorCounter(t)
+	}
+	for i, h := range invalidHeaderLabels {
+		m.invalidHeaders[i] = set.GetOrCreateCounter(`carepipe_invalid_headers_total{` + pl + `,header="` + h + `"}`)
 	}
 	for a := restoreKeep; a <= restoreFull; a++ {
 		m.restores[a] = set.GetOrCreateCounter(`carepipe_state_preparations_total{` + pl + `,how="` + a.String() + `"}`)

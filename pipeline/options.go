@@ -29,6 +29,7 @@ type cfg struct {
 	closeTimeout   time.Duration
 	sessionBackoff time.Duration
 	sessionTimeout time.Duration
+	carried        []string // WithCarriedHeaders
 }
 
 func defaultCfg() cfg {
@@ -148,5 +149,5 @@ func (c *cfg) validate() error {
 	case c.sessionTimeout < time.Second:
 		return fmt.Errorf("session timeout %v is under 1s", c.sessionTimeout)
 	}
-	return nil
+	return CheckCarriedHeaders(c.carried...)
 }

@@ -63,6 +63,7 @@ type task struct {
 	keyRec  kgo.Record           // scratch record for kp
 	pending []*kgo.Record        // emits of the record being processed
 	marks   []int                // store savepoints of the record being processed
+	carry   []kgo.RecordHeader   // headers its emits carry (carry.go)
 }
 
 // newTask builds a halted task and its empty stores: activate starts it,
@@ -225,7 +226,7 @@ func (t *task) processBatch(batch []*kgo.Record) {
 // processOne processes rec, and reports whether the task may go on with the
 // batch: not after a transient failure, which ends the session.
 func (t *task) processOne(rec *kgo.Record) bool {
-	t.current = rec
+	t.beginInput(rec)
 	err := t.atomically(func() error { return t.call(rec) })
 	var transient *TransientError
 	switch {
@@ -285,7 +286,7 @@ func (t *task) attempt(fn func() error) error {
 
 // punctuate runs the Spec's Punctuate on the task's state.
 func (t *task) punctuate() {
-	t.current = nil
+	t.begin(nil)
 	if err := t.atomically(t.callPunctuate); err != nil {
 		t.r.errLog.warn("punctuation failed; its writes are discarded", "partition", t.partition, "error_type", string(errorTypeOf(err)))
 	}
@@ -314,6 +315,9 @@ func (t *task) call(rec *kgo.Record) (err error) {
 func (t *task) emit(r *kgo.Record) {
 	if _, ok := t.r.outputs[r.Topic]; !ok {
 		panic(fmt.Sprintf("pipeline %s: emit to undeclared topic %q", t.r.spec.Name, r.Topic))
+	}
+	if len(t.carry) > 0 {
+		t.carryTo(r)
 	}
 	t.pending = append(t.pending, r)
 }

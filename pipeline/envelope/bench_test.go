@@ -33,3 +33,26 @@ func BenchmarkCorrelationID(b *testing.B) {
 		_ = CorrelationID(r, Metadata{})
 	}
 }
+
+// BenchmarkTraceContext is the check of the W3C example trace context
+// (Trace Context, W3C Recommendation, section 3.2.3 and "Examples of
+// tracestate HTTP Headers"), as the runtime makes it on every input that
+// has one.
+func BenchmarkTraceContext(b *testing.B) {
+	tp := []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	ts := []byte("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+	b.Run("traceparent", func(b *testing.B) {
+		for b.Loop() {
+			if !ValidTraceparent(tp) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("tracestate", func(b *testing.B) {
+		for b.Loop() {
+			if !ValidTracestate(ts) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+}

@@ -16,13 +16,15 @@ const (
 )
 
 // CorrelationID is the correlation id of input record r whose metadata is
-// meta: the first non-empty correlation-id header, else
-// meta.CorrelationID, else [DerivedCorrelationID] of r's coordinates.
+// meta: the first valid correlation-id header, else meta.CorrelationID if
+// valid, else [DerivedCorrelationID] of r's coordinates. Valid is
+// [ValidCorrelationID]: an id too long, or not text, counts as absent, so
+// that what an input brings is never carried to the outputs unchecked.
 func CorrelationID(r *kgo.Record, meta Metadata) string {
 	if v, ok := HeaderCorrelation(r); ok {
 		return v
 	}
-	if meta.CorrelationID != "" {
+	if ValidCorrelationID(meta.CorrelationID) {
 		return meta.CorrelationID
 	}
 	return DerivedCorrelationID(r.Topic, r.Partition, r.Offset)
@@ -39,11 +41,13 @@ func HeaderValue(r *kgo.Record, key string) string {
 	return ""
 }
 
-// HeaderCorrelation returns the first non-empty correlation-id header of r.
+// HeaderCorrelation returns the first valid correlation-id header of r
+// ([ValidCorrelationID]); empty, oversized and non-text ones are passed
+// over.
 func HeaderCorrelation(r *kgo.Record) (string, bool) {
 	for i := range r.Headers {
 		h := &r.Headers[i]
-		if h.Key == HeaderCorrelationID && len(h.Value) > 0 {
+		if h.Key == HeaderCorrelationID && ValidCorrelationID(h.Value) {
 			return string(h.Value), true
 		}
 	}
