@@ -97,8 +97,10 @@ func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
 		return nil
 	}
 	ch := &m.Change
+	// A metadata correlation id over the bound or not text counts as
+	// absent, as a correlation-id header does (envelope.CorrelationID).
 	corr, ok := envelope.HeaderCorrelation(r)
-	if !ok {
+	if !ok && envelope.ValidCorrelationID(m.CorrelationID) {
 		corr = m.CorrelationID
 	}
 	if corr == "" {

@@ -302,7 +302,7 @@ func (p *Reconciliation) validated(c *pipeline.Context, r *kgo.Record, e Entity)
 		return pipeline.Reject(pipeline.ErrProcessing, err)
 	}
 	corr, _ := envelope.HeaderCorrelation(r)
-	if corr == "" {
+	if corr == "" && envelope.ValidCorrelationID(ev.Metadata.CorrelationID) {
 		corr = ev.Metadata.CorrelationID
 	}
 	a.Version = ev.Version

@@ -197,8 +197,11 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 		op = string(OpUpdate)
 	}
 	corr, ok := envelope.HeaderCorrelation(r)
-	if !ok {
+	if !ok && envelope.ValidCorrelationID(ev.Metadata.CorrelationID) {
 		corr = ev.Metadata.CorrelationID
+	}
+	if corr == "" {
+		corr = envelope.DerivedCorrelationID(r.Topic, r.Partition, r.Offset)
 	}
 	topic := ValidatedTopic(e)
 	resolved := out.Resolution != nil
