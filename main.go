@@ -36,6 +36,9 @@ Usage:
   carepipe config check [flags]   check the configuration of run (file, environment, flags),
                                   every mistake at once, and print it in the file's keys
   carepipe version                print the version, VCS revision and Go version (also --version)
+  carepipe describe [--pipeline P] [--json]  each pipeline's topics, stores, timers and ids
+  carepipe errors list|show|replay --pipeline P  read an error topic; replay originals, exactly once
+  carepipe reset --pipeline P [--dry-run]  reset a stopped pipeline's offsets and internal topics
 
 Run 'carepipe run -h' or 'carepipe topics plan -h' for the flags.
 `
@@ -82,6 +85,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return configCmd(args[2:], stdout, stderr)
+	case "describe":
+		return describeCmd(args[1:], stdout, stderr)
+	case "errors":
+		return errorsCmd(args[1:], stdout, stderr)
+	case "reset":
+		return resetCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		if len(args) != 1 {
 			fmt.Fprint(stderr, usage)
