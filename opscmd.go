@@ -245,11 +245,17 @@ func errorsCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			return 2
 		}
-		if o.fs.NArg() != 1 || *o.pipeline == "" {
+		// Flags may follow the coordinates too.
+		if o.fs.NArg() > 0 {
+			at = o.fs.Arg(0)
+			if err := o.fs.Parse(o.fs.Args()[1:]); err != nil {
+				return 2
+			}
+		}
+		if at == "" || o.fs.NArg() > 0 || *o.pipeline == "" {
 			fmt.Fprintln(stderr, "usage: carepipe errors show --pipeline P TOPIC/PARTITION/OFFSET (as errors list prints them)")
 			return 2
 		}
-		at = o.fs.Arg(0)
 	} else if code := o.parse(rest, true); code >= 0 {
 		return code
 	}
