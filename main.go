@@ -239,6 +239,7 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
 	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
 	fs.DurationVar(&fl.SummaryEvery, "summary-every", 0, "print a summary line this often (default 5s; negative: never)")
+	embeddedListen := fs.String("embedded-listen", app.DefaultEmbeddedListen, "embedded mode: the cluster's loopback address, for kcat or a script to attach (port 0: any free port)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return rc, 0
@@ -269,6 +270,7 @@ func runConfig(name string, args []string, stderr io.Writer) (rc runSetup, code 
 		file.Apply(&rc.cfg)
 	}
 	rc.problems = append(rc.problems, conn.apply(&rc.cfg)...)
+	rc.cfg.EmbeddedListen = *embeddedListen
 	env := func(key, name string, set func(v string) error) {
 		if v, ok := os.LookupEnv(name); ok {
 			rc.cfg.SetOrigin(key, name)
