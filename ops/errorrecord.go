@@ -53,7 +53,10 @@ type ErrorRecord struct {
 	Headers []kgo.RecordHeader
 	// Original is the record as it was on its source topic (topic,
 	// partition, key, value, headers, timestamp; offset -1), or nil when
-	// it cannot be recovered byte for byte: Unreplayable says why.
+	// it cannot be recovered byte for byte: Unreplayable says why. A
+	// truncated error record's original is the record at its source
+	// coordinates, while that topic still holds it and its SHA-256 sums
+	// match.
 	Original     *kgo.Record
 	Unreplayable string
 }
@@ -128,7 +131,9 @@ func parseErrorRecord(r *kgo.Record, original originalValueFunc, unrecoverable b
 	e.SourcePartition, e.SourceOffset = int32(p), o
 	if e.Type == string(pipeline.ErrTruncated) {
 		e.ValueBytes, _ = strconv.Atoi(meta[pipeline.HeaderOriginalValueSize])
-		e.Unreplayable = "truncated: the error record holds only the head of the original (its source offset and original-value-sha256 find it, while its topic keeps it)"
+		// Its original may still be on its source topic: see
+		// recoverFromSource.
+		e.Unreplayable = "truncated: the error record holds only the head of the original"
 		return e
 	}
 	if len(r.Headers)-at != 5 {

@@ -2,6 +2,8 @@ package ops
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -92,6 +94,11 @@ func readErrorTopic(ctx context.Context, kopts []kgo.Opt, adm *kadm.Client, spec
 		if !f.Match(e) {
 			return nil
 		}
+		if e.Type == string(pipeline.ErrTruncated) {
+			if err := recoverFromSource(ctx, kopts, adm, e); err != nil {
+				return err
+			}
+		}
 		return each(e)
 	})
 	if isNoTopic(err) {
@@ -123,6 +130,9 @@ func ReadErrorAt(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, to
 		}
 		return errStop
 	})
+	if err == nil && found != nil && found.Type == string(pipeline.ErrTruncated) {
+		err = recoverFromSource(ctx, kopts, kadm.NewClient(cl), found)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -130,4 +140,50 @@ func ReadErrorAt(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, to
 		return nil, fmt.Errorf("%s/%d/%d: %w", topic, partition, offset, ErrNoRecord)
 	}
 	return found, nil
+}
+
+// recoverFromSource finds the original of e, a truncated error record, on
+// its source topic: the record at its source coordinates, if it is still
+// there and its value and key have the SHA-256 sums the error record
+// keeps. Found, it is e's Original; otherwise Unreplayable says why.
+func recoverFromSource(ctx context.Context, kopts []kgo.Opt, adm *kadm.Client, e *ErrorRecord) error {
+	var src *kgo.Record
+	err := readCommittedFrom(ctx, kopts, adm, e.SourceTopic, map[int32]int64{e.SourcePartition: e.SourceOffset}, func(r *kgo.Record) error {
+		if r.Offset == e.SourceOffset {
+			src = r
+		}
+		return errStop
+	})
+	if isNoTopic(err) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the original of %s on %s: %w", e.Coordinates(), e.SourceTopic, err)
+	}
+	if src == nil {
+		e.Unreplayable = "truncated, and its original is no longer on its source topic (retention or compaction deleted it)"
+		return nil
+	}
+	var valueSum, keySum string
+	for _, h := range e.Headers {
+		switch h.Key {
+		case pipeline.HeaderOriginalValueHash:
+			valueSum = string(h.Value)
+		case pipeline.HeaderOriginalKeyHash:
+			keySum = string(h.Value)
+		}
+	}
+	vs := sha256.Sum256(src.Value)
+	ks := sha256.Sum256(src.Key)
+	if valueSum != hex.EncodeToString(vs[:]) || (keySum == "") != (src.Key == nil) || (keySum != "" && keySum != hex.EncodeToString(ks[:])) {
+		e.Unreplayable = "truncated, and the record at its source offset is not its original (its SHA-256 sums differ)"
+		return nil
+	}
+	e.Original = &kgo.Record{
+		Topic: src.Topic, Partition: src.Partition, Key: src.Key, Value: src.Value,
+		Headers: src.Headers, Timestamp: src.Timestamp, Offset: -1,
+	}
+	e.KeyBytes, e.ValueBytes = len(src.Key), len(src.Value)
+	e.Unreplayable = ""
+	return nil
 }

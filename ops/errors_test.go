@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,8 +140,13 @@ func TestReadErrorsRecoversOriginals(t *testing.T) {
 				}
 				e := got[i]
 				if len(s.Value) == 32<<10 {
-					if e.Original != nil || e.Type != string(pipeline.ErrTruncated) || e.OriginalType != string(pipeline.ErrInvalid) || e.ValueBytes != len(s.Value) {
-						t.Errorf("truncated error record read as %+v", e)
+					// Truncated: its original comes from its source
+					// topic, whole.
+					if e.Type != string(pipeline.ErrTruncated) || e.OriginalType != string(pipeline.ErrInvalid) || e.ValueBytes != len(s.Value) {
+						t.Errorf("truncated error record read as type %q, original type %q, %d value bytes", e.Type, e.OriginalType, e.ValueBytes)
+					}
+					if e.Original == nil || !same(e.Original, s) {
+						t.Errorf("truncated error record's original not recovered from its source topic: %s", e.Unreplayable)
 					}
 					continue
 				}
@@ -154,6 +160,36 @@ func TestReadErrorsRecoversOriginals(t *testing.T) {
 				if !same(e.Original, s) {
 					t.Errorf("%s: original %+v, sent %+v", e.Coordinates(), e.Original, s)
 				}
+			}
+
+			// Once retention has deleted the originals, a truncated
+			// error record cannot be replayed, and says why; the
+			// others still can.
+			ends, err := adm.ListEndOffsets(ctx, spec.Inputs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			upTo := kadm.Offsets{}
+			ends.Each(func(o kadm.ListedOffset) { upTo.AddOffset(o.Topic, o.Partition, o.Offset, -1) })
+			if resp, err := adm.DeleteRecords(ctx, upTo); err != nil || resp.Error() != nil {
+				t.Fatal(err, resp.Error())
+			}
+			var replayable, gone int
+			if err := ops.ReadErrors(ctx, c.ClientOpts(), []pipeline.Spec{spec}, ops.Filter{}, func(e *ops.ErrorRecord) error {
+				switch {
+				case e.Original != nil:
+					replayable++
+				case strings.Contains(e.Unreplayable, "no longer on its source topic"):
+					gone++
+				default:
+					t.Errorf("%s: %s", e.Coordinates(), e.Unreplayable)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if replayable != len(sent)-1 || gone != 1 {
+				t.Errorf("after the originals' deletion, %d replayable and %d gone, want %d and 1", replayable, gone, len(sent)-1)
 			}
 		})
 	}
