@@ -70,8 +70,10 @@ func ErrorTopics(specs []pipeline.Spec) []string {
 
 // ReadErrors reads the error topics of specs read_committed, up to their
 // last stable offsets as of the call, and calls each for every record f
-// selects, in partition and offset order within a partition. An error
-// topic that does not exist yet has no records.
+// selects, in partition and offset order within a partition. Of an error
+// topic other pipelines write to as well, only the records whose source
+// topic one of specs consumes are read. An error topic that does not
+// exist yet has no records.
 func ReadErrors(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, f Filter, each func(*ErrorRecord) error) error {
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
@@ -89,9 +91,24 @@ func ReadErrors(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, f F
 
 func readErrorTopic(ctx context.Context, kopts []kgo.Opt, adm *kadm.Client, specs []pipeline.Spec, topic string, f Filter, each func(*ErrorRecord) error) error {
 	original, ok := originalValueOf(specs, topic)
+	// An error topic can be shared (datasync's stages share one): of
+	// specs' error topic, only the records of what specs consume are
+	// theirs.
+	consumed := map[string]bool{}
+	for _, s := range specs {
+		if s.ErrorTopic != topic {
+			continue
+		}
+		for _, in := range s.Inputs {
+			consumed[in] = true
+		}
+		for _, r := range s.Repartitions {
+			consumed[pipeline.RepartitionTopic(s.Group, r)] = true
+		}
+	}
 	err := readCommitted(ctx, kopts, adm, topic, func(r *kgo.Record) error {
 		e := parseErrorRecord(r, original, !ok)
-		if !f.Match(e) {
+		if !f.Match(e) || e.SourceTopic != "" && !consumed[e.SourceTopic] {
 			return nil
 		}
 		if e.Type == string(pipeline.ErrTruncated) {

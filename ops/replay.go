@@ -64,6 +64,10 @@ type ReplayOptions struct {
 	// Planned, when set, is called for each error record whose original
 	// the replay sends (or, dry, would send), before it is sent.
 	Planned func(*ErrorRecord)
+
+	// afterLogRead, when set, is called once the replay log is read: a
+	// test's hook to let another replay run meanwhile.
+	afterLogRead func()
 }
 
 // ReplayResult counts what a replay found and did.
@@ -141,6 +145,9 @@ func replayTopic(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, to
 	})
 	if err != nil && !(o.DryRun && isNoTopic(err)) {
 		return fmt.Errorf("reading the replay log: %w", err)
+	}
+	if o.afterLogRead != nil {
+		o.afterLogRead()
 	}
 	var todo []*ErrorRecord
 	err = readErrorTopic(ctx, kopts, adm, specs, topic, f, func(e *ErrorRecord) error {
