@@ -149,7 +149,11 @@ func replayTopic(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, to
 	if o.afterLogRead != nil {
 		o.afterLogRead()
 	}
-	var todo []*ErrorRecord
+	// First pass: what to replay, kept as coordinates only, so that a
+	// large error topic is never held in memory; the second pass reads
+	// the originals again, a transaction's worth at a time.
+	todo := map[int32]map[int64]bool{}
+	total := 0
 	err = readErrorTopic(ctx, kopts, adm, specs, topic, f, func(e *ErrorRecord) error {
 		res.Selected++
 		switch {
@@ -158,33 +162,83 @@ func replayTopic(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, to
 		case e.Original == nil:
 			res.Unreplayable[e.Unreplayable]++
 		default:
-			todo = append(todo, e)
+			if todo[e.Partition] == nil {
+				todo[e.Partition] = map[int64]bool{}
+			}
+			todo[e.Partition][e.Offset] = true
+			total++
+			if o.DryRun {
+				if o.Planned != nil {
+					o.Planned(e)
+				}
+				res.Replayed++
+			}
+		}
+		return nil
+	})
+	if err != nil || o.DryRun || total == 0 {
+		return err
+	}
+	bar := newProgress(o.Progress, total)
+	defer bar.finish()
+	from := map[int32]int64{}
+	for p, offs := range todo {
+		from[p] = -1
+		for off := range offs {
+			if from[p] < 0 || off < from[p] {
+				from[p] = off
+			}
+		}
+	}
+	original, ok := originalValueOf(specs, topic)
+	var batch []*ErrorRecord
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := replayTxn(ctx, prod, topic, batch); err != nil {
+			return err
+		}
+		res.Replayed += len(batch)
+		bar.set(res.Replayed)
+		batch = batch[:0]
+		return nil
+	}
+	left := total
+	err = readCommittedFrom(ctx, kopts, adm, topic, from, func(r *kgo.Record) error {
+		if !todo[r.Partition][r.Offset] {
+			return nil
+		}
+		e := parseErrorRecord(r, original, !ok)
+		if e.Type == string(pipeline.ErrTruncated) {
+			if err := recoverFromSource(ctx, kopts, adm, e); err != nil {
+				return err
+			}
+		}
+		if e.Original == nil {
+			// Its source record went between the passes.
+			res.Unreplayable[e.Unreplayable]++
+		} else {
+			if o.Planned != nil {
+				o.Planned(e)
+			}
+			batch = append(batch, e)
+		}
+		left--
+		if len(batch) == replayBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if left == 0 {
+			return errStop
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	bar := newProgress(o.Progress, len(todo))
-	defer bar.finish()
-	for len(todo) > 0 {
-		n := min(len(todo), replayBatch)
-		batch := todo[:n]
-		todo = todo[n:]
-		for _, e := range batch {
-			if o.Planned != nil {
-				o.Planned(e)
-			}
-		}
-		if !o.DryRun {
-			if err := replayTxn(ctx, prod, topic, batch); err != nil {
-				return err
-			}
-		}
-		res.Replayed += n
-		bar.set(res.Replayed)
-	}
-	return nil
+	return flush()
 }
 
 // replayTxn sends batch's originals and their log entries in one
