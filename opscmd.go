@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -234,6 +235,7 @@ func errorsCmd(args []string, stdout, stderr io.Writer) int {
 		until       = o.fs.String("until", "", "only records before this time: RFC 3339, or a duration ago")
 		dryRun      = o.fs.Bool("dry-run", false, "replay: say what would be replayed, write nothing")
 		progress    = o.fs.Bool("progress", false, "replay: draw a progress bar on stderr even when it is not a terminal")
+		asJSON      = o.fs.Bool("json", false, "list: one JSON object a line, for tools")
 	)
 	// show takes the record's coordinates after its flags.
 	rest := args[1:]
@@ -298,7 +300,11 @@ func errorsCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	switch verb {
 	case "list":
-		err = listErrors(ctx, stdout, kopts, specs, f)
+		if *asJSON {
+			err = listErrorsJSON(ctx, stdout, kopts, specs, f)
+		} else {
+			err = listErrors(ctx, stdout, kopts, specs, f)
+		}
 	case "show":
 		err = showError(ctx, stdout, kopts, specs, at)
 	case "replay":
@@ -367,6 +373,35 @@ func listErrors(ctx context.Context, w io.Writer, kopts []kgo.Opt, specs []pipel
 	}
 	fmt.Fprintln(w, summary)
 	return nil
+}
+
+// listedError is a line of errors list --json: what list prints.
+type listedError struct {
+	Topic           string    `json:"topic"`
+	Partition       int32     `json:"partition"`
+	Offset          int64     `json:"offset"`
+	Timestamp       time.Time `json:"timestamp"`
+	Type            string    `json:"errorType"`
+	OriginalType    string    `json:"originalErrorType,omitempty"`
+	SourceTopic     string    `json:"sourceTopic"`
+	SourcePartition int32     `json:"sourcePartition"`
+	SourceOffset    int64     `json:"sourceOffset"`
+	KeyBytes        int       `json:"keyBytes"`
+	ValueBytes      int       `json:"valueBytes"`
+	Replayable      bool      `json:"replayable"`
+	Unreplayable    string    `json:"unreplayable,omitempty"`
+}
+
+func listErrorsJSON(ctx context.Context, w io.Writer, kopts []kgo.Opt, specs []pipeline.Spec, f ops.Filter) error {
+	enc := json.NewEncoder(w)
+	return ops.ReadErrors(ctx, kopts, specs, f, func(e *ops.ErrorRecord) error {
+		return enc.Encode(listedError{
+			Topic: e.Topic, Partition: e.Partition, Offset: e.Offset, Timestamp: e.Timestamp.UTC(),
+			Type: e.Type, OriginalType: e.OriginalType,
+			SourceTopic: e.SourceTopic, SourcePartition: e.SourcePartition, SourceOffset: e.SourceOffset,
+			KeyBytes: e.KeyBytes, ValueBytes: e.ValueBytes, Replayable: e.Original != nil, Unreplayable: e.Unreplayable,
+		})
+	})
 }
 
 // showError prints one error record whole: the one place patient data is

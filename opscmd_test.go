@@ -139,6 +139,10 @@ func TestOpsCommandsOnACluster(t *testing.T) {
 		t.Errorf("errors list:\n%s", list)
 	}
 	at := strings.Fields(strings.Split(list, "\n")[1])[0]
+	if code, out, _ := cli("errors", "list", "--pipeline", "orders", "--json"); code != 0 || strings.Contains(out, secret) ||
+		!strings.Contains(out, `"errorType":"decode"`) || !strings.Contains(out, `"replayable":true`) || strings.Count(out, "\n") != 1 {
+		t.Errorf("errors list --json: exit %d\n%s", code, out)
+	}
 	if code, out, errOut := cli("errors", "show", "--pipeline", "orders", at); code != 0 || !strings.Contains(out, secret) || !strings.Contains(out, "source-offset: 0") {
 		t.Errorf("errors show %s: exit %d\n%s%s", at, code, out, errOut)
 	}
