@@ -37,6 +37,9 @@ Usage:
   carepipe config check [flags]   check the configuration of run (file, environment, flags),
                                   every mistake at once, and print it in the file's keys
   carepipe version                print the version, VCS revision and Go version (also --version)
+  carepipe describe [--pipeline P] [--json]  each pipeline's topics, stores, timers and ids
+  carepipe errors list|show|replay --pipeline P  read an error topic; replay originals, exactly once
+  carepipe reset --pipeline P [--dry-run]  reset a stopped pipeline's offsets and internal topics
 
 Run 'carepipe run --help' (or the help of any other command) for its flags.
 `
@@ -90,6 +93,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return configCmd(args[2:], stdout, stderr)
+	case "describe":
+		return describeCmd(args[1:], stdout, stderr)
+	case "errors":
+		return errorsCmd(args[1:], stdout, stderr)
+	case "reset":
+		return resetCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		if len(args) != 1 {
 			fmt.Fprint(stderr, usage)
@@ -247,6 +256,7 @@ func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetu
 	fs.IntVar(&fl.DemoRate, "demo-rate", 0, "embedded mode: observations per second (default 500)")
 	fs.Int64Var(&fl.Seed, "seed", 0, "embedded mode: demo workload seed (default 1)")
 	fs.Var(everyValue{&fl.SummaryEvery}, "summary-every", "print a summary line this often (default 5s; -1 or any negative value: never)")
+	embeddedListen := fs.String("embedded-listen", app.DefaultEmbeddedListen, "embedded mode: the cluster's loopback address, for kcat or a script to attach (port 0: any free port)")
 	if code := parseFlags(fs, runSynopsis[name], args, stdout, stderr); code >= 0 {
 		return rc, code
 	}
@@ -274,6 +284,7 @@ func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetu
 		file.Apply(&rc.cfg)
 	}
 	rc.problems = append(rc.problems, conn.apply(&rc.cfg)...)
+	rc.cfg.EmbeddedListen = *embeddedListen
 	env := func(key, name string, set func(v string) error) {
 		if v, ok := os.LookupEnv(name); ok {
 			rc.cfg.SetOrigin(key, name)

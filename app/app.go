@@ -509,7 +509,7 @@ type embedded struct {
 }
 
 func startEmbedded(ctx context.Context, cfg *Config) (*embedded, error) {
-	cluster, err := sim.NewCluster()
+	cluster, err := newEmbeddedCluster(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -173,6 +173,10 @@ type Config struct {
 	DemoRate     int   // observations/s (default 500)
 	Seed         int64 // demo workload seed (default 1)
 	DemoPatients int   // default 200
+	// EmbeddedListen is where the embedded cluster listens, a loopback
+	// host:port (see embeddedListener); "" is any free loopback port.
+	// carepipe run's --embedded-listen defaults to DefaultEmbeddedListen.
+	EmbeddedListen string
 
 	// SummaryEvery prints a one-line summary this often (default 5s);
 	// negative disables it.

@@ -56,6 +56,12 @@ type Spec struct {
 	// times, to find the longest head that fits: the size of what it
 	// returns should grow with the head's.
 	ErrorValue func(r *kgo.Record, typ ErrorType, msg string, now time.Time) []byte
+	// OriginalValue is ErrorValue's inverse: the failed record's value,
+	// byte for byte, from the value of its (whole, not truncated) error
+	// record. A spec with ErrorValue sets it, so that its error records
+	// can be replayed (carepipe errors replay); the key and headers are
+	// the error record's own, less the error headers.
+	OriginalValue func(errorValue []byte) ([]byte, error)
 }
 
 // PunctuateFunc runs on a task with no record: it reads the time from

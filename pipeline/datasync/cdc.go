@@ -67,6 +67,8 @@ func (p *CDC) Spec() pipeline.Spec {
 		ErrorTopic: TopicErrors,
 		Process:    p.Process,
 		ErrorValue: stageErrors("cdc"),
+
+		OriginalValue: OriginalValue, // errors replay unwraps error records with it
 	}
 }
 

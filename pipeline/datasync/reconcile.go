@@ -205,6 +205,8 @@ func (p *Reconciliation) Spec() pipeline.Spec {
 		Punctuate:      p.Punctuate,
 		PunctuateEvery: time.Second,
 		ErrorValue:     stageErrors("reconciliation"),
+
+		OriginalValue: OriginalValue, // errors replay unwraps error records with it
 	}
 }
 

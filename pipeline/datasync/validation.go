@@ -82,6 +82,8 @@ func (p *Validation) Spec() pipeline.Spec {
 		Repartitions: []string{RepartitionByEntity},
 		Process:      p.Process,
 		ErrorValue:   stageErrors("validation"),
+
+		OriginalValue: OriginalValue, // errors replay unwraps error records with it
 	}
 }
 
