@@ -29,6 +29,7 @@ type cfg struct {
 	closeTimeout   time.Duration
 	sessionBackoff time.Duration
 	sessionTimeout time.Duration
+	advertiseHTTP  string
 }
 
 func defaultCfg() cfg {
@@ -147,6 +148,9 @@ func (c *cfg) validate() error {
 		return errors.New("close timeout must be positive")
 	case c.sessionTimeout < time.Second:
 		return fmt.Errorf("session timeout %v is under 1s", c.sessionTimeout)
+	}
+	if err := checkAdvertised(c.advertiseHTTP); err != nil {
+		return err
 	}
 	return nil
 }
