@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/pipeline/query"
 	"github.com/carepipe/carepipe/sim"
@@ -34,21 +35,29 @@ type queryInstance struct {
 // its own HTTP server's address to the group.
 func (w *paWorld) startQueryInstance(instanceID string) *queryInstance {
 	w.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	addr := ln.Addr().String()
 	spec := w.spec
 	spec.PunctuateEvery = 50 * time.Millisecond
-	in := startRunner(w.t, spec, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+	return startQueryRunner(w.t, spec, priorauth.QueryHandler, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
 		pipeline.WithInstanceID(instanceID), pipeline.WithTransactionTimeout(5*time.Second),
-		pipeline.WithLogger(testLogger()), pipeline.WithClock(w.clock), pipeline.WithAdvertisedHTTP(addr))
-	srv := &http.Server{Handler: query.RequireToken(queryToken, priorauth.QueryHandler(in.runner)), ReadHeaderTimeout: 5 * time.Second}
+		pipeline.WithLogger(testLogger()), pipeline.WithClock(w.clock))
+}
+
+// startQueryRunner runs spec with opts, advertising an HTTP server on
+// loopback that serves handler's query API behind the token guard, as the
+// binary does.
+func startQueryRunner(t *testing.T, spec pipeline.Spec, handler func(*pipeline.Runner) http.Handler, opts ...pipeline.Option) *queryInstance {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	in := startRunner(t, spec, append(opts, pipeline.WithAdvertisedHTTP(addr))...)
+	srv := &http.Server{Handler: query.RequireToken(queryToken, handler(in.runner)), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	// Registered after the runner's: runs first, so that no query is in
 	// flight while the runners stop.
-	w.t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { _ = srv.Close() })
 	return &queryInstance{instance: in, addr: addr}
 }
 
@@ -65,9 +74,23 @@ type queryAnswer struct {
 // header (none when empty) and any extra headers.
 func (qi *queryInstance) get(t *testing.T, id, auth string, extra ...string) queryAnswer {
 	t.Helper()
+	a := qi.getPath(t, "/api/priorauth/"+id, auth, extra...)
+	if a.status == http.StatusOK {
+		var rec priorauth.Record
+		if err := json.Unmarshal([]byte(a.body), &rec); err != nil {
+			t.Fatalf("GET %s from %s: 200 with %v", id, qi.addr, err)
+		}
+		a.id = rec.ID
+	}
+	return a
+}
+
+// getPath asks qi for path.
+func (qi *queryInstance) getPath(t *testing.T, path, auth string, extra ...string) queryAnswer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+qi.addr+"/api/priorauth/"+id, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+qi.addr+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,15 +109,7 @@ func (qi *queryInstance) get(t *testing.T, id, auth string, extra ...string) que
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := queryAnswer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), answeredBy: resp.Header.Get(query.AnsweredByHeader), body: string(b)}
-	if a.status == http.StatusOK {
-		var rec priorauth.Record
-		if err := json.Unmarshal(b, &rec); err != nil {
-			t.Fatalf("GET %s from %s: 200 with %v", id, qi.addr, err)
-		}
-		a.id = rec.ID
-	}
-	return a
+	return queryAnswer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), answeredBy: resp.Header.Get(query.AnsweredByHeader), body: string(b)}
 }
 
 // groupSettled reports whether every partition is owned by one of ins,
@@ -324,6 +339,76 @@ func TestQueryDuringRebalanceSaysRetry(t *testing.T) {
 			if a := qi.get(t, id, "Bearer "+queryToken); a.status != http.StatusOK || a.id != id {
 				t.Fatalf("GET %s from %s after the rebalance: %d %q", id, qi.addr, a.status, a.body)
 			}
+		}
+	}
+}
+
+// Issue 21, on datasync's read model: with three instances of the
+// reconciliation stage, each with its own query API, every patient is
+// answered by each of the three, at the version its last validated record
+// carries, and the same by all three.
+func TestPatientQueriesAnsweredByEveryInstance(t *testing.T) {
+	w := newSyncWorld(t)
+	recs, _ := sim.DataSyncRecords(21, 600)
+	w.start(w.cdcSpec(), "cdc-1")
+	w.start(w.validationSpec(), "val-1")
+	var ins []*queryInstance
+	for _, id := range []string{"rec-1", "rec-2", "rec-3"} {
+		ins = append(ins, startQueryRunner(t, w.reconcileSpec(), datasync.QueryHandler,
+			pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+			pipeline.WithTransactionTimeout(5*time.Second), pipeline.WithInstanceID(id),
+			pipeline.WithLogger(testLogger()), pipeline.WithClock(w.clock)))
+	}
+	produceAll(t, w.prod, recs)
+	w.waitCaughtUp(w.cdcSpec(), w.validationSpec(), w.reconcileSpec())
+	waitFor(t, 30*time.Second, "three instances owning every partition, each knowing every owner", func() bool { return groupSettled(ins) })
+
+	// Each patient's last validated version, by its canonical id (the
+	// validated record's key).
+	want := map[string]int64{}
+	for _, r := range w.read(datasync.ValidatedTopic(datasync.Patient)) {
+		_, _, version, _, err := w.codec.DecodeValue(r.Value, datasync.Patient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[string(r.Key)] = max(want[string(r.Key)], version)
+	}
+	if len(want) < 10 {
+		t.Fatalf("%d validated patients, want at least 10 to query", len(want))
+	}
+	bearer := "Bearer " + queryToken
+	forwarded := make(map[string]int)
+	for id, version := range want {
+		own := owner(t, ins, id)
+		var first string
+		for _, qi := range ins {
+			a := qi.getPath(t, "/api/patients/"+id, bearer)
+			var got struct {
+				Version int64 `json:"version"`
+			}
+			if a.status != http.StatusOK || json.Unmarshal([]byte(a.body), &got) != nil || got.Version != version {
+				t.Fatalf("GET patient %s from %s: %d %q, want 200 at version %d", id, qi.addr, a.status, a.body, version)
+			}
+			if first == "" {
+				first = a.body
+			} else if a.body != first {
+				t.Errorf("patient %s: %s answers differently from the first instance", id, qi.addr)
+			}
+			if qi != own {
+				if a.answeredBy != own.addr {
+					t.Errorf("GET patient %s from %s answered by %q, want its owner %s", id, qi.addr, a.answeredBy, own.addr)
+				}
+				forwarded[qi.addr]++
+			}
+		}
+		// The generic route goes the same way.
+		if a := ins[0].getPath(t, "/api/sync/patient/"+id, bearer); a.status != http.StatusOK || a.body != first {
+			t.Errorf("GET /api/sync/patient/%s from %s: %d, want 200 with the patient", id, ins[0].addr, a.status)
+		}
+	}
+	for _, qi := range ins {
+		if forwarded[qi.addr] == 0 {
+			t.Errorf("%s sent no query on: every patient's owner was itself", qi.addr)
 		}
 	}
 }
