@@ -232,18 +232,16 @@ func queryOwners(cb *kgo.ConsumerBalancer, plan *kgo.BalancePlan, kept [][]int32
 		m, meta := cb.MemberAt(mi)
 		addr := advertisedBy(meta.UserData)
 		for _, p := range kept[mi] {
-			in := 0
+			owns := false
 			for _, t := range meta.Topics {
 				if n, ok := topics[t]; !ok || p >= n {
 					continue
 				}
-				if !slices.Contains(byMember[m.MemberID][t], p) {
-					in = -1
+				if owns = slices.Contains(byMember[m.MemberID][t], p); !owns {
 					break
 				}
-				in++
 			}
-			if in > 0 {
+			if owns {
 				owners[addr] = append(owners[addr], p)
 			}
 		}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net"
@@ -111,15 +112,7 @@ func ownersUserData(owners map[string][]int32) []byte {
 		slices.Sort(ps)
 		info.Owners = append(info.Owners, ownerInfo{HTTP: addr, Partitions: ps})
 	}
-	slices.SortFunc(info.Owners, func(a, b ownerInfo) int {
-		switch {
-		case a.HTTP < b.HTTP:
-			return -1
-		case a.HTTP > b.HTTP:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(info.Owners, func(a, b ownerInfo) int { return cmp.Compare(a.HTTP, b.HTTP) })
 	b, _ := json.Marshal(info)
 	return b
 }
