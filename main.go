@@ -196,7 +196,7 @@ var runFlagKeys = map[string]string{
 	"pipelines": "pipelines", "log-level": "logLevel", "http": "http", "create-topics": "createTopics",
 	"rules": "rules", "sources": "sources", "site-time-zone": "siteTimeZone", "payer-time-zone": "payerTimeZone",
 	"urgent-categories": "urgentCategories", "reconcile-deadline": "reconcileDeadline", "duration": "duration",
-	"instance-id": "instanceId", "commit-interval": "commitInterval", "session-timeout": "sessionTimeout",
+	"instance-id": "instanceId", "advertise-http": "advertiseHttp", "commit-interval": "commitInterval", "session-timeout": "sessionTimeout",
 	"transaction-timeout": "transactionTimeout",
 	"carry-headers":       "carryHeaders",
 	"demo-rate":           "demo.rate", "seed": "demo.seed", "summary-every": "summaryEvery",
@@ -238,6 +238,7 @@ func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetu
 	)
 	conn := addConnFlags(fs, "; none: embedded demo")
 	fs.StringVar(&fl.HTTPAddr, "http", "", "serve /metrics, /healthz, /readyz and the query API on this address: host:port, or :port for every interface (as in Go); a bare port number binds loopback only; port 0 picks one. The query API off loopback needs CAREPIPE_API_TOKEN")
+	fs.StringVar(&fl.AdvertiseHTTP, "advertise-http", "", "host:port at which the other instances reach this one's --http server (a pod's IP or stable DNS name; env CAREPIPE_ADVERTISE_HTTP): an instance asked for a key another instance holds sends the query on to it, as Kafka Streams' application.server (default: none: queries for this instance's partitions cannot be sent on to it, and the others answer them 404)")
 	fs.BoolVar(&fl.CreateTopics, "create-topics", false, "create missing topics from the built-in specs")
 	fs.StringVar(&fl.RulesFile, "rules", "", "alert rules YAML file (default: built-in rules)")
 	fs.StringVar(&fl.SourcesFile, "sources", "", "datasync: sources YAML file, which topics carry which source's entities and how their columns map (env CAREPIPE_SOURCES; default: built-in sources)")
@@ -294,6 +295,7 @@ func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetu
 		}
 	}
 	env("api.token", "CAREPIPE_API_TOKEN", func(v string) error { rc.cfg.APIToken = v; return nil })
+	env("advertiseHttp", "CAREPIPE_ADVERTISE_HTTP", func(v string) error { rc.cfg.AdvertiseHTTP = v; return nil })
 	env("sessionTimeout", "CAREPIPE_SESSION_TIMEOUT", func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -333,6 +335,8 @@ func runConfig(name string, args []string, stdout, stderr io.Writer) (rc runSetu
 			lvl = *logLevel
 		case "http":
 			rc.cfg.HTTPAddr = fl.HTTPAddr
+		case "advertise-http":
+			rc.cfg.AdvertiseHTTP = fl.AdvertiseHTTP
 		case "create-topics":
 			rc.cfg.CreateTopics = fl.CreateTopics
 		case "rules":

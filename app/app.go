@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
+	"github.com/carepipe/carepipe/pipeline/query"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if srv, ln, err = serveHTTP(cfg.HTTPAddr, cfg.APIToken, ps, world != nil); err != nil {
 			return err
 		}
-		log.Info("http listening", "addr", ln.Addr().String())
+		log.Info("http listening", "addr", ln.Addr().String(), "advertised", cfg.AdvertiseHTTP)
 		go func() {
 			defer close(httpDone)
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -180,6 +180,7 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 				pipeline.WithLogger(cfg.Logger),
 				pipeline.WithMetrics(set),
 				pipeline.WithInstanceID(cfg.InstanceID),
+				pipeline.WithAdvertisedHTTP(cfg.AdvertiseHTTP),
 			}
 			if cfg.CommitInterval > 0 {
 				opts = append(opts, pipeline.WithCommitInterval(cfg.CommitInterval))
@@ -341,20 +342,7 @@ func serveHTTPLimited(addr, token string, ps []*built, demo bool, lim httpLimits
 		return nil, nil, fmt.Errorf("http: %w", err)
 	}
 	ln = limitConns(ln, lim.maxConns)
-	guard := func(h http.Handler) http.Handler {
-		if token == "" {
-			return h
-		}
-		want := []byte("Bearer " + token)
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="carepipe"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	}
+	guard := func(h http.Handler) http.Handler { return query.RequireToken(token, h) }
 	mux := http.NewServeMux()
 	expo := newExposition(ps)
 	expo.demo = demo

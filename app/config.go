@@ -38,6 +38,14 @@ type Config struct {
 	// empty: no HTTP. host:port as Go's net.Listen reads it, so ":8080"
 	// is every interface; a bare port number ("8080") binds loopback only.
 	HTTPAddr string
+	// AdvertiseHTTP is the host:port at which the other instances reach
+	// this one's HTTP server, advertised to each pipeline's group so that
+	// an instance asked for a key another holds sends the query on to it
+	// (Kafka Streams' application.server; see
+	// pipeline.WithAdvertisedHTTP). Empty: none; the other instances
+	// cannot send queries on to this one, and answer those for its
+	// partitions 404, as a lone instance would.
+	AdvertiseHTTP string
 	// APIToken, when set, is the bearer token the query API requires;
 	// it must be set for a non-loopback HTTPAddr when a pipeline with a
 	// query API runs.
@@ -313,6 +321,13 @@ func (c *Config) validate() error {
 	if c.HTTPAddr != "" {
 		if _, _, err := httpAddr(c.HTTPAddr); err != nil {
 			errs = append(errs, c.keyErr("http", err))
+		}
+	}
+	if c.AdvertiseHTTP != "" {
+		if err := checkHostPort(c.AdvertiseHTTP); err != nil {
+			errs = append(errs, c.keyErrf("advertiseHttp", "%q: %v", c.AdvertiseHTTP, err))
+		} else if c.HTTPAddr == "" {
+			errs = append(errs, c.keyErrf("advertiseHttp", "%s is advertised but no HTTP server runs: set http too", c.AdvertiseHTTP))
 		}
 	}
 	errs = append(errs, c.validateSASL()...)

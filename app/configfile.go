@@ -54,6 +54,7 @@ type FileConfig struct {
 	Brokers            []string     `yaml:"brokers,omitempty" json:"brokers,omitempty"`
 	Pipelines          []string     `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
 	HTTP               *string      `yaml:"http,omitempty" json:"http,omitempty"`
+	AdvertiseHTTP      *string      `yaml:"advertiseHttp,omitempty" json:"advertiseHttp,omitempty"`
 	CreateTopics       *bool        `yaml:"createTopics,omitempty" json:"createTopics,omitempty"`
 	Partitions         *int32       `yaml:"partitions,omitempty" json:"partitions,omitempty"`
 	Rules              *string      `yaml:"rules,omitempty" json:"rules,omitempty"`
@@ -368,6 +369,7 @@ func (f *FileConfig) Apply(c *Config) {
 		c.Pipelines = f.Pipelines
 	}
 	set(&c.HTTPAddr, f.HTTP)
+	set(&c.AdvertiseHTTP, f.AdvertiseHTTP)
 	set(&c.CreateTopics, f.CreateTopics)
 	set(&c.Partitions, f.Partitions)
 	set(&c.RulesFile, f.Rules)
@@ -438,6 +440,7 @@ func FileOf(c Config) FileConfig {
 	f.Brokers = c.Brokers
 	f.Pipelines = c.Pipelines
 	f.HTTP = ptr(c.HTTPAddr)
+	f.AdvertiseHTTP = ptr(c.AdvertiseHTTP)
 	f.CreateTopics = ptr(c.CreateTopics)
 	f.Partitions = ptr(c.Partitions)
 	f.Rules = ptr(c.RulesFile)

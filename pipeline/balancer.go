@@ -29,20 +29,37 @@ const copartitionedProtocol = "carepipe-copartitioned"
 // Each session has its own; Kafka chooses a protocol every member offers,
 // so a group of instances that offer only the range protocol (an older
 // carepipe) is served by rangeRecorder until all of them are replaced.
+//
+// Its join metadata advertises the member's query address, and the
+// leader's assignment tells every member which partitions each address
+// answers for (see hosts.go).
 type copartitioned struct {
 	synced *syncedAssignment
+	// advertise is this member's query address; empty: none.
+	advertise string
 }
 
-// syncedAssignment is this member's assignment as its last sync gave it.
+// syncedAssignment is this member's assignment as its last sync gave it,
+// with the group's query owners (partition -> advertised address) when
+// the sync carried them.
 type syncedAssignment struct {
 	mu       sync.Mutex
 	assigned map[string][]int32
+	owners   map[int32]string
 }
 
-func (s *syncedAssignment) set(a map[string][]int32) {
+func (s *syncedAssignment) set(a map[string][]int32, owners map[int32]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.assigned = a
+	s.assigned, s.owners = a, owners
+}
+
+// queryOwners is the owners map of the last sync; nil: it carried none.
+// The map is never written after the sync that made it.
+func (s *syncedAssignment) queryOwners() map[int32]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owners
 }
 
 // partitions are the partitions assigned in every one of topics: the
@@ -71,8 +88,9 @@ func (*copartitioned) ProtocolName() string { return copartitionedProtocol }
 func (*copartitioned) IsCooperative() bool  { return true }
 
 // JoinGroupMetadata is the consumer protocol's metadata with the member's
-// owned partitions, which the cooperative protocol requires.
-func (*copartitioned) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+// owned partitions, which the cooperative protocol requires, and its
+// advertised query address as user data.
+func (b *copartitioned) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 3
 	meta.Topics = interests
@@ -87,13 +105,14 @@ func (*copartitioned) JoinGroupMetadata(interests []string, current map[string][
 		op.Topic, op.Partitions = t, current[t]
 		meta.OwnedPartitions = append(meta.OwnedPartitions, op)
 	}
+	meta.UserData = memberUserData(b.advertise)
 	return meta.AppendTo(nil)
 }
 
 func (b *copartitioned) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
 	a, err := kgo.ParseConsumerSyncAssignment(assignment)
 	if err == nil {
-		b.synced.set(a)
+		b.synced.set(a, parseOwners(assignment))
 	}
 	return a, err
 }
@@ -106,7 +125,9 @@ func (b *copartitioned) MemberBalancer(members []kmsg.JoinGroupResponseMember) (
 // Balance assigns partition numbers ("units") to members, sticky and even,
 // then each member every topic's partitions of its units, then takes out
 // of the plan what changes owner in this round: its owner revokes it first
-// and rejoins, and the next round assigns it (KIP-429).
+// and rejoins, and the next round assigns it (KIP-429). Every member's
+// assignment carries the query owners: each advertised address with the
+// partitions its member owns after this round.
 func (*copartitioned) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
 	members := cb.Members() // sorted by instance id, then member id
 	units := int32(0)
@@ -198,7 +219,34 @@ func (*copartitioned) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32)
 		}
 	}
 	plan.AdjustCooperative(cb)
-	return plan
+	return ownersAssignment{plan: plan, userData: ownersUserData(queryOwners(cb, plan, kept, topics))}
+}
+
+// queryOwners maps each member's advertised address to the partitions it
+// owns in plan: those of kept that the cooperative adjustment left it in
+// every topic it consumes (co-partitioned: its tasks).
+func queryOwners(cb *kgo.ConsumerBalancer, plan *kgo.BalancePlan, kept [][]int32, topics map[string]int32) map[string][]int32 {
+	byMember := plan.AsMemberIDMap()
+	owners := make(map[string][]int32)
+	for mi := range kept {
+		m, meta := cb.MemberAt(mi)
+		addr := advertisedBy(meta.UserData)
+		for _, p := range kept[mi] {
+			owns := false
+			for _, t := range meta.Topics {
+				if n, ok := topics[t]; !ok || p >= n {
+					continue
+				}
+				if owns = slices.Contains(byMember[m.MemberID][t], p); !owns {
+					break
+				}
+			}
+			if owns {
+				owners[addr] = append(owners[addr], p)
+			}
+		}
+	}
+	return owners
 }
 
 // rangeRecorder is franz-go's range balancer, recording the sync as
@@ -212,7 +260,7 @@ type rangeRecorder struct {
 func (r rangeRecorder) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
 	a, err := r.GroupBalancer.ParseSyncAssignment(assignment)
 	if err == nil {
-		r.synced.set(a)
+		r.synced.set(a, nil)
 	}
 	return a, err
 }

@@ -30,6 +30,7 @@ type cfg struct {
 	sessionBackoff time.Duration
 	sessionTimeout time.Duration
 	carried        []string // WithCarriedHeaders
+	advertiseHTTP  string
 }
 
 func defaultCfg() cfg {
@@ -148,6 +149,9 @@ func (c *cfg) validate() error {
 		return errors.New("close timeout must be positive")
 	case c.sessionTimeout < time.Second:
 		return fmt.Errorf("session timeout %v is under 1s", c.sessionTimeout)
+	}
+	if err := checkAdvertised(c.advertiseHTTP); err != nil {
+		return err
 	}
 	return CheckCarriedHeaders(c.carried...)
 }

@@ -472,7 +472,7 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Cooperative and co-partitioned (see copartitioned); range
 		// while a member that offers nothing else is in the group.
-		kgo.Balancers(&copartitioned{synced: synced}, rangeRecorder{GroupBalancer: kgo.RangeBalancer(), synced: synced}),
+		kgo.Balancers(&copartitioned{synced: synced, advertise: r.cfg.advertiseHTTP}, rangeRecorder{GroupBalancer: kgo.RangeBalancer(), synced: synced}),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onRevoked),

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/query"
 )
 
 // QueryHandler serves the read model from the reconciliation runner's local
@@ -16,11 +17,20 @@ import (
 //	                                   targets' acknowledgements
 //	GET /api/sync/{entity}/{id}        the same for any entity type
 //
-// An entity of a partition this instance does not own is a 404 that says
-// so. Answers may include writes of the transaction in flight.
+// An entity of a partition another instance of the group owns is asked of
+// that instance, at the query address it advertises, and its answer passed
+// back; while the partition moves between instances the answer is 503 with
+// Retry-After (see query.Forwarder). Where the owner advertises no address
+// it is a 404 that says another instance holds it. Answers may include
+// writes of the transaction in flight.
 func QueryHandler(r *pipeline.Runner) http.Handler {
 	mux := http.NewServeMux()
-	serve := func(w http.ResponseWriter, e Entity, id string) {
+	fwd := query.NewForwarder(r)
+	serve := func(w http.ResponseWriter, req *http.Request, e Entity, id string) {
+		// The aggregate's partition is the entity id's.
+		if fwd.Forward(w, req, id) {
+			return
+		}
 		if v, ok := r.Lookup(StoreAggregates, AggregateKey(e, id)); ok {
 			// An aggregate at version 0 holds only acknowledgements that
 			// came before their version: no record yet.
@@ -34,7 +44,6 @@ func QueryHandler(r *pipeline.Runner) http.Handler {
 			}
 		}
 		msg := "no " + string(e) + " with this id"
-		// The aggregate's partition is the entity id's.
 		switch p, owned, ready := r.Owner(id); {
 		case p >= 0 && owned && !ready:
 			w.Header().Set("Retry-After", "1")
@@ -46,13 +55,13 @@ func QueryHandler(r *pipeline.Runner) http.Handler {
 		writeError(w, http.StatusNotFound, msg)
 	}
 	mux.HandleFunc("GET /api/patients/{id}", func(w http.ResponseWriter, req *http.Request) {
-		serve(w, Patient, req.PathValue("id"))
+		serve(w, req, Patient, req.PathValue("id"))
 	})
 	mux.HandleFunc("GET /api/sync/{entity}/{id}", func(w http.ResponseWriter, req *http.Request) {
 		e := Entity(req.PathValue("entity"))
 		for _, k := range entities {
 			if k == e {
-				serve(w, e, req.PathValue("id"))
+				serve(w, req, e, req.PathValue("id"))
 				return
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/query"
 )
 
 // MaxListLimit bounds a list query's page.
@@ -17,14 +18,21 @@ const MaxListLimit = 1000
 //	GET /api/priorauth/{id}                  the record with its history
 //	GET /api/priorauth?status=S&limit=N      records, optionally of one status
 //
-// A record of a partition this instance does not own is a 404 that says so
-// (another instance of the group holds it); lists cover the partitions owned
-// here, and say how many. Answers may include writes of the transaction in
-// flight.
+// A record of a partition another instance of the group owns is asked of
+// that instance, at the query address it advertises, and its answer passed
+// back; while the partition moves between instances the answer is 503 with
+// Retry-After (see query.Forwarder). Where the owner advertises no address
+// it is a 404 that says another instance holds it. Lists cover the
+// partitions owned here, and say so. Answers may include writes of the
+// transaction in flight.
 func QueryHandler(r *pipeline.Runner) http.Handler {
 	mux := http.NewServeMux()
+	fwd := query.NewForwarder(r)
 	mux.HandleFunc("GET /api/priorauth/{id}", func(w http.ResponseWriter, req *http.Request) {
 		id := req.PathValue("id")
+		if fwd.Forward(w, req, id) {
+			return
+		}
 		if v, ok := r.Lookup(StorePriorAuths, id); ok {
 			rec, err := Lookup(v)
 			if err != nil {
