@@ -1,0 +1,481 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (r *Runner) sessionOpts() []kgo.Opt {
+	synced := new(syncedAssignment)
+	r.synced.Store(synced)
+	// The producer keeps a topic's batch cap for its life: an error record
+	// is built for the cap of the session it is produced in.
+	errLimit := r.errorLimit()
+	r.sessErrLimit.Store(int64(errLimit))
+	// The session timeout and heartbeat go first, so that WithKafka's
+	// (tests') win over them.
+	opts := append([]kgo.Opt{
+		kgo.SessionTimeout(r.cfg.sessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, r.cfg.sessionTimeout/3)),
+	}, r.clientOpts()...)
+	opts = append(opts, fetchLimitsFor(len(r.spec.consumedTopics())*int(r.numPartitions.Load()), r.inputMaxBytes)...)
+	if r.cfg.instanceID != "" {
+		opts = append(opts, kgo.InstanceID(r.cfg.instanceID))
+	}
+	return append(opts,
+		kgo.ConsumerGroup(r.spec.Group),
+		kgo.ConsumeTopics(r.spec.consumedTopics()...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.TransactionalID(r.txnID),
+		kgo.TransactionTimeout(r.cfg.txnTimeout),
+		// Stable offset fetches (KIP-447), which keep a new owner from
+		// reading offsets of a transaction still in flight, are always on
+		// in franz-go v1.22: RequireStableFetchOffsets is a no-op there.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Cooperative and co-partitioned (see copartitioned); range
+		// while a member that offers nothing else is in the group.
+		kgo.Balancers(&copartitioned{synced: synced, advertise: r.cfg.advertiseHTTP}, rangeRecorder{GroupBalancer: kgo.RangeBalancer(), synced: synced}),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onRevoked),
+		kgo.RecordPartitioner(partitioner{manual: r.changelogs, byKey: kgo.StickyKeyPartitioner(nil)}),
+		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
+			if topic == r.spec.ErrorTopic {
+				return int32(errLimit)
+			}
+			return int32(r.recordLimit(topic))
+		}),
+	)
+}
+
+// runSession runs one GroupTransactSession until ctx ends or it fails.
+//
+// The loop is the only caller of Begin, PollRecords and End, and the only
+// one that starts tasks. Each commit interval it begins a transaction when
+// the first record arrives, hands batches to partition tasks, and at the
+// interval's end (or the record cap) waits for the tasks to finish what
+// they were given, adds the state changelog writes, and ends the
+// transaction.
+//
+// Assignment changes come from the client's goroutine: onAssigned and
+// onRevoked halt the tasks concerned, pause the newly assigned partitions'
+// fetching, record the assignment and wake the loop. The loop then aborts
+// the open transaction, which rolls every store back to the last commit,
+// and activates a task for each assigned partition: it prepares its state
+// outside any transaction and then resumes its partition's fetching. A
+// transaction therefore never waits for a restore, and never holds records
+// of a partition whose state is not in place.
+func (r *Runner) runSession(ctx context.Context) (err error) {
+	sess, err := kgo.NewGroupTransactSession(r.sessionOpts()...)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.sess = sess
+	r.mu.Unlock()
+	r.fatal = make(chan error, 1)
+	// Initialise the producer id now rather than at the first Begin: with a
+	// stable instance id this fences a predecessor at once and aborts its
+	// open transaction, which otherwise holds our stable offset fetch until
+	// the transaction times out.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		sess.Close()
+		return fmt.Errorf("initialising the transactional producer: %w", err)
+	}
+	inTxn := false
+	defer func() {
+		if inTxn {
+			// Failing out of an open transaction: abort it so that
+			// readers are not held back until it times out.
+			r.inflight.Wait()
+			actx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+			_, _ = sess.End(actx, kgo.TryAbort)
+			cancel()
+			r.forEachStore(func(s *Store) { s.abort() })
+		}
+		closeCtx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+		defer cancel()
+		// Leaving the group revokes everything, which halts the tasks.
+		if lerr := sess.Client().LeaveGroupContext(closeCtx); lerr != nil {
+			r.log.Warn("leaving the group", "error", lerr)
+		}
+		sess.Close()
+		// The tasks and their stores outlive the session: the next one
+		// checks them against their changelogs rather than restoring
+		// them from zero.
+		r.haltAll()
+	}()
+	r.ready.Store(true)
+
+	var (
+		count    int
+		deadline time.Time
+		started  time.Time
+		epoch    uint64 // the assignment the tasks were last reconciled to
+		txnEpoch uint64 // the assignment the open transaction began under
+		nextTick = time.Now().Add(r.spec.punctuateEvery())
+	)
+	punctuates := r.spec.Punctuate != nil
+	begin := func() error {
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("beginning transaction: %w", err)
+		}
+		inTxn = true
+		count = 0
+		started = time.Now()
+		deadline = started.Add(r.cfg.commitInterval)
+		r.doomed.Store(false)
+		r.produced.Store(0)
+		txnEpoch = epoch
+		return nil
+	}
+	end := func() error {
+		inTxn = false
+		if r.epoch() != txnEpoch {
+			// The assignment changed under the transaction: what it
+			// read and wrote may belong to partitions another member
+			// now owns. GroupTransactSession aborts it too, when it
+			// saw the revoke; this does not depend on that.
+			r.doomed.Store(true)
+		}
+		return r.endTxn(started, count)
+	}
+	for {
+		select {
+		case err := <-r.fatal:
+			return err
+		default:
+		}
+		if ctx.Err() != nil {
+			if inTxn {
+				return end()
+			}
+			return ctx.Err()
+		}
+		if e := r.epoch(); e != epoch {
+			if inTxn {
+				if err := end(); err != nil {
+					return err
+				}
+			}
+			epoch = r.reconcile(sess.Client())
+			continue
+		}
+
+		var (
+			pollCtx context.Context
+			cancel  context.CancelFunc
+		)
+		switch {
+		case inTxn && punctuates:
+			pollCtx, cancel = context.WithDeadline(ctx, minTime(deadline, nextTick))
+		case inTxn:
+			pollCtx, cancel = context.WithDeadline(ctx, deadline)
+		case punctuates:
+			pollCtx, cancel = context.WithDeadline(ctx, nextTick)
+		default:
+			pollCtx, cancel = context.WithCancel(ctx)
+		}
+		r.wakeMu.Lock()
+		r.wake = cancel
+		r.wakeMu.Unlock()
+		if r.epoch() != epoch {
+			// Changed between the check above and the registration:
+			// the wake may have been missed.
+			cancel()
+		}
+		fs := sess.PollRecords(pollCtx, r.cfg.commitRecords)
+		r.wakeMu.Lock()
+		r.wake = nil
+		r.wakeMu.Unlock()
+		cancel()
+		if fs.IsClientClosed() {
+			return errors.New("client closed")
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, e error) {
+			if errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded) {
+				return
+			}
+			if errors.Is(e, kerr.FencedInstanceID) && ferr == nil {
+				ferr = &DuplicateInstanceError{Pipeline: r.spec.Name, Group: r.spec.Group, InstanceID: r.cfg.instanceID}
+				return
+			}
+			if isFatal(e) && ferr == nil {
+				if t == "" {
+					// A group error: franz-go reports it with no topic.
+					ferr = r.authzError(fmt.Errorf("consumer group %s: %w", r.spec.Group, e), "", "")
+				} else {
+					ferr = r.authzError(fmt.Errorf("consuming %s partition %d: %w", t, p, e), t, "READ")
+				}
+			}
+			r.log.Warn("fetch error", "topic", t, "partition", p, "error", e)
+		})
+		if ferr != nil {
+			return ferr
+		}
+
+		if n := fs.NumRecords(); n > 0 {
+			if !inTxn {
+				if err := begin(); err != nil {
+					return err
+				}
+			}
+			count += n
+			r.m.recordsIn.Add(n)
+			fs.EachPartition(r.dispatch)
+		}
+		if punctuates && !time.Now().Before(nextTick) {
+			nextTick = time.Now().Add(r.spec.punctuateEvery())
+			if r.anyReady() {
+				if !inTxn {
+					if err := begin(); err != nil {
+						return err
+					}
+				}
+				r.punctuate()
+			}
+		}
+		if inTxn && (count >= r.cfg.commitRecords || !time.Now().Before(deadline)) {
+			if err := end(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
+	if len(p.Records) == 0 {
+		return
+	}
+	r.m.fetched(p.Topic, p.Partition, p.Records[0], p.Records[len(p.Records)-1], p.HighWatermark)
+	r.pendingSince.CompareAndSwap(0, time.Now().UnixNano())
+	r.mu.Lock()
+	t := r.tasks[p.Partition]
+	r.mu.Unlock()
+	// No task (or a halted one): the partition was revoked after it was
+	// polled. The session aborts such a transaction anyway; dooming it here
+	// as well keeps the offsets of records nobody processed from ever
+	// being committed, whatever the callbacks' timing. A task that is
+	// still preparing never has records fetched (its partition is paused
+	// until it is ready); were one to arrive, the transaction would wait
+	// for the restore, so it is dropped the same way.
+	if t == nil || !t.ready.Load() || !t.enqueue(p.Records) {
+		r.doomed.Store(true)
+	}
+}
+
+// endTxn waits for the tasks to finish the transaction's records, writes the
+// state changes to the changelogs, and ends the transaction, which polled
+// count records. Only a commit that franz-go confirms makes the state
+// writes permanent; an abort or an error rolls them back. An error means
+// the outcome is unknown, the producer is unusable, or the group no longer
+// has this instance: the caller tears the session down, and the next
+// session restores state and offsets from what the broker committed.
+//
+// A transaction that polled nothing and produced nothing (a punctuation
+// with nothing due) is aborted rather than committed: committing an empty
+// transaction stalls franz-go for half a second (DESIGN.md §4).
+//
+// A transaction that polled nothing but produced (timers fired) commits no
+// offsets, so no TxnOffsetCommit checks the group generation for it, and
+// End sends no heartbeat. An instance the group has evicted without its
+// knowing (a long pause, a partition from the coordinator) could then
+// commit firings that the partitions' new owner makes too. Such a
+// transaction commits only after a heartbeat of its own has shown this
+// member to be in the group's current generation with no rebalance under
+// way. From that heartbeat to the EndTxn, a rebalance can only move the
+// partitions once this member has rejoined, and its revoke, which comes
+// first under the eager protocol, either aborts the transaction or waits
+// for End to finish; or once the member has missed its session or
+// rebalance timeout, far longer than End takes.
+func (r *Runner) endTxn(started time.Time, count int) error {
+	r.inflight.Wait()
+	r.mu.Lock()
+	for _, t := range r.tasks {
+		if t.preparing.Load() {
+			continue // its stores are its goroutine's, and hold no writes
+		}
+		for _, s := range t.stores {
+			topic := ChangelogTopic(r.spec.Group, s.name)
+			n := s.numChanges()
+			s.changes(func(key string, value []byte, deleted bool) {
+				if deleted {
+					value = nil
+				}
+				rec := &kgo.Record{Topic: topic, Partition: t.partition, Key: []byte(key), Value: value}
+				r.produced.Add(1)
+				if n--; n > 0 {
+					r.sess.Produce(context.Background(), rec, r.onProduced)
+					return
+				}
+				// The last of one producer's records to a partition
+				// gets its highest offset: the store's position
+				// moves past it on commit.
+				r.sess.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
+					if err == nil {
+						s.wrote(rec.Offset)
+					}
+					r.onProduced(rec, err)
+				})
+			})
+		}
+	}
+	r.mu.Unlock()
+
+	empty := count == 0 && r.produced.Load() == 0
+	var flushErr error
+	if !empty && !r.doomed.Load() {
+		// End(TryCommit) flushes too, but commits whatever the produce
+		// promises say during that flush: a record that fails there would
+		// be committed past. franz-go runs every promise before Flush
+		// returns, so after it, doomed is final.
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+		flushErr = r.sess.Client().Flush(ctx)
+		cancel()
+	}
+	var memberErr error
+	if !empty && count == 0 && flushErr == nil && !r.doomed.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+		memberErr = r.checkMembership(ctx)
+		cancel()
+		if memberErr != nil {
+			r.m.fencedTimerTxns.Inc()
+			r.log.Warn("not a member of the group's current generation; the transaction aborts", "error", memberErr)
+		}
+	}
+	how := kgo.TryCommit
+	if flushErr != nil || memberErr != nil || r.doomed.Load() || empty {
+		how = kgo.TryAbort
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+	committed, err := r.sess.End(ctx, how)
+	cancel()
+	if committed {
+		now := time.Now().UnixNano()
+		r.forEachTask(func(t *task) {
+			for _, s := range t.stores {
+				s.commit()
+			}
+			if t.ready.Load() {
+				t.confirmedAt.Store(now)
+			}
+		})
+		r.m.commits.Inc()
+		r.m.txnSeconds.UpdateDuration(started)
+		// Records polled since were dispatched after End: none are.
+		r.pendingSince.Store(0)
+		r.sessionFailures.Store(0)
+		for topic, ps := range r.sess.Client().CommittedOffsets() {
+			for p, eo := range ps {
+				r.m.committedAt(topic, p, eo.Offset)
+			}
+		}
+	} else {
+		r.forEachStore(func(s *Store) { s.abort() })
+		if !empty {
+			r.m.aborts.Inc()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("ending transaction (outcome unknown, not treated as committed): %w", err)
+	}
+	if flushErr != nil {
+		return fmt.Errorf("flushing the transaction's records (aborted): %w", flushErr)
+	}
+	if memberErr != nil && !errors.Is(memberErr, kerr.RebalanceInProgress) {
+		// Evicted: franz-go learns it at its next heartbeat, which may
+		// be seconds away. A new session rejoins now.
+		return fmt.Errorf("checking group membership before committing timers (aborted): %w", memberErr)
+	}
+	return nil
+}
+
+// checkMembership sends a heartbeat as this member of its generation: the
+// broker answers with an error unless the member is in the group's
+// current generation and no rebalance is under way.
+func (r *Runner) checkMembership(ctx context.Context) error {
+	cl := r.sess.Client()
+	member, generation := cl.GroupMetadata()
+	if member == "" || generation < 0 {
+		return kerr.UnknownMemberID
+	}
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Group = r.spec.Group
+	req.MemberID = member
+	req.Generation = generation
+	if id, ok := cl.OptValue(kgo.InstanceID).(*string); ok {
+		req.InstanceID = id
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	return kerr.ErrorForCode(resp.ErrorCode)
+}
+
+func (r *Runner) produce(rec *kgo.Record) {
+	r.produced.Add(1)
+	r.sess.Produce(context.Background(), rec, r.onProduced)
+}
+
+// punctuate hands every ready task a punctuation, in its queue's order.
+func (r *Runner) punctuate() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		if t.ready.Load() {
+			t.enqueue(nil)
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (r *Runner) onProduced(rec *kgo.Record, err error) {
+	if err != nil {
+		if isFatal(err) {
+			// Every new transaction would meet the same refusal (a
+			// missing WRITE ACL comes here, from AddPartitionsToTxn):
+			// end the session, and Run with it, rather than abort and
+			// retry forever.
+			r.fail(r.authzError(err, rec.Topic, "WRITE"))
+		}
+		if rec.Topic == r.spec.ErrorTopic && isTooLarge(err) {
+			r.errorTopicRefused(err)
+		}
+		if !r.doomed.Swap(true) {
+			r.log.Warn("produce failed; the transaction will abort", "topic", rec.Topic, "error", err)
+		}
+		return
+	}
+}
+
+// fail dooms the open transaction and ends the session with err: a task
+// could not process records it was given, so their offsets must not commit.
+func (r *Runner) fail(err error) {
+	r.doomed.Store(true)
+	select {
+	case r.fatal <- err:
+	default:
+	}
+}
+
+// partitioner places changelog records on the partition the runner chose
+// (the task's), and everything else by key with Kafka's murmur2, so that
+// records keyed alike land where a Java or franz-go producer would put them.
+type partitioner struct {
+	manual map[string]struct{}
+	byKey  kgo.Partitioner
+}
