@@ -9,11 +9,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// epoch is the assignment's change count.
-func (r *Runner) epoch() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.asgEpoch
+// currentEpoch is the assignment's change count.
+func (s *session) currentEpoch() uint64 {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	return s.epoch
 }
 
 // reconcile activates a task for every assigned partition that has none
@@ -22,18 +22,19 @@ func (r *Runner) epoch() uint64 {
 // state. Halted tasks of partitions not assigned stay until the next
 // assignment, which either takes them back or drops them: under the eager
 // protocol a revoke of everything comes before every assignment.
-func (r *Runner) reconcile(cl *kgo.Client) uint64 {
+func (s *session) reconcile() uint64 {
+	r := s.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var started []int32
-	for p := range r.assigned {
+	for p := range s.assigned {
 		t := r.tasks[p]
 		if t == nil {
 			t = newTask(r, p)
 			r.tasks[p] = t
 		}
 		if !t.running {
-			t.activate(cl)
+			t.activate(s)
 			started = append(started, p)
 		}
 	}
@@ -41,7 +42,7 @@ func (r *Runner) reconcile(cl *kgo.Client) uint64 {
 		sort.Slice(started, func(i, j int) bool { return started[i] < started[j] })
 		r.log.Info("preparing state", "tasks", started)
 	}
-	return r.asgEpoch
+	return s.epoch
 }
 
 // anyReady reports whether some task takes punctuations.
@@ -57,12 +58,12 @@ func (r *Runner) anyReady() bool {
 }
 
 // wakePoll ends the poll in progress early.
-func (r *Runner) wakePoll() {
-	r.wakeMu.Lock()
-	if r.wake != nil {
-		r.wake()
+func (s *session) wakePoll() {
+	s.wakeMu.Lock()
+	if s.wake != nil {
+		s.wake()
 	}
-	r.wakeMu.Unlock()
+	s.wakeMu.Unlock()
 }
 
 // forEachTask calls fn for every task not preparing: a preparing task's
@@ -102,10 +103,11 @@ func (r *Runner) forEachStore(fn func(*Store)) {
 // here even when the revoke that took it was swallowed. Under the eager
 // protocol the revoke halted every task first, so every partition is
 // prepared again (kept, most often), as before.
-func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]int32) {
+func (s *session) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]int32) {
+	r := s.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.synced.Load().partitions(r.spec.consumedTopics())
+	now := s.synced.partitions(r.spec.consumedTopics())
 	for p, t := range r.tasks {
 		if _, ok := now[p]; ok {
 			continue
@@ -143,26 +145,27 @@ func (r *Runner) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]in
 	for _, p := range parts {
 		r.m.assignedLag(r.spec.consumedTopics(), p)
 	}
-	r.assigned = now
-	r.asgEpoch++
+	s.assigned = now
+	s.epoch++
 	r.log.Info("partitions assigned", "tasks", parts, "new", fresh)
-	r.wakePoll()
+	s.wakePoll()
 }
 
 // onRevoked halts the tasks of revoked or lost partitions and waits for
 // them. The session aborts the open transaction afterwards (and the poll
 // loop makes sure of it), so their partial work is never committed. Their
 // stores stay until the next assignment says whether they come back.
-func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (s *session) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r := s.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var removed []int32
 	for _, ps := range revoked {
 		for _, p := range ps {
-			if _, ok := r.assigned[p]; !ok {
+			if _, ok := s.assigned[p]; !ok {
 				continue
 			}
-			delete(r.assigned, p)
+			delete(s.assigned, p)
 			if t := r.tasks[p]; t != nil {
 				t.halt()
 			}
@@ -171,9 +174,9 @@ func (r *Runner) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string]
 		}
 	}
 	sort.Slice(removed, func(i, j int) bool { return removed[i] < removed[j] })
-	r.asgEpoch++
+	s.epoch++
 	r.log.Info("partitions revoked", "tasks", removed)
-	r.wakePoll()
+	s.wakePoll()
 }
 
 // consumedPartition is partition p of every consumed topic.
@@ -185,16 +188,15 @@ func (r *Runner) consumedPartition(p int32) map[string][]int32 {
 	return m
 }
 
-// haltAll halts every task and forgets the assignment, keeping the
-// stores: a session has ended and the next one may get them back.
-func (r *Runner) haltAll() {
+// endSession halts every task and drops the session, with its
+// assignment, keeping the stores: the next session may get them back.
+func (r *Runner) endSession() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range r.tasks {
 		t.halt()
 	}
-	clear(r.assigned)
-	r.asgEpoch++
+	r.cur = nil
 }
 
 // dropAll halts every task and drops it with its stores: the runner stops.
@@ -206,5 +208,4 @@ func (r *Runner) dropAll() {
 		delete(r.tasks, p)
 		r.m.dropLag(r.spec.consumedTopics(), p)
 	}
-	clear(r.assigned)
 }

@@ -11,7 +11,7 @@ import (
 func (r *Runner) AssignedPartitions() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.assigned)
+	return len(r.assignedLocked())
 }
 
 // Lookup reads key from partition-local state held by this instance: the
@@ -84,7 +84,7 @@ func (r *Runner) Owner(key string) (partition int32, owned, ready bool) {
 	partition = int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&rec, int(n)))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, owned = r.assigned[partition]
+	_, owned = r.assignedLocked()[partition]
 	t := r.tasks[partition]
 	return partition, owned, owned && t != nil && t.ready.Load()
 }

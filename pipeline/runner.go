@@ -39,51 +39,26 @@ type Runner struct {
 	adm           *kadm.Client
 	numPartitions atomic.Int32 // set once per Run, read by queries
 
-	// mu guards tasks, assigned and asgEpoch. It is held while halting a
-	// task, which waits for the task's goroutine; tasks never take it.
+	// mu guards tasks, cur, and cur's assignment and its epoch. It is
+	// held while halting a task, which waits for the task's goroutine;
+	// tasks never take it.
 	mu    sync.Mutex
 	tasks map[int32]*task
-	// assigned is the session's assignment, by partition number, as the
-	// group last gave it: onAssigned sets it whole and onRevoked takes
-	// from it. Ownership is read from here, never counted from callbacks:
-	// franz-go's GroupTransactSession passes on only the first revoke
-	// between two transaction ends (DESIGN.md §4).
-	assigned map[int32]struct{}
-	// synced is the current session's record of its syncs: the
-	// assignment onAssigned reads.
-	synced atomic.Pointer[syncedAssignment]
-	// asgEpoch counts the changes to assigned; the poll loop compares it
-	// with the epoch it last reconciled the tasks to.
-	asgEpoch uint64
+	// cur is the session running now (nil between sessions): what it owns
+	// lives and dies with it (see session).
+	cur *session
 	// restoring counts the tasks whose activation is preparing state.
 	restoring atomic.Int32
-
-	// wake cancels the poll in progress, so that the poll loop sees a new
-	// assignment at once rather than after its poll returns.
-	wakeMu sync.Mutex
-	wake   context.CancelFunc
-
-	// produced counts records produced in the open transaction.
-	produced atomic.Int64
-	// inflight counts batches enqueued to tasks and not yet processed: the
-	// commit barrier.
-	inflight sync.WaitGroup
-	sess     *kgo.GroupTransactSession
-	// doomed is set when the open transaction must not commit: a produce
-	// of it failed, or a task failed to process what it was given.
-	doomed atomic.Bool
-	fatal  chan error // first task failure of the session
 
 	running atomic.Bool
 	// maxBytes is each output topic's max.message.bytes, read by Run
 	// before any session starts.
 	maxBytes map[string]int
 	// errLimit is the error topic's batch limit (see errorLimit), read by
-	// Run and lowered when the broker refuses an error record;
-	// sessErrLimit is the one the session's producer was built with.
-	errLimit     atomic.Int64
-	sessErrLimit atomic.Int64
-	ready        atomic.Bool
+	// Run and lowered when the broker refuses an error record; each
+	// session keeps the one its producer was built with.
+	errLimit atomic.Int64
+	ready    atomic.Bool
 	// inputMaxBytes is the largest max.message.bytes of the inputs, read
 	// by Run before any session starts (0: unknown); it bounds a batch
 	// the session may fetch (see fetchLimitsFor).
@@ -127,7 +102,6 @@ func New(spec Spec, opts ...Option) (*Runner, error) {
 		changelogs:   make(map[string]struct{}),
 		globals:      make(map[string]*GlobalTable),
 		tasks:        make(map[int32]*task),
-		assigned:     make(map[int32]struct{}),
 	}
 	if c.instanceID != "" {
 		r.txnID = spec.Group + "-" + c.instanceID
@@ -191,7 +165,7 @@ func (r *Runner) Health() (ok bool, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var preparing []int32
-	for p := range r.assigned {
+	for p := range r.assignedLocked() {
 		if t := r.tasks[p]; t == nil || !t.ready.Load() {
 			preparing = append(preparing, p)
 		}
@@ -363,3 +337,12 @@ func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
 
 // Stats returns a snapshot of the runner's counters.
 func (r *Runner) Stats() Stats { return r.m.stats() }
+
+// assignedLocked is the running session's assignment (none between
+// sessions). The caller holds r.mu.
+func (r *Runner) assignedLocked() map[int32]struct{} {
+	if r.cur == nil {
+		return nil
+	}
+	return r.cur.assigned
+}

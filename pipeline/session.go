@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -11,13 +13,61 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (r *Runner) sessionOpts() []kgo.Opt {
-	synced := new(syncedAssignment)
-	r.synced.Store(synced)
-	// The producer keeps a topic's batch cap for its life: an error record
-	// is built for the cap of the session it is produced in.
-	errLimit := r.errorLimit()
-	r.sessErrLimit.Store(int64(errLimit))
+// session is one GroupTransactSession and what lives exactly as long as
+// it: its assignment, its wake-up, its commit barrier and its open
+// transaction's outcome so far. runSession creates it and drops it when it
+// returns; the next session starts from a new one, never from one reset
+// by hand. What outlives a session is the Runner's: the tasks and their
+// stores, the topics' limits, and what Health reports.
+type session struct {
+	r   *Runner
+	gts *kgo.GroupTransactSession
+	// synced is the session's record of its syncs: the assignment
+	// onAssigned reads.
+	synced *syncedAssignment
+	// errLimit is the error topic's batch cap the session's producer was
+	// built with: the producer keeps it for its life, so an error record
+	// is built for it (see errorTopicRefused).
+	errLimit int64
+	fatal    chan error // first task failure of the session
+
+	// assigned is the session's assignment, by partition number, as the
+	// group last gave it: onAssigned sets it whole and onRevoked takes
+	// from it. Ownership is read from here, never counted from callbacks:
+	// franz-go's GroupTransactSession passes on only the first revoke
+	// between two transaction ends (DESIGN.md §4). epoch counts its
+	// changes; the poll loop compares it with the epoch it last
+	// reconciled the tasks to. Both are guarded by the runner's mu.
+	assigned map[int32]struct{}
+	epoch    uint64
+
+	// wake cancels the poll in progress, so that the poll loop sees a new
+	// assignment at once rather than after its poll returns.
+	wakeMu sync.Mutex
+	wake   context.CancelFunc
+
+	// inflight counts batches enqueued to tasks and not yet processed: the
+	// commit barrier.
+	inflight sync.WaitGroup
+	// produced counts records produced in the open transaction.
+	produced atomic.Int64
+	// doomed is set when the open transaction must not commit: a produce
+	// of it failed, or a task failed to process what it was given.
+	doomed atomic.Bool
+}
+
+func (r *Runner) newSession() *session {
+	return &session{
+		r:        r,
+		synced:   new(syncedAssignment),
+		errLimit: int64(r.errorLimit()),
+		fatal:    make(chan error, 1),
+		assigned: make(map[int32]struct{}),
+	}
+}
+
+func (r *Runner) sessionOpts(s *session) []kgo.Opt {
+	synced, errLimit := s.synced, s.errLimit
 	// The session timeout and heartbeat go first, so that WithKafka's
 	// (tests') win over them.
 	opts := append([]kgo.Opt{
@@ -41,9 +91,9 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 		// Cooperative and co-partitioned (see copartitioned); range
 		// while a member that offers nothing else is in the group.
 		kgo.Balancers(&copartitioned{synced: synced, advertise: r.cfg.advertiseHTTP}, rangeRecorder{GroupBalancer: kgo.RangeBalancer(), synced: synced}),
-		kgo.OnPartitionsAssigned(r.onAssigned),
-		kgo.OnPartitionsRevoked(r.onRevoked),
-		kgo.OnPartitionsLost(r.onRevoked),
+		kgo.OnPartitionsAssigned(s.onAssigned),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onRevoked),
 		kgo.RecordPartitioner(partitioner{manual: r.changelogs, byKey: kgo.StickyKeyPartitioner(nil)}),
 		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
 			if topic == r.spec.ErrorTopic {
@@ -72,14 +122,15 @@ func (r *Runner) sessionOpts() []kgo.Opt {
 // transaction therefore never waits for a restore, and never holds records
 // of a partition whose state is not in place.
 func (r *Runner) runSession(ctx context.Context) (err error) {
-	sess, err := kgo.NewGroupTransactSession(r.sessionOpts()...)
+	s := r.newSession()
+	sess, err := kgo.NewGroupTransactSession(r.sessionOpts(s)...)
 	if err != nil {
 		return err
 	}
+	s.gts = sess
 	r.mu.Lock()
-	r.sess = sess
+	r.cur = s
 	r.mu.Unlock()
-	r.fatal = make(chan error, 1)
 	// Initialise the producer id now rather than at the first Begin: with a
 	// stable instance id this fences a predecessor at once and aborts its
 	// open transaction, which otherwise holds our stable offset fetch until
@@ -93,11 +144,11 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		if inTxn {
 			// Failing out of an open transaction: abort it so that
 			// readers are not held back until it times out.
-			r.inflight.Wait()
+			s.inflight.Wait()
 			actx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
 			_, _ = sess.End(actx, kgo.TryAbort)
 			cancel()
-			r.forEachStore(func(s *Store) { s.abort() })
+			r.forEachStore(func(st *Store) { st.abort() })
 		}
 		closeCtx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
 		defer cancel()
@@ -109,7 +160,7 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		// The tasks and their stores outlive the session: the next one
 		// checks them against their changelogs rather than restoring
 		// them from zero.
-		r.haltAll()
+		r.endSession()
 	}()
 	r.ready.Store(true)
 
@@ -130,25 +181,25 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		count = 0
 		started = time.Now()
 		deadline = started.Add(r.cfg.commitInterval)
-		r.doomed.Store(false)
-		r.produced.Store(0)
+		s.doomed.Store(false)
+		s.produced.Store(0)
 		txnEpoch = epoch
 		return nil
 	}
 	end := func() error {
 		inTxn = false
-		if r.epoch() != txnEpoch {
+		if s.currentEpoch() != txnEpoch {
 			// The assignment changed under the transaction: what it
 			// read and wrote may belong to partitions another member
 			// now owns. GroupTransactSession aborts it too, when it
 			// saw the revoke; this does not depend on that.
-			r.doomed.Store(true)
+			s.doomed.Store(true)
 		}
-		return r.endTxn(started, count)
+		return s.endTxn(started, count)
 	}
 	for {
 		select {
-		case err := <-r.fatal:
+		case err := <-s.fatal:
 			return err
 		default:
 		}
@@ -158,13 +209,13 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 			}
 			return ctx.Err()
 		}
-		if e := r.epoch(); e != epoch {
+		if e := s.currentEpoch(); e != epoch {
 			if inTxn {
 				if err := end(); err != nil {
 					return err
 				}
 			}
-			epoch = r.reconcile(sess.Client())
+			epoch = s.reconcile()
 			continue
 		}
 
@@ -182,18 +233,18 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		default:
 			pollCtx, cancel = context.WithCancel(ctx)
 		}
-		r.wakeMu.Lock()
-		r.wake = cancel
-		r.wakeMu.Unlock()
-		if r.epoch() != epoch {
+		s.wakeMu.Lock()
+		s.wake = cancel
+		s.wakeMu.Unlock()
+		if s.currentEpoch() != epoch {
 			// Changed between the check above and the registration:
 			// the wake may have been missed.
 			cancel()
 		}
 		fs := sess.PollRecords(pollCtx, r.cfg.commitRecords)
-		r.wakeMu.Lock()
-		r.wake = nil
-		r.wakeMu.Unlock()
+		s.wakeMu.Lock()
+		s.wake = nil
+		s.wakeMu.Unlock()
 		cancel()
 		if fs.IsClientClosed() {
 			return errors.New("client closed")
@@ -229,7 +280,7 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 			}
 			count += n
 			r.m.recordsIn.Add(n)
-			fs.EachPartition(r.dispatch)
+			fs.EachPartition(s.dispatch)
 		}
 		if punctuates && !time.Now().Before(nextTick) {
 			nextTick = time.Now().Add(r.spec.punctuateEvery())
@@ -250,7 +301,8 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 	}
 }
 
-func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
+func (s *session) dispatch(p kgo.FetchTopicPartition) {
+	r := s.r
 	if len(p.Records) == 0 {
 		return
 	}
@@ -267,7 +319,7 @@ func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
 	// until it is ready); were one to arrive, the transaction would wait
 	// for the restore, so it is dropped the same way.
 	if t == nil || !t.ready.Load() || !t.enqueue(p.Records) {
-		r.doomed.Store(true)
+		s.doomed.Store(true)
 	}
 }
 
@@ -295,55 +347,56 @@ func (r *Runner) dispatch(p kgo.FetchTopicPartition) {
 // first under the eager protocol, either aborts the transaction or waits
 // for End to finish; or once the member has missed its session or
 // rebalance timeout, far longer than End takes.
-func (r *Runner) endTxn(started time.Time, count int) error {
-	r.inflight.Wait()
+func (s *session) endTxn(started time.Time, count int) error {
+	r := s.r
+	s.inflight.Wait()
 	r.mu.Lock()
 	for _, t := range r.tasks {
 		if t.preparing.Load() {
 			continue // its stores are its goroutine's, and hold no writes
 		}
-		for _, s := range t.stores {
-			topic := ChangelogTopic(r.spec.Group, s.name)
-			n := s.numChanges()
-			s.changes(func(key string, value []byte, deleted bool) {
+		for _, st := range t.stores {
+			topic := ChangelogTopic(r.spec.Group, st.name)
+			n := st.numChanges()
+			st.changes(func(key string, value []byte, deleted bool) {
 				if deleted {
 					value = nil
 				}
 				rec := &kgo.Record{Topic: topic, Partition: t.partition, Key: []byte(key), Value: value}
-				r.produced.Add(1)
+				s.produced.Add(1)
 				if n--; n > 0 {
-					r.sess.Produce(context.Background(), rec, r.onProduced)
+					s.gts.Produce(context.Background(), rec, s.onProduced)
 					return
 				}
 				// The last of one producer's records to a partition
 				// gets its highest offset: the store's position
 				// moves past it on commit.
-				r.sess.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
+				s.gts.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
 					if err == nil {
-						s.wrote(rec.Offset)
+						st.wrote(rec.Offset)
 					}
-					r.onProduced(rec, err)
+					s.onProduced(rec, err)
 				})
 			})
 		}
 	}
 	r.mu.Unlock()
 
-	empty := count == 0 && r.produced.Load() == 0
+	empty := count == 0 && s.produced.Load() == 0
 	var flushErr error
-	if !empty && !r.doomed.Load() {
+	if !empty && !s.doomed.Load() {
 		// End(TryCommit) flushes too, but commits whatever the produce
 		// promises say during that flush: a record that fails there would
 		// be committed past. franz-go runs every promise before Flush
 		// returns, so after it, doomed is final.
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
-		flushErr = r.sess.Client().Flush(ctx)
+		flushErr = s.gts.Client().Flush(ctx)
 		cancel()
 	}
 	var memberErr error
-	if !empty && count == 0 && flushErr == nil && !r.doomed.Load() {
+	if !empty && count == 0 && flushErr == nil && !s.doomed.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
-		memberErr = r.checkMembership(ctx)
+		memberErr = s.checkMembership(ctx)
 		cancel()
 		if memberErr != nil {
 			r.m.fencedTimerTxns.Inc()
@@ -351,17 +404,17 @@ func (r *Runner) endTxn(started time.Time, count int) error {
 		}
 	}
 	how := kgo.TryCommit
-	if flushErr != nil || memberErr != nil || r.doomed.Load() || empty {
+	if flushErr != nil || memberErr != nil || s.doomed.Load() || empty {
 		how = kgo.TryAbort
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
-	committed, err := r.sess.End(ctx, how)
+	committed, err := s.gts.End(ctx, how)
 	cancel()
 	if committed {
 		now := time.Now().UnixNano()
 		r.forEachTask(func(t *task) {
-			for _, s := range t.stores {
-				s.commit()
+			for _, st := range t.stores {
+				st.commit()
 			}
 			if t.ready.Load() {
 				t.confirmedAt.Store(now)
@@ -372,13 +425,13 @@ func (r *Runner) endTxn(started time.Time, count int) error {
 		// Records polled since were dispatched after End: none are.
 		r.pendingSince.Store(0)
 		r.sessionFailures.Store(0)
-		for topic, ps := range r.sess.Client().CommittedOffsets() {
+		for topic, ps := range s.gts.Client().CommittedOffsets() {
 			for p, eo := range ps {
 				r.m.committedAt(topic, p, eo.Offset)
 			}
 		}
 	} else {
-		r.forEachStore(func(s *Store) { s.abort() })
+		r.forEachStore(func(st *Store) { st.abort() })
 		if !empty {
 			r.m.aborts.Inc()
 		}
@@ -400,8 +453,9 @@ func (r *Runner) endTxn(started time.Time, count int) error {
 // checkMembership sends a heartbeat as this member of its generation: the
 // broker answers with an error unless the member is in the group's
 // current generation and no rebalance is under way.
-func (r *Runner) checkMembership(ctx context.Context) error {
-	cl := r.sess.Client()
+func (s *session) checkMembership(ctx context.Context) error {
+	r := s.r
+	cl := s.gts.Client()
 	member, generation := cl.GroupMetadata()
 	if member == "" || generation < 0 {
 		return kerr.UnknownMemberID
@@ -420,9 +474,9 @@ func (r *Runner) checkMembership(ctx context.Context) error {
 	return kerr.ErrorForCode(resp.ErrorCode)
 }
 
-func (r *Runner) produce(rec *kgo.Record) {
-	r.produced.Add(1)
-	r.sess.Produce(context.Background(), rec, r.onProduced)
+func (s *session) produce(rec *kgo.Record) {
+	s.produced.Add(1)
+	s.gts.Produce(context.Background(), rec, s.onProduced)
 }
 
 // punctuate hands every ready task a punctuation, in its queue's order.
@@ -443,19 +497,20 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-func (r *Runner) onProduced(rec *kgo.Record, err error) {
+func (s *session) onProduced(rec *kgo.Record, err error) {
+	r := s.r
 	if err != nil {
 		if isFatal(err) {
 			// Every new transaction would meet the same refusal (a
 			// missing WRITE ACL comes here, from AddPartitionsToTxn):
 			// end the session, and Run with it, rather than abort and
 			// retry forever.
-			r.fail(r.authzError(err, rec.Topic, "WRITE"))
+			s.fail(r.authzError(err, rec.Topic, "WRITE"))
 		}
 		if rec.Topic == r.spec.ErrorTopic && isTooLarge(err) {
-			r.errorTopicRefused(err)
+			s.errorTopicRefused(err)
 		}
-		if !r.doomed.Swap(true) {
+		if !s.doomed.Swap(true) {
 			r.log.Warn("produce failed; the transaction will abort", "topic", rec.Topic, "error", err)
 		}
 		return
@@ -464,10 +519,10 @@ func (r *Runner) onProduced(rec *kgo.Record, err error) {
 
 // fail dooms the open transaction and ends the session with err: a task
 // could not process records it was given, so their offsets must not commit.
-func (r *Runner) fail(err error) {
-	r.doomed.Store(true)
+func (s *session) fail(err error) {
+	s.doomed.Store(true)
 	select {
-	case r.fatal <- err:
+	case s.fatal <- err:
 	default:
 	}
 }
