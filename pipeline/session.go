@@ -139,9 +139,9 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 		sess.Close()
 		return fmt.Errorf("initialising the transactional producer: %w", err)
 	}
-	inTxn := false
+	var tx *txn // the open transaction; nil while none is
 	defer func() {
-		if inTxn {
+		if tx != nil {
 			// Failing out of an open transaction: abort it so that
 			// readers are not held back until it times out.
 			s.inflight.Wait()
@@ -165,56 +165,37 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 	r.ready.Store(true)
 
 	var (
-		count    int
-		deadline time.Time
-		started  time.Time
 		epoch    uint64 // the assignment the tasks were last reconciled to
-		txnEpoch uint64 // the assignment the open transaction began under
 		nextTick = time.Now().Add(r.spec.punctuateEvery())
 	)
 	punctuates := r.spec.Punctuate != nil
-	begin := func() error {
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("beginning transaction: %w", err)
-		}
-		inTxn = true
-		count = 0
-		started = time.Now()
-		deadline = started.Add(r.cfg.commitInterval)
-		s.doomed.Store(false)
-		s.produced.Store(0)
-		txnEpoch = epoch
-		return nil
-	}
-	end := func() error {
-		inTxn = false
-		if s.currentEpoch() != txnEpoch {
-			// The assignment changed under the transaction: what it
-			// read and wrote may belong to partitions another member
-			// now owns. GroupTransactSession aborts it too, when it
-			// saw the revoke; this does not depend on that.
-			s.doomed.Store(true)
-		}
-		return s.endTxn(started, count)
-	}
 	for {
 		select {
 		case err := <-s.fatal:
 			return err
 		default:
 		}
-		if ctx.Err() != nil {
-			if inTxn {
-				return end()
-			}
-			return ctx.Err()
-		}
-		if e := s.currentEpoch(); e != epoch {
-			if inTxn {
-				if err := end(); err != nil {
+		// The open transaction ends here, when it is due, when the
+		// assignment changed under it or when the runner stops; decide
+		// says so, and how.
+		stopping := ctx.Err() != nil
+		current := s.currentEpoch()
+		if tx != nil {
+			iv := s.interval(tx, stopping, current)
+			if a := decide(iv); a == txnCommit || a == txnAbort {
+				ending := tx
+				tx = nil
+				if err := s.endTxn(ending, iv); err != nil || stopping {
 					return err
 				}
 			}
+		}
+		if stopping {
+			return ctx.Err()
+		}
+		if current != epoch {
+			// No transaction is open: one that began under epoch has
+			// just ended, reassigned.
 			epoch = s.reconcile()
 			continue
 		}
@@ -224,10 +205,10 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 			cancel  context.CancelFunc
 		)
 		switch {
-		case inTxn && punctuates:
-			pollCtx, cancel = context.WithDeadline(ctx, minTime(deadline, nextTick))
-		case inTxn:
-			pollCtx, cancel = context.WithDeadline(ctx, deadline)
+		case tx != nil && punctuates:
+			pollCtx, cancel = context.WithDeadline(ctx, minTime(tx.deadline, nextTick))
+		case tx != nil:
+			pollCtx, cancel = context.WithDeadline(ctx, tx.deadline)
 		case punctuates:
 			pollCtx, cancel = context.WithDeadline(ctx, nextTick)
 		default:
@@ -272,32 +253,49 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 			return ferr
 		}
 
-		if n := fs.NumRecords(); n > 0 {
-			if !inTxn {
-				if err := begin(); err != nil {
-					return err
-				}
+		n := fs.NumRecords()
+		punctuation := false
+		if punctuates && !time.Now().Before(nextTick) {
+			nextTick = time.Now().Add(r.spec.punctuateEvery())
+			punctuation = r.anyReady()
+		}
+		if tx == nil && decide(interval{records: n, punctuation: punctuation, stopping: ctx.Err() != nil}) == txnBegin {
+			if err := sess.Begin(); err != nil {
+				return fmt.Errorf("beginning transaction: %w", err)
 			}
-			count += n
+			tx = s.begin(epoch)
+		}
+		if n > 0 {
+			tx.records += n
 			r.m.recordsIn.Add(n)
 			fs.EachPartition(s.dispatch)
 		}
-		if punctuates && !time.Now().Before(nextTick) {
-			nextTick = time.Now().Add(r.spec.punctuateEvery())
-			if r.anyReady() {
-				if !inTxn {
-					if err := begin(); err != nil {
-						return err
-					}
-				}
-				r.punctuate()
-			}
+		if punctuation && tx != nil {
+			r.punctuate()
 		}
-		if inTxn && (count >= r.cfg.commitRecords || !time.Now().Before(deadline)) {
-			if err := end(); err != nil {
-				return err
-			}
-		}
+	}
+}
+
+// begin starts the poll loop's record of a transaction franz-go has begun
+// under assignment epoch.
+func (s *session) begin(epoch uint64) *txn {
+	now := time.Now()
+	s.doomed.Store(false)
+	s.produced.Store(0)
+	return &txn{started: now, deadline: now.Add(s.r.cfg.commitInterval), epoch: epoch}
+}
+
+// interval is what decide needs to know of the open transaction tx, with
+// the assignment at epoch now.
+func (s *session) interval(tx *txn, stopping bool, epoch uint64) interval {
+	return interval{
+		open:       true,
+		records:    tx.records,
+		produced:   s.produced.Load(),
+		doomed:     s.doomed.Load(),
+		stopping:   stopping,
+		reassigned: epoch != tx.epoch,
+		due:        tx.records >= s.r.cfg.commitRecords || !time.Now().Before(tx.deadline),
 	}
 }
 
@@ -347,7 +345,7 @@ func (s *session) dispatch(p kgo.FetchTopicPartition) {
 // first under the eager protocol, either aborts the transaction or waits
 // for End to finish; or once the member has missed its session or
 // rebalance timeout, far longer than End takes.
-func (s *session) endTxn(started time.Time, count int) error {
+func (s *session) endTxn(tx *txn, iv interval) error {
 	r := s.r
 	s.inflight.Wait()
 	r.mu.Lock()
@@ -382,9 +380,14 @@ func (s *session) endTxn(started time.Time, count int) error {
 	}
 	r.mu.Unlock()
 
-	empty := count == 0 && s.produced.Load() == 0
-	var flushErr error
-	if !empty && !s.doomed.Load() {
+	// The tasks have finished and the changelogs are written: decide on
+	// what the transaction holds now.
+	iv.produced = s.produced.Load()
+	iv.doomed = iv.doomed || s.doomed.Load()
+	empty := iv.records == 0 && iv.produced == 0
+	act := decide(iv)
+	var flushErr, memberErr error
+	if act == txnCommit {
 		// End(TryCommit) flushes too, but commits whatever the produce
 		// promises say during that flush: a record that fails there would
 		// be committed past. franz-go runs every promise before Flush
@@ -392,20 +395,22 @@ func (s *session) endTxn(started time.Time, count int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
 		flushErr = s.gts.Client().Flush(ctx)
 		cancel()
-	}
-	var memberErr error
-	if !empty && count == 0 && flushErr == nil && !s.doomed.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
-		memberErr = s.checkMembership(ctx)
-		cancel()
-		if memberErr != nil {
-			r.m.fencedTimerTxns.Inc()
-			r.log.Warn("not a member of the group's current generation; the transaction aborts", "error", memberErr)
+		iv.doomed = flushErr != nil || s.doomed.Load()
+		if !iv.doomed && iv.records == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
+			memberErr = s.checkMembership(ctx)
+			cancel()
+			if memberErr != nil {
+				r.m.fencedTimerTxns.Inc()
+				r.log.Warn("not a member of the group's current generation; the transaction aborts", "error", memberErr)
+				iv.doomed = true
+			}
 		}
+		act = decide(iv)
 	}
-	how := kgo.TryCommit
-	if flushErr != nil || memberErr != nil || s.doomed.Load() || empty {
-		how = kgo.TryAbort
+	how := kgo.TryAbort
+	if act == txnCommit {
+		how = kgo.TryCommit
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.closeTimeout)
 	committed, err := s.gts.End(ctx, how)
@@ -421,7 +426,7 @@ func (s *session) endTxn(started time.Time, count int) error {
 			}
 		})
 		r.m.commits.Inc()
-		r.m.txnSeconds.UpdateDuration(started)
+		r.m.txnSeconds.UpdateDuration(tx.started)
 		// Records polled since were dispatched after End: none are.
 		r.pendingSince.Store(0)
 		r.sessionFailures.Store(0)
