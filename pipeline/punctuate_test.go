@@ -126,3 +126,65 @@ func TestPunctuationFiresTimersOnceAcrossRestart(t *testing.T) {
 		t.Errorf("%d timers fired, want %d", len(seen), len(first)+len(later)+1)
 	}
 }
+
+// TestStopAbortsATransactionOfTimersOnly: a transaction that holds only a
+// punctuation's work (timers fired, no records polled) and is still open
+// when the runner stops is aborted, not committed. Its commit would carry
+// no offsets, which franz-go follows with a half-second hold that the
+// group leave then waits out; the abort loses nothing, because the
+// firings and the timers' deletion roll back together, and the
+// partition's next owner fires the timers again from the committed
+// state: once, not twice.
+func TestStopAbortsATransactionOfTimersOnly(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 1, "timers.in", "set", "fired", "timers.errors")
+	t0 := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	clock := sim.NewVirtualClock(t0)
+	spec := timerSpec()
+	firedOne := make(chan struct{}, 1)
+	punctuate := spec.Punctuate
+	spec.Punctuate = func(c *pipeline.Context) error {
+		before := c.Store("timers").Len()
+		err := punctuate(c)
+		if c.Store("timers").Len() < before {
+			select {
+			case firedOne <- struct{}{}:
+			default:
+			}
+		}
+		return err
+	}
+	// A record commits at once (the record cap is 1); a transaction that
+	// only punctuations opened stays open until the stop, the commit
+	// interval being far longer than the test.
+	r, stop := w.start(t, spec, pipeline.WithClock(clock),
+		pipeline.WithCommitRecords(1), pipeline.WithCommitInterval(time.Minute), pipeline.WithTransactionTimeout(2*time.Minute))
+	produce(t, w.client(t), &kgo.Record{Topic: "timers.in", Key: []byte("k"), Value: []byte(strconv.FormatInt(t0.Add(10*time.Second).Unix(), 10))})
+	readCommitted(t, w, "set", 1)
+	clock.Set(t0.Add(10 * time.Second))
+	select {
+	case <-firedOne:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the timer did not fire")
+	}
+	aborts := r.Stats().Aborts
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Stats().Aborts; got != aborts+1 {
+		t.Errorf("aborts at the stop: %d, want 1", got-aborts)
+	}
+	if fired := readAllCommitted(t, w, "fired"); len(fired) != 0 {
+		t.Fatalf("%d firings committed by the stop, want none: the transaction holding them aborts", len(fired))
+	}
+
+	// The next owner fires the timer from the committed state, once.
+	_, stop = w.start(t, timerSpec(), pipeline.WithClock(clock))
+	readCommitted(t, w, "fired", 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fired := readAllCommitted(t, w, "fired"); len(fired) != 1 {
+		t.Errorf("the timer fired %d times, want once", len(fired))
+	}
+}

@@ -79,8 +79,9 @@ func decide(iv interval) txnAction {
 		// Records polled always go into a transaction, even while
 		// stopping: the client's position has moved past them, and only a
 		// transaction's end settles it (a commit, or an abort, which
-		// rewinds it).
-		if iv.records > 0 || iv.punctuation {
+		// rewinds it). A punctuation does not begin one while stopping:
+		// it would be aborted (see below).
+		if iv.records > 0 || iv.punctuation && !iv.stopping {
 			return txnBegin
 		}
 		return txnNone
@@ -95,6 +96,17 @@ func decide(iv interval) txnAction {
 		// Empty (a punctuation with nothing due): committing it stalls
 		// franz-go for half a second (DESIGN.md §4), and an abort
 		// loses nothing.
+		return txnAbort
+	case iv.records == 0 && iv.stopping:
+		// Punctuations only (timers fired), and the runner stops. Its
+		// commit would carry no offsets, after which franz-go holds the
+		// session half a second (it cannot tell that the broker has
+		// KIP-447) and the group leave waits that out; it would also
+		// need the membership check first. An abort is exactly-once
+		// too: the firings and the state writes that marked the timers
+		// done roll back together, so the partition's next owner (or
+		// this instance, restarted) finds the timers still due in the
+		// committed state and fires them again: once, not twice.
 		return txnAbort
 	}
 	return txnCommit

@@ -16,6 +16,7 @@ func TestDecide(t *testing.T) {
 		{"punctuation due", interval{punctuation: true}, txnBegin},
 		{"records polled while stopping go into a transaction", interval{records: 3, stopping: true}, txnBegin},
 		{"stopping with nothing polled", interval{stopping: true}, txnNone},
+		{"punctuation due while stopping", interval{punctuation: true, stopping: true}, txnNone},
 
 		// Open, not ending.
 		{"open, not due", interval{open: true, records: 3, produced: 3}, txnKeepOpen},
@@ -36,6 +37,8 @@ func TestDecide(t *testing.T) {
 		// Open, stopping.
 		{"stopping with records", interval{open: true, stopping: true, records: 3, produced: 3}, txnCommit},
 		{"stopping and empty", interval{open: true, stopping: true}, txnAbort},
+		{"stopping with timers fired only", interval{open: true, stopping: true, produced: 2}, txnAbort},
+		{"stopping with timers fired and records", interval{open: true, stopping: true, records: 3, produced: 5}, txnCommit},
 		{"stopping and doomed", interval{open: true, stopping: true, records: 3, produced: 3, doomed: true}, txnAbort},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
