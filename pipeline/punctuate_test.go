@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,5 +187,65 @@ func TestStopAbortsATransactionOfTimersOnly(t *testing.T) {
 	}
 	if fired := readAllCommitted(t, w, "fired"); len(fired) != 1 {
 		t.Errorf("the timer fired %d times, want once", len(fired))
+	}
+}
+
+// TestPunctuationWaitingForRoomHoldsNoLock: a punctuation that waits for
+// room in a task's full queue must not hold the runner's lock, which
+// queries, Health and the rebalance callbacks take: while one slow record
+// is processed, they would all wait for it.
+func TestPunctuationWaitingForRoomHoldsNoLock(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 1, "timers.in", "set", "fired", "timers.errors")
+	spec := timerSpec()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	releaseSlow := func() { releaseOnce.Do(func() { close(release) }) }
+	process := spec.Process
+	spec.Process = func(c *pipeline.Context, r *kgo.Record) error {
+		if string(r.Key) == "slow" {
+			close(entered)
+			<-release
+		}
+		return process(c, r)
+	}
+	// A queue of one batch, and a transaction that stays open: the poll
+	// loop goes on handing out a punctuation every 20 ms rather than
+	// waiting at a commit for the slow record.
+	r, stop := w.start(t, spec, pipeline.WithQueueBatches(1), pipeline.WithCommitInterval(time.Minute), pipeline.WithTransactionTimeout(2*time.Minute))
+	t.Cleanup(releaseSlow) // before stop, which waits for the task
+	produce(t, w.client(t), &kgo.Record{Topic: "timers.in", Key: []byte("slow"), Value: []byte("0")})
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow record was not processed")
+	}
+
+	// The next punctuation fills the queue and the one after waits for
+	// room; over 50 punctuation periods every query must answer.
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for until := time.Now().Add(time.Second); time.Now().Before(until); <-tick.C {
+			r.AssignedPartitions()
+			r.Lookup("timers", "slow")
+			r.Health()
+		}
+	}()
+	select {
+	case <-answered:
+	case <-time.After(15 * time.Second):
+		releaseSlow()
+		<-answered
+		t.Fatal("queries waited for the runner's lock while a punctuation waited for room in a full queue")
+	}
+	releaseSlow()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if set := readAllCommitted(t, w, "set"); len(set) != 1 {
+		t.Errorf("%d records committed on set, want the slow one's", len(set))
 	}
 }

@@ -485,13 +485,23 @@ func (s *session) produce(rec *kgo.Record) {
 }
 
 // punctuate hands every ready task a punctuation, in its queue's order.
+// The tasks are collected under the runner's lock and handed their
+// punctuations without it, as dispatch hands out batches: a full queue
+// blocks the poll loop until its task takes the punctuation, and queries,
+// Health and the rebalance callbacks must not wait for that. A task halted
+// meanwhile refuses it; its partition was taken away, so the transaction
+// aborts anyway.
 func (r *Runner) punctuate() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	ready := make([]*task, 0, len(r.tasks))
 	for _, t := range r.tasks {
 		if t.ready.Load() {
-			t.enqueue(nil)
+			ready = append(ready, t)
 		}
+	}
+	r.mu.Unlock()
+	for _, t := range ready {
+		t.enqueue(nil)
 	}
 }
 
