@@ -70,10 +70,9 @@ type interval struct {
 // pure function of what the interval holds; the poll loop gathers that
 // and does the IO. A transaction ends when it is due, when the assignment
 // changes under it, or when the runner stops; how it ends is asked again
-// as the facts become final (after its tasks have finished and its
-// changelogs are written, after its flush, after the membership check of
-// a commit of timers only), so that a commit can still turn into an
-// abort.
+// as the facts become final: once its tasks have finished and its
+// changelogs are written, and after its flush and the membership check of
+// a commit of timers only, which can only turn a commit into an abort.
 func decide(iv interval) txnAction {
 	if !iv.open {
 		// Records polled always go into a transaction, even while
