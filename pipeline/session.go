@@ -188,6 +188,8 @@ func (r *Runner) runSession(ctx context.Context) (err error) {
 				if err := s.endTxn(ending, iv); err != nil || stopping {
 					return err
 				}
+				// It may have changed while the transaction ended.
+				current = s.currentEpoch()
 			}
 		}
 		if stopping {
