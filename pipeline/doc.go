@@ -127,14 +127,17 @@
 //   - store.go: [Store], the keyed state with its undo log and changelog
 //     position.
 //   - queries.go: reads from other goroutines: Lookup, Scan, Owner,
-//     AssignedPartitions, Global.
+//     AssignedPartitions, Global; hosts.go: which member answers queries
+//     for a partition (QueryOwner), from the owners' addresses the group's
+//     sync carries.
 //   - limits.go: record limits (each output's max.message.bytes, the
 //     producer's cap, tooLarge); errorrecord.go: error records, truncated
 //     to fit the error topic; fetch.go: fetch limits for read_committed
 //     readers on kfake.
 //   - global.go, globalread.go: global tables and their readers.
 //
-// Around it: spec.go ([Spec]), context.go ([Context]), options.go
+// Around it: spec.go ([Spec]), context.go ([Context]), carry.go (headers
+// carried from an input to what is emitted for it), options.go
 // ([Option]), topics.go (the topic layout, checking and creating topics),
 // auth.go (authorization errors), metrics.go, log.go, clock.go, and
 // harness.go ([Harness], a task driven without Kafka).
