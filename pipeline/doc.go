@@ -51,7 +51,10 @@
 //     only fires timers commits no offsets, so it first sends a heartbeat as
 //     its member and generation, and aborts unless the group still has it.
 //   - No empty transactions: a transaction begins only when a record arrives
-//     or a punctuation is due, and one that produced nothing is aborted.
+//     or a punctuation is due, and one that produced nothing is aborted. At
+//     a stop, one that holds only punctuations' work is aborted too (its
+//     commit would hold the group leave up half a second); the timers it
+//     fired are still due in the committed state, and fire again, once.
 //   - Errors never lose data. A record that cannot be decoded or processed,
 //     or whose processing panics, goes whole (key, value, headers) to the
 //     pipeline's error topic in the same transaction, with headers naming the
@@ -89,4 +92,53 @@
 //     of the attempt that aborted. Ids derived from the input alone are
 //     unaffected. After data loss on its topic a table is rebuilt aside and
 //     swapped in whole; readers never see it half-read.
+//
+// # Where the exactly-once decision lives
+//
+// One pure function, decide in txn.go, says whether the poll loop begins a
+// transaction, keeps it open, or ends it by committing or aborting, from
+// what the commit interval holds: records polled, what was produced,
+// whether it is doomed (a produce, a task, the flush or the timers'
+// membership check failed), whether the assignment changed under it,
+// whether the runner is stopping, whether it is due. TestDecide tables
+// every case. The poll loop (runSession) and endTxn in session.go gather
+// those facts and do the IO: the loop asks whether to end the transaction,
+// and endTxn asks how, once its tasks have finished and its changelogs are
+// written, and again after the flush and the timers' membership check,
+// which can only turn a commit into an abort.
+//
+// # Files
+//
+// The runtime core, by data path:
+//   - runner.go: [Runner] and [New]; Run's start-up (topics, limits, global
+//     tables) and its loop of sessions; Health. What outlives a session:
+//     the tasks and their stores, the limits, the health record.
+//   - session.go: one consumer group session: its per-session state (the
+//     session struct, created and dropped by runSession), its client
+//     options, the poll loop, dispatch, punctuations, produce and endTxn.
+//   - txn.go: the transaction decision (decide) and the open transaction.
+//   - assignment.go: the rebalance callbacks, reconciling tasks to the
+//     assignment, halting them; balancer.go: the co-partitioned sticky
+//     group balancer and the record of each sync.
+//   - task.go: a partition's task: its queue, activation and halt, and
+//     processing a record or a punctuation behind store savepoints.
+//   - prepare.go, restore.go: preparing a task's stores outside
+//     transactions (keep, catch up or restore from the changelog).
+//   - store.go: [Store], the keyed state with its undo log and changelog
+//     position.
+//   - queries.go: reads from other goroutines: Lookup, Scan, Owner,
+//     AssignedPartitions, Global; hosts.go: which member answers queries
+//     for a partition (QueryOwner), from the owners' addresses the group's
+//     sync carries.
+//   - limits.go: record limits (each output's max.message.bytes, the
+//     producer's cap, tooLarge); errorrecord.go: error records, truncated
+//     to fit the error topic; fetch.go: fetch limits for read_committed
+//     readers on kfake.
+//   - global.go, globalread.go: global tables and their readers.
+//
+// Around it: spec.go ([Spec]), context.go ([Context]), carry.go (headers
+// carried from an input to what is emitted for it), options.go
+// ([Option]), topics.go (the topic layout, checking and creating topics),
+// auth.go (authorization errors), metrics.go, log.go, clock.go, and
+// harness.go ([Harness], a task driven without Kafka).
 package pipeline

@@ -226,8 +226,9 @@ func truncatedErrorRecord(rec *kgo.Record, topic string, typ ErrorType, msg stri
 // producer caps its batches by it and the records are built again to fit.
 // Only the first refusal of a session lowers it: the other records of the
 // refused batch were built for the same limit.
-func (r *Runner) errorTopicRefused(err error) {
-	from := r.sessErrLimit.Load()
+func (s *session) errorTopicRefused(err error) {
+	r := s.r
+	from := s.errLimit
 	next := from / 2
 	if from > brokerDefaultMaxBytes {
 		next = brokerDefaultMaxBytes
@@ -238,7 +239,7 @@ func (r *Runner) errorTopicRefused(err error) {
 	}
 	r.log.Warn("error topic refused an error record as too large; its limit is lowered and the session rebuilt",
 		"topic", r.spec.ErrorTopic, "from", from, "to", next)
-	r.fail(fmt.Errorf("error topic %s refused a record of its limit (%d bytes), now taken as %d: %w", r.spec.ErrorTopic, from, next, err))
+	s.fail(fmt.Errorf("error topic %s refused a record of its limit (%d bytes), now taken as %d: %w", r.spec.ErrorTopic, from, next, err))
 }
 
 // isTooLarge reports a produce refused because its batch is too large.

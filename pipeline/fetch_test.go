@@ -263,7 +263,7 @@ func newFetchGapSession(t *testing.T, base []kgo.Opt, group string, opts []kgo.O
 	// The runner's own callbacks start tasks; the test reads the records
 	// itself.
 	noop := func(context.Context, *kgo.Client, map[string][]int32) {}
-	sess, err := kgo.NewGroupTransactSession(slices.Concat(r.sessionOpts(),
+	sess, err := kgo.NewGroupTransactSession(slices.Concat(r.sessionOpts(r.newSession()),
 		[]kgo.Opt{kgo.OnPartitionsAssigned(noop), kgo.OnPartitionsRevoked(noop), kgo.OnPartitionsLost(noop)},
 		opts)...)
 	if err != nil {

@@ -167,7 +167,8 @@ func (a ownersAssignment) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssig
 type QueryOwner struct {
 	// Known: the last sync carried the group's owners. It does not when
 	// the group's leader runs a balancer without them (an older
-	// carepipe), or before this instance's first sync of the session.
+	// carepipe), before this instance's first sync of the session, or
+	// between sessions.
 	Known bool
 	// Assigned: some member owns the partition now. It is false while
 	// the partition moves between members, which takes one rebalance
@@ -188,17 +189,19 @@ func (r *Runner) AdvertisedHTTP() string { return r.cfg.advertiseHTTP }
 // QueryOwner says who answers queries for partition (see [Runner.Owner]
 // for a key's partition).
 func (r *Runner) QueryOwner(partition int32) QueryOwner {
-	synced := r.synced.Load()
-	if synced == nil {
+	r.mu.Lock()
+	s := r.cur
+	r.mu.Unlock()
+	if s == nil {
 		return QueryOwner{}
 	}
-	owners := synced.queryOwners()
+	owners := s.synced.queryOwners()
 	if owners == nil {
 		return QueryOwner{}
 	}
 	addr, assigned := owners[partition]
 	r.mu.Lock()
-	_, self := r.assigned[partition]
+	_, self := s.assigned[partition]
 	r.mu.Unlock()
 	if self {
 		return QueryOwner{Known: true, Assigned: true, Addr: r.cfg.advertiseHTTP, Self: true}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,5 +125,127 @@ func TestPunctuationFiresTimersOnceAcrossRestart(t *testing.T) {
 	}
 	if len(seen) != len(first)+len(later)+1 {
 		t.Errorf("%d timers fired, want %d", len(seen), len(first)+len(later)+1)
+	}
+}
+
+// TestStopAbortsATransactionOfTimersOnly: a transaction that holds only a
+// punctuation's work (timers fired, no records polled) and is still open
+// when the runner stops is aborted, not committed. Its commit would carry
+// no offsets, which franz-go follows with a half-second hold that the
+// group leave then waits out; the abort loses nothing, because the
+// firings and the timers' deletion roll back together, and the
+// partition's next owner fires the timers again from the committed
+// state: once, not twice.
+func TestStopAbortsATransactionOfTimersOnly(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 1, "timers.in", "set", "fired", "timers.errors")
+	t0 := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	clock := sim.NewVirtualClock(t0)
+	spec := timerSpec()
+	firedOne := make(chan struct{}, 1)
+	punctuate := spec.Punctuate
+	spec.Punctuate = func(c *pipeline.Context) error {
+		before := c.Store("timers").Len()
+		err := punctuate(c)
+		if c.Store("timers").Len() < before {
+			select {
+			case firedOne <- struct{}{}:
+			default:
+			}
+		}
+		return err
+	}
+	// A record commits at once (the record cap is 1); a transaction that
+	// only punctuations opened stays open until the stop, the commit
+	// interval being far longer than the test.
+	r, stop := w.start(t, spec, pipeline.WithClock(clock),
+		pipeline.WithCommitRecords(1), pipeline.WithCommitInterval(time.Minute), pipeline.WithTransactionTimeout(2*time.Minute))
+	produce(t, w.client(t), &kgo.Record{Topic: "timers.in", Key: []byte("k"), Value: []byte(strconv.FormatInt(t0.Add(10*time.Second).Unix(), 10))})
+	readCommitted(t, w, "set", 1)
+	clock.Set(t0.Add(10 * time.Second))
+	select {
+	case <-firedOne:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the timer did not fire")
+	}
+	aborts := r.Stats().Aborts
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Stats().Aborts; got != aborts+1 {
+		t.Errorf("aborts at the stop: %d, want 1", got-aborts)
+	}
+	if fired := readAllCommitted(t, w, "fired"); len(fired) != 0 {
+		t.Fatalf("%d firings committed by the stop, want none: the transaction holding them aborts", len(fired))
+	}
+
+	// The next owner fires the timer from the committed state, once.
+	_, stop = w.start(t, timerSpec(), pipeline.WithClock(clock))
+	readCommitted(t, w, "fired", 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fired := readAllCommitted(t, w, "fired"); len(fired) != 1 {
+		t.Errorf("the timer fired %d times, want once", len(fired))
+	}
+}
+
+// TestPunctuationWaitingForRoomHoldsNoLock: a punctuation that waits for
+// room in a task's full queue must not hold the runner's lock, which
+// queries, Health and the rebalance callbacks take: while one slow record
+// is processed, they would all wait for it.
+func TestPunctuationWaitingForRoomHoldsNoLock(t *testing.T) {
+	w := newWorld(t)
+	w.createTopics(t, 1, "timers.in", "set", "fired", "timers.errors")
+	spec := timerSpec()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	releaseSlow := func() { releaseOnce.Do(func() { close(release) }) }
+	process := spec.Process
+	spec.Process = func(c *pipeline.Context, r *kgo.Record) error {
+		if string(r.Key) == "slow" {
+			close(entered)
+			<-release
+		}
+		return process(c, r)
+	}
+	// A queue of one batch, and a transaction that stays open: the poll
+	// loop goes on handing out a punctuation every 20 ms rather than
+	// waiting at a commit for the slow record.
+	r, stop := w.start(t, spec, pipeline.WithQueueBatches(1), pipeline.WithCommitInterval(time.Minute), pipeline.WithTransactionTimeout(2*time.Minute))
+	t.Cleanup(releaseSlow) // before stop, which waits for the task
+	produce(t, w.client(t), &kgo.Record{Topic: "timers.in", Key: []byte("slow"), Value: []byte("0")})
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow record was not processed")
+	}
+
+	// The next punctuation fills the queue and the one after waits for
+	// room; over 50 punctuation periods every query must answer.
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for until := time.Now().Add(time.Second); time.Now().Before(until); <-tick.C {
+			r.AssignedPartitions()
+			r.Lookup("timers", "slow")
+			r.Health()
+		}
+	}()
+	select {
+	case <-answered:
+	case <-time.After(15 * time.Second):
+		releaseSlow()
+		<-answered
+		t.Fatal("queries waited for the runner's lock while a punctuation waited for room in a full queue")
+	}
+	releaseSlow()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if set := readAllCommitted(t, w, "set"); len(set) != 1 {
+		t.Errorf("%d records committed on set, want the slow one's", len(set))
 	}
 }

@@ -41,6 +41,7 @@ type task struct {
 	stopCh chan struct{} // closed to stop the goroutine
 	exited chan struct{} // closed when the goroutine has returned
 	cancel context.CancelFunc
+	s      *session    // the activation's session
 	cl     *kgo.Client // the session's client, to resume fetching
 	// running is whether an activation runs; guarded by runner.mu.
 	running bool
@@ -92,13 +93,14 @@ func (t *task) store(name string) *Store {
 	panic(fmt.Sprintf("pipeline %s: store %q is not declared in the Spec", t.r.spec.Name, name))
 }
 
-// activate starts an activation on the session's client cl: prepare, then
-// process. The caller holds runner.mu and the task is halted.
-func (t *task) activate(cl *kgo.Client) {
+// activate starts an activation in session s: prepare, then process. The
+// caller holds runner.mu and the task is halted.
+func (t *task) activate(s *session) {
 	t.in = make(chan []*kgo.Record, t.r.cfg.queueBatches)
 	t.stopCh = make(chan struct{})
 	t.exited = make(chan struct{})
-	t.cl = cl
+	t.s = s
+	t.cl = s.gts.Client()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
 	t.ready.Store(false)
@@ -119,12 +121,12 @@ func (t *task) enqueue(batch []*kgo.Record) bool {
 	if t.closed {
 		return false
 	}
-	t.r.inflight.Add(1)
+	t.s.inflight.Add(1)
 	select {
 	case t.in <- batch:
 		return true
 	case <-t.exited:
-		t.r.inflight.Done()
+		t.s.inflight.Done()
 		return false
 	}
 }
@@ -156,7 +158,7 @@ func (t *task) halt() {
 	for {
 		select {
 		case <-t.in:
-			t.r.inflight.Done()
+			t.s.inflight.Done()
 		default:
 			return
 		}
@@ -176,7 +178,7 @@ func (t *task) run(ctx context.Context) {
 	defer close(t.exited)
 	if err := t.prepare(ctx); err != nil {
 		if !t.stopping() {
-			t.r.fail(fmt.Errorf("preparing the state of partition %d: %w", t.partition, err))
+			t.s.fail(fmt.Errorf("preparing the state of partition %d: %w", t.partition, err))
 		}
 		return
 	}
@@ -197,7 +199,7 @@ func (t *task) run(ctx context.Context) {
 			return
 		case batch := <-t.in:
 			t.processBatch(batch)
-			t.r.inflight.Done()
+			t.s.inflight.Done()
 		}
 	}
 }
@@ -234,7 +236,7 @@ func (t *task) processOne(rec *kgo.Record) bool {
 	case errors.As(err, &transient):
 		t.r.log.Warn("transient failure; the transaction aborts and the session restarts from the committed offsets",
 			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
-		t.r.fail(err)
+		t.s.fail(err)
 		return false
 	default:
 		t.sendError(rec, err)
@@ -249,7 +251,7 @@ func (t *task) atomically(fn func() error) error {
 	err := t.attempt(fn)
 	if err == nil {
 		for _, out := range t.pending {
-			t.r.produce(out)
+			t.s.produce(out)
 		}
 		t.r.m.recordsOut.Add(len(t.pending))
 	}
@@ -352,7 +354,7 @@ func (t *task) sendError(rec *kgo.Record, err error) {
 	typ := errorTypeOf(err)
 	t.r.m.errorCounter(typ).Inc()
 	out, truncated := t.errorRecord(rec, typ, err.Error())
-	t.r.produce(out)
+	t.s.produce(out)
 	if truncated {
 		t.r.m.truncatedErrors.Inc()
 		t.r.errLog.warn("record sent to error topic truncated: its error record would exceed the error topic's limit",
