@@ -147,6 +147,7 @@ func (s *session) onAssigned(_ context.Context, cl *kgo.Client, _ map[string][]i
 	}
 	s.assigned = now
 	s.epoch++
+	r.joined.Store(true)
 	r.log.Info("partitions assigned", "tasks", parts, "new", fresh)
 	s.wakePoll()
 }

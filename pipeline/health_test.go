@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,4 +192,37 @@ func TestRunnerStallEndsWhenItsPartitionMovesAway(t *testing.T) {
 	refusing.Store(false)
 	out.await(4)
 	eventually(t, 20*time.Second, "a ready with nothing waiting on it", a.Ready)
+}
+
+// A runner whose session has not had its first assignment has not joined
+// its group: it is not ready, and says so, however quickly it got there.
+// It was ready before (as soon as its session existed), so a probe could
+// pass while it owned nothing and the assigned-partitions gauge read 0.
+func TestRunnerNotReadyUntilItsFirstAssignment(t *testing.T) {
+	w := newCountWorld(t, 2)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	w.cluster.ControlKey(int16(kmsg.SyncGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		w.cluster.KeepControl()
+		once.Do(func() { close(held) })
+		w.cluster.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	var released sync.Once
+	defer released.Do(func() { close(release) })
+
+	r, _ := w.start(t, countSpec())
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the runner never synced with its group")
+	}
+	if ok, why := r.Health(); ok || !strings.Contains(why, "joining the consumer group") {
+		t.Errorf("Health() = %v, %q while the first sync is held; want not ready, joining the group", ok, why)
+	}
+	released.Do(func() { close(release) })
+	eventually(t, 20*time.Second, "ready after the first assignment", r.Ready)
+	if n := r.AssignedPartitions(); n != 2 {
+		t.Errorf("ready with %d partitions assigned, want 2", n)
+	}
 }

@@ -59,6 +59,10 @@ type Runner struct {
 	// session keeps the one its producer was built with.
 	errLimit atomic.Int64
 	ready    atomic.Bool
+	// joined is whether a session has had its first assignment: until
+	// then the instance has not joined its group, owns nothing it knows
+	// of, and is not ready.
+	joined atomic.Bool
 	// inputMaxBytes is the largest max.message.bytes of the inputs, read
 	// by Run before any session starts (0: unknown); it bounds a batch
 	// the session may fetch (see fetchLimitsFor).
@@ -154,6 +158,9 @@ func (r *Runner) Health() (ok bool, reason string) {
 	}
 	if !r.ready.Load() {
 		return false, "starting: topics, global tables or the first session"
+	}
+	if !r.joined.Load() {
+		return false, "joining the consumer group"
 	}
 	if n := r.sessionFailures.Load(); n >= 2 {
 		why := ""
