@@ -49,7 +49,11 @@ func TestPlanApplyPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs := []pipeline.Spec{pa.Spec(), orders.New(nil).Spec()}
+	ord, err := orders.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []pipeline.Spec{pa.Spec(), ord.Spec()}
 	d := SeedDefaults()
 	d.Replication = 1 // one embedded broker
 	desired := Desired(specs, d)

@@ -21,6 +21,7 @@ type CDC struct {
 	// tombstones counts the tombstones passed over: no change, no error
 	// (carepipe_datasync_tombstones_total).
 	tombstones *metrics.Counter
+	group      string
 }
 
 // NewCDC builds the stage, encoding with codec.
@@ -36,7 +37,7 @@ func NewCDC(codec *Codec, opts ...Option) (*CDC, error) {
 }
 
 func newCDC(codec *Codec, o *options) *CDC {
-	p := &CDC{codec: codec, sources: o.sources, avro: newAvroSource(o.registry), mapped: make(map[Entity]*metrics.Counter),
+	p := &CDC{group: o.names.Group(GroupCDC), codec: codec, sources: o.sources, avro: newAvroSource(o.registry), mapped: make(map[Entity]*metrics.Counter),
 		tombstones: o.set.GetOrCreateCounter(`carepipe_datasync_tombstones_total{pipeline="` + NameCDC + `"}`)}
 	for _, e := range entities {
 		p.mapped[e] = o.set.GetOrCreateCounter(`carepipe_datasync_changes_total{pipeline="` + NameCDC + `",entity="` + string(e) + `"}`)
@@ -61,7 +62,7 @@ func (p *CDC) Spec() pipeline.Spec {
 	}
 	return pipeline.Spec{
 		Name:       NameCDC,
-		Group:      GroupCDC,
+		Group:      p.group,
 		Inputs:     p.sources.Topics(),
 		Outputs:    outs,
 		ErrorTopic: TopicErrors,
