@@ -353,7 +353,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		configFile  = fs.String("config", "", "carepipe run's YAML config file (env CAREPIPE_CONFIG): its connection, pipelines, appId and renamed topics; the environment and flags win over it")
 		pipelines   = fs.String("pipelines", "", "pipelines whose topics to plan, comma-separated (default all built)")
 		partitions  = fs.Int("partitions", int(d.Partitions), "partitions of every topic")
-		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic")
+		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic (default 3, or the brokers' count when fewer; min.insync.replicas follows it: one less, at most 2, at least 1)")
 		file        = fs.String("topics", "", "topics file (YAML): defaults and per-topic specs over the built-in ones; flags win over its defaults")
 		sources     = fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs")
 	)
@@ -364,7 +364,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *partitions < 1 || *replication < 1 || *replication > 32767 {
+	if *partitions < 1 || *replication < 0 || *replication > 32767 {
 		fmt.Fprintln(stderr, "--partitions and --replication must be positive")
 		return 2
 	}

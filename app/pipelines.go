@@ -76,7 +76,8 @@ func (c *Config) runs(name string) bool {
 }
 
 // buildPipelines builds cfg's pipelines from the catalog, each stage with
-// a runner on kafka.
+// a runner on kafka that creates what topics it creates with the layout
+// `topics plan` checks (runLayout).
 func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built, error) {
 	s, err := cfg.settings(true)
 	if err != nil {
@@ -90,6 +91,14 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 			return nil, err
 		}
 		stages = append(stages, ss...)
+	}
+	specs := make([]pipeline.Spec, len(stages))
+	for i, st := range stages {
+		specs[i] = st.Spec
+	}
+	replication, layout, err := runLayout(ctx, kafka, cfg, specs)
+	if err != nil {
+		return nil, err
 	}
 	var ps []*built
 	for _, st := range stages {
@@ -109,8 +118,9 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 			opts = append(opts, pipeline.WithTransactionTimeout(cfg.TransactionTimeout))
 		}
 		if cfg.CreateTopics || cfg.Embedded() {
-			opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, -1))
+			opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, replication))
 		}
+		opts = append(opts, pipeline.WithTopicLayout(replication, layout))
 		r, err := pipeline.New(st.Spec, opts...)
 		if err != nil {
 			return nil, err

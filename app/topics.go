@@ -47,6 +47,9 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	if d, err = layoutFor(ctx, adm, d); err != nil {
+		return err
+	}
 	desired := topics.Desired(specs, d)
 	if file != nil {
 		if desired, err = file.Override(specs, desired, d); err != nil {
