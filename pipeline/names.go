@@ -101,3 +101,23 @@ func checkName(s string, limit int) error {
 	}
 	return nil
 }
+
+// String is the kind's role, as describing a pipeline names it: input,
+// output, error, global, changelog or repartition.
+func (k TopicKind) String() string {
+	switch k {
+	case TopicInput:
+		return "input"
+	case TopicOutput:
+		return "output"
+	case TopicError:
+		return "error"
+	case TopicGlobal:
+		return "global"
+	case TopicChangelog:
+		return "changelog"
+	case TopicRepartition:
+		return "repartition"
+	}
+	return fmt.Sprintf("TopicKind(%d)", int(k))
+}
