@@ -428,7 +428,11 @@ func (c Config) Check() error {
 	}
 	if c.HTTPAddr != "" {
 		_, loopback, err := httpAddr(c.HTTPAddr)
-		api := slices.Contains(c.Pipelines, "priorauth") || slices.Contains(c.Pipelines, "datasync")
+		api := false
+		for _, name := range c.Pipelines {
+			p, _ := catalog.Lookup(name)
+			api = api || p.Queries
+		}
 		if err == nil && api && !loopback && c.APIToken == "" {
 			errs = append(errs, c.keyErrf("http", "%s is not a loopback address: the query API needs api.token (or CAREPIPE_API_TOKEN)", c.HTTPAddr))
 		}

@@ -97,6 +97,10 @@ type Pipeline struct {
 	specs func(s *Settings, n pipeline.Names) ([]pipeline.Spec, error)
 	// fixedTopics: the pipeline renames no topic (see Renamable).
 	fixedTopics bool
+	// Queries says whether a stage serves a query API (Stage.Routes),
+	// which answers with patient data: known before building, so that a
+	// configuration can be checked without a registry.
+	Queries bool
 }
 
 // Build builds the pipeline's stages with s, in start order. ctx bounds
@@ -144,8 +148,8 @@ func (p Pipeline) Renamable() []string {
 func All() []Pipeline {
 	return []Pipeline{
 		{Name: alerts.Name, build: buildAlerts, specs: specsOf(buildAlerts)},
-		{Name: priorauth.Name, build: buildPriorAuth, specs: specsOf(buildPriorAuth)},
-		{Name: datasync.Name, build: buildDataSync, specs: specsDataSync, fixedTopics: true},
+		{Name: priorauth.Name, build: buildPriorAuth, specs: specsOf(buildPriorAuth), Queries: true},
+		{Name: datasync.Name, build: buildDataSync, specs: specsDataSync, fixedTopics: true, Queries: true},
 		{Name: orders.Name, build: buildOrders, specs: specsOf(buildOrders)},
 	}
 }

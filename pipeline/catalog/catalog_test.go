@@ -63,10 +63,15 @@ func TestSpecsAreWhatBuildBuilds(t *testing.T) {
 				if len(stages) != len(specs) {
 					t.Fatalf("%s: %d stages built, %d specs", p.Name, len(stages), len(specs))
 				}
+				routes := false
 				for i, st := range stages {
 					if got, want := topicsOf(st.Spec), topicsOf(specs[i]); !reflect.DeepEqual(got, want) {
 						t.Errorf("%s stage %s:\nbuilt %v\nspecs %v", p.Name, st.Name, got, want)
 					}
+					routes = routes || len(st.Routes) > 0
+				}
+				if routes != p.Queries {
+					t.Errorf("%s: Queries %v, but its stages serve routes: %v", p.Name, p.Queries, routes)
 				}
 			}
 		})
