@@ -347,19 +347,19 @@ func buildDataSync(ctx context.Context, s *Settings, n pipeline.Names) ([]Stage,
 	}
 	opts := dataSyncOptions(s, n)
 	set := s.metrics(StageCDC)
-	cdc, err := datasync.NewCDC(codec, append(opts, datasync.WithSourceRegistry(s.Registry), datasync.WithMetrics(set))...)
+	cdc, err := datasync.NewCDC(append(opts, datasync.WithCodec(codec), datasync.WithSourceRegistry(s.Registry), datasync.WithMetrics(set))...)
 	if err != nil {
 		return nil, err
 	}
 	stages := []Stage{{Name: StageCDC, Spec: cdc.Spec(), Metrics: set, Processor: cdc}}
 	set = s.metrics(StageValidation)
-	val, err := datasync.NewValidation(codec, append(opts, datasync.WithMetrics(set))...)
+	val, err := datasync.NewValidation(append(opts, datasync.WithCodec(codec), datasync.WithMetrics(set))...)
 	if err != nil {
 		return nil, err
 	}
 	stages = append(stages, Stage{Name: StageValidation, Spec: val.Spec(), Metrics: set, Processor: val})
 	set = s.metrics(StageReconciliation)
-	rec, err := datasync.NewReconciliation(codec, append(opts, datasync.WithMetrics(set))...)
+	rec, err := datasync.NewReconciliation(append(opts, datasync.WithCodec(codec), datasync.WithMetrics(set))...)
 	if err != nil {
 		return nil, err
 	}

@@ -24,16 +24,16 @@ type CDC struct {
 	group      string
 }
 
-// NewCDC builds the stage, encoding with codec.
-func NewCDC(codec *Codec, opts ...Option) (*CDC, error) {
-	if codec == nil {
-		return nil, errNoCodec
-	}
+// NewCDC builds the stage, encoding with the codec of [WithCodec].
+func NewCDC(opts ...Option) (*CDC, error) {
 	o, err := build(opts)
 	if err != nil {
 		return nil, err
 	}
-	return newCDC(codec, o), nil
+	if o.codec == nil {
+		return nil, errNoCodec
+	}
+	return newCDC(o.codec, o), nil
 }
 
 func newCDC(codec *Codec, o *options) *CDC {

@@ -21,6 +21,7 @@ type options struct {
 	sources   *Sources
 	registry  *sr.Client
 	names     pipeline.Names
+	codec     *Codec
 }
 
 // WithMetrics sets the set a stage's metrics are registered in. Default: a
@@ -34,6 +35,11 @@ func WithPolicies(p Policies) Option { return func(o *options) { o.policies = p 
 // WithReconcileConfig sets the reconciliation stage's expected targets and
 // deadline. Default [DefaultReconcileConfig].
 func WithReconcileConfig(c ReconcileConfig) Option { return func(o *options) { o.reconcile = c } }
+
+// WithCodec sets the codec of the canonical schemas a stage decodes and
+// encodes with, as [Register] returns it. Required by [NewCDC],
+// [NewValidation] and [NewReconciliation]; [Specs] needs none.
+func WithCodec(c *Codec) Option { return func(o *options) { o.codec = c } }
 
 // WithNames sets the deployment's names: its app id prefixes the stages'
 // groups, and with them their changelogs, repartition topics and

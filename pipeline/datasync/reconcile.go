@@ -144,16 +144,17 @@ type Reconciliation struct {
 	group, repartition string
 }
 
-// NewReconciliation builds the stage, decoding with codec.
-func NewReconciliation(codec *Codec, opts ...Option) (*Reconciliation, error) {
-	if codec == nil {
-		return nil, errNoCodec
-	}
+// NewReconciliation builds the stage, decoding with the codec of
+// [WithCodec].
+func NewReconciliation(opts ...Option) (*Reconciliation, error) {
 	o, err := build(opts)
 	if err != nil {
 		return nil, err
 	}
-	return newReconciliation(codec, o), nil
+	if o.codec == nil {
+		return nil, errNoCodec
+	}
+	return newReconciliation(o.codec, o), nil
 }
 
 func newReconciliation(codec *Codec, o *options) *Reconciliation {

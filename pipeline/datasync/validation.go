@@ -28,16 +28,17 @@ type Validation struct {
 // Outcomes of a change at validation, as metric labels.
 var validationOutcomes = [...]string{"applied", "conflict_resolved", "kept", "duplicate", "stale", "invalid"}
 
-// NewValidation builds the stage, decoding and encoding with codec.
-func NewValidation(codec *Codec, opts ...Option) (*Validation, error) {
-	if codec == nil {
-		return nil, errNoCodec
-	}
+// NewValidation builds the stage, decoding and encoding with the codec of
+// [WithCodec].
+func NewValidation(opts ...Option) (*Validation, error) {
 	o, err := build(opts)
 	if err != nil {
 		return nil, err
 	}
-	return newValidation(codec, o), nil
+	if o.codec == nil {
+		return nil, errNoCodec
+	}
+	return newValidation(o.codec, o), nil
 }
 
 func newValidation(codec *Codec, o *options) *Validation {
