@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -390,9 +391,10 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	d := topics.SeedDefaults()
 	var (
+		configFile  = fs.String("config", "", "carepipe run's YAML config file (env CAREPIPE_CONFIG): its connection, pipelines, appId and renamed topics; the environment and flags win over it")
 		pipelines   = fs.String("pipelines", "", "pipelines whose topics to plan, comma-separated (default all built)")
 		partitions  = fs.Int("partitions", int(d.Partitions), "partitions of every topic")
-		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic")
+		replication = fs.Int("replication", int(d.Replication), "replication factor of every topic (default 3, or the brokers' count when fewer; min.insync.replicas follows it: one less, at most 2, at least 1)")
 		file        = fs.String("topics", "", "topics file (YAML): defaults and per-topic specs over the built-in ones; flags win over its defaults")
 		sources     = fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs")
 	)
@@ -400,7 +402,7 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, topicsSynopsis, args, stdout, stderr); code >= 0 {
 		return code
 	}
-	if *partitions < 1 || *replication < 1 || *replication > 32767 {
+	if *partitions < 1 || *replication < 0 || *replication > 32767 {
 		fmt.Fprintln(stderr, "--partitions and --replication must be positive")
 		return 2
 	}
@@ -422,12 +424,20 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		}
 	})
 	var cfg app.Config
+	if err := applyConfigFile(*configFile, &cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
 	if errs := conn.apply(&cfg); len(errs) > 0 {
 		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", errors.Join(errs...))
 		return 2
 	}
-	cfg.Pipelines = splitList(*pipelines)
-	cfg.SourcesFile = *sources
+	if ps := splitList(*pipelines); len(ps) > 0 {
+		cfg.Pipelines = ps
+	}
+	if *sources != "" {
+		cfg.SourcesFile = *sources
+	}
 	cfg.Stdout = stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -436,6 +446,22 @@ func topicsCmd(apply bool, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// applyConfigFile applies the config file at path (empty: the one
+// CAREPIPE_CONFIG names, if any) to cfg: how topics and loadgen follow the
+// configuration of run (its connection, app id and renamed topics).
+func applyConfigFile(path string, cfg *app.Config) error {
+	path = cmp.Or(path, os.Getenv("CAREPIPE_CONFIG"))
+	if path == "" {
+		return nil
+	}
+	f, err := app.LoadConfigFile(path)
+	if err != nil {
+		return err
+	}
+	f.Apply(cfg)
+	return nil
 }
 
 func splitList(s string) []string {
@@ -457,6 +483,7 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 		logLevel = fs.String("log-level", "warn", "debug, info, warn or error")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the whole run (embedded: pipeline, broker and load) to this file")
 		memProf  = fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
+		cfgFile  = fs.String("config", "", "carepipe run's YAML config file (env CAREPIPE_CONFIG): its connection, appId and renamed topics; the environment and flags win over it")
 	)
 	fs.StringVar(&lg.Pipeline, "pipeline", "alerts", "the pipeline to load: "+strings.Join(loadgen.Pipelines, ", "))
 	fs.Float64Var(&lg.Rate, "rate", 0, "offered rate, records/s (fixed-rate run)")
@@ -487,6 +514,14 @@ func loadgenCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// The file's own pipeline settings are run's; the flags above are
+	// loadgen's.
+	commit, rules := cfg.CommitInterval, cfg.RulesFile
+	if err := applyConfigFile(*cfgFile, &cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	cfg.CommitInterval, cfg.RulesFile = cmp.Or(commit, cfg.CommitInterval), cmp.Or(rules, cfg.RulesFile)
 	if errs := conn.apply(&cfg); len(errs) > 0 {
 		fmt.Fprintf(stderr, "invalid configuration:\n%v\n", errors.Join(errs...))
 		return 2

@@ -102,7 +102,11 @@ func TestOpsCommandsOnACluster(t *testing.T) {
 	t.Cleanup(cl.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	spec := orders.New(nil).Spec()
+	proc, err := orders.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := proc.Spec()
 	if err := pipeline.CreateTopics(ctx, kadm.NewClient(cl), &spec, 2, 1); err != nil {
 		t.Fatal(err)
 	}

@@ -124,6 +124,8 @@ func connSettings() []setting {
 			set: dur(func(c *app.Config) *time.Duration { return &c.KafkaConnIdleTimeout })},
 		{key: "kafka.metadataMaxAge", flag: "kafka-metadata-max-age", usage: "refresh cluster metadata this often, 5s to 1h (default 5m)",
 			set: dur(func(c *app.Config) *time.Duration { return &c.KafkaMetadataMaxAge })},
+		{key: "appId", env: "CAREPIPE_APP_ID", flag: "app-id", usage: "application id: prefixes every consumer group, changelog, repartition topic and transactional id (<app-id>-<group>), so that deployments share a cluster; default none: the built-in names, which a running deployment must keep (a new group starts without its offsets and state)",
+			set: str(func(c *app.Config) *string { return &c.AppID })},
 		{key: "schemaRegistry.url", env: "SCHEMA_REGISTRY_URL", flag: "schema-registry", usage: "schema registry URL (http:// or https://) for datasync's Avro",
 			set: str(func(c *app.Config) *string { return &c.SchemaRegistryURL })},
 		{key: "schemaRegistry.username", env: "SCHEMA_REGISTRY_USERNAME", flag: "schema-registry-username", usage: "schema registry basic auth user",

@@ -13,15 +13,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/datasync"
-	"github.com/carepipe/carepipe/pipeline/orders"
-	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/pipeline/query"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -157,162 +154,6 @@ func Run(ctx context.Context, cfg Config) error {
 	return errors.Join(all...)
 }
 
-// built is one running pipeline (datasync is three: one per stage).
-type built struct {
-	name       string
-	runner     *pipeline.Runner
-	alerts     *alerts.Processor
-	priorauth  *priorauth.Processor
-	orders     *orders.Processor
-	cdc        *datasync.CDC
-	validation *datasync.Validation
-	reconcile  *datasync.Reconciliation
-	codec      *datasync.Codec
-}
-
-func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built, error) {
-	var ps []*built
-	for _, name := range cfg.Pipelines {
-		set := metrics.NewSet()
-		opts := func(set *metrics.Set) []pipeline.Option {
-			opts := []pipeline.Option{
-				pipeline.WithKafka(kafka...),
-				pipeline.WithLogger(cfg.Logger),
-				pipeline.WithMetrics(set),
-				pipeline.WithInstanceID(cfg.InstanceID),
-				pipeline.WithAdvertisedHTTP(cfg.AdvertiseHTTP),
-			}
-			if cfg.CommitInterval > 0 {
-				opts = append(opts, pipeline.WithCommitInterval(cfg.CommitInterval))
-			}
-			if cfg.SessionTimeout > 0 {
-				opts = append(opts, pipeline.WithSessionTimeout(cfg.SessionTimeout))
-			}
-			if cfg.TransactionTimeout > 0 {
-				opts = append(opts, pipeline.WithTransactionTimeout(cfg.TransactionTimeout))
-			}
-			if len(cfg.CarryHeaders) > 0 {
-				opts = append(opts, pipeline.WithCarriedHeaders(cfg.CarryHeaders...))
-			}
-			if cfg.CreateTopics || cfg.Embedded() {
-				opts = append(opts, pipeline.WithCreateTopics(cfg.Partitions, -1))
-			}
-			return opts
-		}
-		switch name {
-		case "alerts":
-			// validate has loaded it once already: an error is not news.
-			site, err := cfg.siteZone()
-			if err != nil {
-				return nil, err
-			}
-			aopts := []alerts.Option{alerts.WithMetrics(set), alerts.WithSiteTimeZone(site)}
-			if cfg.RulesFile != "" {
-				rules, err := alerts.LoadRules(cfg.RulesFile)
-				if err != nil {
-					return nil, err
-				}
-				aopts = append(aopts, alerts.WithRules(rules))
-			}
-			proc, err := alerts.New(aopts...)
-			if err != nil {
-				return nil, err
-			}
-			r, err := pipeline.New(proc.Spec(), opts(set)...)
-			if err != nil {
-				return nil, err
-			}
-			ps = append(ps, &built{name: name, runner: r, alerts: proc})
-		case "priorauth":
-			pc, err := cfg.priorAuthConfig()
-			if err != nil {
-				return nil, err
-			}
-			proc, err := priorauth.New(priorauth.WithMetrics(set), priorauth.WithConfig(pc))
-			if err != nil {
-				return nil, err
-			}
-			r, err := pipeline.New(proc.Spec(), opts(set)...)
-			if err != nil {
-				return nil, err
-			}
-			ps = append(ps, &built{name: name, runner: r, priorauth: proc})
-		case "orders":
-			proc := orders.New(set)
-			r, err := pipeline.New(proc.Spec(), opts(set)...)
-			if err != nil {
-				return nil, err
-			}
-			ps = append(ps, &built{name: name, runner: r, orders: proc})
-		case "datasync":
-			stages, err := buildDataSync(ctx, cfg, opts)
-			if err != nil {
-				return nil, err
-			}
-			ps = append(ps, stages...)
-		}
-	}
-	return ps, nil
-}
-
-// buildDataSync registers the canonical schemas (refusing an incompatible
-// change) and builds the three data synchronization stages, each with its
-// own group and metrics.
-func buildDataSync(ctx context.Context, cfg *Config, opts func(*metrics.Set) []pipeline.Option) ([]*built, error) {
-	reg, err := cfg.schemaRegistry()
-	if err != nil {
-		return nil, err
-	}
-	codec, err := codecAtStartUp(ctx, cfg, reg, cfg.registryRetry())
-	if err != nil {
-		return nil, err
-	}
-	rc := datasync.DefaultReconcileConfig()
-	if cfg.ReconcileDeadline > 0 {
-		rc.Deadline = cfg.ReconcileDeadline
-	}
-	sources, err := cfg.dataSyncSources()
-	if err != nil {
-		return nil, err
-	}
-	cdcOpts := []datasync.Option{datasync.WithSourceRegistry(reg)}
-	if sources != nil {
-		cdcOpts = append(cdcOpts, datasync.WithSources(sources))
-	}
-	var ps []*built
-	set := metrics.NewSet()
-	cdc, err := datasync.NewCDC(codec, append(cdcOpts, datasync.WithMetrics(set))...)
-	if err != nil {
-		return nil, err
-	}
-	r, err := pipeline.New(cdc.Spec(), opts(set)...)
-	if err != nil {
-		return nil, err
-	}
-	ps = append(ps, &built{name: "sync-cdc", runner: r, cdc: cdc, codec: codec})
-
-	set = metrics.NewSet()
-	val, err := datasync.NewValidation(codec, datasync.WithMetrics(set))
-	if err != nil {
-		return nil, err
-	}
-	if r, err = pipeline.New(val.Spec(), opts(set)...); err != nil {
-		return nil, err
-	}
-	ps = append(ps, &built{name: "sync-val", runner: r, validation: val, codec: codec})
-
-	set = metrics.NewSet()
-	rec, err := datasync.NewReconciliation(codec, datasync.WithMetrics(set), datasync.WithReconcileConfig(rc))
-	if err != nil {
-		return nil, err
-	}
-	if r, err = pipeline.New(rec.Spec(), opts(set)...); err != nil {
-		return nil, err
-	}
-	ps = append(ps, &built{name: "sync-rec", runner: r, reconcile: rec, codec: codec})
-	return ps, nil
-}
-
 // serveHTTP listens on addr (a bare port or ":port" means loopback only)
 // and serves the metrics, the probes and the query API. The query API
 // answers with patient data, so it requires token as a bearer token when
@@ -332,7 +173,7 @@ func serveHTTPLimited(addr, token string, ps []*built, demo bool, lim httpLimits
 	}
 	api := false
 	for _, p := range ps {
-		api = api || p.priorauth != nil || p.reconcile != nil
+		api = api || len(p.routes) > 0
 	}
 	if api && !loopback && token == "" {
 		return nil, nil, fmt.Errorf("http: the query API on %s, not a loopback address, needs a bearer token: set CAREPIPE_API_TOKEN (or bind 127.0.0.1)", addr)
@@ -354,15 +195,11 @@ func serveHTTPLimited(addr, token string, ps []*built, demo bool, lim httpLimits
 		}
 	})
 	for _, p := range ps {
-		if p.priorauth != nil {
-			q := guard(priorauth.QueryHandler(p.runner))
-			mux.Handle("GET /api/priorauth", q)
-			mux.Handle("GET /api/priorauth/{id}", q)
-		}
-		if p.reconcile != nil {
-			q := guard(datasync.QueryHandler(p.runner))
-			mux.Handle("GET /api/patients/{id}", q)
-			mux.Handle("GET /api/sync/{entity}/{id}", q)
+		for _, rt := range p.routes {
+			q := guard(rt.Handler(p.runner))
+			for _, pat := range rt.Patterns {
+				mux.Handle(pat, q)
+			}
 		}
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -592,7 +429,7 @@ func (w *embedded) feed(ctx context.Context, ps []*built) error {
 		feeds = append(feeds, func() error { return w.feedOrders(ctx) })
 	}
 	if i := slices.IndexFunc(ps, func(p *built) bool { return p.reconcile != nil }); i >= 0 {
-		if err := w.startTargets(ps[i].codec); err != nil {
+		if err := w.startTargets(ctx); err != nil {
 			return err
 		}
 		feeds = append(feeds, func() error { return w.feedGenerated(ctx, sim.DataSyncSource, sourceRecordsPerSecond) })
@@ -657,8 +494,16 @@ const sourceRecordsPerSecond = 50
 // startTargets starts the simulated target systems, which acknowledge
 // validated versions after about half a second, fail some first and never
 // acknowledge a few (those reconciliations go overdue).
-func (w *embedded) startTargets(codec *datasync.Codec) error {
-	var err error
+func (w *embedded) startTargets(ctx context.Context) error {
+	// The schemas are registered already: this is their codec.
+	reg, err := w.cfg.schemaRegistry()
+	if err != nil {
+		return err
+	}
+	codec, err := datasync.Register(ctx, reg)
+	if err != nil {
+		return err
+	}
 	w.targets, err = sim.StartSyncTargets(w.cluster, sim.SyncTargetsConfig{
 		Seed: w.cfg.Seed, Delay: 500 * time.Millisecond, Fail: 0.05, Drop: 0.01,
 		Read: func(r *kgo.Record) (string, string, int64, bool) {

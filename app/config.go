@@ -18,22 +18,27 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 )
-
-// Pipelines carepipe knows, in start order.
-var knownPipelines = []string{"alerts", "priorauth", "datasync", "orders"}
-
-// builtPipelines are those this version can run.
-var builtPipelines = []string{"alerts", "priorauth", "datasync", "orders"}
 
 // Config is everything Run needs. Zero values mean the documented defaults.
 type Config struct {
 	// Brokers are the seed brokers; none means embedded mode.
 	Brokers []string
-	// Pipelines to run; default all that are built.
+	// Pipelines to run; default all in the catalog.
 	Pipelines []string
+	// AppID namespaces every consumer group, internal topic (changelogs,
+	// repartition topics) and transactional id, so that deployments share
+	// a cluster: group "<AppID>-<built-in group>". Empty (the default):
+	// the built-in names, which a running deployment must keep, since a
+	// new group id starts over without committed offsets or changelogs.
+	AppID string
+	// Topics renames topics per pipeline: pipeline, then built-in topic
+	// name, to the deployment's (see catalog.Settings.Topics); none: the
+	// built-in names.
+	Topics map[string]map[string]string
 	// HTTPAddr serves /metrics, /healthz, /readyz and the query API;
 	// empty: no HTTP. host:port as Go's net.Listen reads it, so ":8080"
 	// is every interface; a bare port number ("8080") binds loopback only.
@@ -239,7 +244,7 @@ func (c *Config) keyErrf(key, format string, args ...any) error {
 
 func (c *Config) setDefaults() {
 	if len(c.Pipelines) == 0 {
-		c.Pipelines = slices.Clone(builtPipelines)
+		c.Pipelines = catalog.Names()
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 12
@@ -301,13 +306,11 @@ func (c *Config) priorAuthConfig() (priorauth.Config, error) {
 func (c *Config) validate() error {
 	errs := []error{c.CheckDemo()}
 	for i, p := range c.Pipelines {
-		switch {
-		case !slices.Contains(knownPipelines, p):
-			errs = append(errs, c.keyErrf(fmt.Sprintf("pipelines[%d]", i), "unknown pipeline %q (known: %s)", p, strings.Join(knownPipelines, ", ")))
-		case !slices.Contains(builtPipelines, p):
-			errs = append(errs, c.keyErrf(fmt.Sprintf("pipelines[%d]", i), "pipeline %q is not built in this version (built: %s)", p, strings.Join(builtPipelines, ", ")))
+		if _, ok := catalog.Lookup(p); !ok {
+			errs = append(errs, c.keyErrf(fmt.Sprintf("pipelines[%d]", i), "unknown pipeline %q (known: %s)", p, strings.Join(catalog.Names(), ", ")))
 		}
 	}
+	errs = append(errs, c.validateNames()...)
 	for i, b := range c.Brokers {
 		if err := checkHostPort(b); err != nil {
 			errs = append(errs, c.keyErrf(fmt.Sprintf("brokers[%d]", i), "%q: %v", b, err))
@@ -472,7 +475,11 @@ func (c Config) Check() error {
 	}
 	if c.HTTPAddr != "" {
 		_, loopback, err := httpAddr(c.HTTPAddr)
-		api := slices.Contains(c.Pipelines, "priorauth") || slices.Contains(c.Pipelines, "datasync")
+		api := false
+		for _, name := range c.Pipelines {
+			p, _ := catalog.Lookup(name)
+			api = api || p.Queries
+		}
 		if err == nil && api && !loopback && c.APIToken == "" {
 			errs = append(errs, c.keyErrf("http", "%s is not a loopback address: the query API needs api.token (or CAREPIPE_API_TOKEN)", c.HTTPAddr))
 		}

@@ -30,6 +30,9 @@ import (
 //
 //	brokers: [kafka-1:9092, kafka-2:9092]
 //	pipelines: [alerts, priorauth, datasync]
+//	appId: staging
+//	topics:
+//	  alerts: {fhir.Observation: staging.fhir.Observation, clinical.alerts: staging.clinical.alerts}
 //	http: 0.0.0.0:8080
 //	createTopics: false
 //	partitions: 12
@@ -53,6 +56,7 @@ import (
 type FileConfig struct {
 	Brokers            []string     `yaml:"brokers,omitempty" json:"brokers,omitempty"`
 	Pipelines          []string     `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
+	AppID              *string      `yaml:"appId,omitempty" json:"appId,omitempty"`
 	HTTP               *string      `yaml:"http,omitempty" json:"http,omitempty"`
 	AdvertiseHTTP      *string      `yaml:"advertiseHttp,omitempty" json:"advertiseHttp,omitempty"`
 	CreateTopics       *bool        `yaml:"createTopics,omitempty" json:"createTopics,omitempty"`
@@ -75,6 +79,10 @@ type FileConfig struct {
 	SchemaRegistry     FileRegistry `yaml:"schemaRegistry,omitempty" json:"schemaRegistry,omitempty"`
 	API                FileAPI      `yaml:"api,omitempty" json:"api,omitempty"`
 	Demo               FileDemo     `yaml:"demo,omitempty" json:"demo,omitempty"`
+
+	// Topics renames topics: pipeline, then built-in name, to the
+	// deployment's name (see Config.Topics).
+	Topics map[string]map[string]string `yaml:"topics,omitempty" json:"topics,omitempty"`
 
 	// lines are the file's line of each key it sets, list items included
 	// (brokers[1]): config check's errors point at them.
@@ -297,6 +305,18 @@ func (f *FileConfig) decode(n *yaml.Node, prefix string, v reflect.Value) []erro
 				f.lines[fmt.Sprintf("%s[%d]", key, j)] = item.Line
 			}
 		}
+		if fv.Kind() == reflect.Map && val.Kind == yaml.MappingNode {
+			// topics: each pipeline's, and each renamed topic's, line.
+			for j := 0; j+1 < len(val.Content); j += 2 {
+				sub := key + "." + val.Content[j].Value
+				f.lines[sub] = val.Content[j].Line
+				if m := val.Content[j+1]; m.Kind == yaml.MappingNode {
+					for k := 0; k+1 < len(m.Content); k += 2 {
+						f.lines[sub+"."+m.Content[k].Value] = m.Content[k].Line
+					}
+				}
+			}
+		}
 		if err := decodeValue(val, fv); err != nil {
 			if !slices.Contains(secretKeys, key) && val.Kind == yaml.ScalarNode {
 				err = fmt.Errorf("%q: %w", val.Value, err)
@@ -326,6 +346,9 @@ func wantOf(t reflect.Type) string {
 	case t.Kind() == reflect.Slice:
 		return "want a list of strings ([a, b])"
 	case t.Kind() == reflect.Map:
+		if t.Elem().Kind() == reflect.Map {
+			return "want pipelines, each a mapping of built-in topic names to new ones ({alerts: {fhir.Observation: staging.fhir.Observation}})"
+		}
 		return "want a mapping of names to text ({name: value})"
 	}
 	if t.Kind() == reflect.Pointer {
@@ -367,6 +390,10 @@ func (f *FileConfig) Apply(c *Config) {
 	}
 	if f.Pipelines != nil {
 		c.Pipelines = f.Pipelines
+	}
+	set(&c.AppID, f.AppID)
+	if f.Topics != nil {
+		c.Topics = f.Topics
 	}
 	set(&c.HTTPAddr, f.HTTP)
 	set(&c.AdvertiseHTTP, f.AdvertiseHTTP)
@@ -439,6 +466,8 @@ func FileOf(c Config) FileConfig {
 	var f FileConfig
 	f.Brokers = c.Brokers
 	f.Pipelines = c.Pipelines
+	f.AppID = ptr(c.AppID)
+	f.Topics = c.Topics
 	f.HTTP = ptr(c.HTTPAddr)
 	f.AdvertiseHTTP = ptr(c.AdvertiseHTTP)
 	f.CreateTopics = ptr(c.CreateTopics)

@@ -92,6 +92,7 @@ func TestFileOfReadsBack(t *testing.T) {
 		SchemaRegistryURL: "https://r:8081", SchemaRegistryUsername: "ru",
 		DemoRate: 50, Seed: 9, DemoPatients: 20, Demo: DemoOff,
 		OAuthTokenFile: "/run/kafka/oauth", OAuthExtensions: map[string]string{"logicalCluster": "lkc-1"}, AWSAccessKeyID: "AKIAIOSFODNN7EXAMPLE",
+		AppID: "staging", Topics: map[string]map[string]string{"alerts": {"fhir.Observation": "staging.fhir.Observation"}},
 	}
 	out, err := yaml.Marshal(FileOf(c))
 	if err != nil {
@@ -306,6 +307,11 @@ func TestConfigCheckReportsEveryMistakeAtOnce(t *testing.T) {
 		{32, "demo.rate", "-3: must not be negative"},
 		{32, "demo.patients", `"lots": want a whole number`},
 		{33, "http", "given again (first on line 6)"},
+		{34, "appId", `app id "team/a": use letters, digits, '.', '_' and '-' only`},
+		{37, "topics.alerts.fhir.Observationx", "not a topic of alerts that can be renamed (those are: [fhir.Observation clinical.alerts"},
+		{38, "topics.alerts.clinical.alerts", `renamed to "staging alerts": use letters, digits`},
+		{39, "topics.billing", "no such pipeline"},
+		{40, "topics.datasync.data.sync.errors", "cannot be renamed"},
 		{0, "kafka.username", "SASL SCRAM-SHA-1 needs a username"},
 		{0, "kafka.password", "SASL SCRAM-SHA-1 needs a password"},
 		{0, "kafka.tlsKey", "a client certificate needs both kafka.tlsCert and kafka.tlsKey"},

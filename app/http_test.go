@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 )
 
@@ -49,15 +50,16 @@ func TestHTTPAddrBindsLoopbackUnlessTold(t *testing.T) {
 // enough for the HTTP surface (its query API answers 404 for every id).
 func priorAuthBuilt(t *testing.T) []*built {
 	t.Helper()
-	proc, err := priorauth.New()
+	p, _ := catalog.Lookup(priorauth.Name)
+	stages, err := p.Build(context.Background(), catalog.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := pipeline.New(proc.Spec(), pipeline.WithKafka(kgo.SeedBrokers("127.0.0.1:1")))
+	r, err := pipeline.New(stages[0].Spec, pipeline.WithKafka(kgo.SeedBrokers("127.0.0.1:1")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []*built{{name: "priorauth", runner: r, priorauth: proc}}
+	return []*built{builtOf(stages[0], r)}
 }
 
 // The query API answers with patient data: off loopback it needs a token,

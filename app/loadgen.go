@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/carepipe/carepipe/loadgen"
+	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -31,6 +33,10 @@ func Loadgen(ctx context.Context, cfg Config, lg loadgen.Config) (*loadgen.Repor
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if lg.Pipeline == priorauth.Name && len(cfg.Topics[lg.Pipeline]) > 0 {
+		return nil, errors.New("loadgen: the simulated prior-authorization world uses the built-in topic names: load priorauth without renamed topics")
+	}
+	lg.Names = pipeline.Names{AppID: cfg.AppID, Topics: cfg.Topics[lg.Pipeline]}
 	log := cfg.Logger
 	var kafka []kgo.Opt
 	settings := map[string]string{"GOMAXPROCS": strconv.Itoa(runtime.GOMAXPROCS(0))}

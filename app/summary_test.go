@@ -31,7 +31,7 @@ func TestSummaryShowsExpectedOutcomesApartFromErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	val, err := datasync.NewValidation(codec)
+	val, err := datasync.NewValidation(datasync.WithCodec(codec))
 	if err != nil {
 		t.Fatal(err)
 	}

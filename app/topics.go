@@ -10,11 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
-	"github.com/carepipe/carepipe/pipeline"
-	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/datasync"
-	"github.com/carepipe/carepipe/pipeline/orders"
-	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/topics"
 )
 
@@ -38,13 +34,18 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	if err != nil {
 		return err
 	}
-	desired := topics.Desired(specs, d)
-	if file != nil {
-		if desired, err = file.Override(specs, desired, d); err != nil {
-			return err
+	layout := func(d topics.Defaults) ([]topics.Topic, error) {
+		desired := topics.Desired(specs, d)
+		if file != nil {
+			return file.Override(specs, desired, d)
 		}
+		return desired, nil
 	}
 	if cfg.Embedded() {
+		desired, err := layout(d.Resolve(emptyPlanBrokers))
+		if err != nil {
+			return err
+		}
 		return planEmpty(ctx, cfg, desired)
 	}
 	kopts, err := cfg.kafkaOpts()
@@ -61,6 +62,13 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	if d, err = layoutFor(ctx, adm, d); err != nil {
+		return err
+	}
+	desired, err := layout(d)
+	if err != nil {
+		return err
+	}
 	changes, err := topics.Plan(ctx, adm, desired)
 	if err != nil {
 		return err
@@ -106,43 +114,4 @@ func Topics(ctx context.Context, cfg Config, apply bool, d topics.Defaults, file
 	}
 	fmt.Fprintf(cfg.Stdout, "%d changes applied\n", n)
 	return nil
-}
-
-// specsOf returns the runtime specs of cfg's pipelines, with their default
-// processors (datasync's CDC reading cfg's sources file, when it has one).
-func specsOf(cfg *Config) ([]pipeline.Spec, error) {
-	var specs []pipeline.Spec
-	for _, name := range cfg.Pipelines {
-		switch name {
-		case "alerts":
-			p, err := alerts.New()
-			if err != nil {
-				return nil, err
-			}
-			specs = append(specs, p.Spec())
-		case "priorauth":
-			p, err := priorauth.New()
-			if err != nil {
-				return nil, err
-			}
-			specs = append(specs, p.Spec())
-		case "orders":
-			specs = append(specs, orders.New(nil).Spec())
-		case "datasync":
-			sources, err := cfg.dataSyncSources()
-			if err != nil {
-				return nil, err
-			}
-			var opts []datasync.Option
-			if sources != nil {
-				opts = append(opts, datasync.WithSources(sources))
-			}
-			ds, err := datasync.Specs(opts...)
-			if err != nil {
-				return nil, err
-			}
-			specs = append(specs, ds...)
-		}
-	}
-	return specs, nil
 }

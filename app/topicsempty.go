@@ -13,7 +13,13 @@ import (
 
 // emptyPlanHeading opens the plan of `carepipe topics plan` without
 // brokers, so that nobody reads it as the state of their cluster.
-const emptyPlanHeading = "# plan against an EMPTY cluster and schema registry (no --brokers or KAFKA_BROKERS given): what a new cluster needs, not compared with any real one"
+const emptyPlanHeading = "# plan against an EMPTY cluster of 3 brokers and an empty schema registry (no --brokers or KAFKA_BROKERS given): what a new cluster needs, not compared with any real one"
+
+// emptyPlanBrokers is the size of the cluster a plan without brokers
+// lays topics out for (replication and min.insync.replicas derive from
+// it unless set): the smallest cluster that survives a broker's loss
+// with acks=all writes going on.
+const emptyPlanBrokers = 3
 
 // planEmpty prints the plan of the desired topics against an empty
 // cluster and, for datasync, of the canonical schemas against an empty

@@ -52,11 +52,11 @@ func BenchmarkDataSyncCDCToValidated(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cdc, err := datasync.NewCDC(codec)
+		cdc, err := datasync.NewCDC(datasync.WithCodec(codec))
 		if err != nil {
 			b.Fatal(err)
 		}
-		val, err := datasync.NewValidation(codec)
+		val, err := datasync.NewValidation(datasync.WithCodec(codec))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -268,11 +268,11 @@ func BenchmarkDataSyncStages(b *testing.B) {
 		recs[i] = &cp
 	}
 	codec := newStageCodec(b)
-	cdc, err := datasync.NewCDC(codec)
+	cdc, err := datasync.NewCDC(datasync.WithCodec(codec))
 	if err != nil {
 		b.Fatal(err)
 	}
-	val, err := datasync.NewValidation(codec)
+	val, err := datasync.NewValidation(datasync.WithCodec(codec))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
@@ -40,6 +41,11 @@ import (
 type Config struct {
 	// Pipeline is alerts, priorauth or datasync. Required.
 	Pipeline string
+	// Names are the deployment's names of the pipeline's groups and
+	// topics (its app id, renamed topics): the load goes to its input
+	// topics as named there, and its groups are measured. Default: the
+	// built-in names.
+	Names pipeline.Names
 	// Kafka are the client options of the cluster the pipeline runs on
 	// (seed brokers, TLS, SASL). Required.
 	Kafka []kgo.Opt

@@ -3,10 +3,12 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
@@ -35,8 +37,39 @@ type workload struct {
 // Pipelines loadgen can load.
 var Pipelines = []string{"alerts", "priorauth", "datasync"}
 
-// newWorkload builds the workload of cfg.Pipeline.
+// newWorkload builds the workload of cfg.Pipeline: its records, and its
+// topics and groups as the catalog names them with cfg.Names.
 func newWorkload(cfg *Config) (*workload, error) {
+	def, ok := catalog.Lookup(cfg.Pipeline)
+	if !ok {
+		return nil, fmt.Errorf("loadgen: unknown pipeline %q (known: %s)", cfg.Pipeline, strings.Join(Pipelines, ", "))
+	}
+	specs, err := def.Specs(catalog.Settings{AppID: cfg.Names.AppID, Topics: map[string]map[string]string{cfg.Pipeline: cfg.Names.Topics}})
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: %w", err)
+	}
+	names := cfg.Names
+	wl := &workload{
+		// The first stage's group consumes the load: its committed
+		// offsets are the achieved rate.
+		rateGroup: specs[0].Group,
+		prepare:   func(context.Context, *kgo.Client) error { return nil },
+	}
+	for i := range specs {
+		wl.groups = append(wl.groups, specs[i].Group)
+	}
+	// rename sends a generated record, addressed by the built-in topic
+	// name, to the deployment's.
+	rename := func(next func() *kgo.Record) func() *kgo.Record {
+		if len(names.Topics) == 0 {
+			return next
+		}
+		return func() *kgo.Record {
+			r := next()
+			r.Topic = names.Topic(r.Topic)
+			return r
+		}
+	}
 	switch cfg.Pipeline {
 	case "alerts":
 		gen, err := sim.NewAlerts(sim.AlertsWorkload{
@@ -48,40 +81,35 @@ func newWorkload(cfg *Config) (*workload, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &workload{
-			inputs:    []string{alerts.TopicObservations},
-			outputs:   []string{alerts.TopicAlerts},
-			rateGroup: alerts.Group,
-			groups:    []string{alerts.Group},
-			prepare: func(ctx context.Context, cl *kgo.Client) error {
-				// The patient table the alerts enrich from; the
-				// pipeline's restore reads it before it processes.
-				return sim.Produce(ctx, cl, gen.PatientRecords())
-			},
-			next: gen.NextRecord,
-		}, nil
+		wl.inputs = []string{names.Topic(alerts.TopicObservations)}
+		wl.outputs = []string{names.Topic(alerts.TopicAlerts)}
+		wl.prepare = func(ctx context.Context, cl *kgo.Client) error {
+			// The patient table the alerts enrich from; the
+			// pipeline's restore reads it before it processes.
+			patients := gen.PatientRecords()
+			for _, r := range patients {
+				r.Topic = names.Topic(r.Topic)
+			}
+			return sim.Produce(ctx, cl, patients)
+		}
+		wl.next = rename(gen.NextRecord)
 	case "priorauth":
 		// Prescriptions come in seeded chunks, each chunk its own seed,
 		// so that ids never repeat however long the run.
 		const chunk = 1000
 		var pending []*kgo.Record
 		n := int64(0)
-		return &workload{
-			inputs:    []string{priorauth.TopicPrescriptions},
-			outputs:   []string{priorauth.TopicWorkflowCompleted},
-			rateGroup: priorauth.Group,
-			groups:    []string{priorauth.Group},
-			prepare:   func(context.Context, *kgo.Client) error { return nil },
-			next: func() *kgo.Record {
-				if len(pending) == 0 {
-					pending, _ = sim.PriorAuthPrescriptions(cfg.Seed*1_000_003+n, chunk)
-					n++
-				}
-				r := pending[0]
-				pending = pending[1:]
-				return r
-			},
-		}, nil
+		wl.inputs = []string{names.Topic(priorauth.TopicPrescriptions)}
+		wl.outputs = []string{names.Topic(priorauth.TopicWorkflowCompleted)}
+		wl.next = rename(func() *kgo.Record {
+			if len(pending) == 0 {
+				pending, _ = sim.PriorAuthPrescriptions(cfg.Seed*1_000_003+n, chunk)
+				n++
+			}
+			r := pending[0]
+			pending = pending[1:]
+			return r
+		})
 	case "datasync":
 		gen, err := sim.NewCDCLoad(sim.CDCLoad{
 			Seed:             cfg.Seed,
@@ -92,14 +120,14 @@ func newWorkload(cfg *Config) (*workload, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &workload{
-			inputs:    []string{sim.TopicDataSyncPatient},
-			outputs:   []string{datasync.ValidatedTopic(datasync.Patient)},
-			rateGroup: datasync.GroupCDC,
-			groups:    []string{datasync.GroupCDC, datasync.GroupValidation},
-			prepare:   func(context.Context, *kgo.Client) error { return nil },
-			next:      gen.Next,
-		}, nil
+		wl.inputs = []string{sim.TopicDataSyncPatient}
+		wl.outputs = []string{datasync.ValidatedTopic(datasync.Patient)}
+		// The load is measured to validation: reconciliation waits on
+		// targets that a load run does not simulate.
+		wl.groups = wl.groups[:2]
+		wl.next = gen.Next
+	default:
+		return nil, fmt.Errorf("loadgen: no workload for pipeline %q (known: %s)", cfg.Pipeline, strings.Join(Pipelines, ", "))
 	}
-	return nil, fmt.Errorf("loadgen: unknown pipeline %q (known: alerts, priorauth, datasync)", cfg.Pipeline)
+	return wl, nil
 }

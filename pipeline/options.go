@@ -26,6 +26,7 @@ type cfg struct {
 	createTopics   bool
 	partitions     int32
 	replication    int16
+	topicConfigs   map[string]map[string]string
 	closeTimeout   time.Duration
 	sessionBackoff time.Duration
 	sessionTimeout time.Duration
@@ -123,6 +124,17 @@ func WithQueueBatches(n int) Option { return func(c *cfg) { c.queueBatches = n }
 // repartitions) are always created. Default: off, 12 partitions.
 func WithCreateTopics(partitions int32, replication int16) Option {
 	return func(c *cfg) { c.createTopics, c.partitions, c.replication = true, partitions, replication }
+}
+
+// WithTopicLayout sets how start-up creates a missing topic: its
+// replication factor (-1: the broker's default), and the configs of the
+// topics configs names, in place of the spec's own ([TopicSpec.Configs]);
+// partition counts stay the runner's (see [WithCreateTopics]). carepipe
+// run passes the layout `carepipe topics plan` checks, so that a topic it
+// creates is one the plan is content with. The replication given last,
+// here or to WithCreateTopics, wins. Default: -1 and the spec's configs.
+func WithTopicLayout(replication int16, configs map[string]map[string]string) Option {
+	return func(c *cfg) { c.replication, c.topicConfigs = replication, configs }
 }
 
 // WithCloseTimeout bounds how long shutdown may take to finish the open

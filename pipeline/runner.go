@@ -218,7 +218,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	defer admCl.Close()
 	r.adm = kadm.NewClient(admCl)
 
-	n, err := ensureTopics(ctx, r.adm, &r.spec, r.cfg.createTopics, r.cfg.partitions, r.cfg.replication)
+	n, err := ensureTopics(ctx, r.adm, &r.spec, r.cfg.createTopics, r.cfg.partitions, r.cfg.replication, r.cfg.topicConfigs)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped while starting: a clean stop, like any other.

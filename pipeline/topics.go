@@ -98,8 +98,10 @@ func (e *MissingTopicsError) Error() string {
 // always and the others when create is set, and returns the partition count
 // that the spec's tasks are numbered by. When the spec has state, the
 // consumed topics and changelogs must all have that count: a task's state
-// partition p serves exactly partition p of each input.
-func ensureTopics(ctx context.Context, adm *kadm.Client, s *Spec, create bool, partitions int32, replication int16) (int32, error) {
+// partition p serves exactly partition p of each input. A topic named in
+// layout is created with its configs there, not the spec's (see
+// [WithTopicLayout]).
+func ensureTopics(ctx context.Context, adm *kadm.Client, s *Spec, create bool, partitions int32, replication int16, layout map[string]map[string]string) (int32, error) {
 	specs := s.Topics()
 	names := make([]string, len(specs))
 	for i, t := range specs {
@@ -142,6 +144,9 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, s *Spec, create bool, p
 		p := partitions
 		if t.Internal() || t.Kind == TopicInput {
 			p = n
+		}
+		if c, ok := layout[t.Name]; ok {
+			t.Configs = c
 		}
 		if err := createTopic(ctx, adm, t, p, replication); err != nil {
 			return 0, fmt.Errorf("pipeline %s: %w", s.Name, err)

@@ -90,7 +90,7 @@ func TestDataSyncAvroSourceThroughRegistryOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cdc, err := datasync.NewCDC(codec, datasync.WithSources(sources), datasync.WithSourceRegistry(rcl))
+	cdc, err := datasync.NewCDC(datasync.WithCodec(codec), datasync.WithSources(sources), datasync.WithSourceRegistry(rcl))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/sim"
 	"github.com/carepipe/carepipe/sim/check"
@@ -32,6 +33,8 @@ type syncWorld struct {
 	codec   *datasync.Codec
 	clock   *sim.VirtualClock
 	rc      datasync.ReconcileConfig
+	// registry is the schema registry the stages are built with.
+	registry *sr.Client
 }
 
 func newSyncWorld(t *testing.T, opts ...sim.ClusterOption) *syncWorld {
@@ -47,7 +50,7 @@ func newSyncWorld(t *testing.T, opts ...sim.ClusterOption) *syncWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &syncWorld{t: t, cluster: c, rc: datasync.DefaultReconcileConfig()}
+	w := &syncWorld{t: t, cluster: c, rc: datasync.DefaultReconcileConfig(), registry: rcl}
 	w.rc.Deadline = time.Minute
 	if w.codec, err = datasync.Register(context.Background(), rcl); err != nil {
 		t.Fatal(err)
@@ -70,28 +73,17 @@ func (w *syncWorld) client(opts ...kgo.Opt) *kgo.Client {
 	return clusterClient(w.t, w.cluster, opts...)
 }
 
-func (w *syncWorld) cdcSpec() pipeline.Spec {
-	p, err := datasync.NewCDC(w.codec)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return p.Spec()
-}
+// cdcSpec, validationSpec and reconcileSpec are the stages' specs as the
+// binary builds them: from the catalog.
+func (w *syncWorld) cdcSpec() pipeline.Spec { return w.stageSpec(catalog.StageCDC) }
 
-func (w *syncWorld) validationSpec() pipeline.Spec {
-	v, err := datasync.NewValidation(w.codec)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return v.Spec()
-}
+func (w *syncWorld) validationSpec() pipeline.Spec { return w.stageSpec(catalog.StageValidation) }
 
-func (w *syncWorld) reconcileSpec() pipeline.Spec {
-	r, err := datasync.NewReconciliation(w.codec, datasync.WithReconcileConfig(w.rc))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return r.Spec()
+func (w *syncWorld) reconcileSpec() pipeline.Spec { return w.stageSpec(catalog.StageReconciliation) }
+
+func (w *syncWorld) stageSpec(stage string) pipeline.Spec {
+	w.t.Helper()
+	return stageSpec(w.t, catalog.Settings{Registry: w.registry, Reconcile: &w.rc}, datasync.Name, stage)
 }
 
 // start runs one stage's instance as the binary builds it.

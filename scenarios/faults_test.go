@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/sim"
 	"github.com/carepipe/carepipe/sim/check"
@@ -60,7 +61,7 @@ func newOrdersWorld(t *testing.T, opts ...sim.ClusterOption) *ordersWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	w := &ordersWorld{t: t, cluster: c, k: c.Kafka(), spec: orders.New(nil).Spec()}
+	w := &ordersWorld{t: t, cluster: c, k: c.Kafka(), spec: stageSpec(t, catalog.Settings{}, orders.Name, orders.Name)}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
 	if err := pipeline.CreateTopics(context.Background(), w.adm, &w.spec, testPartitions, 1); err != nil {
@@ -84,7 +85,7 @@ func (w *ordersWorld) start(opts ...pipeline.Option) *instance {
 		pipeline.WithTransactionTimeout(5 * time.Second),
 		pipeline.WithLogger(testLogger()),
 	}
-	return startRunner(w.t, orders.New(nil).Spec(), append(base, opts...)...)
+	return startRunner(w.t, stageSpec(w.t, catalog.Settings{}, orders.Name, orders.Name), append(base, opts...)...)
 }
 
 func (w *ordersWorld) produce(recs []*kgo.Record) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -49,11 +50,7 @@ func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
 	w := &alertsWorld{t: t, cluster: c, rules: alerts.SeedRules()}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
-	proc, err := alerts.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.spec = proc.Spec()
+	w.spec = stageSpec(t, catalog.Settings{}, alerts.Name, alerts.Name)
 	if err := pipeline.CreateTopics(context.Background(), w.adm, &w.spec, testPartitions, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -95,14 +92,11 @@ type instance struct {
 }
 
 // start runs an alerts pipeline instance, built exactly as the binary
-// builds it.
+// builds it: from the catalog.
 func (w *alertsWorld) start(instanceID string, opts ...pipeline.Option) *instance {
 	w.t.Helper()
 	set := metrics.NewSet()
-	proc, err := alerts.New(alerts.WithMetrics(set), alerts.WithRules(w.rules))
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	spec := stageSpec(w.t, catalog.Settings{Rules: &w.rules, Metrics: func(string) *metrics.Set { return set }}, alerts.Name, alerts.Name)
 	base := []pipeline.Option{
 		pipeline.WithKafka(w.cluster.ClientOpts()...),
 		pipeline.WithMetrics(set),
@@ -113,7 +107,7 @@ func (w *alertsWorld) start(instanceID string, opts ...pipeline.Option) *instanc
 	if instanceID != "" {
 		base = append(base, pipeline.WithInstanceID(instanceID))
 	}
-	return startRunner(w.t, proc.Spec(), append(base, opts...)...)
+	return startRunner(w.t, spec, append(base, opts...)...)
 }
 
 // startRunner runs spec until the test ends or the instance is stopped.

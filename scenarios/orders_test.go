@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -27,14 +28,14 @@ func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
 	newClient := func(opts ...kgo.Opt) *kgo.Client { return clusterClient(t, c, opts...) }
 	prod := newClient()
 	adm := kadm.NewClient(newClient())
-	spec := orders.New(nil).Spec()
+	spec := stageSpec(t, catalog.Settings{}, orders.Name, orders.Name)
 	if err := pipeline.CreateTopics(context.Background(), adm, &spec, testPartitions, 1); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	clock := sim.NewVirtualClock(at)
 	start := func() *instance {
-		return startRunner(t, orders.New(nil).Spec(), pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+		return startRunner(t, stageSpec(t, catalog.Settings{}, orders.Name, orders.Name), pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
 			pipeline.WithInstanceID("orders-1"), pipeline.WithTransactionTimeout(5*time.Second), pipeline.WithLogger(testLogger()), pipeline.WithClock(clock))
 	}
 

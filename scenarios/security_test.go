@@ -24,6 +24,7 @@ import (
 
 	"github.com/carepipe/carepipe/app"
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -541,7 +542,7 @@ func TestSecurityRunnerStopsOnSASLErrors(t *testing.T) {
 			w := newSecureWorldOpts(t, false, ordersACLsWithout(), kfake.BrokerConfigs(map[string]string{"connections.max.reauth.ms": "1000"}))
 			ids := w.seedOrders(5)
 			tc2 := &tls.Config{RootCAs: w.pki.pool, MinVersion: tls.VersionTLS12}
-			r, err := pipeline.New(orders.New(nil).Spec(),
+			r, err := pipeline.New(stageSpec(t, catalog.Settings{}, orders.Name, orders.Name),
 				pipeline.WithKafka(append(w.cluster.ClientOpts(), kgo.DialTLSConfig(tc2),
 					kgo.SASL(scram.Auth{User: appUser, Pass: appPass}.AsSha512Mechanism()))...),
 				pipeline.WithCreateTopics(3, 1), pipeline.WithCommitInterval(50*time.Millisecond),

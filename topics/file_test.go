@@ -44,7 +44,7 @@ topics:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := f.Layout(SeedDefaults())
+	d := f.Layout(SeedDefaults()).Resolve(3)
 	if d.Partitions != 24 || d.Replication != 3 || d.Configs["compression.type"] != "zstd" || d.Configs["min.insync.replicas"] != "2" {
 		t.Fatalf("layout %+v", d)
 	}

@@ -34,27 +34,55 @@ type Topic struct {
 
 // Defaults are the layout of topics that specs do not decide themselves.
 type Defaults struct {
-	Partitions  int32
+	Partitions int32
+	// Replication is every topic's replication factor; 0: decided by
+	// the cluster's size (see Resolve).
 	Replication int16
 	// Configs apply to every topic; a topic's own configs (compaction, a
 	// larger error topic) win.
 	Configs map[string]string
 }
 
-// SeedDefaults is the seed's topic layout: 12 partitions, replication 3,
-// min.insync.replicas 2, lz4, 1 MB messages, 7 days' retention (tables and
-// changelogs are compacted instead).
+// SeedDefaults is the seed's topic layout: 12 partitions, lz4, 1 MB
+// messages, 7 days' retention (tables and changelogs are compacted
+// instead), and the replication and min.insync.replicas the cluster's
+// size allows (see Resolve): 3 and 2 on three brokers or more.
 func SeedDefaults() Defaults {
 	return Defaults{
-		Partitions:  12,
-		Replication: 3,
+		Partitions: 12,
 		Configs: map[string]string{
-			"min.insync.replicas": "2",
-			"compression.type":    "lz4",
-			"max.message.bytes":   "1000000",
-			"retention.ms":        strconv.FormatInt((7 * 24 * time.Hour).Milliseconds(), 10),
+			"compression.type":  "lz4",
+			"max.message.bytes": "1000000",
+			"retention.ms":      strconv.FormatInt((7 * 24 * time.Hour).Milliseconds(), 10),
 		},
 	}
+}
+
+// Resolve is d for a cluster of the given number of brokers, the one
+// layout `carepipe topics plan` checks and `carepipe run --create-topics`
+// creates:
+//   - a replication of 0 becomes 3, or the brokers' count when there are
+//     fewer (one on an embedded demo cluster);
+//   - min.insync.replicas, unless d's configs set it, becomes the
+//     replication less one, at most 2 and at least 1. With 3 replicas an
+//     acks=all write (every carepipe write: transactions require it) is
+//     acknowledged by 2 and survives the loss of a broker. With 2 or 1, a
+//     minimum of every replica would refuse every write while one broker
+//     is down, or always (NotEnoughReplicas) where it exceeds the
+//     replicas: one acknowledgement is what such a cluster can promise.
+func (d Defaults) Resolve(brokers int) Defaults {
+	if d.Replication == 0 {
+		d.Replication = int16(max(1, min(3, brokers)))
+	}
+	if _, ok := d.Configs["min.insync.replicas"]; !ok {
+		c := maps.Clone(d.Configs)
+		if c == nil {
+			c = map[string]string{}
+		}
+		c["min.insync.replicas"] = strconv.Itoa(max(1, min(2, int(d.Replication)-1)))
+		d.Configs = c
+	}
+	return d
 }
 
 // Desired is every topic the specs need, in spec order, each once, laid
@@ -260,11 +288,12 @@ func Describe(ctx context.Context, adm *kadm.Client, desired []Topic) (State, er
 // desired order; see Plan. It reads nothing: Compare(desired, State{})
 // is the plan for an empty cluster.
 func Compare(desired []Topic, st State) ([]Change, error) {
-	if st.Brokers > 0 {
-		for _, t := range desired {
-			if int(t.Replication) > st.Brokers {
-				return nil, fmt.Errorf("topic %s: replication %d exceeds the cluster's %d brokers", t.Name, t.Replication, st.Brokers)
-			}
+	for _, t := range desired {
+		if st.Brokers > 0 && int(t.Replication) > st.Brokers {
+			return nil, fmt.Errorf("topic %s: replication %d exceeds the cluster's %d brokers", t.Name, t.Replication, st.Brokers)
+		}
+		if n, err := strconv.Atoi(t.Configs["min.insync.replicas"]); err == nil && t.Replication > 0 && n > int(t.Replication) {
+			return nil, fmt.Errorf("topic %s: min.insync.replicas %d exceeds its replication %d: every acks=all write would be refused", t.Name, n, t.Replication)
 		}
 	}
 	var changes []Change

@@ -50,7 +50,11 @@ func TestPlanApplyPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs := []pipeline.Spec{pa.Spec(), orders.New(nil).Spec()}
+	ord, err := orders.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []pipeline.Spec{pa.Spec(), ord.Spec()}
 	d := SeedDefaults()
 	d.Replication = 1 // one embedded broker
 	desired := Desired(specs, d)
@@ -125,5 +129,45 @@ func TestPlanApplyPlan(t *testing.T) {
 	d.Replication = 3
 	if _, err := Plan(ctx, adm, Desired(specs, d)); err == nil || !strings.Contains(err.Error(), "exceeds the cluster's 1 brokers") {
 		t.Fatalf("Plan with replication 3 on one broker: %v", err)
+	}
+}
+
+// The layout follows the cluster's size: replication 3 where there are
+// three brokers or more, else as many as there are; min.insync.replicas
+// one less, at most 2, at least 1, so that an acks=all write is never
+// refused for want of replicas the topic cannot have. A replication or a
+// min.insync.replicas that is set is kept.
+func TestResolveDerivesMinInsyncFromReplication(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		brokers     int
+		replication int16
+		minInsync   string // set in the defaults' configs; "": unset
+		wantRepl    int16
+		wantMin     string
+	}{
+		{"one broker", 1, 0, "", 1, "1"},
+		{"two brokers", 2, 0, "", 2, "1"},
+		{"three brokers", 3, 0, "", 3, "2"},
+		{"five brokers", 5, 0, "", 3, "2"},
+		{"replication set", 5, 5, "", 5, "2"},
+		{"replication 2 set", 5, 2, "", 2, "1"},
+		{"min.insync set", 3, 0, "3", 3, "3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := SeedDefaults()
+			d.Replication = tc.replication
+			if tc.minInsync != "" {
+				d.Configs["min.insync.replicas"] = tc.minInsync
+			}
+			got := d.Resolve(tc.brokers)
+			if got.Replication != tc.wantRepl || got.Configs["min.insync.replicas"] != tc.wantMin {
+				t.Errorf("Resolve(%d) = replication %d, min.insync.replicas %s; want %d, %s",
+					tc.brokers, got.Replication, got.Configs["min.insync.replicas"], tc.wantRepl, tc.wantMin)
+			}
+		})
+	}
+	if _, ok := SeedDefaults().Configs["min.insync.replicas"]; ok {
+		t.Error("SeedDefaults sets min.insync.replicas: Resolve would not derive it from the replication")
 	}
 }

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ type cfg struct {
 	metrics        *metrics.Set
 	maxRecordBytes int
 	siteZone       *time.Location
+	names          pipeline.Names
 }
 
 // DefaultMaxRecordBytes is the default limit on an observation record's
@@ -50,9 +52,17 @@ func WithMaxRecordBytes(n int) Option { return func(c *cfg) { c.maxRecordBytes =
 // date starts at midnight UTC.
 func WithSiteTimeZone(loc *time.Location) Option { return func(c *cfg) { c.siteZone = loc } }
 
+// WithNames sets the deployment's names of the group and topics (an app
+// id, renamed topics; see [pipeline.Names]). Default: the built-in names
+// of topics.go.
+func WithNames(n pipeline.Names) Option { return func(c *cfg) { c.names = n } }
+
 func (c *cfg) validate() error {
 	if c.maxRecordBytes <= 0 {
 		return errors.New("alerts: max record bytes must be positive")
+	}
+	if err := c.names.Validate(); err != nil {
+		return fmt.Errorf("alerts: %w", err)
 	}
 	return nil
 }
@@ -66,6 +76,10 @@ type Processor struct {
 	siteZone       *time.Location
 	set            *metrics.Set
 	m              counters
+	// names are the deployment's; observations and patients are its
+	// names of the input and the patient table, looked up once.
+	names                  pipeline.Names
+	observations, patients string
 }
 
 type counters struct {
@@ -102,7 +116,8 @@ func New(opts ...Option) (*Processor, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Processor{rules: rs, maxRecordBytes: c.maxRecordBytes, siteZone: c.siteZone, set: c.metrics}
+	p := &Processor{rules: rs, maxRecordBytes: c.maxRecordBytes, siteZone: c.siteZone, set: c.metrics,
+		names: c.names, observations: c.names.Topic(TopicObservations), patients: c.names.Topic(TopicPatients)}
 	for i, s := range severities {
 		p.m.alerts[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_alerts_total{pipeline="` + Name + `",severity="` + string(s) + `"}`)
 	}
@@ -134,15 +149,19 @@ func (p *Processor) Rules() RulePack {
 
 // Spec is the pipeline's runtime spec.
 func (p *Processor) Spec() pipeline.Spec {
+	outs := make([]string, len(outputs))
+	for i, t := range outputs {
+		outs[i] = p.names.Topic(t)
+	}
 	return pipeline.Spec{
 		Name:         Name,
-		Group:        Group,
-		Inputs:       []string{TopicObservations},
-		Outputs:      append([]string(nil), outputs...),
-		ErrorTopic:   TopicErrors,
+		Group:        p.names.Group(Group),
+		Inputs:       []string{p.observations},
+		Outputs:      outs,
+		ErrorTopic:   p.names.Topic(TopicErrors),
 		Stores:       []string{StorePatientAlerts},
 		Repartitions: []string{RepartitionByPatient},
-		GlobalTables: []pipeline.GlobalTableSpec{{Topic: TopicPatients, Decode: decodePatientEntry}},
+		GlobalTables: []pipeline.GlobalTableSpec{{Topic: p.patients, Decode: decodePatientEntry}},
 		Process:      p.Process,
 	}
 }
@@ -167,7 +186,7 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	pid := in.Observation.PatientID
 	// The record's own key is tested when it is the patient id, so that a
 	// local record costs no key copy.
-	if r.Topic == TopicObservations && (string(r.Key) != pid || !c.IsLocal(r.Key)) {
+	if r.Topic == p.observations && (string(r.Key) != pid || !c.IsLocal(r.Key)) {
 		var extra []kgo.RecordHeader
 		if _, ok := envelope.HeaderCorrelation(r); !ok {
 			extra = []kgo.RecordHeader{{Key: envelope.HeaderCorrelationID, Value: []byte(in.CorrelationID())}}
@@ -189,8 +208,11 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 		return nil
 	}
 	out := &in.out
-	p.apply(in, f, c.Global(TopicPatients), nil, prev, out)
+	p.apply(in, f, c.Global(p.patients), nil, prev, out)
 	for _, rec := range out.Records {
+		if p.names.Topics != nil {
+			rec.Topic = p.names.Topic(rec.Topic)
+		}
 		c.Emit(rec)
 	}
 	if out.State != nil {

@@ -443,7 +443,7 @@ func TestCDCAvroSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cdc, err := NewCDC(codec, WithSources(w.sources), WithSourceRegistry(cl))
+	cdc, err := NewCDC(WithCodec(codec), WithSources(w.sources), WithSourceRegistry(cl))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,22 +21,23 @@ type CDC struct {
 	// tombstones counts the tombstones passed over: no change, no error
 	// (carepipe_datasync_tombstones_total).
 	tombstones *metrics.Counter
+	group      string
 }
 
-// NewCDC builds the stage, encoding with codec.
-func NewCDC(codec *Codec, opts ...Option) (*CDC, error) {
-	if codec == nil {
-		return nil, errNoCodec
-	}
+// NewCDC builds the stage, encoding with the codec of [WithCodec].
+func NewCDC(opts ...Option) (*CDC, error) {
 	o, err := build(opts)
 	if err != nil {
 		return nil, err
 	}
-	return newCDC(codec, o), nil
+	if o.codec == nil {
+		return nil, errNoCodec
+	}
+	return newCDC(o.codec, o), nil
 }
 
 func newCDC(codec *Codec, o *options) *CDC {
-	p := &CDC{codec: codec, sources: o.sources, avro: newAvroSource(o.registry), mapped: make(map[Entity]*metrics.Counter),
+	p := &CDC{group: o.names.Group(GroupCDC), codec: codec, sources: o.sources, avro: newAvroSource(o.registry), mapped: make(map[Entity]*metrics.Counter),
 		tombstones: o.set.GetOrCreateCounter(`carepipe_datasync_tombstones_total{pipeline="` + NameCDC + `"}`)}
 	for _, e := range entities {
 		p.mapped[e] = o.set.GetOrCreateCounter(`carepipe_datasync_changes_total{pipeline="` + NameCDC + `",entity="` + string(e) + `"}`)
@@ -61,7 +62,7 @@ func (p *CDC) Spec() pipeline.Spec {
 	}
 	return pipeline.Spec{
 		Name:       NameCDC,
-		Group:      GroupCDC,
+		Group:      p.group,
 		Inputs:     p.sources.Topics(),
 		Outputs:    outs,
 		ErrorTopic: TopicErrors,

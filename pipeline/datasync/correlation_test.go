@@ -27,7 +27,7 @@ func TestCDCReplacesAnInvalidMetadataCorrelationID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cdc, err := NewCDC(codec)
+	cdc, err := NewCDC(WithCodec(codec))
 	if err != nil {
 		t.Fatal(err)
 	}

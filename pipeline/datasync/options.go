@@ -20,6 +20,8 @@ type options struct {
 	reconcile ReconcileConfig
 	sources   *Sources
 	registry  *sr.Client
+	names     pipeline.Names
+	codec     *Codec
 }
 
 // WithMetrics sets the set a stage's metrics are registered in. Default: a
@@ -33,6 +35,19 @@ func WithPolicies(p Policies) Option { return func(o *options) { o.policies = p 
 // WithReconcileConfig sets the reconciliation stage's expected targets and
 // deadline. Default [DefaultReconcileConfig].
 func WithReconcileConfig(c ReconcileConfig) Option { return func(o *options) { o.reconcile = c } }
+
+// WithCodec sets the codec of the canonical schemas a stage decodes and
+// encodes with, as [Register] returns it. Required by [NewCDC],
+// [NewValidation] and [NewReconciliation]; [Specs] needs none.
+func WithCodec(c *Codec) Option { return func(o *options) { o.codec = c } }
+
+// WithNames sets the deployment's names: its app id prefixes the stages'
+// groups, and with them their changelogs, repartition topics and
+// transactional ids (see [pipeline.Names]). Default: the built-in names.
+// The stages' topics are not renamed here: the inputs are the sources
+// file's ([WithSources]), and the canonical topics are a contract derived
+// from the entity types; a Names that renames topics is refused.
+func WithNames(n pipeline.Names) Option { return func(o *options) { o.names = n } }
 
 // build applies opts over the defaults and checks the result.
 func build(opts []Option) (*options, error) {
@@ -57,6 +72,12 @@ func build(opts []Option) (*options, error) {
 	}
 	if err := o.reconcile.validate(); err != nil {
 		return nil, err
+	}
+	if err := o.names.Validate(); err != nil {
+		return nil, fmt.Errorf("datasync: %w", err)
+	}
+	if len(o.names.Topics) > 0 {
+		return nil, errors.New("datasync: its topics cannot be renamed (its inputs are the sources file's)")
 	}
 	return o, nil
 }

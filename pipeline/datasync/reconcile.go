@@ -140,23 +140,27 @@ type Reconciliation struct {
 	overdue   map[Entity]*metrics.Counter
 	acks      map[string]*metrics.Counter
 	rekeyed   *metrics.Counter
+	// repartition is the deployment's name of the by-entity topic.
+	group, repartition string
 }
 
-// NewReconciliation builds the stage, decoding with codec.
-func NewReconciliation(codec *Codec, opts ...Option) (*Reconciliation, error) {
-	if codec == nil {
-		return nil, errNoCodec
-	}
+// NewReconciliation builds the stage, decoding with the codec of
+// [WithCodec].
+func NewReconciliation(opts ...Option) (*Reconciliation, error) {
 	o, err := build(opts)
 	if err != nil {
 		return nil, err
 	}
-	return newReconciliation(codec, o), nil
+	if o.codec == nil {
+		return nil, errNoCodec
+	}
+	return newReconciliation(o.codec, o), nil
 }
 
 func newReconciliation(codec *Codec, o *options) *Reconciliation {
 	set, cfg := o.set, o.reconcile
-	p := &Reconciliation{codec: codec, cfg: cfg, completed: map[Entity]*metrics.Counter{}, overdue: map[Entity]*metrics.Counter{}, acks: map[string]*metrics.Counter{}}
+	group := o.names.Group(GroupReconciliation)
+	p := &Reconciliation{group: group, repartition: pipeline.RepartitionTopic(group, RepartitionByEntity), codec: codec, cfg: cfg, completed: map[Entity]*metrics.Counter{}, overdue: map[Entity]*metrics.Counter{}, acks: map[string]*metrics.Counter{}}
 	for _, e := range entities {
 		p.completed[e] = set.GetOrCreateCounter(`carepipe_datasync_reconciliations_completed_total{pipeline="` + NameReconciliation + `",entity="` + string(e) + `"}`)
 		p.overdue[e] = set.GetOrCreateCounter(`carepipe_datasync_reconciliations_overdue_total{pipeline="` + NameReconciliation + `",entity="` + string(e) + `"}`)
@@ -195,7 +199,7 @@ func (p *Reconciliation) Spec() pipeline.Spec {
 	}
 	return pipeline.Spec{
 		Name:           NameReconciliation,
-		Group:          GroupReconciliation,
+		Group:          p.group,
 		Inputs:         ins,
 		Outputs:        outs,
 		ErrorTopic:     TopicErrors,
@@ -216,7 +220,7 @@ func AggregateKey(e Entity, id string) string { return string(e) + "/" + id }
 // Process folds a validated version or a target's acknowledgement into the
 // entity's aggregate.
 func (p *Reconciliation) Process(c *pipeline.Context, r *kgo.Record) error {
-	repart := pipeline.RepartitionTopic(GroupReconciliation, RepartitionByEntity)
+	repart := p.repartition
 	target := envelope.HeaderValue(r, HeaderSyncTarget)
 	if r.Topic != repart {
 		target = targetOfTopic(r.Topic)
@@ -285,7 +289,7 @@ func (p *Reconciliation) validated(c *pipeline.Context, r *kgo.Record, e Entity)
 		return pipeline.Rejectf(pipeline.ErrInvalid, "validated event carries no record id")
 	}
 	key := []byte(sys.ID)
-	if r.Topic != pipeline.RepartitionTopic(GroupReconciliation, RepartitionByEntity) && (string(r.Key) != sys.ID || !c.IsLocal(key)) {
+	if r.Topic != p.repartition && (string(r.Key) != sys.ID || !c.IsLocal(key)) {
 		c.Repartition(RepartitionByEntity, key, kgo.RecordHeader{Key: HeaderEntityType, Value: []byte(e)})
 		p.rekeyed.Inc()
 		return nil
@@ -343,7 +347,7 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 		return pipeline.Rejectf(pipeline.ErrInvalid, "target %s is not expected to synchronize %s", target, e)
 	}
 	key := []byte(se.EntityID)
-	if r.Topic != pipeline.RepartitionTopic(GroupReconciliation, RepartitionByEntity) && (string(r.Key) != se.EntityID || !c.IsLocal(key)) {
+	if r.Topic != p.repartition && (string(r.Key) != se.EntityID || !c.IsLocal(key)) {
 		extra := []kgo.RecordHeader{{Key: HeaderSyncTarget, Value: []byte(target)}}
 		if _, ok := envelope.HeaderCorrelation(r); !ok {
 			extra = append(extra, kgo.RecordHeader{Key: envelope.HeaderCorrelationID, Value: []byte(envelope.DerivedCorrelationID(r.Topic, r.Partition, r.Offset))})

@@ -4,6 +4,9 @@ import "time"
 
 // Names of the pipelines, their groups and shared topics.
 const (
+	// Name is the pipeline's name, as --pipelines says it; each stage
+	// has its own name below.
+	Name                = "datasync"
 	NameCDC             = "datasync_cdc"
 	NameValidation      = "datasync_validation"
 	NameReconciliation  = "datasync_reconciliation"

@@ -21,26 +21,30 @@ type Validation struct {
 	policies Policies
 	outcomes map[Entity]map[string]*metrics.Counter
 	rekeyed  *metrics.Counter
+	// repartition is the deployment's name of the by-entity topic.
+	group, repartition string
 }
 
 // Outcomes of a change at validation, as metric labels.
 var validationOutcomes = [...]string{"applied", "conflict_resolved", "kept", "duplicate", "stale", "invalid"}
 
-// NewValidation builds the stage, decoding and encoding with codec.
-func NewValidation(codec *Codec, opts ...Option) (*Validation, error) {
-	if codec == nil {
-		return nil, errNoCodec
-	}
+// NewValidation builds the stage, decoding and encoding with the codec of
+// [WithCodec].
+func NewValidation(opts ...Option) (*Validation, error) {
 	o, err := build(opts)
 	if err != nil {
 		return nil, err
 	}
-	return newValidation(codec, o), nil
+	if o.codec == nil {
+		return nil, errNoCodec
+	}
+	return newValidation(o.codec, o), nil
 }
 
 func newValidation(codec *Codec, o *options) *Validation {
 	set, policies := o.set, o.policies
-	p := &Validation{codec: codec, policies: policies, outcomes: make(map[Entity]map[string]*metrics.Counter)}
+	group := o.names.Group(GroupValidation)
+	p := &Validation{group: group, repartition: pipeline.RepartitionTopic(group, RepartitionByEntity), codec: codec, policies: policies, outcomes: make(map[Entity]map[string]*metrics.Counter)}
 	for _, e := range entities {
 		p.outcomes[e] = make(map[string]*metrics.Counter)
 		for _, o := range validationOutcomes {
@@ -74,7 +78,7 @@ func (p *Validation) Spec() pipeline.Spec {
 	}
 	return pipeline.Spec{
 		Name:         NameValidation,
-		Group:        GroupValidation,
+		Group:        p.group,
 		Inputs:       ins,
 		Outputs:      outs,
 		ErrorTopic:   TopicErrors,
@@ -108,7 +112,7 @@ func entityOf(r *kgo.Record, repartition string) (Entity, error) {
 
 // Process validates and resolves one canonical change.
 func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
-	e, err := entityOf(r, pipeline.RepartitionTopic(GroupValidation, RepartitionByEntity))
+	e, err := entityOf(r, p.repartition)
 	if err != nil {
 		return err
 	}
@@ -124,7 +128,7 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 		return pipeline.Rejectf(pipeline.ErrInvalid, "canonical change has no entity id")
 	}
 	key := []byte(sys.ID)
-	if r.Topic != pipeline.RepartitionTopic(GroupValidation, RepartitionByEntity) && (string(r.Key) != sys.ID || !c.IsLocal(key)) {
+	if r.Topic != p.repartition && (string(r.Key) != sys.ID || !c.IsLocal(key)) {
 		extra := []kgo.RecordHeader{{Key: HeaderEntityType, Value: []byte(e)}}
 		c.Repartition(RepartitionByEntity, key, extra...)
 		p.rekeyed.Inc()

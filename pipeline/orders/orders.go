@@ -7,6 +7,7 @@
 package orders
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -28,17 +29,47 @@ const (
 	StatusProcessed = "PROCESSED"
 )
 
+// Option configures a [Processor]. Options are validated once, by [New].
+type Option func(*cfg)
+
+type cfg struct {
+	set   *metrics.Set
+	names pipeline.Names
+}
+
+// WithMetrics sets the set the processor's metrics are registered in.
+// Default (or nil): a new set.
+func WithMetrics(s *metrics.Set) Option { return func(c *cfg) { c.set = s } }
+
+// WithNames sets the deployment's names of the group and topics (an app
+// id, renamed topics; see [pipeline.Names]). Default: the built-in names.
+func WithNames(n pipeline.Names) Option { return func(c *cfg) { c.names = n } }
+
 // Processor processes orders; it keeps no state.
 type Processor struct {
 	processed *metrics.Counter
+	names     pipeline.Names
+	// out is the deployment's name of medication.order.processed.
+	out string
 }
 
-// New builds the processor, its metrics in set (nil: a new set).
-func New(set *metrics.Set) *Processor {
-	if set == nil {
-		set = metrics.NewSet()
+// New builds the processor. It fails only on invalid options.
+func New(opts ...Option) (*Processor, error) {
+	var c cfg
+	for _, o := range opts {
+		o(&c)
 	}
-	return &Processor{processed: set.GetOrCreateCounter(`carepipe_orders_processed_total{pipeline="` + Name + `"}`)}
+	if c.set == nil {
+		c.set = metrics.NewSet()
+	}
+	if err := c.names.Validate(); err != nil {
+		return nil, fmt.Errorf("orders: %w", err)
+	}
+	return &Processor{
+		processed: c.set.GetOrCreateCounter(`carepipe_orders_processed_total{pipeline="` + Name + `"}`),
+		names:     c.names,
+		out:       c.names.Topic(TopicProcessed),
+	}, nil
 }
 
 // Processed counts orders processed by this processor (for the demo's
@@ -49,10 +80,10 @@ func (p *Processor) Processed() uint64 { return p.processed.Get() }
 func (p *Processor) Spec() pipeline.Spec {
 	return pipeline.Spec{
 		Name:       Name,
-		Group:      Group,
-		Inputs:     []string{TopicSubmitted},
-		Outputs:    []string{TopicProcessed},
-		ErrorTopic: TopicErrors,
+		Group:      p.names.Group(Group),
+		Inputs:     []string{p.names.Topic(TopicSubmitted)},
+		Outputs:    []string{p.out},
+		ErrorTopic: p.names.Topic(TopicErrors),
 		Process:    p.Process,
 	}
 }
@@ -66,7 +97,7 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 		return err
 	}
 	corr := envelope.CorrelationID(r, meta)
-	c.Emit(&kgo.Record{Topic: TopicProcessed, Key: r.Key, Value: v, Headers: envelope.OutputHeaders(corr, EventSource, TopicProcessed)})
+	c.Emit(&kgo.Record{Topic: p.out, Key: r.Key, Value: v, Headers: envelope.OutputHeaders(corr, EventSource, TopicProcessed)})
 	p.processed.Inc()
 	return nil
 }

@@ -3,6 +3,7 @@ package priorauth
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -29,6 +30,12 @@ func WithConfig(c Config) Option { return func(p *Processor) { p.cfg = c } }
 // Default: a new set.
 func WithMetrics(s *metrics.Set) Option { return func(p *Processor) { p.set = s } }
 
+// WithNames sets the deployment's names of the group and topics (an app
+// id, renamed topics; see [pipeline.Names]). Default: the built-in names.
+// Processing, the event-type headers and the stored records keep the
+// built-in topic names.
+func WithNames(n pipeline.Names) Option { return func(p *Processor) { p.names = n } }
+
 // lateKinds are the kind labels of carepipe_priorauth_stale_events_total,
 // by the input topic of the late event: a determination the case had
 // moved past, a communication report after the approval expired.
@@ -40,8 +47,11 @@ var lateKinds = map[string]string{
 // Processor is the orchestrator's processing. Its state lives in the
 // runtime's store, so one Processor serves every partition.
 type Processor struct {
-	cfg         Config
-	set         *metrics.Set
+	cfg   Config
+	set   *metrics.Set
+	names pipeline.Names
+	// repartition is the deployment's name of the repartition topic.
+	repartition string
 	transitions map[Status]*metrics.Counter
 	duplicates  *metrics.Counter
 	late        map[string]*metrics.Counter
@@ -64,6 +74,10 @@ func New(opts ...Option) (*Processor, error) {
 	if err := p.cfg.validate(); err != nil {
 		return nil, err
 	}
+	if err := p.names.Validate(); err != nil {
+		return nil, fmt.Errorf("priorauth: %w", err)
+	}
+	p.repartition = pipeline.RepartitionTopic(p.names.Group(Group), RepartitionByPriorAuth)
 	p.transitions = make(map[Status]*metrics.Counter, len(statuses))
 	for _, s := range statuses {
 		p.transitions[s] = p.set.GetOrCreateCounter(`carepipe_priorauth_transitions_total{pipeline="` + Name + `",status="` + string(s) + `"}`)
@@ -93,10 +107,10 @@ func (p *Processor) Metrics() *metrics.Set { return p.set }
 func (p *Processor) Spec() pipeline.Spec {
 	return pipeline.Spec{
 		Name:           Name,
-		Group:          Group,
-		Inputs:         Inputs(),
-		Outputs:        Outputs(),
-		ErrorTopic:     TopicErrors,
+		Group:          p.names.Group(Group),
+		Inputs:         p.rename(inputs),
+		Outputs:        p.rename(outputs),
+		ErrorTopic:     p.names.Topic(TopicErrors),
 		Stores:         []string{StorePriorAuths, StoreTimers},
 		Repartitions:   []string{RepartitionByPriorAuth},
 		Process:        p.Process,
@@ -105,14 +119,25 @@ func (p *Processor) Spec() pipeline.Spec {
 	}
 }
 
+// rename is ts by the deployment's names.
+func (p *Processor) rename(ts []string) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = p.names.Topic(t)
+	}
+	return out
+}
+
 // Process is the pipeline's [pipeline.ProcessFunc]. An event not keyed by
 // its prior-auth id on the partition that owns it (every prescription, keyed
 // by its own id) is re-keyed through the repartition topic, with the topic
 // it came from and its correlation id in headers. Otherwise the event runs
 // through [Config.Transition] against the stored record.
 func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
-	topic := r.Topic
-	if topic == pipeline.RepartitionTopic(Group, RepartitionByPriorAuth) {
+	// Processing reads events by their built-in topic names, whatever
+	// the deployment calls them; so does the repartition's header.
+	topic := p.names.Default(r.Topic)
+	if r.Topic == p.repartition {
 		topic = envelope.HeaderValue(r, headerEvent)
 	}
 	ev, err := DecodeIn(r, topic, p.cfg.zone())
@@ -120,7 +145,7 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 		return err
 	}
 	key := []byte(ev.PriorAuthID)
-	if r.Topic == topic && (string(r.Key) != ev.PriorAuthID || !c.IsLocal(key)) {
+	if r.Topic != p.repartition && (string(r.Key) != ev.PriorAuthID || !c.IsLocal(key)) {
 		extra := []kgo.RecordHeader{{Key: headerEvent, Value: []byte(topic)}}
 		if _, ok := envelope.HeaderCorrelation(r); !ok {
 			extra = append(extra, kgo.RecordHeader{Key: envelope.HeaderCorrelationID, Value: []byte(ev.CorrelationID)})
@@ -178,7 +203,7 @@ func (p *Processor) save(c *pipeline.Context, st *Step) error {
 	key := []byte(rec.ID)
 	for _, o := range st.Outputs {
 		c.Emit(&kgo.Record{
-			Topic: o.Topic, Key: key, Value: o.Value,
+			Topic: p.names.Topic(o.Topic), Key: key, Value: o.Value,
 			Headers: envelope.OutputHeaders(rec.CorrelationID, EventSource, o.Topic),
 		})
 		switch o.Topic {

@@ -54,6 +54,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 	"github.com/carepipe/carepipe/pipeline/orders"
@@ -208,6 +209,27 @@ func (w *world) startID(name, id string, extra ...kgo.Opt) error {
 	go func() { in.done <- r.Run(ctx) }()
 	w.running[name] = append(w.running[name], in)
 	return nil
+}
+
+// stage is a constructor of the spec of pipeline p's stage, built from
+// the catalog: each call builds a fresh processor, as a new instance does.
+func stage(ctx context.Context, s catalog.Settings, p, stage string) func() (pipeline.Spec, error) {
+	return func() (pipeline.Spec, error) {
+		def, ok := catalog.Lookup(p)
+		if !ok {
+			return pipeline.Spec{}, fmt.Errorf("no pipeline %s", p)
+		}
+		stages, err := def.Build(ctx, s)
+		if err != nil {
+			return pipeline.Spec{}, err
+		}
+		for _, st := range stages {
+			if st.Name == stage {
+				return st.Spec, nil
+			}
+		}
+		return pipeline.Spec{}, fmt.Errorf("pipeline %s has no stage %s", p, stage)
+	}
 }
 
 // stopInstance stops in, one of name's running instances, gracefully.
@@ -601,6 +623,12 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		return res, err
 	}
 	ctx := context.Background()
+	// Every instance is built as carepipe run builds it, from the
+	// catalog; the alerts evaluate the seed's rules.
+	rules := alerts.SeedRules()
+	settings := catalog.Settings{Rules: &rules, Registry: rcl}
+	// The accounting decodes the validated versions with the schemas'
+	// codec.
 	codec, err := datasync.Register(ctx, rcl)
 	if err != nil {
 		return res, err
@@ -615,35 +643,11 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		log:     log,
 		running: map[string][]*instance{}, next: map[string]int{}, faults: faults,
 		specs: map[string]func() (pipeline.Spec, error){
-			"orders": func() (pipeline.Spec, error) { return orders.New(nil).Spec(), nil },
-			"alerts": func() (pipeline.Spec, error) {
-				p, err := alerts.New(alerts.WithRules(alerts.SeedRules()))
-				if err != nil {
-					return pipeline.Spec{}, err
-				}
-				return p.Spec(), nil
-			},
-			"priorauth": func() (pipeline.Spec, error) {
-				p, err := priorauth.New()
-				if err != nil {
-					return pipeline.Spec{}, err
-				}
-				return p.Spec(), nil
-			},
-			"cdc": func() (pipeline.Spec, error) {
-				p, err := datasync.NewCDC(codec)
-				if err != nil {
-					return pipeline.Spec{}, err
-				}
-				return p.Spec(), nil
-			},
-			"validation": func() (pipeline.Spec, error) {
-				p, err := datasync.NewValidation(codec)
-				if err != nil {
-					return pipeline.Spec{}, err
-				}
-				return p.Spec(), nil
-			},
+			"orders":     stage(ctx, settings, orders.Name, orders.Name),
+			"alerts":     stage(ctx, settings, alerts.Name, alerts.Name),
+			"priorauth":  stage(ctx, settings, priorauth.Name, priorauth.Name),
+			"cdc":        stage(ctx, settings, datasync.Name, catalog.StageCDC),
+			"validation": stage(ctx, settings, datasync.Name, catalog.StageValidation),
 		},
 	}
 	defer func() { _ = w.stopAll() }()
