@@ -25,6 +25,7 @@ import (
 	"github.com/carepipe/carepipe/app"
 	"github.com/carepipe/carepipe/ops"
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 )
 
 // The operator's commands: describe, reset and errors. Their logic is
@@ -118,7 +119,7 @@ func describeCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	ts := ops.Describe(specs, app.PipelineNotes)
+	ts := ops.Describe(specs, catalog.NotesOf)
 	if *asJSON {
 		err = ops.WriteJSON(stdout, ts)
 	} else {

@@ -15,6 +15,7 @@ import (
 	"github.com/carepipe/carepipe/app"
 	"github.com/carepipe/carepipe/ops"
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -27,7 +28,7 @@ func TestDescribeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want bytes.Buffer
-	if err := ops.WriteJSON(&want, ops.Describe(specs, app.PipelineNotes)); err != nil {
+	if err := ops.WriteJSON(&want, ops.Describe(specs, catalog.NotesOf)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {

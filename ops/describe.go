@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 )
 
 // Topology is one pipeline's topology as describe prints it: every topic
@@ -48,14 +49,9 @@ type Store struct {
 	Changelog string `json:"changelog"`
 }
 
-// Notes are what a pipeline says of itself that its Spec does not carry.
-type Notes struct {
-	Keys, Timers string
-}
-
 // Describe returns the topology of each spec; notes, when set, gives a
 // pipeline's notes by its name.
-func Describe(specs []pipeline.Spec, notes func(pipeline string) Notes) []Topology {
+func Describe(specs []pipeline.Spec, notes func(pipeline string) catalog.Notes) []Topology {
 	ts := make([]Topology, 0, len(specs))
 	for i := range specs {
 		s := &specs[i]

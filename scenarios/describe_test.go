@@ -9,6 +9,7 @@ import (
 	"github.com/carepipe/carepipe/app"
 	"github.com/carepipe/carepipe/ops"
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/catalog"
 )
 
 // Issue 21: describe --json checked against the pipelines' specs. The
@@ -23,7 +24,7 @@ func TestDescribeJSONMatchesTheSpecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := ops.WriteJSON(&buf, ops.Describe(specs, app.PipelineNotes)); err != nil {
+	if err := ops.WriteJSON(&buf, ops.Describe(specs, catalog.NotesOf)); err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {

@@ -106,6 +106,26 @@ type Pipeline struct {
 	// which answers with patient data: known before building, so that a
 	// configuration can be checked without a registry.
 	Queries bool
+	// Notes say of each stage, by its spec's name, what the Spec does not
+	// carry: for carepipe describe.
+	Notes map[string]Notes
+}
+
+// Notes are what a stage says of itself that its Spec does not carry: how
+// its records are keyed and what its timers are.
+type Notes struct {
+	Keys, Timers string
+}
+
+// NotesOf are the notes of the stage whose spec is named spec; none for
+// a name no row has.
+func NotesOf(spec string) Notes {
+	for _, p := range All() {
+		if n, ok := p.Notes[spec]; ok {
+			return n
+		}
+	}
+	return Notes{}
 }
 
 // Build builds the pipeline's stages with s, in start order. ctx bounds
@@ -152,10 +172,28 @@ func (p Pipeline) Renamable() []string {
 // All is the table, in start order.
 func All() []Pipeline {
 	return []Pipeline{
-		{Name: alerts.Name, build: buildAlerts, specs: specsOf(buildAlerts)},
-		{Name: priorauth.Name, build: buildPriorAuth, specs: specsOf(buildPriorAuth), Queries: true},
-		{Name: datasync.Name, build: buildDataSync, specs: specsDataSync, fixedTopics: true, Queries: true},
-		{Name: orders.Name, build: buildOrders, specs: specsOf(buildOrders)},
+		{Name: alerts.Name, build: buildAlerts, specs: specsOf(buildAlerts), Notes: map[string]Notes{
+			alerts.Name: {Keys: "observations by patient id (any other key, or a patient another partition owns, is re-keyed through the repartition topic); " +
+				"fhir.Patient, the state and every output by patient id"},
+		}},
+		{Name: priorauth.Name, build: buildPriorAuth, specs: specsOf(buildPriorAuth), Queries: true, Notes: map[string]Notes{
+			priorauth.Name: {
+				Keys: "prescriptions by prescription id, re-keyed through the repartition topic by the prior-auth id derived from it; " +
+					"every later event, the state and every output by prior-auth id",
+				Timers: "per prior authorization, its earliest due timer (SLA breach, status check, expiry, purge) in the timers store, fired when due",
+			},
+		}},
+		{Name: datasync.Name, build: buildDataSync, specs: specsDataSync, fixedTopics: true, Queries: true, Notes: map[string]Notes{
+			datasync.NameCDC:        {Keys: "source records as the source system keys them; canonical changes by entity id"},
+			datasync.NameValidation: {Keys: "by entity id (a change keyed otherwise is re-keyed through the repartition topic); the state and validated versions too"},
+			datasync.NameReconciliation: {
+				Keys:   "by entity id (validated versions and target acknowledgements keyed otherwise are re-keyed through the repartition topic)",
+				Timers: "per entity, the deadline of its latest validated version in the timers store: reconciliation.<entity>.overdue when no acknowledgement came in time",
+			},
+		}},
+		{Name: orders.Name, build: buildOrders, specs: specsOf(buildOrders), Notes: map[string]Notes{
+			orders.Name: {Keys: "orders keep their key, input to output"},
+		}},
 	}
 }
 
