@@ -53,13 +53,13 @@ func freshHarness(b *testing.B, h **pipeline.Harness, spec pipeline.Spec) {
 }
 
 // errorClass is the error-type header the runtime writes for a Process
-// error: a RecordError's type, else ErrProcessing.
+// error: a RecordError's type, else TypeProcessing.
 func errorClass(err error) pipeline.ErrorType {
 	var re *pipeline.RecordError
 	if errors.As(err, &re) {
 		return re.Type
 	}
-	return pipeline.ErrProcessing
+	return pipeline.TypeProcessing
 }
 
 // reportRecords reports the records handed to Process per second.
@@ -391,7 +391,7 @@ func dsCheckLap(b *testing.B, cdcSpec, valSpec pipeline.Spec, val *datasync.Vali
 	other := 0
 	for typ, n := range errs {
 		switch typ {
-		case pipeline.ErrConflict, pipeline.ErrInvalid, pipeline.ErrDecode:
+		case pipeline.TypeConflict, pipeline.TypeInvalid, pipeline.TypeDecode:
 		default:
 			other += n
 		}
@@ -406,9 +406,9 @@ func dsCheckLap(b *testing.B, cdcSpec, valSpec pipeline.Spec, val *datasync.Vali
 		{"tombstones", tombstones, sum(truth.Tombstones)},
 		// Every source record is one of the truth's outcomes: none is kept.
 		{"kept changes", int(val.Count("kept")), len(recs) - truth.Total()},
-		{"conflict errors (stale updates)", errs[pipeline.ErrConflict], sum(truth.Stale)},
-		{"invalid errors", errs[pipeline.ErrInvalid], sum(truth.Invalid)},
-		{"decode errors", errs[pipeline.ErrDecode], sum(truth.Undecodable)},
+		{"conflict errors (stale updates)", errs[pipeline.TypeConflict], sum(truth.Stale)},
+		{"invalid errors", errs[pipeline.TypeInvalid], sum(truth.Invalid)},
+		{"decode errors", errs[pipeline.TypeDecode], sum(truth.Undecodable)},
 		{"errors of other classes", other, 0},
 	} {
 		if c.got != c.want {

@@ -129,7 +129,7 @@ func parseErrorRecord(r *kgo.Record, original originalValueFunc, unrecoverable b
 		return e
 	}
 	e.SourcePartition, e.SourceOffset = int32(p), o
-	if e.Type == string(pipeline.ErrTruncated) {
+	if e.Type == string(pipeline.TypeTruncated) {
 		e.ValueBytes, _ = strconv.Atoi(meta[pipeline.HeaderOriginalValueSize])
 		// Its original may still be on its source topic: see
 		// recoverFromSource.

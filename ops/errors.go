@@ -111,7 +111,7 @@ func readErrorTopic(ctx context.Context, kopts []kgo.Opt, adm *kadm.Client, spec
 		if !f.Match(e) || e.SourceTopic != "" && !consumed[e.SourceTopic] {
 			return nil
 		}
-		if e.Type == string(pipeline.ErrTruncated) {
+		if e.Type == string(pipeline.TypeTruncated) {
 			if err := recoverFromSource(ctx, kopts, adm, e); err != nil {
 				return err
 			}
@@ -147,7 +147,7 @@ func ReadErrorAt(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, to
 		}
 		return errStop
 	})
-	if err == nil && found != nil && found.Type == string(pipeline.ErrTruncated) {
+	if err == nil && found != nil && found.Type == string(pipeline.TypeTruncated) {
 		err = recoverFromSource(ctx, kopts, kadm.NewClient(cl), found)
 	}
 	if err != nil {

@@ -24,7 +24,7 @@ func rejecting(name string) pipeline.Spec {
 	return pipeline.Spec{
 		Name: name, Group: name + "-group", Inputs: []string{name + ".in"}, ErrorTopic: name + ".errors",
 		Process: func(*pipeline.Context, *kgo.Record) error {
-			return pipeline.Rejectf(pipeline.ErrInvalid, "rejected by the test")
+			return pipeline.Rejectf(pipeline.TypeInvalid, "rejected by the test")
 		},
 	}
 }
@@ -142,7 +142,7 @@ func TestReadErrorsRecoversOriginals(t *testing.T) {
 				if len(s.Value) == 32<<10 {
 					// Truncated: its original comes from its source
 					// topic, whole.
-					if e.Type != string(pipeline.ErrTruncated) || e.OriginalType != string(pipeline.ErrInvalid) || e.ValueBytes != len(s.Value) {
+					if e.Type != string(pipeline.TypeTruncated) || e.OriginalType != string(pipeline.TypeInvalid) || e.ValueBytes != len(s.Value) {
 						t.Errorf("truncated error record read as type %q, original type %q, %d value bytes", e.Type, e.OriginalType, e.ValueBytes)
 					}
 					if e.Original == nil || !same(e.Original, s) {
@@ -150,7 +150,7 @@ func TestReadErrorsRecoversOriginals(t *testing.T) {
 					}
 					continue
 				}
-				if e.Type != string(pipeline.ErrInvalid) || e.Message != "invalid: rejected by the test" && e.Message != "rejected by the test" {
+				if e.Type != string(pipeline.TypeInvalid) || e.Message != "invalid: rejected by the test" && e.Message != "rejected by the test" {
 					t.Errorf("%s: type %q message %q", e.Coordinates(), e.Type, e.Message)
 				}
 				if e.Original == nil {

@@ -210,7 +210,7 @@ func replayTopic(ctx context.Context, kopts []kgo.Opt, specs []pipeline.Spec, to
 			return nil
 		}
 		e := parseErrorRecord(r, original, !ok)
-		if e.Type == string(pipeline.ErrTruncated) {
+		if e.Type == string(pipeline.TypeTruncated) {
 			if err := recoverFromSource(ctx, kopts, adm, e); err != nil {
 				return err
 			}

@@ -63,7 +63,7 @@
 //     when the record whole would not (an input allows larger records than
 //     the error topic), a truncated error record goes instead, with the
 //     record's coordinates, sizes, SHA-256 and as much of its head as fits,
-//     error-type [ErrTruncated], counted by carepipe_error_records_truncated_total.
+//     error-type [TypeTruncated], counted by carepipe_error_records_truncated_total.
 //     The error topic's limit is read at start-up and checked against the
 //     inputs' (a warning); a broker that refuses an error record lowers it.
 //   - Headers follow what is derived. Each input's W3C trace context

@@ -67,7 +67,7 @@ func checkTruncatedOf(t *testing.T, e *kgo.Record, in []byte, offset int64, typ 
 	t.Helper()
 	h := headers(e)
 	sum := sha256.Sum256(in)
-	if h["error-type"] != string(pipeline.ErrTruncated) || h[pipeline.HeaderOriginalErrorType] != string(typ) ||
+	if h["error-type"] != string(pipeline.TypeTruncated) || h[pipeline.HeaderOriginalErrorType] != string(typ) ||
 		h["source-topic"] != "in" || h["source-offset"] != strconv.FormatInt(offset, 10) ||
 		h[pipeline.HeaderOriginalValueHash] != hex.EncodeToString(sum[:]) ||
 		h[pipeline.HeaderOriginalValueSize] != strconv.Itoa(len(in)) {
@@ -103,7 +103,7 @@ func TestRunnerOversizedOutputErrorRecordFitsItsTopic(t *testing.T) {
 	if string(out[0].Value) != "okok" {
 		t.Errorf("output %.20q, want okok", out[0].Value)
 	}
-	checkTruncatedOf(t, errs[0], big, 0, pipeline.ErrOversized, errLimit)
+	checkTruncatedOf(t, errs[0], big, 0, pipeline.TypeOversized, errLimit)
 	if stats.Aborts > 0 {
 		t.Errorf("%d transactions aborted, want none", stats.Aborts)
 	}
@@ -148,7 +148,7 @@ func TestRunnerLowersTheErrorLimitTheBrokerEnforces(t *testing.T) {
 	if string(out[1].Value) != "22" {
 		t.Errorf("output %.20q, want 22", out[1].Value)
 	}
-	checkTruncatedOf(t, errs[0], big, 1, pipeline.ErrOversized, errLimit)
+	checkTruncatedOf(t, errs[0], big, 1, pipeline.TypeOversized, errLimit)
 	if stats.SessionRestarts == 0 {
 		t.Error("no session restart: the refusal never happened")
 	}

@@ -24,7 +24,7 @@ import (
 // message is long), the runner writes a truncated error record instead, in
 // the same transaction, and the partition moves on:
 //
-//   - error-type is [ErrTruncated], and original-error-type the class the
+//   - error-type is [TypeTruncated], and original-error-type the class the
 //     record failed with; error-message is the message, cut to
 //     maxTruncatedMessage bytes; source-topic, source-partition and
 //     source-offset as usual.
@@ -41,9 +41,9 @@ import (
 //
 // The metric carepipe_error_records_truncated_total{pipeline} counts them.
 const (
-	// ErrTruncated is the error-type of a truncated error record. It is a
+	// TypeTruncated is the error-type of a truncated error record. It is a
 	// header value only: a processor rejects records with the other types.
-	ErrTruncated ErrorType = "oversized-truncated"
+	TypeTruncated ErrorType = "oversized-truncated"
 
 	// The headers a truncated error record adds, described above.
 	HeaderOriginalErrorType  = "original-error-type"
@@ -142,7 +142,7 @@ func (t *task) errorRecord(rec *kgo.Record, typ ErrorType, msg string) (out *kgo
 }
 
 // truncatedErrorRecord builds the truncated error record of rec (see
-// [ErrTruncated]) for an error topic whose batches hold at most limit
+// [TypeTruncated]) for an error topic whose batches hold at most limit
 // bytes. What fits is decided in order: the error headers, rec's key,
 // rec's headers one by one, then as much of rec's value as fits, found by
 // bisection, since a record's size grows with its value (by ErrorValue's
@@ -162,7 +162,7 @@ func truncatedErrorRecord(rec *kgo.Record, topic string, typ ErrorType, msg stri
 	}
 	valueSum := sha256.Sum256(rec.Value)
 	fixed := []kgo.RecordHeader{
-		{Key: "error-type", Value: []byte(ErrTruncated)},
+		{Key: "error-type", Value: []byte(TypeTruncated)},
 		{Key: "error-message", Value: []byte(msg)},
 		{Key: "source-topic", Value: []byte(rec.Topic)},
 		{Key: "source-partition", Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
@@ -196,7 +196,7 @@ func truncatedErrorRecord(rec *kgo.Record, topic string, typ ErrorType, msg stri
 			head := *rec
 			head.Value = rec.Value[:n]
 			head.Headers = hs[:len(kept)+len(extra)]
-			out.Value = errorValue(&head, ErrTruncated, msg, now)
+			out.Value = errorValue(&head, TypeTruncated, msg, now)
 		}
 		return batchBytes(out) <= limit
 	}

@@ -68,7 +68,7 @@ func checkTruncated(t errorfer, in, out *kgo.Record, typ ErrorType, limit int) {
 	}
 	sum := sha256.Sum256(in.Value)
 	want := map[string]string{
-		"error-type":             string(ErrTruncated),
+		"error-type":             string(TypeTruncated),
 		"source-topic":           in.Topic,
 		"source-partition":       strconv.Itoa(int(in.Partition)),
 		"source-offset":          strconv.FormatInt(in.Offset, 10),
@@ -130,26 +130,26 @@ func TestErrorRecordWholeUpToTheLimitTruncatedPast(t *testing.T) {
 	in := &kgo.Record{Topic: hTopic, Partition: 3, Offset: 42, Key: []byte("patient-1"), Value: randomBytes(1, 50_000),
 		Headers: []kgo.RecordHeader{{Key: "correlation-id", Value: []byte("c-1")}}}
 	msg := "oversized: observation of 50000 bytes exceeds the limit of 1000"
-	whole, truncated := newErrorTask(t, harnessSpec(), errorRecordMaxBytes).errorRecord(in, ErrOversized, msg)
+	whole, truncated := newErrorTask(t, harnessSpec(), errorRecordMaxBytes).errorRecord(in, TypeOversized, msg)
 	if truncated {
 		t.Fatal("truncated under the largest limit")
 	}
 	size := batchBytes(whole)
 	t.Run("exactly fits", func(t *testing.T) {
-		out, truncated := newErrorTask(t, harnessSpec(), size).errorRecord(in, ErrOversized, msg)
+		out, truncated := newErrorTask(t, harnessSpec(), size).errorRecord(in, TypeOversized, msg)
 		if truncated || !bytes.Equal(out.Value, in.Value) || !bytes.Equal(out.Key, in.Key) {
 			t.Errorf("error record truncated (%v) at a limit of its own size", truncated)
 		}
-		if h := errorHeaders(out); h["error-type"] != string(ErrOversized) || h["error-message"] != msg || h["correlation-id"] != "c-1" {
+		if h := errorHeaders(out); h["error-type"] != string(TypeOversized) || h["error-message"] != msg || h["correlation-id"] != "c-1" {
 			t.Errorf("headers %v", h)
 		}
 	})
 	t.Run("one byte over", func(t *testing.T) {
-		out, truncated := newErrorTask(t, harnessSpec(), size-1).errorRecord(in, ErrOversized, msg)
+		out, truncated := newErrorTask(t, harnessSpec(), size-1).errorRecord(in, TypeOversized, msg)
 		if !truncated {
 			t.Fatal("error record not truncated at a limit one byte under its size")
 		}
-		checkTruncated(t, in, out, ErrOversized, size-1)
+		checkTruncated(t, in, out, TypeOversized, size-1)
 		if len(out.Value) < len(in.Value)-400 {
 			t.Errorf("head of %d bytes: the truncated record's own headers should cost under 400 bytes", len(out.Value))
 		}
@@ -233,14 +233,14 @@ func TestTruncatedErrorRecord(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, truncated := newErrorTask(t, harnessSpec(), tc.limit).errorRecord(tc.in, ErrInvalid, tc.msg)
+			out, truncated := newErrorTask(t, harnessSpec(), tc.limit).errorRecord(tc.in, TypeInvalid, tc.msg)
 			if !truncated {
 				t.Fatal("not truncated")
 			}
 			if out.Topic != "in.errors" {
 				t.Errorf("topic %s, want in.errors", out.Topic)
 			}
-			checkTruncated(t, tc.in, out, ErrInvalid, tc.limit)
+			checkTruncated(t, tc.in, out, TypeInvalid, tc.limit)
 			if (out.Key != nil) != tc.keyOut && tc.in.Key != nil {
 				t.Errorf("key kept: %v, want %v", out.Key != nil, tc.keyOut)
 			}
@@ -261,7 +261,7 @@ func TestTruncatedErrorRecordThroughErrorValue(t *testing.T) {
 	}
 	const limit = 64 << 10
 	in := &kgo.Record{Topic: hTopic, Offset: 5, Key: []byte("k"), Value: randomBytes(10, 60_000)}
-	out, truncated := newErrorTask(t, spec, limit).errorRecord(in, ErrDecode, "decode: bad")
+	out, truncated := newErrorTask(t, spec, limit).errorRecord(in, TypeDecode, "decode: bad")
 	if !truncated {
 		t.Fatal("not truncated, though its value grows past the limit")
 	}
@@ -270,7 +270,7 @@ func TestTruncatedErrorRecordThroughErrorValue(t *testing.T) {
 	}
 	typ, enc, _ := strings.Cut(string(out.Value), "|")
 	head, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil || typ != string(ErrTruncated) {
+	if err != nil || typ != string(TypeTruncated) {
 		t.Fatalf("value %.40q: type %q, %v", out.Value, typ, err)
 	}
 	if !bytes.HasPrefix(in.Value, head) || strconv.Itoa(len(head)) != errorHeaders(out)[HeaderValueHeadSize] {
@@ -303,8 +303,8 @@ func TestTruncatedErrorRecordProperties(t *testing.T) {
 			Headers:   hs,
 		}
 		msg := strings.Repeat("m", rapid.IntRange(0, 3000).Draw(rt, "message"))
-		out := truncatedErrorRecord(in, "in.errors", ErrDecode, msg, limit, time.Time{}, nil)
-		checkTruncated(rt, in, out, ErrDecode, limit)
+		out := truncatedErrorRecord(in, "in.errors", TypeDecode, msg, limit, time.Time{}, nil)
+		checkTruncated(rt, in, out, TypeDecode, limit)
 	})
 }
 

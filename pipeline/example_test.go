@@ -23,7 +23,7 @@ func visitCounter() pipeline.Spec {
 		Stores:     []string{"counts"},
 		Process: func(c *pipeline.Context, r *kgo.Record) error {
 			if len(r.Key) == 0 {
-				return pipeline.Reject(pipeline.ErrInvalid, errors.New("a visit needs a patient key"))
+				return pipeline.Reject(pipeline.TypeInvalid, errors.New("a visit needs a patient key"))
 			}
 			s := c.Store("counts")
 			n := 0

@@ -17,9 +17,9 @@ import (
 // fails has its state writes rolled back and its emits dropped. Emit and
 // Repartition check the Spec's Outputs and Repartitions as the runtime
 // does (they panic, and the panic becomes the call's error). A panic is
-// recovered into an [ErrPanic] [RecordError], whose message names only
+// recovered into a [TypePanic] [RecordError], whose message names only
 // the panic value's type. An emit too large to produce fails the call with
-// [ErrOversized]. IsLocal and Partition follow [HarnessPartition], with the
+// [TypeOversized]. IsLocal and Partition follow [HarnessPartition], with the
 // runtime's partitioner. The Spec is checked by [New] itself.
 //
 // What is not: there is no transaction, changelog, restore, error topic
@@ -108,7 +108,7 @@ func NewHarness(spec Spec, opts ...HarnessOption) (*Harness, error) {
 // is returned, and the error is the one the runtime would send r to the
 // error topic with: a [RecordError] for a rejection, a panic or an
 // oversized emit, classified as the error-type header would be (errors.As
-// to *RecordError, else [ErrProcessing]), and wrapping what the processor
+// to *RecordError, else [TypeProcessing]), and wrapping what the processor
 // wrapped; or a [TransientError], on which the runtime sends nothing to the
 // error topic but aborts the transaction and processes r again. A record
 // on a topic the Spec does not consume (neither an input

@@ -29,7 +29,7 @@ var errBoom = errors.New("boom")
 //
 //   - "fanout": emits "a" on out, re-keys the record, emits "b" on out
 //   - "fail": returns an error wrapping errBoom
-//   - "reject": returns an ErrInvalid rejection
+//   - "reject": returns a TypeInvalid rejection
 //   - "panic": panics with a value quoting the record
 //   - "undeclared": emits to a topic the Spec does not declare
 //   - "undeclared-repartition": re-keys through an undeclared repartition
@@ -50,7 +50,7 @@ func harnessSpec() Spec {
 		Repartitions: []string{"by-key"},
 		GlobalTables: []GlobalTableSpec{{Topic: hNames, Decode: func(_, v []byte) (any, error) {
 			if string(v) == "bad" {
-				return nil, Rejectf(ErrDecode, "name not decodable")
+				return nil, Rejectf(TypeDecode, "name not decodable")
 			}
 			return string(v), nil
 		}}},
@@ -98,7 +98,7 @@ func harnessSpec() Spec {
 				return errors.Join(errors.New("processing failed"), errBoom)
 			case "reject":
 				side()
-				return Rejectf(ErrInvalid, "value rejected")
+				return Rejectf(TypeInvalid, "value rejected")
 			case "panic":
 				side()
 				panic(hSecret)
@@ -201,12 +201,12 @@ func TestHarnessFailedRecordRollsBack(t *testing.T) {
 		typ   ErrorType
 		cause error // wrapped by the error, when not nil
 	}{
-		{"fail", ErrProcessing, errBoom},
-		{"reject", ErrInvalid, nil},
-		{"panic", ErrPanic, nil},
-		{"undeclared", ErrPanic, nil},
-		{"undeclared-repartition", ErrPanic, nil},
-		{"huge", ErrOversized, nil},
+		{"fail", TypeProcessing, errBoom},
+		{"reject", TypeInvalid, nil},
+		{"panic", TypePanic, nil},
+		{"undeclared", TypePanic, nil},
+		{"undeclared-repartition", TypePanic, nil},
+		{"huge", TypeOversized, nil},
 	} {
 		t.Run(tc.value, func(t *testing.T) {
 			h := newHarness(t, harnessSpec())
@@ -319,8 +319,8 @@ func TestHarnessApplyFeedsGlobalTable(t *testing.T) {
 		t.Errorf("after Apply: %s, want Ada", got)
 	}
 	err := h.Apply(hNames, []byte("k"), []byte("bad"))
-	if errorTypeOf(err) != ErrDecode {
-		t.Errorf("undecodable record: error %v, want the Decode's ErrDecode", err)
+	if errorTypeOf(err) != TypeDecode {
+		t.Errorf("undecodable record: error %v, want the Decode's TypeDecode", err)
 	}
 	if got := name(); got != "Ada" {
 		t.Errorf("after an undecodable record: %s, want Ada kept", got)
@@ -359,7 +359,7 @@ func TestHarnessPunctuate(t *testing.T) {
 	}
 	h = newHarness(t, spec)
 	process(t, h, "k", "x")
-	if out, err := h.Punctuate(); errorTypeOf(err) != ErrPanic || out != nil {
+	if out, err := h.Punctuate(); errorTypeOf(err) != TypePanic || out != nil {
 		t.Errorf("Repartition in Punctuate: emits %q, error %v; want none and a panic", emitted(out), err)
 	}
 	if got := get(h, "counts", "p"); got != "<absent>" {

@@ -92,7 +92,7 @@ func newRunnerMetrics(set *metrics.Set, name, group string) *runnerMetrics {
 		errs:               make(map[ErrorType]*metrics.Counter),
 		lags:               make(map[topicPartition]*lagState),
 	}
-	for _, t := range []ErrorType{ErrDecode, ErrInvalid, ErrOversized, ErrProcessing, ErrPanic} {
+	for _, t := range []ErrorType{TypeDecode, TypeInvalid, TypeOversized, TypeProcessing, TypePanic} {
 		m.errorCounter(t)
 	}
 	for i, h := range invalidHeaderLabels {
@@ -239,7 +239,7 @@ func (m *runnerMetrics) observeBatch(n int, took time.Duration, last *kgo.Record
 // Stats is a snapshot of a runner's counters, for summaries and tests.
 type Stats struct {
 	RecordsIn, RecordsOut, Errors, Commits, Aborts, SessionRestarts uint64
-	// Conflicts counts, of Errors, the records of type [ErrConflict]:
+	// Conflicts counts, of Errors, the records of type [TypeConflict]:
 	// updates that lost to newer state. They are an expected outcome that
 	// the error topic keeps for audit, not a failure, and a summary shows
 	// them apart.
@@ -276,7 +276,7 @@ func (m *runnerMetrics) stats() Stats {
 	for t, c := range m.errs {
 		n := c.Get()
 		s.Errors += n
-		if t == ErrConflict {
+		if t == TypeConflict {
 			s.Conflicts += n
 		}
 	}

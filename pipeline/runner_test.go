@@ -47,7 +47,7 @@ func countSpec() pipeline.Spec {
 			c.Emit(&kgo.Record{Topic: "out", Key: key, Value: []byte(string(key) + ":" + strconv.Itoa(n))})
 			switch string(r.Value) {
 			case "boom":
-				return pipeline.Rejectf(pipeline.ErrInvalid, "value rejected")
+				return pipeline.Rejectf(pipeline.TypeInvalid, "value rejected")
 			case "panic":
 				panic("processor bug")
 			}

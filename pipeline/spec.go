@@ -51,8 +51,8 @@ type Spec struct {
 	// verbatim. A pipeline whose error topic has a structured contract sets
 	// it, and must keep the record whole inside the value it returns. When
 	// that error record would not fit the error topic, it is called again
-	// for a truncated one (see [ErrTruncated]) with a copy of the record
-	// whose value is a head of the original and typ ErrTruncated, several
+	// for a truncated one (see [TypeTruncated]) with a copy of the record
+	// whose value is a head of the original and typ TypeTruncated, several
 	// times, to find the longest head that fits: the size of what it
 	// returns should grow with the head's.
 	ErrorValue func(r *kgo.Record, typ ErrorType, msg string, now time.Time) []byte
@@ -115,19 +115,19 @@ type ProcessFunc func(c *Context, r *kgo.Record) error
 type ErrorType string
 
 const (
-	// ErrDecode: the record could not be decoded (not JSON, wrong shape).
-	ErrDecode ErrorType = "decode"
-	// ErrInvalid: the record decoded but breaks a rule of its contract.
-	ErrInvalid ErrorType = "invalid"
-	// ErrOversized: the record is larger than the pipeline accepts.
-	ErrOversized ErrorType = "oversized"
-	// ErrProcessing: the processor failed for another reason.
-	ErrProcessing ErrorType = "processing"
-	// ErrPanic: the processor panicked.
-	ErrPanic ErrorType = "panic"
-	// ErrConflict: the record lost to newer state (a stale update), and
+	// TypeDecode: the record could not be decoded (not JSON, wrong shape).
+	TypeDecode ErrorType = "decode"
+	// TypeInvalid: the record decoded but breaks a rule of its contract.
+	TypeInvalid ErrorType = "invalid"
+	// TypeOversized: the record is larger than the pipeline accepts.
+	TypeOversized ErrorType = "oversized"
+	// TypeProcessing: the processor failed for another reason.
+	TypeProcessing ErrorType = "processing"
+	// TypePanic: the processor panicked.
+	TypePanic ErrorType = "panic"
+	// TypeConflict: the record lost to newer state (a stale update), and
 	// the pipeline reports that on its error topic rather than dropping it.
-	ErrConflict ErrorType = "conflict"
+	TypeConflict ErrorType = "conflict"
 )
 
 // RecordError is a per-record failure: the record goes to the error topic and
@@ -174,7 +174,7 @@ func errorTypeOf(err error) ErrorType {
 	if errors.As(err, &re) {
 		return re.Type
 	}
-	return ErrProcessing
+	return TypeProcessing
 }
 
 // ChangelogTopic is the changelog topic of store in group.

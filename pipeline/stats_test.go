@@ -21,9 +21,9 @@ func TestStatsCountsConflictsApartFromFailures(t *testing.T) {
 		Process: func(c *pipeline.Context, r *kgo.Record) error {
 			switch string(r.Value) {
 			case "stale":
-				return pipeline.Rejectf(pipeline.ErrConflict, "lost to newer state")
+				return pipeline.Rejectf(pipeline.TypeConflict, "lost to newer state")
 			case "bad":
-				return pipeline.Rejectf(pipeline.ErrInvalid, "breaks the contract")
+				return pipeline.Rejectf(pipeline.TypeInvalid, "breaks the contract")
 			}
 			c.Emit(&kgo.Record{Topic: "out", Key: r.Key, Value: r.Value})
 			return nil

@@ -273,7 +273,7 @@ func (t *task) attempt(fn func() error) error {
 	if err == nil {
 		for _, out := range t.pending {
 			if size, limit, over := t.r.tooLarge(out); over {
-				err = Rejectf(ErrOversized, "output to %s of about %d bytes exceeds its max.message.bytes (%d)", out.Topic, size, limit)
+				err = Rejectf(TypeOversized, "output to %s of about %d bytes exceeds its max.message.bytes (%d)", out.Topic, size, limit)
 				break
 			}
 		}
@@ -297,7 +297,7 @@ func (t *task) punctuate() {
 func (t *task) callPunctuate() (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = Rejectf(ErrPanic, "punctuation panicked (%T)", p)
+			err = Rejectf(TypePanic, "punctuation panicked (%T)", p)
 		}
 	}()
 	return t.r.spec.Punctuate(&t.ctx)
@@ -308,7 +308,7 @@ func (t *task) call(rec *kgo.Record) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			// The panic value may quote the record: keep only its type.
-			err = Rejectf(ErrPanic, "processor panicked (%T)", p)
+			err = Rejectf(TypePanic, "processor panicked (%T)", p)
 		}
 	}()
 	return t.r.spec.Process(&t.ctx, rec)
@@ -347,7 +347,7 @@ func (t *task) repartition(name string, key []byte, extra []kgo.RecordHeader) {
 
 // sendError writes the error record of rec to the error topic: rec whole,
 // with the error's class and message and rec's coordinates as headers, or,
-// when that would not fit the error topic, truncated (see [ErrTruncated]).
+// when that would not fit the error topic, truncated (see [TypeTruncated]).
 // Either way it fits, so the transaction can commit and the partition moves
 // on.
 func (t *task) sendError(rec *kgo.Record, err error) {
@@ -362,7 +362,7 @@ func (t *task) sendError(rec *kgo.Record, err error) {
 			"value_bytes", len(rec.Value), "head_bytes", len(out.Value), "limit", t.r.errorLimit())
 		return
 	}
-	if typ == ErrConflict {
+	if typ == TypeConflict {
 		// A stale update is an expected outcome of conflict resolution,
 		// kept on the error topic by contract and counted there: not a
 		// warning (the demo made a run look like a failure of them).

@@ -17,7 +17,7 @@ import (
 // own: an error record is an input record whole plus error headers, so it
 // must fit records as large as any input topic accepts (the broker default
 // is about 1 MB). An input that allows more is checked at start-up, and its
-// records that do not fit are written truncated (see [ErrTruncated]).
+// records that do not fit are written truncated (see [TypeTruncated]).
 const errorTopicMaxBytes = 4 << 20
 
 // ErrorHeadersHeadroom is what an error record adds to its input record, at
@@ -206,7 +206,7 @@ func CreateTopics(ctx context.Context, adm *kadm.Client, s *Spec, partitions int
 
 // loadErrorLimit reads the max.message.bytes of the error topic and of the
 // inputs. The error topic's becomes the error records' limit (see
-// [ErrTruncated]); when it cannot be read, carepipe's own
+// [TypeTruncated]); when it cannot be read, carepipe's own
 // (errorTopicMaxBytes) is assumed, and a broker that refuses an error
 // record under it lowers it (errorTopicRefused). An input that allows
 // larger records than the error topic can take is a warning, not a

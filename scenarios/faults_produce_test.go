@@ -306,8 +306,8 @@ func TestFaultProduceUnproducibleOutput(t *testing.T) {
 			continue
 		}
 		found = true
-		if typ := h["error-type"]; typ != string(pipeline.ErrOversized) {
-			t.Errorf("the oversized order's error record has error-type %q, want %q", typ, pipeline.ErrOversized)
+		if typ := h["error-type"]; typ != string(pipeline.TypeOversized) {
+			t.Errorf("the oversized order's error record has error-type %q, want %q", typ, pipeline.TypeOversized)
 		}
 	}
 	if !found {

@@ -158,7 +158,7 @@ func TestReplayAfterFixDeliversEachOriginalOnce(t *testing.T) {
 
 	fixed := w.startAlertsIn(berlin)
 	specs := []pipeline.Spec{w.spec}
-	f := ops.Filter{ErrorType: string(pipeline.ErrInvalid), SourceTopic: alerts.TopicObservations}
+	f := ops.Filter{ErrorType: string(pipeline.TypeInvalid), SourceTopic: alerts.TopicObservations}
 	dry, err := ops.Replay(ctx, w.cluster.ClientOpts(), specs, f, ops.ReplayOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)

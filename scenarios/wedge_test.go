@@ -99,8 +99,8 @@ func TestWedgeOversizedPoisonRecordIsTruncated(t *testing.T) {
 	sum := sha256.Sum256(value)
 	keySum := sha256.Sum256(poison.Key)
 	for k, want := range map[string]string{
-		"error-type":                     string(pipeline.ErrTruncated),
-		pipeline.HeaderOriginalErrorType: string(pipeline.ErrOversized),
+		"error-type":                     string(pipeline.TypeTruncated),
+		pipeline.HeaderOriginalErrorType: string(pipeline.TypeOversized),
 		"source-topic":                   poison.Topic,
 		"source-partition":               strconv.Itoa(int(poison.Partition)),
 		"source-offset":                  strconv.FormatInt(poison.Offset, 10),

@@ -116,7 +116,7 @@ func Desired(specs []pipeline.Spec, d Defaults) []Topic {
 // fitErrorTopics raises each spec's error topic's max.message.bytes, where
 // it is below an input's plus [pipeline.ErrorHeadersHeadroom], to that: an
 // error record carries its input record whole, and one that cannot fit is
-// written truncated (see [pipeline.ErrTruncated]). The topics named in keep
+// written truncated (see [pipeline.TypeTruncated]). The topics named in keep
 // (a topics file that sets an error topic's limit itself) are left as they
 // are; the runner warns about them at start-up.
 func fitErrorTopics(specs []pipeline.Spec, ts []Topic, keep map[string]bool) {

@@ -102,7 +102,7 @@ func TestConformance(t *testing.T) {
 			var f findings
 			err := rs.evaluate(&obs, &f)
 			if c.Error != "" {
-				if errorType(err) != pipeline.ErrInvalid || !strings.Contains(err.Error(), c.Error) {
+				if errorType(err) != pipeline.TypeInvalid || !strings.Contains(err.Error(), c.Error) {
 					t.Fatalf("error %v, want an invalid record saying %q", err, c.Error)
 				}
 				// The message names the code, never the patient's value.

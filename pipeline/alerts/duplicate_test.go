@@ -65,8 +65,8 @@ func TestDuplicateMemberIsDecodeError(t *testing.T) {
 				}
 				return
 			}
-			if got := errorType(err); got != pipeline.ErrDecode {
-				t.Fatalf("error type %q (%v), want %q", got, err, pipeline.ErrDecode)
+			if got := errorType(err); got != pipeline.TypeDecode {
+				t.Fatalf("error type %q (%v), want %q", got, err, pipeline.TypeDecode)
 			}
 			if !errors.Is(err, jsontext.ErrDuplicate) || !strings.Contains(err.Error(), "duplicate member name") {
 				t.Errorf("error %q is not a duplicate member error", err)

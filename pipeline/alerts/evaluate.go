@@ -45,7 +45,7 @@ func classify(status string) (statusClass, error) {
 	case statusCancelled, statusEnteredInError:
 		return classWithdrawn, nil
 	}
-	return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation status is not a FHIR observation status")
+	return 0, pipeline.Rejectf(pipeline.TypeInvalid, "observation status is not a FHIR observation status")
 }
 
 // firing is a threshold rule that fires on an observation.
@@ -76,7 +76,7 @@ type vitalReading struct {
 }
 
 // evaluate reads what obs says. A value whose unit cannot be converted to
-// the unit a rule or NEWS2 needs is an [pipeline.ErrInvalid] record error,
+// the unit a rule or NEWS2 needs is an [pipeline.TypeInvalid] record error,
 // as is an unknown status or consciousness answer: never a silent miss.
 func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 	class, err := classify(obs.Status)
@@ -158,7 +158,7 @@ func plausible(m *Measurement, seen *codingConcepts) error {
 			continue
 		}
 		if v < l.lo || v > l.hi {
-			return pipeline.Rejectf(pipeline.ErrInvalid, "observation coded %s has a value outside the physiological limits %g to %g %s", c.Code, l.lo, l.hi, l.unit)
+			return pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value outside the physiological limits %g to %g %s", c.Code, l.lo, l.hi, l.unit)
 		}
 	}
 	return nil
@@ -235,7 +235,7 @@ func inUnit(m *Measurement, unit, code string) (v float64, converted bool, err e
 	if from == "" {
 		lc, ok := loincCodes[code]
 		if !ok || !lc.implied || !m.Bare {
-			return 0, false, pipeline.Rejectf(pipeline.ErrInvalid, "observation coded %s has a value without a unit", code)
+			return 0, false, pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value without a unit", code)
 		}
 		from = lc.unit
 	}
@@ -245,9 +245,9 @@ func inUnit(m *Measurement, unit, code string) (v float64, converted bool, err e
 	v, ok := ConvertUnit(m.Value, from, unit, code)
 	if !ok {
 		if !KnownUnit(from) {
-			return 0, false, pipeline.Rejectf(pipeline.ErrInvalid, "observation coded %s has a value in a unit carepipe does not know (want one convertible to %s)", code, unit)
+			return 0, false, pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value in a unit carepipe does not know (want one convertible to %s)", code, unit)
 		}
-		return 0, false, pipeline.Rejectf(pipeline.ErrInvalid, "observation coded %s has a value whose unit cannot be converted to %s", code, unit)
+		return 0, false, pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value whose unit cannot be converted to %s", code, unit)
 	}
 	return v, true, nil
 }
@@ -329,7 +329,7 @@ func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) er
 			}
 			v, ok := acvpuValue(m.Coded)
 			if !ok {
-				return pipeline.Rejectf(pipeline.ErrInvalid, "level of responsiveness answer is not an ACVPU code")
+				return pipeline.Rejectf(pipeline.TypeInvalid, "level of responsiveness answer is not an ACVPU code")
 			}
 			dst.add(VitalConsciousness, v)
 		case sys == SNOMED && c.Code == snomedOnOxygen:
@@ -389,7 +389,7 @@ func (s *ruleSet) missingValue(obs *Observation) error {
 	}
 	var cand [16]codeRule
 	if len(s.candidates(obs, cand[:0])) > 0 || s.news2.Enabled && news2Reads(&obs.Measurement) {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no value, components, hasMember or dataAbsentReason")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "observation has no value, components, hasMember or dataAbsentReason")
 	}
 	return nil
 }

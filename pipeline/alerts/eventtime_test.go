@@ -71,8 +71,8 @@ func TestEventTimeWithoutOffset(t *testing.T) {
 			p := newProcessor(t, WithSiteTimeZone(tt.site))
 			in, err := p.Decode(obsRecord(tt.value))
 			if tt.err != "" {
-				if got := errorType(err); got != pipeline.ErrInvalid {
-					t.Fatalf("error type %q (%v, event time %v), want %q", got, err, in.Observation.EventTime, pipeline.ErrInvalid)
+				if got := errorType(err); got != pipeline.TypeInvalid {
+					t.Fatalf("error type %q (%v, event time %v), want %q", got, err, in.Observation.EventTime, pipeline.TypeInvalid)
 				}
 				if !strings.Contains(err.Error(), tt.err) {
 					t.Errorf("error %q does not say %q", err, tt.err)

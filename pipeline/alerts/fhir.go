@@ -188,15 +188,15 @@ const (
 // a "payload" without one is read as a bare record, which then has no
 // resourceType either, so both readings reject it alike.
 //
-// Errors are [pipeline.RecordError]s: [pipeline.ErrDecode] when value is not
+// Errors are [pipeline.RecordError]s: [pipeline.TypeDecode] when value is not
 // JSON, not shaped like an Observation, or has an object with two members
-// of a name it reads ([jsontext.ErrDuplicate]), [pipeline.ErrInvalid] when it
+// of a name it reads ([jsontext.ErrDuplicate]), [pipeline.TypeInvalid] when it
 // breaks the contract (not an Observation, no id, no status, no code, no
 // patient subject, no value of any kind, a value that is not finite or
 // exceeds [MaxMagnitude], a value next to a dataAbsentReason, an unreadable
 // envelope timestamp). Messages never quote the record.
 //
-// A time of day without a time zone offset is an ErrInvalid here: FHIR
+// A time of day without a time zone offset is a TypeInvalid here: FHIR
 // requires one (http://hl7.org/fhir/R4/datatypes.html#dateTime), and only
 // the site knows which zone its clocks keep. A [Processor] given
 // [WithSiteTimeZone] reads such times in that zone.
@@ -235,7 +235,7 @@ func decodeObservation(value []byte, obs *Observation, site *time.Location) (env
 	s.End()
 	obs.codings = codings
 	if err := s.Err(); err != nil {
-		return envelope.Metadata{}, pipeline.Rejectf(pipeline.ErrDecode, "observation: %w", err)
+		return envelope.Metadata{}, pipeline.Rejectf(pipeline.TypeDecode, "observation: %w", err)
 	}
 	var meta envelope.Metadata
 	w := &bare
@@ -467,19 +467,19 @@ func scanCodings(s *jsontext.Scanner, buf *[]Coding) []Coding {
 func (w *wireObservation) observation(obs *Observation, site *time.Location) error {
 	switch {
 	case w.ResourceType != "Observation":
-		return pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Observation")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "resourceType is not Observation")
 	case w.ID == "":
-		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no id")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "observation has no id")
 	case !isFHIRID(w.ID):
-		return pipeline.Rejectf(pipeline.ErrInvalid, "observation id is not a FHIR id")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "observation id is not a FHIR id")
 	case w.Status == "":
-		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no status")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "observation has no status")
 	case !hasCode(w.Codings) && !w.CodeText:
-		return pipeline.Rejectf(pipeline.ErrInvalid, "observation has no code")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "observation has no code")
 	}
 	pid, ok := patientID(w.Subject)
 	if !ok {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "observation subject is not a Patient reference")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "observation subject is not a Patient reference")
 	}
 	own, err := w.wireMeasurement.measurement()
 	if err != nil {
@@ -569,7 +569,7 @@ func (m *wireMeasurement) measurement() (Measurement, error) {
 	}
 	out.Bare = bare
 	if ok && m.Absent {
-		return Measurement{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation has both a value and a dataAbsentReason")
+		return Measurement{}, pipeline.Rejectf(pipeline.TypeInvalid, "observation has both a value and a dataAbsentReason")
 	}
 	out.HasValue, out.Value, out.Absent = ok, v, m.Absent && !ok
 	switch {
@@ -592,9 +592,9 @@ func (m *wireMeasurement) measurement() (Measurement, error) {
 // undecodable record. envelope errors never quote the value.
 func classifyDecode(what string, err error) error {
 	if errors.Is(err, envelope.ErrTimestamp) {
-		return pipeline.Reject(pipeline.ErrInvalid, err)
+		return pipeline.Reject(pipeline.TypeInvalid, err)
 	}
-	return pipeline.Rejectf(pipeline.ErrDecode, "%s: %w", what, err)
+	return pipeline.Rejectf(pipeline.TypeDecode, "%s: %w", what, err)
 }
 
 func hasCode(cs []Coding) bool {
@@ -625,14 +625,14 @@ func (m *wireMeasurement) value() (v float64, ok, bare bool, err error) {
 // MaxMagnitude.
 func parseNumber(raw []byte) (float64, error) {
 	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
-		return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation value is not a number")
+		return 0, pipeline.Rejectf(pipeline.TypeInvalid, "observation value is not a number")
 	}
 	v, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
-		return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation value is not a finite number")
+		return 0, pipeline.Rejectf(pipeline.TypeInvalid, "observation value is not a finite number")
 	}
 	if math.Abs(v) > MaxMagnitude {
-		return 0, pipeline.Rejectf(pipeline.ErrInvalid, "observation value magnitude exceeds %g", MaxMagnitude)
+		return 0, pipeline.Rejectf(pipeline.TypeInvalid, "observation value magnitude exceeds %g", MaxMagnitude)
 	}
 	return v, nil
 }
@@ -708,12 +708,12 @@ func eventTime(site *time.Location, w *wireObservation) (time.Time, error) {
 				continue
 			}
 			if site == nil {
-				return time.Time{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation %s has a time without a time zone offset and no site time zone is configured", f.name)
+				return time.Time{}, pipeline.Rejectf(pipeline.TypeInvalid, "observation %s has a time without a time zone offset and no site time zone is configured", f.name)
 			}
 			t, _ := time.ParseInLocation(layout, f.v, site)
 			return t.UTC(), nil
 		}
-		return time.Time{}, pipeline.Rejectf(pipeline.ErrInvalid, "observation %s is not a FHIR dateTime or instant", f.name)
+		return time.Time{}, pipeline.Rejectf(pipeline.TypeInvalid, "observation %s is not a FHIR dateTime or instant", f.name)
 	}
 	return time.Time{}, nil
 }
@@ -767,9 +767,9 @@ type wirePatient struct {
 // compact form of the same context instead (see [patientEntry]); this is
 // the context whole, for callers that keep a few.
 //
-// Errors are [pipeline.RecordError]s: [pipeline.ErrDecode] when value is not
+// Errors are [pipeline.RecordError]s: [pipeline.TypeDecode] when value is not
 // JSON, not shaped like a Patient, or has a careTeam that is not JSON;
-// [pipeline.ErrInvalid] when it is not a Patient, has no id and no key, or
+// [pipeline.TypeInvalid] when it is not a Patient, has no id and no key, or
 // has an unreadable envelope timestamp. Messages never quote the record.
 func DecodePatient(key, value []byte) (any, error) {
 	p, err := readPatient(key, value)
@@ -801,14 +801,14 @@ func readPatient(key, value []byte) (PatientContext, error) {
 		return PatientContext{}, classifyDecode("patient", err)
 	}
 	if w.ResourceType != "Patient" {
-		return PatientContext{}, pipeline.Rejectf(pipeline.ErrInvalid, "resourceType is not Patient")
+		return PatientContext{}, pipeline.Rejectf(pipeline.TypeInvalid, "resourceType is not Patient")
 	}
 	p := PatientContext{ID: w.ID}
 	if p.ID == "" {
 		p.ID = string(key)
 	}
 	if p.ID == "" {
-		return PatientContext{}, pipeline.Rejectf(pipeline.ErrInvalid, "patient has no id")
+		return PatientContext{}, pipeline.Rejectf(pipeline.TypeInvalid, "patient has no id")
 	}
 	if len(w.Name) > 0 {
 		n := &w.Name[0]
@@ -847,7 +847,7 @@ func readPatient(key, value []byte) (PatientContext, error) {
 	if len(w.CareTeam) > 0 && string(w.CareTeam) != "null" {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, w.CareTeam); err != nil {
-			return PatientContext{}, pipeline.Rejectf(pipeline.ErrDecode, "patient: careTeam is not valid JSON")
+			return PatientContext{}, pipeline.Rejectf(pipeline.TypeDecode, "patient: careTeam is not valid JSON")
 		}
 		p.CareTeam = buf.Bytes()
 	}

@@ -196,7 +196,7 @@ func FuzzDecodeObservation(f *testing.F) {
 			// syntax (control characters in strings pass); the scanner
 			// checks everything, as encoding/json does.
 			var obs Observation
-			if _, err := DecodeObservation(value, &obs); errorType(err) != pipeline.ErrDecode {
+			if _, err := DecodeObservation(value, &obs); errorType(err) != pipeline.TypeDecode {
 				t.Fatalf("invalid JSON decoded with error %v, want a decode error", err)
 			}
 			return

@@ -152,32 +152,32 @@ func TestDecodeObservationErrors(t *testing.T) {
 		want  pipeline.ErrorType
 		msg   string
 	}{
-		{name: "not JSON", value: []byte(marker + " is not JSON"), want: pipeline.ErrDecode, msg: "not valid JSON at byte offset 0"},
-		{name: "truncated", value: withMarker(nil)[:40], want: pipeline.ErrDecode, msg: "not valid JSON at byte offset"},
-		{name: "JSON array", value: []byte(`["` + marker + `"]`), want: pipeline.ErrDecode, msg: "expected shape"},
-		{name: "field of wrong type", value: withMarker(func(o map[string]any) { o["status"] = 7 }), want: pipeline.ErrDecode, msg: "expected shape"},
-		{name: "wrong resourceType", value: withMarker(func(o map[string]any) { o["resourceType"] = "Patient" }), want: pipeline.ErrInvalid, msg: "resourceType is not Observation"},
-		{name: "no resourceType", value: withMarker(func(o map[string]any) { delete(o, "resourceType") }), want: pipeline.ErrInvalid, msg: "resourceType is not Observation"},
-		{name: "no id", value: withMarker(func(o map[string]any) { delete(o, "id") }), want: pipeline.ErrInvalid, msg: "observation has no id"},
-		{name: "id not a FHIR id", value: withMarker(func(o map[string]any) { o["id"] = marker + " x" }), want: pipeline.ErrInvalid, msg: "not a FHIR id"},
-		{name: "no code", value: withMarker(func(o map[string]any) { delete(o, "code") }), want: pipeline.ErrInvalid, msg: "observation has no code"},
+		{name: "not JSON", value: []byte(marker + " is not JSON"), want: pipeline.TypeDecode, msg: "not valid JSON at byte offset 0"},
+		{name: "truncated", value: withMarker(nil)[:40], want: pipeline.TypeDecode, msg: "not valid JSON at byte offset"},
+		{name: "JSON array", value: []byte(`["` + marker + `"]`), want: pipeline.TypeDecode, msg: "expected shape"},
+		{name: "field of wrong type", value: withMarker(func(o map[string]any) { o["status"] = 7 }), want: pipeline.TypeDecode, msg: "expected shape"},
+		{name: "wrong resourceType", value: withMarker(func(o map[string]any) { o["resourceType"] = "Patient" }), want: pipeline.TypeInvalid, msg: "resourceType is not Observation"},
+		{name: "no resourceType", value: withMarker(func(o map[string]any) { delete(o, "resourceType") }), want: pipeline.TypeInvalid, msg: "resourceType is not Observation"},
+		{name: "no id", value: withMarker(func(o map[string]any) { delete(o, "id") }), want: pipeline.TypeInvalid, msg: "observation has no id"},
+		{name: "id not a FHIR id", value: withMarker(func(o map[string]any) { o["id"] = marker + " x" }), want: pipeline.TypeInvalid, msg: "not a FHIR id"},
+		{name: "no code", value: withMarker(func(o map[string]any) { delete(o, "code") }), want: pipeline.TypeInvalid, msg: "observation has no code"},
 		{name: "codings without code", value: withMarker(func(o map[string]any) {
 			o["code"] = map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org"}}}
-		}), want: pipeline.ErrInvalid, msg: "observation has no code"},
+		}), want: pipeline.TypeInvalid, msg: "observation has no code"},
 		{name: "codings without code and empty text", value: withMarker(func(o map[string]any) {
 			o["code"] = map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org"}}, "text": ""}
-		}), want: pipeline.ErrInvalid, msg: "observation has no code"},
-		{name: "no subject", value: withMarker(func(o map[string]any) { delete(o, "subject") }), want: pipeline.ErrInvalid, msg: "not a Patient reference"},
-		{name: "subject not a patient", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "Group/" + marker} }), want: pipeline.ErrInvalid, msg: "not a Patient reference"},
-		{name: "subject with empty id", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "Patient/"} }), want: pipeline.ErrInvalid, msg: "not a Patient reference"},
-		{name: "subject lookalike", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "NotPatient/" + marker} }), want: pipeline.ErrInvalid, msg: "not a Patient reference"},
-		{name: "huge number", value: rawValue(t, "1000000000001"), want: pipeline.ErrInvalid, msg: "magnitude exceeds"},
-		{name: "huge negative number", value: rawValue(t, "-2e15"), want: pipeline.ErrInvalid, msg: "magnitude exceeds"},
-		{name: "overflowing number", value: rawValue(t, "1e400"), want: pipeline.ErrInvalid, msg: "not a finite number"},
-		{name: "NaN as string", value: withMarker(withValue("NaN")), want: pipeline.ErrInvalid, msg: "not a number"},
-		{name: "number as string", value: withMarker(withValue("120")), want: pipeline.ErrInvalid, msg: "not a number"},
-		{name: "bool value", value: withMarker(func(o map[string]any) { delete(o, "valueQuantity"); o["valueInteger"] = true }), want: pipeline.ErrInvalid, msg: "not a number"},
-		{name: "bad envelope timestamp", value: []byte(`{"metadata":{"timestamp":"` + marker + `"},"payload":` + string(withMarker(nil)) + `}`), want: pipeline.ErrInvalid, msg: "metadata timestamp"},
+		}), want: pipeline.TypeInvalid, msg: "observation has no code"},
+		{name: "no subject", value: withMarker(func(o map[string]any) { delete(o, "subject") }), want: pipeline.TypeInvalid, msg: "not a Patient reference"},
+		{name: "subject not a patient", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "Group/" + marker} }), want: pipeline.TypeInvalid, msg: "not a Patient reference"},
+		{name: "subject with empty id", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "Patient/"} }), want: pipeline.TypeInvalid, msg: "not a Patient reference"},
+		{name: "subject lookalike", value: withMarker(func(o map[string]any) { o["subject"] = map[string]any{"reference": "NotPatient/" + marker} }), want: pipeline.TypeInvalid, msg: "not a Patient reference"},
+		{name: "huge number", value: rawValue(t, "1000000000001"), want: pipeline.TypeInvalid, msg: "magnitude exceeds"},
+		{name: "huge negative number", value: rawValue(t, "-2e15"), want: pipeline.TypeInvalid, msg: "magnitude exceeds"},
+		{name: "overflowing number", value: rawValue(t, "1e400"), want: pipeline.TypeInvalid, msg: "not a finite number"},
+		{name: "NaN as string", value: withMarker(withValue("NaN")), want: pipeline.TypeInvalid, msg: "not a number"},
+		{name: "number as string", value: withMarker(withValue("120")), want: pipeline.TypeInvalid, msg: "not a number"},
+		{name: "bool value", value: withMarker(func(o map[string]any) { delete(o, "valueQuantity"); o["valueInteger"] = true }), want: pipeline.TypeInvalid, msg: "not a number"},
+		{name: "bad envelope timestamp", value: []byte(`{"metadata":{"timestamp":"` + marker + `"},"payload":` + string(withMarker(nil)) + `}`), want: pipeline.TypeInvalid, msg: "metadata timestamp"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,8 +203,8 @@ func TestProcessorDecodeOversized(t *testing.T) {
 		value []byte
 		want  pipeline.ErrorType
 	}{
-		{name: "over the limit, not decoded", value: []byte(strings.Repeat("x", 101)), want: pipeline.ErrOversized},
-		{name: "at the limit, decoded", value: []byte(strings.Repeat("x", 100)), want: pipeline.ErrDecode},
+		{name: "over the limit, not decoded", value: []byte(strings.Repeat("x", 101)), want: pipeline.TypeOversized},
+		{name: "at the limit, decoded", value: []byte(strings.Repeat("x", 100)), want: pipeline.TypeDecode},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,10 +298,10 @@ func TestDecodePatientErrors(t *testing.T) {
 		value string
 		want  pipeline.ErrorType
 	}{
-		{name: "not JSON", key: "p", value: marker, want: pipeline.ErrDecode},
-		{name: "not a Patient", key: "p", value: `{"resourceType":"Observation","id":"` + marker + `"}`, want: pipeline.ErrInvalid},
-		{name: "no id and no key", value: `{"resourceType":"Patient","name":[{"text":"` + marker + `"}]}`, want: pipeline.ErrInvalid},
-		{name: "name of wrong type", key: "p", value: `{"resourceType":"Patient","name":"` + marker + `"}`, want: pipeline.ErrDecode},
+		{name: "not JSON", key: "p", value: marker, want: pipeline.TypeDecode},
+		{name: "not a Patient", key: "p", value: `{"resourceType":"Observation","id":"` + marker + `"}`, want: pipeline.TypeInvalid},
+		{name: "no id and no key", value: `{"resourceType":"Patient","name":[{"text":"` + marker + `"}]}`, want: pipeline.TypeInvalid},
+		{name: "name of wrong type", key: "p", value: `{"resourceType":"Patient","name":"` + marker + `"}`, want: pipeline.TypeDecode},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -385,7 +385,7 @@ func TestNEWS2(t *testing.T) {
 		v := fixture(t, "observation_acvpu_voice.json", func(o map[string]any) {
 			o["valueCodeableConcept"] = map[string]any{"coding": []any{map[string]any{"system": LOINC, "code": "LA0000-0"}}}
 		})
-		if _, err := p.Handle(obsRecord(v), nil, nil); errorType(err) != pipeline.ErrInvalid {
+		if _, err := p.Handle(obsRecord(v), nil, nil); errorType(err) != pipeline.TypeInvalid {
 			t.Errorf("error %v, want an invalid record", err)
 		}
 	})
@@ -403,7 +403,7 @@ func TestUnconvertibleUnitIsAnErrorRecord(t *testing.T) {
 		o["valueQuantity"] = map[string]any{"value": 3.2, "unit": "mmol/l", "system": UCUM, "code": "mmol/kg"}
 	})
 	_, err := p.Handle(obsRecord(v), nil, nil)
-	if errorType(err) != pipeline.ErrInvalid {
+	if errorType(err) != pipeline.TypeInvalid {
 		t.Fatalf("error %v, want an invalid record", err)
 	}
 }

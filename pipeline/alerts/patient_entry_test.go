@@ -133,14 +133,14 @@ func TestPatientEntryErrors(t *testing.T) {
 		value string
 		want  pipeline.ErrorType
 	}{
-		{"not JSON", "p", marker, pipeline.ErrDecode},
-		{"not a Patient", "p", `{"resourceType":"Observation","id":"` + marker + `"}`, pipeline.ErrInvalid},
-		{"no resourceType", "p", `{"id":"` + marker + `"}`, pipeline.ErrInvalid},
-		{"no id and no key", "", `{"resourceType":"Patient","name":[{"text":"` + marker + `"}]}`, pipeline.ErrInvalid},
-		{"name of wrong type", "p", `{"resourceType":"Patient","name":"` + marker + `"}`, pipeline.ErrDecode},
-		{"GP of wrong type", "p", `{"resourceType":"Patient","generalPractitioner":{"reference":"` + marker + `"}}`, pipeline.ErrDecode},
-		{"careTeam not JSON", "p", `{"resourceType":"Patient","careTeam":[` + marker + `]}`, pipeline.ErrDecode},
-		{"envelope timestamp unreadable", "p", `{"metadata":{"timestamp":"` + marker + `"},"payload":{"resourceType":"Patient","id":"p"}}`, pipeline.ErrInvalid},
+		{"not JSON", "p", marker, pipeline.TypeDecode},
+		{"not a Patient", "p", `{"resourceType":"Observation","id":"` + marker + `"}`, pipeline.TypeInvalid},
+		{"no resourceType", "p", `{"id":"` + marker + `"}`, pipeline.TypeInvalid},
+		{"no id and no key", "", `{"resourceType":"Patient","name":[{"text":"` + marker + `"}]}`, pipeline.TypeInvalid},
+		{"name of wrong type", "p", `{"resourceType":"Patient","name":"` + marker + `"}`, pipeline.TypeDecode},
+		{"GP of wrong type", "p", `{"resourceType":"Patient","generalPractitioner":{"reference":"` + marker + `"}}`, pipeline.TypeDecode},
+		{"careTeam not JSON", "p", `{"resourceType":"Patient","careTeam":[` + marker + `]}`, pipeline.TypeDecode},
+		{"envelope timestamp unreadable", "p", `{"metadata":{"timestamp":"` + marker + `"},"payload":{"resourceType":"Patient","id":"p"}}`, pipeline.TypeInvalid},
 	}
 	decode := patientTableDecode(t)
 	for _, tt := range tests {

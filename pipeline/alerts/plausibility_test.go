@@ -74,8 +74,8 @@ func TestPlausibility(t *testing.T) {
 				}
 				return
 			}
-			if got := errorType(err); got != pipeline.ErrInvalid {
-				t.Fatalf("error type %q (%v), want %q", got, err, pipeline.ErrInvalid)
+			if got := errorType(err); got != pipeline.TypeInvalid {
+				t.Fatalf("error type %q (%v), want %q", got, err, pipeline.TypeInvalid)
 			}
 			if !strings.Contains(err.Error(), tt.limit) {
 				t.Errorf("error %q does not say %q", err, tt.limit)

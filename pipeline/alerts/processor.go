@@ -379,7 +379,7 @@ func (in *Input) eventTime() time.Time {
 }
 
 // Decode checks r's size and decodes its value as an Observation. Errors
-// are [pipeline.RecordError]s: [pipeline.ErrOversized] for a value larger
+// are [pipeline.RecordError]s: [pipeline.TypeOversized] for a value larger
 // than the limit (not decoded), and those of [DecodeObservation].
 func (p *Processor) Decode(r *kgo.Record) (Input, error) {
 	var in Input
@@ -392,7 +392,7 @@ func (p *Processor) Decode(r *kgo.Record) (Input, error) {
 // decode is Decode into in, whose coding slice it reuses.
 func (p *Processor) decode(r *kgo.Record, in *Input) error {
 	if len(r.Value) > p.maxRecordBytes {
-		return pipeline.Rejectf(pipeline.ErrOversized, "observation of %d bytes exceeds the limit of %d", len(r.Value), p.maxRecordBytes)
+		return pipeline.Rejectf(pipeline.TypeOversized, "observation of %d bytes exceeds the limit of %d", len(r.Value), p.maxRecordBytes)
 	}
 	in.Record = r
 	meta, err := decodeObservation(r.Value, &in.Observation, p.siteZone)

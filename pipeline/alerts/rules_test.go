@@ -123,7 +123,7 @@ func TestRuleSetFires(t *testing.T) {
 			value(5.5, "mmol/L", loinc("8480-6")),
 		} {
 			var f findings
-			if err := rs.evaluate(obs(m), &f); errorType(err) != pipeline.ErrInvalid {
+			if err := rs.evaluate(obs(m), &f); errorType(err) != pipeline.TypeInvalid {
 				t.Errorf("unit %q: error %v, want an invalid record", m.Unit, err)
 			}
 		}

@@ -140,7 +140,7 @@ func TestNoValueAtAllIsStillAnError(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = h.Process(obsRecord(noValue(code)))
-			if got := errorType(err); got != pipeline.ErrInvalid || !strings.Contains(err.Error(), "no value, components, hasMember or dataAbsentReason") {
+			if got := errorType(err); got != pipeline.TypeInvalid || !strings.Contains(err.Error(), "no value, components, hasMember or dataAbsentReason") {
 				t.Fatalf("LOINC %s without a value: error %v (type %q), want an invalid record", code, err, got)
 			}
 		})

@@ -91,9 +91,9 @@ func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
 			return pipeline.Transient(err)
 		}
 		if errors.Is(err, ErrUnreadable) {
-			return pipeline.Reject(pipeline.ErrDecode, err)
+			return pipeline.Reject(pipeline.TypeDecode, err)
 		}
-		return pipeline.Reject(pipeline.ErrInvalid, err)
+		return pipeline.Reject(pipeline.TypeInvalid, err)
 	}
 	if m.Tombstone {
 		p.tombstones.Inc()
@@ -111,7 +111,7 @@ func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	rec, err := ch.Record()
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrProcessing, err)
+		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}
 	topic := ChangeTopic(ch.Entity)
 	source := "cdc-" + ch.Source
@@ -129,7 +129,7 @@ func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	v, err := p.codec.encodeEvent(nil, topic, ch.Entity, ev)
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrProcessing, err)
+		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}
 	hs := envelope.OutputHeaders(corr, source, topic)
 	hs = append(hs,

@@ -255,7 +255,7 @@ func (p *Reconciliation) load(c *pipeline.Context, e Entity, id string) (*Aggreg
 	a := new(Aggregate)
 	if err := json.Unmarshal(b, a); err != nil {
 		// The decoder's message may quote the held bytes: not repeated.
-		return nil, pipeline.Rejectf(pipeline.ErrProcessing, "held aggregate is not readable")
+		return nil, pipeline.Rejectf(pipeline.TypeProcessing, "held aggregate is not readable")
 	}
 	if a.Acks == nil {
 		a.Acks = map[string]Ack{}
@@ -266,7 +266,7 @@ func (p *Reconciliation) load(c *pipeline.Context, e Entity, id string) (*Aggreg
 func (p *Reconciliation) save(c *pipeline.Context, a *Aggregate) error {
 	b, err := json.Marshal(a)
 	if err != nil {
-		return pipeline.Rejectf(pipeline.ErrProcessing, "encoding the aggregate: %v", err)
+		return pipeline.Rejectf(pipeline.TypeProcessing, "encoding the aggregate: %v", err)
 	}
 	k := AggregateKey(a.Entity, a.ID)
 	c.Store(StoreAggregates).Put(k, b)
@@ -282,11 +282,11 @@ func (p *Reconciliation) save(c *pipeline.Context, a *Aggregate) error {
 func (p *Reconciliation) validated(c *pipeline.Context, r *kgo.Record, e Entity) error {
 	ev, err := p.codec.decodeEvent(r.Value, e)
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrDecode, err)
+		return pipeline.Reject(pipeline.TypeDecode, err)
 	}
 	sys, ok := ev.system()
 	if !ok || sys.ID == "" {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "validated event carries no record id")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "validated event carries no record id")
 	}
 	key := []byte(sys.ID)
 	if r.Topic != p.repartition && (string(r.Key) != sys.ID || !c.IsLocal(key)) {
@@ -305,7 +305,7 @@ func (p *Reconciliation) validated(c *pipeline.Context, r *kgo.Record, e Entity)
 	}
 	cur, err := json.Marshal(ev.Payload)
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrProcessing, err)
+		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}
 	corr, _ := envelope.HeaderCorrelation(r)
 	if corr == "" && envelope.ValidCorrelationID(ev.Metadata.CorrelationID) {
@@ -334,17 +334,17 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 	var se syncEvent
 	d := json.NewDecoder(bytes.NewReader(r.Value))
 	if err := d.Decode(&se); err != nil {
-		return pipeline.Rejectf(pipeline.ErrDecode, "sync event is not a JSON object of the expected shape")
+		return pipeline.Rejectf(pipeline.TypeDecode, "sync event is not a JSON object of the expected shape")
 	}
 	e := Entity(se.EntityType)
 	if !slices.Contains(entities[:], e) {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "sync event has no known entityType")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "sync event has no known entityType")
 	}
 	if se.EntityID == "" {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "sync event has no entityId")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "sync event has no entityId")
 	}
 	if !slices.Contains(p.cfg.Targets[e], target) {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "target %s is not expected to synchronize %s", target, e)
+		return pipeline.Rejectf(pipeline.TypeInvalid, "target %s is not expected to synchronize %s", target, e)
 	}
 	key := []byte(se.EntityID)
 	if r.Topic != p.repartition && (string(r.Key) != se.EntityID || !c.IsLocal(key)) {
@@ -363,24 +363,24 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 	case "failed", "failure", "error":
 		status = "failed"
 	default:
-		return pipeline.Rejectf(pipeline.ErrInvalid, "sync event syncStatus is not one of success, completed, synced, failed, error")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "sync event syncStatus is not one of success, completed, synced, failed, error")
 	}
 	ts, err := parseTime(se.SyncTimestamp)
 	if err != nil {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "sync event syncTimestamp: %v", err)
+		return pipeline.Rejectf(pipeline.TypeInvalid, "sync event syncTimestamp: %v", err)
 	}
 	var version int64
 	if len(se.Version) > 0 && string(se.Version) != "null" {
 		v, err := strconv.ParseInt(strings.Trim(string(se.Version), `"`), 10, 64)
 		if err != nil || v < 1 {
-			return pipeline.Rejectf(pipeline.ErrInvalid, "sync event version is not a positive integer")
+			return pipeline.Rejectf(pipeline.TypeInvalid, "sync event version is not a positive integer")
 		}
 		version = v
 	} else if ts == 0 {
 		// Without a version the acknowledgement covers what was validated
 		// by its syncTimestamp; without either, it says nothing that does
 		// not depend on when it is read.
-		return pipeline.Rejectf(pipeline.ErrInvalid, "sync event has neither version nor syncTimestamp")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "sync event has neither version nor syncTimestamp")
 	}
 	a, err := p.load(c, e, se.EntityID)
 	if err != nil {
@@ -465,7 +465,7 @@ func (p *Reconciliation) targetStatuses(a *Aggregate) []targetStatus {
 func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *Aggregate, corr string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrProcessing, fmt.Errorf("encoding a reconciliation event: %w", err))
+		return pipeline.Reject(pipeline.TypeProcessing, fmt.Errorf("encoding a reconciliation event: %w", err))
 	}
 	hs := envelope.OutputHeaders(corr, EventSourceReconciliation, topic)
 	hs = append(hs, kgo.RecordHeader{Key: HeaderEntityType, Value: []byte(a.Entity)})

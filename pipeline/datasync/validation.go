@@ -101,11 +101,11 @@ func entityOf(r *kgo.Record, repartition string) (Entity, error) {
 				return e, nil
 			}
 		}
-		return "", pipeline.Rejectf(pipeline.ErrInvalid, "re-keyed record has no known entity-type header")
+		return "", pipeline.Rejectf(pipeline.TypeInvalid, "re-keyed record has no known entity-type header")
 	}
 	e, ok := entityOfTopic(r.Topic)
 	if !ok {
-		return "", pipeline.Rejectf(pipeline.ErrInvalid, "topic %s is not a canonical topic", r.Topic)
+		return "", pipeline.Rejectf(pipeline.TypeInvalid, "topic %s is not a canonical topic", r.Topic)
 	}
 	return e, nil
 }
@@ -118,14 +118,14 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	ev, err := p.codec.decodeEvent(r.Value, e)
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrDecode, err)
+		return pipeline.Reject(pipeline.TypeDecode, err)
 	}
 	sys, ok := ev.system()
 	if !ok {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "canonical change carries no record")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "canonical change carries no record")
 	}
 	if sys.ID == "" {
-		return pipeline.Rejectf(pipeline.ErrInvalid, "canonical change has no entity id")
+		return pipeline.Rejectf(pipeline.TypeInvalid, "canonical change has no entity id")
 	}
 	key := []byte(sys.ID)
 	if r.Topic != p.repartition && (string(r.Key) != sys.ID || !c.IsLocal(key)) {
@@ -137,7 +137,7 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 	ch := Change{Entity: e, ID: sys.ID, Op: Operation(ev.Operation), Source: sys.SourceSystem, SourceTime: sys.LastUpdated, SourceVersion: sys.Version}
 	if ch.Op != OpDelete {
 		if ch.Fields, err = FieldsOf(ev.Payload); err != nil {
-			return pipeline.Reject(pipeline.ErrProcessing, err)
+			return pipeline.Reject(pipeline.TypeProcessing, err)
 		}
 	}
 	store := c.Store(StoreEntities)
@@ -145,14 +145,14 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 	var prev *State
 	if b, ok := store.Get(skey); ok {
 		if prev, err = UnmarshalState(b); err != nil {
-			return pipeline.Rejectf(pipeline.ErrProcessing, "held state of the entity is not readable: %v", err)
+			return pipeline.Rejectf(pipeline.TypeProcessing, "held state of the entity is not readable: %v", err)
 		}
 	}
 	wasDeleted := prev != nil && prev.Materialize(e, sys.ID).Op == OpDelete
 	pol := p.policies[e]
 	if problems := Validate(p.subject(pol, prev, &ch)); len(problems) > 0 {
 		p.outcomes[e]["invalid"].Inc()
-		return pipeline.Rejectf(pipeline.ErrInvalid, "validation failed: %s", strings.Join(problems, "; "))
+		return pipeline.Rejectf(pipeline.TypeInvalid, "validation failed: %s", strings.Join(problems, "; "))
 	}
 
 	out := pol.Apply(prev, &ch)
@@ -165,7 +165,7 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 		return nil
 	case out.Kind == Stale:
 		p.outcomes[e]["stale"].Inc()
-		return pipeline.Reject(pipeline.ErrConflict, staleError(pol.Strategy, out.Resolution))
+		return pipeline.Reject(pipeline.TypeConflict, staleError(pol.Strategy, out.Resolution))
 	}
 	m := out.State.Materialize(e, sys.ID)
 	if (!out.Changed && out.Resolution == nil) || (wasDeleted && m.Op == OpDelete) {
@@ -179,7 +179,7 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 		}
 		held, err := MarshalState(out.State)
 		if err != nil {
-			return pipeline.Reject(pipeline.ErrProcessing, err)
+			return pipeline.Reject(pipeline.TypeProcessing, err)
 		}
 		store.Put(skey, held)
 		p.outcomes[e]["kept"].Inc()
@@ -187,13 +187,13 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	held, err := MarshalState(out.State)
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrProcessing, err)
+		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}
 	store.Put(skey, held)
 
 	rec, err := m.Record()
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrProcessing, err)
+		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}
 	op := ev.Operation
 	if m.Op == OpDelete {
@@ -228,7 +228,7 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	v, err := p.codec.encodeEvent(nil, topic, e, outEv)
 	if err != nil {
-		return pipeline.Reject(pipeline.ErrProcessing, err)
+		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}
 	hs := envelope.OutputHeaders(corr, EventSourceValidation, topic)
 	hs = append(hs,

@@ -106,8 +106,8 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 // member of the order as sent, in order, bytes untouched, then status
 // PROCESSED and processedAt (RFC 3339, UTC) at now; an order's own status
 // and processedAt are replaced. Errors are [pipeline.RecordError]s:
-// [pipeline.ErrDecode] for a value that is not a JSON object,
-// [pipeline.ErrInvalid] for an order without a string id or patientId.
+// [pipeline.TypeDecode] for a value that is not a JSON object,
+// [pipeline.TypeInvalid] for an order without a string id or patientId.
 // Messages never quote the order.
 func Processed(value []byte, now time.Time) ([]byte, error) {
 	out, _, err := process(value, now)
@@ -124,7 +124,7 @@ func process(value []byte, now time.Time) ([]byte, envelope.Metadata, error) {
 	var s jsontext.Scanner
 	s.Reset(order)
 	if s.Peek() != jsontext.Object {
-		return nil, meta, pipeline.Rejectf(pipeline.ErrDecode, "order is not a JSON object")
+		return nil, meta, pipeline.Rejectf(pipeline.TypeDecode, "order is not a JSON object")
 	}
 	out := make([]byte, 0, len(order)+64)
 	out = append(out, '{')
@@ -146,10 +146,10 @@ func process(value []byte, now time.Time) ([]byte, envelope.Metadata, error) {
 	}
 	s.End()
 	if err := s.Err(); err != nil {
-		return nil, meta, pipeline.Rejectf(pipeline.ErrDecode, "order: %w", err)
+		return nil, meta, pipeline.Rejectf(pipeline.TypeDecode, "order: %w", err)
 	}
 	if id == "" || patient == "" {
-		return nil, meta, pipeline.Rejectf(pipeline.ErrInvalid, "order has no id or no patientId (strings)")
+		return nil, meta, pipeline.Rejectf(pipeline.TypeInvalid, "order has no id or no patientId (strings)")
 	}
 	out = appendMember(out, "status", jsontext.AppendString(nil, StatusProcessed))
 	out = appendMember(out, "processedAt", jsontext.AppendString(nil, now.UTC().Format(time.RFC3339Nano)))

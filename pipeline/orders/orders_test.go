@@ -35,12 +35,12 @@ func TestProcessed(t *testing.T) {
 		name, in string
 		want     pipeline.ErrorType
 	}{
-		{"not JSON", marker, pipeline.ErrDecode},
-		{"not an object", `["` + marker + `"]`, pipeline.ErrDecode},
-		{"truncated", `{"id":"ord-1","patientId":"` + marker, pipeline.ErrDecode},
-		{"no id", `{"patientId":"` + marker + `"}`, pipeline.ErrInvalid},
-		{"numeric id", `{"id":7,"patientId":"` + marker + `"}`, pipeline.ErrInvalid},
-		{"no patient", `{"id":"ord-1"}`, pipeline.ErrInvalid},
+		{"not JSON", marker, pipeline.TypeDecode},
+		{"not an object", `["` + marker + `"]`, pipeline.TypeDecode},
+		{"truncated", `{"id":"ord-1","patientId":"` + marker, pipeline.TypeDecode},
+		{"no id", `{"patientId":"` + marker + `"}`, pipeline.TypeInvalid},
+		{"numeric id", `{"id":7,"patientId":"` + marker + `"}`, pipeline.TypeInvalid},
+		{"no patient", `{"id":"ord-1"}`, pipeline.TypeInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Processed([]byte(tt.in), now)

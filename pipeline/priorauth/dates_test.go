@@ -79,7 +79,7 @@ func TestPayerDates(t *testing.T) {
 			ev, err := DecodeIn(r, topic, zone)
 			if c.Error != "" {
 				var re *pipeline.RecordError
-				if !errors.As(err, &re) || re.Type != pipeline.ErrInvalid {
+				if !errors.As(err, &re) || re.Type != pipeline.TypeInvalid {
 					t.Fatalf("error %v, want an invalid record", err)
 				}
 				if !strings.Contains(err.Error(), c.Field) || !strings.Contains(err.Error(), c.Error) || strings.Contains(err.Error(), c.Value) {

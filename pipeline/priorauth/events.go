@@ -75,8 +75,8 @@ func Decode(r *kgo.Record, topic string) (Event, error) {
 // DecodeIn decodes r as the event its topic carries. Dates are read as
 // the package doc says, in zone (the payer's time zone) where the value
 // has none: a date alone, a time without an offset. Errors are
-// [pipeline.RecordError]s: [pipeline.ErrDecode] for a value that is not
-// JSON of the event's shape, [pipeline.ErrInvalid] for one that lacks what
+// [pipeline.RecordError]s: [pipeline.TypeDecode] for a value that is not
+// JSON of the event's shape, [pipeline.TypeInvalid] for one that lacks what
 // the event needs (ids, a known determination status, readable dates).
 // Messages never quote the record.
 func DecodeIn(r *kgo.Record, topic string, zone *time.Location) (Event, error) {
@@ -90,11 +90,11 @@ func DecodeIn(r *kgo.Record, topic string, zone *time.Location) (Event, error) {
 		}
 		switch {
 		case p.PrescriptionID == "":
-			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "prescription has no prescriptionId")
+			return Event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription has no prescriptionId")
 		case p.PatientID == "" || p.ProviderID == "" || p.PayerID == "":
-			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "prescription lacks patientId, providerId or payerId")
+			return Event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription lacks patientId, providerId or payerId")
 		case p.Medication.Name == "" && p.Medication.Code == "":
-			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "prescription has no medication")
+			return Event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription has no medication")
 		}
 		ev.Prescription = &p
 		ev.PriorAuthID = PriorAuthID(p.PrescriptionID)
@@ -104,7 +104,7 @@ func DecodeIn(r *kgo.Record, topic string, zone *time.Location) (Event, error) {
 			return Event{}, classify(err)
 		}
 		if w.PriorAuthID == "" {
-			return Event{}, pipeline.Rejectf(pipeline.ErrInvalid, "event has no priorAuthId")
+			return Event{}, pipeline.Rejectf(pipeline.TypeInvalid, "event has no priorAuthId")
 		}
 		ev.PriorAuthID = w.PriorAuthID
 		recordTime := meta.Timestamp
@@ -137,7 +137,7 @@ func (ev *Event) fill(w *wireEvent, recordTime time.Time, zone *time.Location) e
 		ev.Documents = w.Documents
 	case TopicSubmissionCompleted:
 		if w.SubmissionID == "" || w.SubmissionMethod == "" {
-			return pipeline.Rejectf(pipeline.ErrInvalid, "submission lacks submissionId or submissionMethod")
+			return pipeline.Rejectf(pipeline.TypeInvalid, "submission lacks submissionId or submissionMethod")
 		}
 		at, err := eventDate(w.SubmissionDate, "submissionDate", recordTime, zone)
 		if err != nil {
@@ -148,7 +148,7 @@ func (ev *Event) fill(w *wireEvent, recordTime time.Time, zone *time.Location) e
 	case TopicDeterminationReceived:
 		s := Status(w.DeterminationStatus)
 		if !s.determination() {
-			return pipeline.Rejectf(pipeline.ErrInvalid, "determination status is not one of APPROVED, DENIED, PENDED, PARTIALLY_APPROVED, CANCELLED")
+			return pipeline.Rejectf(pipeline.TypeInvalid, "determination status is not one of APPROVED, DENIED, PENDED, PARTIALLY_APPROVED, CANCELLED")
 		}
 		at, err := eventDate(w.DeterminationDate, "determinationDate", recordTime, zone)
 		if err != nil {
@@ -159,7 +159,7 @@ func (ev *Event) fill(w *wireEvent, recordTime time.Time, zone *time.Location) e
 		if w.ExpirationDate != "" {
 			exp, err := parsePeriod(w.ExpirationDate, zone)
 			if err != nil {
-				return pipeline.Rejectf(pipeline.ErrInvalid, "expirationDate %v", err)
+				return pipeline.Rejectf(pipeline.TypeInvalid, "expirationDate %v", err)
 			}
 			ev.Determination.ExpiresAt = formatTime(exp.end)
 		}
@@ -177,14 +177,14 @@ func eventDate(s, field string, recordTime time.Time, zone *time.Location) (time
 	}
 	p, err := parsePeriod(s, zone)
 	if err != nil {
-		return time.Time{}, pipeline.Rejectf(pipeline.ErrInvalid, "%s %v", field, err)
+		return time.Time{}, pipeline.Rejectf(pipeline.TypeInvalid, "%s %v", field, err)
 	}
 	return p.eventTime(recordTime), nil
 }
 
 func classify(err error) error {
 	if errors.Is(err, envelope.ErrTimestamp) {
-		return pipeline.Reject(pipeline.ErrInvalid, err)
+		return pipeline.Reject(pipeline.TypeInvalid, err)
 	}
-	return pipeline.Rejectf(pipeline.ErrDecode, "event: %w", err)
+	return pipeline.Rejectf(pipeline.TypeDecode, "event: %w", err)
 }

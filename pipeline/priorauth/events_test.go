@@ -58,14 +58,14 @@ func TestDecode(t *testing.T) {
 		name, topic, value string
 		want               pipeline.ErrorType
 	}{
-		{"not JSON", TopicPrescriptions, marker, pipeline.ErrDecode},
-		{"wrong shape", TopicSubmissionCompleted, `{"priorAuthId":["` + marker + `"]}`, pipeline.ErrDecode},
-		{"no prescription id", TopicPrescriptions, strings.Replace(rx, `"rx-9"`, `""`, 1), pipeline.ErrInvalid},
-		{"no payer", TopicPrescriptions, strings.Replace(rx, `"PAYER002"`, `""`, 1), pipeline.ErrInvalid},
-		{"no prior-auth id", TopicDocumentationAssembled, `{"documents":[]}`, pipeline.ErrInvalid},
-		{"unknown determination", TopicDeterminationReceived, `{"priorAuthId":"pa-1","determinationStatus":"MAYBE` + marker + `"}`, pipeline.ErrInvalid},
-		{"bad determination date", TopicDeterminationReceived, `{"priorAuthId":"pa-1","determinationStatus":"DENIED","determinationDate":"` + marker + `"}`, pipeline.ErrInvalid},
-		{"submission without id", TopicSubmissionCompleted, `{"priorAuthId":"pa-1","submissionMethod":"FAX"}`, pipeline.ErrInvalid},
+		{"not JSON", TopicPrescriptions, marker, pipeline.TypeDecode},
+		{"wrong shape", TopicSubmissionCompleted, `{"priorAuthId":["` + marker + `"]}`, pipeline.TypeDecode},
+		{"no prescription id", TopicPrescriptions, strings.Replace(rx, `"rx-9"`, `""`, 1), pipeline.TypeInvalid},
+		{"no payer", TopicPrescriptions, strings.Replace(rx, `"PAYER002"`, `""`, 1), pipeline.TypeInvalid},
+		{"no prior-auth id", TopicDocumentationAssembled, `{"documents":[]}`, pipeline.TypeInvalid},
+		{"unknown determination", TopicDeterminationReceived, `{"priorAuthId":"pa-1","determinationStatus":"MAYBE` + marker + `"}`, pipeline.TypeInvalid},
+		{"bad determination date", TopicDeterminationReceived, `{"priorAuthId":"pa-1","determinationStatus":"DENIED","determinationDate":"` + marker + `"}`, pipeline.TypeInvalid},
+		{"submission without id", TopicSubmissionCompleted, `{"priorAuthId":"pa-1","submissionMethod":"FAX"}`, pipeline.TypeInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Decode(rec(tt.value), tt.topic)

@@ -71,7 +71,7 @@ func TestLateEvents(t *testing.T) {
 		// may have been communicated.
 		_, err := c.Transition(approved, determination(StatusDenied, decided.Add(time.Minute)))
 		var re *pipeline.RecordError
-		if !errors.As(err, &re) || re.Type != pipeline.ErrInvalid || !strings.Contains(err.Error(), "not reversed") {
+		if !errors.As(err, &re) || re.Type != pipeline.TypeInvalid || !strings.Contains(err.Error(), "not reversed") {
 			t.Fatalf("error %v, want an invalid record saying a decision is not reversed", err)
 		}
 	})
@@ -103,7 +103,7 @@ func TestLateEvents(t *testing.T) {
 		sub := replay(t, &c, "prescription", "documentation", "submission")
 		_, err := c.Transition(sub, ptr(evs["communication"]))
 		var re *pipeline.RecordError
-		if !errors.As(err, &re) || re.Type != pipeline.ErrInvalid {
+		if !errors.As(err, &re) || re.Type != pipeline.TypeInvalid {
 			t.Fatalf("error %v, want an invalid record: it comes too early to be processed", err)
 		}
 	})

@@ -159,7 +159,7 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	if b, ok := store.Get(ev.PriorAuthID); ok {
 		rec = new(Record)
 		if err := json.Unmarshal(b, rec); err != nil {
-			return pipeline.Rejectf(pipeline.ErrProcessing, "stored prior authorization is not readable")
+			return pipeline.Rejectf(pipeline.TypeProcessing, "stored prior authorization is not readable")
 		}
 	}
 	st, err := p.cfg.Transition(rec, &ev)
@@ -189,7 +189,7 @@ func (p *Processor) save(c *pipeline.Context, st *Step) error {
 	rec := st.Record
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return pipeline.Rejectf(pipeline.ErrProcessing, "encoding the prior authorization failed")
+		return pipeline.Rejectf(pipeline.TypeProcessing, "encoding the prior authorization failed")
 	}
 	c.Store(StorePriorAuths).Put(rec.ID, b)
 	// The timers store holds, per prior authorization with a timer, the

@@ -137,7 +137,7 @@ type Step struct {
 // returns the new state and what to emit. It is pure: the same record and
 // event give the same step. An event the case has moved past is not an
 // error: a repeat is a Duplicate, a late one is Late. Errors are
-// [pipeline.RecordError]s of type [pipeline.ErrInvalid]: an event for an
+// [pipeline.RecordError]s of type [pipeline.TypeInvalid]: an event for an
 // unknown prior authorization, one that comes too early (a communication
 // report before a final determination), or a final determination dated
 // after a different final one (the state machine does not reverse a
@@ -158,7 +158,7 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 		return c.initiate(ev)
 	}
 	if rec == nil {
-		return Step{}, pipeline.Rejectf(pipeline.ErrInvalid, "%s for an unknown prior authorization", ev.Topic)
+		return Step{}, pipeline.Rejectf(pipeline.TypeInvalid, "%s for an unknown prior authorization", ev.Topic)
 	}
 	next := *rec
 	next.StatusHistory = append([]StatusEntry(nil), rec.StatusHistory...)
@@ -247,7 +247,7 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 				final = rec.Determination.Status
 			}
 			if d.Status.Final() && ev.At.After(decided) {
-				return Step{}, pipeline.Rejectf(pipeline.ErrInvalid,
+				return Step{}, pipeline.Rejectf(pipeline.TypeInvalid,
 					"a %s determination dated after the %s one: a final determination is not reversed", d.Status, final)
 			}
 			return s.late(fmt.Sprintf("Late %s determination ignored: the payer decided %s at %s",
@@ -272,7 +272,7 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 		s.move(StatusDeterminationCommunicated, reason)
 		s.emit(TopicWorkflowCompleted, workflowCompleted{PriorAuthID: next.ID, WorkflowSummary: summarise(&next)})
 	default:
-		return Step{}, pipeline.Rejectf(pipeline.ErrInvalid, "records from %s are not prior-authorization events", ev.Topic)
+		return Step{}, pipeline.Rejectf(pipeline.TypeInvalid, "records from %s are not prior-authorization events", ev.Topic)
 	}
 	return s.done()
 }
@@ -353,7 +353,7 @@ func (c *Config) schedulePurge(st *Step, at time.Time) {
 }
 
 func illegal(ev *Event, from Status) error {
-	return pipeline.Rejectf(pipeline.ErrInvalid, "illegal transition: %s while %s", ev.Topic, from)
+	return pipeline.Rejectf(pipeline.TypeInvalid, "illegal transition: %s while %s", ev.Topic, from)
 }
 
 // initiate creates the prior authorization of a prescription.
@@ -450,7 +450,7 @@ func (s *step) move(to Status, reason string) {
 func (s *step) emit(topic string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil && s.err == nil {
-		s.err = pipeline.Rejectf(pipeline.ErrProcessing, "encoding %s failed", topic)
+		s.err = pipeline.Rejectf(pipeline.TypeProcessing, "encoding %s failed", topic)
 	}
 	s.outs = append(s.outs, Output{Topic: topic, Value: b})
 }

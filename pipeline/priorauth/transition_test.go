@@ -125,7 +125,7 @@ func TestTransitions(t *testing.T) {
 					checkLate(t, rec, st, err)
 				case bad:
 					var re *pipeline.RecordError
-					if !errors.As(err, &re) || re.Type != pipeline.ErrInvalid {
+					if !errors.As(err, &re) || re.Type != pipeline.TypeInvalid {
 						t.Fatalf("got %+v, %v; want an invalid-record error", st, err)
 					}
 				default:
