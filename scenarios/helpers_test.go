@@ -14,6 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -279,16 +280,44 @@ func groupCaughtUp(adm *kadm.Client, spec *pipeline.Spec, read func(topic string
 
 // crashFault makes the first committing EndTxn of the cluster hang until
 // release is closed, then drops the connection it came on (a process dying
-// between produce and commit); crashed closes when it fires. fenced closes
-// when a second InitProducerID (a successor fencing the zombie) arrives.
+// between produce and commit); crashed closes when it fires. The dead
+// producer never commits that transaction: a retry of the commit, which a
+// live client makes on a new connection, is answered as fenced, as the
+// broker answers it once the successor has fenced the zombie, so the
+// transaction stays open until that successor aborts it. (Passed on, a
+// retry that reached the broker before the successor's fencing committed
+// the transaction, and the test's crash came after nothing.) fenced closes when a second InitProducerID (a
+// successor fencing the zombie) arrives.
 func crashFault(k *kfake.Cluster) (crashed, release, fenced chan struct{}) {
 	crashed, release, fenced = make(chan struct{}), make(chan struct{}), make(chan struct{})
-	var fired atomic.Bool
+	var (
+		mu    sync.Mutex
+		fired bool
+		dead  struct {
+			id    int64
+			epoch int16
+		}
+	)
 	k.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if r := req.(*kmsg.EndTxnRequest); !r.Commit || fired.Load() {
+		k.KeepControl()
+		r := req.(*kmsg.EndTxnRequest)
+		if !r.Commit {
 			return nil, nil, false
 		}
-		fired.Store(true)
+		mu.Lock()
+		if fired {
+			retry := r.ProducerID == dead.id && r.ProducerEpoch == dead.epoch
+			mu.Unlock()
+			if retry {
+				resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+				resp.ErrorCode = kerr.ProducerFenced.Code
+				return resp, nil, true
+			}
+			return nil, nil, false
+		}
+		fired = true
+		dead.id, dead.epoch = r.ProducerID, r.ProducerEpoch
+		mu.Unlock()
 		close(crashed)
 		k.SleepControl(func() { <-release })
 		return nil, errClosedByTest, true
