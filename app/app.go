@@ -19,6 +19,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
@@ -208,11 +209,11 @@ func buildPipelines(ctx context.Context, cfg *Config, kafka []kgo.Opt) ([]*built
 			}
 			aopts := []alerts.Option{alerts.WithMetrics(set), alerts.WithSiteTimeZone(site)}
 			if cfg.RulesFile != "" {
-				rules, err := alerts.LoadRules(cfg.RulesFile)
+				pack, err := rules.Load(cfg.RulesFile)
 				if err != nil {
 					return nil, err
 				}
-				aopts = append(aopts, alerts.WithRules(rules))
+				aopts = append(aopts, alerts.WithRules(pack))
 			}
 			proc, err := alerts.New(aopts...)
 			if err != nil {

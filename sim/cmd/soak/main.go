@@ -54,6 +54,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 	"github.com/carepipe/carepipe/pipeline/orders"
@@ -617,7 +618,7 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 		specs: map[string]func() (pipeline.Spec, error){
 			"orders": func() (pipeline.Spec, error) { return orders.New(nil).Spec(), nil },
 			"alerts": func() (pipeline.Spec, error) {
-				p, err := alerts.New(alerts.WithRules(alerts.SeedRules()))
+				p, err := alerts.New(alerts.WithRules(rules.Seed()))
 				if err != nil {
 					return pipeline.Spec{}, err
 				}
