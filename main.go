@@ -21,7 +21,7 @@ import (
 
 	"github.com/carepipe/carepipe/app"
 	"github.com/carepipe/carepipe/loadgen"
-	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/topics"
 	"github.com/carepipe/carepipe/version"
 	"go.yaml.in/yaml/v3"
@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-		pack, err := alerts.LoadRules(args[2])
+		pack, err := rules.Load(args[2])
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1

@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/carepipe/carepipe/pipeline"
-	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
@@ -469,7 +469,7 @@ func (c Config) Check() error {
 		errs = append(errs, c.keyErr("sources", err))
 	}
 	if c.RulesFile != "" && slices.Contains(c.Pipelines, "alerts") {
-		if _, err := alerts.LoadRules(c.RulesFile); err != nil {
+		if _, err := rules.Load(c.RulesFile); err != nil {
 			errs = append(errs, c.keyErr("rules", err))
 		}
 	}

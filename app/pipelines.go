@@ -7,6 +7,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
@@ -38,11 +39,11 @@ func (c *Config) settings(withRegistry bool) (catalog.Settings, error) {
 		return s, err
 	}
 	if c.RulesFile != "" {
-		rules, err := alerts.LoadRules(c.RulesFile)
+		pack, err := rules.Load(c.RulesFile)
 		if err != nil {
 			return s, err
 		}
-		s.Rules = &rules
+		s.Rules = &pack
 	}
 	pc, err := c.priorAuthConfig()
 	if err != nil {

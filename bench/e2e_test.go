@@ -15,6 +15,7 @@ import (
 	"github.com/carepipe/carepipe/loadgen"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -43,7 +44,7 @@ func passThrough() pipeline.Spec {
 // alertsSpec is the alerts pipeline with a rule pack: the seed's three
 // rules (the pipeline the issue-2 target was set for) or the built-in pack
 // (NEWS2, suppression windows, the adult vital-signs set).
-func alertsSpec(pack alerts.RulePack) func(*testing.B, *metrics.Set) pipeline.Spec {
+func alertsSpec(pack rules.Pack) func(*testing.B, *metrics.Set) pipeline.Spec {
 	return func(b *testing.B, set *metrics.Set) pipeline.Spec {
 		p, err := alerts.New(alerts.WithMetrics(set), alerts.WithRules(pack))
 		if err != nil {
@@ -64,8 +65,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 		spec func(*testing.B, *metrics.Set) pipeline.Spec
 	}{
 		{"passthrough", func(*testing.B, *metrics.Set) pipeline.Spec { return passThrough() }},
-		{"alerts", alertsSpec(alerts.SeedRules())},
-		{"alerts-full", alertsSpec(alerts.DefaultRules())},
+		{"alerts", alertsSpec(rules.Seed())},
+		{"alerts-full", alertsSpec(rules.Default())},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for range b.N {

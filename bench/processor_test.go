@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -33,8 +34,8 @@ func BenchmarkAlertsProcessorStage(b *testing.B) {
 	recs, _ := g.NextN(20000)
 	for _, pack := range []struct {
 		name string
-		pack alerts.RulePack
-	}{{"full", alerts.DefaultRules()}, {"seed", alerts.SeedRules()}} {
+		pack rules.Pack
+	}{{"full", rules.Default()}, {"seed", rules.Seed()}} {
 		b.Run(pack.name, func(b *testing.B) {
 			p, err := alerts.New(alerts.WithRules(pack.pack))
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -16,7 +17,7 @@ import (
 // out on clinical.alerts, keyed by the patient, enriched from the table.
 // (An external test: pipeline/alerts imports pipeline.)
 func TestHarnessRunsAlerts(t *testing.T) {
-	p, err := alerts.New(alerts.WithRules(alerts.SeedRules()))
+	p, err := alerts.New(alerts.WithRules(rules.Seed()))
 	if err != nil {
 		t.Fatal(err)
 	}

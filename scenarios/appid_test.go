@@ -10,6 +10,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/sim"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -53,7 +54,7 @@ func TestTwoAppIDsOnOneClusterDoNotInterfere(t *testing.T) {
 	w := &alertsWorld{t: t, cluster: c}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
-	rules := alerts.SeedRules()
+	pack := rules.Seed()
 	green := map[string]string{
 		alerts.TopicAlerts:  "green.clinical.alerts",
 		alerts.TopicHistory: "green.notifications.history",
@@ -68,7 +69,7 @@ func TestTwoAppIDsOnOneClusterDoNotInterfere(t *testing.T) {
 		spec   pipeline.Spec
 	}{{id: "blue"}, {id: "green", topics: green}}
 	for i := range apps {
-		s := catalog.Settings{AppID: apps[i].id, Topics: map[string]map[string]string{alerts.Name: apps[i].topics}, Rules: &rules}
+		s := catalog.Settings{AppID: apps[i].id, Topics: map[string]map[string]string{alerts.Name: apps[i].topics}, Rules: &pack}
 		apps[i].spec = stageSpec(t, s, alerts.Name, alerts.Name)
 		if err := pipeline.CreateTopics(context.Background(), w.adm, &apps[i].spec, testPartitions, 1); err != nil {
 			t.Fatal(err)
@@ -80,7 +81,7 @@ func TestTwoAppIDsOnOneClusterDoNotInterfere(t *testing.T) {
 	recs, truths := g.NextN(3000)
 	for i := range apps {
 		set := metrics.NewSet()
-		s := catalog.Settings{AppID: apps[i].id, Topics: map[string]map[string]string{alerts.Name: apps[i].topics}, Rules: &rules,
+		s := catalog.Settings{AppID: apps[i].id, Topics: map[string]map[string]string{alerts.Name: apps[i].topics}, Rules: &pack,
 			Metrics: func(string) *metrics.Set { return set }}
 		spec := stageSpec(t, s, alerts.Name, alerts.Name)
 		startRunner(t, spec,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -38,7 +39,7 @@ type alertsWorld struct {
 	// rules is the pack instances run; the seed's rules (no NEWS2, no
 	// suppression window) unless a scenario sets another, because the
 	// simulated world's ground truth is computed with them.
-	rules alerts.RulePack
+	rules rules.Pack
 }
 
 func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
@@ -48,7 +49,7 @@ func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	w := &alertsWorld{t: t, cluster: c, rules: alerts.SeedRules()}
+	w := &alertsWorld{t: t, cluster: c, rules: rules.Seed()}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
 	w.spec = stageSpec(t, catalog.Settings{}, alerts.Name, alerts.Name)

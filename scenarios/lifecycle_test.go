@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // heartRate is a bare FHIR R4 heart-rate observation of patient pid,
@@ -46,7 +47,7 @@ func byPatient[T any](t *testing.T, recs []*kgo.Record) map[string][]T {
 // with the pipeline on the runtime, exactly once.
 func TestAlertsAmendedAndEnteredInErrorInOrder(t *testing.T) {
 	w := newAlertsWorld(t)
-	w.rules = alerts.DefaultRules()
+	w.rules = rules.Default()
 	in := w.start("node-1")
 	const patients = 24
 	var recs []*kgo.Record
@@ -113,7 +114,7 @@ func TestAlertsAmendedAndEnteredInErrorInOrder(t *testing.T) {
 // so a repeat inside the window is counted, not notified.
 func TestAlertsSuppressionHoldsAcrossRestart(t *testing.T) {
 	w := newAlertsWorld(t)
-	w.rules = alerts.DefaultRules()
+	w.rules = rules.Default()
 	const patients = 24
 	pid := func(i int) string { return fmt.Sprintf("pat-%03d", i) }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // vitalSign is a bare FHIR R4 observation of LOINC code with value in
@@ -36,7 +37,7 @@ func vitalSign(pid, id, status, code string, value any, unit string, minutes int
 // the SpO2 alert retracted and the pulse alert replaced without it.
 func TestAlertsNEWS2FollowsCorrectionsAcrossRestart(t *testing.T) {
 	w := newAlertsWorld(t)
-	w.rules = alerts.DefaultRules()
+	w.rules = rules.Default()
 	type class struct {
 		name string
 		// correction is the SpO2 observation's later version.

@@ -3,28 +3,12 @@ package alerts
 import (
 	"encoding/json"
 	"slices"
-)
 
-// Severity is an alert's severity; it decides the delivery channels.
-type Severity string
-
-// The severities.
-const (
-	SeverityCritical Severity = "critical"
-	SeverityHigh     Severity = "high"
-	SeverityMedium   Severity = "medium"
-	SeverityLow      Severity = "low"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // severities are the severities in a fixed order (metric label values).
-var severities = [...]Severity{SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow}
-
-// Valid reports whether s is one of the severities.
-func (s Severity) Valid() bool { return s.index() >= 0 }
-
-func (s Severity) index() int {
-	return slices.Index(severities[:], s)
-}
+var severities = rules.Severities()
 
 // Channel is a notification delivery channel, with an outbox topic each.
 type Channel string
@@ -59,15 +43,15 @@ var (
 	criticalChannels = []Channel{ChannelMobile, ChannelEmail, ChannelSMS}
 )
 
-// Channels are the channels an alert of severity s is delivered on: high
+// channelsOf are the channels an alert of severity s is delivered on: high
 // and critical go to mobile and email, critical to SMS too; medium and low
 // to none (they are recorded in the history only). The slice is shared: do
 // not modify it.
-func (s Severity) Channels() []Channel {
+func channelsOf(s rules.Severity) []Channel {
 	switch s {
-	case SeverityCritical:
+	case rules.SeverityCritical:
 		return criticalChannels
-	case SeverityHigh:
+	case rules.SeverityHigh:
 		return highChannels
 	}
 	return noChannels
@@ -98,10 +82,10 @@ type Alert struct {
 	PatientID     string `json:"patientId"`
 	ObservationID string `json:"observationId"`
 	// Rule is the code that fired, or "news2".
-	Rule        string   `json:"rule"`
-	RuleID      string   `json:"ruleId"`
-	Severity    Severity `json:"severity"`
-	Description string   `json:"description"`
+	Rule        string         `json:"rule"`
+	RuleID      string         `json:"ruleId"`
+	Severity    rules.Severity `json:"severity"`
+	Description string         `json:"description"`
 	// Value and Unit are the value as observed (the NEWS2 aggregate for
 	// news2); ComparedValue and ComparedUnit the value in the rule's unit,
 	// when it was converted.
@@ -163,11 +147,11 @@ type HistoryRecord struct {
 	PatientID string `json:"patientId"`
 	// ObservationID is the observation behind the event: for a suppressed
 	// repeat, the repeat's, not the alert's.
-	ObservationID string    `json:"observationId"`
-	Event         string    `json:"event"`
-	Version       int64     `json:"version"`
-	Severity      Severity  `json:"severity"`
-	Channels      []Channel `json:"channels"`
+	ObservationID string         `json:"observationId"`
+	Event         string         `json:"event"`
+	Version       int64          `json:"version"`
+	Severity      rules.Severity `json:"severity"`
+	Channels      []Channel      `json:"channels"`
 	// SuppressedCount is the alert's count of suppressed repeats after
 	// this event.
 	SuppressedCount int64  `json:"suppressedCount"`
@@ -189,7 +173,7 @@ type Notification struct {
 	Channel        Channel         `json:"channel"`
 	AlertID        string          `json:"alertId"`
 	PatientID      string          `json:"patientId"`
-	Severity       Severity        `json:"severity"`
+	Severity       rules.Severity  `json:"severity"`
 	Event          string          `json:"event"`
 	Timestamp      string          `json:"timestamp,omitempty"`
 	CorrelationID  string          `json:"correlationId"`

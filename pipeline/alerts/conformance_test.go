@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // conformanceCase is one entry of testdata/conformance/concepts.yaml; the
@@ -37,7 +38,7 @@ func (c *conformanceCase) observationJSON(t *testing.T) []byte {
 	t.Helper()
 	system := c.System
 	if system == "" {
-		system = LOINC
+		system = rules.LOINC
 	}
 	o := map[string]any{
 		"resourceType": "Observation", "id": "conf-1", "status": "final",
@@ -48,7 +49,7 @@ func (c *conformanceCase) observationJSON(t *testing.T) []byte {
 	case c.Quantity != nil:
 		q := map[string]any{"value": c.Quantity.Value}
 		if c.Quantity.Code != "" {
-			q["code"], q["system"] = c.Quantity.Code, UCUM
+			q["code"], q["system"] = c.Quantity.Code, rules.UCUM
 			if c.Quantity.System != "" {
 				q["system"] = c.Quantity.System
 			}
@@ -75,7 +76,7 @@ func TestConformance(t *testing.T) {
 	if err := yaml.Unmarshal(data, &cases); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := newRuleSet(DefaultRules())
+	rs, err := newRuleSet(rules.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

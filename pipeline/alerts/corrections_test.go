@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // revised is a later version of observation b: mutate applied to it.
@@ -58,7 +60,7 @@ func news2Versions(t testing.TB, out Outcome) []string {
 	}
 	var got []string
 	for _, a := range alertsOf(t, out) {
-		if a.RuleID != news2RuleID {
+		if a.RuleID != rules.NEWS2ID {
 			continue
 		}
 		s := fmt.Sprintf("%s v%d %s %g", a.AlertID, a.Version, a.Status, a.Value)
@@ -344,8 +346,8 @@ func supportedAlerts(t testing.TB, p *Processor, b []byte) map[string]float64 {
 		values[r.vital], present[r.vital] = r.value, true
 	}
 	cfg := &p.rules.news2
-	if n := ScoreNEWS2(values, present, cfg.SpO2Scale); cfg.response(n.Total, n.MaxSingle) >= responseLowMedium {
-		m[obs.ID+"-"+news2RuleID] = float64(n.Total)
+	if n := ScoreNEWS2(values, present, cfg.SpO2Scale); news2Response(cfg, n.Total, n.MaxSingle) >= responseLowMedium {
+		m[obs.ID+"-"+rules.NEWS2ID] = float64(n.Total)
 	}
 	return m
 }

@@ -59,13 +59,16 @@
 // own, scored afresh as when it arrived; a news2 alert from a state
 // written before bases (version 2) follows only its own observation.
 //
-// Files by concern: fhir.go decodes Observations and Patients; rules.go
-// holds rule packs and their YAML form; concepts.go the concept table and
-// code-system aliases; units.go the unit conversions;
-// news2.go the NEWS2 chart; evaluate.go what an observation says (rules
-// fired, NEWS2 readings); lifecycle.go the per-patient state machine;
-// alert.go and encode.go the records written and the state's encoding;
-// processor.go the glue to the runtime.
+// The rule pack, its YAML form, the concept table, the unit conversions
+// and the severities are package [rules], which this package imports and
+// which never imports it.
+//
+// Files by concern: fhir.go decodes Observations and Patients; ruleset.go
+// indexes a rule pack by code; concepts.go indexes the concept table and
+// maps concepts to NEWS2 parameters; news2.go the NEWS2 chart; evaluate.go
+// what an observation says (rules fired, NEWS2 readings); lifecycle.go the
+// per-patient state machine; alert.go and encode.go the records written
+// and the state's encoding; processor.go the glue to the runtime.
 //
 // Invariants:
 //

@@ -8,6 +8,8 @@ import (
 	"math"
 	"reflect"
 	"testing"
+
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // stdJSON is v as encoding/json writes it without HTML escaping: what the
@@ -28,10 +30,10 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 	careTeam := json.RawMessage(`[{"reference":"Practitioner/p1","display":"Dr \"X\""}]`)
 	cmp := 99.088
 	alerts := []Alert{
-		{AlertID: "obs-1-hr", PatientID: "pat-1", ObservationID: "obs-1", Rule: "8867-4", RuleID: "hr", Severity: SeverityHigh,
+		{AlertID: "obs-1-hr", PatientID: "pat-1", ObservationID: "obs-1", Rule: "8867-4", RuleID: "hr", Severity: rules.SeverityHigh,
 			Description: "Heart rate high", Value: 138, Unit: "/min", Timestamp: "2025-01-01T00:00:00Z", CorrelationID: "c-1",
 			Status: StatusActive, Version: 1, PatientName: odd, PatientMRN: "MRN1", CareTeam: careTeam},
-		{AlertID: "a", Severity: SeverityLow, Value: 0, Status: StatusActive},
+		{AlertID: "a", Severity: rules.SeverityLow, Value: 0, Status: StatusActive},
 		{AlertID: odd, Description: odd, Value: -1.5e-7, Unit: odd, CorrelationID: odd, Status: StatusRetracted, Version: 3, SuppressedCount: 4},
 		{Value: 1e21, ComparedValue: &cmp, ComparedUnit: "mg/dL", Status: StatusProvisional},
 		{RuleID: "news2", Rule: "news2", Value: 7, Unit: "{score}", NEWS2: &NEWS2Detail{
@@ -67,10 +69,10 @@ func TestDecodeStateRoundTrip(t *testing.T) {
 	want := PatientState{
 		Seq: 7,
 		Open: []OpenAlert{
-			{AlertID: "obs-1-hr", RuleID: "hr", Rule: "8867-4", ObservationID: "obs-1", Severity: SeverityHigh, Version: 2,
+			{AlertID: "obs-1-hr", RuleID: "hr", Rule: "8867-4", ObservationID: "obs-1", Severity: rules.SeverityHigh, Version: 2,
 				Provisional: true, Value: 138, Unit: "/min", Fingerprint: "138|high|p", At: 1735689600000,
 				Suppressed: 2, SuppressedIDs: []string{"obs-2", "odd \"é\" \n"}},
-			{AlertID: "obs-9-news2", RuleID: "news2", Rule: "news2", ObservationID: "obs-9", Severity: SeverityCritical, Version: 1, Value: 7, At: -5,
+			{AlertID: "obs-9-news2", RuleID: "news2", Rule: "news2", ObservationID: "obs-9", Severity: rules.SeverityCritical, Version: 1, Value: 7, At: -5,
 				Basis: []StoredVital{{Vital: VitalRespiratoryRate, Value: 26, At: -6, ObservationID: "obs-8"}, {Vital: VitalSpO2, Value: 91, At: -5, ObservationID: "obs-9"}}},
 		},
 		Vitals: []StoredVital{{Vital: VitalPulse, Value: 138, At: 1735689600000, ObservationID: "obs-1"}, {Vital: VitalTemperature, Value: 38.55, At: 1, ObservationID: "obs-3"}},
@@ -169,7 +171,7 @@ func appendStateV1(b []byte, s *PatientState) []byte {
 func TestDecodeStateVersion1(t *testing.T) {
 	want := PatientState{
 		Seq:    4,
-		Open:   []OpenAlert{{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}}},
+		Open:   []OpenAlert{{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: rules.SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}}},
 		Vitals: []StoredVital{{Vital: VitalPulse, Value: 130, At: 9, ObservationID: "obs-3"}},
 	}
 	v1 := appendStateV1(nil, &want)
@@ -211,8 +213,8 @@ func TestDecodeStateVersion2(t *testing.T) {
 	want := PatientState{
 		Seq: 5,
 		Open: []OpenAlert{
-			{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}},
-			{AlertID: "obs-4-news2", RuleID: news2RuleID, Rule: news2RuleID, ObservationID: "obs-4", Severity: SeverityHigh, Version: 1, Value: 3, At: 9},
+			{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: rules.SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}},
+			{AlertID: "obs-4-news2", RuleID: rules.NEWS2ID, Rule: rules.NEWS2ID, ObservationID: "obs-4", Severity: rules.SeverityHigh, Version: 1, Value: 3, At: 9},
 		},
 		Vitals: []StoredVital{{Vital: VitalRespiratoryRate, Value: 26, At: 9, ObservationID: "obs-4"}},
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // Observation statuses (FHIR R4 ObservationStatus).
@@ -50,7 +51,7 @@ func classify(status string) (statusClass, error) {
 
 // firing is a threshold rule that fires on an observation.
 type firing struct {
-	rule *Rule
+	rule *rules.Rule
 	// value and unit are the value as observed (unit for display);
 	// compared is the value in the rule's unit.
 	value    float64
@@ -109,7 +110,7 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 		// A variant is the rule for one of its codes: the first whose
 		// coding carries a value decides, and the rule fires once.
 		r := c.rule
-		m, code := r.measurement(obs)
+		m, code := measurement(r, obs)
 		if m == nil {
 			continue
 		}
@@ -133,7 +134,7 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 }
 
 // plausible checks m's value against the physiological limits of the
-// concepts its codes belong to (see [plausibility]), whether or not a rule
+// concepts its codes belong to (see [rules.Limits]), whether or not a rule
 // reads it: an observation is rejected or not by what it says, not by the
 // rule pack. A value whose unit does not convert to the limits' is left to
 // the rule or NEWS2 that reads it, which rejects it then. The error names
@@ -144,7 +145,7 @@ func plausible(m *Measurement, seen *codingConcepts) error {
 	}
 	for i := range m.Codings {
 		c := &m.Codings[i]
-		if canonicalSystem(c.System) != LOINC {
+		if rules.CanonicalSystem(c.System) != rules.LOINC {
 			continue
 		}
 		lc, ok := loincCodes[c.Code]
@@ -153,12 +154,12 @@ func plausible(m *Measurement, seen *codingConcepts) error {
 			continue
 		}
 		l := &lc.concept.limits
-		v, _, err := inUnit(m, l.unit, c.Code)
+		v, _, err := inUnit(m, l.Unit, c.Code)
 		if err != nil {
 			continue
 		}
-		if v < l.lo || v > l.hi {
-			return pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value outside the physiological limits %g to %g %s", c.Code, l.lo, l.hi, l.unit)
+		if v < l.Lo || v > l.Hi {
+			return pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value outside the physiological limits %g to %g %s", c.Code, l.Lo, l.Hi, l.Unit)
 		}
 	}
 	return nil
@@ -169,7 +170,7 @@ func plausible(m *Measurement, seen *codingConcepts) error {
 func (s *ruleSet) candidates(obs *Observation, dst []codeRule) []codeRule {
 	add := func(cs []Coding) {
 		for i := range cs {
-			sys := canonicalSystem(cs[i].System)
+			sys := rules.CanonicalSystem(cs[i].System)
 			if !slices.Contains(s.systems, sys) {
 				continue
 			}
@@ -191,7 +192,7 @@ func (s *ruleSet) candidates(obs *Observation, dst []codeRule) []codeRule {
 // measurement is the measurement of obs that r reads, with the code that
 // names its analyte; nil when obs carries no value for r (none coded so,
 // or a dataAbsentReason).
-func (r *Rule) measurement(obs *Observation) (*Measurement, string) {
+func measurement(r *rules.Rule, obs *Observation) (*Measurement, string) {
 	if r.Component != "" {
 		if !hasCoding(obs.Codings, r.System, r.Code) {
 			return nil, ""
@@ -218,7 +219,7 @@ func (r *Rule) measurement(obs *Observation) (*Measurement, string) {
 // coding's system may be its OID).
 func hasCoding(cs []Coding, system, code string) bool {
 	for i := range cs {
-		if cs[i].Code == code && canonicalSystem(cs[i].System) == system {
+		if cs[i].Code == code && rules.CanonicalSystem(cs[i].System) == system {
 			return true
 		}
 	}
@@ -234,17 +235,17 @@ func inUnit(m *Measurement, unit, code string) (v float64, converted bool, err e
 	from := m.Unit
 	if from == "" {
 		lc, ok := loincCodes[code]
-		if !ok || !lc.implied || !m.Bare {
+		if !ok || !lc.Implied || !m.Bare {
 			return 0, false, pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value without a unit", code)
 		}
-		from = lc.unit
+		from = lc.Unit
 	}
 	if from == unit {
 		return m.Value, false, nil
 	}
-	v, ok := ConvertUnit(m.Value, from, unit, code)
+	v, ok := rules.ConvertUnit(m.Value, from, unit, code)
 	if !ok {
-		if !KnownUnit(from) {
+		if !rules.KnownUnit(from) {
 			return 0, false, pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value in a unit carepipe does not know (want one convertible to %s)", code, unit)
 		}
 		return 0, false, pipeline.Rejectf(pipeline.TypeInvalid, "observation coded %s has a value whose unit cannot be converted to %s", code, unit)
@@ -262,8 +263,6 @@ const (
 	snomedOnOxygen      = "371825009"
 	snomedYes           = "373066001"
 	snomedNo            = "373067005"
-	// SNOMED is SNOMED CT's code system.
-	SNOMED = "http://snomed.info/sct"
 	// airOxygenPercent is room air's oxygen fraction: an inhaled fraction
 	// above it means supplemental oxygen.
 	airOxygenPercent = 21
@@ -322,8 +321,8 @@ func vitalsOf(obs *Observation, own *codingConcepts, dst *findings) error {
 func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) error {
 	for i := range m.Codings {
 		c := &m.Codings[i]
-		switch sys := canonicalSystem(c.System); {
-		case sys == LOINC && c.Code == loincResponsiveness:
+		switch sys := rules.CanonicalSystem(c.System); {
+		case sys == rules.LOINC && c.Code == loincResponsiveness:
 			if len(m.Coded) == 0 {
 				continue
 			}
@@ -332,14 +331,14 @@ func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) er
 				return pipeline.Rejectf(pipeline.TypeInvalid, "level of responsiveness answer is not an ACVPU code")
 			}
 			dst.add(VitalConsciousness, v)
-		case sys == SNOMED && c.Code == snomedOnOxygen:
+		case sys == rules.SNOMED && c.Code == snomedOnOxygen:
 			switch {
-			case hasCoding(m.Coded, SNOMED, snomedYes):
+			case hasCoding(m.Coded, rules.SNOMED, snomedYes):
 				dst.add(VitalSupplementalOxygen, 1)
-			case hasCoding(m.Coded, SNOMED, snomedNo):
+			case hasCoding(m.Coded, rules.SNOMED, snomedNo):
 				dst.add(VitalSupplementalOxygen, 0)
 			}
-		case sys == LOINC && (c.Code == loincOxygenFlow || c.Code == loincOxygenFraction) && m.HasValue:
+		case sys == rules.LOINC && (c.Code == loincOxygenFlow || c.Code == loincOxygenFraction) && m.HasValue:
 			unit, onAbove := "L/min", 0.0
 			if c.Code == loincOxygenFraction {
 				unit, onAbove = "%", airOxygenPercent
@@ -353,7 +352,7 @@ func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) er
 				on = 1
 			}
 			dst.add(VitalSupplementalOxygen, on)
-		case sys == LOINC && m.HasValue:
+		case sys == rules.LOINC && m.HasValue:
 			// The concept table, as the rules use it: an oral
 			// temperature is NEWS2's temperature as much as 8310-5 is.
 			lc, ok := seen.lookup(i, c.Code)
@@ -398,8 +397,8 @@ func (s *ruleSet) missingValue(obs *Observation) error {
 func news2Reads(m *Measurement) bool {
 	for i := range m.Codings {
 		c := &m.Codings[i]
-		switch canonicalSystem(c.System) {
-		case LOINC:
+		switch rules.CanonicalSystem(c.System) {
+		case rules.LOINC:
 			switch c.Code {
 			case loincResponsiveness, loincOxygenFlow, loincOxygenFraction:
 				return true
@@ -407,7 +406,7 @@ func news2Reads(m *Measurement) bool {
 			if lc, ok := loincCodes[c.Code]; ok && lc.concept.vital != NumVitals {
 				return true
 			}
-		case SNOMED:
+		case rules.SNOMED:
 			if c.Code == snomedOnOxygen {
 				return true
 			}
@@ -418,7 +417,7 @@ func news2Reads(m *Measurement) bool {
 
 func acvpuValue(cs []Coding) (float64, bool) {
 	for i := range cs {
-		if canonicalSystem(cs[i].System) != LOINC {
+		if rules.CanonicalSystem(cs[i].System) != rules.LOINC {
 			continue
 		}
 		if v, ok := acvpu[cs[i].Code]; ok {

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // examplesManifest is testdata/examples/manifest.yaml: the public example
@@ -275,7 +276,7 @@ func runExample(t *testing.T, value []byte, offset int64) exampleOutcome {
 		for _, v := range st.Vitals {
 			got.news2 = append(got.news2, exampleVital{
 				Parameter: v.Vital.String(), Value: v.Value,
-				Score: ScoreVital(v.Vital, v.Value, DefaultNEWS2SpO2Scale, onOxygen),
+				Score: ScoreVital(v.Vital, v.Value, rules.DefaultNEWS2SpO2Scale, onOxygen),
 			})
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bytedance/sonic"
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 	"github.com/carepipe/carepipe/pipeline/jsontext"
 )
@@ -85,9 +86,6 @@ type Measurement struct {
 	// Absent reports a dataAbsentReason: there is no value, on purpose.
 	Absent bool
 }
-
-// UCUM is the code system of valueQuantity units.
-const UCUM = "http://unitsofmeasure.org"
 
 // MaxMagnitude bounds observation values: larger magnitudes are not
 // measurements but corrupt records.
@@ -573,7 +571,7 @@ func (m *wireMeasurement) measurement() (Measurement, error) {
 	}
 	out.HasValue, out.Value, out.Absent = ok, v, m.Absent && !ok
 	switch {
-	case m.UnitCode != "" && (m.UnitSystem == "" || canonicalSystem(m.UnitSystem) == UCUM):
+	case m.UnitCode != "" && (m.UnitSystem == "" || rules.CanonicalSystem(m.UnitSystem) == rules.UCUM):
 		out.Unit = m.UnitCode
 	case m.UnitCode == "" && m.Unit != "":
 		// A unit without a code is taken as the UCUM code it may be; one

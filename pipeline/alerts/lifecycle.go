@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
@@ -82,7 +83,7 @@ type OpenAlert struct {
 	RuleID        string
 	Rule          string
 	ObservationID string
-	Severity      Severity
+	Severity      rules.Severity
 	Version       int64
 	Provisional   bool
 	Value         float64
@@ -119,7 +120,7 @@ type candidate struct {
 	alertID     string
 	ruleID      string
 	rule        string
-	severity    Severity
+	severity    rules.Severity
 	description string
 	value       float64
 	unit        string
@@ -318,7 +319,7 @@ func (a *applier) result(f *findings) {
 	// uncounted.
 	for i := 0; i < len(a.st.Open); {
 		o := &a.st.Open[i]
-		if o.RuleID == news2RuleID || slices.ContainsFunc(f.firings, func(fr firing) bool { return fr.rule.ID == o.RuleID }) {
+		if o.RuleID == rules.NEWS2ID || slices.ContainsFunc(f.firings, func(fr firing) bool { return fr.rule.ID == o.RuleID }) {
 			i++
 			continue
 		}
@@ -365,7 +366,7 @@ func (a *applier) result(f *findings) {
 		// Amended to carry no NEWS2 reading (a dataAbsentReason): an
 		// alert raised on it without a basis (an older state's) has
 		// nothing left to stand on.
-		if i := a.st.findRule(obs.ID, news2RuleID); i >= 0 {
+		if i := a.st.findRule(obs.ID, rules.NEWS2ID); i >= 0 {
 			a.retract(i)
 		}
 	}
@@ -421,7 +422,7 @@ func (a *applier) updateVitals(readings []vitalReading) bool {
 // It reports whether the observation's own news2 alert was re-scored
 // here. Open alerts were loaded if they name the observation; unloaded,
 // none does.
-func (a *applier) follow(cfg *NEWS2Rule, readings []vitalReading, provisional bool) (own bool) {
+func (a *applier) follow(cfg *rules.NEWS2Rule, readings []vitalReading, provisional bool) (own bool) {
 	obsID := a.in.Observation.ID
 	for i := 0; i < len(a.st.Open); {
 		o := &a.st.Open[i]
@@ -523,7 +524,7 @@ func basisHas(basis []StoredVital, v Vital, obsID string) bool {
 
 // news2 scores the fresh parameters and offers, or retracts, this
 // observation's news2 alert.
-func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
+func (a *applier) news2(cfg *rules.NEWS2Rule, provisional bool) {
 	var values [NumVitals]float64
 	var present [NumVitals]bool
 	fresh := cfg.Freshness.Milliseconds()
@@ -538,13 +539,13 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 		// Most readings score nothing: look for an alert to retract
 		// without building its id. A repeat it was counted as is no
 		// longer one.
-		if i := a.st.findRule(obsID, news2RuleID); i >= 0 {
+		if i := a.st.findRule(obsID, rules.NEWS2ID); i >= 0 {
 			a.retract(i)
 		}
-		a.uncount(news2RuleID, obsID)
+		a.uncount(rules.NEWS2ID, obsID)
 		return
 	}
-	c.alertID = obsID + "-" + news2RuleID
+	c.alertID = obsID + "-" + rules.NEWS2ID
 	// The basis in parameter order: the state keeps one reading per
 	// parameter, so indexing them by parameter sorts them.
 	var at [NumVitals]int
@@ -565,18 +566,18 @@ func (a *applier) news2(cfg *NEWS2Rule, provisional bool) {
 
 // scoreNEWS2 is the news2 candidate alertID for the parameters present,
 // nil when their score calls for no alert.
-func (a *applier) scoreNEWS2(cfg *NEWS2Rule, alertID string, values [NumVitals]float64, present [NumVitals]bool, provisional bool) *candidate {
+func (a *applier) scoreNEWS2(cfg *rules.NEWS2Rule, alertID string, values [NumVitals]float64, present [NumVitals]bool, provisional bool) *candidate {
 	n := ScoreNEWS2(values, present, cfg.SpO2Scale)
-	level := cfg.response(n.Total, n.MaxSingle)
-	var sev Severity
+	level := news2Response(cfg, n.Total, n.MaxSingle)
+	var sev rules.Severity
 	var trigger string
 	switch level {
 	case responseHigh:
-		sev, trigger = SeverityCritical, "emergency"
+		sev, trigger = rules.SeverityCritical, "emergency"
 	case responseMedium:
-		sev, trigger = SeverityHigh, "urgent"
+		sev, trigger = rules.SeverityHigh, "urgent"
 	case responseLowMedium:
-		sev, trigger = SeverityHigh, "single-parameter"
+		sev, trigger = rules.SeverityHigh, "single-parameter"
 	}
 	if sev == "" {
 		return nil
@@ -597,7 +598,7 @@ func (a *applier) scoreNEWS2(cfg *NEWS2Rule, alertID string, values [NumVitals]f
 		d.Missing = nil
 	}
 	blk.candidate = candidate{
-		alertID: alertID, ruleID: news2RuleID, rule: news2RuleID, severity: sev,
+		alertID: alertID, ruleID: rules.NEWS2ID, rule: rules.NEWS2ID, severity: sev,
 		description: news2Description(trigger), value: float64(n.Total), unit: "{score}",
 		provisional: provisional, news2: d, level: level, window: cfg.Suppression,
 		block: blk,
@@ -670,7 +671,7 @@ func (a *applier) offer(c *candidate) {
 		Fingerprint: fp, At: a.at, Basis: c.basis,
 	})
 	a.changed = true
-	a.emit(c, &st.Open[len(st.Open)-1], statusOf(c.provisional), EventRaised, c.severity.Channels())
+	a.emit(c, &st.Open[len(st.Open)-1], statusOf(c.provisional), EventRaised, channelsOf(c.severity))
 }
 
 // revise makes c, whose fingerprint is fp, open alert o's current
@@ -692,7 +693,7 @@ func (a *applier) revise(o *OpenAlert, c *candidate, fp string, window bool) {
 	o.Severity, o.Provisional, o.Value, o.Unit, o.Fingerprint = c.severity, c.provisional, c.value, c.unit, fp
 	var chs []Channel
 	if escalated {
-		chs = c.severity.Channels()
+		chs = channelsOf(c.severity)
 		if window {
 			o.At = a.at
 		}
@@ -709,7 +710,7 @@ func (a *applier) revise(o *OpenAlert, c *candidate, fp string, window bool) {
 // second calls for an urgent review). Escalation is what the suppression
 // window must never hold back.
 func (a *applier) escalates(c *candidate, o *OpenAlert) bool {
-	if c.severity.rank() > o.Severity.rank() {
+	if rank(c.severity) > rank(o.Severity) {
 		return true
 	}
 	if c.level == responseNone {
@@ -720,7 +721,7 @@ func (a *applier) escalates(c *candidate, o *OpenAlert) bool {
 	// aggregate was raised for a single parameter, which is what passing
 	// SingleParameter as its highest sub-score assumes.
 	cfg := &a.p.rules.news2
-	return c.level > cfg.response(int(o.Value), cfg.SingleParameter)
+	return c.level > news2Response(cfg, int(o.Value), cfg.SingleParameter)
 }
 
 // uncount forgets observation obsID as a suppressed repeat of ruleID.
@@ -757,7 +758,7 @@ func (a *applier) retract(i int) {
 	}
 	a.changed = true
 	a.out.Retracted++
-	a.emit(&c, &o, StatusRetracted, EventRetracted, o.Severity.Channels())
+	a.emit(&c, &o, StatusRetracted, EventRetracted, channelsOf(o.Severity))
 }
 
 // emit encodes one alert version: the alert, its history record, and a
@@ -904,8 +905,8 @@ func (a *applier) cover(c *candidate) int {
 }
 
 // rank orders severities: higher is more severe; 0 for an unknown one.
-func (s Severity) rank() int {
-	if i := s.index(); i >= 0 {
+func rank(s rules.Severity) int {
+	if i := s.Index(); i >= 0 {
 		return len(severities) - i
 	}
 	return 0

@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden files")
@@ -42,8 +43,8 @@ func vital(t testing.TB, id, code string, value float64, unit string, minutes in
 	return fixture(t, "observation_hr_normal_bare.json", func(o map[string]any) {
 		o["id"] = id
 		o["subject"] = map[string]any{"reference": "Patient/pat-2"}
-		o["code"] = map[string]any{"coding": []any{map[string]any{"system": LOINC, "code": code}}}
-		o["valueQuantity"] = map[string]any{"value": value, "unit": unit, "system": UCUM, "code": unit}
+		o["code"] = map[string]any{"coding": []any{map[string]any{"system": rules.LOINC, "code": code}}}
+		o["valueQuantity"] = map[string]any{"value": value, "unit": unit, "system": rules.UCUM, "code": unit}
 		o["effectiveDateTime"] = time.Date(2024, 4, 5, 20, minutes, 0, 0, time.UTC).Format(time.RFC3339)
 		delete(o, "issued")
 	})
@@ -297,7 +298,7 @@ func TestSuppression(t *testing.T) {
 	}
 
 	t.Run("off", func(t *testing.T) {
-		p := newProcessor(t, WithRules(SeedRules()))
+		p := newProcessor(t, WithRules(rules.Seed()))
 		outs := run(t, p, []step{{"first", hr(t, "s1", "final", 125, 0)}, {"repeat", hr(t, "s2", "final", 130, 1)}})
 		if len(alertsOf(t, outs[1])) != 1 {
 			t.Errorf("without a window, a repeat alerts: %v", topicsOf(outs[1]))
@@ -314,13 +315,13 @@ func TestNEWS2(t *testing.T) {
 			{"SBP 88", vital(t, "n3", "8480-6", 88, "mm[Hg]", 2)},
 		})
 		first := alertsOf(t, outs[0])
-		if len(first) != 1 || first[0].RuleID != "news2" || first[0].Severity != SeverityHigh || first[0].NEWS2.Trigger != "single-parameter" {
+		if len(first) != 1 || first[0].RuleID != "news2" || first[0].Severity != rules.SeverityHigh || first[0].NEWS2.Trigger != "single-parameter" {
 			t.Fatalf("RR 26: %+v, want a high single-parameter news2 alert", first)
 		}
 		// Aggregate 5 is the RCP's medium clinical response, above the
 		// single red parameter's low-medium: notified although both are
 		// labelled high.
-		if as := alertsOf(t, outs[1]); outs[1].Suppressed != 0 || len(as) != 1 || as[0].Severity != SeverityHigh || as[0].NEWS2.Trigger != "urgent" ||
+		if as := alertsOf(t, outs[1]); outs[1].Suppressed != 0 || len(as) != 1 || as[0].Severity != rules.SeverityHigh || as[0].NEWS2.Trigger != "urgent" ||
 			!slices.Contains(topicsOf(outs[1]), TopicMobile) {
 			t.Errorf("aggregate 5 inside the window: %v, want a notified urgent alert", topicsOf(outs[1]))
 		}
@@ -332,7 +333,7 @@ func TestNEWS2(t *testing.T) {
 				news = append(news, a)
 			}
 		}
-		if len(news) != 1 || news[0].Severity != SeverityCritical || news[0].Value != 8 || news[0].NEWS2.Trigger != "emergency" {
+		if len(news) != 1 || news[0].Severity != rules.SeverityCritical || news[0].Value != 8 || news[0].NEWS2.Trigger != "emergency" {
 			t.Fatalf("SBP 88: news2 %+v, want critical aggregate 8", news)
 		}
 		d := news[0].NEWS2
@@ -346,14 +347,14 @@ func TestNEWS2(t *testing.T) {
 			{"SpO2 93 at 20:00", vital(t, "f1", "59408-5", 93, "%", 0)},
 			{"temperature 38.5, 5 hours later", fixture(t, "observation_hr_normal_bare.json", func(o map[string]any) {
 				o["id"], o["subject"] = "f2", map[string]any{"reference": "Patient/pat-2"}
-				o["code"] = map[string]any{"coding": []any{map[string]any{"system": LOINC, "code": "8310-5"}}}
-				o["valueQuantity"] = map[string]any{"value": 39.2, "unit": "Cel", "system": UCUM, "code": "Cel"}
+				o["code"] = map[string]any{"coding": []any{map[string]any{"system": rules.LOINC, "code": "8310-5"}}}
+				o["valueQuantity"] = map[string]any{"value": 39.2, "unit": "Cel", "system": rules.UCUM, "code": "Cel"}
 				o["effectiveDateTime"] = "2024-04-06T01:00:00Z"
 			})},
 			{"SpO2 91 at 01:01", fixture(t, "observation_hr_normal_bare.json", func(o map[string]any) {
 				o["id"], o["subject"] = "f3", map[string]any{"reference": "Patient/pat-2"}
-				o["code"] = map[string]any{"coding": []any{map[string]any{"system": LOINC, "code": "2708-6"}}}
-				o["valueQuantity"] = map[string]any{"value": 91, "unit": "%", "system": UCUM, "code": "%"}
+				o["code"] = map[string]any{"coding": []any{map[string]any{"system": rules.LOINC, "code": "2708-6"}}}
+				o["valueQuantity"] = map[string]any{"value": 91, "unit": "%", "system": rules.UCUM, "code": "%"}
 				o["effectiveDateTime"] = "2024-04-06T01:01:00Z"
 			})},
 		})
@@ -383,14 +384,14 @@ func TestNEWS2(t *testing.T) {
 	})
 	t.Run("unknown consciousness answer is an error record", func(t *testing.T) {
 		v := fixture(t, "observation_acvpu_voice.json", func(o map[string]any) {
-			o["valueCodeableConcept"] = map[string]any{"coding": []any{map[string]any{"system": LOINC, "code": "LA0000-0"}}}
+			o["valueCodeableConcept"] = map[string]any{"coding": []any{map[string]any{"system": rules.LOINC, "code": "LA0000-0"}}}
 		})
 		if _, err := p.Handle(obsRecord(v), nil, nil); errorType(err) != pipeline.TypeInvalid {
 			t.Errorf("error %v, want an invalid record", err)
 		}
 	})
 	t.Run("off", func(t *testing.T) {
-		p := newProcessor(t, WithRules(SeedRules()))
+		p := newProcessor(t, WithRules(rules.Seed()))
 		if outs := run(t, p, []step{{"RR 26", vital(t, "x1", "9279-1", 26, "/min", 0)}}); len(outs[0].Records) != 0 || outs[0].State != nil {
 			t.Errorf("NEWS2 off: %v", topicsOf(outs[0]))
 		}
@@ -400,7 +401,7 @@ func TestNEWS2(t *testing.T) {
 func TestUnconvertibleUnitIsAnErrorRecord(t *testing.T) {
 	p := newProcessor(t)
 	v := fixture(t, "observation_glucose_mmol.json", func(o map[string]any) {
-		o["valueQuantity"] = map[string]any{"value": 3.2, "unit": "mmol/l", "system": UCUM, "code": "mmol/kg"}
+		o["valueQuantity"] = map[string]any{"value": 3.2, "unit": "mmol/l", "system": rules.UCUM, "code": "mmol/kg"}
 	})
 	_, err := p.Handle(obsRecord(v), nil, nil)
 	if errorType(err) != pipeline.TypeInvalid {
@@ -581,12 +582,12 @@ func TestNEWS2ResponseLevelEscalation(t *testing.T) {
 			for i, w := range tt.want {
 				var got want
 				for _, h := range historyOf(t, outs[i]) {
-					if strings.HasSuffix(h.AlertID, "-"+news2RuleID) {
+					if strings.HasSuffix(h.AlertID, "-"+rules.NEWS2ID) {
 						got.event, got.notified = h.Event, len(h.Channels) > 0
 					}
 				}
 				for _, a := range alertsOf(t, outs[i]) {
-					if a.RuleID == news2RuleID {
+					if a.RuleID == rules.NEWS2ID {
 						got.score = a.Value
 					}
 				}

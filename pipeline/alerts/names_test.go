@@ -7,6 +7,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/sim"
 )
 
@@ -20,7 +21,7 @@ func TestRenamedTopicsAndAppID(t *testing.T) {
 		alerts.TopicAlerts: "s.alerts", alerts.TopicHistory: "s.history",
 		alerts.TopicMobile: "s.mobile", alerts.TopicEmail: "s.email", alerts.TopicSMS: "s.sms",
 	}
-	p, err := alerts.New(alerts.WithRules(alerts.SeedRules()), alerts.WithNames(pipeline.Names{AppID: "s", Topics: renamed}))
+	p, err := alerts.New(alerts.WithRules(rules.Seed()), alerts.WithNames(pipeline.Names{AppID: "s", Topics: renamed}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package alerts
 import (
 	"math"
 	"strconv"
+
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // NEWS2 scoring follows Chart 1 ("The NEWS scoring system") of the Royal
@@ -215,9 +217,9 @@ const (
 	responseHigh                           // aggregate 7 or more
 )
 
-// response is the response level of a NEWS2 aggregate total whose highest
-// sub-score is maxSingle, at the rule's thresholds (the RCP's by default).
-func (r *NEWS2Rule) response(total, maxSingle int) responseLevel {
+// news2Response is the response level of a NEWS2 aggregate total whose
+// highest sub-score is maxSingle, at r's thresholds (the RCP's by default).
+func news2Response(r *rules.NEWS2Rule, total, maxSingle int) responseLevel {
 	switch {
 	case total >= r.Emergency:
 		return responseHigh

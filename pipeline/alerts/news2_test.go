@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // The expected scores below are copied from RCP NEWS2 (2017) Chart 1, not
@@ -480,9 +482,8 @@ func TestNEWS2UnitRoundTrip(t *testing.T) {
 			vital Vital
 			unit  string
 		}{lc.concept.vital, lc.concept.vitalUnit}
-		dim := ucumUnits[nv.unit].dim
-		for _, other := range slices.Sorted(maps.Keys(ucumUnits)) {
-			if other == nv.unit || ucumUnits[other].dim != dim {
+		for _, other := range rules.Units() {
+			if _, ok := rules.ConvertUnit(1, nv.unit, other, code); other == nv.unit || !ok {
 				continue
 			}
 			tested[nv.vital] = true
@@ -493,7 +494,7 @@ func TestNEWS2UnitRoundTrip(t *testing.T) {
 					if nv.vital == VitalTemperature {
 						charted /= 10
 					}
-					sent, ok := ConvertUnit(charted, nv.unit, other, code)
+					sent, ok := rules.ConvertUnit(charted, nv.unit, other, code)
 					if !ok {
 						rt.Fatalf("%s does not convert to %s", nv.unit, other)
 					}
@@ -560,7 +561,7 @@ func TestChartValue(t *testing.T) {
 // table: low = aggregate 1–4, low–medium = a single parameter scoring 3,
 // medium = aggregate 5–6, high = aggregate 7 or more.
 func TestNEWS2Response(t *testing.T) {
-	cfg := DefaultNEWS2()
+	cfg := rules.DefaultNEWS2()
 	tests := []struct {
 		name             string
 		total, maxSingle int
@@ -578,7 +579,7 @@ func TestNEWS2Response(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := cfg.response(tt.total, tt.maxSingle); got != tt.want {
+			if got := news2Response(&cfg, tt.total, tt.maxSingle); got != tt.want {
 				t.Errorf("response(%d, %d) = %d, want %d", tt.total, tt.maxSingle, got, tt.want)
 			}
 		})

@@ -9,7 +9,7 @@ import (
 
 // TestPlausibility: values outside physiological limits are error records
 // (invalid, naming the code and the limits, never the value), not alerts;
-// the published extremes the limits come from (concepts.go) still alert.
+// the published extremes the limits come from (rules/concepts.go) still alert.
 // Base readings are those of the HL7 FHIR R4 vital-signs examples
 // (http://hl7.org/fhir/R4/observation-examples.html): heart-rate 44 /min,
 // respiratory-rate 26 /min, satO2 95 %, body-temperature 36.5 Cel,

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
@@ -17,7 +18,7 @@ import (
 type Option func(*cfg)
 
 type cfg struct {
-	rules          *RulePack
+	rules          *rules.Pack
 	metrics        *metrics.Set
 	maxRecordBytes int
 	siteZone       *time.Location
@@ -28,9 +29,9 @@ type cfg struct {
 // value size.
 const DefaultMaxRecordBytes = 256 << 10
 
-// WithRules sets the rule pack evaluated. Default [DefaultRules]. It is
-// validated by New ([ValidateRules]) and copied.
-func WithRules(pack RulePack) Option { return func(c *cfg) { c.rules = &pack } }
+// WithRules sets the rule pack evaluated. Default [rules.Default]. It is
+// validated by New ([rules.Validate]) and copied.
+func WithRules(pack rules.Pack) Option { return func(c *cfg) { c.rules = &pack } }
 
 // WithMetrics sets the set the processor's metrics are registered in.
 // Default (or nil): a new set, available from [Processor.Metrics]. The
@@ -103,7 +104,7 @@ func New(opts ...Option) (*Processor, error) {
 		o(&c)
 	}
 	if c.rules == nil {
-		d := DefaultRules()
+		d := rules.Default()
 		c.rules = &d
 	}
 	if c.metrics == nil {
@@ -143,8 +144,8 @@ func New(opts ...Option) (*Processor, error) {
 func (p *Processor) Metrics() *metrics.Set { return p.set }
 
 // Rules returns a copy of the rule pack evaluated.
-func (p *Processor) Rules() RulePack {
-	return RulePack{Rules: append([]Rule(nil), p.rules.rules...), NEWS2: p.rules.news2}
+func (p *Processor) Rules() rules.Pack {
+	return rules.Pack{Rules: append([]rules.Rule(nil), p.rules.rules...), NEWS2: p.rules.news2}
 }
 
 // Spec is the pipeline's runtime spec.
@@ -286,8 +287,8 @@ func (p *Processor) count(out *Outcome) {
 		if a.Version != 1 {
 			continue
 		}
-		p.m.alerts[a.Severity.index()].Inc()
-		if a.RuleID == news2RuleID {
+		p.m.alerts[a.Severity.Index()].Inc()
+		if a.RuleID == rules.NEWS2ID {
 			p.m.news2.Inc()
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
@@ -74,7 +75,7 @@ func render(t testing.TB, out Outcome) []byte {
 }
 
 func TestAlertRecord(t *testing.T) {
-	p := newProcessor(t, WithRules(SeedRules()))
+	p := newProcessor(t, WithRules(rules.Seed()))
 	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), patients(t), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -118,19 +119,19 @@ func TestAlertRecord(t *testing.T) {
 
 func TestRouting(t *testing.T) {
 	tests := []struct {
-		severity     Severity
+		severity     rules.Severity
 		wantChannels []Channel
 		wantTopics   []string
 	}{
-		{SeverityCritical, []Channel{ChannelMobile, ChannelEmail, ChannelSMS}, []string{TopicAlerts, TopicHistory, TopicMobile, TopicEmail, TopicSMS}},
-		{SeverityHigh, []Channel{ChannelMobile, ChannelEmail}, []string{TopicAlerts, TopicHistory, TopicMobile, TopicEmail}},
-		{SeverityMedium, []Channel{}, []string{TopicAlerts, TopicHistory}},
-		{SeverityLow, []Channel{}, []string{TopicAlerts, TopicHistory}},
+		{rules.SeverityCritical, []Channel{ChannelMobile, ChannelEmail, ChannelSMS}, []string{TopicAlerts, TopicHistory, TopicMobile, TopicEmail, TopicSMS}},
+		{rules.SeverityHigh, []Channel{ChannelMobile, ChannelEmail}, []string{TopicAlerts, TopicHistory, TopicMobile, TopicEmail}},
+		{rules.SeverityMedium, []Channel{}, []string{TopicAlerts, TopicHistory}},
+		{rules.SeverityLow, []Channel{}, []string{TopicAlerts, TopicHistory}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.severity), func(t *testing.T) {
-			rule := Rule{ID: "r", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: GT, Threshold: 0, Severity: tt.severity, Description: "d"}
-			p := newProcessor(t, WithRules(RulePack{Rules: []Rule{rule}}))
+			rule := rules.Rule{ID: "r", Code: "8867-4", System: rules.LOINC, Unit: "/min", Comparator: rules.GT, Threshold: 0, Severity: tt.severity, Description: "d"}
+			p := newProcessor(t, WithRules(rules.Pack{Rules: []rules.Rule{rule}}))
 			out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_normal_bare.json")), nil, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -176,7 +177,7 @@ func TestRouting(t *testing.T) {
 }
 
 func TestDuplicatesAndSequence(t *testing.T) {
-	p := newProcessor(t, WithRules(SeedRules()))
+	p := newProcessor(t, WithRules(rules.Seed()))
 	rec := func(id string, value float64) *kgo.Record {
 		return obsRecord(observation(t, func(o map[string]any) { o["id"] = id; withValue(value)(o) }))
 	}
@@ -229,7 +230,7 @@ func TestDuplicatesAndSequence(t *testing.T) {
 }
 
 func TestOpenAlertsAreBounded(t *testing.T) {
-	p := newProcessor(t, WithRules(SeedRules()))
+	p := newProcessor(t, WithRules(rules.Seed()))
 	var state []byte
 	for i := range MaxOpenAlerts + 5 {
 		out, err := p.Handle(obsRecord(observation(t, func(o map[string]any) { o["id"] = fmt.Sprintf("o%d", i); withValue(130)(o) })), nil, state)
@@ -248,7 +249,7 @@ func TestOpenAlertsAreBounded(t *testing.T) {
 }
 
 func TestUnreadableStateIsReplaced(t *testing.T) {
-	p := newProcessor(t, WithRules(SeedRules()))
+	p := newProcessor(t, WithRules(rules.Seed()))
 	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, []byte("{not json"))
 	if err != nil {
 		t.Fatal(err)
@@ -303,9 +304,9 @@ func TestCorrelationIDInAlerts(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	set := metrics.NewSet()
-	p := newProcessor(t, WithMetrics(set), WithRules(RulePack{Rules: []Rule{
-		{ID: "crit", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: GT, Threshold: 0, Severity: SeverityCritical, Description: "d"},
-		{ID: "low", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: GT, Threshold: 0, Severity: SeverityLow, Description: "d"},
+	p := newProcessor(t, WithMetrics(set), WithRules(rules.Pack{Rules: []rules.Rule{
+		{ID: "crit", Code: "8867-4", System: rules.LOINC, Unit: "/min", Comparator: rules.GT, Threshold: 0, Severity: rules.SeverityCritical, Description: "d"},
+		{ID: "low", Code: "8867-4", System: rules.LOINC, Unit: "/min", Comparator: rules.GT, Threshold: 0, Severity: rules.SeverityLow, Description: "d"},
 	}}))
 	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, nil)
 	if err != nil {
@@ -340,8 +341,8 @@ func TestMetrics(t *testing.T) {
 func TestNewAndSpec(t *testing.T) {
 	t.Run("invalid options", func(t *testing.T) {
 		for name, opts := range map[string][]Option{
-			"bad rules":      {WithRules(RulePack{Rules: []Rule{{ID: "x"}}})},
-			"empty rules":    {WithRules(RulePack{})},
+			"bad rules":      {WithRules(rules.Pack{Rules: []rules.Rule{{ID: "x"}}})},
+			"empty rules":    {WithRules(rules.Pack{})},
 			"zero max bytes": {WithMaxRecordBytes(0)},
 		} {
 			if _, err := New(opts...); err == nil {
@@ -354,7 +355,7 @@ func TestNewAndSpec(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Metrics() == nil || p.maxRecordBytes != 256<<10 || !reflect.DeepEqual(p.Rules(), DefaultRules()) {
+		if p.Metrics() == nil || p.maxRecordBytes != 256<<10 || !reflect.DeepEqual(p.Rules(), rules.Default()) {
 			t.Errorf("defaults: %+v", p)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // TestProcessOnRuntime runs the pipeline on the real runtime against an
@@ -85,7 +86,7 @@ func TestProcessOnRuntime(t *testing.T) {
 	produce(&kgo.Record{Topic: TopicPatients, Key: []byte("pat-1"), Value: readTestdata(t, "patient_seed.json")})
 
 	set := metrics.NewSet()
-	p := newProcessor(t, WithMetrics(set), WithRules(SeedRules()))
+	p := newProcessor(t, WithMetrics(set), WithRules(rules.Seed()))
 	runner, err := pipeline.New(p.Spec(), pipeline.WithKafka(kopts...), pipeline.WithCommitInterval(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

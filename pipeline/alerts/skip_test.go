@@ -8,6 +8,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // TestValidFHIRNoRuleReadsIsSkipped: an Observation that is valid FHIR R4
@@ -129,7 +130,7 @@ func TestNoValueAtAllIsStillAnError(t *testing.T) {
 			delete(o, "valueQuantity")
 			o["hasMember"] = []any{}
 			o["valueString"] = nil
-			o["code"] = map[string]any{"coding": []any{map[string]any{"system": LOINC, "code": code}}}
+			o["code"] = map[string]any{"coding": []any{map[string]any{"system": rules.LOINC, "code": code}}}
 		})
 	}
 	for _, code := range []string{"8867-4", "8889-8", "67775-7", "2339-0"} {

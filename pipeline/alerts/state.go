@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"unsafe"
+
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 )
 
 // The patient-alerts value is binary: it is read and rewritten for most
@@ -341,7 +343,7 @@ func decodeOpen(b []byte, st *PatientState) error {
 	st.Open = st.Open[:0]
 	for range r.count() {
 		o := OpenAlert{
-			AlertID: r.str(), RuleID: r.str(), Rule: r.str(), ObservationID: r.str(), Severity: Severity(r.str()),
+			AlertID: r.str(), RuleID: r.str(), Rule: r.str(), ObservationID: r.str(), Severity: rules.Severity(r.str()),
 			Version: r.varint(), Provisional: r.byte()&1 != 0, Value: r.float(), Unit: r.str(), Fingerprint: r.str(),
 			At: r.varint(), Suppressed: r.varint(),
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
@@ -33,8 +34,8 @@ type Settings struct {
 	// name; nil (or a nil set): a new set per stage.
 	Metrics func(stage string) *metrics.Set
 
-	// Rules is the alert rule pack; nil: alerts.DefaultRules.
-	Rules *alerts.RulePack
+	// Rules is the alert rule pack; nil: rules.Default.
+	Rules *rules.Pack
 	// SiteZone is the alerts' site time zone (alerts.WithSiteTimeZone).
 	SiteZone *time.Location
 	// PriorAuth is the orchestrator's configuration; nil:

@@ -73,16 +73,17 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/sim"
 )
 
 // Events the benchmark knows, in the order it runs them.
 var allEvents = []string{"kill", "kill-restart", "sigterm", "rolling"}
 
-// seedRulesYAML is alerts.SeedRules as a rules file: the seed's three rules,
+// seedRulesYAML is rules.Seed as a rules file: the seed's three rules,
 // no suppression window and no NEWS2, so that every alert id the workload
-// expects comes out once. main checks that it parses to SeedRules.
-const seedRulesYAML = `# The seed's three rules (alerts.SeedRules): no suppression, no NEWS2.
+// expects comes out once. main checks that it parses to rules.Seed.
+const seedRulesYAML = `# The seed's three rules (rules.Seed): no suppression, no NEWS2.
 suppression: 0s
 rules:
   - id: heart-rate-high
@@ -313,12 +314,12 @@ func repoRoot(ctx context.Context) (string, error) {
 }
 
 func writeRules(path string) error {
-	pack, err := alerts.ParseRules([]byte(seedRulesYAML))
+	pack, err := rules.Parse([]byte(seedRulesYAML))
 	if err != nil {
 		return err
 	}
-	if !reflect.DeepEqual(pack, alerts.SeedRules()) {
-		return fmt.Errorf("the benchmark's rules file is not alerts.SeedRules: %+v", pack)
+	if !reflect.DeepEqual(pack, rules.Seed()) {
+		return fmt.Errorf("the benchmark's rules file is not rules.Seed: %+v", pack)
 	}
 	return os.WriteFile(path, []byte(seedRulesYAML), 0o644)
 }
@@ -497,7 +498,7 @@ func (r *run) prepare(ctx context.Context) error {
 		return err
 	}
 	r.adm = kadm.NewClient(admc)
-	proc, err := alerts.New(alerts.WithRules(alerts.SeedRules()))
+	proc, err := alerts.New(alerts.WithRules(rules.Seed()))
 	if err != nil {
 		return err
 	}

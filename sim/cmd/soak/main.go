@@ -54,6 +54,7 @@ import (
 
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
+	"github.com/carepipe/carepipe/pipeline/alerts/rules"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/envelope"
@@ -625,8 +626,8 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 	ctx := context.Background()
 	// Every instance is built as carepipe run builds it, from the
 	// catalog; the alerts evaluate the seed's rules.
-	rules := alerts.SeedRules()
-	settings := catalog.Settings{Rules: &rules, Registry: rcl}
+	pack := rules.Seed()
+	settings := catalog.Settings{Rules: &pack, Registry: rcl}
 	// The accounting decodes the validated versions with the schemas'
 	// codec.
 	codec, err := datasync.Register(ctx, rcl)

@@ -1,9 +1,8 @@
-package alerts
+package rules
 
 import (
 	"errors"
 	"fmt"
-	"github.com/carepipe/carepipe/pipeline"
 	"math"
 	"os"
 	"path/filepath"
@@ -47,87 +46,6 @@ func TestComparatorHolds(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestRuleSetFires(t *testing.T) {
-	pack := SeedRules()
-	pack.Rules = append(pack.Rules,
-		Rule{ID: "hr-watch", Code: "8867-4", System: LOINC, Unit: "/min", Comparator: GE, Threshold: 100, Severity: SeverityMedium, Description: "HR watch"},
-		Rule{ID: "hr-local", Code: "HR", System: "http://hospital.org/codes", Unit: "/min", Comparator: GT, Threshold: 120, Severity: SeverityLow, Description: "local HR"},
-		Rule{ID: "glucose-zero", Code: "2339-0", System: LOINC, Unit: "mg/dL", Comparator: EQ, Threshold: 0, Severity: SeverityCritical, Description: "zero glucose"},
-		Rule{ID: "panel-systolic", Code: "85354-9", System: LOINC, Component: "8480-6", Unit: "mm[Hg]", Comparator: GE, Threshold: 160, Severity: SeverityMedium, Description: "panel systolic"},
-	)
-	rs, err := newRuleSet(pack)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loinc := func(code string) Coding { return Coding{System: LOINC, Code: code} }
-	value := func(v float64, unit string, codings ...Coding) Measurement {
-		return Measurement{Codings: codings, HasValue: true, Value: v, Unit: unit}
-	}
-	obs := func(own Measurement, comps ...Measurement) *Observation {
-		return &Observation{ID: "o", Status: "final", PatientID: "p", Measurement: own, Components: comps}
-	}
-	panel := func(sys float64) *Observation {
-		return obs(Measurement{Codings: []Coding{loinc("85354-9")}},
-			value(sys, "mm[Hg]", loinc("8480-6")), value(80, "mm[Hg]", loinc("8462-4")))
-	}
-	tests := []struct {
-		name string
-		obs  *Observation
-		want []string
-	}{
-		{"no rule for code", obs(value(500, "", loinc("1234-5"))), nil},
-		{"heart rate normal", obs(value(72, "/min", loinc("8867-4"))), nil},
-		{"heart rate at threshold", obs(value(120, "/min", loinc("8867-4"))), []string{"hr-watch"}},
-		{"heart rate high fires both, rule order", obs(value(130, "/min", loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
-		{"annotated unit is the same unit", obs(value(130, "{beats}/min", loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
-		{"system mismatch", obs(value(130, "", Coding{System: SNOMED, Code: "8867-4"})), nil},
-		{"no system", obs(value(130, "", Coding{Code: "8867-4"})), nil},
-		{"match on a later coding", obs(value(130, "/min", Coding{System: SNOMED, Code: "364075005"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
-		{"codings matching different rules merge in rule order", obs(value(130, "/min", Coding{System: "http://hospital.org/codes", Code: "HR"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch", "hr-local"}},
-		{"same coding twice fires once", obs(value(130, "/min", loinc("8867-4"), loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
-		{"zero is a value", obs(value(0, "mg/dL", loinc("2339-0"))), []string{"glucose-low", "glucose-zero"}},
-		{"glucose at threshold", obs(value(70, "mg/dL", loinc("2339-0"))), nil},
-		{"glucose in mmol/L converted", obs(value(3.5, "mmol/L", loinc("2339-0"))), []string{"glucose-low"}},
-		{"glucose in mmol/L above", obs(value(5.5, "mmol/L", loinc("2339-0"))), nil},
-		{"systolic above", obs(value(180.5, "mm[Hg]", loinc("8480-6"))), []string{"systolic-bp-high"}},
-		{"systolic in kPa", obs(value(25, "kPa", loinc("8480-6"))), []string{"systolic-bp-high"}},
-		{"panel component fires the standalone rule and the panel rule", panel(185), []string{"systolic-bp-high", "panel-systolic"}},
-		{"panel component below", panel(150), nil},
-		{"panel rule needs the panel", obs(value(170, "mm[Hg]", loinc("8480-6"))), nil},
-		{"data absent is no value", obs(Measurement{Codings: []Coding{loinc("8867-4")}, Absent: true}), nil},
-		{"absent component is no value", obs(Measurement{Codings: []Coding{loinc("85354-9")}}, Measurement{Codings: []Coding{loinc("8480-6")}, Absent: true}), nil},
-		{"no codings", obs(value(130, "/min")), nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var f findings
-			if err := rs.evaluate(tt.obs, &f); err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, fr := range f.firings {
-				got = append(got, fr.rule.ID)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("fired %v, want %v", got, tt.want)
-			}
-		})
-	}
-	t.Run("unconvertible unit is an error, not a miss", func(t *testing.T) {
-		for _, m := range []Measurement{
-			value(130, "kg", loinc("8867-4")),
-			value(130, "beats/minute", loinc("8867-4")),
-			value(130, "http://example.org/units|/min", loinc("8867-4")),
-			value(5.5, "mmol/L", loinc("8480-6")),
-		} {
-			var f findings
-			if err := rs.evaluate(obs(m), &f); errorType(err) != pipeline.TypeInvalid {
-				t.Errorf("unit %q: error %v, want an invalid record", m.Unit, err)
-			}
-		}
-	})
 }
 
 func TestParseRules(t *testing.T) {
@@ -188,12 +106,12 @@ func TestParseRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var pack RulePack
+			var pack Pack
 			var err error
 			if tt.file != "" {
-				pack, err = LoadRules(filepath.Join("testdata", tt.file))
+				pack, err = Load(filepath.Join("testdata", tt.file))
 			} else {
-				pack, err = ParseRules([]byte(tt.yaml))
+				pack, err = Parse([]byte(tt.yaml))
 			}
 			rules := pack.Rules
 			if tt.wantProblems == nil {
@@ -207,7 +125,7 @@ func TestParseRules(t *testing.T) {
 				if !slices.Equal(ids, tt.wantIDs) {
 					t.Fatalf("ids = %v, want %v", ids, tt.wantIDs)
 				}
-				if err := ValidateRules(pack); err != nil {
+				if err := Validate(pack); err != nil {
 					t.Errorf("parsed rules do not validate: %v", err)
 				}
 				return
@@ -244,7 +162,7 @@ func ruleYAML(threshold string) string {
 		"    unit: /min\n"
 }
 
-func ruleProblemsOf(t *testing.T, err error) []*RuleError {
+func ruleProblemsOf(t *testing.T, err error) []*Error {
 	t.Helper()
 	if err == nil {
 		t.Fatal("no error")
@@ -255,11 +173,11 @@ func ruleProblemsOf(t *testing.T, err error) []*RuleError {
 	} else {
 		errs = []error{err}
 	}
-	out := make([]*RuleError, 0, len(errs))
+	out := make([]*Error, 0, len(errs))
 	for _, e := range errs {
-		var re *RuleError
+		var re *Error
 		if !errors.As(e, &re) {
-			t.Fatalf("problem %v is %T, want *RuleError", e, e)
+			t.Fatalf("problem %v is %T, want *Error", e, e)
 		}
 		out = append(out, re)
 	}
@@ -267,29 +185,29 @@ func ruleProblemsOf(t *testing.T, err error) []*RuleError {
 }
 
 func TestLoadRulesMissingFile(t *testing.T) {
-	_, err := LoadRules(filepath.Join(t.TempDir(), "nope.yaml"))
-	var re *RuleError
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	var re *Error
 	if !errors.As(err, &re) || !errors.Is(err, os.ErrNotExist) || re.Line != 0 {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 func TestDefaultRulesStartWithTheSeeds(t *testing.T) {
-	if err := ValidateRules(DefaultRules()); err != nil {
+	if err := Validate(Default()); err != nil {
 		t.Fatal(err)
 	}
-	if err := ValidateRules(SeedRules()); err != nil {
+	if err := Validate(Seed()); err != nil {
 		t.Fatal(err)
 	}
-	seeds := SeedRules().Rules
+	seeds := Seed().Rules
 	for i := range seeds {
 		seeds[i].Suppression = DefaultSuppression
 	}
-	def := DefaultRules()
+	def := Default()
 	if !reflect.DeepEqual(def.Rules[:3], seeds) || def.NEWS2 != DefaultNEWS2() {
-		t.Errorf("DefaultRules does not start with the seeds (with the default window) or lacks NEWS2: %+v", def)
+		t.Errorf("Default does not start with the seeds (with the default window) or lacks NEWS2: %+v", def)
 	}
-	fromFile, err := LoadRules(filepath.Join("testdata", "rules_valid.yaml"))
+	fromFile, err := Load(filepath.Join("testdata", "rules_valid.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +215,7 @@ func TestDefaultRulesStartWithTheSeeds(t *testing.T) {
 	// one code that was all it matched then, its concept's first.
 	byCode := slices.Clone(seeds)
 	for i := range byCode {
-		byCode[i].Code, byCode[i].Concept = ruleCodes(&byCode[i])[0], ""
+		byCode[i].Code, byCode[i].Concept = byCode[i].MatchCodes()[0], ""
 	}
 	if !reflect.DeepEqual(fromFile.Rules[:3], byCode) {
 		t.Errorf("the first three rules of rules_valid.yaml differ from the seeds:\n%+v\n%+v", fromFile.Rules[:3], byCode)
@@ -308,37 +226,37 @@ func TestDefaultRulesStartWithTheSeeds(t *testing.T) {
 }
 
 func TestValidateRules(t *testing.T) {
-	good := DefaultRules().Rules[0]
-	news2 := func(mut func(*NEWS2Rule)) RulePack {
+	good := Default().Rules[0]
+	news2 := func(mut func(*NEWS2Rule)) Pack {
 		n := DefaultNEWS2()
 		mut(&n)
-		return RulePack{NEWS2: n}
+		return Pack{NEWS2: n}
 	}
 	tests := []struct {
 		name string
-		pack RulePack
+		pack Pack
 		want []string
 	}{
-		{"none", RulePack{}, []string{"no rules and NEWS2 off"}},
-		{"defaults", DefaultRules(), nil},
-		{"NEWS2 alone", RulePack{NEWS2: DefaultNEWS2()}, nil},
-		{"duplicate id", RulePack{Rules: []Rule{good, good}}, []string{`rule 2: duplicate rule id "heart-rate-high" (also rule 1)`}},
-		{"every field missing", RulePack{Rules: []Rule{{Threshold: math.NaN(), Suppression: -1}}}, []string{
+		{"none", Pack{}, []string{"no rules and NEWS2 off"}},
+		{"defaults", Default(), nil},
+		{"NEWS2 alone", Pack{NEWS2: DefaultNEWS2()}, nil},
+		{"duplicate id", Pack{Rules: []Rule{good, good}}, []string{`rule 2: duplicate rule id "heart-rate-high" (also rule 1)`}},
+		{"every field missing", Pack{Rules: []Rule{{Threshold: math.NaN(), Suppression: -1}}}, []string{
 			"rule 1: missing id", "rule 1: missing code", "rule 1: missing system", "rule 1: missing unit", "rule 1: missing comparator",
 			"rule 1: threshold is not a finite number", "rule 1: missing severity", "rule 1: missing description",
 			"rule 1: suppression must not be negative",
 		}},
-		{"bad enums", RulePack{Rules: []Rule{{ID: "x", Code: "c", System: "s", Unit: "furlongs", Comparator: ">", Severity: "urgent", Description: "d"}}}, []string{
+		{"bad enums", Pack{Rules: []Rule{{ID: "x", Code: "c", System: "s", Unit: "furlongs", Comparator: ">", Severity: "urgent", Description: "d"}}}, []string{
 			`rule 1: unit "furlongs"`, `rule 1: comparator ">" is not one of`, `rule 1: severity "urgent" is not one of`,
 		}},
-		{"news2 id taken", RulePack{Rules: []Rule{func() Rule { r := good; r.ID = "news2"; return r }()}}, []string{`rule 1: rule id "news2" is the NEWS2 alert's`}},
+		{"news2 id taken", Pack{Rules: []Rule{func() Rule { r := good; r.ID = "news2"; return r }()}}, []string{`rule 1: rule id "news2" is the NEWS2 alert's`}},
 		{"news2 scale", news2(func(n *NEWS2Rule) { n.SpO2Scale = 0 }), []string{"news2: spo2Scale must be 1 or 2"}},
 		{"news2 freshness", news2(func(n *NEWS2Rule) { n.Freshness = 0 }), []string{"news2: freshness must be positive"}},
 		{"news2 single", news2(func(n *NEWS2Rule) { n.SingleParameter = 4 }), []string{"news2: singleParameter must be between 1 and 3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateRules(tt.pack)
+			err := Validate(tt.pack)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -363,11 +281,11 @@ func TestValidateRules(t *testing.T) {
 
 func TestParseRulesConcepts(t *testing.T) {
 	t.Run("concepts and code lists", func(t *testing.T) {
-		pack, err := LoadRules(filepath.Join("testdata", "rules_concepts.yaml"))
+		pack, err := Load(filepath.Join("testdata", "rules_concepts.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		seeds := SeedRules().Rules
+		seeds := Seed().Rules
 		for i := range seeds {
 			seeds[i].Suppression = DefaultSuppression
 		}
@@ -393,7 +311,7 @@ func TestParseRulesConcepts(t *testing.T) {
 		{"codes not a list", "codes: \"2339-0\"\n    system: http://loinc.org", "mg/dL", "codes: want a list of strings"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseRules([]byte(fmt.Sprintf(base, tt.match, tt.unit)))
+			_, err := Parse([]byte(fmt.Sprintf(base, tt.match, tt.unit)))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err %v, want %q", err, tt.want)
 			}
@@ -401,24 +319,37 @@ func TestParseRulesConcepts(t *testing.T) {
 	}
 }
 
-// TestConceptTable: every code of the table has a unit carepipe converts,
-// every molar glucose code meets mass through glucose's molar mass, and
-// every concept with a NEWS2 parameter converts to its bands' unit.
+// TestConceptTable: every code of the table has a unit carepipe converts
+// and one concept, every molar glucose code meets mass through glucose's
+// molar mass, and every code converts to its concept's limits' unit.
 func TestConceptTable(t *testing.T) {
-	for i := range concepts {
-		c := &concepts[i]
-		for _, cc := range c.codes {
-			if !KnownUnit(cc.unit) {
-				t.Errorf("%s %s: unit %q unknown", c.name, cc.code, cc.unit)
+	seen := make(map[string]string)
+	for _, c := range Concepts() {
+		if !KnownUnit(c.Limits.Unit) || c.Limits.Lo >= c.Limits.Hi {
+			t.Errorf("%s: limits %+v", c.Name, c.Limits)
+		}
+		for _, cc := range c.Codes {
+			if !KnownUnit(cc.Unit) {
+				t.Errorf("%s %s: unit %q unknown", c.Name, cc.Code, cc.Unit)
 			}
-			if c.name == ConceptGlucose && mgdLPerMmolL[cc.code] != glucoseMgdLPerMmolL {
-				t.Errorf("glucose %s has no molar factor", cc.code)
+			if other, dup := seen[cc.Code]; dup {
+				t.Errorf("%s %s: also in %s", c.Name, cc.Code, other)
 			}
-			if c.vital != NumVitals {
-				if _, ok := ConvertUnit(1, cc.unit, c.vitalUnit, cc.code); !ok {
-					t.Errorf("%s %s: %s does not convert to %s", c.name, cc.code, cc.unit, c.vitalUnit)
-				}
+			seen[cc.Code] = c.Name
+			if c.Name == ConceptGlucose && mgdLPerMmolL[cc.Code] != glucoseMgdLPerMmolL {
+				t.Errorf("glucose %s has no molar factor", cc.Code)
+			}
+			if _, ok := ConvertUnit(1, cc.Unit, c.Limits.Unit, cc.Code); !ok {
+				t.Errorf("%s %s: %s does not convert to its limits' %s", c.Name, cc.Code, cc.Unit, c.Limits.Unit)
 			}
 		}
+	}
+}
+
+// TestConceptsIsACopy: the table cannot be changed through Concepts.
+func TestConceptsIsACopy(t *testing.T) {
+	Concepts()[0].Codes[0].Unit = "kg"
+	if got := Concepts()[0].Codes[0].Unit; got == "kg" {
+		t.Errorf("a caller changed the concept table through Concepts")
 	}
 }

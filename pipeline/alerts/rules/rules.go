@@ -1,4 +1,4 @@
-package alerts
+package rules
 
 import (
 	"errors"
@@ -56,8 +56,8 @@ type Rule struct {
 	Suppression time.Duration
 }
 
-// RulePack is what a rules file configures: threshold rules and NEWS2.
-type RulePack struct {
+// Pack is what a rules file configures: threshold rules and NEWS2.
+type Pack struct {
 	Rules []Rule
 	NEWS2 NEWS2Rule
 }
@@ -89,10 +89,13 @@ const (
 	DefaultNEWS2Emergency  = 7
 	DefaultNEWS2Single     = 3
 	DefaultNEWS2SpO2Scale  = 1
-	news2RuleID            = "news2"
 	maxNEWS2Aggregate      = 20
 	maxNEWS2ParameterScore = 3
 )
+
+// NEWS2ID is the NEWS2 alert's rule id in alert ids and records; no
+// threshold rule may take it.
+const NEWS2ID = "news2"
 
 // DefaultNEWS2 is NEWS2 on with the RCP's thresholds.
 func DefaultNEWS2() NEWS2Rule {
@@ -146,23 +149,20 @@ func (c Comparator) Valid() bool {
 	return false
 }
 
-// LOINC is the code system of the built-in rules.
-const LOINC = "http://loinc.org"
-
-// SeedRules are the seed's three rules alone: no NEWS2, no suppression.
+// Seed are the seed's three rules alone: no NEWS2, no suppression.
 // The simulated world's ground truth is computed with them.
-func SeedRules() RulePack {
-	return RulePack{Rules: []Rule{
+func Seed() Pack {
+	return Pack{Rules: []Rule{
 		{ID: "heart-rate-high", Concept: ConceptHeartRate, System: LOINC, Unit: "/min", Comparator: GT, Threshold: 120, Severity: SeverityHigh, Description: "Elevated heart rate"},
 		{ID: "systolic-bp-high", Concept: ConceptSystolicBP, System: LOINC, Unit: "mm[Hg]", Comparator: GT, Threshold: 180, Severity: SeverityHigh, Description: "Elevated blood pressure"},
 		{ID: "glucose-low", Concept: ConceptGlucose, System: LOINC, Unit: "mg/dL", Comparator: LT, Threshold: 70, Severity: SeverityHigh, Description: "Hypoglycemia"},
 	}}
 }
 
-// DefaultRules is the built-in pack: the seed's three rules and an adult
+// Default is the built-in pack: the seed's three rules and an adult
 // vital-signs set, each with the default suppression window, and NEWS2.
-func DefaultRules() RulePack {
-	p := SeedRules()
+func Default() Pack {
+	p := Seed()
 	p.Rules = append(p.Rules,
 		Rule{ID: "spo2-low", Concept: ConceptSpO2, System: LOINC, Unit: "%", Comparator: LT, Threshold: 90, Severity: SeverityCritical, Description: "Low oxygen saturation"},
 		Rule{ID: "heart-rate-low", Concept: ConceptHeartRate, System: LOINC, Unit: "/min", Comparator: LT, Threshold: 40, Severity: SeverityCritical, Description: "Bradycardia"},
@@ -178,10 +178,10 @@ func DefaultRules() RulePack {
 	return p
 }
 
-// ValidateRules checks a pack as [ParseRules] checks a file: a rule or
+// Validate checks a pack as [Parse] checks a file: a rule or
 // NEWS2, every rule field set and well-formed, ids unique, NEWS2's
 // settings in range. It returns every problem, joined.
-func ValidateRules(pack RulePack) error {
+func Validate(pack Pack) error {
 	if len(pack.Rules) == 0 && !pack.NEWS2.Enabled {
 		return errors.New("rules: no rules and NEWS2 off")
 	}
@@ -196,7 +196,7 @@ func ValidateRules(pack RulePack) error {
 		} else {
 			seen[r.ID] = i
 		}
-		if r.ID == news2RuleID {
+		if r.ID == NEWS2ID {
 			errs = append(errs, fmt.Errorf("rule %d: rule id %q is the NEWS2 alert's", i+1, r.ID))
 		}
 	}
@@ -291,7 +291,7 @@ func codeProblems(r *Rule) []string {
 		if _, ok := lookupConcept(r.Concept); !ok {
 			ps = append(ps, fmt.Sprintf("concept %q is not one of %s", r.Concept, conceptNames()))
 		}
-		if r.System != "" && canonicalSystem(r.System) != LOINC {
+		if r.System != "" && CanonicalSystem(r.System) != LOINC {
 			ps = append(ps, "a concept's codes are LOINC: system must be http://loinc.org or left out")
 		}
 	} else if r.System == "" {
@@ -307,33 +307,34 @@ func codeProblems(r *Rule) []string {
 // and whose unit cannot convert to r's: a temperature rule in mg/dL would
 // turn every temperature into an error record.
 func unitCodeProblems(r *Rule) []string {
-	if r.Component != "" || canonicalSystem(r.System) != LOINC && r.Concept == "" {
+	if r.Component != "" || CanonicalSystem(r.System) != LOINC && r.Concept == "" {
 		return nil
 	}
 	var ps []string
-	for _, code := range ruleCodes(r) {
-		lc, ok := loincCodes[code]
+	for _, code := range r.MatchCodes() {
+		cc, ok := conceptCodes[code]
 		if !ok {
 			continue
 		}
-		if _, ok := ConvertUnit(1, lc.unit, r.Unit, code); !ok {
-			ps = append(ps, fmt.Sprintf("unit %q cannot express LOINC %s (in %s)", r.Unit, code, lc.unit))
+		if _, ok := ConvertUnit(1, cc.Unit, r.Unit, code); !ok {
+			ps = append(ps, fmt.Sprintf("unit %q cannot express LOINC %s (in %s)", r.Unit, code, cc.Unit))
 		}
 	}
 	return ps
 }
 
-// ruleCodes are the codes r matches: its concept's, its list, or its code.
-func ruleCodes(r *Rule) []string {
+// MatchCodes are the codes r matches: its concept's, its list, or its
+// code. The slice is r's own (Codes) or new: do not modify it.
+func (r *Rule) MatchCodes() []string {
 	switch {
 	case r.Concept != "":
 		c, ok := lookupConcept(r.Concept)
 		if !ok {
 			return nil
 		}
-		codes := make([]string, len(c.codes))
-		for i := range c.codes {
-			codes[i] = c.codes[i].code
+		codes := make([]string, len(c.Codes))
+		for i := range c.Codes {
+			codes[i] = c.Codes[i].Code
 		}
 		return codes
 	case r.Codes != nil:
@@ -385,66 +386,9 @@ func checkSeverity(s Severity) string {
 	return ""
 }
 
-// ruleSet is a validated rule pack indexed by code for evaluation.
-type ruleSet struct {
-	rules []Rule
-	news2 NEWS2Rule
-	// byCode maps each code a rule matches (Code, a code of Codes or of
-	// Concept) to the rule's variants for it, ascending by rule.
-	byCode map[string][]codeRule
-	// systems are the code systems of the rules: a coding of another
-	// system (the SNOMED coding beside a LOINC one) needs no look-up.
-	systems []string
-}
-
-// codeRule is a rule's variant for one of its codes: a copy of the rule
-// with Code that code, Codes and Concept unset, and System canonical. The
-// variant fires, so the alert records the code that fired as its rule.
-type codeRule struct {
-	index int // in ruleSet.rules
-	rule  *Rule
-}
-
-func newRuleSet(pack RulePack) (*ruleSet, error) {
-	if err := ValidateRules(pack); err != nil {
-		return nil, err
-	}
-	s := &ruleSet{rules: slices.Clone(pack.Rules), news2: pack.NEWS2, byCode: make(map[string][]codeRule, len(pack.Rules))}
-	for i := range s.rules {
-		for _, code := range ruleCodes(&s.rules[i]) {
-			v := s.rules[i]
-			v.Code, v.Codes, v.Concept = code, nil, ""
-			v.System = canonicalSystem(v.System)
-			if v.System == "" {
-				v.System = LOINC
-			}
-			s.byCode[code] = append(s.byCode[code], codeRule{index: i, rule: &v})
-			if !slices.Contains(s.systems, v.System) {
-				s.systems = append(s.systems, v.System)
-			}
-		}
-	}
-	return s, nil
-}
-
-// description is the description of rule id, for records about an alert
-// the rule raised earlier: the rule itself, or its id if the rule is no
-// longer configured.
-func (s *ruleSet) description(id string) string {
-	if id == news2RuleID {
-		return "National Early Warning Score 2"
-	}
-	for i := range s.rules {
-		if s.rules[i].ID == id {
-			return s.rules[i].Description
-		}
-	}
-	return id
-}
-
-// RuleError is one problem in a rules file, at a line (1-based; 0 when the
+// Error is one problem in a rules file, at a line (1-based; 0 when the
 // problem has no line, such as an unreadable file).
-type RuleError struct {
+type Error struct {
 	File string
 	Line int
 	Msg  string
@@ -452,9 +396,9 @@ type RuleError struct {
 	Err error
 }
 
-func (e *RuleError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
-func (e *RuleError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
 		b.WriteString(e.File)
@@ -474,17 +418,17 @@ func (e *RuleError) Error() string {
 	return b.String()
 }
 
-// LoadRules reads and parses a rules file; see [ParseRules]. Problems name
+// Load reads and parses a rules file; see [Parse]. Problems name
 // the file.
-func LoadRules(path string) (RulePack, error) {
+func Load(path string) (Pack, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return RulePack{}, &RuleError{File: path, Msg: fmt.Sprintf("reading rules: %v", err), Err: err}
+		return Pack{}, &Error{File: path, Msg: fmt.Sprintf("reading rules: %v", err), Err: err}
 	}
-	return parseRules(path, data)
+	return parse(path, data)
 }
 
-// ParseRules parses a rules document:
+// Parse parses a rules document:
 //
 //	suppression: 15m        # default window of every rule; 0s turns it off
 //	news2:                  # NEWS2 alert; omit the key to turn it off
@@ -518,25 +462,25 @@ func LoadRules(path string) (RulePack, error) {
 // Unknown keys, duplicate keys, duplicate ids, unknown concepts, units
 // carepipe cannot convert and units a rule's LOINC codes cannot be
 // converted to are errors. It reports
-// every problem, each a *[RuleError] with its line, joined with
+// every problem, each a *[Error] with its line, joined with
 // errors.Join (unwrap with `interface{ Unwrap() []error }`); a file with a
 // problem loads nothing.
-func ParseRules(data []byte) (RulePack, error) { return parseRules("", data) }
+func Parse(data []byte) (Pack, error) { return parse("", data) }
 
-func parseRules(file string, data []byte) (RulePack, error) {
+func parse(file string, data []byte) (Pack, error) {
 	p := &ruleParser{file: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return RulePack{}, p.syntaxError(err)
+		return Pack{}, p.syntaxError(err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		p.errorf(1, "no rules: the document is empty")
-		return RulePack{}, p.err()
+		return Pack{}, p.err()
 	}
 	root := resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		p.errorf(root.Line, "want a mapping with the key \"rules\"")
-		return RulePack{}, p.err()
+		return Pack{}, p.err()
 	}
 	var rulesNode, news2Node *yaml.Node
 	suppression := DefaultSuppression
@@ -552,7 +496,7 @@ func parseRules(file string, data []byte) (RulePack, error) {
 			p.errorf(k.Line, "unknown key %q (want rules, news2, suppression)", k.Value)
 		}
 	})
-	var pack RulePack
+	var pack Pack
 	if news2Node != nil {
 		pack.NEWS2 = p.news2(news2Node, suppression)
 	}
@@ -583,7 +527,7 @@ func parseRules(file string, data []byte) (RulePack, error) {
 		}
 	}
 	if err := p.err(); err != nil {
-		return RulePack{}, err
+		return Pack{}, err
 	}
 	return pack, nil
 }
@@ -636,18 +580,18 @@ type ruleParser struct {
 }
 
 func (p *ruleParser) errorf(line int, format string, args ...any) {
-	p.problems = append(p.problems, &RuleError{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	p.problems = append(p.problems, &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // err joins the problems, ordered by line.
 func (p *ruleParser) err() error {
 	slices.SortStableFunc(p.problems, func(a, b error) int {
-		return a.(*RuleError).Line - b.(*RuleError).Line
+		return a.(*Error).Line - b.(*Error).Line
 	})
 	return errors.Join(p.problems...)
 }
 
-// syntaxError turns a yaml.v3 error ("yaml: line N: msg") into a RuleError.
+// syntaxError turns a yaml.v3 error ("yaml: line N: msg") into a Error.
 func (p *ruleParser) syntaxError(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
@@ -658,7 +602,7 @@ func (p *ruleParser) syntaxError(err error) error {
 			}
 		}
 	}
-	return &RuleError{File: p.file, Line: line, Msg: msg}
+	return &Error{File: p.file, Line: line, Msg: msg}
 }
 
 // mapping calls fn for each key and value of m, reporting non-scalar and

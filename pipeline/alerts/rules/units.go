@@ -1,4 +1,9 @@
-package alerts
+package rules
+
+import (
+	"maps"
+	"slices"
+)
 
 // Rules state their threshold in one UCUM unit, and observations arrive in
 // whatever unit the device or lab used. Comparing 5.5 mmol/L with a 180 mg/dL
@@ -154,4 +159,9 @@ func ConvertUnit(value float64, from, to, code string) (converted float64, ok bo
 func KnownUnit(u string) bool {
 	_, ok := ucumUnits[u]
 	return ok
+}
+
+// Units are the UCUM codes of the conversion table, sorted.
+func Units() []string {
+	return slices.Sorted(maps.Keys(ucumUnits))
 }
