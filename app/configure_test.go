@@ -27,6 +27,8 @@ func envOf(m map[string]string) LookupEnv {
 // connection's, secrets), and where two of them came from.
 type runOptions struct {
 	InstanceID     string
+	AdvertiseHTTP  string
+	Demo           string
 	SessionTimeout time.Duration
 	CreateTopics   bool
 	CarryHeaders   []string
@@ -45,7 +47,7 @@ type runOptions struct {
 func optionsOf(rs RunSetup) runOptions {
 	c := rs.Config
 	return runOptions{
-		InstanceID: c.InstanceID, SessionTimeout: c.SessionTimeout, CreateTopics: c.CreateTopics, CarryHeaders: c.CarryHeaders,
+		InstanceID: c.InstanceID, AdvertiseHTTP: c.AdvertiseHTTP, Demo: c.Demo, SessionTimeout: c.SessionTimeout, CreateTopics: c.CreateTopics, CarryHeaders: c.CarryHeaders,
 		Brokers: c.Brokers, Username: c.Username, SASLMechanism: c.SASLMechanism, TLS: c.TLS, Password: c.Password, APIToken: c.APIToken,
 		Level: rs.Level, BrokersFrom: c.Origin("brokers"), SessionTimeoutFrom: c.Origin("sessionTimeout"),
 	}
@@ -56,6 +58,8 @@ func optionsOf(rs RunSetup) runOptions {
 // option; the mistakes of each source reported with its key and origin.
 func TestConfigureRunPrecedence(t *testing.T) {
 	const file = `instanceId: from-file
+advertiseHttp: file-host:8080
+demo: {mode: "off"}
 sessionTimeout: 20s
 createTopics: true
 carryHeaders: [x-file]
@@ -66,11 +70,13 @@ kafka: {saslMechanism: SCRAM-SHA-512, username: file-user, password: file-pw, tl
 	fromFile := runOptions{
 		InstanceID: "from-file", SessionTimeout: 20 * time.Second, CreateTopics: true, CarryHeaders: []string{"x-file"},
 		Brokers: []string{"file:9092"}, Username: "file-user", SASLMechanism: "SCRAM-SHA-512", TLS: true, Password: "file-pw",
-		Level: slog.LevelWarn, BrokersFrom: "line 5", SessionTimeoutFrom: "line 2",
+		Level: slog.LevelWarn, BrokersFrom: "line 7", SessionTimeoutFrom: "line 4",
+		AdvertiseHTTP: "file-host:8080", Demo: DemoOff,
 	}
 	env := map[string]string{
 		"CAREPIPE_SESSION_TIMEOUT": "30s", "CAREPIPE_CARRY_HEADERS": "baggage, x-env", "KAFKA_BROKERS": "env-1:9092,env-2:9092",
 		"KAFKA_TLS": "false", "KAFKA_PASSWORD": "env-pw", "CAREPIPE_API_TOKEN": "env-token",
+		"CAREPIPE_ADVERTISE_HTTP": "10.0.0.2:8080", "CAREPIPE_DEMO": "auto",
 	}
 	for _, tt := range []struct {
 		name string
@@ -95,19 +101,22 @@ kafka: {saslMechanism: SCRAM-SHA-512, username: file-user, password: file-pw, tl
 			InstanceID: "from-file", SessionTimeout: 30 * time.Second, CreateTopics: true, CarryHeaders: []string{"baggage", "x-env"},
 			Brokers: []string{"env-1:9092", "env-2:9092"}, Username: "file-user", SASLMechanism: "SCRAM-SHA-512", TLS: false,
 			Password: "env-pw", APIToken: "env-token", Level: slog.LevelWarn, BrokersFrom: "KAFKA_BROKERS", SessionTimeoutFrom: "CAREPIPE_SESSION_TIMEOUT",
+			AdvertiseHTTP: "10.0.0.2:8080", Demo: DemoAuto,
 		}},
 		{name: "flags over the environment and the file", file: file, env: env, flags: []string{
 			"--instance-id", "from-flag", "--session-timeout", "40s", "--create-topics=false", "--carry-headers", "x-flag",
 			"--brokers", "flag:9092", "--kafka-username", "flag-user", "--kafka-tls", "--log-level", "debug",
+			"--advertise-http", "10.0.0.3:8080", "--demo",
 		}, want: runOptions{
 			InstanceID: "from-flag", SessionTimeout: 40 * time.Second, CreateTopics: false, CarryHeaders: []string{"x-flag"},
 			Brokers: []string{"flag:9092"}, Username: "flag-user", SASLMechanism: "SCRAM-SHA-512", TLS: true,
 			Password: "env-pw", APIToken: "env-token", Level: slog.LevelDebug, BrokersFrom: "--brokers", SessionTimeoutFrom: "--session-timeout",
+			AdvertiseHTTP: "10.0.0.3:8080", Demo: DemoOn,
 		}},
 		{name: "a variable set empty counts", file: file, env: map[string]string{"KAFKA_BROKERS": "", "KAFKA_TLS": ""}, want: runOptions{
 			InstanceID: "from-file", SessionTimeout: 20 * time.Second, CreateTopics: true, CarryHeaders: []string{"x-file"},
 			Username: "file-user", SASLMechanism: "SCRAM-SHA-512", Password: "file-pw", Level: slog.LevelWarn,
-			BrokersFrom: "KAFKA_BROKERS", SessionTimeoutFrom: "line 2",
+			BrokersFrom: "KAFKA_BROKERS", SessionTimeoutFrom: "line 4", AdvertiseHTTP: "file-host:8080", Demo: DemoOff,
 		}},
 		{name: "a username alone means PLAIN", env: map[string]string{"KAFKA_USERNAME": "u", "KAFKA_PASSWORD": "p"},
 			want: runOptions{Username: "u", SASLMechanism: "PLAIN", Password: "p", Level: slog.LevelInfo}},
@@ -120,8 +129,9 @@ kafka: {saslMechanism: SCRAM-SHA-512, username: file-user, password: file-pw, tl
 				`kafka.tls (KAFKA_TLS): "yes please": want true or false`,
 				`sessionTimeout (CAREPIPE_SESSION_TIMEOUT): "10" is not a duration (write 100ms, 5s, 2m)`,
 			}},
-		{name: "the flags' mistakes", file: file, flags: []string{"--log-level", "loud", "--kafka-dial-timeout", "5"},
+		{name: "the flags' mistakes", file: file, flags: []string{"--log-level", "loud", "--kafka-dial-timeout", "5", "--demo=sometimes"},
 			mistakes: []string{
+				`demo.mode (--demo): "sometimes": want auto, on or off`,
 				`kafka.dialTimeout (--kafka-dial-timeout): "5" is not a duration (write 100ms, 5s, 2m)`,
 				`logLevel (--log-level): "loud": want debug, info, warn or error`,
 			}},
