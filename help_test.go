@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // helpCommands are the commands with flags, as the README invokes them.
@@ -81,34 +80,6 @@ func TestFlagMistakeGoesToStderr(t *testing.T) {
 		if e := stderr.String(); !strings.Contains(e, tc.want) || !strings.Contains(e, "--help") {
 			t.Errorf("%v: stderr %q, want %q and a pointer to --help", tc.args, e, tc.want)
 		}
-	}
-}
-
-// Regression (issue 23): the help said a negative --summary-every means
-// never, and "-1" was refused (time.ParseDuration wants a unit). Any
-// negative value now turns the summary off; 0 is the default, as for every
-// duration option; a positive number without a unit is refused, since its
-// unit would be a guess.
-func TestSummaryEveryNegativeMeansNever(t *testing.T) {
-	for _, tc := range []struct {
-		arg  string
-		want time.Duration // < 0: never
-	}{
-		{"-1", -1}, {"-5", -1}, {"-1s", -time.Second}, {"0", 0}, {"2s", 2 * time.Second},
-	} {
-		var stdout, stderr bytes.Buffer
-		rc, code := runConfig("run", []string{"--summary-every", tc.arg}, &stdout, &stderr)
-		if code >= 0 || len(rc.problems) > 0 {
-			t.Errorf("--summary-every %s: exit %d, problems %v, stderr %q", tc.arg, code, rc.problems, stderr.String())
-			continue
-		}
-		if got := rc.cfg.SummaryEvery; (tc.want < 0) != (got < 0) || (tc.want >= 0 && got != tc.want) {
-			t.Errorf("--summary-every %s: SummaryEvery %v, want %v", tc.arg, got, tc.want)
-		}
-	}
-	var stdout, stderr bytes.Buffer
-	if _, code := runConfig("run", []string{"--summary-every", "5"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "no unit") {
-		t.Errorf("--summary-every 5: exit %d, stderr %q; want 2 and that it has no unit", code, stderr.String())
 	}
 }
 

@@ -29,7 +29,8 @@ import (
 )
 
 // The operator's commands: describe, reset and errors. Their logic is
-// package ops; this file is their flags.
+// package ops; their common flags and the connection are
+// app.ConfigureOps's; this file is their own flags and their output.
 
 // opsSpecs returns the specs of the pipeline named name: a name of
 // --pipelines (alerts, priorauth, datasync, orders: every stage of it),
@@ -58,63 +59,26 @@ func opsSpecs(name, sources string) ([]pipeline.Spec, error) {
 	return nil, fmt.Errorf("unknown pipeline %q: want alerts, priorauth, datasync or orders, or one stage: %s", name, strings.Join(names, ", "))
 }
 
-// opsFlags are the flags every operator command that talks to Kafka takes.
-type opsFlags struct {
-	fs       *flag.FlagSet
-	synopsis string
-	stdout   io.Writer
-	stderr   io.Writer
-	pipeline *string
-	sources  *string
-	conn     *connFlags
-}
-
-func newOpsFlags(name, synopsis string, stdout, stderr io.Writer, pipelineUsage string) *opsFlags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return &opsFlags{
-		fs:       fs,
-		synopsis: synopsis,
-		stdout:   stdout,
-		stderr:   stderr,
-		pipeline: fs.String("pipeline", "", pipelineUsage),
-		sources:  fs.String("sources", os.Getenv("CAREPIPE_SOURCES"), "datasync sources YAML file (env CAREPIPE_SOURCES): its topics are datasync's inputs"),
-	}
-}
-
-// parse parses args; code is -1 to go on, else the exit code.
-func (o *opsFlags) parse(args []string, needPipeline bool) (code int) {
-	if code := parseFlags(o.fs, o.synopsis, args, o.stdout, o.stderr); code >= 0 {
-		return code
-	}
-	if o.fs.NArg() > 0 {
-		fmt.Fprintf(o.stderr, "unexpected arguments: %v\n", o.fs.Args())
-		return 2
-	}
-	if needPipeline && *o.pipeline == "" {
-		fmt.Fprintln(o.stderr, "--pipeline is required")
-		return 2
-	}
-	return -1
-}
-
 // kafka returns the options of a client of the cluster the connection
 // flags and environment name.
-func (o *opsFlags) kafka(ctx context.Context) ([]kgo.Opt, error) {
-	var cfg app.Config
-	if errs := o.conn.apply(&cfg); len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+func kafka(ctx context.Context, setup app.OpsSetup) ([]kgo.Opt, error) {
+	if len(setup.ConnProblems) > 0 {
+		return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(setup.ConnProblems...))
 	}
-	return app.KafkaOpts(ctx, cfg)
+	return app.KafkaOpts(ctx, setup.Conn)
 }
 
 func describeCmd(args []string, stdout, stderr io.Writer) int {
-	o := newOpsFlags("describe", "Usage: carepipe describe [--pipeline P] [--json]\n\nPrint each pipeline's topology: topics by role, keys, stores, timers, group and transactional ids.", stdout, stderr, "the pipeline to describe (default all): alerts, priorauth, datasync, orders, or a datasync stage")
-	asJSON := o.fs.Bool("json", false, "print JSON for tools: {\"pipelines\": [...]}")
-	if code := o.parse(args, false); code >= 0 {
+	fs := flag.NewFlagSet("describe", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON for tools: {\"pipelines\": [...]}")
+	o, code := app.ConfigureOps(fs, app.OpsCommand{
+		Synopsis:      "Usage: carepipe describe [--pipeline P] [--json]\n\nPrint each pipeline's topology: topics by role, keys, stores, timers, group and transactional ids.",
+		PipelineUsage: "the pipeline to describe (default all): alerts, priorauth, datasync, orders, or a datasync stage",
+	}, args, os.LookupEnv, stdout, stderr)
+	if code >= 0 {
 		return code
 	}
-	specs, err := opsSpecs(*o.pipeline, *o.sources)
+	specs, err := opsSpecs(o.Pipeline, o.Sources)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -133,15 +97,20 @@ func describeCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func resetCmd(args []string, stdout, stderr io.Writer) int {
-	o := newOpsFlags("reset", "Usage: carepipe reset --pipeline P [--dry-run] [--to-earliest|--to-latest|--to-datetime T]\n\nReset a stopped pipeline's group offsets and delete its internal topics, as kafka-streams-application-reset does.", stdout, stderr, "the pipeline whose groups to reset (required): alerts, priorauth, datasync (its three stages), orders, or one datasync stage")
-	o.conn = addConnFlags(o.fs, "; required")
+	fs := flag.NewFlagSet("reset", flag.ContinueOnError)
 	var (
-		dryRun   = o.fs.Bool("dry-run", false, "print the plan, change nothing")
-		earliest = o.fs.Bool("to-earliest", false, "reset the inputs to their earliest offsets: reprocess everything they hold (the default)")
-		latest   = o.fs.Bool("to-latest", false, "reset the inputs to their latest offsets: skip everything they hold")
-		at       = o.fs.String("to-datetime", "", "reset the inputs to the first offsets at or after this time: RFC 3339 (2026-12-06T03:00:00Z), or a duration ago (2h)")
+		dryRun   = fs.Bool("dry-run", false, "print the plan, change nothing")
+		earliest = fs.Bool("to-earliest", false, "reset the inputs to their earliest offsets: reprocess everything they hold (the default)")
+		latest   = fs.Bool("to-latest", false, "reset the inputs to their latest offsets: skip everything they hold")
+		at       = fs.String("to-datetime", "", "reset the inputs to the first offsets at or after this time: RFC 3339 (2026-12-06T03:00:00Z), or a duration ago (2h)")
 	)
-	if code := o.parse(args, true); code >= 0 {
+	o, code := app.ConfigureOps(fs, app.OpsCommand{
+		Synopsis:      "Usage: carepipe reset --pipeline P [--dry-run] [--to-earliest|--to-latest|--to-datetime T]\n\nReset a stopped pipeline's group offsets and delete its internal topics, as kafka-streams-application-reset does.",
+		PipelineUsage: "the pipeline whose groups to reset (required): alerts, priorauth, datasync (its three stages), orders, or one datasync stage",
+		NeedPipeline:  true,
+		Connect:       true,
+	}, args, os.LookupEnv, stdout, stderr)
+	if code >= 0 {
 		return code
 	}
 	var to ops.ResetTo
@@ -164,14 +133,14 @@ func resetCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		to.Time = t
 	}
-	specs, err := opsSpecs(*o.pipeline, *o.sources)
+	specs, err := opsSpecs(o.Pipeline, o.Sources)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	kopts, err := o.kafka(ctx)
+	kopts, err := kafka(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "reset:", err)
 		return 1
@@ -227,41 +196,34 @@ func errorsCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[0]
-	o := newOpsFlags("errors "+verb, "Usage: carepipe errors "+verb+" --pipeline P [filters]\n\nRead a pipeline's error topic: list coordinates and types, show one record, or replay originals to their source topic exactly once.", stdout, stderr, "the pipeline whose error topic to read (required): alerts, priorauth, datasync, orders")
-	o.conn = addConnFlags(o.fs, "; required")
+	fs := flag.NewFlagSet("errors "+verb, flag.ContinueOnError)
 	var (
-		errType     = o.fs.String("error-type", "", "only records of this error-type (decode, invalid, oversized, processing, panic, conflict, oversized-truncated)")
-		sourceTopic = o.fs.String("source-topic", "", "only records whose original was read from this topic")
-		partition   = o.fs.Int("partition", -1, "only records whose original was read from this partition of its topic")
-		fromOffset  = o.fs.Int64("from-offset", -1, "only records whose original's offset is at least this")
-		toOffset    = o.fs.Int64("to-offset", -1, "only records whose original's offset is at most this")
-		since       = o.fs.String("since", "", "only records from this time on (the original's timestamp): RFC 3339, or a duration ago (2h)")
-		until       = o.fs.String("until", "", "only records before this time: RFC 3339, or a duration ago")
-		dryRun      = o.fs.Bool("dry-run", false, "replay: say what would be replayed, write nothing")
-		progress    = o.fs.Bool("progress", false, "replay: draw a progress bar on stderr even when it is not a terminal")
-		asJSON      = o.fs.Bool("json", false, "list: one JSON object a line, for tools")
+		errType     = fs.String("error-type", "", "only records of this error-type (decode, invalid, oversized, processing, panic, conflict, oversized-truncated)")
+		sourceTopic = fs.String("source-topic", "", "only records whose original was read from this topic")
+		partition   = fs.Int("partition", -1, "only records whose original was read from this partition of its topic")
+		fromOffset  = fs.Int64("from-offset", -1, "only records whose original's offset is at least this")
+		toOffset    = fs.Int64("to-offset", -1, "only records whose original's offset is at most this")
+		since       = fs.String("since", "", "only records from this time on (the original's timestamp): RFC 3339, or a duration ago (2h)")
+		until       = fs.String("until", "", "only records before this time: RFC 3339, or a duration ago")
+		dryRun      = fs.Bool("dry-run", false, "replay: say what would be replayed, write nothing")
+		progress    = fs.Bool("progress", false, "replay: draw a progress bar on stderr even when it is not a terminal")
+		asJSON      = fs.Bool("json", false, "list: one JSON object a line, for tools")
 	)
-	// show takes the record's coordinates after its flags.
-	rest := args[1:]
-	var at string
+	cmd := app.OpsCommand{
+		Synopsis:      "Usage: carepipe errors " + verb + " --pipeline P [filters]\n\nRead a pipeline's error topic: list coordinates and types, show one record, or replay originals to their source topic exactly once.",
+		PipelineUsage: "the pipeline whose error topic to read (required): alerts, priorauth, datasync, orders",
+		NeedPipeline:  true,
+		Connect:       true,
+	}
+	// show takes the record's coordinates.
 	if verb == "show" {
-		if code := parseFlags(o.fs, o.synopsis, rest, stdout, stderr); code >= 0 {
-			return code
-		}
-		// Flags may follow the coordinates too.
-		if o.fs.NArg() > 0 {
-			at = o.fs.Arg(0)
-			if err := o.fs.Parse(o.fs.Args()[1:]); err != nil {
-				return 2
-			}
-		}
-		if at == "" || o.fs.NArg() > 0 || *o.pipeline == "" {
-			fmt.Fprintln(stderr, "usage: carepipe errors show --pipeline P TOPIC/PARTITION/OFFSET (as errors list prints them)")
-			return 2
-		}
-	} else if code := o.parse(rest, true); code >= 0 {
+		cmd.ArgUsage = "usage: carepipe errors show --pipeline P TOPIC/PARTITION/OFFSET (as errors list prints them)"
+	}
+	o, code := app.ConfigureOps(fs, cmd, args[1:], os.LookupEnv, stdout, stderr)
+	if code >= 0 {
 		return code
 	}
+	at := o.Arg
 	now := time.Now()
 	f := ops.Filter{ErrorType: *errType, SourceTopic: *sourceTopic}
 	if *partition >= 0 {
@@ -287,14 +249,14 @@ func errorsCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		*w.dst = t
 	}
-	specs, err := opsSpecs(*o.pipeline, *o.sources)
+	specs, err := opsSpecs(o.Pipeline, o.Sources)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	kopts, err := o.kafka(ctx)
+	kopts, err := kafka(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "errors:", err)
 		return 1
