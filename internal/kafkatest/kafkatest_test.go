@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +154,17 @@ func TestStartRunnerAndWaitCaughtUp(t *testing.T) {
 		t.Errorf("second Stop: %v", err)
 	}
 
+	// A runner whose input is missing fails at start, on its own: Done
+	// closes and Stop returns Run's error.
+	missing := spec
+	missing.Inputs = []string{"no-such-topic"}
+	bad := kafkatest.StartRunner(t, missing, pipeline.WithKafka(kopts...), pipeline.WithLogger(slog.New(slog.DiscardHandler)))
+	select {
+	case <-bad.Done():
+	case <-ctx.Done():
+		t.Fatal("a runner with a missing input still runs")
+	}
+	if err := bad.Stop(); err == nil || !strings.Contains(err.Error(), "no-such-topic") {
+		t.Errorf("Stop of a runner with a missing input: %v, want Run's error naming the topic", err)
+	}
 }

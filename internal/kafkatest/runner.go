@@ -21,7 +21,8 @@ type Instance struct {
 	Runner *pipeline.Runner
 
 	cancel context.CancelFunc
-	done   chan error
+	exited chan struct{} // closed when Run returned, runErr set
+	runErr error
 	once   sync.Once
 	err    error
 }
@@ -37,8 +38,11 @@ func StartRunner(t testing.TB, spec pipeline.Spec, opts ...pipeline.Option) *Ins
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &Instance{Runner: r, cancel: cancel, done: make(chan error, 1)}
-	go func() { in.done <- r.Run(ctx) }()
+	in := &Instance{Runner: r, cancel: cancel, exited: make(chan struct{})}
+	go func() {
+		in.runErr = r.Run(ctx)
+		close(in.exited)
+	}()
 	t.Cleanup(func() {
 		stopped := false
 		in.once.Do(func() { in.err, stopped = in.wait(), true })
@@ -53,6 +57,11 @@ func StartRunner(t testing.TB, spec pipeline.Spec, opts ...pipeline.Option) *Ins
 // exit, whose end the test awaits later with Stop.
 func (in *Instance) Cancel() { in.cancel() }
 
+// Done is closed when Run has returned, on its own or after Cancel or
+// Stop; Stop then returns Run's error at once. For a test that waits for
+// whichever of several instances fails first.
+func (in *Instance) Done() <-chan struct{} { return in.exited }
+
 // Stop cancels the instance, waits for Run to return and returns its error
 // (nil after a clean stop). Calling it again returns the same error.
 func (in *Instance) Stop() error {
@@ -65,8 +74,8 @@ func (in *Instance) wait() error {
 	t := time.NewTimer(stopWait)
 	defer t.Stop()
 	select {
-	case err := <-in.done:
-		return err
+	case <-in.exited:
+		return in.runErr
 	case <-t.C:
 		return fmt.Errorf("runner did not stop within %v", stopWait)
 	}
