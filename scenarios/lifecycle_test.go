@@ -65,7 +65,7 @@ func TestAlertsAmendedAndEnteredInErrorInOrder(t *testing.T) {
 	}
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -124,7 +124,7 @@ func TestAlertsSuppressionHoldsAcrossRestart(t *testing.T) {
 	}
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := first.stop(); err != nil {
+	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -138,7 +138,7 @@ func TestAlertsSuppressionHoldsAcrossRestart(t *testing.T) {
 	}
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := second.stop(); err != nil {
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
