@@ -27,6 +27,8 @@
 // Every wait is bounded: a context without a deadline gets [DefaultWait].
 // Failures go to the test with t.Fatalf from the test's goroutine.
 //
-// Only tests import this package; production code never does (it is
-// internal, and nothing outside _test.go files names it).
+// Only tests import this package; production code never does
+// (TestOnlyTestsImportTheKit checks every non-test file of the module).
+// Tests inside package pipeline and package sim cannot import it (the kit
+// imports both): they use sim.NewCluster directly.
 package kafkatest
