@@ -7,18 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/carepipe/carepipe/sim"
+	"github.com/carepipe/carepipe/internal/kafkatest"
 )
 
 // `carepipe topics plan` follows run's configuration: the config file's
 // app id names the internal topics, its renamed topics replace the
 // built-in ones, and --app-id (or CAREPIPE_APP_ID) wins over the file.
 func TestTopicsPlanFollowsAppIDAndRenamedTopics(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	path := filepath.Join(t.TempDir(), "carepipe.yaml")
 	file := "pipelines: [alerts]\nappId: staging\ntopics:\n  alerts: {fhir.Observation: staging.observations}\n"
 	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {

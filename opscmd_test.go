@@ -13,11 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/carepipe/carepipe/app"
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/ops"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/orders"
-	"github.com/carepipe/carepipe/sim"
 )
 
 // carepipe describe prints what ops.Describe makes of the specs app
@@ -91,16 +91,8 @@ func TestOpsCommandUsage(t *testing.T) {
 // record whole; replay replays once, however often it is run; reset
 // refuses a running pipeline and resets a stopped one.
 func TestOpsCommandsOnACluster(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(c.ClientOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c := kafkatest.NewCluster(t)
+	cl := kafkatest.Client(t, c.ClientOpts())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	proc, err := orders.New()
@@ -118,14 +110,8 @@ func TestOpsCommandsOnACluster(t *testing.T) {
 	if err := cl.ProduceSync(ctx, bad).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := pipeline.New(spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithLogger(slog.New(slog.DiscardHandler)),
+	in := kafkatest.StartRunner(t, spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithLogger(slog.New(slog.DiscardHandler)),
 		pipeline.WithCommitInterval(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
 
 	brokers := []string{"--brokers", strings.Join(c.Addrs(), ",")}
 	cli := func(args ...string) (int, string, string) {
@@ -134,12 +120,10 @@ func TestOpsCommandsOnACluster(t *testing.T) {
 		return code, out.String(), errOut.String()
 	}
 	var list string
-	for !strings.Contains(list, "1 error records") {
-		if ctx.Err() != nil {
-			t.Fatalf("the error record never came: %s", list)
-		}
+	kafkatest.Eventually(t, 30*time.Second, "the error record listed", func() bool {
 		_, list, _ = cli("errors", "list", "--pipeline", "orders")
-	}
+		return strings.Contains(list, "1 error records")
+	})
 	if strings.Contains(list, secret) || !strings.Contains(list, orders.TopicErrors+"/") || !strings.Contains(list, "decode") {
 		t.Errorf("errors list:\n%s", list)
 	}
@@ -168,8 +152,7 @@ func TestOpsCommandsOnACluster(t *testing.T) {
 			t.Errorf("%v: exit %d, want it to say %q\n%s%s", args, code, want, out, errOut)
 		}
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := cli("reset", "--pipeline", "orders", "--to-latest")

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carepipe/carepipe/sim"
+	"github.com/carepipe/carepipe/internal/kafkatest"
 )
 
 // The embedded demo runs the alerts pipeline, the prior-authorization
@@ -96,14 +96,10 @@ func (s *summaries) line(pipeline string) string {
 // Against a real cluster without the topics, start-up fails at once and
 // names what is missing.
 func TestMissingTopicsFailStartupWithTheirNames(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = Run(ctx, Config{Brokers: c.Addrs(), Pipelines: []string{"alerts"}, SummaryEvery: -1})
+	err := Run(ctx, Config{Brokers: c.Addrs(), Pipelines: []string{"alerts"}, SummaryEvery: -1})
 	if err == nil || !strings.Contains(err.Error(), "missing topics") || !strings.Contains(err.Error(), "fhir.Observation") {
 		t.Fatalf("Run: %v, want a missing-topics error naming fhir.Observation", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
@@ -45,11 +46,7 @@ import (
 const canaryTimeout = 50 * time.Second
 
 func TestCanaryNoPatientDataLeaks(t *testing.T) {
-	cluster, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
+	cluster := kafkatest.NewCluster(t)
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 

@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
-	"github.com/carepipe/carepipe/sim"
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/topics"
 )
 
@@ -20,11 +19,7 @@ import (
 // to do (issue 20; before, it planned min.insync.replicas,
 // compression.type and max.message.bytes changes on every topic).
 func TestPlanAfterCreateTopicsHasNothingToDo(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	cfg := Config{Brokers: c.Addrs(), SchemaRegistryURL: reg.URL(), CreateTopics: true, SummaryEvery: -1, Partitions: 3}
@@ -45,11 +40,7 @@ func TestPlanAfterCreateTopicsHasNothingToDo(t *testing.T) {
 	for _, tp := range topics.Desired(specs, topics.SeedDefaults()) {
 		names = append(names, tp.Name)
 	}
-	cl, err := kgo.NewClient(c.ClientOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	cl := kafkatest.Client(t, c.ClientOpts())
 	adm := kadm.NewClient(cl)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()

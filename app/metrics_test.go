@@ -22,11 +22,11 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
-	"github.com/carepipe/carepipe/sim"
 )
 
 // metricPipelines is the pipelines (as the label pipeline says) that each
@@ -46,11 +46,7 @@ func metricPipelines() map[string][]string {
 // exists in it, the runtime ones for each of the pipeline's stages.
 func TestMetricsExpositionOfEachPipeline(t *testing.T) {
 	used := usedMetrics(t)
-	cluster, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
+	cluster := kafkatest.NewCluster(t)
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 

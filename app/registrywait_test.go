@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -190,17 +191,13 @@ func TestRegistryDownGivesUpWithAClearMessage(t *testing.T) {
 // Issue 23 through Run: datasync against a real (kfake) cluster and a
 // registry that never comes up exits with the message, not at once.
 func TestRunGivesUpOnARegistryThatStaysDown(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	outage := sim.NewRegistryOutage(http.NotFoundHandler(), http.StatusServiceUnavailable, -1)
 	srv := httptest.NewServer(outage)
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = Run(ctx, Config{Brokers: c.Addrs(), Pipelines: []string{"datasync"}, SchemaRegistryURL: srv.URL,
+	err := Run(ctx, Config{Brokers: c.Addrs(), Pipelines: []string{"datasync"}, SchemaRegistryURL: srv.URL,
 		SchemaRegistryWait: 600 * time.Millisecond, SummaryEvery: -1})
 	if err == nil || !strings.Contains(err.Error(), "unreachable for 600ms") {
 		t.Fatalf("Run: %v, want it to give up on the registry", err)
@@ -245,11 +242,7 @@ func TestRegistryRefusalsFailAtOnce(t *testing.T) {
 // once the registry answers, Run goes on, the server proper takes over that
 // address, and a requested stop is clean.
 func TestRunWaitsForTheRegistryThenServes(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	outage := sim.NewRegistryOutage(reg.Handler(), http.StatusServiceUnavailable, -1)

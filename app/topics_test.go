@@ -13,17 +13,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
-	"github.com/carepipe/carepipe/sim"
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/topics"
 )
 
 // `carepipe topics plan`, then `apply`, then `plan` again: nothing to do.
 func TestTopicsPlanApplyPlan(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	d := topics.SeedDefaults()
@@ -55,9 +51,11 @@ func TestTopicsPlanApplyPlan(t *testing.T) {
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if file, err = topics.LoadFile(path); err != nil {
+	f, err := topics.LoadFile(path)
+	if err != nil {
 		t.Fatal(err)
 	}
+	file = f
 	if plan := run(false); !strings.Contains(plan, "set clinical.alerts retention.ms: 604800000 -> 2592000000") ||
 		!strings.Contains(plan, "create audit.events: 3 partitions") || !strings.Contains(plan, "2 changes planned") {
 		t.Fatalf("plan with a topics file:\n%s", plan)
@@ -76,11 +74,7 @@ func TestTopicsPlanApplyPlan(t *testing.T) {
 // canonical schema a registration, exactly as the plan against a fresh
 // cluster and registry says them.
 func TestTopicsPlanWithoutBrokersIsPlanOfEmptyCluster(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	d := topics.SeedDefaults()

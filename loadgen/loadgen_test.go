@@ -9,9 +9,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/envelope"
-	"github.com/carepipe/carepipe/sim"
 )
 
 // An output carrying the correlation id of a stamped input gives back the
@@ -120,18 +120,10 @@ func TestDefaultSLOs(t *testing.T) {
 // backlog on the inputs: the drain waits for it to commit past what the
 // load wrote, and the run stops saying so instead of measuring nothing.
 func TestDrainWaitsForTheGroupToConsumeTheLoad(t *testing.T) {
-	cluster, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster := kafkatest.NewCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(cluster.ClientOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := kafkatest.Client(t, cluster.ClientOpts())
 	adm := kadm.NewClient(cl)
 	rs, err := adm.CreateTopics(ctx, 3, 1, nil, alerts.TopicObservations, alerts.TopicAlerts, alerts.TopicPatients)
 	if err == nil {

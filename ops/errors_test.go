@@ -3,6 +3,7 @@ package ops_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -12,10 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/ops"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/datasync"
-	"github.com/carepipe/carepipe/sim"
 )
 
 // rejecting is a spec whose Process rejects every record as invalid: each
@@ -81,16 +82,8 @@ func TestReadErrorsRecoversOriginals(t *testing.T) {
 	wrapped.OriginalValue = datasync.OriginalValue
 	for _, spec := range []pipeline.Spec{rejecting("verbatim"), wrapped} {
 		t.Run(spec.Name, func(t *testing.T) {
-			c, err := sim.NewCluster()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
-			cl, err := kgo.NewClient(c.ClientOpts()...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(cl.Close)
+			c := kafkatest.NewCluster(t)
+			cl := kafkatest.Client(t, c.ClientOpts())
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			adm := kadm.NewClient(cl)
@@ -106,16 +99,10 @@ func TestReadErrorsRecoversOriginals(t *testing.T) {
 			if err := cl.ProduceSync(ctx, sent...).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
-			r, err := pipeline.New(spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithLogger(slog.New(slog.DiscardHandler)),
+			in := kafkatest.StartRunner(t, spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithLogger(slog.New(slog.DiscardHandler)),
 				pipeline.WithCommitInterval(20*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			rctx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- r.Run(rctx) }()
 			var got []*ops.ErrorRecord
-			for len(got) < len(sent) {
+			kafkatest.Eventually(t, 30*time.Second, fmt.Sprintf("%d error records", len(sent)), func() bool {
 				got = got[:0]
 				if err := ops.ReadErrors(ctx, c.ClientOpts(), []pipeline.Spec{spec}, ops.Filter{}, func(e *ops.ErrorRecord) error {
 					got = append(got, e)
@@ -123,12 +110,9 @@ func TestReadErrorsRecoversOriginals(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				if ctx.Err() != nil {
-					t.Fatalf("%d error records, want %d", len(got), len(sent))
-				}
-			}
-			stop()
-			if err := <-done; err != nil {
+				return len(got) >= len(sent)
+			})
+			if err := in.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			for _, s := range sent {

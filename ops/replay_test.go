@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/ops"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/sim"
@@ -27,16 +28,8 @@ type errorWorld struct {
 
 func newErrorWorld(t *testing.T, n int, specs ...pipeline.Spec) *errorWorld {
 	t.Helper()
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(c.ClientOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c := kafkatest.NewCluster(t)
+	cl := kafkatest.Client(t, c.ClientOpts())
 	w := &errorWorld{c: c, cl: cl, adm: kadm.NewClient(cl), sent: map[string][]*kgo.Record{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -51,21 +44,10 @@ func newErrorWorld(t *testing.T, n int, specs ...pipeline.Spec) *errorWorld {
 		if err := cl.ProduceSync(ctx, w.sent[s.Inputs[0]]...).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
-		r, err := pipeline.New(*s, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithLogger(slog.New(slog.DiscardHandler)),
+		in := kafkatest.StartRunner(t, *s, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithLogger(slog.New(slog.DiscardHandler)),
 			pipeline.WithCommitInterval(20*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- r.Run(rctx) }()
-		for w.count(t, ctx, *s) < n {
-			if ctx.Err() != nil {
-				t.Fatalf("%s made fewer than %d error records", s.Name, n)
-			}
-		}
-		stop()
-		if err := <-done; err != nil {
+		kafkatest.Eventually(t, 30*time.Second, fmt.Sprintf("%d error records made by %s", n, s.Name), func() bool { return w.count(t, ctx, *s) >= n })
+		if err := in.Stop(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,36 +68,9 @@ func (w *errorWorld) count(t *testing.T, ctx context.Context, specs ...pipeline.
 // value are on topic now (read_committed).
 func (w *errorWorld) copies(t *testing.T, ctx context.Context, topic string) map[string]int {
 	t.Helper()
-	ends, err := w.adm.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-		}
-	})
-	cl, err := kgo.NewClient(append(w.c.ClientOpts(), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	n := map[string]int{}
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %v", topic, ctx.Err())
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				n[string(r.Key)+"="+string(r.Value)]++
-			}
-			if end, ok := left[r.Partition]; ok && r.Offset >= end-1 {
-				delete(left, r.Partition)
-			}
-		})
+	for _, r := range kafkatest.ReadToEnd(ctx, t, w.c.ClientOpts(), topic) {
+		n[string(r.Key)+"="+string(r.Value)]++
 	}
 	return n
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/ops"
 	"github.com/carepipe/carepipe/pipeline"
-	"github.com/carepipe/carepipe/sim"
 )
 
 // A reset puts a stopped group's input offsets where it is told (the
@@ -20,16 +20,8 @@ import (
 // deletes its offsets on its repartition topic, and deletes its internal
 // topics; a dry run (the plan alone) changes nothing.
 func TestResetOffsetsAndInternalTopics(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(append(c.ClientOpts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c := kafkatest.NewCluster(t)
+	cl := kafkatest.Client(t, c.ClientOpts(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -37,8 +38,8 @@ func TestRunnerCarriesHeadersAndCountsInvalidOnes(t *testing.T) {
 			h("correlation-id", strings.Repeat("c", 300)), h("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
 		}},
 	)
-	out := readCommitted(t, w, "out", 2)
-	errs := readCommitted(t, w, "in.errors", 1)
+	out := kafkatest.ReadN(t.Context(), t, w.opts, 2, "out")
+	errs := kafkatest.ReadN(t.Context(), t, w.opts, 1, "in.errors")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

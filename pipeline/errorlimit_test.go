@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -94,8 +95,8 @@ func TestRunnerOversizedOutputErrorRecordFitsItsTopic(t *testing.T) {
 		&kgo.Record{Topic: "in", Key: []byte("a"), Value: big},
 		&kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("ok")},
 	)
-	out := readCommitted(t, w, "out", 1)
-	errs := readCommitted(t, w, "in.errors", 1)
+	out := kafkatest.ReadN(t.Context(), t, w.opts, 1, "out")
+	errs := kafkatest.ReadN(t.Context(), t, w.opts, 1, "in.errors")
 	stats := r.Stats()
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func TestRunnerLowersTheErrorLimitTheBrokerEnforces(t *testing.T) {
 	r, stop := w.start(t, doubleSpec())
 	prod := w.client(t)
 	produce(t, prod, &kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("1")})
-	readCommitted(t, w, "out", 1) // running, its limits read
+	kafkatest.ReadN(t.Context(), t, w.opts, 1, "out") // running, its limits read
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -139,8 +140,8 @@ func TestRunnerLowersTheErrorLimitTheBrokerEnforces(t *testing.T) {
 		&kgo.Record{Topic: "in", Key: []byte("a"), Value: big},
 		&kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("2")},
 	)
-	out := readCommitted(t, w, "out", 2)
-	errs := readCommitted(t, w, "in.errors", 1)
+	out := kafkatest.ReadN(t.Context(), t, w.opts, 2, "out")
+	errs := kafkatest.ReadN(t.Context(), t, w.opts, 1, "in.errors")
 	stats := r.Stats()
 	if err := stop(); err != nil {
 		t.Fatal(err)

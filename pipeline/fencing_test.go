@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,48 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/sim"
 )
-
-// readAllCommitted reads every committed record of topic, up to the end
-// offsets listed when it is called.
-func readAllCommitted(t *testing.T, w *world, topic string) []*kgo.Record {
-	t.Helper()
-	ends, err := kadm.NewClient(w.client(t)).ListCommittedOffsets(context.Background(), topic)
-	if err != nil || ends.Error() != nil {
-		t.Fatalf("listing %s: %v %v", topic, err, ends.Error())
-	}
-	want := make(map[int32]int64)
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	cl := w.client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%s not read to its end before the deadline", topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
-				delete(want, r.Partition)
-			}
-		})
-	}
-	return out
-}
 
 // Regression for hole 3 of issue 16. A transaction that only fires timers
 // commits no offsets, so no TxnOffsetCommit checks the group generation,
@@ -101,7 +65,7 @@ func TestRunnerEvictedInstanceCommitsNoTimers(t *testing.T) {
 		kgo.ClientID("inst-a"), kgo.HeartbeatInterval(40*time.Second), kgo.SessionTimeout(120*time.Second),
 		kgo.RebalanceTimeout(2*time.Second)))
 	produce(t, w.client(t), timers...)
-	readCommitted(t, w, "set", len(timers))
+	kafkatest.ReadN(t.Context(), t, w.opts, len(timers), "set")
 	select {
 	case <-beaten:
 	case <-time.After(20 * time.Second):
@@ -110,7 +74,7 @@ func TestRunnerEvictedInstanceCommitsNoTimers(t *testing.T) {
 
 	b, _ := w.start(t, timerSpec(), pipeline.WithClock(clock), pipeline.WithKafka(
 		kgo.ClientID("inst-b"), kgo.RebalanceTimeout(2*time.Second)))
-	eventually(t, 20*time.Second, "b owns both partitions with a evicted", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "b owns both partitions with a evicted", func() bool {
 		return owns(b, keys, 0, 1)
 	})
 	if !owns(a, keys, 0, 1) {
@@ -118,13 +82,13 @@ func TestRunnerEvictedInstanceCommitsNoTimers(t *testing.T) {
 	}
 
 	clock.Set(due)
-	eventually(t, 20*time.Second, "a's timer transaction fails the membership check", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "a's timer transaction fails the membership check", func() bool {
 		return a.Stats().MembershipCheckFailures >= 1
 	})
 	fired := make(map[string]int)
-	eventually(t, 20*time.Second, "every timer fires", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "every timer fires", func() bool {
 		clear(fired)
-		for _, r := range readAllCommitted(t, w, "fired") {
+		for _, r := range kafkatest.ReadToEnd(t.Context(), t, w.opts, "fired") {
 			fired[string(r.Key)]++
 		}
 		return len(fired) == len(timers)
@@ -140,7 +104,7 @@ func TestRunnerEvictedInstanceCommitsNoTimers(t *testing.T) {
 	// first) with the store it kept, whose timers b has since fired and
 	// deleted. The store must be caught up from its changelog position,
 	// not kept as it was.
-	eventually(t, 20*time.Second, "a rejoins and owns a partition", func() bool { return len(claims(a, keys)) == 1 })
+	kafkatest.Eventually(t, 20*time.Second, "a rejoins and owns a partition", func() bool { return len(claims(a, keys)) == 1 })
 	if s := a.Stats(); s.CaughtUp == 0 {
 		t.Errorf("a's kept store was not caught up (stats %+v)", s)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carepipe/carepipe/sim"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -224,25 +225,17 @@ func TestFetchLimits(t *testing.T) {
 	}
 }
 
-// newFetchGapCluster starts a one-broker cluster with the test topic and
-// returns client options for it.
+// newFetchGapCluster starts sim's tuned one-broker cluster with the test
+// topic and returns client options for it. (This test is inside package
+// pipeline, which internal/kafkatest imports, so it uses sim directly.)
 func newFetchGapCluster(t *testing.T) (*kfake.Cluster, []kgo.Opt) {
 	t.Helper()
-	c, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-		kfake.SeedTopics(fgPartitions, fgTopic),
-	)
+	c, err := sim.NewCluster(sim.KafkaOpts(kfake.SeedTopics(fgPartitions, fgTopic)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c, []kgo.Opt{
-		kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.MetadataMinAge(50 * time.Millisecond),
-		kgo.SessionTimeout(2 * time.Second),
-		kgo.HeartbeatInterval(100 * time.Millisecond),
-	}
+	return c.Kafka(), c.ClientOpts()
 }
 
 // newFetchGapSession builds the session consumer as the runner does for a

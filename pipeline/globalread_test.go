@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -227,20 +228,11 @@ func (w *world) restart(t *testing.T, dir string, between func()) {
 	w.cluster = newPersistentWorld(t, dir, p).cluster
 }
 
-// await polls cond until it holds, or fails t after a deadline.
+// await polls cond until it holds, or fails t after a deadline short
+// enough for the global table's tests, which wait on local events only.
 func await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(4 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("gave up waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	kafkatest.Eventually(t, 4*time.Second, what, cond)
 }
 
 func awaitTable(t *testing.T, r *pipeline.Runner, what string, cond func(*pipeline.GlobalTable) bool) {

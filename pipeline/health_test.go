@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -64,14 +65,14 @@ func TestRunnerHealthSaysStalledWhileNothingCommits(t *testing.T) {
 	r, _ := w.start(t, countSpec())
 	w.send(t, w.keys...)
 	w.out.await(1)
-	eventually(t, 10*time.Second, "ready", r.Ready)
+	kafkatest.Eventually(t, 10*time.Second, "ready", r.Ready)
 
 	var refusing atomic.Bool
 	refusing.Store(true)
 	refuseProduceTo(t, w.world, "out", &refusing)
 	w.send(t, w.keys[0], w.keys[0], w.keys[0])
 	var reason string
-	eventually(t, 20*time.Second, "not ready while nothing commits", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "not ready while nothing commits", func() bool {
 		var ok bool
 		ok, reason = r.Health()
 		return !ok
@@ -85,8 +86,8 @@ func TestRunnerHealthSaysStalledWhileNothingCommits(t *testing.T) {
 
 	refusing.Store(false)
 	w.out.await(4)
-	eventually(t, 10*time.Second, "ready once commits resume", r.Ready)
-	eventually(t, 10*time.Second, "lag back to 0", func() bool { return r.Stats().Lag == 0 })
+	kafkatest.Eventually(t, 10*time.Second, "ready once commits resume", r.Ready)
+	kafkatest.Eventually(t, 10*time.Second, "lag back to 0", func() bool { return r.Stats().Lag == 0 })
 }
 
 // A session that keeps failing (every commit refused as if fenced) makes
@@ -111,13 +112,13 @@ func TestRunnerHealthSaysSessionFailing(t *testing.T) {
 	w.send(t, w.keys...)
 	// Between failures it prepares its partition again, which is a reason
 	// too: wait for the one this test is about.
-	eventually(t, 20*time.Second, "not ready, saying the session keeps failing", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "not ready, saying the session keeps failing", func() bool {
 		ok, reason := r.Health()
 		return !ok && strings.Contains(reason, "session failed")
 	})
 	refusing.Store(false)
 	w.out.await(2)
-	eventually(t, 20*time.Second, "ready once a commit goes through", r.Ready)
+	kafkatest.Eventually(t, 20*time.Second, "ready once a commit goes through", r.Ready)
 }
 
 // A partition that moves to another instance drops its lag series here,
@@ -151,7 +152,7 @@ func TestRunnerLagSeriesLeaveWithTheirPartition(t *testing.T) {
 		t.Fatalf("lag series\n%s\nwant\n%s", got, want)
 	}
 	w.start(t, countSpec(), pipeline.WithKafka(kgo.ClientID("inst-2")))
-	eventually(t, 20*time.Second, "a keeps partition 0 only", func() bool { return owns(a, keys, 0) })
+	kafkatest.Eventually(t, 20*time.Second, "a keeps partition 0 only", func() bool { return owns(a, keys, 0) })
 	w.send(t, keys...)
 	w.out.await(4)
 	want = `carepipe_consumer_lag_records{pipeline="count",group="count-group",topic="` + rp + `",partition="0"}` + "\n" +
@@ -179,19 +180,19 @@ func TestRunnerStallEndsWhenItsPartitionMovesAway(t *testing.T) {
 	refusing.Store(true)
 	refuseProduceTo(t, w.world, "out", &refusing)
 	w.send(t, keys[1], keys[1])
-	eventually(t, 20*time.Second, "a stalled on partition 1", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "a stalled on partition 1", func() bool {
 		ok, why := a.Health()
 		return !ok && strings.Contains(why, "no commit for")
 	})
 
 	b, _ := w.start(t, countSpec(), pipeline.WithKafka(kgo.ClientID("inst-2")))
 	// The balancer is sticky: a keeps the partition it lists first.
-	eventually(t, 20*time.Second, "b takes partition 1", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "b takes partition 1", func() bool {
 		return owns(b, keys, 1) && len(claims(a, keys)) <= 1 && !slices.Contains(claims(a, keys), 1)
 	})
 	refusing.Store(false)
 	out.await(4)
-	eventually(t, 20*time.Second, "a ready with nothing waiting on it", a.Ready)
+	kafkatest.Eventually(t, 20*time.Second, "a ready with nothing waiting on it", a.Ready)
 }
 
 // A runner whose session has not had its first assignment has not joined
@@ -221,7 +222,7 @@ func TestRunnerNotReadyUntilItsFirstAssignment(t *testing.T) {
 		t.Errorf("Health() = %v, %q while the first sync is held; want not ready, joining the group", ok, why)
 	}
 	released.Do(func() { close(release) })
-	eventually(t, 20*time.Second, "ready after the first assignment", r.Ready)
+	kafkatest.Eventually(t, 20*time.Second, "ready after the first assignment", r.Ready)
 	if n := r.AssignedPartitions(); n != 2 {
 		t.Errorf("ready with %d partitions assigned, want 2", n)
 	}

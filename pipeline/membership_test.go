@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -42,7 +43,7 @@ func TestRunnerStaticMemberStopsWithoutLeaving(t *testing.T) {
 	// Which half each takes depends on which joined first (the balancer
 	// is sticky): take what a holds once both hold two.
 	var mine []int
-	eventually(t, 20*time.Second, "a holds two partitions", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "a holds two partitions", func() bool {
 		mine = claims(a, keys)
 		return len(mine) == 2
 	})
@@ -74,7 +75,7 @@ func TestRunnerStaticMemberStopsWithoutLeaving(t *testing.T) {
 	}
 
 	b2, _ := w.start(t, countSpec(), as("inst-2")...)
-	eventually(t, 15*time.Second, "the restarted b owns its partitions again", func() bool { return owns(b2, keys, theirs...) })
+	kafkatest.Eventually(t, 15*time.Second, "the restarted b owns its partitions again", func() bool { return owns(b2, keys, theirs...) })
 	w.send(t, keys...)
 	out.await(8)
 	out.countsOnce(keys, 2)
@@ -127,7 +128,7 @@ func TestRunnerDuplicateInstanceIDStopsOne(t *testing.T) {
 	if !errors.As(err, &dup) || dup.InstanceID != "same" {
 		t.Fatalf("Run returned %v, want a DuplicateInstanceError for \"same\"", err)
 	}
-	eventually(t, 30*time.Second, "the survivor owns both partitions", func() bool { return owns(survivor, keys, 0, 1) })
+	kafkatest.Eventually(t, 30*time.Second, "the survivor owns both partitions", func() bool { return owns(survivor, keys, 0, 1) })
 	w.send(t, keys...)
 	out.await(4)
 	out.countsOnce(keys, 2)

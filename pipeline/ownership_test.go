@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -31,18 +32,6 @@ func keysByPartition(n int) []string {
 		}
 	}
 	return keys
-}
-
-// eventually waits until cond holds, failing the test after limit.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // claims reports which of keys' partitions r owns with its state in
@@ -151,19 +140,19 @@ func TestRunnerPartitionThatComesBackIsRestored(t *testing.T) {
 	// Two rebalances while a is idle: a revoke is swallowed.
 	b, stopB := w.start(t, countSpec(), as("inst-1"))
 	// The balancer is sticky: a keeps the half it lists first.
-	eventually(t, 20*time.Second, "b takes partitions 2 and 3", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "b takes partitions 2 and 3", func() bool {
 		return owns(b, keys, 2, 3) && owns(a, keys, 0, 1)
 	})
 	if err := stopB(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "a takes every partition back", func() bool { return owns(a, keys, 0, 1, 2, 3) })
+	kafkatest.Eventually(t, 20*time.Second, "a takes every partition back", func() bool { return owns(a, keys, 0, 1, 2, 3) })
 	round()
 	out.await(8)
 
 	// Partitions 2 and 3 move to c, which counts on, and come back.
 	c, stopC := w.start(t, countSpec(), as("inst-3"))
-	eventually(t, 20*time.Second, "c takes partitions 2 and 3", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "c takes partitions 2 and 3", func() bool {
 		_, _, a0 := a.Owner(keys[0])
 		_, _, a1 := a.Owner(keys[1])
 		return owns(c, keys, 2, 3) && a0 && a1
@@ -176,7 +165,7 @@ func TestRunnerPartitionThatComesBackIsRestored(t *testing.T) {
 	if err := stopC(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "a takes every partition back", func() bool { return owns(a, keys, 0, 1, 2, 3) })
+	kafkatest.Eventually(t, 20*time.Second, "a takes every partition back", func() bool { return owns(a, keys, 0, 1, 2, 3) })
 	round()
 	out.await(16)
 
@@ -273,7 +262,7 @@ func TestRunnerRestoreRunsOutsideTransactions(t *testing.T) {
 	if got, want := out.seen[3], keys[0]+":2"; got != want {
 		t.Errorf("after the restore, output %q, want %q", got, want)
 	}
-	eventually(t, 10*time.Second, "ready once restored", r.Ready)
+	kafkatest.Eventually(t, 10*time.Second, "ready once restored", r.Ready)
 	if s := r.Stats(); s.Aborts != 0 || s.SessionRestarts != 0 {
 		t.Errorf("%d aborts and %d session restarts, want none", s.Aborts, s.SessionRestarts)
 	}
@@ -317,7 +306,7 @@ func TestRunnerRebuiltSessionKeepsState(t *testing.T) {
 		t.Fatal("no commit was refused")
 	}
 	out.await(4)
-	eventually(t, 20*time.Second, "the session is rebuilt", func() bool { return r.Stats().SessionRestarts >= 1 })
+	kafkatest.Eventually(t, 20*time.Second, "the session is rebuilt", func() bool { return r.Stats().SessionRestarts >= 1 })
 
 	s := r.Stats()
 	if s.FullRestores != 2 {
@@ -348,7 +337,7 @@ func TestRunnerKeptPartitionsKeepTheirTasksThroughARebalance(t *testing.T) {
 	}
 
 	b, _ := w.start(t, countSpec(), pipeline.WithKafka(kgo.ClientID("inst-2")))
-	eventually(t, 20*time.Second, "b takes partitions 2 and 3", func() bool {
+	kafkatest.Eventually(t, 20*time.Second, "b takes partitions 2 and 3", func() bool {
 		return owns(b, keys, 2, 3) && owns(a, keys, 0, 1)
 	})
 	w.send(t, keys...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -96,7 +97,7 @@ func TestPunctuationFiresTimersOnceAcrossRestart(t *testing.T) {
 	first := timers("a", 20, t0.Add(10*time.Second))
 	later := timers("z", 8, t0.Add(time.Hour)) // set before the restart, due after it
 	produce(t, prod, append(first, later...)...)
-	readCommitted(t, w, "set", len(first)+len(later))
+	kafkatest.ReadN(t.Context(), t, w.opts, len(first)+len(later), "set")
 	clock.Set(t0.Add(10 * time.Second))
 	await(first)
 	if err := stop(); err != nil {
@@ -112,7 +113,7 @@ func TestPunctuationFiresTimersOnceAcrossRestart(t *testing.T) {
 	// any repeat of an earlier firing would have been read before it.
 	sentinel := timers("s", 1, t0.Add(2*time.Hour))
 	produce(t, prod, sentinel...)
-	readCommitted(t, w, "set", len(first)+len(later)+1)
+	kafkatest.ReadN(t.Context(), t, w.opts, len(first)+len(later)+1, "set")
 	clock.Set(t0.Add(2 * time.Hour))
 	await(sentinel)
 	if err := stop(); err != nil {
@@ -161,7 +162,7 @@ func TestStopAbortsATransactionOfTimersOnly(t *testing.T) {
 	r, stop := w.start(t, spec, pipeline.WithClock(clock),
 		pipeline.WithCommitRecords(1), pipeline.WithCommitInterval(time.Minute), pipeline.WithTransactionTimeout(2*time.Minute))
 	produce(t, w.client(t), &kgo.Record{Topic: "timers.in", Key: []byte("k"), Value: []byte(strconv.FormatInt(t0.Add(10*time.Second).Unix(), 10))})
-	readCommitted(t, w, "set", 1)
+	kafkatest.ReadN(t.Context(), t, w.opts, 1, "set")
 	clock.Set(t0.Add(10 * time.Second))
 	select {
 	case <-firedOne:
@@ -175,17 +176,17 @@ func TestStopAbortsATransactionOfTimersOnly(t *testing.T) {
 	if got := r.Stats().Aborts; got != aborts+1 {
 		t.Errorf("aborts at the stop: %d, want 1", got-aborts)
 	}
-	if fired := readAllCommitted(t, w, "fired"); len(fired) != 0 {
+	if fired := kafkatest.ReadToEnd(t.Context(), t, w.opts, "fired"); len(fired) != 0 {
 		t.Fatalf("%d firings committed by the stop, want none: the transaction holding them aborts", len(fired))
 	}
 
 	// The next owner fires the timer from the committed state, once.
 	_, stop = w.start(t, timerSpec(), pipeline.WithClock(clock))
-	readCommitted(t, w, "fired", 1)
+	kafkatest.ReadN(t.Context(), t, w.opts, 1, "fired")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if fired := readAllCommitted(t, w, "fired"); len(fired) != 1 {
+	if fired := kafkatest.ReadToEnd(t.Context(), t, w.opts, "fired"); len(fired) != 1 {
 		t.Errorf("the timer fired %d times, want once", len(fired))
 	}
 }
@@ -245,7 +246,7 @@ func TestPunctuationWaitingForRoomHoldsNoLock(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if set := readAllCommitted(t, w, "set"); len(set) != 1 {
+	if set := kafkatest.ReadToEnd(t.Context(), t, w.opts, "set"); len(set) != 1 {
 		t.Errorf("%d records committed on set, want the slow one's", len(set))
 	}
 }

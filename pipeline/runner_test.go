@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
+	"github.com/carepipe/carepipe/sim"
 )
 
 // countSpec is a small stateful pipeline: it counts records per key in a
@@ -56,6 +57,8 @@ func countSpec() pipeline.Spec {
 	}
 }
 
+// world is the kit's tuned cluster, with its kfake handle for fault
+// injection and its clients' options.
 type world struct {
 	cluster *kfake.Cluster
 	opts    []kgo.Opt
@@ -66,32 +69,17 @@ func newWorld(t *testing.T) *world {
 	return newWorldWith(t)
 }
 
-// newWorldWith is newWorld with more kfake options.
+// newWorldWith is newWorld with more kfake options, applied after the
+// cluster's defaults.
 func newWorldWith(t *testing.T, opts ...kfake.Opt) *world {
 	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100 * time.Millisecond)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return &world{cluster: c, opts: []kgo.Opt{
-		kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.MetadataMinAge(50 * time.Millisecond),
-		kgo.MetadataMaxAge(time.Second),
-		kgo.SessionTimeout(2 * time.Second),
-		kgo.HeartbeatInterval(100 * time.Millisecond),
-		kgo.RebalanceTimeout(5 * time.Second),
-	}}
+	c := kafkatest.NewCluster(t, sim.KafkaOpts(opts...))
+	return &world{cluster: c.Kafka(), opts: c.ClientOpts()}
 }
 
 func (w *world) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), w.opts...), opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.Client(t, w.opts, opts...)
 }
 
 func (w *world) createTopics(t *testing.T, partitions int32, topics ...string) {
@@ -106,28 +94,8 @@ func (w *world) createTopics(t *testing.T, partitions int32, topics ...string) {
 // error.
 func (w *world) start(t *testing.T, spec pipeline.Spec, opts ...pipeline.Option) (*pipeline.Runner, func() error) {
 	t.Helper()
-	r, err := pipeline.New(spec, append([]pipeline.Option{pipeline.WithKafka(w.opts...), pipeline.WithCommitInterval(20 * time.Millisecond), pipeline.WithLogger(testLogger(t))}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = errors.New("runner did not stop within 30s")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return r, stop
+	in := kafkatest.StartRunner(t, spec, append([]pipeline.Option{pipeline.WithKafka(w.opts...), pipeline.WithCommitInterval(20 * time.Millisecond), pipeline.WithLogger(testLogger(t))}, opts...)...)
+	return in.Runner, in.Stop
 }
 
 func produce(t *testing.T, cl *kgo.Client, recs ...*kgo.Record) {
@@ -137,24 +105,6 @@ func produce(t *testing.T, cl *kgo.Client, recs ...*kgo.Record) {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// readCommitted reads topic with an independent read_committed consumer
-// until it has n records, or fails the test after a timeout.
-func readCommitted(t *testing.T, w *world, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl := w.client(t, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted())}, pipeline.FetchLimits(12)...)...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records from %s before the deadline", len(out), n, topic)
-		}
-		out = append(out, fs.Records()...)
-	}
-	return out
 }
 
 func TestRunnerCountsExactlyOnceAcrossRestart(t *testing.T) {
@@ -177,7 +127,7 @@ func TestRunnerCountsExactlyOnceAcrossRestart(t *testing.T) {
 
 	_, stop := w.start(t, countSpec())
 	produce(t, manual, batch(0)...)
-	first := readCommitted(t, w, "out", keys*perKey/2)
+	first := kafkatest.ReadN(t.Context(), t, w.opts, keys*perKey/2, "out")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +136,7 @@ func TestRunnerCountsExactlyOnceAcrossRestart(t *testing.T) {
 	// the changelog, not from zero.
 	_, stop2 := w.start(t, countSpec())
 	produce(t, manual, batch(1)...)
-	all := readCommitted(t, w, "out", keys*perKey)
+	all := kafkatest.ReadN(t.Context(), t, w.opts, keys*perKey, "out")
 	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
@@ -224,8 +174,8 @@ func TestRunnerErrorTopicKeepsRecordWholeAndRollsBack(t *testing.T) {
 		&kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("panic")},
 		&kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("ok")},
 	)
-	out := readCommitted(t, w, "out", 2)
-	errs := readCommitted(t, w, "in.errors", 2)
+	out := kafkatest.ReadN(t.Context(), t, w.opts, 2, "out")
+	errs := kafkatest.ReadN(t.Context(), t, w.opts, 2, "in.errors")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +213,7 @@ func TestRunnerErrorValueShapesErrorRecord(t *testing.T) {
 	}
 	_, stop := w.start(t, spec)
 	produce(t, w.client(t), &kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("boom")})
-	errs := readCommitted(t, w, "in.errors", 1)
+	errs := kafkatest.ReadN(t.Context(), t, w.opts, 1, "in.errors")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

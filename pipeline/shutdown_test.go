@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -53,7 +54,7 @@ func TestRunnerStoppedByDeadlineReturnsNilWithoutWarning(t *testing.T) {
 	ctx := newDeadlineContext()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	eventually(t, 20*time.Second, "ready", r.Ready)
+	kafkatest.Eventually(t, 20*time.Second, "ready", r.Ready)
 	before := len(logs.String())
 	ctx.passed()
 	select {

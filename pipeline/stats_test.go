@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -34,7 +35,7 @@ func TestStatsCountsConflictsApartFromFailures(t *testing.T) {
 	for _, v := range []string{"ok", "stale", "bad", "stale", "ok", "stale"} {
 		produce(t, cl, &kgo.Record{Topic: "in", Key: []byte("k"), Value: []byte(v)})
 	}
-	eventually(t, 20*time.Second, "the four rejected records on the error topic", func() bool { return r.Stats().Errors >= 4 })
+	kafkatest.Eventually(t, 20*time.Second, "the four rejected records on the error topic", func() bool { return r.Stats().Errors >= 4 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 )
 
@@ -36,10 +37,10 @@ func TestRunnerTransientFailureRetriesTheRecord(t *testing.T) {
 		&kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("ok")},
 		&kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("boom")},
 	)
-	out := readCommitted(t, w, "out", 3)
+	out := kafkatest.ReadN(t.Context(), t, w.opts, 3, "out")
 	// The error topic's first record is the one that is bad; the flaky
 	// one never lands there.
-	errs := readCommitted(t, w, "in.errors", 1)
+	errs := kafkatest.ReadN(t.Context(), t, w.opts, 1, "in.errors")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

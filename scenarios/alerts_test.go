@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/sim"
 )
@@ -50,7 +51,7 @@ func TestAlertsExactlyTheExpectedAlerts(t *testing.T) {
 	if errs := w.readAll(w.spec.ErrorTopic); len(errs) != 0 {
 		t.Errorf("%d records in the error topic, want none", len(errs))
 	}
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -78,7 +79,7 @@ func TestAlertsCrashBetweenProduceAndCommit(t *testing.T) {
 	}
 	// The zombie is stuck before its commit. Kill it (its Run returns once
 	// its EndTxn fails) and start its successor, which fences it.
-	zombie.cancel()
+	zombie.Cancel()
 	successor := w.start("node-1")
 	select {
 	case <-fenced:
@@ -86,7 +87,7 @@ func TestAlertsCrashBetweenProduceAndCommit(t *testing.T) {
 		t.Fatal("the successor never initialised its producer")
 	}
 	close(release)
-	if err := zombie.stop(); err != nil {
+	if err := zombie.Stop(); err != nil {
 		t.Fatalf("zombie: %v", err)
 	}
 	w.produce(recs[2000:])
@@ -99,7 +100,7 @@ func TestAlertsCrashBetweenProduceAndCommit(t *testing.T) {
 	if n := len(w.readUncommitted(alerts.TopicAlerts)); n <= len(want) {
 		t.Errorf("log holds %d alerts with aborted ones, want more than the %d committed: the crash did not come after produce", n, len(want))
 	}
-	if err := successor.stop(); err != nil {
+	if err := successor.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -119,7 +120,7 @@ func TestAlertsRebalanceMidStream(t *testing.T) {
 	a := w.start("")
 	w.produce(recs[:5000])
 	// Join while the first half is being processed.
-	for a.runner.Stats().RecordsIn == 0 {
+	for a.Runner.Stats().RecordsIn == 0 {
 		time.Sleep(5 * time.Millisecond) // polling a counter; no event to await
 	}
 	b := w.start("")
@@ -127,15 +128,15 @@ func TestAlertsRebalanceMidStream(t *testing.T) {
 	w.waitIdle(90 * time.Second)
 
 	diffMultiset(t, decodeAlerts(t, w.readAll(alerts.TopicAlerts)), sim.ExpectedAlertIDs(truths))
-	sa, sb := a.runner.Stats(), b.runner.Stats()
+	sa, sb := a.Runner.Stats(), b.Runner.Stats()
 	if sa.RecordsIn == 0 || sb.RecordsIn == 0 {
 		t.Errorf("both instances must have processed records: a=%d b=%d", sa.RecordsIn, sb.RecordsIn)
 	}
 	if sa.Aborts+sb.Aborts == 0 {
 		t.Logf("the rebalance landed between transactions (no abort)")
 	}
-	for _, in := range []*instance{a, b} {
-		if err := in.stop(); err != nil {
+	for _, in := range []*kafkatest.Instance{a, b} {
+		if err := in.Stop(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -203,7 +204,7 @@ func TestAlertsPoisonRecordsLandWholeInErrorTopic(t *testing.T) {
 			t.Errorf("workload produced no %s poison; the scenario proves nothing for it", k)
 		}
 	}
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -229,7 +230,7 @@ func TestAlertsRestoreAfterRestart(t *testing.T) {
 	first := w.start("node-1")
 	w.produce(recs[:3000])
 	w.waitIdle(60 * time.Second)
-	if err := first.stop(); err != nil {
+	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	before := len(w.readAll(alerts.TopicAlerts))
@@ -272,10 +273,10 @@ func TestAlertsRestoreAfterRestart(t *testing.T) {
 	if spanning == 0 {
 		t.Fatal("no patient has more than one alert; the scenario proves nothing")
 	}
-	if v, ok := second.runner.Lookup("patient-alerts", all[0].PatientID); !ok || len(v) == 0 {
+	if v, ok := second.Runner.Lookup("patient-alerts", all[0].PatientID); !ok || len(v) == 0 {
 		t.Errorf("patient-alerts store has nothing for a patient alerted before the restart")
 	}
-	if err := second.stop(); err != nil {
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/alerts/rules"
@@ -46,12 +47,7 @@ func stageSpec(t testing.TB, s catalog.Settings, p, stage string) pipeline.Spec 
 func TestTwoAppIDsOnOneClusterDoNotInterfere(t *testing.T) {
 	// A bare cluster: no topic under the built-in names but the inputs,
 	// which each app's CreateTopics below makes.
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	w := &alertsWorld{t: t, cluster: c}
+	w := &alertsWorld{t: t, cluster: kafkatest.NewCluster(t)}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
 	pack := rules.Seed()
@@ -84,7 +80,7 @@ func TestTwoAppIDsOnOneClusterDoNotInterfere(t *testing.T) {
 		s := catalog.Settings{AppID: apps[i].id, Topics: map[string]map[string]string{alerts.Name: apps[i].topics}, Rules: &pack,
 			Metrics: func(string) *metrics.Set { return set }}
 		spec := stageSpec(t, s, alerts.Name, alerts.Name)
-		startRunner(t, spec,
+		kafkatest.StartRunner(t, spec,
 			pipeline.WithKafka(w.cluster.ClientOpts()...),
 			pipeline.WithMetrics(set),
 			pipeline.WithInstanceID(apps[i].id+"-0"),
@@ -94,7 +90,9 @@ func TestTwoAppIDsOnOneClusterDoNotInterfere(t *testing.T) {
 	}
 	w.produce(recs)
 	for i := range apps {
-		waitFor(t, 60*time.Second, apps[i].id+" caught up", func() bool { return groupCaughtUp(w.adm, &apps[i].spec, w.readAll) })
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		kafkatest.WaitCaughtUp(ctx, t, w.cluster.ClientOpts(), apps[i].spec)
+		cancel()
 	}
 
 	want := sim.ExpectedAlertIDs(truths)

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/sim"
@@ -58,11 +59,7 @@ type avroPatientEnvelope struct {
 // every record's change is published exactly once, and only a record that
 // cannot be decoded lands on the error topic.
 func TestDataSyncAvroSourceThroughRegistryOutage(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	var down atomic.Bool
@@ -95,7 +92,7 @@ func TestDataSyncAvroSourceThroughRegistryOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := cdc.Spec()
-	adm := kadm.NewClient(clusterClient(t, c))
+	adm := kadm.NewClient(kafkatest.Client(t, c.ClientOpts()))
 	if err := pipeline.CreateTopics(ctx, adm, &spec, 3, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -121,20 +118,20 @@ func TestDataSyncAvroSourceThroughRegistryOutage(t *testing.T) {
 		recs = append(recs, &kgo.Record{Topic: "ehr.public.patients", Key: []byte{byte('a' + i%26)}, Value: v})
 	}
 	down.Store(true)
-	prod := clusterClient(t, c)
+	prod := kafkatest.Client(t, c.ClientOpts())
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := sim.Produce(pctx, prod, recs); err != nil {
 		t.Fatal(err)
 	}
-	startRunner(t, spec,
+	kafkatest.StartRunner(t, spec,
 		pipeline.WithKafka(c.ClientOpts()...),
 		pipeline.WithCommitInterval(50*time.Millisecond),
 		pipeline.WithTransactionTimeout(5*time.Second),
 		pipeline.WithLogger(testLogger()))
-	waitFor(t, 30*time.Second, "the CDC stage to meet the registry outage twice", func() bool { return refused.Load() >= 2 })
+	kafkatest.Eventually(t, 30*time.Second, "the CDC stage to meet the registry outage twice", func() bool { return refused.Load() >= 2 })
 	read := func(topic string) []*kgo.Record {
-		return readTopic(t, adm, func(o ...kgo.Opt) *kgo.Client { return clusterClient(t, c, o...) }, topic, kgo.ReadCommitted())
+		return kafkatest.ReadToEnd(ctx, t, c.ClientOpts(), topic)
 	}
 	if got := read(datasync.TopicErrors); len(got) != 0 {
 		t.Fatalf("%d records on the error topic during the outage", len(got))
@@ -148,12 +145,12 @@ func TestDataSyncAvroSourceThroughRegistryOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var changes []*kgo.Record
-	waitFor(t, time.Minute, "every change published", func() bool {
+	kafkatest.Eventually(t, time.Minute, "every change published", func() bool {
 		changes = read(datasync.ChangeTopic(datasync.Patient))
 		return len(changes) >= n
 	})
 	var errs []*kgo.Record
-	waitFor(t, time.Minute, "the undecodable record on the error topic", func() bool {
+	kafkatest.Eventually(t, time.Minute, "the undecodable record on the error topic", func() bool {
 		errs = read(datasync.TopicErrors)
 		return len(errs) >= 1
 	})

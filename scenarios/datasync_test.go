@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/datasync"
@@ -39,11 +40,7 @@ type syncWorld struct {
 
 func newSyncWorld(t *testing.T, opts ...sim.ClusterOption) *syncWorld {
 	t.Helper()
-	c, err := sim.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t, opts...)
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
 	rcl, err := sr.NewClient(sr.URLs(reg.URL()))
@@ -70,7 +67,7 @@ func newSyncWorld(t *testing.T, opts ...sim.ClusterOption) *syncWorld {
 
 func (w *syncWorld) client(opts ...kgo.Opt) *kgo.Client {
 	w.t.Helper()
-	return clusterClient(w.t, w.cluster, opts...)
+	return kafkatest.Client(w.t, w.cluster.ClientOpts(), opts...)
 }
 
 // cdcSpec, validationSpec and reconcileSpec are the stages' specs as the
@@ -87,9 +84,9 @@ func (w *syncWorld) stageSpec(stage string) pipeline.Spec {
 }
 
 // start runs one stage's instance as the binary builds it.
-func (w *syncWorld) start(spec pipeline.Spec, instanceID string) *instance {
+func (w *syncWorld) start(spec pipeline.Spec, instanceID string) *kafkatest.Instance {
 	w.t.Helper()
-	return startRunner(w.t, spec,
+	return kafkatest.StartRunner(w.t, spec,
 		pipeline.WithKafka(w.cluster.ClientOpts()...),
 		pipeline.WithCommitInterval(50*time.Millisecond),
 		pipeline.WithTransactionTimeout(5*time.Second),
@@ -100,41 +97,18 @@ func (w *syncWorld) start(spec pipeline.Spec, instanceID string) *instance {
 
 func (w *syncWorld) read(topic string) []*kgo.Record {
 	w.t.Helper()
-	return readTopic(w.t, w.adm, w.client, topic, kgo.ReadCommitted())
+	return kafkatest.ReadToEnd(context.Background(), w.t, w.cluster.ClientOpts(), topic)
 }
 
 // waitCaughtUp waits until each stage's group has committed past the last
-// record of each of its inputs and repartition topics. The stages' inputs
-// are other stages' transactional outputs, whose end offset is a commit
-// marker, so the last data offset is found by reading the topic.
+// record of each of its inputs and repartition topics.
 func (w *syncWorld) waitCaughtUp(specs ...pipeline.Spec) {
 	w.t.Helper()
 	// Generous: alone this takes seconds, but CI runs every package at
 	// once under the race detector on two cores.
-	waitFor(w.t, 3*time.Minute, "data sync stages caught up", func() bool {
-		for i := range specs {
-			committed, err := w.adm.FetchOffsets(context.Background(), specs[i].Group)
-			if err != nil {
-				return false
-			}
-			topics := specs[i].Inputs
-			for _, r := range specs[i].Repartitions {
-				topics = append(topics, pipeline.RepartitionTopic(specs[i].Group, r))
-			}
-			for _, topic := range topics {
-				last := map[int32]int64{}
-				for _, r := range w.read(topic) {
-					last[r.Partition] = r.Offset
-				}
-				for p, o := range last {
-					if c, _ := committed.Lookup(topic, p); c.At < o+1 {
-						return false
-					}
-				}
-			}
-		}
-		return true
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	kafkatest.WaitCaughtUp(ctx, w.t, w.cluster.ClientOpts(), specs...)
 }
 
 type coords struct {
@@ -158,13 +132,13 @@ func TestDataSyncMixedStreamExactOutcome(t *testing.T) {
 	val := w.start(w.validationSpec(), "val-1")
 	produceAll(t, w.prod, recs[:2500])
 	w.waitCaughtUp(w.cdcSpec(), w.validationSpec())
-	if err := val.stop(); err != nil {
+	if err := val.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	w.start(w.validationSpec(), "val-1")
 	produceAll(t, w.prod, recs[2500:])
 	w.waitCaughtUp(w.cdcSpec(), w.validationSpec())
-	if err := cdc.stop(); err != nil {
+	if err := cdc.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	w.checkMixedOutcome(recs, truth)
@@ -187,18 +161,18 @@ func TestDataSyncRebalanceMidStreamExactOutcome(t *testing.T) {
 	val3 := w.start(w.validationSpec(), "val-3")
 	produceAll(t, w.prod, recs[third:2*third])
 	// The joiners took partitions over: they processed records.
-	waitFor(t, 30*time.Second, "the joining instances processing", func() bool {
-		return val2.runner.Stats().RecordsIn > 0 && val3.runner.Stats().RecordsIn > 0
+	kafkatest.Eventually(t, 30*time.Second, "the joining instances processing", func() bool {
+		return val2.Runner.Stats().RecordsIn > 0 && val3.Runner.Stats().RecordsIn > 0
 	})
-	if err := val1.stop(); err != nil {
+	if err := val1.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	produceAll(t, w.prod, recs[2*third:])
-	if err := val2.stop(); err != nil {
+	if err := val2.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	w.waitCaughtUp(w.cdcSpec(), w.validationSpec())
-	if err := cdc.stop(); err != nil {
+	if err := cdc.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	w.checkMixedOutcome(recs, truth)
@@ -443,7 +417,7 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 		}
 		return m
 	}
-	waitFor(t, 60*time.Second, "every reconciliation completed", func() bool {
+	kafkatest.Eventually(t, 60*time.Second, "every reconciliation completed", func() bool {
 		got := completedOf()
 		for k, v := range complete {
 			vs := got[k]
@@ -453,7 +427,7 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 		}
 		return true
 	})
-	if err := rec.stop(); err != nil {
+	if err := rec.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -483,7 +457,7 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 		}
 		return m
 	}
-	waitFor(t, 60*time.Second, "every overdue reconciliation reported", func() bool {
+	kafkatest.Eventually(t, 60*time.Second, "every overdue reconciliation reported", func() bool {
 		got := overdueOf()
 		for k, v := range overdue {
 			vs := got[k]
@@ -498,18 +472,18 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 	// whose targets are gone: its overdue report shows the stage
 	// punctuated past the deadline again, and nothing else is repeated.
 	targets.Close()
-	if err := rec.stop(); err != nil {
+	if err := rec.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	rec = w.start(w.reconcileSpec(), "rec-1")
 	late := fmt.Sprintf(`{"id":"late-1","firstName":"Ada","lastName":"Byron","dateOfBirth":"1990-12-10","gender":"female","lastUpdated":%d}`, w.clock.Now().UnixMilli())
 	produceAll(t, w.prod, []*kgo.Record{{Topic: "source.ehr.patient", Key: []byte("late-1"), Value: []byte(late)}})
-	waitFor(t, 60*time.Second, "the late patient validated", func() bool {
-		_, ok := rec.runner.Lookup(datasync.StoreAggregates, datasync.AggregateKey(datasync.Patient, "late-1"))
+	kafkatest.Eventually(t, 60*time.Second, "the late patient validated", func() bool {
+		_, ok := rec.Runner.Lookup(datasync.StoreAggregates, datasync.AggregateKey(datasync.Patient, "late-1"))
 		return ok
 	})
 	w.clock.Advance(2 * w.rc.Deadline)
-	waitFor(t, 60*time.Second, "the late patient overdue", func() bool {
+	kafkatest.Eventually(t, 60*time.Second, "the late patient overdue", func() bool {
 		return len(overdueOf()[key{"patient", "late-1"}]) > 0
 	})
 	got := overdueOf()
@@ -532,7 +506,7 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 	}
 
 	// The read model: a patient's current record and history.
-	h := datasync.QueryHandler(rec.runner)
+	h := datasync.QueryHandler(rec.Runner)
 	var pid string
 	for k := range complete {
 		if k.entity == "patient" {
@@ -597,7 +571,7 @@ func TestDataSyncReconciliationAckOrders(t *testing.T) {
 	}
 	held := func(id string) func() bool {
 		return func() bool {
-			_, ok := rec.runner.Lookup(datasync.StoreAggregates, datasync.AggregateKey(datasync.Patient, id))
+			_, ok := rec.Runner.Lookup(datasync.StoreAggregates, datasync.AggregateKey(datasync.Patient, id))
 			return ok
 		}
 	}
@@ -611,20 +585,20 @@ func TestDataSyncReconciliationAckOrders(t *testing.T) {
 	})
 	// d: acknowledgements only.
 	produceAll(t, w.prod, []*kgo.Record{ack("ehr", "d", 1, "success", validatedAt)})
-	waitFor(t, 30*time.Second, "early acknowledgements held", func() bool { return held("a")() && held("d")() })
+	kafkatest.Eventually(t, 30*time.Second, "early acknowledgements held", func() bool { return held("a")() && held("d")() })
 	produceAll(t, w.prod, []*kgo.Record{validated("a", 1, "create")})
 
 	// b: two versions, then acknowledgements of the second, then a late
 	// one of the first.
 	produceAll(t, w.prod, []*kgo.Record{validated("b", 1, "create"), validated("b", 2, "update")})
-	waitFor(t, 30*time.Second, "b validated", held("b"))
+	kafkatest.Eventually(t, 30*time.Second, "b validated", held("b"))
 	produceAll(t, w.prod, []*kgo.Record{
 		ack("ehr", "b", 2, "success", validatedAt+1), ack("pharmacy", "b", 2, "success", validatedAt+1),
 		ack("portal", "b", 2, "success", validatedAt+1), ack("ehr", "b", 1, "success", validatedAt+2),
 	})
 	// c: a delete, acknowledged; then a redelivery of a's validated record.
 	produceAll(t, w.prod, []*kgo.Record{validated("c", 1, "delete")})
-	waitFor(t, 30*time.Second, "c validated", held("c"))
+	kafkatest.Eventually(t, 30*time.Second, "c validated", held("c"))
 	produceAll(t, w.prod, []*kgo.Record{
 		ack("ehr", "c", 1, "success", validatedAt+7), ack("pharmacy", "c", 1, "success", validatedAt+7),
 		ack("portal", "c", 1, "success", validatedAt+7), validated("a", 1, "create"),
@@ -632,7 +606,7 @@ func TestDataSyncReconciliationAckOrders(t *testing.T) {
 
 	want := map[string]int64{"a": 1, "b": 2, "c": 1}
 	var got map[string][]int64
-	waitFor(t, 30*time.Second, "a, b and c reconciled", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "a, b and c reconciled", func() bool {
 		got = map[string][]int64{}
 		for _, r := range w.read(datasync.CompletedTopic(datasync.Patient)) {
 			var v struct {
@@ -668,7 +642,7 @@ func TestDataSyncReconciliationAckOrders(t *testing.T) {
 		t.Errorf("d: completed %v without a validated version", got["d"])
 	}
 	rw := httptest.NewRecorder()
-	datasync.QueryHandler(rec.runner).ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/api/patients/d", nil))
+	datasync.QueryHandler(rec.Runner).ServeHTTP(rw, httptest.NewRequest(http.MethodGet, "/api/patients/d", nil))
 	if rw.Code != http.StatusNotFound {
 		t.Errorf("GET /api/patients/d with acknowledgements only: %d, want 404", rw.Code)
 	}

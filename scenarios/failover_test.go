@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/sim"
@@ -32,14 +33,14 @@ func TestAlertsDuplicateInstanceIDOneExits(t *testing.T) {
 	second := w.start("node-1")
 	var (
 		err      error
-		survivor *instance
+		survivor *kafkatest.Instance
 	)
 	select {
-	case err = <-first.done:
-		first.once.Do(func() { first.err = err })
+	case <-first.Done():
+		err = first.Stop()
 		survivor = second
-	case err = <-second.done:
-		second.once.Do(func() { second.err = err })
+	case <-second.Done():
+		err = second.Stop()
 		survivor = first
 	case <-time.After(60 * time.Second):
 		t.Fatal("both instances still run with one instance id")
@@ -52,7 +53,7 @@ func TestAlertsDuplicateInstanceIDOneExits(t *testing.T) {
 	w.produce(recs[2000:])
 	w.waitIdle(60 * time.Second)
 	diffMultiset(t, decodeAlerts(t, w.readAll(alerts.TopicAlerts)), sim.ExpectedAlertIDs(truths))
-	if err := survivor.stop(); err != nil {
+	if err := survivor.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -69,7 +70,7 @@ func TestAlertsReadinessTurnsFalseAndBack(t *testing.T) {
 	in := w.start("")
 	w.produce(recs[:1000])
 	w.waitIdle(60 * time.Second)
-	if ok, why := in.runner.Health(); !ok {
+	if ok, why := in.Runner.Health(); !ok {
 		t.Fatalf("not ready after catching up: %s", why)
 	}
 
@@ -87,24 +88,24 @@ func TestAlertsReadinessTurnsFalseAndBack(t *testing.T) {
 	})
 	w.produce(recs[1000:2000])
 	var reason string
-	waitFor(t, 30*time.Second, "not ready while every transaction aborts", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "not ready while every transaction aborts", func() bool {
 		var ok bool
-		ok, reason = in.runner.Health()
+		ok, reason = in.Runner.Health()
 		return !ok
 	})
 	if !strings.Contains(reason, "no commit for") {
 		t.Errorf("reason %q, want it to say no commit", reason)
 	}
-	if in.runner.Stats().Lag == 0 {
+	if in.Runner.Stats().Lag == 0 {
 		t.Error("lag 0 while nothing commits")
 	}
 
 	refusing.Store(false)
 	w.produce(recs[2000:])
 	w.waitIdle(60 * time.Second)
-	waitFor(t, 30*time.Second, "ready again", in.runner.Ready)
+	kafkatest.Eventually(t, 30*time.Second, "ready again", in.Runner.Ready)
 	diffMultiset(t, decodeAlerts(t, w.readAll(alerts.TopicAlerts)), sim.ExpectedAlertIDs(truths))
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }

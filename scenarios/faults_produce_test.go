@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/sim"
@@ -60,8 +61,8 @@ func TestFaultProduceRetriable(t *testing.T) {
 				f.await(t, tt.name)
 			}
 			w.waitCaughtUp()
-			stats := in.runner.Stats()
-			if err := in.stop(); err != nil {
+			stats := in.Runner.Stats()
+			if err := in.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.count(); got != faults {
@@ -142,8 +143,8 @@ func TestFaultProduceTerminalThenRecovers(t *testing.T) {
 			}
 			w.produce(recs[faults*chunk:])
 			w.waitCaughtUp()
-			stats := in.runner.Stats()
-			if err := in.stop(); err != nil {
+			stats := in.Runner.Stats()
+			if err := in.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.count(); got != faults {
@@ -154,7 +155,7 @@ func TestFaultProduceTerminalThenRecovers(t *testing.T) {
 				t.Error("the runner's records were refused, yet it aborted no transaction")
 			}
 			rep := w.requireExactlyOnce()
-			all := readTopic(t, w.adm, w.client, orders.TopicProcessed, kgo.ReadUncommitted())
+			all := kafkatest.ReadToEndAt(context.Background(), t, w.cluster.ClientOpts(), kgo.ReadUncommitted(), orders.TopicProcessed)
 			t.Logf("%d processed records in the log, %d of them committed", len(all), rep.Outputs)
 			if len(all) <= rep.Outputs {
 				t.Errorf("the log holds %d processed records, aborted ones included, no more than the %d committed: no failed transaction had written anything",
@@ -278,17 +279,17 @@ func TestFaultProduceUnproducibleOutput(t *testing.T) {
 	in := w.start()
 	t.Cleanup(func() {
 		if t.Failed() {
-			s := in.runner.Stats()
+			s := in.Runner.Stats()
 			t.Logf("at the failure: %d of %d orders committed; runner: %d commits, %d aborts, %d session restarts; %d oversized batches reached the broker",
 				w.committed(), w.produced, s.Commits, s.Aborts, s.SessionRestarts, oversized.Load())
 		}
 	})
 	w.produce(recs)
-	waitFor(t, wait, "every order committed, the oversized one's partition included", func() bool {
+	kafkatest.Eventually(t, wait, "every order committed, the oversized one's partition included", func() bool {
 		return w.committed() >= int64(w.produced)
 	})
-	stats := in.runner.Stats()
-	if err := in.stop(); err != nil {
+	stats := in.Runner.Stats()
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("runner: %d commits, %d aborts, %d session restarts; %d oversized batches reached the broker",
@@ -300,7 +301,7 @@ func TestFaultProduceUnproducibleOutput(t *testing.T) {
 	}
 	w.requireExactlyOnce()
 	var found bool
-	for _, e := range readTopic(t, w.adm, w.client, orders.TopicErrors, kgo.ReadCommitted()) {
+	for _, e := range kafkatest.ReadToEnd(context.Background(), t, w.cluster.ClientOpts(), orders.TopicErrors) {
 		h := headerMap(e)
 		if h[check.HeaderSourcePartition] != strconv.Itoa(int(big.Partition)) || h[check.HeaderSourceOffset] != strconv.FormatInt(big.Offset, 10) {
 			continue

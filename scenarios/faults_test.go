@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/orders"
@@ -56,11 +57,7 @@ type ordersWorld struct {
 
 func newOrdersWorld(t *testing.T, opts ...sim.ClusterOption) *ordersWorld {
 	t.Helper()
-	c, err := sim.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t, opts...)
 	w := &ordersWorld{t: t, cluster: c, k: c.Kafka(), spec: stageSpec(t, catalog.Settings{}, orders.Name, orders.Name)}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
@@ -72,12 +69,12 @@ func newOrdersWorld(t *testing.T, opts ...sim.ClusterOption) *ordersWorld {
 
 func (w *ordersWorld) client(opts ...kgo.Opt) *kgo.Client {
 	w.t.Helper()
-	return clusterClient(w.t, w.cluster, opts...)
+	return kafkatest.Client(w.t, w.cluster.ClientOpts(), opts...)
 }
 
 // start runs an orders instance as the binary builds it; opts come after
 // the scenario defaults and override them.
-func (w *ordersWorld) start(opts ...pipeline.Option) *instance {
+func (w *ordersWorld) start(opts ...pipeline.Option) *kafkatest.Instance {
 	w.t.Helper()
 	base := []pipeline.Option{
 		pipeline.WithKafka(w.cluster.ClientOpts()...),
@@ -85,7 +82,7 @@ func (w *ordersWorld) start(opts ...pipeline.Option) *instance {
 		pipeline.WithTransactionTimeout(5 * time.Second),
 		pipeline.WithLogger(testLogger()),
 	}
-	return startRunner(w.t, stageSpec(w.t, catalog.Settings{}, orders.Name, orders.Name), append(base, opts...)...)
+	return kafkatest.StartRunner(w.t, stageSpec(w.t, catalog.Settings{}, orders.Name, orders.Name), append(base, opts...)...)
 }
 
 func (w *ordersWorld) produce(recs []*kgo.Record) {
@@ -116,7 +113,7 @@ func (w *ordersWorld) committed() int64 {
 
 func (w *ordersWorld) waitCommitted(n int64, what string) {
 	w.t.Helper()
-	waitFor(w.t, faultWait, what, func() bool { return w.committed() >= n })
+	kafkatest.Eventually(w.t, faultWait, what, func() bool { return w.committed() >= n })
 }
 
 // waitCaughtUp waits until every record produced so far is committed.
@@ -130,7 +127,7 @@ func (w *ordersWorld) waitCaughtUp() {
 func (w *ordersWorld) requireExactlyOnce() check.Report {
 	w.t.Helper()
 	read := func(topic string) []*kgo.Record {
-		return readTopic(w.t, w.adm, w.client, topic, kgo.ReadCommitted())
+		return kafkatest.ReadToEnd(context.Background(), w.t, w.cluster.ClientOpts(), topic)
 	}
 	ins := read(orders.TopicSubmitted)
 	rep := check.Account(ins, read(orders.TopicProcessed), read(orders.TopicErrors), ordersExpect)
@@ -383,8 +380,8 @@ func TestFaultEndTxn(t *testing.T) {
 			}
 			w.produce(recs[tt.faults*chunk:])
 			w.waitCaughtUp()
-			stats := in.runner.Stats()
-			if err := in.stop(); err != nil {
+			stats := in.Runner.Stats()
+			if err := in.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.count(); got != tt.faults {
@@ -396,7 +393,7 @@ func TestFaultEndTxn(t *testing.T) {
 			}
 			rep := w.requireExactlyOnce()
 			if tt.aborted {
-				all := readTopic(t, w.adm, w.client, orders.TopicProcessed, kgo.ReadUncommitted())
+				all := kafkatest.ReadToEndAt(context.Background(), t, w.cluster.ClientOpts(), kgo.ReadUncommitted(), orders.TopicProcessed)
 				if len(all) <= rep.Outputs {
 					t.Errorf("the log holds %d processed records, aborted ones included, no more than the %d committed: the failed transaction wrote nothing", len(all), rep.Outputs)
 				}
@@ -569,7 +566,7 @@ func TestFaultLeaderAndCoordinatorMoves(t *testing.T) {
 	w.produceAtNewEpochs(recs[2*third:])
 	gate.open()
 	w.waitCaughtUp()
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if n := gate.held.Load(); n == 0 {
@@ -688,8 +685,8 @@ func TestFaultTransactionTimeout(t *testing.T) {
 	}
 	w.produce(recs[half:])
 	w.waitCaughtUp()
-	stats := in.runner.Stats()
-	if err := in.stop(); err != nil {
+	stats := in.Runner.Stats()
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("InitProducerID requests for the instance: %d; runner: %d commits, %d aborts, %d session restarts",
@@ -796,7 +793,7 @@ func TestFaultSlowDownstream(t *testing.T) {
 		f.await(t, "slow produce")
 		sample()
 	}
-	waitFor(t, faultWait, "lag recovered", func() bool { return sample() == 0 })
+	kafkatest.Eventually(t, faultWait, "lag recovered", func() bool { return sample() == 0 })
 	recovered := time.Since(start)
 	if got := f.count(); got != slowed {
 		t.Errorf("%d produce requests slowed, want %d", got, slowed)
@@ -810,8 +807,8 @@ func TestFaultSlowDownstream(t *testing.T) {
 	case gi.Members[0].NumAssigned() != testPartitions:
 		t.Errorf("the instance holds %d partitions after the slowdown, want %d", gi.Members[0].NumAssigned(), testPartitions)
 	}
-	stats := in.runner.Stats()
-	if err := in.stop(); err != nil {
+	stats := in.Runner.Stats()
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	var after runtime.MemStats
@@ -840,7 +837,7 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	k := w.k
 	leaves := countRequests(k, kmsg.LeaveGroup)
 	first := w.start()
-	waitFor(t, faultWait, "group stable", func() bool {
+	kafkatest.Eventually(t, faultWait, "group stable", func() bool {
 		gi := k.GroupInfo(orders.Group)
 		return gi != nil && gi.State == "Stable" && gi.NumAssigned() == testPartitions
 	})
@@ -872,7 +869,7 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	signalled := time.Now()
 	// What signal.NotifyContext does on SIGTERM: cancel Run's context.
 	stopped := make(chan error, 1)
-	go func() { stopped <- first.stop() }()
+	go func() { stopped <- first.Stop() }()
 	select {
 	case err := <-stopped:
 		if err != nil {
@@ -907,7 +904,7 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	}
 	w.produced = len(recs)
 	w.waitCaughtUp()
-	if err := second.stop(); err != nil {
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("SIGTERM with %d orders in flight (%d of %d handed to the producer): Run returned in %v",

@@ -3,7 +3,6 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
 	"github.com/carepipe/carepipe/pipeline/alerts/rules"
@@ -44,11 +44,7 @@ type alertsWorld struct {
 
 func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
 	t.Helper()
-	c, err := sim.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t, opts...)
 	w := &alertsWorld{t: t, cluster: c, rules: rules.Seed()}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
@@ -61,18 +57,7 @@ func newAlertsWorld(t *testing.T, opts ...sim.ClusterOption) *alertsWorld {
 
 func (w *alertsWorld) client(opts ...kgo.Opt) *kgo.Client {
 	w.t.Helper()
-	return clusterClient(w.t, w.cluster, opts...)
-}
-
-// clusterClient is a client of cluster, closed when the test ends.
-func clusterClient(t *testing.T, cluster *sim.Cluster, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append(cluster.ClientOpts(), opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.Client(w.t, w.cluster.ClientOpts(), opts...)
 }
 
 func (w *alertsWorld) produce(recs []*kgo.Record) {
@@ -84,18 +69,9 @@ func (w *alertsWorld) produce(recs []*kgo.Record) {
 	}
 }
 
-// instance is one running alerts pipeline (one "process").
-type instance struct {
-	runner *pipeline.Runner
-	done   chan error
-	cancel context.CancelFunc
-	once   sync.Once
-	err    error
-}
-
 // start runs an alerts pipeline instance, built exactly as the binary
 // builds it: from the catalog.
-func (w *alertsWorld) start(instanceID string, opts ...pipeline.Option) *instance {
+func (w *alertsWorld) start(instanceID string, opts ...pipeline.Option) *kafkatest.Instance {
 	w.t.Helper()
 	set := metrics.NewSet()
 	spec := stageSpec(w.t, catalog.Settings{Rules: &w.rules, Metrics: func(string) *metrics.Set { return set }}, alerts.Name, alerts.Name)
@@ -109,34 +85,7 @@ func (w *alertsWorld) start(instanceID string, opts ...pipeline.Option) *instanc
 	if instanceID != "" {
 		base = append(base, pipeline.WithInstanceID(instanceID))
 	}
-	return startRunner(w.t, spec, append(base, opts...)...)
-}
-
-// startRunner runs spec until the test ends or the instance is stopped.
-func startRunner(t *testing.T, spec pipeline.Spec, opts ...pipeline.Option) *instance {
-	t.Helper()
-	r, err := pipeline.New(spec, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{runner: r, done: make(chan error, 1), cancel: cancel}
-	go func() { in.done <- r.Run(ctx) }()
-	t.Cleanup(func() { _ = in.stop() })
-	return in
-}
-
-// stop shuts the instance down gracefully and returns Run's error.
-func (in *instance) stop() error {
-	in.once.Do(func() {
-		in.cancel()
-		select {
-		case in.err = <-in.done:
-		case <-time.After(30 * time.Second):
-			in.err = errors.New("instance did not stop within 30s")
-		}
-	})
-	return in.err
+	return kafkatest.StartRunner(w.t, spec, append(base, opts...)...)
 }
 
 func testLogger() *slog.Logger {
@@ -162,121 +111,17 @@ func (w *alertsWorld) readUncommitted(topic string) []*kgo.Record {
 
 func (w *alertsWorld) read(topic string, level kgo.IsolationLevel) []*kgo.Record {
 	w.t.Helper()
-	return readTopic(w.t, w.adm, w.client, topic, level)
-}
-
-// readTopic reads topic with an independent consumer (made by newClient)
-// up to its end: the last stable offset read_committed, the high watermark
-// read_uncommitted. Control records are read too, so that the end is seen
-// exactly; only data records are returned.
-func readTopic(t *testing.T, adm *kadm.Client, newClient func(...kgo.Opt) *kgo.Client, topic string, level kgo.IsolationLevel) []*kgo.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	list := adm.ListCommittedOffsets
-	if level == kgo.ReadUncommitted() {
-		list = adm.ListEndOffsets
-	}
-	ends, err := list(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			targets[o.Partition] = o.Offset
-		}
-	})
-	// kfake can return aborted records to a read_committed reader whose
-	// response reaches its byte limit: pipeline.FetchLimits keeps it under.
-	cl := newClient(append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level), kgo.KeepControlRecords()}, pipeline.FetchLimits(max(len(targets), 1))...)...)
-	var out []*kgo.Record
-	for len(targets) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: timed out with partitions %v unread", topic, targets)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-			if end, ok := targets[r.Partition]; ok && r.Offset >= end-1 {
-				delete(targets, r.Partition)
-			}
-		})
-	}
-	return out
+	return kafkatest.ReadToEndAt(context.Background(), w.t, w.cluster.ClientOpts(), level, topic)
 }
 
 // waitIdle waits until the group has committed every record of its inputs
 // and of its repartition topic, so every output it will ever make for the
-// records produced so far is committed. Inputs are produced without
-// transactions; the repartition topic is transactional, so its last data
-// offset is found by reading it.
+// records produced so far is committed.
 func (w *alertsWorld) waitIdle(timeout time.Duration) {
 	w.t.Helper()
-	waitFor(w.t, timeout, "pipeline caught up", func() bool {
-		return groupCaughtUp(w.adm, &w.spec, w.readAll)
-	})
-}
-
-// waitFor polls cond until it holds, failing t after timeout. For
-// conditions outside the process under test (a group's committed offsets),
-// which no event announces.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s after %v", what, timeout)
-		}
-		<-tick.C
-	}
-}
-
-// groupCaughtUp reports whether spec's group has committed every input
-// record, repartitioned ones included; read reads a topic read_committed.
-func groupCaughtUp(adm *kadm.Client, spec *pipeline.Spec, read func(topic string) []*kgo.Record) bool {
-	ctx := context.Background()
-	committed, err := adm.FetchOffsets(ctx, spec.Group)
-	if err != nil {
-		return false
-	}
-	for _, topic := range spec.Inputs {
-		ends, err := adm.ListEndOffsets(ctx, topic)
-		if err != nil {
-			return false
-		}
-		ok := true
-		ends.Each(func(o kadm.ListedOffset) {
-			if c, _ := committed.Lookup(topic, o.Partition); o.Offset > 0 && c.At < o.Offset {
-				ok = false
-			}
-		})
-		if !ok {
-			return false
-		}
-	}
-	// Repartition topics are transactional: their end is a marker, not a
-	// record to commit past.
-	for _, name := range spec.Repartitions {
-		topic := pipeline.RepartitionTopic(spec.Group, name)
-		last := map[int32]int64{}
-		for _, r := range read(topic) {
-			last[r.Partition] = r.Offset
-		}
-		for p, o := range last {
-			if c, _ := committed.Lookup(topic, p); c.At < o+1 {
-				return false
-			}
-		}
-	}
-	return true
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	kafkatest.WaitCaughtUp(ctx, w.t, w.cluster.ClientOpts(), w.spec)
 }
 
 // crashFault makes the first committing EndTxn of the cluster hang until

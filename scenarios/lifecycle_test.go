@@ -66,7 +66,7 @@ func TestAlertsAmendedAndEnteredInErrorInOrder(t *testing.T) {
 	}
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -125,7 +125,7 @@ func TestAlertsSuppressionHoldsAcrossRestart(t *testing.T) {
 	}
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := first.stop(); err != nil {
+	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -139,7 +139,7 @@ func TestAlertsSuppressionHoldsAcrossRestart(t *testing.T) {
 	}
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := second.stop(); err != nil {
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -80,7 +80,7 @@ func TestAlertsNEWS2FollowsCorrectionsAcrossRestart(t *testing.T) {
 	}
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := first.stop(); err != nil {
+	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	before := len(w.readAll(alerts.TopicAlerts))
@@ -94,7 +94,7 @@ func TestAlertsNEWS2FollowsCorrectionsAcrossRestart(t *testing.T) {
 	}
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := second.stop(); err != nil {
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if errs := w.readAll(w.spec.ErrorTopic); len(errs) != 0 {

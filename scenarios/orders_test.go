@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/orders"
@@ -20,22 +21,17 @@ import (
 // processing them is killed between produce and commit and its successor
 // takes over.
 func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	newClient := func(opts ...kgo.Opt) *kgo.Client { return clusterClient(t, c, opts...) }
-	prod := newClient()
-	adm := kadm.NewClient(newClient())
+	c := kafkatest.NewCluster(t)
+	prod := kafkatest.Client(t, c.ClientOpts())
+	adm := kadm.NewClient(kafkatest.Client(t, c.ClientOpts()))
 	spec := stageSpec(t, catalog.Settings{}, orders.Name, orders.Name)
 	if err := pipeline.CreateTopics(context.Background(), adm, &spec, testPartitions, 1); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	clock := sim.NewVirtualClock(at)
-	start := func() *instance {
-		return startRunner(t, stageSpec(t, catalog.Settings{}, orders.Name, orders.Name), pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+	start := func() *kafkatest.Instance {
+		return kafkatest.StartRunner(t, stageSpec(t, catalog.Settings{}, orders.Name, orders.Name), pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
 			pipeline.WithInstanceID("orders-1"), pipeline.WithTransactionTimeout(5*time.Second), pipeline.WithLogger(testLogger()), pipeline.WithClock(clock))
 	}
 
@@ -48,7 +44,7 @@ func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the crash fault never fired")
 	}
-	zombie.cancel()
+	zombie.Cancel()
 	successor := start()
 	select {
 	case <-fenced:
@@ -56,33 +52,20 @@ func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
 		t.Fatal("the successor never initialised its producer")
 	}
 	close(release)
-	if err := zombie.stop(); err != nil {
+	if err := zombie.Stop(); err != nil {
 		t.Fatalf("zombie: %v", err)
 	}
 	produceAll(t, prod, recs[1000:])
-	readN := func(n int) []*kgo.Record {
-		cl := newClient(kgo.ConsumeTopics(orders.TopicProcessed), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		var out []*kgo.Record
-		for len(out) < n {
-			fs := cl.PollFetches(ctx)
-			if ctx.Err() != nil {
-				t.Fatalf("%d of %d processed orders before the deadline", len(out), n)
-			}
-			out = append(out, fs.Records()...)
-		}
-		return out
-	}
-	readN(len(ids))
-	waitFor(t, 60*time.Second, "orders caught up", func() bool {
-		return groupCaughtUp(adm, &spec, func(topic string) []*kgo.Record { return readTopic(t, adm, newClient, topic, kgo.ReadCommitted()) })
-	})
-	if err := successor.stop(); err != nil {
+	// Bounds the reads and the wait below together.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kafkatest.ReadN(ctx, t, c.ClientOpts(), len(ids), orders.TopicProcessed)
+	kafkatest.WaitCaughtUp(ctx, t, c.ClientOpts(), spec)
+	if err := successor.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
-	all := readTopic(t, adm, newClient, orders.TopicProcessed, kgo.ReadCommitted())
+	all := kafkatest.ReadToEnd(ctx, t, c.ClientOpts(), orders.TopicProcessed)
 	seen := map[string]int{}
 	for _, r := range all {
 		var o struct{ ID, Status, ProcessedAt string }
@@ -102,7 +85,7 @@ func TestOrdersExactlyOnceAcrossACrash(t *testing.T) {
 	if len(all) != len(ids) {
 		t.Errorf("%d processed records, want %d", len(all), len(ids))
 	}
-	if n := len(readTopic(t, adm, newClient, orders.TopicProcessed, kgo.ReadUncommitted())); n <= len(ids) {
+	if n := len(kafkatest.ReadToEndAt(ctx, t, c.ClientOpts(), kgo.ReadUncommitted(), orders.TopicProcessed)); n <= len(ids) {
 		t.Errorf("the log holds %d processed records with aborted ones, no more than the %d committed: the crash did not come after produce", n, len(ids))
 	}
 }

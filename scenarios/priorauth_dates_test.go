@@ -11,6 +11,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
@@ -44,7 +45,7 @@ func (p *punctuations) wrap(spec *pipeline.Spec) {
 // later.
 func (p *punctuations) await(t *testing.T, at time.Time) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "every partition punctuated at "+at.Format(time.RFC3339), func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "every partition punctuated at "+at.Format(time.RFC3339), func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for i := int32(0); i < testPartitions; i++ {
@@ -147,12 +148,12 @@ func TestPriorAuthDateOnlyExpiration(t *testing.T) {
 		late(ids[3], "DENIED", "2025-03-02T09:00:00+0000"),
 	})
 	stale := set.GetOrCreateCounter(`carepipe_priorauth_stale_events_total{pipeline="priorauth",kind="determination"}`)
-	waitFor(t, 30*time.Second, "two stale determinations counted", func() bool { return stale.Get() == 2 })
+	kafkatest.Eventually(t, 30*time.Second, "two stale determinations counted", func() bool { return stale.Get() == 2 })
 	w.waitIdle(60 * time.Second)
 	if d := set.GetOrCreateCounter(`carepipe_priorauth_duplicates_total{pipeline="priorauth"}`).Get(); d < 1 {
 		t.Errorf("duplicates %d: the repeated communication report was not counted as one", d)
 	}
-	v, ok := in.runner.Lookup(priorauth.StorePriorAuths, ids[0])
+	v, ok := in.Runner.Lookup(priorauth.StorePriorAuths, ids[0])
 	if !ok {
 		t.Fatalf("%s is not in the state store", ids[0])
 	}
@@ -164,7 +165,7 @@ func TestPriorAuthDateOnlyExpiration(t *testing.T) {
 	if rec.Status != priorauth.StatusExpired || !last.Late || !strings.Contains(last.Reason, "PENDED") {
 		t.Errorf("%s: status %s, history ends %+v; want EXPIRED and the late PENDED recorded", ids[0], rec.Status, last)
 	}
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	errs := w.readToEnd(priorauth.TopicErrors)

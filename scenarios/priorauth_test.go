@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
 	"github.com/carepipe/carepipe/sim"
@@ -35,11 +36,7 @@ type paWorld struct {
 // scenario's virtual clock) with the orchestrator's topics.
 func newPAWorld(t *testing.T, cfg sim.PriorAuthWorldConfig) *paWorld {
 	t.Helper()
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	w := &paWorld{t: t, cluster: c}
 	w.prod = w.client()
 	w.adm = kadm.NewClient(w.client())
@@ -64,15 +61,15 @@ func newPAWorld(t *testing.T, cfg sim.PriorAuthWorldConfig) *paWorld {
 
 func (w *paWorld) client(opts ...kgo.Opt) *kgo.Client {
 	w.t.Helper()
-	return clusterClient(w.t, w.cluster, opts...)
+	return kafkatest.Client(w.t, w.cluster.ClientOpts(), opts...)
 }
 
 // start runs an orchestrator instance until the test ends or stop.
 func (w *paWorld) start(instanceID string, opts ...priorauth.Option) func() error {
-	return w.startInstance(instanceID, opts...).stop
+	return w.startInstance(instanceID, opts...).Stop
 }
 
-func (w *paWorld) startInstance(instanceID string, opts ...priorauth.Option) *instance {
+func (w *paWorld) startInstance(instanceID string, opts ...priorauth.Option) *kafkatest.Instance {
 	w.t.Helper()
 	p, err := priorauth.New(opts...)
 	if err != nil {
@@ -83,10 +80,10 @@ func (w *paWorld) startInstance(instanceID string, opts ...priorauth.Option) *in
 
 // startSpec runs an orchestrator instance of spec, as built by
 // priorauth.New, with the world's clock.
-func (w *paWorld) startSpec(instanceID string, spec pipeline.Spec) *instance {
+func (w *paWorld) startSpec(instanceID string, spec pipeline.Spec) *kafkatest.Instance {
 	w.t.Helper()
 	spec.PunctuateEvery = 50 * time.Millisecond
-	return startRunner(w.t, spec, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
+	return kafkatest.StartRunner(w.t, spec, pipeline.WithKafka(w.cluster.ClientOpts()...), pipeline.WithCommitInterval(50*time.Millisecond),
 		pipeline.WithInstanceID(instanceID), pipeline.WithTransactionTimeout(5*time.Second),
 		pipeline.WithLogger(testLogger()), pipeline.WithClock(w.clock))
 }
@@ -103,7 +100,7 @@ func (w *paWorld) readToEnd(topic string) []*kgo.Record {
 // returns the records of aborted transactions.
 func (w *paWorld) readToEndAt(topic string, level kgo.IsolationLevel) []*kgo.Record {
 	w.t.Helper()
-	return readTopic(w.t, w.adm, w.client, topic, level)
+	return kafkatest.ReadToEndAt(context.Background(), w.t, w.cluster.ClientOpts(), level, topic)
 }
 
 // awaitKeys reads topic read_committed until it holds a record for every
@@ -136,9 +133,9 @@ func (w *paWorld) awaitKeys(topic string, want []string) {
 // repartitioned ones included.
 func (w *paWorld) waitIdle(timeout time.Duration) {
 	w.t.Helper()
-	waitFor(w.t, timeout, "orchestrator caught up", func() bool {
-		return groupCaughtUp(w.adm, &w.spec, w.readToEnd)
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	kafkatest.WaitCaughtUp(ctx, w.t, w.cluster.ClientOpts(), w.spec)
 }
 
 // census counts the records of every topic of the orchestrator, for a
@@ -290,7 +287,7 @@ func TestPriorAuthCrashAndRebalanceChangeNothing(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the crash fault never fired")
 	}
-	zombie.cancel()
+	zombie.Cancel()
 	successor := w.startInstance("pa-1")
 	select {
 	case <-fenced:
@@ -298,7 +295,7 @@ func TestPriorAuthCrashAndRebalanceChangeNothing(t *testing.T) {
 		t.Fatal("the successor never initialised its producer")
 	}
 	close(release)
-	if err := zombie.stop(); err != nil {
+	if err := zombie.Stop(); err != nil {
 		t.Fatalf("zombie: %v", err)
 	}
 
@@ -308,8 +305,8 @@ func TestPriorAuthCrashAndRebalanceChangeNothing(t *testing.T) {
 	produceAll(t, w.prod, recs[500:])
 	w.awaitKeys(priorauth.TopicWorkflowCompleted, ids)
 	w.waitIdle(60 * time.Second)
-	for _, in := range []*instance{successor, second} {
-		if err := in.stop(); err != nil {
+	for _, in := range []*kafkatest.Instance{successor, second} {
+		if err := in.Stop(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/datasync"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
@@ -27,7 +28,7 @@ const queryToken = "query-Token-2718"
 // loopback, serving the query API as the binary does (the token guard
 // around priorauth's query handler) at the address it advertises.
 type queryInstance struct {
-	*instance
+	*kafkatest.Instance
 	addr string
 }
 
@@ -52,13 +53,13 @@ func startQueryRunner(t *testing.T, spec pipeline.Spec, handler func(*pipeline.R
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	in := startRunner(t, spec, append(opts, pipeline.WithAdvertisedHTTP(addr))...)
-	srv := &http.Server{Handler: query.RequireToken(queryToken, handler(in.runner)), ReadHeaderTimeout: 5 * time.Second}
+	in := kafkatest.StartRunner(t, spec, append(opts, pipeline.WithAdvertisedHTTP(addr))...)
+	srv := &http.Server{Handler: query.RequireToken(queryToken, handler(in.Runner)), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	// Registered after the runner's: runs first, so that no query is in
 	// flight while the runners stop.
 	t.Cleanup(func() { _ = srv.Close() })
-	return &queryInstance{instance: in, addr: addr}
+	return &queryInstance{Instance: in, addr: addr}
 }
 
 // queryAnswer is one answer of the query API.
@@ -118,8 +119,8 @@ func (qi *queryInstance) getPath(t *testing.T, path, auth string, extra ...strin
 func groupSettled(ins []*queryInstance) bool {
 	total := 0
 	for _, qi := range ins {
-		n := qi.runner.AssignedPartitions()
-		if n == 0 || !qi.runner.Ready() {
+		n := qi.Runner.AssignedPartitions()
+		if n == 0 || !qi.Runner.Ready() {
 			return false
 		}
 		total += n
@@ -129,7 +130,7 @@ func groupSettled(ins []*queryInstance) bool {
 	}
 	for _, qi := range ins {
 		for p := range int32(testPartitions) {
-			if o := qi.runner.QueryOwner(p); !o.Known || !o.Assigned {
+			if o := qi.Runner.QueryOwner(p); !o.Known || !o.Assigned {
 				return false
 			}
 		}
@@ -141,7 +142,7 @@ func groupSettled(ins []*queryInstance) bool {
 func owner(t *testing.T, ins []*queryInstance, id string) *queryInstance {
 	t.Helper()
 	for _, qi := range ins {
-		if _, owned, _ := qi.runner.Owner(id); owned {
+		if _, owned, _ := qi.Runner.Owner(id); owned {
 			return qi
 		}
 	}
@@ -168,7 +169,7 @@ func TestQueriesAnsweredByEveryInstance(t *testing.T) {
 	// A documentation request is committed with the record that made
 	// it: once every one is, every record is in some instance's state.
 	w.awaitKeys(priorauth.TopicDocumentationRequested, ids)
-	waitFor(t, 30*time.Second, "three instances owning every partition, each knowing every owner", func() bool { return groupSettled(ins) })
+	kafkatest.Eventually(t, 30*time.Second, "three instances owning every partition, each knowing every owner", func() bool { return groupSettled(ins) })
 
 	bearer := "Bearer " + queryToken
 	forwarded := make(map[string]int)
@@ -254,7 +255,7 @@ func TestQueryDuringRebalanceSaysRetry(t *testing.T) {
 	}
 	produceAll(t, w.prod, recs)
 	w.awaitKeys(priorauth.TopicDocumentationRequested, ids)
-	waitFor(t, 30*time.Second, "two instances owning every partition", func() bool { return groupSettled(ins) })
+	kafkatest.Eventually(t, 30*time.Second, "two instances owning every partition", func() bool { return groupSettled(ins) })
 
 	// Syncs of a generation after the first one the third instance's
 	// join makes wait for release.
@@ -308,7 +309,7 @@ func TestQueryDuringRebalanceSaysRetry(t *testing.T) {
 	asker := ins[0]
 	var moving []int32
 	for p := range int32(testPartitions) {
-		if o := asker.runner.QueryOwner(p); o.Known && !o.Assigned {
+		if o := asker.Runner.QueryOwner(p); o.Known && !o.Assigned {
 			moving = append(moving, p)
 		}
 	}
@@ -317,7 +318,7 @@ func TestQueryDuringRebalanceSaysRetry(t *testing.T) {
 	}
 	asked := 0
 	for _, id := range ids {
-		p, _, _ := asker.runner.Owner(id)
+		p, _, _ := asker.Runner.Owner(id)
 		if p != moving[0] {
 			continue
 		}
@@ -333,7 +334,7 @@ func TestQueryDuringRebalanceSaysRetry(t *testing.T) {
 
 	// Once the rebalance completes, every instance answers every id.
 	done()
-	waitFor(t, 30*time.Second, "three instances owning every partition, each knowing every owner", func() bool { return groupSettled(ins) })
+	kafkatest.Eventually(t, 30*time.Second, "three instances owning every partition, each knowing every owner", func() bool { return groupSettled(ins) })
 	for _, id := range ids {
 		for _, qi := range ins {
 			if a := qi.get(t, id, "Bearer "+queryToken); a.status != http.StatusOK || a.id != id {
@@ -361,7 +362,7 @@ func TestPatientQueriesAnsweredByEveryInstance(t *testing.T) {
 	}
 	produceAll(t, w.prod, recs)
 	w.waitCaughtUp(w.cdcSpec(), w.validationSpec(), w.reconcileSpec())
-	waitFor(t, 30*time.Second, "three instances owning every partition, each knowing every owner", func() bool { return groupSettled(ins) })
+	kafkatest.Eventually(t, 30*time.Second, "three instances owning every partition, each knowing every owner", func() bool { return groupSettled(ins) })
 
 	// Each patient's last validated version, by its canonical id (the
 	// validated record's key).

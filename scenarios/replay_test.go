@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/ops"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts"
@@ -20,50 +21,20 @@ import (
 
 // startAlertsIn runs an alerts instance whose site time zone is site (nil:
 // none configured, as by default).
-func (w *alertsWorld) startAlertsIn(site *time.Location) *instance {
+func (w *alertsWorld) startAlertsIn(site *time.Location) *kafkatest.Instance {
 	w.t.Helper()
 	set := metrics.NewSet()
 	proc, err := alerts.New(alerts.WithMetrics(set), alerts.WithRules(w.rules), alerts.WithSiteTimeZone(site))
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return startRunner(w.t, proc.Spec(),
+	return kafkatest.StartRunner(w.t, proc.Spec(),
 		pipeline.WithKafka(w.cluster.ClientOpts()...),
 		pipeline.WithMetrics(set),
 		pipeline.WithCommitInterval(50*time.Millisecond),
 		pipeline.WithTransactionTimeout(5*time.Second),
 		pipeline.WithLogger(testLogger()),
 	)
-}
-
-// waitIdleTransactional is waitIdle for inputs that transactions wrote to
-// (a replay's): their end is a marker, not a record to commit past, so
-// the last data offset of each partition is found by reading it, as for
-// repartition topics.
-func (w *alertsWorld) waitIdleTransactional(timeout time.Duration) {
-	w.t.Helper()
-	waitFor(w.t, timeout, "pipeline caught up", func() bool {
-		committed, err := w.adm.FetchOffsets(context.Background(), w.spec.Group)
-		if err != nil {
-			return false
-		}
-		topics := slices.Clone(w.spec.Inputs)
-		for _, r := range w.spec.Repartitions {
-			topics = append(topics, pipeline.RepartitionTopic(w.spec.Group, r))
-		}
-		for _, topic := range topics {
-			last := map[int32]int64{}
-			for _, r := range w.readAll(topic) {
-				last[r.Partition] = r.Offset
-			}
-			for p, o := range last {
-				if c, _ := committed.Lookup(topic, p); c.At < o+1 {
-					return false
-				}
-			}
-		}
-		return true
-	})
 }
 
 // withLocalTime rewrites an observation's effectiveDateTime, which sim
@@ -134,7 +105,7 @@ func TestReplayAfterFixDeliversEachOriginalOnce(t *testing.T) {
 	before := w.startAlertsIn(nil)
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := before.stop(); err != nil {
+	if err := before.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	diffMultiset(t, decodeAlerts(t, w.readAll(alerts.TopicAlerts)), wantBefore)
@@ -184,7 +155,7 @@ func TestReplayAfterFixDeliversEachOriginalOnce(t *testing.T) {
 		t.Error("the dead replay's transaction committed after the replay: it was not fenced")
 	}
 
-	w.waitIdleTransactional(60 * time.Second)
+	w.waitIdle(60 * time.Second)
 	diffMultiset(t, decodeAlerts(t, w.readAll(alerts.TopicAlerts)), want)
 	if n := len(w.readAll(alerts.TopicErrors)); n != len(local) {
 		t.Errorf("%d error records after the replay, want the %d from before", n, len(local))
@@ -198,7 +169,7 @@ func TestReplayAfterFixDeliversEachOriginalOnce(t *testing.T) {
 			t.Fatalf("an original is on %s %d times, want twice (sent, replayed once, byte for byte)", alerts.TopicObservations, n)
 		}
 	}
-	if err := fixed.stop(); err != nil {
+	if err := fixed.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	// The log names every error record once.

@@ -57,7 +57,7 @@ func TestResetThenReprocessGivesTheSameOutputs(t *testing.T) {
 	if _, err := ops.PlanReset(ctx, w.adm, specs, ops.ResetTo{}); !errors.As(err, &active) {
 		t.Fatalf("reset while an instance runs: %v, want it refused for its active members", err)
 	}
-	if err := first.stop(); err != nil {
+	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	before := map[string][]*kgo.Record{}
@@ -109,7 +109,7 @@ func TestResetThenReprocessGivesTheSameOutputs(t *testing.T) {
 
 	second := w.start("")
 	w.waitIdle(60 * time.Second)
-	if err := second.stop(); err != nil {
+	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	for _, topic := range w.spec.Outputs {

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/carepipe/carepipe/app"
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/catalog"
 	"github.com/carepipe/carepipe/pipeline/orders"
@@ -151,17 +152,13 @@ func newSecureWorldOpts(t *testing.T, mtls bool, acls []kfake.ACL, extra ...kfak
 		stc.ClientAuth = tls.RequireAndVerifyClientCert
 		stc.ClientCAs = pki.pool
 	}
-	c, err := sim.NewCluster(sim.KafkaOpts(
+	c := kafkatest.NewCluster(t, sim.KafkaOpts(
 		kfake.TLS(stc),
 		kfake.EnableSASL(),
 		kfake.EnableACLs(),
 		kfake.Superuser("SCRAM-SHA-512", adminUser, adminPass),
 		kfake.User("SCRAM-SHA-512", appUser, appPass, acls...),
 	), sim.KafkaOpts(extra...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
 	w := &secureWorld{t: t, pki: pki, cluster: c}
 	w.admin = w.client()
 	return w
@@ -173,17 +170,7 @@ func (w *secureWorld) client(opts ...kgo.Opt) *kgo.Client {
 	tc := &tls.Config{RootCAs: w.pki.pool, Certificates: []tls.Certificate{w.pki.client}, MinVersion: tls.VersionTLS12}
 	base := append(w.cluster.ClientOpts(), kgo.DialTLSConfig(tc),
 		kgo.SASL(scram.Auth{User: adminUser, Pass: adminPass}.AsSha512Mechanism()))
-	return clusterClientOpts(w.t, append(base, opts...)...)
-}
-
-func clusterClientOpts(t *testing.T, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.Client(w.t, base, opts...)
 }
 
 // config is carepipe's configuration for the orders pipeline on this

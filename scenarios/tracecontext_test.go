@@ -67,7 +67,7 @@ func TestAlertsTraceContextArrivesOnDerivedRecords(t *testing.T) {
 	in := w.start("")
 	w.produce(recs)
 	w.waitIdle(60 * time.Second)
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -225,7 +225,7 @@ func TestAlertsInvalidCorrelationIDReplacedAndCounted(t *testing.T) {
 	in := w.start("")
 	w.produce(recs) // sets each record's partition and offset
 	w.waitIdle(60 * time.Second)
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	derived := map[string]string{} // observation id -> the id derived for it
@@ -256,7 +256,7 @@ func TestAlertsInvalidCorrelationIDReplacedAndCounted(t *testing.T) {
 	// An input processed again after an abort is counted again: at least.
 	for header, atLeast := range map[string]float64{"correlation-id": float64(len(bad)), "traceparent": float64(len(bad))} {
 		series := `carepipe_invalid_headers_total{pipeline="alerts",header="` + header + `"}`
-		if v := metricValue(in.runner.Metrics(), series); v < atLeast {
+		if v := metricValue(in.Runner.Metrics(), series); v < atLeast {
 			t.Errorf("%s = %v, want at least %v", series, v, atLeast)
 		}
 	}

@@ -71,7 +71,7 @@ func TestWedgeOversizedPoisonRecordIsTruncated(t *testing.T) {
 	in := w.start("", pipeline.WithMetrics(set))
 	t.Cleanup(func() {
 		if t.Failed() {
-			s := in.runner.Stats()
+			s := in.Runner.Stats()
 			t.Logf("at the failure: runner: %d records in, %d commits, %d aborts, %d session restarts",
 				s.RecordsIn, s.Commits, s.Aborts, s.SessionRestarts)
 		}
@@ -125,9 +125,9 @@ func TestWedgeOversizedPoisonRecordIsTruncated(t *testing.T) {
 		t.Errorf("header %s = %q, want %d", pipeline.HeaderValueHeadSize, h[pipeline.HeaderValueHeadSize], len(e.Value))
 	}
 	if got := set.GetOrCreateCounter(`carepipe_error_records_truncated_total{pipeline="alerts"}`).Get(); got != 1 {
-		t.Errorf("carepipe_error_records_truncated_total{pipeline=alerts} = %d, want 1 (runner: %d aborts)", got, in.runner.Stats().Aborts)
+		t.Errorf("carepipe_error_records_truncated_total{pipeline=alerts} = %d, want 1 (runner: %d aborts)", got, in.Runner.Stats().Aborts)
 	}
-	if err := in.stop(); err != nil {
+	if err := in.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }

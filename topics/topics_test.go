@@ -7,12 +7,11 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/orders"
 	"github.com/carepipe/carepipe/pipeline/priorauth"
-	"github.com/carepipe/carepipe/sim"
 )
 
 func kinds(cs []Change) map[ChangeKind]int {
@@ -27,20 +26,12 @@ func kinds(cs []Change) map[ChangeKind]int {
 // applied, a second plan has nothing to do; drift (a config changed, more
 // partitions wanted) is planned and applied; fewer partitions are refused.
 func TestPlanApplyPlan(t *testing.T) {
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t)
 	// A client per step, as each `carepipe topics` run is a process of its
 	// own: a client caches metadata briefly, and a plan right after an
 	// apply on the same client could see the cluster as it was.
 	newAdm := func() *kadm.Client {
-		cl, err := kgo.NewClient(c.ClientOpts()...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
+		cl := kafkatest.Client(t, c.ClientOpts())
 		return kadm.NewClient(cl)
 	}
 	adm := newAdm()

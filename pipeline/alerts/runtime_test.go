@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/alerts/rules"
+	"github.com/carepipe/carepipe/sim"
 )
 
 // TestProcessOnRuntime runs the pipeline on the real runtime against an
@@ -24,28 +25,9 @@ func TestProcessOnRuntime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a kfake cluster")
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond),
-		kfake.SeedTopics(4, append([]string{TopicObservations, TopicPatients, TopicErrors}, outputs...)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	kopts := []kgo.Opt{
-		kgo.SeedBrokers(cluster.ListenAddrs()...),
-		kgo.MetadataMinAge(50 * time.Millisecond),
-		kgo.SessionTimeout(2 * time.Second),
-		kgo.HeartbeatInterval(100 * time.Millisecond),
-		kgo.RebalanceTimeout(5 * time.Second),
-	}
-	newClient := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), kopts...), opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
-	}
-	prod := newClient()
+	cluster := kafkatest.NewCluster(t, sim.KafkaOpts(kfake.SeedTopics(4, append([]string{TopicObservations, TopicPatients, TopicErrors}, outputs...)...)))
+	kopts := cluster.ClientOpts()
+	prod := kafkatest.Client(t, kopts)
 	produce := func(recs ...*kgo.Record) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -54,22 +36,9 @@ func TestProcessOnRuntime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// readUntil reads topic read_committed from the start until done
-	// accepts what was read, or fails the test after a deadline.
 	readUntil := func(topic string, done func([]*kgo.Record) bool) []*kgo.Record {
 		t.Helper()
-		cl := newClient(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var out []*kgo.Record
-		for !done(out) {
-			fs := cl.PollFetches(ctx)
-			if ctx.Err() != nil {
-				t.Fatalf("%s: read %d records before the deadline without the expected ones", topic, len(out))
-			}
-			out = append(out, fs.Records()...)
-		}
-		return out
+		return kafkatest.ReadUntil(context.Background(), t, kopts, done, topic)
 	}
 	hasAlert := func(id string) func([]*kgo.Record) bool {
 		return func(rs []*kgo.Record) bool {
@@ -87,24 +56,7 @@ func TestProcessOnRuntime(t *testing.T) {
 
 	set := metrics.NewSet()
 	p := newProcessor(t, WithMetrics(set), WithRules(rules.Seed()))
-	runner, err := pipeline.New(p.Spec(), pipeline.WithKafka(kopts...), pipeline.WithCommitInterval(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("runner did not stop")
-		}
-	})
+	kafkatest.StartRunner(t, p.Spec(), pipeline.WithKafka(kopts...), pipeline.WithCommitInterval(20*time.Millisecond))
 
 	alerting := readTestdata(t, "observation_hr_envelope.json") // obs-hr-1, pat-1, 134/min
 	withID := func(id, patient string) []byte {

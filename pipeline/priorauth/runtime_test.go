@@ -3,7 +3,6 @@ package priorauth
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/carepipe/carepipe/internal/kafkatest"
 	"github.com/carepipe/carepipe/pipeline"
 	"github.com/carepipe/carepipe/pipeline/envelope"
 	"github.com/carepipe/carepipe/sim"
@@ -32,16 +32,8 @@ type runtimeCluster struct {
 // newRuntimeCluster starts a runtimeCluster; extra are the client's options.
 func newRuntimeCluster(t *testing.T, extra ...kgo.Opt) runtimeCluster {
 	t.Helper()
-	c, err := sim.NewCluster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(append(c.ClientOpts(), extra...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c := kafkatest.NewCluster(t)
+	cl := kafkatest.Client(t, c.ClientOpts(), extra...)
 	adm := kadm.NewClient(cl)
 	p, err := New()
 	if err != nil {
@@ -65,22 +57,10 @@ func TestOnRuntime(t *testing.T) {
 		t.Skip("starts a kfake cluster")
 	}
 	rc := newRuntimeCluster(t)
-	c, cl, adm, p, spec := rc.c, rc.cl, rc.adm, rc.p, rc.spec
+	c, cl, p, spec := rc.c, rc.cl, rc.p, rc.spec
 	spec.PunctuateEvery = 20 * time.Millisecond
 	clock := sim.NewVirtualClock(t0)
-	r, err := pipeline.New(spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(20*time.Millisecond), pipeline.WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	r := kafkatest.StartRunner(t, spec, pipeline.WithKafka(c.ClientOpts()...), pipeline.WithCommitInterval(20*time.Millisecond), pipeline.WithClock(clock)).Runner
 
 	produce := func(topic, key, value string) {
 		t.Helper()
@@ -91,69 +71,17 @@ func TestOnRuntime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// readUntil reads topic read_committed from the start until it holds
-	// n records, failing after a deadline.
 	readUntil := func(topic string, n int) []*kgo.Record {
 		t.Helper()
-		rc, err := kgo.NewClient(append(c.ClientOpts(), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rc.Close()
-		rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer rcancel()
-		var out []*kgo.Record
-		for len(out) < n {
-			fs := rc.PollFetches(rctx)
-			if rctx.Err() != nil {
-				t.Fatalf("%s: %d of %d records before the deadline", topic, len(out), n)
-			}
-			out = append(out, fs.Records()...)
-		}
-		return out
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return kafkatest.ReadN(ctx, t, c.ClientOpts(), n, topic)
 	}
-
-	// readAll reads topic read_committed up to its last stable offset,
-	// control records included so that the end is seen exactly, and
-	// returns the data records.
 	readAll := func(topic string) []*kgo.Record {
 		t.Helper()
-		rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer rcancel()
-		lso, err := adm.ListCommittedOffsets(rctx, topic)
-		if err == nil {
-			err = lso.Error()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		left := map[int32]int64{}
-		lso.Each(func(o kadm.ListedOffset) {
-			if o.Offset > 0 {
-				left[o.Partition] = o.Offset
-			}
-		})
-		rc, err := kgo.NewClient(append(c.ClientOpts(), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rc.Close()
-		var out []*kgo.Record
-		for len(left) > 0 {
-			fs := rc.PollFetches(rctx)
-			if rctx.Err() != nil {
-				t.Fatalf("%s: not read to its end before the deadline", topic)
-			}
-			fs.EachRecord(func(r *kgo.Record) {
-				if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
-					delete(left, r.Partition)
-				}
-				if !r.Attrs.IsControl() {
-					out = append(out, r)
-				}
-			})
-		}
-		return out
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return kafkatest.ReadToEnd(ctx, t, c.ClientOpts(), topic)
 	}
 
 	id := PriorAuthID("rx-1")
@@ -271,20 +199,10 @@ func TestQueryWhileRestoring(t *testing.T) {
 		return nil, nil, false
 	})
 
-	r, err := pipeline.New(spec, pipeline.WithKafka(c.ClientOpts()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		close(release)
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	r := kafkatest.StartRunner(t, spec, pipeline.WithKafka(c.ClientOpts()...)).Runner
+	// Registered after the runner's stop: runs first, so that the held
+	// restore lets the runner stop.
+	t.Cleanup(func() { close(release) })
 	select {
 	case <-held:
 	case <-time.After(20 * time.Second):
