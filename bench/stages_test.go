@@ -178,11 +178,17 @@ func paStageInputs(b *testing.B, n int) (prescriptions, answers []*kgo.Record) {
 		rx := *src
 		// As the broker would stamp and place it.
 		rx.Timestamp, rx.Partition, rx.Offset = base.Add(time.Duration(i)*time.Second), 0, int64(i)
-		ev, err := priorauth.Decode(&rx, priorauth.TopicPrescriptions)
+		// What the orchestrator reads of the prescription: its ids, its
+		// payer and its correlation id.
+		var p struct {
+			PrescriptionID string `json:"prescriptionId"`
+			PayerID        string `json:"payerId"`
+		}
+		meta, err := envelope.Decode(rx.Value, &p)
 		if err != nil {
 			b.Fatal(err)
 		}
-		id, corr, payer := ev.PriorAuthID, ev.CorrelationID, ev.Prescription.PayerID
+		id, corr, payer := priorauth.PriorAuthID(p.PrescriptionID), envelope.CorrelationID(&rx, meta), p.PayerID
 		method := cfg.Payers[payer]
 		if method == "" {
 			method = cfg.DefaultMethod

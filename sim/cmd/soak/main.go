@@ -928,7 +928,13 @@ func runSeed(seed int64, n, rounds int, faults []string, log *slog.Logger) (resu
 	}
 	held = map[string]any{}
 	for k, b := range check.Changelog(cl) {
-		var rec priorauth.Record
+		// The stored record, in the query API's JSON (priorauth's doc).
+		var rec struct {
+			Status        priorauth.Status `json:"status"`
+			StatusHistory []struct {
+				Status priorauth.Status `json:"status"`
+			} `json:"statusHistory"`
+		}
 		if err := json.Unmarshal(b, &rec); err != nil {
 			return res, fmt.Errorf("prior-authorization store: %w", err)
 		}
