@@ -66,7 +66,7 @@ func (p *CDC) Spec() pipeline.Spec {
 		Inputs:     p.sources.Topics(),
 		Outputs:    outs,
 		ErrorTopic: TopicErrors,
-		Process:    p.Process,
+		Process:    p.process,
 		ErrorValue: stageErrors("cdc"),
 
 		OriginalValue: OriginalValue, // errors replay unwraps error records with it
@@ -79,10 +79,10 @@ func stageErrors(stage string) func(*kgo.Record, pipeline.ErrorType, string, tim
 	}
 }
 
-// Process maps one source record to its canonical change, keyed by the
+// process maps one source record to its canonical change, keyed by the
 // entity id, with the seed's headers. A tombstone maps to nothing: the
 // delete event before it was the change.
-func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
+func (p *CDC) process(c *pipeline.Context, r *kgo.Record) error {
 	m, err := p.sources.mapSource(Source{Topic: r.Topic, Key: r.Key, Value: r.Value, System: envelope.HeaderValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()}, p.avro)
 	if err != nil {
 		if errors.Is(err, ErrSchemaUnavailable) {

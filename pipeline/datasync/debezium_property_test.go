@@ -122,10 +122,10 @@ func TestPropertyDebeziumRowLastChangeWins(t *testing.T) {
 					if m.Tombstone {
 						continue
 					}
-					if probs := Validate(&m.Change); len(probs) > 0 {
+					if probs := validateChange(&m.Change); len(probs) > 0 {
 						t.Fatalf("record %d invalid: %v", i, probs)
 					}
-					st = p.Apply(st, &m.Change).State
+					st = p.apply(st, &m.Change).State
 				}
 				got := st.Materialize(Observation, "obs-1")
 				// The last change, mapped on its own, is what must be held.

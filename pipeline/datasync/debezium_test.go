@@ -86,7 +86,7 @@ func TestDebeziumCorpus(t *testing.T) {
 					t.Fatal("a change marked as a tombstone")
 				}
 				if len(c.Want.Problems) > 0 {
-					probs := strings.Join(Validate(&m.Change), "; ")
+					probs := strings.Join(validateChange(&m.Change), "; ")
 					for _, w := range c.Want.Problems {
 						if !strings.Contains(probs, w) {
 							t.Errorf("validation problems %q do not say %q", probs, w)

@@ -74,7 +74,7 @@ func TestGenderUnknownCodeIsRejectedByValidation(t *testing.T) {
 	if got := string(m.Change.Fields["gender"]); got != `"q"` {
 		t.Fatalf("gender %s, want the code as written, lower-cased", got)
 	}
-	problems := Validate(&m.Change)
+	problems := validateChange(&m.Change)
 	if len(problems) != 1 || problems[0] != "gender must be one of male, female, other, unknown" {
 		t.Fatalf("validation: %q", problems)
 	}

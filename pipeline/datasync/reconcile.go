@@ -17,8 +17,8 @@ import (
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
-// MaxHistory bounds the version history an aggregate keeps (the newest).
-const MaxHistory = 50
+// maxHistory bounds the version history an aggregate keeps (the newest).
+const maxHistory = 50
 
 // ReconcileConfig says which target systems must acknowledge each entity
 // type, and how long a validated version may wait for them.
@@ -205,8 +205,8 @@ func (p *Reconciliation) Spec() pipeline.Spec {
 		ErrorTopic:     TopicErrors,
 		Stores:         []string{StoreAggregates, StoreTimers},
 		Repartitions:   []string{RepartitionByEntity},
-		Process:        p.Process,
-		Punctuate:      p.Punctuate,
+		Process:        p.process,
+		Punctuate:      p.punctuate,
 		PunctuateEvery: time.Second,
 		ErrorValue:     stageErrors("reconciliation"),
 
@@ -217,9 +217,9 @@ func (p *Reconciliation) Spec() pipeline.Spec {
 // AggregateKey is the store key of an entity's aggregate.
 func AggregateKey(e Entity, id string) string { return string(e) + "/" + id }
 
-// Process folds a validated version or a target's acknowledgement into the
+// process folds a validated version or a target's acknowledgement into the
 // entity's aggregate.
-func (p *Reconciliation) Process(c *pipeline.Context, r *kgo.Record) error {
+func (p *Reconciliation) process(c *pipeline.Context, r *kgo.Record) error {
 	repart := p.repartition
 	target := envelope.HeaderValue(r, HeaderSyncTarget)
 	if r.Topic != repart {
@@ -320,8 +320,8 @@ func (p *Reconciliation) validated(c *pipeline.Context, r *kgo.Record, e Entity)
 		SourceTimestamp: sys.LastUpdated, ValidatedAt: ev.Metadata.Timestamp,
 		CorrelationID: corr, Resolution: ev.Resolution,
 	})
-	if n := len(a.History); n > MaxHistory {
-		a.History = slices.Delete(a.History, 0, n-MaxHistory)
+	if n := len(a.History); n > maxHistory {
+		a.History = slices.Delete(a.History, 0, n-maxHistory)
 	}
 	a.DueAt = a.ValidatedAt + p.cfg.Deadline.Milliseconds()
 	if err := p.check(c, a, corr); err != nil {
@@ -473,9 +473,9 @@ func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *Aggregate, c
 	return nil
 }
 
-// Punctuate emits reconciliation.<entity>.overdue for each entity whose
+// punctuate emits reconciliation.<entity>.overdue for each entity whose
 // latest version passed its deadline unacknowledged, once per version.
-func (p *Reconciliation) Punctuate(c *pipeline.Context) error {
+func (p *Reconciliation) punctuate(c *pipeline.Context) error {
 	now := c.Now().UnixMilli()
 	timers := c.Store(StoreTimers)
 	for _, k := range timers.Keys() {
