@@ -29,14 +29,14 @@
 //
 // Values of canonical.<entity>.change and .validated are Avro in the schema
 // registry's wire format under the subject <topic>-value (the registry's
-// TopicNameStrategy), written with [Schema]: timestamps are
+// TopicNameStrategy), written with the schemas of schemas.go: timestamps are
 // timestamp-millis longs, dates and codes strings whose format each field's
 // doc gives. [Register] registers the schemas at start-up, as a Confluent
 // serializer with auto.register.schemas=true does; [Lookup], for a registry
 // whose schemas someone else registers (auto.register.schemas=false), only
 // looks up the version equal to carepipe's and fails naming each subject
 // that lacks it. Neither gives a subject a looser compatibility level than
-// the registry's global one ([AtLeastAsStrict]).
+// the registry's global one (compat.go).
 //
 // Keys of the canonical and reconciliation topics are plain UTF-8 strings,
 // the entity's canonical id, as Kafka's StringSerializer writes and its

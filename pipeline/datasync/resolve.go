@@ -63,9 +63,9 @@ const (
 // The held delete is the greatest by (SourceTime, SourceVersion, source
 // rank, Source), so a value that outlives it outlives every delete seen.
 
-// ParseStrategy parses a strategy name: last-writer-wins, survivorship or
+// parseStrategy parses a strategy name: last-writer-wins, survivorship or
 // field-merge.
-func ParseStrategy(s string) (Strategy, error) {
+func parseStrategy(s string) (Strategy, error) {
 	switch st := Strategy(s); st {
 	case LastWriterWins, Survivorship, FieldMerge:
 		return st, nil
@@ -113,7 +113,7 @@ func DefaultPolicies() Policies {
 // and empty or repeated source names.
 func (p Policy) Validate() error {
 	var errs []error
-	if _, err := ParseStrategy(string(p.Strategy)); err != nil {
+	if _, err := parseStrategy(string(p.Strategy)); err != nil {
 		errs = append(errs, err)
 	}
 	if len(p.FieldPriority) > 0 && p.Strategy != Survivorship {

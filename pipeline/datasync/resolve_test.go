@@ -284,12 +284,12 @@ func TestResolveStrategyChange(t *testing.T) {
 
 func TestResolveParseStrategy(t *testing.T) {
 	for _, s := range []Strategy{LastWriterWins, Survivorship, FieldMerge} {
-		if got, err := ParseStrategy(string(s)); err != nil || got != s {
+		if got, err := parseStrategy(string(s)); err != nil || got != s {
 			t.Errorf("ParseStrategy(%q) = %q, %v", s, got, err)
 		}
 	}
 	for _, s := range []string{"", "lww", "Survivorship"} {
-		if _, err := ParseStrategy(s); err == nil {
+		if _, err := parseStrategy(s); err == nil {
 			t.Errorf("ParseStrategy(%q): no error", s)
 		}
 	}

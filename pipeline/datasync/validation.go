@@ -191,7 +191,7 @@ func (p *Validation) process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	store.Put(skey, held)
 
-	rec, err := m.Record()
+	rec, err := m.record()
 	if err != nil {
 		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}
