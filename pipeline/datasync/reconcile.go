@@ -69,10 +69,10 @@ func (c ReconcileConfig) allTargets() []string {
 	return all
 }
 
-// Aggregate is the reconciliation stage's state of one entity and the read
+// aggregate is the reconciliation stage's state of one entity and the read
 // model the query API serves: the canonical record as validated, its
 // version history, and each target system's acknowledgement.
-type Aggregate struct {
+type aggregate struct {
 	Entity  Entity `json:"entityType"`
 	ID      string `json:"entityId"`
 	Version int64  `json:"version"`
@@ -81,9 +81,9 @@ type Aggregate struct {
 	Current     json.RawMessage `json:"current,omitempty"`
 	ValidatedAt int64           `json:"validatedAt"`
 	// History is the versions validated, oldest first, at most MaxHistory.
-	History []HistoryEntry `json:"history"`
+	History []historyEntry `json:"history"`
 	// Acks are the latest acknowledgement of each target system.
-	Acks             map[string]Ack `json:"acks"`
+	Acks             map[string]ack `json:"acks"`
 	CompletedVersion int64          `json:"completedVersion"`
 	OverdueVersion   int64          `json:"overdueVersion"`
 	// DueAt is when the latest version becomes overdue, ms; 0 when it is
@@ -91,8 +91,8 @@ type Aggregate struct {
 	DueAt int64 `json:"dueAt,omitempty"`
 }
 
-// HistoryEntry is one validated version of an entity.
-type HistoryEntry struct {
+// historyEntry is one validated version of an entity.
+type historyEntry struct {
 	Version         int64       `json:"version"`
 	Operation       string      `json:"operation"`
 	SourceSystem    string      `json:"sourceSystem"`
@@ -102,9 +102,9 @@ type HistoryEntry struct {
 	Resolution      *Resolution `json:"resolution,omitempty"`
 }
 
-// Ack is what a target system has acknowledged of an entity. Version and
+// ack is what a target system has acknowledged of an entity. Version and
 // AsOf only grow, so the acknowledgements' order does not change them.
-type Ack struct {
+type ack struct {
 	// Version is the highest version acknowledged successfully by number.
 	Version int64 `json:"version"`
 	// AsOf is the latest syncTimestamp of a successful acknowledgement that
@@ -118,7 +118,7 @@ type Ack struct {
 
 // covers says whether the acknowledgements cover the version validated at
 // validatedAt.
-func (k Ack) covers(version, validatedAt int64) bool {
+func (k ack) covers(version, validatedAt int64) bool {
 	return k.Version >= version || (k.AsOf > 0 && k.AsOf >= validatedAt)
 }
 
@@ -247,23 +247,23 @@ func targetOfTopic(topic string) string {
 	return t
 }
 
-func (p *Reconciliation) load(c *pipeline.Context, e Entity, id string) (*Aggregate, error) {
+func (p *Reconciliation) load(c *pipeline.Context, e Entity, id string) (*aggregate, error) {
 	b, ok := c.Store(StoreAggregates).Get(AggregateKey(e, id))
 	if !ok {
-		return &Aggregate{Entity: e, ID: id, Acks: map[string]Ack{}}, nil
+		return &aggregate{Entity: e, ID: id, Acks: map[string]ack{}}, nil
 	}
-	a := new(Aggregate)
+	a := new(aggregate)
 	if err := json.Unmarshal(b, a); err != nil {
 		// The decoder's message may quote the held bytes: not repeated.
 		return nil, pipeline.Rejectf(pipeline.TypeProcessing, "held aggregate is not readable")
 	}
 	if a.Acks == nil {
-		a.Acks = map[string]Ack{}
+		a.Acks = map[string]ack{}
 	}
 	return a, nil
 }
 
-func (p *Reconciliation) save(c *pipeline.Context, a *Aggregate) error {
+func (p *Reconciliation) save(c *pipeline.Context, a *aggregate) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return pipeline.Rejectf(pipeline.TypeProcessing, "encoding the aggregate: %v", err)
@@ -315,7 +315,7 @@ func (p *Reconciliation) validated(c *pipeline.Context, r *kgo.Record, e Entity)
 	a.Deleted = ev.Operation == string(OpDelete)
 	a.Current = cur
 	a.ValidatedAt = ev.Metadata.Timestamp
-	a.History = append(a.History, HistoryEntry{
+	a.History = append(a.History, historyEntry{
 		Version: ev.Version, Operation: ev.Operation, SourceSystem: sys.SourceSystem,
 		SourceTimestamp: sys.LastUpdated, ValidatedAt: ev.Metadata.Timestamp,
 		CorrelationID: corr, Resolution: ev.Resolution,
@@ -409,7 +409,7 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 
 // check emits reconciliation.<entity>.completed when every expected target
 // has acknowledged the latest version successfully, once per version.
-func (p *Reconciliation) check(c *pipeline.Context, a *Aggregate, corr string) error {
+func (p *Reconciliation) check(c *pipeline.Context, a *aggregate, corr string) error {
 	if a.Version == 0 || a.CompletedVersion >= a.Version {
 		return nil
 	}
@@ -453,7 +453,7 @@ type targetStatus struct {
 	SyncTimestamp int64  `json:"syncTimestamp,omitempty"`
 }
 
-func (p *Reconciliation) targetStatuses(a *Aggregate) []targetStatus {
+func (p *Reconciliation) targetStatuses(a *aggregate) []targetStatus {
 	var ts []targetStatus
 	for _, t := range p.cfg.Targets[a.Entity] {
 		ack := a.Acks[t]
@@ -462,7 +462,7 @@ func (p *Reconciliation) targetStatuses(a *Aggregate) []targetStatus {
 	return ts
 }
 
-func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *Aggregate, corr string, v any) error {
+func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *aggregate, corr string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return pipeline.Reject(pipeline.TypeProcessing, fmt.Errorf("encoding a reconciliation event: %w", err))
