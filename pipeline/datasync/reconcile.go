@@ -80,7 +80,7 @@ type aggregate struct {
 	// Current is the canonical record of the latest version, as JSON.
 	Current     json.RawMessage `json:"current,omitempty"`
 	ValidatedAt int64           `json:"validatedAt"`
-	// History is the versions validated, oldest first, at most MaxHistory.
+	// History is the versions validated, oldest first, at most maxHistory.
 	History []historyEntry `json:"history"`
 	// Acks are the latest acknowledgement of each target system.
 	Acks             map[string]ack `json:"acks"`
@@ -221,7 +221,7 @@ func AggregateKey(e Entity, id string) string { return string(e) + "/" + id }
 // entity's aggregate.
 func (p *Reconciliation) process(c *pipeline.Context, r *kgo.Record) error {
 	repart := p.repartition
-	target := envelope.HeaderValue(r, HeaderSyncTarget)
+	target := envelope.HeaderValue(r, headerSyncTarget)
 	if r.Topic != repart {
 		target = targetOfTopic(r.Topic)
 	}
@@ -348,7 +348,7 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 	}
 	key := []byte(se.EntityID)
 	if r.Topic != p.repartition && (string(r.Key) != se.EntityID || !c.IsLocal(key)) {
-		extra := []kgo.RecordHeader{{Key: HeaderSyncTarget, Value: []byte(target)}}
+		extra := []kgo.RecordHeader{{Key: headerSyncTarget, Value: []byte(target)}}
 		if _, ok := envelope.HeaderCorrelation(r); !ok {
 			extra = append(extra, kgo.RecordHeader{Key: envelope.HeaderCorrelationID, Value: []byte(envelope.DerivedCorrelationID(r.Topic, r.Partition, r.Offset))})
 		}

@@ -108,10 +108,10 @@ func DefaultPolicies() Policies {
 	}
 }
 
-// Validate reports everything wrong with p: an unknown strategy, field
+// validate reports everything wrong with p: an unknown strategy, field
 // priorities under a strategy other than survivorship, an empty field name,
 // and empty or repeated source names.
-func (p Policy) Validate() error {
+func (p Policy) validate() error {
 	var errs []error
 	if _, err := parseStrategy(string(p.Strategy)); err != nil {
 		errs = append(errs, err)

@@ -315,13 +315,13 @@ func TestResolvePolicyValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.p.Validate(); (err != nil) != tt.bad {
+			if err := tt.p.validate(); (err != nil) != tt.bad {
 				t.Fatalf("Validate() = %v, want error %v", err, tt.bad)
 			}
 		})
 	}
 	for e, p := range DefaultPolicies() {
-		if err := p.Validate(); err != nil {
+		if err := p.validate(); err != nil {
 			t.Errorf("default policy of %s: %v", e, err)
 		}
 	}

@@ -35,7 +35,7 @@ const (
 	HeaderEntityType       = "entity-type"
 	HeaderOperationType    = "operation-type"
 	HeaderConflictResolved = "conflict-resolved"
-	HeaderSyncTarget       = "sync-target"
+	headerSyncTarget       = "sync-target"
 )
 
 // SourceTopics are the CDC stage's inputs with the built-in sources
