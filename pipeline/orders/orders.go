@@ -10,8 +10,8 @@
 // PROCESSED status its outputs carry; [New] with its options; and the
 // [Processor]'s [Processor.Spec] (run it with a pipeline.Runner, or test it
 // with a pipeline.Harness) and its [Processor.Processed] count. How an
-// order becomes its processed form is internal: tests drive it through
-// the Spec.
+// order becomes its processed form is internal: tests reach it through
+// the Spec, which a pipeline.Harness runs as the runtime does.
 package orders
 
 import (

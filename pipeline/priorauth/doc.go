@@ -24,7 +24,8 @@
 // priorauths store and its changelog hold, is the query API's answer
 // (GET /api/priorauth/{id}), and readers decode the fields they need
 // from it. Events, the transition function and its results, timers and
-// dates are internal too; tests drive them through the Spec.
+// dates are internal too: other packages reach them only through the
+// Spec, which a pipeline.Harness runs as the runtime does.
 //
 // # Dates
 //
