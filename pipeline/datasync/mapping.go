@@ -67,10 +67,6 @@ func EntityOfSourceTopic(topic string) (system string, e Entity, ok bool) {
 	return DefaultSources().lookup(topic)
 }
 
-// mapBuiltIn maps one record of a built-in source topic ([DefaultSources]) to its
-// canonical change: [Sources.mapBuiltIn] of the built-in sources.
-func mapBuiltIn(s sourceRecord) (mapped, error) { return DefaultSources().mapRecord(s) }
-
 // mapRecord maps one source record to its canonical change, the record's topic
 // telling its entity and layout. It is a pure function of s: no clock, no
 // randomness, no map order. A value or key in the schema registry's wire

@@ -299,3 +299,7 @@ func TestMapKeyID(t *testing.T) {
 		})
 	}
 }
+
+// mapBuiltIn maps one record of a built-in source topic ([DefaultSources])
+// to its canonical change.
+func mapBuiltIn(s sourceRecord) (mapped, error) { return DefaultSources().mapRecord(s) }

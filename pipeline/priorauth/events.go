@@ -66,12 +66,6 @@ func (r *rawJSON) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// decode decodes r as the event its topic carries, reading dates in UTC
-// where they need a time zone: [decodeIn] with [time.UTC].
-func decode(r *kgo.Record, topic string) (event, error) {
-	return decodeIn(r, topic, time.UTC)
-}
-
 // decodeIn decodes r as the event its topic carries. Dates are read as
 // the package doc says, in zone (the payer's time zone) where the value
 // has none: a date alone, a time without an offset. Errors are

@@ -79,3 +79,9 @@ func TestDecode(t *testing.T) {
 		})
 	}
 }
+
+// decode decodes r as the event its topic carries, reading dates in UTC
+// where they need a time zone.
+func decode(r *kgo.Record, topic string) (event, error) {
+	return decodeIn(r, topic, time.UTC)
+}
