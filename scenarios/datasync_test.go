@@ -519,7 +519,13 @@ func TestDataSyncReconciliationCompletesOrGoesOverdueAcrossRestart(t *testing.T)
 	if rw.Code != http.StatusOK {
 		t.Fatalf("GET /api/patients/%s: %d %s", pid, rw.Code, rw.Body)
 	}
-	var agg datasync.Aggregate
+	var agg struct {
+		ID               string            `json:"entityId"`
+		Version          int64             `json:"version"`
+		Current          json.RawMessage   `json:"current"`
+		History          []json.RawMessage `json:"history"`
+		CompletedVersion int64             `json:"completedVersion"`
+	}
 	if err := json.Unmarshal(rw.Body.Bytes(), &agg); err != nil {
 		t.Fatal(err)
 	}

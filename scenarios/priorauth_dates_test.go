@@ -3,6 +3,8 @@ package scenarios
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -153,13 +155,25 @@ func TestPriorAuthDateOnlyExpiration(t *testing.T) {
 	if d := set.GetOrCreateCounter(`carepipe_priorauth_duplicates_total{pipeline="priorauth"}`).Get(); d < 1 {
 		t.Errorf("duplicates %d: the repeated communication report was not counted as one", d)
 	}
-	v, ok := in.Runner.Lookup(priorauth.StorePriorAuths, ids[0])
-	if !ok {
-		t.Fatalf("%s is not in the state store", ids[0])
+	// The record as the query API answers it from the runner's state.
+	resp := httptest.NewRecorder()
+	priorauth.QueryHandler(in.Runner).ServeHTTP(resp, httptest.NewRequest(http.MethodGet, "/api/priorauth/"+ids[0], nil))
+	if resp.Code != http.StatusOK {
+		t.Fatalf("GET /api/priorauth/%s: %d %s", ids[0], resp.Code, resp.Body)
 	}
-	rec, err := priorauth.Lookup(v)
-	if err != nil {
+	var rec struct {
+		Status        priorauth.Status `json:"status"`
+		StatusHistory []struct {
+			Status priorauth.Status `json:"status"`
+			Reason string           `json:"reason"`
+			Late   bool             `json:"late"`
+		} `json:"statusHistory"`
+	}
+	if err := json.Unmarshal(resp.Body.Bytes(), &rec); err != nil {
 		t.Fatal(err)
+	}
+	if len(rec.StatusHistory) == 0 {
+		t.Fatalf("%s has no status history", ids[0])
 	}
 	last := rec.StatusHistory[len(rec.StatusHistory)-1]
 	if rec.Status != priorauth.StatusExpired || !last.Late || !strings.Contains(last.Reason, "PENDED") {

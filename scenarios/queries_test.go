@@ -77,7 +77,9 @@ func (qi *queryInstance) get(t *testing.T, id, auth string, extra ...string) que
 	t.Helper()
 	a := qi.getPath(t, "/api/priorauth/"+id, auth, extra...)
 	if a.status == http.StatusOK {
-		var rec priorauth.Record
+		var rec struct {
+			ID string `json:"id"`
+		}
 		if err := json.Unmarshal([]byte(a.body), &rec); err != nil {
 			t.Fatalf("GET %s from %s: 200 with %v", id, qi.addr, err)
 		}

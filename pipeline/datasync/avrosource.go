@@ -23,13 +23,13 @@ import (
 // No JSON text starts with it.
 const wireMagic = 0
 
-// ErrSchemaUnavailable: a source record is in the schema registry's wire
+// errSchemaUnavailable: a source record is in the schema registry's wire
 // format, and the registry did not answer for its schema (unreachable, an
 // error status, refused credentials). The record is not at fault: the CDC
 // stage retries it in a new transaction ([pipeline.Transient]) and never
 // sends it to the error topic. A schema the registry answers it does not
-// have is the record's fault: that is [ErrUnreadable].
-var ErrSchemaUnavailable = errors.New("the schema registry did not give the source record's schema")
+// have is the record's fault: that is [errUnreadable].
+var errSchemaUnavailable = errors.New("the schema registry did not give the source record's schema")
 
 // schemaFetchTimeout bounds one schema look-up; the stage retries after it.
 const schemaFetchTimeout = 10 * time.Second
@@ -67,7 +67,7 @@ func newAvroSource(cl *sr.Client) *avroSource {
 }
 
 // decode decodes a wire-format value. A registry that does not answer is
-// [ErrSchemaUnavailable]; anything wrong with the record is [ErrUnreadable].
+// [errSchemaUnavailable]; anything wrong with the record is [errUnreadable].
 func (a *avroSource) decode(b []byte) (any, error) {
 	if len(b) < 5 {
 		return nil, unreadablef("value starts with the wire format's magic byte but is %d bytes, shorter than its header", len(b))
@@ -109,7 +109,7 @@ func (a *avroSource) schema(id int) (*sourceSchema, error) {
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 			return nil, unreadablef("schema id %d is not in the schema registry", id)
 		}
-		return nil, fmt.Errorf("%w: schema id %d: %w", ErrSchemaUnavailable, id, err)
+		return nil, fmt.Errorf("%w: schema id %d: %w", errSchemaUnavailable, id, err)
 	}
 	if got.Type != sr.TypeAvro {
 		return nil, unreadablef("schema id %d is a %s schema, not Avro", id, got.Type)

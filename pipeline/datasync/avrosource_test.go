@@ -178,8 +178,8 @@ func (w *avroWorld) encode(t *testing.T, v any) []byte {
 	return b
 }
 
-func (w *avroWorld) mapAvro(key, value []byte) (Mapped, error) {
-	return w.sources.mapSource(Source{Topic: "ehr.public.patients", Key: key, Value: value, Timestamp: 1}, w.avro)
+func (w *avroWorld) mapAvro(key, value []byte) (mapped, error) {
+	return w.sources.mapSource(sourceRecord{Topic: "ehr.public.patients", Key: key, Value: value, Timestamp: 1}, w.avro)
 }
 
 func p[T any](v T) *T { return &v }
@@ -255,7 +255,7 @@ func TestAvroSourceMapsAsJSON(t *testing.T) {
 				}
 				jv = []byte(`{"schema":` + string(schema) + `,"payload":` + tc.json + `}`)
 			}
-			want, err := w.sources.Map(Source{Topic: "ehr.public.patients", Key: jsonKey, Value: jv, Timestamp: 1})
+			want, err := w.sources.mapRecord(sourceRecord{Topic: "ehr.public.patients", Key: jsonKey, Value: jv, Timestamp: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -350,7 +350,7 @@ func TestAvroSourceFailures(t *testing.T) {
 		// (A tombstone's key is never decoded: a tombstone is no change.)
 		for name, rec := range map[string][2][]byte{"value": {key, good}, "delete by key": {key, w.encode(t, pgEnvelope{Source: pgSource{TsMs: 1709285400500}, Op: "d"})}} {
 			_, err := w.mapAvro(rec[0], rec[1])
-			if !errors.Is(err, ErrSchemaUnavailable) || errors.Is(err, ErrUnreadable) || errors.Is(err, ErrUnmappable) {
+			if !errors.Is(err, errSchemaUnavailable) || errors.Is(err, errUnreadable) || errors.Is(err, errUnmappable) {
 				t.Fatalf("%s: error %v, want ErrSchemaUnavailable only", name, err)
 			}
 		}
@@ -388,7 +388,7 @@ func TestAvroSourceFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := w.mapAvro(key, tc.value)
-			if !errors.Is(err, ErrUnreadable) || errors.Is(err, ErrSchemaUnavailable) {
+			if !errors.Is(err, errUnreadable) || errors.Is(err, errSchemaUnavailable) {
 				t.Fatalf("error %v, want ErrUnreadable", err)
 			}
 		})
@@ -406,15 +406,15 @@ func TestAvroSourceFailures(t *testing.T) {
 		v := []byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
 		v = binary.AppendVarint(v, 1<<40)
 		v = append(v, 0)
-		if _, err := w.avro.decode(v); !errors.Is(err, ErrUnreadable) {
+		if _, err := w.avro.decode(v); !errors.Is(err, errUnreadable) {
 			t.Fatalf("error %v, want ErrUnreadable", err)
 		}
 	})
 
 	t.Run("no registry configured", func(t *testing.T) {
 		for name, value := range map[string][]byte{"value": good} {
-			_, err := w.sources.Map(Source{Topic: "ehr.public.patients", Key: key, Value: value})
-			if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "no schema registry") {
+			_, err := w.sources.mapRecord(sourceRecord{Topic: "ehr.public.patients", Key: key, Value: value})
+			if !errors.Is(err, errUnreadable) || !strings.Contains(err.Error(), "no schema registry") {
 				t.Fatalf("%s: error %v", name, err)
 			}
 		}
@@ -424,7 +424,7 @@ func TestAvroSourceFailures(t *testing.T) {
 	// taken for the id as it stands.
 	t.Run("delete with an unknown key schema", func(t *testing.T) {
 		_, err := w.mapAvro(append([]byte{0, 0, 0, 0x7f, 0x7e}, key[5:]...), w.encode(t, pgEnvelope{Source: pgSource{TsMs: 1709285400500}, Op: "d"}))
-		if !errors.Is(err, ErrUnreadable) {
+		if !errors.Is(err, errUnreadable) {
 			t.Fatalf("error %v, want ErrUnreadable", err)
 		}
 	})

@@ -23,7 +23,7 @@ func BenchmarkFieldsRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 		ch := Change{Entity: Patient, ID: "p1", Op: OpUpdate, Source: "ehr", SourceTime: 1000, SourceVersion: 2, Fields: f}
-		if _, err := ch.Record(); err != nil {
+		if _, err := ch.record(); err != nil {
 			b.Fatal(err)
 		}
 	}

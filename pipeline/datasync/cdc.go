@@ -63,10 +63,10 @@ func (p *CDC) Spec() pipeline.Spec {
 	return pipeline.Spec{
 		Name:       NameCDC,
 		Group:      p.group,
-		Inputs:     p.sources.Topics(),
+		Inputs:     p.sources.topicNames(),
 		Outputs:    outs,
 		ErrorTopic: TopicErrors,
-		Process:    p.Process,
+		Process:    p.process,
 		ErrorValue: stageErrors("cdc"),
 
 		OriginalValue: OriginalValue, // errors replay unwraps error records with it
@@ -79,18 +79,18 @@ func stageErrors(stage string) func(*kgo.Record, pipeline.ErrorType, string, tim
 	}
 }
 
-// Process maps one source record to its canonical change, keyed by the
+// process maps one source record to its canonical change, keyed by the
 // entity id, with the seed's headers. A tombstone maps to nothing: the
 // delete event before it was the change.
-func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
-	m, err := p.sources.mapSource(Source{Topic: r.Topic, Key: r.Key, Value: r.Value, System: envelope.HeaderValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()}, p.avro)
+func (p *CDC) process(c *pipeline.Context, r *kgo.Record) error {
+	m, err := p.sources.mapSource(sourceRecord{Topic: r.Topic, Key: r.Key, Value: r.Value, System: envelope.HeaderValue(r, HeaderSourceSystem), Timestamp: r.Timestamp.UnixMilli()}, p.avro)
 	if err != nil {
-		if errors.Is(err, ErrSchemaUnavailable) {
+		if errors.Is(err, errSchemaUnavailable) {
 			// The record is good; the registry is not answering. Retried
 			// in a new transaction, never sent to the error topic.
 			return pipeline.Transient(err)
 		}
-		if errors.Is(err, ErrUnreadable) {
+		if errors.Is(err, errUnreadable) {
 			return pipeline.Reject(pipeline.TypeDecode, err)
 		}
 		return pipeline.Reject(pipeline.TypeInvalid, err)
@@ -109,7 +109,7 @@ func (p *CDC) Process(c *pipeline.Context, r *kgo.Record) error {
 	if corr == "" {
 		corr = envelope.DerivedCorrelationID(r.Topic, r.Partition, r.Offset)
 	}
-	rec, err := ch.Record()
+	rec, err := ch.record()
 	if err != nil {
 		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}

@@ -58,11 +58,11 @@ func parse(text string) (avro.Schema, error) {
 	return avro.ParseWithCache(text, "", &avro.SchemaCache{})
 }
 
-// CheckBackward reports whether data written with the old schema can be read
+// checkBackward reports whether data written with the old schema can be read
 // with the new one (the registry's BACKWARD rule), with the reason when not.
 // carepipe checks this itself: not every registry does (srfake says
 // "compatible" to everything).
-func CheckBackward(newSchema, oldSchema string) error {
+func checkBackward(newSchema, oldSchema string) error {
 	n, err := parse(newSchema)
 	if err != nil {
 		return fmt.Errorf("new schema: %w", err)
@@ -132,8 +132,8 @@ func PlanSchemas(ctx context.Context, cl *sr.Client) ([]SchemaChange, error) {
 	var changes []SchemaChange
 	for _, topic := range canonicalTopics() {
 		e, _ := entityOfTopic(topic)
-		subject := Subject(topic)
-		ok, err := registered(ctx, cl, subject, Schema(e))
+		subject := subject(topic)
+		ok, err := registered(ctx, cl, subject, schema(e))
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +148,7 @@ func PlanSchemas(ctx context.Context, cl *sr.Client) ([]SchemaChange, error) {
 		if n := len(st.versions); n > 0 {
 			last := st.versions[n-1]
 			ch.Latest = last.Version
-			if err := CheckBackward(Schema(e), last.Schema.Schema); err != nil {
+			if err := checkBackward(schema(e), last.Schema.Schema); err != nil {
 				return nil, fmt.Errorf("schema registry: carepipe's schema for subject %s is not backward compatible with registered version %d, refusing to register it: %w", subject, last.Version, err)
 			}
 		} else if ch.Level, err = readLevel(ctx, cl, subject); err != nil {
@@ -162,8 +162,8 @@ func PlanSchemas(ctx context.Context, cl *sr.Client) ([]SchemaChange, error) {
 // Register registers carepipe's canonical schemas (those [PlanSchemas]
 // lists, after the same compatibility check), as a Confluent serializer with
 // auto.register.schemas=true does, and returns the codec for the registered
-// ids. A subject it creates gets [OurCompatibility] only where that is no
-// looser than the registry's global level ([AtLeastAsStrict]). It is
+// ids. A subject it creates gets BACKWARD compatibility only where that is
+// no looser than the registry's global level (compat.go). It is
 // idempotent: a schema already registered keeps its id.
 func Register(ctx context.Context, cl *sr.Client) (*Codec, error) {
 	changes, err := PlanSchemas(ctx, cl)
@@ -172,10 +172,10 @@ func Register(ctx context.Context, cl *sr.Client) (*Codec, error) {
 	}
 	for _, ch := range changes {
 		if ch.Latest == 0 && ch.Level.set {
-			res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: OurCompatibility}, ch.Subject)
+			res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: ourCompatibility}, ch.Subject)
 			for _, r := range res {
 				if r.Err != nil {
-					return nil, fmt.Errorf("schema registry: setting %s on %s: %w", OurCompatibility, ch.Subject, r.Err)
+					return nil, fmt.Errorf("schema registry: setting %s on %s: %w", ourCompatibility, ch.Subject, r.Err)
 				}
 			}
 		}
@@ -186,8 +186,8 @@ func Register(ctx context.Context, cl *sr.Client) (*Codec, error) {
 	}
 	for _, topic := range canonicalTopics() {
 		e, _ := entityOfTopic(topic)
-		subject := Subject(topic)
-		id, err := cl.RegisterSchema(ctx, subject, sr.Schema{Schema: Schema(e), Type: sr.TypeAvro}, -1, -1)
+		subject := subject(topic)
+		id, err := cl.RegisterSchema(ctx, subject, sr.Schema{Schema: schema(e), Type: sr.TypeAvro}, -1, -1)
 		if err != nil {
 			return nil, fmt.Errorf("schema registry: registering %s: %w", subject, err)
 		}
@@ -217,8 +217,8 @@ func Lookup(ctx context.Context, cl *sr.Client) (*Codec, error) {
 	var missing []string
 	for _, topic := range canonicalTopics() {
 		e, _ := entityOfTopic(topic)
-		subject := Subject(topic)
-		ss, err := cl.LookupSchema(ctx, subject, sr.Schema{Schema: Schema(e), Type: sr.TypeAvro})
+		subject := subject(topic)
+		ss, err := cl.LookupSchema(ctx, subject, sr.Schema{Schema: schema(e), Type: sr.TypeAvro})
 		var re *sr.ResponseError
 		switch {
 		case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
@@ -246,7 +246,7 @@ func newCodec() (*Codec, error) {
 		readers: make(map[int]reader),
 	}
 	for _, e := range entities {
-		s, err := parse(Schema(e))
+		s, err := parse(schema(e))
 		if err != nil {
 			return nil, fmt.Errorf("canonical schema of %s: %w", e, err)
 		}
@@ -261,7 +261,7 @@ func (c *Codec) add(ctx context.Context, cl *sr.Client, topic string, id int) er
 	e, _ := entityOfTopic(topic)
 	c.ids[topic] = id
 	c.readers[id] = reader{entity: e, schema: c.ours[e]}
-	st, err := fetchSubject(ctx, cl, Subject(topic))
+	st, err := fetchSubject(ctx, cl, subject(topic))
 	if err != nil {
 		return err
 	}

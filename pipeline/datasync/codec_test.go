@@ -126,7 +126,7 @@ func TestRegisterRefusesIncompatible(t *testing.T) {
 	// default for... the reverse: carepipe's reader needs a field the
 	// writer never wrote and has no default for.
 	old := `{"type":"record","name":"PatientEvent","namespace":"carepipe.canonical","fields":[{"name":"operation","type":"int"}]}`
-	subject := Subject(ChangeTopic(Patient))
+	subject := subject(ChangeTopic(Patient))
 	if _, err := cl.CreateSchema(context.Background(), subject, sr.Schema{Schema: old, Type: sr.TypeAvro}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,19 +140,19 @@ func TestRegisterRefusesIncompatible(t *testing.T) {
 }
 
 func TestCheckBackward(t *testing.T) {
-	v1 := Schema(Patient)
+	v1 := schema(Patient)
 	// Adding an optional field with a default is backward compatible.
 	v2 := editPayload(t, v1, func(fs []any) []any {
 		return append(fs, map[string]any{"name": "pronouns", "type": []any{"null", "string"}, "default": nil})
 	})
-	if err := CheckBackward(v2, v1); err != nil {
+	if err := checkBackward(v2, v1); err != nil {
 		t.Fatalf("adding an optional field: %v", err)
 	}
 	// Adding a required field without a default is not.
 	v3 := editPayload(t, v1, func(fs []any) []any {
 		return append(fs, map[string]any{"name": "nhsNumber", "type": "string"})
 	})
-	if err := CheckBackward(v3, v1); err == nil {
+	if err := checkBackward(v3, v1); err == nil {
 		t.Fatal("a new required field without a default passed as backward compatible")
 	}
 }
@@ -162,10 +162,10 @@ func TestCheckBackward(t *testing.T) {
 // schema resolved against it: the missing field takes its default.
 func TestCodecReadsOlderVersion(t *testing.T) {
 	cl := newRegistry(t)
-	old := editPayload(t, Schema(Patient), func(fs []any) []any {
+	old := editPayload(t, schema(Patient), func(fs []any) []any {
 		return slices.DeleteFunc(fs, func(f any) bool { return f.(map[string]any)["name"] == "gender" })
 	})
-	subject := Subject(ChangeTopic(Patient))
+	subject := subject(ChangeTopic(Patient))
 	ss, err := cl.CreateSchema(context.Background(), subject, sr.Schema{Schema: old, Type: sr.TypeAvro})
 	if err != nil {
 		t.Fatal(err)

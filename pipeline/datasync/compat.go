@@ -9,11 +9,11 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
-// OurCompatibility is the compatibility level carepipe wants on the subjects
+// ourCompatibility is the compatibility level carepipe wants on the subjects
 // of its canonical schemas: a consumer with carepipe's newest schema reads
-// every record still on the topic ([CheckBackward] is carepipe's own check
+// every record still on the topic ([checkBackward] is carepipe's own check
 // of it, done whatever the registry's level).
-const OurCompatibility = sr.CompatBackward
+const ourCompatibility = sr.CompatBackward
 
 // strictness places a compatibility level on two axes: how many earlier
 // versions a new one must be able to read (backward) and how many must be
@@ -40,16 +40,16 @@ func strictness(l sr.CompatibilityLevel) (backward, forward int) {
 	return 0, 0 // NONE
 }
 
-// AtLeastAsStrict reports whether level a refuses every schema change that
+// atLeastAsStrict reports whether level a refuses every schema change that
 // level b refuses.
-func AtLeastAsStrict(a, b sr.CompatibilityLevel) bool {
+func atLeastAsStrict(a, b sr.CompatibilityLevel) bool {
 	ab, af := strictness(a)
 	bb, bf := strictness(b)
 	return ab >= bb && af >= bf
 }
 
 // subjectLevel is the compatibility level carepipe sets on a subject it
-// creates: [OurCompatibility] where that is stricter than what the subject
+// creates: [ourCompatibility] where that is stricter than what the subject
 // has now (its own level or, without one, the registry's global level) and
 // at least as strict as the global one; otherwise none, and the subject
 // keeps what it has. A registry run with FULL globally so keeps FULL on
@@ -63,7 +63,7 @@ type subjectLevel struct {
 
 func (l subjectLevel) String() string {
 	if l.set {
-		return fmt.Sprintf("compatibility %s set on the subject, stricter than the registry's %s", OurCompatibility, l.current)
+		return fmt.Sprintf("compatibility %s set on the subject, stricter than the registry's %s", ourCompatibility, l.current)
 	}
 	if l.current != l.global {
 		return fmt.Sprintf("compatibility %s already set on the subject", l.current)
@@ -73,8 +73,8 @@ func (l subjectLevel) String() string {
 
 func decideLevel(global, current sr.CompatibilityLevel) subjectLevel {
 	l := subjectLevel{global: global, current: current}
-	l.set = AtLeastAsStrict(OurCompatibility, global) &&
-		AtLeastAsStrict(OurCompatibility, current) && OurCompatibility != current
+	l.set = atLeastAsStrict(ourCompatibility, global) &&
+		atLeastAsStrict(ourCompatibility, current) && ourCompatibility != current
 	return l
 }
 

@@ -222,11 +222,11 @@ type eventMeta struct {
 
 // debezium maps a Debezium change envelope. schema is the JSON converter's
 // schema of the value (nil without one).
-func (m *mapping) debezium(env map[string]any, schema any, corr string) (Mapped, error) {
+func (m *mapping) debezium(env map[string]any, schema any, corr string) (mapped, error) {
 	name, _ := env["op"].(string)
 	op, ok := debeziumOp(name)
 	if !ok {
-		return Mapped{}, unmappablef("%s: Debezium op is not one of c, u, r, d", m.entity)
+		return mapped{}, unmappablef("%s: Debezium op is not one of c, u, r, d", m.entity)
 	}
 	image := "after"
 	if op == OpDelete {
@@ -235,9 +235,9 @@ func (m *mapping) debezium(env map[string]any, schema any, corr string) (Mapped,
 	r, isObj := env[image].(map[string]any)
 	switch {
 	case env[image] != nil && !isObj:
-		return Mapped{}, unmappablef("%s: Debezium %s is %s, not an object", m.entity, image, jsonKind(env[image]))
+		return mapped{}, unmappablef("%s: Debezium %s is %s, not an object", m.entity, image, jsonKind(env[image]))
 	case r == nil && op != OpDelete:
-		return Mapped{}, unmappablef("%s: Debezium op %q has no after row", m.entity, name)
+		return mapped{}, unmappablef("%s: Debezium op %q has no after row", m.entity, name)
 	}
 	e := &rowReader{entity: m.entity, r: env}
 	meta := eventMeta{op: op}
@@ -246,7 +246,7 @@ func (m *mapping) debezium(env map[string]any, schema any, corr string) (Mapped,
 	at, haveEnv, _ := e.envelopeTime("")
 	meta.position = e.logPosition("source.lsn", "source.file", "source.pos")
 	if e.err != nil {
-		return Mapped{}, e.err
+		return mapped{}, e.err
 	}
 	switch {
 	case snapshot && haveEnv:
@@ -259,22 +259,22 @@ func (m *mapping) debezium(env map[string]any, schema any, corr string) (Mapped,
 	if r == nil {
 		// A delete without its before image: the key names the row.
 		if !meta.haveTime {
-			return Mapped{}, unmappablef("%s: Debezium delete without a time (source.ts_ms or ts_ms): it cannot be ordered", m.entity)
+			return mapped{}, unmappablef("%s: Debezium delete without a time (source.ts_ms or ts_ms): it cannot be ordered", m.entity)
 		}
 		id, err := m.keyID()
 		if err != nil {
-			return Mapped{}, err
+			return mapped{}, err
 		}
-		return Mapped{Change: m.change(id, OpDelete, meta.time, max(meta.position, 1)), CorrelationID: corr}, nil
+		return mapped{Change: m.change(id, OpDelete, meta.time, max(meta.position, 1)), CorrelationID: corr}, nil
 	}
 	if err := convertTemporal(m.entity, r, rowSchema(schema, image)); err != nil {
-		return Mapped{}, err
+		return mapped{}, err
 	}
 	c, err := m.mapRow(&rowReader{entity: m.entity, r: r}, meta, schema != nil)
 	if err != nil {
-		return Mapped{}, err
+		return mapped{}, err
 	}
-	return Mapped{Change: c, CorrelationID: corr}, nil
+	return mapped{Change: c, CorrelationID: corr}, nil
 }
 
 // The fields ExtractNewRecordState adds to a flattened row, with its
@@ -295,14 +295,14 @@ func isFlattened(r map[string]any) bool {
 
 // flattened reads the transform's fields of a flattened row and strips
 // them; the row is then mapped as a row.
-func (m *mapping) flattened(r map[string]any, schema any, corr string) (Mapped, error) {
+func (m *mapping) flattened(r map[string]any, schema any, corr string) (mapped, error) {
 	f := &rowReader{entity: m.entity, r: r}
 	meta := eventMeta{op: OpUpsert}
 	if v := f.get("__op"); v != nil {
 		code, _ := v.(string)
 		op, ok := debeziumOp(code)
 		if !ok {
-			return Mapped{}, unmappablef("%s: field %q is not one of c, u, r, d", m.entity, "__op")
+			return mapped{}, unmappablef("%s: field %q is not one of c, u, r, d", m.entity, "__op")
 		}
 		meta.op = op
 	}
@@ -318,10 +318,10 @@ func (m *mapping) flattened(r map[string]any, schema any, corr string) (Mapped, 
 			meta.op = OpDelete
 		case "false", "":
 		default:
-			return Mapped{}, unmappablef("%s: field %q is not true or false", m.entity, "__deleted")
+			return mapped{}, unmappablef("%s: field %q is not true or false", m.entity, "__deleted")
 		}
 	default:
-		return Mapped{}, unmappablef("%s: field %q is %s, want true or false", m.entity, "__deleted", jsonKind(v))
+		return mapped{}, unmappablef("%s: field %q is %s, want true or false", m.entity, "__deleted", jsonKind(v))
 	}
 	src, haveSrc, zero := f.envelopeTime("__source_")
 	snapshot := meta.op == OpSnapshot || zero || f.snapshotFlag("__source_snapshot") || f.snapshotFlag("__snapshot")
@@ -331,7 +331,7 @@ func (m *mapping) flattened(r map[string]any, schema any, corr string) (Mapped, 
 		pos = f.logPosition("__lsn", "__file", "__pos")
 	}
 	if f.err != nil {
-		return Mapped{}, f.err
+		return mapped{}, f.err
 	}
 	meta.position = pos
 	switch {
@@ -349,11 +349,11 @@ func (m *mapping) flattened(r map[string]any, schema any, corr string) (Mapped, 
 		}
 	}
 	if err := convertTemporal(m.entity, row, schema); err != nil {
-		return Mapped{}, err
+		return mapped{}, err
 	}
 	c, err := m.mapRow(&rowReader{entity: m.entity, r: row}, meta, schema != nil)
 	if err != nil {
-		return Mapped{}, err
+		return mapped{}, err
 	}
-	return Mapped{Change: c, CorrelationID: corr}, nil
+	return mapped{Change: c, CorrelationID: corr}, nil
 }

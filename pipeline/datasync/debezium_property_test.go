@@ -115,22 +115,22 @@ func TestPropertyDebeziumRowLastChangeWins(t *testing.T) {
 				idx = rapid.Permutation(idx).Draw(t, "order")
 				var st *State
 				for _, i := range idx {
-					m, err := Map(Source{Topic: "source.ehr.observation", Key: []byte(`{"id":"obs-1"}`), Value: recs[i].value, Timestamp: recs[i].timestamp})
+					m, err := mapBuiltIn(sourceRecord{Topic: "source.ehr.observation", Key: []byte(`{"id":"obs-1"}`), Value: recs[i].value, Timestamp: recs[i].timestamp})
 					if err != nil {
 						t.Fatalf("record %d: %v", i, err)
 					}
 					if m.Tombstone {
 						continue
 					}
-					if probs := Validate(&m.Change); len(probs) > 0 {
+					if probs := validateChange(&m.Change); len(probs) > 0 {
 						t.Fatalf("record %d invalid: %v", i, probs)
 					}
-					st = p.Apply(st, &m.Change).State
+					st = p.apply(st, &m.Change).State
 				}
 				got := st.Materialize(Observation, "obs-1")
 				// The last change, mapped on its own, is what must be held.
 				lastRec := recs[slices.IndexFunc(recs, func(r dbzRecord) bool { return r.step == len(steps)-1 && r.value != nil })]
-				m, err := Map(Source{Topic: "source.ehr.observation", Value: lastRec.value})
+				m, err := mapBuiltIn(sourceRecord{Topic: "source.ehr.observation", Value: lastRec.value})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -55,14 +55,14 @@ func TestDebeziumCorpus(t *testing.T) {
 				t.Fatal("the case cites no documentation")
 			}
 			in := mappingInput{Topic: c.Topic, Key: c.Key, Timestamp: c.Timestamp, Value: c.Value}
-			m, err := Map(in.source())
+			m, err := mapBuiltIn(in.source())
 			switch {
 			case c.Want.Tombstone:
 				if err != nil || !m.Tombstone || !reflect.DeepEqual(m.Change, Change{}) {
 					t.Fatalf("got %+v, %v; want a tombstone and no change", m, err)
 				}
 			case c.Want.Error != "":
-				want := map[string]error{"unmappable": ErrUnmappable, "unreadable": ErrUnreadable}[c.Want.Error]
+				want := map[string]error{"unmappable": errUnmappable, "unreadable": errUnreadable}[c.Want.Error]
 				if !errors.Is(err, want) {
 					t.Fatalf("got %+v, %v; want an error %v", m, err, want)
 				}
@@ -86,7 +86,7 @@ func TestDebeziumCorpus(t *testing.T) {
 					t.Fatal("a change marked as a tombstone")
 				}
 				if len(c.Want.Problems) > 0 {
-					probs := strings.Join(Validate(&m.Change), "; ")
+					probs := strings.Join(validateChange(&m.Change), "; ")
 					for _, w := range c.Want.Problems {
 						if !strings.Contains(probs, w) {
 							t.Errorf("validation problems %q do not say %q", probs, w)
@@ -179,9 +179,9 @@ func TestEpochUnitsNeverGuessed(t *testing.T) {
 		{"lastUpdated zero", `{` + row + `,"lastUpdated":0}`, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := Map(Source{Topic: "source.ehr.patient", Value: []byte(tc.value), Timestamp: 1_800_000_000_000})
+			m, err := mapBuiltIn(sourceRecord{Topic: "source.ehr.patient", Value: []byte(tc.value), Timestamp: 1_800_000_000_000})
 			if tc.want == 0 {
-				if !errors.Is(err, ErrUnmappable) {
+				if !errors.Is(err, errUnmappable) {
 					t.Fatalf("got %+v, %v; want an error", m.Change, err)
 				}
 				return
@@ -197,14 +197,14 @@ func TestEpochUnitsNeverGuessed(t *testing.T) {
 // never takes the Kafka record's timestamp.
 func TestTombstoneAndDeleteTimes(t *testing.T) {
 	for _, key := range []string{"", "p1", `{"id":1}`, `{"name":"x"}`} {
-		m, err := Map(Source{Topic: "source.ehr.patient", Key: []byte(key), Timestamp: 1_800_000_000_000})
+		m, err := mapBuiltIn(sourceRecord{Topic: "source.ehr.patient", Key: []byte(key), Timestamp: 1_800_000_000_000})
 		if err != nil || !m.Tombstone || !reflect.DeepEqual(m.Change, Change{}) {
 			t.Errorf("key %q: got %+v, %v; want a tombstone", key, m, err)
 		}
 	}
 	// A null value under an optional schema carries no more than a
 	// tombstone.
-	m, err := Map(Source{Topic: "source.ehr.patient", Key: []byte("p1"), Value: []byte(`{"schema":{"type":"struct","optional":true},"payload":null}`)})
+	m, err := mapBuiltIn(sourceRecord{Topic: "source.ehr.patient", Key: []byte("p1"), Value: []byte(`{"schema":{"type":"struct","optional":true},"payload":null}`)})
 	if err != nil || !m.Tombstone {
 		t.Errorf("null payload: got %+v, %v; want a tombstone", m, err)
 	}
@@ -214,8 +214,8 @@ func TestTombstoneAndDeleteTimes(t *testing.T) {
 		`{"id":"p1","operationType":"delete"}`,
 		`{"id":"p1","__deleted":"true","__op":"d"}`,
 	} {
-		m, err := Map(Source{Topic: "source.ehr.patient", Key: []byte("p1"), Value: []byte(v), Timestamp: 1_800_000_000_000})
-		if !errors.Is(err, ErrUnmappable) {
+		m, err := mapBuiltIn(sourceRecord{Topic: "source.ehr.patient", Key: []byte("p1"), Value: []byte(v), Timestamp: 1_800_000_000_000})
+		if !errors.Is(err, errUnmappable) {
 			t.Errorf("%s: got %+v, %v; want an error, not the record's time", v, m.Change, err)
 		}
 	}
@@ -240,7 +240,7 @@ func BenchmarkMapDebezium(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Map(Source{Topic: bc.topic, Value: bc.value, Timestamp: 1}); err != nil {
+				if _, err := mapBuiltIn(sourceRecord{Topic: bc.topic, Value: bc.value, Timestamp: 1}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -52,7 +52,7 @@ func TestGenderCodes(t *testing.T) {
 		t.Run(tc.code, func(t *testing.T) {
 			for _, col := range []string{"gender", "sex"} {
 				v, _ := json.Marshal(map[string]string{"id": "p1", col: tc.code})
-				m, err := Map(Source{Topic: "source.ehr.patient", Value: v})
+				m, err := mapBuiltIn(sourceRecord{Topic: "source.ehr.patient", Value: v})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -67,14 +67,14 @@ func TestGenderCodes(t *testing.T) {
 // A code in no table is kept as written, lower-cased, for validation to
 // reject with the value set in its reason; it never becomes "unknown".
 func TestGenderUnknownCodeIsRejectedByValidation(t *testing.T) {
-	m, err := Map(Source{Topic: "source.ehr.patient", Value: []byte(`{"id":"p1","firstName":"Ann","dob":"1970-01-02","sex":"Q","lastUpdated":1700000000000}`)})
+	m, err := mapBuiltIn(sourceRecord{Topic: "source.ehr.patient", Value: []byte(`{"id":"p1","firstName":"Ann","dob":"1970-01-02","sex":"Q","lastUpdated":1700000000000}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := string(m.Change.Fields["gender"]); got != `"q"` {
 		t.Fatalf("gender %s, want the code as written, lower-cased", got)
 	}
-	problems := Validate(&m.Change)
+	problems := validateChange(&m.Change)
 	if len(problems) != 1 || problems[0] != "gender must be one of male, female, other, unknown" {
 		t.Fatalf("validation: %q", problems)
 	}

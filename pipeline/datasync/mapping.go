@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// Source is one record consumed from a source topic.
-type Source struct {
+// sourceRecord is one record consumed from a source topic.
+type sourceRecord struct {
 	// Topic is source.<system>.<entity>, e.g. source.ehr.patient,
 	// source.pharmacy.prescription.
 	Topic string
@@ -28,8 +28,8 @@ type Source struct {
 	Timestamp int64
 }
 
-// Mapped is a source record mapped to a canonical change.
-type Mapped struct {
+// mapped is a source record mapped to a canonical change.
+type mapped struct {
 	Change Change
 	// CorrelationID is metadata.correlationId of an envelope input, ""
 	// otherwise.
@@ -41,48 +41,44 @@ type Mapped struct {
 }
 
 var (
-	// ErrUnreadable: the value is not JSON, or not a JSON object of a known
+	// errUnreadable: the value is not JSON, or not a JSON object of a known
 	// shape. A decode error: the record is poison as it stands.
-	ErrUnreadable = errors.New("source value is not a JSON object of a known shape")
-	// ErrUnmappable: the value decodes but cannot be mapped to a canonical
+	errUnreadable = errors.New("source value is not a JSON object of a known shape")
+	// errUnmappable: the value decodes but cannot be mapped to a canonical
 	// change: an unknown topic, no entity id, an unknown operation, a field
 	// of the wrong type or a timestamp or version that does not parse.
-	ErrUnmappable = errors.New("source record cannot be mapped to a canonical change")
+	errUnmappable = errors.New("source record cannot be mapped to a canonical change")
 )
 
 // unreadablef and unmappablef wrap the sentinels. Their arguments are field
 // names, paths and shapes, never values from the record.
 func unreadablef(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrUnreadable, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", errUnreadable, fmt.Sprintf(format, args...))
 }
 
 func unmappablef(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrUnmappable, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", errUnmappable, fmt.Sprintf(format, args...))
 }
 
 // EntityOfSourceTopic is the system and canonical entity of one of the
 // built-in source topics ([DefaultSources]): "source.ehr.patient" is "ehr",
 // [Patient]. ok is false for any other topic.
 func EntityOfSourceTopic(topic string) (system string, e Entity, ok bool) {
-	return DefaultSources().Lookup(topic)
+	return DefaultSources().lookup(topic)
 }
 
-// Map maps one record of a built-in source topic ([DefaultSources]) to its
-// canonical change: [Sources.Map] of the built-in sources.
-func Map(s Source) (Mapped, error) { return DefaultSources().Map(s) }
-
-// Map maps one source record to its canonical change, the record's topic
+// mapRecord maps one source record to its canonical change, the record's topic
 // telling its entity and layout. It is a pure function of s: no clock, no
 // randomness, no map order. A value or key in the schema registry's wire
 // format is unreadable here: the CDC stage reads those with the registry
 // [WithSourceRegistry] gives it.
-func (src *Sources) Map(s Source) (Mapped, error) { return src.mapSource(s, nil) }
+func (src *Sources) mapRecord(s sourceRecord) (mapped, error) { return src.mapSource(s, nil) }
 
 // mapSource maps s, decoding a value or key in the schema registry's wire
 // format with av (none: such a record is unreadable).
 //
 // The value is one of:
-//   - empty: a tombstone, no change ([Mapped.Tombstone]);
+//   - empty: a tombstone, no change ([mapped.Tombstone]);
 //   - a Debezium change envelope (an object with "op" and "after" or
 //     "before"), bare or wrapped by the JSON converter as
 //     {"schema":...,"payload":<envelope>}, whose schema converts the
@@ -90,7 +86,7 @@ func (src *Sources) Map(s Source) (Mapped, error) { return src.mapSource(s, nil)
 //   - a row flattened by Debezium's ExtractNewRecordState transform, with
 //     its __deleted, __op, __source_ts_ms, ... fields, bare or wrapped;
 //   - the message envelope {"metadata":{...},"payload":{...}}, whose
-//     metadata.correlationId becomes [Mapped.CorrelationID];
+//     metadata.correlationId becomes [mapped.CorrelationID];
 //   - a bare row in the seed's field variants, with an optional
 //     operationType.
 //
@@ -101,26 +97,26 @@ func (src *Sources) Map(s Source) (Mapped, error) { return src.mapSource(s, nil)
 // the key is a JSON string or a JSON object (Debezium's key struct), the
 // string or the object's id field.
 //
-// Errors wrap exactly one of [ErrUnreadable] and [ErrUnmappable], or, for a
+// Errors wrap exactly one of [errUnreadable] and [errUnmappable], or, for a
 // wire-format record whose schema the registry could not give, are
-// [ErrSchemaUnavailable]; they name fields but never quote the record's
+// [errSchemaUnavailable]; they name fields but never quote the record's
 // content.
-func (src *Sources) mapSource(s Source, av *avroSource) (Mapped, error) {
+func (src *Sources) mapSource(s sourceRecord, av *avroSource) (mapped, error) {
 	topic, ok := src.byTopic[s.Topic]
 	if !ok {
-		return Mapped{}, unmappablef("topic %q is not a configured source topic", s.Topic)
+		return mapped{}, unmappablef("topic %q is not a configured source topic", s.Topic)
 	}
 	m := &mapping{entity: topic.entity, system: cmp.Or(s.System, topic.system), src: s, layout: topic.layout, avro: av}
 	if len(s.Value) == 0 {
-		return Mapped{Tombstone: true}, nil
+		return mapped{Tombstone: true}, nil
 	}
 	v, err := m.decode(s.Value)
 	if err != nil {
-		return Mapped{}, err
+		return mapped{}, err
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return Mapped{}, unreadablef("value is %s, not an object", jsonKind(v))
+		return mapped{}, unreadablef("value is %s, not an object", jsonKind(v))
 	}
 	return m.value(obj)
 }
@@ -129,7 +125,7 @@ func (src *Sources) mapSource(s Source, av *avroSource) (Mapped, error) {
 type mapping struct {
 	entity Entity
 	system string
-	src    Source
+	src    sourceRecord
 	layout layout
 	avro   *avroSource
 }
@@ -152,7 +148,7 @@ func (m *mapping) change(id string, op Operation, t, version int64) Change {
 }
 
 // value tells the shapes of a value apart and maps it.
-func (m *mapping) value(obj map[string]any) (Mapped, error) {
+func (m *mapping) value(obj map[string]any) (mapped, error) {
 	switch {
 	case isDebeziumEnvelope(obj):
 		return m.debezium(obj, nil, "")
@@ -165,9 +161,9 @@ func (m *mapping) value(obj map[string]any) (Mapped, error) {
 				// A null value under an optional schema: it carries no
 				// row, no time and no position, so, like a tombstone, it
 				// is no change.
-				return Mapped{Tombstone: true}, nil
+				return mapped{Tombstone: true}, nil
 			}
-			return Mapped{}, unreadablef("the payload of a schema/payload value is %s, not an object", jsonKind(obj["payload"]))
+			return mapped{}, unreadablef("the payload of a schema/payload value is %s, not an object", jsonKind(obj["payload"]))
 		}
 		schema, _ := obj["schema"].(map[string]any)
 		if isDebeziumEnvelope(p) {
@@ -180,11 +176,11 @@ func (m *mapping) value(obj map[string]any) (Mapped, error) {
 	case hasKey(obj, "metadata") && hasKey(obj, "payload"):
 		md, ok := obj["metadata"].(map[string]any)
 		if !ok && obj["metadata"] != nil {
-			return Mapped{}, unreadablef("envelope metadata is %s, not an object", jsonKind(obj["metadata"]))
+			return mapped{}, unreadablef("envelope metadata is %s, not an object", jsonKind(obj["metadata"]))
 		}
 		p, ok := obj["payload"].(map[string]any)
 		if !ok {
-			return Mapped{}, unreadablef("envelope payload is %s, not an object", jsonKind(obj["payload"]))
+			return mapped{}, unreadablef("envelope payload is %s, not an object", jsonKind(obj["payload"]))
 		}
 		corr, _ := md["correlationId"].(string)
 		if isDebeziumEnvelope(p) {
@@ -207,17 +203,17 @@ func isDebeziumEnvelope(obj map[string]any) bool {
 }
 
 // row maps a bare row (or an envelope's payload): the seed's shape.
-func (m *mapping) row(r map[string]any, corr string) (Mapped, error) {
+func (m *mapping) row(r map[string]any, corr string) (mapped, error) {
 	f := &rowReader{entity: m.entity, r: r}
 	op := f.operation()
 	if f.err != nil {
-		return Mapped{}, f.err
+		return mapped{}, f.err
 	}
 	c, err := m.mapRow(f, eventMeta{op: op}, false)
 	if err != nil {
-		return Mapped{}, err
+		return mapped{}, err
 	}
-	return Mapped{Change: c, CorrelationID: corr}, nil
+	return mapped{Change: c, CorrelationID: corr}, nil
 }
 
 // mapRow maps a row to a change with operation meta.op. The change's source

@@ -200,10 +200,10 @@ type Event[P any] struct {
 	Resolution *Resolution `json:"resolution" avro:"resolution"`
 }
 
-// Record is the canonical record of a change: its system fields and data
+// record is the canonical record of a change: its system fields and data
 // fields, as the entity's record type (a *PatientRecord, ...). A delete's
 // record has its system fields only: they say who deleted it and when.
-func (c *Change) Record() (any, error) {
+func (c *Change) record() (any, error) {
 	sys := System{ID: c.ID, SourceID: c.Source + ":" + c.ID, LastUpdated: c.SourceTime, Version: c.SourceVersion, SourceSystem: c.Source}
 	switch c.Entity {
 	case Patient:

@@ -66,7 +66,7 @@ func build(opts []Option) (*options, error) {
 		if !ok {
 			return nil, fmt.Errorf("datasync: no conflict policy for entity type %s", e)
 		}
-		if err := pol.Validate(); err != nil {
+		if err := pol.validate(); err != nil {
 			return nil, fmt.Errorf("datasync: conflict policy for %s: %w", e, err)
 		}
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
-// MaxHistory bounds the version history an aggregate keeps (the newest).
-const MaxHistory = 50
+// maxHistory bounds the version history an aggregate keeps (the newest).
+const maxHistory = 50
 
 // ReconcileConfig says which target systems must acknowledge each entity
 // type, and how long a validated version may wait for them.
@@ -69,10 +69,10 @@ func (c ReconcileConfig) allTargets() []string {
 	return all
 }
 
-// Aggregate is the reconciliation stage's state of one entity and the read
+// aggregate is the reconciliation stage's state of one entity and the read
 // model the query API serves: the canonical record as validated, its
 // version history, and each target system's acknowledgement.
-type Aggregate struct {
+type aggregate struct {
 	Entity  Entity `json:"entityType"`
 	ID      string `json:"entityId"`
 	Version int64  `json:"version"`
@@ -80,10 +80,10 @@ type Aggregate struct {
 	// Current is the canonical record of the latest version, as JSON.
 	Current     json.RawMessage `json:"current,omitempty"`
 	ValidatedAt int64           `json:"validatedAt"`
-	// History is the versions validated, oldest first, at most MaxHistory.
-	History []HistoryEntry `json:"history"`
+	// History is the versions validated, oldest first, at most maxHistory.
+	History []historyEntry `json:"history"`
 	// Acks are the latest acknowledgement of each target system.
-	Acks             map[string]Ack `json:"acks"`
+	Acks             map[string]ack `json:"acks"`
 	CompletedVersion int64          `json:"completedVersion"`
 	OverdueVersion   int64          `json:"overdueVersion"`
 	// DueAt is when the latest version becomes overdue, ms; 0 when it is
@@ -91,8 +91,8 @@ type Aggregate struct {
 	DueAt int64 `json:"dueAt,omitempty"`
 }
 
-// HistoryEntry is one validated version of an entity.
-type HistoryEntry struct {
+// historyEntry is one validated version of an entity.
+type historyEntry struct {
 	Version         int64       `json:"version"`
 	Operation       string      `json:"operation"`
 	SourceSystem    string      `json:"sourceSystem"`
@@ -102,9 +102,9 @@ type HistoryEntry struct {
 	Resolution      *Resolution `json:"resolution,omitempty"`
 }
 
-// Ack is what a target system has acknowledged of an entity. Version and
+// ack is what a target system has acknowledged of an entity. Version and
 // AsOf only grow, so the acknowledgements' order does not change them.
-type Ack struct {
+type ack struct {
 	// Version is the highest version acknowledged successfully by number.
 	Version int64 `json:"version"`
 	// AsOf is the latest syncTimestamp of a successful acknowledgement that
@@ -118,7 +118,7 @@ type Ack struct {
 
 // covers says whether the acknowledgements cover the version validated at
 // validatedAt.
-func (k Ack) covers(version, validatedAt int64) bool {
+func (k ack) covers(version, validatedAt int64) bool {
 	return k.Version >= version || (k.AsOf > 0 && k.AsOf >= validatedAt)
 }
 
@@ -205,8 +205,8 @@ func (p *Reconciliation) Spec() pipeline.Spec {
 		ErrorTopic:     TopicErrors,
 		Stores:         []string{StoreAggregates, StoreTimers},
 		Repartitions:   []string{RepartitionByEntity},
-		Process:        p.Process,
-		Punctuate:      p.Punctuate,
+		Process:        p.process,
+		Punctuate:      p.punctuate,
 		PunctuateEvery: time.Second,
 		ErrorValue:     stageErrors("reconciliation"),
 
@@ -217,11 +217,11 @@ func (p *Reconciliation) Spec() pipeline.Spec {
 // AggregateKey is the store key of an entity's aggregate.
 func AggregateKey(e Entity, id string) string { return string(e) + "/" + id }
 
-// Process folds a validated version or a target's acknowledgement into the
+// process folds a validated version or a target's acknowledgement into the
 // entity's aggregate.
-func (p *Reconciliation) Process(c *pipeline.Context, r *kgo.Record) error {
+func (p *Reconciliation) process(c *pipeline.Context, r *kgo.Record) error {
 	repart := p.repartition
-	target := envelope.HeaderValue(r, HeaderSyncTarget)
+	target := envelope.HeaderValue(r, headerSyncTarget)
 	if r.Topic != repart {
 		target = targetOfTopic(r.Topic)
 	}
@@ -247,23 +247,23 @@ func targetOfTopic(topic string) string {
 	return t
 }
 
-func (p *Reconciliation) load(c *pipeline.Context, e Entity, id string) (*Aggregate, error) {
+func (p *Reconciliation) load(c *pipeline.Context, e Entity, id string) (*aggregate, error) {
 	b, ok := c.Store(StoreAggregates).Get(AggregateKey(e, id))
 	if !ok {
-		return &Aggregate{Entity: e, ID: id, Acks: map[string]Ack{}}, nil
+		return &aggregate{Entity: e, ID: id, Acks: map[string]ack{}}, nil
 	}
-	a := new(Aggregate)
+	a := new(aggregate)
 	if err := json.Unmarshal(b, a); err != nil {
 		// The decoder's message may quote the held bytes: not repeated.
 		return nil, pipeline.Rejectf(pipeline.TypeProcessing, "held aggregate is not readable")
 	}
 	if a.Acks == nil {
-		a.Acks = map[string]Ack{}
+		a.Acks = map[string]ack{}
 	}
 	return a, nil
 }
 
-func (p *Reconciliation) save(c *pipeline.Context, a *Aggregate) error {
+func (p *Reconciliation) save(c *pipeline.Context, a *aggregate) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return pipeline.Rejectf(pipeline.TypeProcessing, "encoding the aggregate: %v", err)
@@ -315,13 +315,13 @@ func (p *Reconciliation) validated(c *pipeline.Context, r *kgo.Record, e Entity)
 	a.Deleted = ev.Operation == string(OpDelete)
 	a.Current = cur
 	a.ValidatedAt = ev.Metadata.Timestamp
-	a.History = append(a.History, HistoryEntry{
+	a.History = append(a.History, historyEntry{
 		Version: ev.Version, Operation: ev.Operation, SourceSystem: sys.SourceSystem,
 		SourceTimestamp: sys.LastUpdated, ValidatedAt: ev.Metadata.Timestamp,
 		CorrelationID: corr, Resolution: ev.Resolution,
 	})
-	if n := len(a.History); n > MaxHistory {
-		a.History = slices.Delete(a.History, 0, n-MaxHistory)
+	if n := len(a.History); n > maxHistory {
+		a.History = slices.Delete(a.History, 0, n-maxHistory)
 	}
 	a.DueAt = a.ValidatedAt + p.cfg.Deadline.Milliseconds()
 	if err := p.check(c, a, corr); err != nil {
@@ -348,7 +348,7 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 	}
 	key := []byte(se.EntityID)
 	if r.Topic != p.repartition && (string(r.Key) != se.EntityID || !c.IsLocal(key)) {
-		extra := []kgo.RecordHeader{{Key: HeaderSyncTarget, Value: []byte(target)}}
+		extra := []kgo.RecordHeader{{Key: headerSyncTarget, Value: []byte(target)}}
 		if _, ok := envelope.HeaderCorrelation(r); !ok {
 			extra = append(extra, kgo.RecordHeader{Key: envelope.HeaderCorrelationID, Value: []byte(envelope.DerivedCorrelationID(r.Topic, r.Partition, r.Offset))})
 		}
@@ -409,7 +409,7 @@ func (p *Reconciliation) ack(c *pipeline.Context, r *kgo.Record, target string) 
 
 // check emits reconciliation.<entity>.completed when every expected target
 // has acknowledged the latest version successfully, once per version.
-func (p *Reconciliation) check(c *pipeline.Context, a *Aggregate, corr string) error {
+func (p *Reconciliation) check(c *pipeline.Context, a *aggregate, corr string) error {
 	if a.Version == 0 || a.CompletedVersion >= a.Version {
 		return nil
 	}
@@ -453,7 +453,7 @@ type targetStatus struct {
 	SyncTimestamp int64  `json:"syncTimestamp,omitempty"`
 }
 
-func (p *Reconciliation) targetStatuses(a *Aggregate) []targetStatus {
+func (p *Reconciliation) targetStatuses(a *aggregate) []targetStatus {
 	var ts []targetStatus
 	for _, t := range p.cfg.Targets[a.Entity] {
 		ack := a.Acks[t]
@@ -462,7 +462,7 @@ func (p *Reconciliation) targetStatuses(a *Aggregate) []targetStatus {
 	return ts
 }
 
-func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *Aggregate, corr string, v any) error {
+func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *aggregate, corr string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return pipeline.Reject(pipeline.TypeProcessing, fmt.Errorf("encoding a reconciliation event: %w", err))
@@ -473,9 +473,9 @@ func (p *Reconciliation) emit(c *pipeline.Context, topic string, a *Aggregate, c
 	return nil
 }
 
-// Punctuate emits reconciliation.<entity>.overdue for each entity whose
+// punctuate emits reconciliation.<entity>.overdue for each entity whose
 // latest version passed its deadline unacknowledged, once per version.
-func (p *Reconciliation) Punctuate(c *pipeline.Context) error {
+func (p *Reconciliation) punctuate(c *pipeline.Context) error {
 	now := c.Now().UnixMilli()
 	timers := c.Store(StoreTimers)
 	for _, k := range timers.Keys() {

@@ -37,18 +37,18 @@ func TestTimestampMillisKeepsTheWire(t *testing.T) {
 	cl := newRegistry(t)
 	oldIDs := map[Entity]int{}
 	for _, e := range entities {
-		ss, err := cl.CreateSchema(ctx, Subject(ChangeTopic(e)), sr.Schema{Schema: v1Schema(t, e), Type: sr.TypeAvro})
+		ss, err := cl.CreateSchema(ctx, subject(ChangeTopic(e)), sr.Schema{Schema: v1Schema(t, e), Type: sr.TypeAvro})
 		if err != nil {
 			t.Fatal(err)
 		}
 		oldIDs[e] = ss.ID
-		if v1Schema(t, e) == Schema(e) {
+		if v1Schema(t, e) == schema(e) {
 			t.Fatalf("%s: today's schema is the v1 text", e)
 		}
-		if err := CheckBackward(Schema(e), v1Schema(t, e)); err != nil {
+		if err := checkBackward(schema(e), v1Schema(t, e)); err != nil {
 			t.Fatalf("%s: today's schema is not backward compatible with v1: %v", e, err)
 		}
-		if !strings.Contains(Schema(e), `"logicalType":"timestamp-millis"`) {
+		if !strings.Contains(schema(e), `"logicalType":"timestamp-millis"`) {
 			t.Fatalf("%s: no timestamp-millis in today's schema", e)
 		}
 	}
@@ -70,7 +70,7 @@ func TestTimestampMillisKeepsTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entities {
-		vs, err := cl.Schemas(ctx, Subject(ChangeTopic(e)))
+		vs, err := cl.Schemas(ctx, subject(ChangeTopic(e)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func TestSchemasDocumentEveryField(t *testing.T) {
 			}
 		}
 		var raw map[string]any
-		if err := json.Unmarshal([]byte(Schema(e)), &raw); err != nil {
+		if err := json.Unmarshal([]byte(schema(e)), &raw); err != nil {
 			t.Fatal(err)
 		}
 		walk("", raw["fields"])
@@ -196,7 +196,7 @@ func TestAtLeastAsStrict(t *testing.T) {
 		{full, fult, false},
 		{none, fult, false},
 	} {
-		if got := AtLeastAsStrict(tc.a, tc.b); got != tc.want {
+		if got := atLeastAsStrict(tc.a, tc.b); got != tc.want {
 			t.Errorf("AtLeastAsStrict(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
 	}
@@ -244,7 +244,7 @@ func TestRegisterKeepsAStricterGlobalLevel(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, topic := range canonicalTopics() {
-				level, ok := ownLevel(t, reg.URL(), Subject(topic))
+				level, ok := ownLevel(t, reg.URL(), subject(topic))
 				switch {
 				case tc.set && (!ok || level != "BACKWARD"):
 					t.Fatalf("%s: own level %q (%v), want BACKWARD", topic, level, ok)
@@ -286,7 +286,7 @@ func TestLookupNeedsOurSchemaRegistered(t *testing.T) {
 	ctx := context.Background()
 	cl := newRegistry(t)
 	// Another version, compatible, under one subject.
-	if _, err := cl.CreateSchema(ctx, Subject(ChangeTopic(Patient)), sr.Schema{Schema: v1Schema(t, Patient), Type: sr.TypeAvro}); err != nil {
+	if _, err := cl.CreateSchema(ctx, subject(ChangeTopic(Patient)), sr.Schema{Schema: v1Schema(t, Patient), Type: sr.TypeAvro}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Lookup(ctx, cl)
@@ -294,8 +294,8 @@ func TestLookupNeedsOurSchemaRegistered(t *testing.T) {
 		t.Fatalf("lookup with nothing registered: %v, want ErrNotRegistered", err)
 	}
 	for _, topic := range canonicalTopics() {
-		if !strings.Contains(err.Error(), Subject(topic)) {
-			t.Fatalf("error does not name %s: %v", Subject(topic), err)
+		if !strings.Contains(err.Error(), subject(topic)) {
+			t.Fatalf("error does not name %s: %v", subject(topic), err)
 		}
 	}
 	if subjects, err := cl.Subjects(ctx); err != nil || len(subjects) != 1 {
@@ -327,7 +327,7 @@ func TestPlanSeesADocOnlyChange(t *testing.T) {
 	ctx := context.Background()
 	cl := newRegistry(t)
 	var s map[string]any
-	if err := json.Unmarshal([]byte(Schema(Patient)), &s); err != nil {
+	if err := json.Unmarshal([]byte(schema(Patient)), &s); err != nil {
 		t.Fatal(err)
 	}
 	s["doc"] = "An older wording."
@@ -335,7 +335,7 @@ func TestPlanSeesADocOnlyChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subject := Subject(ChangeTopic(Patient))
+	subject := subject(ChangeTopic(Patient))
 	if _, err := cl.CreateSchema(ctx, subject, sr.Schema{Schema: string(older), Type: sr.TypeAvro}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // Conflict resolution: the validation stage holds, per entity, a [State]
-// built only from the changes it accepted, and [Policy.Apply] folds each new
+// built only from the changes it accepted, and Policy.apply folds each new
 // change into it. The state is a join-semilattice (a state-based CRDT): the
 // join of a change is commutative, associative and idempotent, so the state,
 // and what [State.Materialize] makes of it, depend only on the set of changes
@@ -63,9 +63,9 @@ const (
 // The held delete is the greatest by (SourceTime, SourceVersion, source
 // rank, Source), so a value that outlives it outlives every delete seen.
 
-// ParseStrategy parses a strategy name: last-writer-wins, survivorship or
+// parseStrategy parses a strategy name: last-writer-wins, survivorship or
 // field-merge.
-func ParseStrategy(s string) (Strategy, error) {
+func parseStrategy(s string) (Strategy, error) {
 	switch st := Strategy(s); st {
 	case LastWriterWins, Survivorship, FieldMerge:
 		return st, nil
@@ -108,12 +108,12 @@ func DefaultPolicies() Policies {
 	}
 }
 
-// Validate reports everything wrong with p: an unknown strategy, field
+// validate reports everything wrong with p: an unknown strategy, field
 // priorities under a strategy other than survivorship, an empty field name,
 // and empty or repeated source names.
-func (p Policy) Validate() error {
+func (p Policy) validate() error {
 	var errs []error
-	if _, err := ParseStrategy(string(p.Strategy)); err != nil {
+	if _, err := parseStrategy(string(p.Strategy)); err != nil {
 		errs = append(errs, err)
 	}
 	if len(p.FieldPriority) > 0 && p.Strategy != Survivorship {
@@ -186,34 +186,34 @@ func preferSource(ra int, a string, rb int, b string) int {
 	return strings.Compare(b, a)
 }
 
-// OutcomeKind is what applying a change did.
-type OutcomeKind int
+// outcomeKind is what applying a change did.
+type outcomeKind int
 
 const (
-	// Applied: the change was accepted; the state holds something new.
-	Applied OutcomeKind = iota
-	// Duplicate: the state holds the change already (a redelivery).
-	Duplicate
-	// Stale: the state holds newer or preferred values for all of the
+	// outcomeApplied: the change was accepted; the state holds something new.
+	outcomeApplied outcomeKind = iota
+	// outcomeDuplicate: the state holds the change already (a redelivery).
+	outcomeDuplicate
+	// outcomeStale: the state holds newer or preferred values for all of the
 	// change; it adds nothing.
-	Stale
+	outcomeStale
 )
 
-func (k OutcomeKind) String() string {
+func (k outcomeKind) String() string {
 	switch k {
-	case Applied:
+	case outcomeApplied:
 		return "applied"
-	case Duplicate:
+	case outcomeDuplicate:
 		return "duplicate"
-	case Stale:
+	case outcomeStale:
 		return "stale"
 	}
 	return fmt.Sprintf("OutcomeKind(%d)", int(k))
 }
 
-// Outcome is the result of [Policy.Apply].
-type Outcome struct {
-	Kind OutcomeKind
+// outcome is the result of [Policy.apply].
+type outcome struct {
+	Kind outcomeKind
 	// State is the state to hold: a new one when Applied, the input state
 	// itself (possibly nil) when Duplicate or Stale. The input is never
 	// modified, so a caller can roll back by keeping it.
@@ -235,7 +235,7 @@ type Outcome struct {
 // a function of the set of changes applied (and the policy), whatever their
 // order, except Version.
 type State struct {
-	// Version counts the changes accepted (Outcome Applied).
+	// Version counts the changes accepted (outcomeApplied).
 	Version int64
 
 	strategy Strategy
@@ -277,13 +277,13 @@ type deleteMark struct {
 // its value is the union of every held source's identifiers.
 const identifiersField = "identifiers"
 
-// Apply resolves ch (of entity ch.Entity, id ch.ID) against prev, the state
+// apply resolves ch (of entity ch.Entity, id ch.ID) against prev, the state
 // held for that entity (nil: nothing held yet). It never modifies prev or
 // ch, and its result depends only on them. A state held under another
 // strategy is first rebuilt from what it materializes. Field values must be
 // JSON (Validate checks it); one that is not is held as a JSON string of its
 // bytes, so that the state stays serializable.
-func (p Policy) Apply(prev *State, ch *Change) Outcome {
+func (p Policy) apply(prev *State, ch *Change) outcome {
 	if p.strategy() == LastWriterWins {
 		return p.applyLWW(prev, ch)
 	}
@@ -291,7 +291,7 @@ func (p Policy) Apply(prev *State, ch *Change) Outcome {
 }
 
 // applyLWW is Apply under last-writer-wins.
-func (p Policy) applyLWW(prev *State, ch *Change) Outcome {
+func (p Policy) applyLWW(prev *State, ch *Change) outcome {
 	inc := &lwwWinner{Source: ch.Source, Time: ch.SourceTime, Version: ch.SourceVersion, Deleted: ch.Op == OpDelete}
 	if !inc.Deleted {
 		inc.Fields = normalFields(ch.Fields)
@@ -306,9 +306,9 @@ func (p Policy) applyLWW(prev *State, ch *Change) Outcome {
 	if held != nil {
 		switch c := p.cmpLWW(inc, held); {
 		case c == 0:
-			return Outcome{Kind: Duplicate, State: prev}
+			return outcome{Kind: outcomeDuplicate, State: prev}
 		case c < 0:
-			return Outcome{Kind: Stale, State: prev, Resolution: lwwResolution(held, inc)}
+			return outcome{Kind: outcomeStale, State: prev, Resolution: lwwResolution(held, inc)}
 		}
 	}
 	next := &State{strategy: LastWriterWins, win: inc}
@@ -320,7 +320,7 @@ func (p Policy) applyLWW(prev *State, ch *Change) Outcome {
 	if held != nil && held.Time == inc.Time && held.Source != inc.Source {
 		res = lwwResolution(inc, held)
 	}
-	return Outcome{Kind: Applied, State: next, Resolution: res, Changed: !prev.view().equal(next.view())}
+	return outcome{Kind: outcomeApplied, State: next, Resolution: res, Changed: !prev.view().equal(next.view())}
 }
 
 // winnerOf is the last-writer-wins change a materialized state stands for
@@ -378,7 +378,7 @@ func lwwResolution(winner, loser *lwwWinner) *Resolution {
 }
 
 // applyFields is Apply under survivorship and field-merge.
-func (p Policy) applyFields(prev *State, ch *Change) Outcome {
+func (p Policy) applyFields(prev *State, ch *Change) outcome {
 	next := p.rebuild(prev)
 	absorbed := false
 	var inc Fields
@@ -396,13 +396,13 @@ func (p Policy) applyFields(prev *State, ch *Change) Outcome {
 	after := next.view()
 	if !absorbed {
 		if next.holds(ch, inc) {
-			return Outcome{Kind: Duplicate, State: prev}
+			return outcome{Kind: outcomeDuplicate, State: prev}
 		}
-		return Outcome{Kind: Stale, State: prev, Resolution: next.decide(Stale, ch, inc, after, after)}
+		return outcome{Kind: outcomeStale, State: prev, Resolution: next.decide(outcomeStale, ch, inc, after, after)}
 	}
 	next.Version++
 	before := prev.view()
-	return Outcome{Kind: Applied, State: next, Resolution: next.decide(Applied, ch, inc, before, after), Changed: !before.equal(after)}
+	return outcome{Kind: outcomeApplied, State: next, Resolution: next.decide(outcomeApplied, ch, inc, before, after), Changed: !before.equal(after)}
 }
 
 // rebuild returns a new state under p's strategy holding what prev holds:
@@ -556,7 +556,7 @@ func (s *State) holds(ch *Change, inc Fields) bool {
 // materialized and what beat them, and the fields where ch's value won over
 // a value of another source at least as new. For a delete, whether newer
 // values outlived it (or, when Stale, what made it stale).
-func (s *State) decide(kind OutcomeKind, ch *Change, inc Fields, before, after stateView) *Resolution {
+func (s *State) decide(kind outcomeKind, ch *Change, inc Fields, before, after stateView) *Resolution {
 	var ds []FieldDecision
 	lost := func(field, winner string, at int64) {
 		ds = append(ds, FieldDecision{Field: field, Winner: winner, WinnerTimestamp: at, Loser: ch.Source, LoserTimestamp: ch.SourceTime})
@@ -567,7 +567,7 @@ func (s *State) decide(kind OutcomeKind, ch *Change, inc Fields, before, after s
 		}
 	}
 	if ch.Op == OpDelete {
-		if kind == Stale || !after.deleted {
+		if kind == outcomeStale || !after.deleted {
 			lost("*", after.source, after.time)
 		}
 		return newResolution(s.strategy, ds)
@@ -590,7 +590,7 @@ func (s *State) decide(kind OutcomeKind, ch *Change, inc Fields, before, after s
 			byDelete(f)
 		case !bytes.Equal(got.Value, v):
 			lost(f, got.Source, got.Time)
-		case kind == Applied && got.Source == ch.Source && got.Time == ch.SourceTime:
+		case kind == outcomeApplied && got.Source == ch.Source && got.Time == ch.SourceTime:
 			// ch's value is the one chosen: did it win over another
 			// source's value at least as new, by priority?
 			if b, ok := before.chosen[f]; ok && b.Source != ch.Source && b.Time >= ch.SourceTime && !bytes.Equal(b.Value, v) {
@@ -781,11 +781,11 @@ type stateWire struct {
 	Delete   *deleteMark            `json:"delete,omitempty"`
 }
 
-// MarshalState serializes s as compact JSON; equal states give equal bytes
+// marshalState serializes s as compact JSON; equal states give equal bytes
 // (map keys are sorted, candidates kept sorted by source). A nil state is
 // "null". It fails only on a field value that is not JSON, which Apply and
 // UnmarshalState never hold (they normalize every value).
-func MarshalState(s *State) ([]byte, error) {
+func marshalState(s *State) ([]byte, error) {
 	if s == nil {
 		return []byte("null"), nil
 	}
@@ -796,7 +796,7 @@ func MarshalState(s *State) ([]byte, error) {
 	return b, nil
 }
 
-// UnmarshalState decodes a state written by [MarshalState] ("null": nil).
+// UnmarshalState decodes a state written by [marshalState] ("null": nil).
 // Its errors never quote the input.
 func UnmarshalState(b []byte) (*State, error) {
 	var w *stateWire

@@ -36,8 +36,8 @@ func rsApplyAll(t *testing.T, p Policy, chs ...*Change) *State {
 	var st *State
 	for i, ch := range chs {
 		before := mustMarshalState(t, st)
-		out := p.Apply(st, ch)
-		if out.Kind != Applied {
+		out := p.apply(st, ch)
+		if out.Kind != outcomeApplied {
 			t.Fatalf("setup change %d: %v, want applied", i, out.Kind)
 		}
 		if !bytes.Equal(before, mustMarshalState(t, st)) {
@@ -212,11 +212,11 @@ func (c *resolveCase) run(t *testing.T) []string {
 	policy := DefaultPolicies()[c.entity]
 	st := rsApplyAll(t, policy, c.given...)
 	held := mustMarshalState(t, st)
-	out := policy.Apply(st, c.apply)
+	out := policy.apply(st, c.apply)
 	if !bytes.Equal(held, mustMarshalState(t, st)) {
 		t.Errorf("case %s: Apply modified the state it was given", c.name)
 	}
-	if out.Kind == Applied {
+	if out.Kind == outcomeApplied {
 		if out.State == st || out.State.Version != st.Version+1 {
 			t.Errorf("case %s: applied, but the state is not a new one at version %d", c.name, st.Version+1)
 		}
@@ -269,27 +269,27 @@ func TestResolveStrategyChange(t *testing.T) {
 	pol := DefaultPolicies()
 	// Held under last-writer-wins, then applied under field-merge and back.
 	st := rsApplyAll(t, pol[Encounter], rsUpd(Prescription, "ehr", 2, "status", `"active"`, "dosage", `"1mg"`))
-	out := pol[Prescription].Apply(st, rsUpd(Prescription, "pharmacy", 3, "status", `"stopped"`))
-	if out.Kind != Applied {
+	out := pol[Prescription].apply(st, rsUpd(Prescription, "pharmacy", 3, "status", `"stopped"`))
+	if out.Kind != outcomeApplied {
 		t.Fatalf("kind %v", out.Kind)
 	}
 	if got := rsFields(out.State.Materialize(Prescription, "p1").Fields); got != `dosage="1mg" status="stopped"` {
 		t.Fatalf("fields %s", got)
 	}
-	back := pol[Encounter].Apply(out.State, rsUpd(Prescription, "ehr", 3, "status", `"completed"`))
-	if back.Kind != Applied || rsFields(back.State.Materialize(Prescription, "p1").Fields) != `status="completed"` {
+	back := pol[Encounter].apply(out.State, rsUpd(Prescription, "ehr", 3, "status", `"completed"`))
+	if back.Kind != outcomeApplied || rsFields(back.State.Materialize(Prescription, "p1").Fields) != `status="completed"` {
 		t.Fatalf("back to lww: %v %s", back.Kind, rsFields(back.State.Materialize(Prescription, "p1").Fields))
 	}
 }
 
 func TestResolveParseStrategy(t *testing.T) {
 	for _, s := range []Strategy{LastWriterWins, Survivorship, FieldMerge} {
-		if got, err := ParseStrategy(string(s)); err != nil || got != s {
+		if got, err := parseStrategy(string(s)); err != nil || got != s {
 			t.Errorf("ParseStrategy(%q) = %q, %v", s, got, err)
 		}
 	}
 	for _, s := range []string{"", "lww", "Survivorship"} {
-		if _, err := ParseStrategy(s); err == nil {
+		if _, err := parseStrategy(s); err == nil {
 			t.Errorf("ParseStrategy(%q): no error", s)
 		}
 	}
@@ -315,13 +315,13 @@ func TestResolvePolicyValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.p.Validate(); (err != nil) != tt.bad {
+			if err := tt.p.validate(); (err != nil) != tt.bad {
 				t.Fatalf("Validate() = %v, want error %v", err, tt.bad)
 			}
 		})
 	}
 	for e, p := range DefaultPolicies() {
-		if err := p.Validate(); err != nil {
+		if err := p.validate(); err != nil {
 			t.Errorf("default policy of %s: %v", e, err)
 		}
 	}
@@ -390,7 +390,7 @@ func TestStateUnmarshal(t *testing.T) {
 // applyInOrder applies chs in order from st, whatever the outcomes.
 func (p Policy) applyInOrder(st *State, chs []*Change) *State {
 	for _, ch := range chs {
-		st = p.Apply(st, ch).State
+		st = p.apply(st, ch).State
 	}
 	return st
 }
@@ -466,15 +466,15 @@ func TestPropertyOrderIndependence(t *testing.T) {
 				var direct, stored *State
 				applied := int64(0)
 				for _, i := range idx {
-					out := p.Apply(direct, chs[i])
-					if out.Kind == Applied {
+					out := p.apply(direct, chs[i])
+					if out.Kind == outcomeApplied {
 						applied++
 					} else if out.State != direct {
 						t.Fatalf("%v but a new state", out.Kind)
 					}
 					direct = out.State
 					// The same through the store: serialized after every change.
-					b := mustMarshalState(t, p.Apply(stored, chs[i]).State)
+					b := mustMarshalState(t, p.apply(stored, chs[i]).State)
 					var err error
 					if stored, err = UnmarshalState(b); err != nil {
 						t.Fatalf("unmarshal: %v", err)
@@ -506,8 +506,8 @@ func TestPropertyReapply(t *testing.T) {
 				want := st.Materialize(Patient, "p1")
 				held := mustMarshalState(t, st)
 				for _, i := range rapid.SliceOfN(rapid.IntRange(0, len(chs)-1), 1, 5).Draw(t, "again") {
-					out := p.Apply(st, chs[i])
-					if out.Kind != Duplicate && out.Kind != Stale {
+					out := p.apply(st, chs[i])
+					if out.Kind != outcomeDuplicate && out.Kind != outcomeStale {
 						t.Fatalf("change %d again: %v", i, out.Kind)
 					}
 					if out.State != st || out.Changed {
@@ -534,8 +534,8 @@ func TestPropertyOutcome(t *testing.T) {
 				var st *State
 				for _, ch := range chs {
 					before := mustMarshalState(t, st)
-					out := p.Apply(st, ch)
-					if out.Kind == Applied && st != nil {
+					out := p.apply(st, ch)
+					if out.Kind == outcomeApplied && st != nil {
 						a, b := *st, *out.State
 						a.Version, b.Version = 0, 0
 						if bytes.Equal(mustMarshalState(t, &a), mustMarshalState(t, &b)) {
@@ -547,7 +547,7 @@ func TestPropertyOutcome(t *testing.T) {
 							t.Fatalf("resolution %+v", r)
 						}
 					}
-					if out.Kind == Duplicate && out.Resolution != nil {
+					if out.Kind == outcomeDuplicate && out.Resolution != nil {
 						t.Fatal("duplicate with a resolution")
 					}
 					if !bytes.Equal(before, mustMarshalState(t, st)) {
@@ -567,7 +567,7 @@ func mustMarshalState(t interface {
 	Fatal(...any)
 }, s *State) []byte {
 	t.Helper()
-	b, err := MarshalState(s)
+	b, err := marshalState(s)
 	if err != nil {
 		t.Fatal(err)
 	}

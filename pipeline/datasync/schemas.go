@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// Namespace is the Avro namespace of the canonical schemas.
-const Namespace = "carepipe.canonical"
+// namespace is the Avro namespace of the canonical schemas.
+const namespace = "carepipe.canonical"
 
 // optional is the Avro type of a field that may be null.
 func optional(t any) []any { return []any{"null", t} }
@@ -112,9 +112,9 @@ func recordName(e Entity) string {
 	return string(e[0]-'a'+'A') + string(e[1:])
 }
 
-// Schema is the Avro schema (JSON text) of canonical.<e>.change and
+// schema is the Avro schema (JSON text) of canonical.<e>.change and
 // canonical.<e>.validated: an [Event] with the entity's record as payload.
-func Schema(e Entity) string {
+func schema(e Entity) string {
 	fields := []map[string]any{
 		field("id", "string", "Canonical id of the "+string(e)+", the record key on every datasync topic."),
 		field("sourceId", "string", "The source system's name and its own id of the record, as system:id."),
@@ -124,7 +124,7 @@ func Schema(e Entity) string {
 	}
 	fields = append(fields, payloadFields(e)...)
 	s := map[string]any{
-		"type": "record", "name": recordName(e) + "Event", "namespace": Namespace,
+		"type": "record", "name": recordName(e) + "Event", "namespace": namespace,
 		"doc": "A change of a canonical " + string(e) + " (canonical." + string(e) + ".change) or one accepted by validation (canonical." + string(e) + ".validated). The record key is the " + string(e) + "'s canonical id, a UTF-8 string.",
 		"fields": []map[string]any{
 			field("metadata", record("Metadata", "Where and when the event was made.",
@@ -165,4 +165,4 @@ func ChangeTopic(e Entity) string    { return "canonical." + string(e) + ".chang
 func ValidatedTopic(e Entity) string { return "canonical." + string(e) + ".validated" }
 func CompletedTopic(e Entity) string { return "reconciliation." + string(e) + ".completed" }
 func OverdueTopic(e Entity) string   { return "reconciliation." + string(e) + ".overdue" }
-func Subject(topic string) string    { return topic + "-value" }
+func subject(topic string) string    { return topic + "-value" }

@@ -174,13 +174,13 @@ func ParseSources(b []byte) (*Sources, error) {
 	return defaultFile().overlay(f).build()
 }
 
-// Topics are the configured topics, in the file's order: the CDC stage's
+// topicNames are the configured topics, in the file's order: the CDC stage's
 // inputs.
-func (s *Sources) Topics() []string { return slices.Clone(s.topics) }
+func (s *Sources) topicNames() []string { return slices.Clone(s.topics) }
 
-// Lookup is the source system and entity a topic carries; ok is false for a
+// lookup is the source system and entity a topic carries; ok is false for a
 // topic that is not configured.
-func (s *Sources) Lookup(topic string) (system string, e Entity, ok bool) {
+func (s *Sources) lookup(topic string) (system string, e Entity, ok bool) {
 	src, ok := s.byTopic[topic]
 	if !ok {
 		return "", "", false

@@ -22,13 +22,13 @@ func newSources(t *testing.T, file string) *Sources {
 // The built-in sources are the seed's four topics.
 func TestDefaultSources(t *testing.T) {
 	want := []string{"source.ehr.patient", "source.ehr.encounter", "source.ehr.observation", "source.pharmacy.prescription"}
-	if got := DefaultSources().Topics(); !slices.Equal(got, want) {
+	if got := DefaultSources().topicNames(); !slices.Equal(got, want) {
 		t.Fatalf("topics %q, want %q", got, want)
 	}
 	if got := SourceTopics(); !slices.Equal(got, want) {
 		t.Fatalf("SourceTopics %q, want %q", got, want)
 	}
-	system, e, ok := DefaultSources().Lookup("source.pharmacy.prescription")
+	system, e, ok := DefaultSources().lookup("source.pharmacy.prescription")
 	if system != "pharmacy" || e != Prescription || !ok {
 		t.Fatalf("Lookup: %q %q %v", system, e, ok)
 	}
@@ -42,7 +42,7 @@ func TestSourcesAttachDebeziumTopics(t *testing.T) {
 		"source.ehr.patient", "source.ehr.encounter", "source.ehr.observation", "source.pharmacy.prescription",
 		"PostgreSQL_server.inventory.customers", "ehr.public.patients", "lab.public.results",
 	}
-	if got := s.Topics(); !slices.Equal(got, want) {
+	if got := s.topicNames(); !slices.Equal(got, want) {
 		t.Fatalf("topics %q, want %q", got, want)
 	}
 	specs, err := Specs(WithSources(s))
@@ -66,7 +66,7 @@ func TestSourcesAttachDebeziumTopics(t *testing.T) {
 		if err := json.Unmarshal(b, &in); err != nil {
 			t.Fatal(err)
 		}
-		m, err := s.Map(Source{Topic: in.Topic, Key: []byte(in.Key), Value: in.Value, Timestamp: 1})
+		m, err := s.mapRecord(sourceRecord{Topic: in.Topic, Key: []byte(in.Key), Value: in.Value, Timestamp: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestSourcesAttachDebeziumTopics(t *testing.T) {
 		v := `{"before":null,"after":{"id":42,"first_name":"Ines","last_name":"Ortiz","birth_date":"1980-03-14",` +
 			`"sex":"F","street":"12 Harbour Rd","city":"Leith","zip":"EH6 6JJ","phone":"+44 131 000 0000"},` +
 			`"source":{"ts_ms":1700000000000,"db":"ehr","schema":"public","table":"patients"},"op":"c","ts_ms":1700000000100}`
-		m, err := s.Map(Source{Topic: "ehr.public.patients", Key: []byte(`{"id":42}`), Value: []byte(v)})
+		m, err := s.mapRecord(sourceRecord{Topic: "ehr.public.patients", Key: []byte(`{"id":42}`), Value: []byte(v)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestSourcesAttachDebeziumTopics(t *testing.T) {
 
 	t.Run("reference and number columns", func(t *testing.T) {
 		v := `{"result_id":"r9","subject_ref":"Patient/p7","loinc":"2339-0","result_value":"5.4","units":"mmol/L","taken_at":"2024-05-01T08:00:00Z"}`
-		m, err := s.Map(Source{Topic: "lab.public.results", Value: []byte(v), Timestamp: 5})
+		m, err := s.mapRecord(sourceRecord{Topic: "lab.public.results", Value: []byte(v), Timestamp: 5})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestSourcesAttachDebeziumTopics(t *testing.T) {
 			`{"result_id":"r9","subject_ref":"Group/g1"}`,
 			`{"result_id":"r9","result_value":"high"}`,
 		} {
-			if _, err := s.Map(Source{Topic: "lab.public.results", Value: []byte(bad)}); err == nil {
+			if _, err := s.mapRecord(sourceRecord{Topic: "lab.public.results", Value: []byte(bad)}); err == nil {
 				t.Errorf("%s: no error", bad)
 			}
 		}
@@ -139,7 +139,7 @@ func TestSourcesAttachDebeziumTopics(t *testing.T) {
 	// file's: a column the file does not name is not read.
 	t.Run("file columns replace the built-in ones", func(t *testing.T) {
 		v := `{"id":1,"firstName":"Ann","first_name":"Anne"}`
-		m, err := s.Map(Source{Topic: "PostgreSQL_server.inventory.customers", Value: []byte(v)})
+		m, err := s.mapRecord(sourceRecord{Topic: "PostgreSQL_server.inventory.customers", Value: []byte(v)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,10 +161,10 @@ func TestSourcesLayoutOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Topics(); !slices.Equal(got, DefaultSources().Topics()) {
+	if got := s.topicNames(); !slices.Equal(got, DefaultSources().topicNames()) {
 		t.Fatalf("topics %q", got)
 	}
-	m, err := s.Map(Source{Topic: "source.ehr.patient", Value: []byte(`{"id":"p1","gender":"M","administrative_sex":"A","lastName":"Ng"}`)})
+	m, err := s.mapRecord(sourceRecord{Topic: "source.ehr.patient", Value: []byte(`{"id":"p1","gender":"M","administrative_sex":"A","lastName":"Ng"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestSourcesLayoutOverlay(t *testing.T) {
 		t.Fatalf("lastName %s: the built-in columns of other fields are kept", got)
 	}
 	// The built-in sources are untouched.
-	m, err = Map(Source{Topic: "source.ehr.patient", Value: []byte(`{"id":"p1","gender":"M","administrative_sex":"A"}`)})
+	m, err = mapBuiltIn(sourceRecord{Topic: "source.ehr.patient", Value: []byte(`{"id":"p1","gender":"M","administrative_sex":"A"}`)})
 	if err != nil || string(m.Change.Fields["gender"]) != `"male"` {
 		t.Fatalf("built-in mapping changed: %v %s", err, m.Change.Fields["gender"])
 	}

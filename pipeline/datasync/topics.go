@@ -35,12 +35,12 @@ const (
 	HeaderEntityType       = "entity-type"
 	HeaderOperationType    = "operation-type"
 	HeaderConflictResolved = "conflict-resolved"
-	HeaderSyncTarget       = "sync-target"
+	headerSyncTarget       = "sync-target"
 )
 
 // SourceTopics are the CDC stage's inputs with the built-in sources
 // ([DefaultSources]); [WithSources] configures others.
-func SourceTopics() []string { return DefaultSources().Topics() }
+func SourceTopics() []string { return DefaultSources().topicNames() }
 
 // TargetTopic is the topic on which target system t acknowledges.
 func TargetTopic(t string) string { return "target." + t + ".sync.completed" }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Validate returns the problems of change ch, each naming the field and the
+// validateChange returns the problems of change ch, each naming the field and the
 // rule it breaks, never quoting a value: messages can be logged and sent to
 // data.sync.errors. Empty: valid.
 //
@@ -19,7 +19,7 @@ import (
 // date (UTC) of the change's own source timestamp: the outcome depends only
 // on the change, never on when it is processed. A required field is absent,
 // null or the empty string; an optional one is checked when present.
-func Validate(ch *Change) []string {
+func validateChange(ch *Change) []string {
 	var probs []string
 	if ch.ID == "" {
 		probs = append(probs, "id is required")

@@ -90,7 +90,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Validate(tt.ch); !slices.Equal(got, tt.want) {
+			if got := validateChange(tt.ch); !slices.Equal(got, tt.want) {
 				t.Fatalf("Validate() = %q\nwant %q", got, tt.want)
 			}
 		})
@@ -108,7 +108,7 @@ func TestValidateNeverQuotesValues(t *testing.T) {
 		vtChange(Prescription, "status", s, "patientId", `""`),
 	}
 	for _, ch := range chs {
-		probs := Validate(ch)
+		probs := validateChange(ch)
 		if len(probs) == 0 {
 			t.Fatalf("%s: no problems", ch.Entity)
 		}
@@ -144,7 +144,7 @@ func TestValidateBirthDateAgainstSourceTime(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ch := vtChange(Patient, "dateOfBirth", tt.dob)
 			ch.SourceTime = tt.at
-			probs := Validate(ch)
+			probs := validateChange(ch)
 			if ok := len(probs) == 0; ok != tt.ok {
 				t.Fatalf("Validate() = %q, want valid %v", probs, tt.ok)
 			}
@@ -159,7 +159,7 @@ func BenchmarkValidate(b *testing.B) {
 	ch := vtChange(Patient, "gender", `"female"`, "identifiers", `[{"system":"mrn","value":"1"}]`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if len(Validate(ch)) != 0 {
+		if len(validateChange(ch)) != 0 {
 			b.Fatal("invalid")
 		}
 	}

@@ -84,7 +84,7 @@ func (p *Validation) Spec() pipeline.Spec {
 		ErrorTopic:   TopicErrors,
 		Stores:       []string{StoreEntities},
 		Repartitions: []string{RepartitionByEntity},
-		Process:      p.Process,
+		Process:      p.process,
 		ErrorValue:   stageErrors("validation"),
 
 		OriginalValue: OriginalValue, // errors replay unwraps error records with it
@@ -110,8 +110,8 @@ func entityOf(r *kgo.Record, repartition string) (Entity, error) {
 	return e, nil
 }
 
-// Process validates and resolves one canonical change.
-func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
+// process validates and resolves one canonical change.
+func (p *Validation) process(c *pipeline.Context, r *kgo.Record) error {
 	e, err := entityOf(r, p.repartition)
 	if err != nil {
 		return err
@@ -150,20 +150,20 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 	}
 	wasDeleted := prev != nil && prev.Materialize(e, sys.ID).Op == OpDelete
 	pol := p.policies[e]
-	if problems := Validate(p.subject(pol, prev, &ch)); len(problems) > 0 {
+	if problems := validateChange(p.subject(pol, prev, &ch)); len(problems) > 0 {
 		p.outcomes[e]["invalid"].Inc()
 		return pipeline.Rejectf(pipeline.TypeInvalid, "validation failed: %s", strings.Join(problems, "; "))
 	}
 
-	out := pol.Apply(prev, &ch)
+	out := pol.apply(prev, &ch)
 	switch {
-	case out.Kind == Duplicate, out.Kind == Stale && ch.Op == OpDelete && wasDeleted:
+	case out.Kind == outcomeDuplicate, out.Kind == outcomeStale && ch.Op == OpDelete && wasDeleted:
 		// A source's redelivery, or a delete of what is deleted already
 		// (Debezium's tombstone after its delete event): the state holds
 		// it.
 		p.outcomes[e]["duplicate"].Inc()
 		return nil
-	case out.Kind == Stale:
+	case out.Kind == outcomeStale:
 		p.outcomes[e]["stale"].Inc()
 		return pipeline.Reject(pipeline.TypeConflict, staleError(pol.Strategy, out.Resolution))
 	}
@@ -177,7 +177,7 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 		} else {
 			out.State.Version = 0
 		}
-		held, err := MarshalState(out.State)
+		held, err := marshalState(out.State)
 		if err != nil {
 			return pipeline.Reject(pipeline.TypeProcessing, err)
 		}
@@ -185,13 +185,13 @@ func (p *Validation) Process(c *pipeline.Context, r *kgo.Record) error {
 		p.outcomes[e]["kept"].Inc()
 		return nil
 	}
-	held, err := MarshalState(out.State)
+	held, err := marshalState(out.State)
 	if err != nil {
 		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}
 	store.Put(skey, held)
 
-	rec, err := m.Record()
+	rec, err := m.record()
 	if err != nil {
 		return pipeline.Reject(pipeline.TypeProcessing, err)
 	}

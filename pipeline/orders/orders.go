@@ -4,6 +4,14 @@
 // status PROCESSED and the time it was processed, in the same transaction
 // as the consumer offset, so a crash or rebalance never loses or repeats
 // one.
+//
+// What this package exports is its contract and nothing else: the names
+// of the pipeline, its group and topics, the event source and the
+// PROCESSED status its outputs carry; [New] with its options; and the
+// [Processor]'s [Processor.Spec] (run it with a pipeline.Runner, or test it
+// with a pipeline.Harness) and its [Processor.Processed] count. How an
+// order becomes its processed form is internal: tests reach it through
+// the Spec, which a pipeline.Harness runs as the runtime does.
 package orders
 
 import (
@@ -84,15 +92,16 @@ func (p *Processor) Spec() pipeline.Spec {
 		Inputs:     []string{p.names.Topic(TopicSubmitted)},
 		Outputs:    []string{p.out},
 		ErrorTopic: p.names.Topic(TopicErrors),
-		Process:    p.Process,
+		Process:    p.process,
 	}
 }
 
-// Process writes the order in r to medication.order.processed, keyed as it
-// came, with its correlation id. Errors are [Process]'s record errors: the
-// record goes to medication.order.errors whole.
-func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
-	v, meta, err := process(r.Value, c.Now())
+// process is the pipeline's [pipeline.ProcessFunc]: it writes the order in
+// r to medication.order.processed, keyed as it came, with its correlation
+// id. Errors are [processed]'s record errors: the record goes to
+// medication.order.errors whole.
+func (p *Processor) process(c *pipeline.Context, r *kgo.Record) error {
+	v, meta, err := processed(r.Value, c.Now())
 	if err != nil {
 		return err
 	}
@@ -102,20 +111,14 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 	return nil
 }
 
-// Processed is the processed form of an order (enveloped or bare): every
+// processed is the processed form of an order (enveloped or bare): every
 // member of the order as sent, in order, bytes untouched, then status
 // PROCESSED and processedAt (RFC 3339, UTC) at now; an order's own status
-// and processedAt are replaced. Errors are [pipeline.RecordError]s:
-// [pipeline.TypeDecode] for a value that is not a JSON object,
-// [pipeline.TypeInvalid] for an order without a string id or patientId.
-// Messages never quote the order.
-func Processed(value []byte, now time.Time) ([]byte, error) {
-	out, _, err := process(value, now)
-	return out, err
-}
-
-// process is Processed, also returning the envelope's metadata.
-func process(value []byte, now time.Time) ([]byte, envelope.Metadata, error) {
+// and processedAt are replaced. It also returns the envelope's metadata.
+// Errors are [pipeline.RecordError]s: [pipeline.TypeDecode] for a value
+// that is not a JSON object, [pipeline.TypeInvalid] for an order without a
+// string id or patientId. Messages never quote the order.
+func processed(value []byte, now time.Time) ([]byte, envelope.Metadata, error) {
 	order := value
 	meta, payload, err := envelope.Parse(value)
 	if err == nil {

@@ -6,11 +6,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/carepipe/carepipe/pipeline"
 )
 
+// fixedClock is a clock that stands still.
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// newHarness runs the processor's Spec, as the runtime does, at now.
+func newHarness(t *testing.T, now time.Time) *pipeline.Harness {
+	t.Helper()
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := pipeline.NewHarness(p.Spec(), pipeline.HarnessClock(fixedClock(now)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func TestProcessed(t *testing.T) {
 	now := time.Date(2025, 3, 1, 9, 30, 0, 0, time.FixedZone("x", 3600))
+	h := newHarness(t, now)
+	process := func(value string) ([]*kgo.Record, error) {
+		return h.Process(&kgo.Record{Topic: TopicSubmitted, Key: []byte("k"), Value: []byte(value)})
+	}
 	const at = `"processedAt":"2025-03-01T08:30:00Z"`
 	for _, tt := range []struct{ name, in, want string }{
 		{"bare", `{"id":"ord-1","patientId":"pat-1","dose":1.50,"status":"SUBMITTED"}`,
@@ -21,11 +46,14 @@ func TestProcessed(t *testing.T) {
 			`{"id":"ord-3","patientId":"p","tags":["a", {"b":2}],"status":"PROCESSED",` + at + `}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Processed([]byte(tt.in), now)
+			out, err := process(tt.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(got) != tt.want {
+			if len(out) != 1 || out[0].Topic != TopicProcessed || string(out[0].Key) != "k" {
+				t.Fatalf("emitted %d records, want one to %s keyed as it came", len(out), TopicProcessed)
+			}
+			if got := out[0].Value; string(got) != tt.want {
 				t.Errorf("got  %s\nwant %s", got, tt.want)
 			}
 		})
@@ -43,7 +71,7 @@ func TestProcessed(t *testing.T) {
 		{"no patient", `{"id":"ord-1"}`, pipeline.TypeInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Processed([]byte(tt.in), now)
+			_, err := process(tt.in)
 			var re *pipeline.RecordError
 			if !errors.As(err, &re) || re.Type != tt.want {
 				t.Fatalf("error %v, want %s", err, tt.want)

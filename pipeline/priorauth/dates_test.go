@@ -76,7 +76,7 @@ func TestPayerDates(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, topic := c.record()
-			ev, err := DecodeIn(r, topic, zone)
+			ev, err := decodeIn(r, topic, zone)
 			if c.Error != "" {
 				var re *pipeline.RecordError
 				if !errors.As(err, &re) || re.Type != pipeline.TypeInvalid {
@@ -118,20 +118,20 @@ func TestDateOnlyExpirationExpiresAtTheEndOfItsDay(t *testing.T) {
 	rec := replay(t, &c, "prescription", "documentation", "submission")
 	r := &kgo.Record{Value: []byte(`{"priorAuthId":"` + rec.ID + `","determinationStatus":"APPROVED","determinationDate":"2025-03-01","expirationDate":"2025-09-01"}`),
 		Timestamp: t0.Add(3 * time.Hour)}
-	ev, err := DecodeIn(r, TopicDeterminationReceived, c.zone())
+	ev, err := decodeIn(r, TopicDeterminationReceived, c.zone())
 	if err != nil {
 		t.Fatalf("a date-only expiration: %v", err)
 	}
-	ap, err := c.Transition(rec, &ev)
+	ap, err := c.apply(rec, &ev)
 	if err != nil || ap.Record.Status != StatusApproved {
 		t.Fatalf("approval: %+v, %v", ap.Record, err)
 	}
 	// 2025-09-01 ends at midnight in New York (EDT, UTC-4).
 	end := time.Date(2025, 9, 2, 4, 0, 0, 0, time.UTC)
-	if st := c.Fire(ap.Record, end.Add(-time.Nanosecond)); st.Record != nil {
+	if st := c.fire(ap.Record, end.Add(-time.Nanosecond)); st.Record != nil {
 		t.Fatalf("expired within its last day: %+v", st.Record.StatusHistory)
 	}
-	ex := c.Fire(ap.Record, end)
+	ex := c.fire(ap.Record, end)
 	if ex.Record == nil || ex.Record.Status != StatusExpired {
 		t.Fatalf("at the end of its day: %+v, want EXPIRED", ex.Record)
 	}

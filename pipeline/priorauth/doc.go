@@ -8,7 +8,24 @@
 // input events; dates.go reads their dates; urgency.go matches medication
 // categories; record.go is the state kept per prior authorization;
 // transition.go the pure transition function; processor.go the glue to the
-// runtime.
+// runtime; query.go the query API.
+//
+// # What this package exports
+//
+// Its contract and nothing else: the names of the pipeline, its group,
+// topics, stores and repartition topic; [New] with its options and
+// [Config] (the payer table, urgent categories, deadlines, payer time
+// zone); the [Processor]'s [Processor.Spec], run by a pipeline.Runner or,
+// in tests, a pipeline.Harness, and its [Processor.Completed] count;
+// [PriorAuthID], which names the prior authorization of a prescription;
+// [Status], the vocabulary of priorauth.status and of the records; the
+// [WorkflowSummary] that priorauth.workflow.completed carries; and
+// [QueryHandler]. The stored record is internal: its JSON, which the
+// priorauths store and its changelog hold, is the query API's answer
+// (GET /api/priorauth/{id}), and readers decode the fields they need
+// from it. Events, the transition function and its results, timers and
+// dates are internal too: other packages reach them only through the
+// Spec, which a pipeline.Harness runs as the runtime does.
 //
 // # Dates
 //
@@ -61,7 +78,7 @@
 //
 // A medication is urgent when its category matches an entry of
 // [Config.UrgentCategories] (carepipe run --urgent-categories) after both
-// are normalized by [CategoryKey]: case, spaces, hyphens and underscores,
+// are normalized by categoryKey (urgency.go): case, spaces, hyphens and underscores,
 // and plurals do not count. Synonyms are entries of their own; the
 // built-in list ([DefaultUrgentCategories]) is antibiotics,
 // anticoagulants and insulins with theirs.

@@ -10,8 +10,8 @@ import (
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
-// Event is a decoded input event.
-type Event struct {
+// event is a decoded input event.
+type event struct {
 	// Topic is the input topic it came from (the prescription topic for a
 	// prescription that came back through the repartition topic).
 	Topic string
@@ -28,8 +28,8 @@ type Event struct {
 
 	Prescription  *prescription
 	Documents     []byte // documentation.assembled: documents, raw JSON
-	Submission    *Submission
-	Determination *Determination
+	Submission    *submission
+	Determination *determination
 	Channels      []string // communication.completed: completedChannels
 }
 
@@ -37,7 +37,7 @@ type prescription struct {
 	PrescriptionID string     `json:"prescriptionId"`
 	PatientID      string     `json:"patientId"`
 	ProviderID     string     `json:"providerId"`
-	Medication     Medication `json:"medication"`
+	Medication     medication `json:"medication"`
 	PayerID        string     `json:"payerId"`
 	PharmacyID     string     `json:"pharmacyId"`
 }
@@ -66,45 +66,39 @@ func (r *rawJSON) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Decode decodes r as the event its topic carries, reading dates in UTC
-// where they need a time zone: [DecodeIn] with [time.UTC].
-func Decode(r *kgo.Record, topic string) (Event, error) {
-	return DecodeIn(r, topic, time.UTC)
-}
-
-// DecodeIn decodes r as the event its topic carries. Dates are read as
+// decodeIn decodes r as the event its topic carries. Dates are read as
 // the package doc says, in zone (the payer's time zone) where the value
 // has none: a date alone, a time without an offset. Errors are
 // [pipeline.RecordError]s: [pipeline.TypeDecode] for a value that is not
 // JSON of the event's shape, [pipeline.TypeInvalid] for one that lacks what
 // the event needs (ids, a known determination status, readable dates).
 // Messages never quote the record.
-func DecodeIn(r *kgo.Record, topic string, zone *time.Location) (Event, error) {
-	ev := Event{Topic: topic}
+func decodeIn(r *kgo.Record, topic string, zone *time.Location) (event, error) {
+	ev := event{Topic: topic}
 	var meta envelope.Metadata
 	var err error
 	if topic == TopicPrescriptions {
 		var p prescription
 		if meta, err = envelope.Decode(r.Value, &p); err != nil {
-			return Event{}, classify(err)
+			return event{}, classify(err)
 		}
 		switch {
 		case p.PrescriptionID == "":
-			return Event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription has no prescriptionId")
+			return event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription has no prescriptionId")
 		case p.PatientID == "" || p.ProviderID == "" || p.PayerID == "":
-			return Event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription lacks patientId, providerId or payerId")
+			return event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription lacks patientId, providerId or payerId")
 		case p.Medication.Name == "" && p.Medication.Code == "":
-			return Event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription has no medication")
+			return event{}, pipeline.Rejectf(pipeline.TypeInvalid, "prescription has no medication")
 		}
 		ev.Prescription = &p
 		ev.PriorAuthID = PriorAuthID(p.PrescriptionID)
 	} else {
 		var w wireEvent
 		if meta, err = envelope.Decode(r.Value, &w); err != nil {
-			return Event{}, classify(err)
+			return event{}, classify(err)
 		}
 		if w.PriorAuthID == "" {
-			return Event{}, pipeline.Rejectf(pipeline.TypeInvalid, "event has no priorAuthId")
+			return event{}, pipeline.Rejectf(pipeline.TypeInvalid, "event has no priorAuthId")
 		}
 		ev.PriorAuthID = w.PriorAuthID
 		recordTime := meta.Timestamp
@@ -112,7 +106,7 @@ func DecodeIn(r *kgo.Record, topic string, zone *time.Location) (Event, error) {
 			recordTime = r.Timestamp
 		}
 		if err := ev.fill(&w, recordTime, zone); err != nil {
-			return Event{}, err
+			return event{}, err
 		}
 	}
 	ev.CorrelationID = envelope.CorrelationID(r, meta)
@@ -131,7 +125,7 @@ func DecodeIn(r *kgo.Record, topic string, zone *time.Location) (Event, error) {
 
 // fill reads what the event's topic needs from w; recordTime is the
 // record's own time, for a date alone.
-func (ev *Event) fill(w *wireEvent, recordTime time.Time, zone *time.Location) error {
+func (ev *event) fill(w *wireEvent, recordTime time.Time, zone *time.Location) error {
 	switch ev.Topic {
 	case TopicDocumentationAssembled:
 		ev.Documents = w.Documents
@@ -144,7 +138,7 @@ func (ev *Event) fill(w *wireEvent, recordTime time.Time, zone *time.Location) e
 			return err
 		}
 		ev.At = at
-		ev.Submission = &Submission{SubmissionID: w.SubmissionID, SubmissionDate: w.SubmissionDate, Method: w.SubmissionMethod, PayerID: w.PayerID}
+		ev.Submission = &submission{SubmissionID: w.SubmissionID, SubmissionDate: w.SubmissionDate, Method: w.SubmissionMethod, PayerID: w.PayerID}
 	case TopicDeterminationReceived:
 		s := Status(w.DeterminationStatus)
 		if !s.determination() {
@@ -155,7 +149,7 @@ func (ev *Event) fill(w *wireEvent, recordTime time.Time, zone *time.Location) e
 			return err
 		}
 		ev.At = at
-		ev.Determination = &Determination{Status: s, Date: w.DeterminationDate, Reason: w.DeterminationReason, ExpirationDate: w.ExpirationDate}
+		ev.Determination = &determination{Status: s, Date: w.DeterminationDate, Reason: w.DeterminationReason, ExpirationDate: w.ExpirationDate}
 		if w.ExpirationDate != "" {
 			exp, err := parsePeriod(w.ExpirationDate, zone)
 			if err != nil {

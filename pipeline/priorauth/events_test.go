@@ -18,7 +18,7 @@ func TestDecode(t *testing.T) {
 		return &kgo.Record{Topic: "t", Partition: 1, Offset: 7, Value: []byte(v), Timestamp: recTime}
 	}
 	t.Run("bare prescription", func(t *testing.T) {
-		ev, err := Decode(rec(rx), TopicPrescriptions)
+		ev, err := decode(rec(rx), TopicPrescriptions)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +27,7 @@ func TestDecode(t *testing.T) {
 		}
 	})
 	t.Run("enveloped prescription", func(t *testing.T) {
-		ev, err := Decode(rec(`{"metadata":{"correlationId":"c-1","timestamp":1740819600000},"payload":`+rx+`}`), TopicPrescriptions)
+		ev, err := decode(rec(`{"metadata":{"correlationId":"c-1","timestamp":1740819600000},"payload":`+rx+`}`), TopicPrescriptions)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func TestDecode(t *testing.T) {
 		}
 	})
 	t.Run("documents kept as sent", func(t *testing.T) {
-		ev, err := Decode(rec(`{"priorAuthId":"pa-1","documents":[{"type":"lab-results","documentId":"doc-1"}]}`), TopicDocumentationAssembled)
+		ev, err := decode(rec(`{"priorAuthId":"pa-1","documents":[{"type":"lab-results","documentId":"doc-1"}]}`), TopicDocumentationAssembled)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func TestDecode(t *testing.T) {
 		}
 	})
 	t.Run("determination date is the event time", func(t *testing.T) {
-		ev, err := Decode(rec(`{"priorAuthId":"pa-1","determinationStatus":"APPROVED","determinationDate":"2025-03-02T10:00:00Z","expirationDate":"2025-06-01T00:00:00Z"}`), TopicDeterminationReceived)
+		ev, err := decode(rec(`{"priorAuthId":"pa-1","determinationStatus":"APPROVED","determinationDate":"2025-03-02T10:00:00Z","expirationDate":"2025-06-01T00:00:00Z"}`), TopicDeterminationReceived)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestDecode(t *testing.T) {
 		{"submission without id", TopicSubmissionCompleted, `{"priorAuthId":"pa-1","submissionMethod":"FAX"}`, pipeline.TypeInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Decode(rec(tt.value), tt.topic)
+			_, err := decode(rec(tt.value), tt.topic)
 			var re *pipeline.RecordError
 			if !errors.As(err, &re) || re.Type != tt.want {
 				t.Fatalf("error %v, want %s", err, tt.want)
@@ -78,4 +78,10 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decode decodes r as the event its topic carries, reading dates in UTC
+// where they need a time zone.
+func decode(r *kgo.Record, topic string) (event, error) {
+	return decodeIn(r, topic, time.UTC)
 }

@@ -15,7 +15,7 @@ import (
 
 // checkLate checks a late event's step: no error, the status unchanged,
 // nothing emitted, one late entry added to the history.
-func checkLate(t *testing.T, rec *Record, st Step, err error) {
+func checkLate(t *testing.T, rec *record, st result, err error) {
 	t.Helper()
 	if err != nil || !st.Late || st.Record == nil || len(st.Outputs) != 0 {
 		t.Fatalf("got %+v, %v; want a late event: recorded, nothing emitted", st, err)
@@ -36,7 +36,7 @@ func TestLateEvents(t *testing.T) {
 	evs := events()
 	approved := replay(t, &c, "prescription", "documentation", "submission", "APPROVED")
 	decided := evs["APPROVED"].At
-	determination := func(s Status, at time.Time) *Event {
+	determination := func(s Status, at time.Time) *event {
 		ev := evs[string(s)]
 		ev.At = at
 		d := *ev.Determination
@@ -45,31 +45,31 @@ func TestLateEvents(t *testing.T) {
 	}
 
 	t.Run("PENDED dated before the final determination", func(t *testing.T) {
-		st, err := c.Transition(approved, determination(StatusPended, decided.Add(-time.Hour)))
+		st, err := c.apply(approved, determination(StatusPended, decided.Add(-time.Hour)))
 		checkLate(t, approved, st, err)
 		e := st.Record.StatusHistory[len(st.Record.StatusHistory)-1]
 		if e.Timestamp != formatTime(decided.Add(-time.Hour)) || !strings.Contains(e.Reason, "PENDED") || !strings.Contains(e.Reason, "APPROVED") {
 			t.Errorf("entry %+v: want the event's own date and both statuses named", e)
 		}
 		// The same late event again is a repeat.
-		again, err := c.Transition(st.Record, determination(StatusPended, decided.Add(-time.Hour)))
+		again, err := c.apply(st.Record, determination(StatusPended, decided.Add(-time.Hour)))
 		if err != nil || !again.Duplicate {
 			t.Fatalf("the late event again: %+v, %v; want a duplicate", again, err)
 		}
 	})
 	t.Run("PENDED dated after the final determination", func(t *testing.T) {
 		// A pend cannot follow a decision: it is late whatever its date.
-		st, err := c.Transition(approved, determination(StatusPended, decided.Add(time.Hour)))
+		st, err := c.apply(approved, determination(StatusPended, decided.Add(time.Hour)))
 		checkLate(t, approved, st, err)
 	})
 	t.Run("another final determination dated before", func(t *testing.T) {
-		st, err := c.Transition(approved, determination(StatusDenied, decided.Add(-time.Minute)))
+		st, err := c.apply(approved, determination(StatusDenied, decided.Add(-time.Minute)))
 		checkLate(t, approved, st, err)
 	})
 	t.Run("another final determination dated after is an error", func(t *testing.T) {
 		// A reversal: the state machine does not undo a decision that
 		// may have been communicated.
-		_, err := c.Transition(approved, determination(StatusDenied, decided.Add(time.Minute)))
+		_, err := c.apply(approved, determination(StatusDenied, decided.Add(time.Minute)))
 		var re *pipeline.RecordError
 		if !errors.As(err, &re) || re.Type != pipeline.TypeInvalid || !strings.Contains(err.Error(), "not reversed") {
 			t.Fatalf("error %v, want an invalid record saying a decision is not reversed", err)
@@ -81,38 +81,38 @@ func TestLateEvents(t *testing.T) {
 		d.ExpirationDate = formatTime(decided.Add(time.Hour))
 		d.ExpiresAt = d.ExpirationDate
 		ap.Determination = &d
-		st, err := c.Transition(replay(t, &c, "prescription", "documentation", "submission"), &ap)
+		st, err := c.apply(replay(t, &c, "prescription", "documentation", "submission"), &ap)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ex := c.Fire(st.Record, decided.Add(time.Hour))
+		ex := c.fire(st.Record, decided.Add(time.Hour))
 		if ex.Record == nil || ex.Record.Status != StatusExpired {
 			t.Fatalf("expiry: %+v", ex.Record)
 		}
 		comm := evs["communication"]
-		late, err := c.Transition(ex.Record, &comm)
+		late, err := c.apply(ex.Record, &comm)
 		checkLate(t, ex.Record, late, err)
 		if r := late.Record.StatusHistory[len(late.Record.StatusHistory)-1].Reason; !strings.Contains(r, "EHR, PORTAL") || !strings.Contains(r, "expired") {
 			t.Errorf("reason %q", r)
 		}
-		if again, err := c.Transition(late.Record, &comm); err != nil || !again.Duplicate {
+		if again, err := c.apply(late.Record, &comm); err != nil || !again.Duplicate {
 			t.Fatalf("the report again: %+v, %v; want a duplicate", again, err)
 		}
 	})
 	t.Run("communication report before any determination is still an error", func(t *testing.T) {
 		sub := replay(t, &c, "prescription", "documentation", "submission")
-		_, err := c.Transition(sub, ptr(evs["communication"]))
+		_, err := c.apply(sub, ptr(evs["communication"]))
 		var re *pipeline.RecordError
 		if !errors.As(err, &re) || re.Type != pipeline.TypeInvalid {
 			t.Fatalf("error %v, want an invalid record: it comes too early to be processed", err)
 		}
 	})
 	t.Run("late entries stay out of the workflow summary", func(t *testing.T) {
-		st, err := c.Transition(approved, determination(StatusPended, decided.Add(-time.Hour)))
+		st, err := c.apply(approved, determination(StatusPended, decided.Add(-time.Hour)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		done, err := c.Transition(st.Record, ptr(evs["communication"]))
+		done, err := c.apply(st.Record, ptr(evs["communication"]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestLateEventsOnProcessor(t *testing.T) {
 		t.Errorf("stored %s, history ends %+v, urgent %v; want APPROVED, a late entry, and urgent (Blood Thinners)", rec.Status, rec.StatusHistory[len(rec.StatusHistory)-1], rec.Urgent)
 	}
 	// The date-only expiration: the end of 2025-03-02 in UTC.
-	if len(rec.Timers) != 1 || rec.Timers[0].Kind != TimerExpiry || rec.Timers[0].Due != "2025-03-03T00:00:00Z" {
+	if len(rec.Timers) != 1 || rec.Timers[0].Kind != timerExpiry || rec.Timers[0].Due != "2025-03-03T00:00:00Z" {
 		t.Errorf("timers %+v, want the expiry at 2025-03-03T00:00:00Z", rec.Timers)
 	}
 	// A repeat counts as a duplicate, not as stale again.
@@ -184,10 +184,10 @@ func TestLateEventsOnProcessor(t *testing.T) {
 	}
 }
 
-func lookupStored(h *pipeline.Harness, id string) (*Record, error) {
+func lookupStored(h *pipeline.Harness, id string) (*record, error) {
 	b, ok := h.Store(StorePriorAuths).Get(id)
 	if !ok {
 		return nil, errors.New("no stored record")
 	}
-	return Lookup(b)
+	return decodeRecord(b)
 }

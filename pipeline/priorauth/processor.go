@@ -100,9 +100,6 @@ func New(opts ...Option) (*Processor, error) {
 // this processor, for the demo's summary line.
 func (p *Processor) Completed() uint64 { return p.transitions[StatusDeterminationCommunicated].Get() }
 
-// Metrics is the set the processor's metrics are in.
-func (p *Processor) Metrics() *metrics.Set { return p.set }
-
 // Spec is the pipeline's runtime spec.
 func (p *Processor) Spec() pipeline.Spec {
 	return pipeline.Spec{
@@ -113,8 +110,8 @@ func (p *Processor) Spec() pipeline.Spec {
 		ErrorTopic:     p.names.Topic(TopicErrors),
 		Stores:         []string{StorePriorAuths, StoreTimers},
 		Repartitions:   []string{RepartitionByPriorAuth},
-		Process:        p.Process,
-		Punctuate:      p.Punctuate,
+		Process:        p.process,
+		Punctuate:      p.punctuate,
 		PunctuateEvery: time.Second,
 	}
 }
@@ -128,19 +125,19 @@ func (p *Processor) rename(ts []string) []string {
 	return out
 }
 
-// Process is the pipeline's [pipeline.ProcessFunc]. An event not keyed by
+// process is the pipeline's [pipeline.ProcessFunc]. An event not keyed by
 // its prior-auth id on the partition that owns it (every prescription, keyed
 // by its own id) is re-keyed through the repartition topic, with the topic
 // it came from and its correlation id in headers. Otherwise the event runs
-// through [Config.Transition] against the stored record.
-func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
+// through the transition function (Config.apply) against the stored record.
+func (p *Processor) process(c *pipeline.Context, r *kgo.Record) error {
 	// Processing reads events by their built-in topic names, whatever
 	// the deployment calls them; so does the repartition's header.
 	topic := p.names.Default(r.Topic)
 	if r.Topic == p.repartition {
 		topic = envelope.HeaderValue(r, headerEvent)
 	}
-	ev, err := DecodeIn(r, topic, p.cfg.zone())
+	ev, err := decodeIn(r, topic, p.cfg.zone())
 	if err != nil {
 		return err
 	}
@@ -155,14 +152,14 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 		return nil
 	}
 	store := c.Store(StorePriorAuths)
-	var rec *Record
+	var rec *record
 	if b, ok := store.Get(ev.PriorAuthID); ok {
-		rec = new(Record)
+		rec = new(record)
 		if err := json.Unmarshal(b, rec); err != nil {
 			return pipeline.Rejectf(pipeline.TypeProcessing, "stored prior authorization is not readable")
 		}
 	}
-	st, err := p.cfg.Transition(rec, &ev)
+	st, err := p.cfg.apply(rec, &ev)
 	if err != nil {
 		return err
 	}
@@ -185,7 +182,7 @@ func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
 
 // save stores a step's record, indexes its next timer, and emits its
 // outputs.
-func (p *Processor) save(c *pipeline.Context, st *Step) error {
+func (p *Processor) save(c *pipeline.Context, st *result) error {
 	rec := st.Record
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -216,11 +213,11 @@ func (p *Processor) save(c *pipeline.Context, st *Step) error {
 	return nil
 }
 
-// Punctuate is the pipeline's [pipeline.PunctuateFunc]: it fires the
+// punctuate is the pipeline's [pipeline.PunctuateFunc]: it fires the
 // timers due at the injected clock's time (decision deadlines, status
 // checks, expiries) of the task's prior authorizations. A record that
 // cannot be read is counted and skipped, not retried forever.
-func (p *Processor) Punctuate(c *pipeline.Context) error {
+func (p *Processor) punctuate(c *pipeline.Context) error {
 	now := c.Now()
 	timers := c.Store(StoreTimers)
 	recs := c.Store(StorePriorAuths)
@@ -235,13 +232,13 @@ func (p *Processor) Punctuate(c *pipeline.Context) error {
 			timers.Delete(id)
 			continue
 		}
-		rec, err := Lookup(b)
+		rec, err := decodeRecord(b)
 		if err != nil {
 			p.unreadable.Inc()
 			timers.Delete(id)
 			continue
 		}
-		st := p.cfg.Fire(rec, now)
+		st := p.cfg.fire(rec, now)
 		if st.Purge {
 			recs.Delete(id)
 			timers.Delete(id)
@@ -261,9 +258,9 @@ func (p *Processor) Punctuate(c *pipeline.Context) error {
 	return nil
 }
 
-// Lookup decodes a stored record; for the query API.
-func Lookup(value []byte) (*Record, error) {
-	var rec Record
+// decodeRecord decodes a stored record; for the query API.
+func decodeRecord(value []byte) (*record, error) {
+	var rec record
 	if err := json.Unmarshal(value, &rec); err != nil {
 		return nil, errors.New("stored prior authorization is not readable")
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/carepipe/carepipe/pipeline/query"
 )
 
-// MaxListLimit bounds a list query's page.
-const MaxListLimit = 1000
+// maxListLimit bounds a list query's page.
+const maxListLimit = 1000
 
 // QueryHandler serves the query API from the runner's local state (a CQRS
 // read side over the priorauths store):
@@ -34,7 +34,7 @@ func QueryHandler(r *pipeline.Runner) http.Handler {
 			return
 		}
 		if v, ok := r.Lookup(StorePriorAuths, id); ok {
-			rec, err := Lookup(v)
+			rec, err := decodeRecord(v)
 			if err != nil {
 				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 				return
@@ -58,19 +58,19 @@ func QueryHandler(r *pipeline.Runner) http.Handler {
 		limit := 100
 		if s := req.URL.Query().Get("limit"); s != "" {
 			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 || n > MaxListLimit {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be an integer from 1 to " + strconv.Itoa(MaxListLimit)})
+			if err != nil || n < 1 || n > maxListLimit {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be an integer from 1 to " + strconv.Itoa(maxListLimit)})
 				return
 			}
 			limit = n
 		}
 		out := struct {
-			Items []*Record `json:"items"`
+			Items []*record `json:"items"`
 			// Partial: only the partitions this instance owns are listed.
 			Partial bool `json:"partial"`
-		}{Items: []*Record{}, Partial: true}
+		}{Items: []*record{}, Partial: true}
 		r.Scan(StorePriorAuths, func(_ string, v []byte) bool {
-			rec, err := Lookup(v)
+			rec, err := decodeRecord(v)
 			if err != nil || (status != "" && rec.Status != status) {
 				return true
 			}

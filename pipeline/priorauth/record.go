@@ -31,9 +31,9 @@ var statuses = [...]Status{
 	StatusPended, StatusPartiallyApproved, StatusCancelled, StatusDeterminationCommunicated, StatusExpired,
 }
 
-// Final reports whether s is a final determination: one that ends the
+// final reports whether s is a final determination: one that ends the
 // payer's part (PENDED waits for another).
-func (s Status) Final() bool {
+func (s Status) final() bool {
 	switch s {
 	case StatusApproved, StatusDenied, StatusPartiallyApproved, StatusCancelled:
 		return true
@@ -42,17 +42,17 @@ func (s Status) Final() bool {
 }
 
 // determination reports whether s is one of the payer's determinations.
-func (s Status) determination() bool { return s.Final() || s == StatusPended }
+func (s Status) determination() bool { return s.final() || s == StatusPended }
 
-// Medication is the prescribed medication.
-type Medication struct {
+// medication is the prescribed medication.
+type medication struct {
 	Name     string `json:"name"`
 	Code     string `json:"code"`
 	Category string `json:"category"`
 }
 
-// StatusEntry is one step of a prior authorization's history.
-type StatusEntry struct {
+// statusEntry is one step of a prior authorization's history.
+type statusEntry struct {
 	Status    Status `json:"status"`
 	Timestamp string `json:"timestamp"`
 	Actor     string `json:"actor"`
@@ -63,16 +63,16 @@ type StatusEntry struct {
 	Late bool `json:"late,omitempty"`
 }
 
-// Submission is what the submission gateway reported.
-type Submission struct {
+// submission is what the submission gateway reported.
+type submission struct {
 	SubmissionID   string `json:"submissionId"`
 	SubmissionDate string `json:"submissionDate"`
 	Method         string `json:"submissionMethod"`
 	PayerID        string `json:"payerId"`
 }
 
-// Determination is the payer's latest determination.
-type Determination struct {
+// determination is the payer's latest determination.
+type determination struct {
 	Status         Status `json:"determinationStatus"`
 	Date           string `json:"determinationDate"`
 	Reason         string `json:"determinationReason,omitempty"`
@@ -88,7 +88,7 @@ type Determination struct {
 
 // madeAt is when d was made: At, or for a determination stored before At
 // was kept, its date when that is a date and time.
-func (d *Determination) madeAt() time.Time {
+func (d *determination) madeAt() time.Time {
 	if t, err := time.Parse(time.RFC3339Nano, d.At); err == nil {
 		return t
 	}
@@ -99,7 +99,7 @@ func (d *Determination) madeAt() time.Time {
 // expiresAt is when d's approval expires: ExpiresAt, or for a
 // determination stored before ExpiresAt was kept, its expirationDate read
 // in UTC.
-func (d *Determination) expiresAt() time.Time {
+func (d *determination) expiresAt() time.Time {
 	if t, err := time.Parse(time.RFC3339Nano, d.ExpiresAt); err == nil {
 		return t
 	}
@@ -107,23 +107,23 @@ func (d *Determination) expiresAt() time.Time {
 	return p.end
 }
 
-// Record is the state of one prior authorization: the seed's record plus
+// record is the state of one prior authorization: the seed's record plus
 // the submission and determination details. It is the priorauths store's
 // value and what the query API returns.
-type Record struct {
+type record struct {
 	ID             string         `json:"id"`
 	PrescriptionID string         `json:"prescriptionId"`
 	PatientID      string         `json:"patientId"`
 	ProviderID     string         `json:"providerId"`
-	Medication     Medication     `json:"medication"`
+	Medication     medication     `json:"medication"`
 	PayerID        string         `json:"payerId"`
 	PharmacyID     string         `json:"pharmacyId"`
 	Status         Status         `json:"status"`
 	CreateDate     string         `json:"createDate"`
 	UpdateDate     string         `json:"updateDate"`
-	StatusHistory  []StatusEntry  `json:"statusHistory"`
-	Submission     *Submission    `json:"submission,omitempty"`
-	Determination  *Determination `json:"determination,omitempty"`
+	StatusHistory  []statusEntry  `json:"statusHistory"`
+	Submission     *submission    `json:"submission,omitempty"`
+	Determination  *determination `json:"determination,omitempty"`
 	// Urgent is the medication's urgency (its category is one of the
 	// urgent categories), decided at initiation.
 	Urgent bool `json:"urgent"`
@@ -131,36 +131,36 @@ type Record struct {
 	CorrelationID string `json:"correlationId"`
 	// Timers are the pending timers: the decision deadline, status
 	// checks, the approval's expiry.
-	Timers []Timer `json:"timers,omitempty"`
+	Timers []timer `json:"timers,omitempty"`
 	// Parked are determinations that arrived before the submission was
 	// recorded, in arrival order. The payer answers the submission, but
 	// its determination and the gateway's submission report travel on
 	// different topics, and either may be read first; they are applied
 	// when the submission is.
-	Parked []Determination `json:"parked,omitempty"`
+	Parked []determination `json:"parked,omitempty"`
 }
 
-// TimerKind is what a timer does when it fires.
-type TimerKind string
+// timerKind is what a timer does when it fires.
+type timerKind string
 
 // The timers.
 const (
-	// TimerSLA: the payer's decision deadline; firing emits
+	// timerSLA: the payer's decision deadline; firing emits
 	// priorauth.sla.breached, once.
-	TimerSLA TimerKind = "sla"
-	// TimerStatusCheck: an ELECTRONIC submission's next status check;
+	timerSLA timerKind = "sla"
+	// timerStatusCheck: an ELECTRONIC submission's next status check;
 	// firing emits priorauth.status.check.requested and sets the next.
-	TimerStatusCheck TimerKind = "status-check"
-	// TimerExpiry: an approval's expiration; firing moves it to EXPIRED.
-	TimerExpiry TimerKind = "expiry"
-	// TimerPurge: a settled prior authorization's end of retention;
+	timerStatusCheck timerKind = "status-check"
+	// timerExpiry: an approval's expiration; firing moves it to EXPIRED.
+	timerExpiry timerKind = "expiry"
+	// timerPurge: a settled prior authorization's end of retention;
 	// firing deletes it from the state store.
-	TimerPurge TimerKind = "purge"
+	timerPurge timerKind = "purge"
 )
 
-// Timer is a pending timer of a prior authorization.
-type Timer struct {
-	Kind TimerKind `json:"kind"`
+// timer is a pending timer of a prior authorization.
+type timer struct {
+	Kind timerKind `json:"kind"`
 	// Due is when it fires, RFC 3339 in UTC.
 	Due string `json:"due"`
 	// Count numbers status checks (1 for the first).
@@ -169,13 +169,13 @@ type Timer struct {
 
 // due is t's due time; the zero time if unreadable (which fires at once:
 // a timer is never silently lost).
-func (t *Timer) due() time.Time {
+func (t *timer) due() time.Time {
 	d, _ := time.Parse(time.RFC3339Nano, t.Due)
 	return d
 }
 
 // nextDue is the earliest due time of r's timers; zero when none.
-func (r *Record) nextDue() (time.Time, bool) {
+func (r *record) nextDue() (time.Time, bool) {
 	var first time.Time
 	for i := range r.Timers {
 		if d := r.Timers[i].due(); i == 0 || d.Before(first) {
@@ -186,7 +186,7 @@ func (r *Record) nextDue() (time.Time, bool) {
 }
 
 // dropTimers removes r's timers of the given kinds.
-func (r *Record) dropTimers(kinds ...TimerKind) {
+func (r *record) dropTimers(kinds ...timerKind) {
 	out := r.Timers[:0:0]
 	for _, t := range r.Timers {
 		keep := true
@@ -204,9 +204,9 @@ func (r *Record) dropTimers(kinds ...TimerKind) {
 
 // decidedAt is when the record's final determination was recorded: the
 // date of its first final status in the history.
-func (r *Record) decidedAt() time.Time {
+func (r *record) decidedAt() time.Time {
 	for _, h := range r.StatusHistory {
-		if h.Status.Final() && !h.Late {
+		if h.Status.final() && !h.Late {
 			t, _ := time.Parse(time.RFC3339Nano, h.Timestamp)
 			return t
 		}
@@ -215,7 +215,7 @@ func (r *Record) decidedAt() time.Time {
 }
 
 // reached reports whether the record's history holds s.
-func (r *Record) reached(s Status) bool {
+func (r *record) reached(s Status) bool {
 	for i := range r.StatusHistory {
 		if r.StatusHistory[i].Status == s {
 			return true

@@ -59,7 +59,7 @@ func TestSettledPriorAuthorizationIsPurgedAfterTheRetention(t *testing.T) {
 	if !ok {
 		t.Fatal("the communicated prior authorization is not stored")
 	}
-	if rec, err := Lookup(b); err != nil || rec.Status != StatusDeterminationCommunicated {
+	if rec, err := decodeRecord(b); err != nil || rec.Status != StatusDeterminationCommunicated {
 		t.Fatalf("stored %+v, %v; want it communicated", rec, err)
 	}
 

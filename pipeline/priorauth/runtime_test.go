@@ -110,7 +110,7 @@ func TestOnRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec Record
+	var rec record
 	if err := json.NewDecoder(res.Body).Decode(&rec); err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("GET: %d, %v", res.StatusCode, err)
 	}
@@ -130,7 +130,7 @@ func TestOnRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list struct{ Items []Record }
+	var list struct{ Items []record }
 	if err := json.NewDecoder(res.Body).Decode(&list); err != nil || len(list.Items) != 1 {
 		t.Errorf("list: %+v, %v", list, err)
 	}

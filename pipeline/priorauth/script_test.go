@@ -175,7 +175,7 @@ func (s *lifecycleScript) check(t *testing.T, file string, out *strings.Builder)
 			s.got = append(s.got, "stored "+id+" none")
 			continue
 		}
-		rec, err := Lookup(b)
+		rec, err := decodeRecord(b)
 		if err != nil {
 			t.Fatalf("stored %s: %v", id, err)
 		}

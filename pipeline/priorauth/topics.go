@@ -36,9 +36,3 @@ var outputs = []string{
 	TopicDocumentationRequested, TopicSubmissionRequested, TopicStatusCheckRequested,
 	TopicCommunicationRequested, TopicWorkflowCompleted, TopicStatus, TopicSLABreached,
 }
-
-// Inputs returns the topics the orchestrator consumes.
-func Inputs() []string { return append([]string(nil), inputs...) }
-
-// Outputs returns the topics the orchestrator produces to.
-func Outputs() []string { return append([]string(nil), outputs...) }

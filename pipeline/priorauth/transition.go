@@ -17,7 +17,7 @@ type Config struct {
 	DefaultMethod string
 	// UrgentCategories are the medication categories submitted as urgent.
 	// A prescription's category matches an entry when both normalize to
-	// the same key (see [CategoryKey]): case, surrounding and inner
+	// the same key (see categoryKey): case, surrounding and inner
 	// spaces, hyphens and underscores, and English plurals do not count,
 	// so "Blood-Thinners" matches "blood thinner". A synonym is one more
 	// entry: the built-in list names each category's usual synonyms.
@@ -83,7 +83,7 @@ func (c *Config) zone() *time.Location {
 // validate checks c's durations, default method and urgent categories.
 func (c *Config) validate() error {
 	for _, u := range c.UrgentCategories {
-		if CategoryKey(u) == "" {
+		if categoryKey(u) == "" {
 			return fmt.Errorf("priorauth: an urgent category is empty")
 		}
 	}
@@ -109,18 +109,18 @@ var (
 	channels   = []string{"EHR", "PORTAL", "EMAIL"}
 )
 
-// Output is a record the step emits, keyed by the prior-auth id.
-type Output struct {
+// output is a record the step emits, keyed by the prior-auth id.
+type output struct {
 	Topic string
 	Value []byte
 }
 
-// Step is what an event does to a prior authorization.
-type Step struct {
+// result is what an event does to a prior authorization.
+type result struct {
 	// Record is the new state; nil when the event changed nothing.
-	Record *Record
+	Record *record
 	// Outputs are the records to emit, in order.
-	Outputs []Output
+	Outputs []output
 	// Duplicate reports an event for a transition already made.
 	Duplicate bool
 	// Purge reports a settled prior authorization whose retention has
@@ -133,7 +133,7 @@ type Step struct {
 	Late bool
 }
 
-// Transition applies ev to rec (nil: no prior authorization yet) and
+// apply applies ev to rec (nil: no prior authorization yet) and
 // returns the new state and what to emit. It is pure: the same record and
 // event give the same step. An event the case has moved past is not an
 // error: a repeat is a Duplicate, a late one is Late. Errors are
@@ -142,7 +142,7 @@ type Step struct {
 // report before a final determination), or a final determination dated
 // after a different final one (the state machine does not reverse a
 // decision: a person must look at it).
-func (c *Config) Transition(rec *Record, ev *Event) (Step, error) {
+func (c *Config) apply(rec *record, ev *event) (result, error) {
 	st, err := c.transition(rec, ev)
 	if err == nil {
 		c.schedulePurge(&st, ev.At)
@@ -150,26 +150,26 @@ func (c *Config) Transition(rec *Record, ev *Event) (Step, error) {
 	return st, err
 }
 
-func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
+func (c *Config) transition(rec *record, ev *event) (result, error) {
 	if ev.Topic == TopicPrescriptions {
 		if rec != nil {
-			return Step{Duplicate: true}, nil
+			return result{Duplicate: true}, nil
 		}
 		return c.initiate(ev)
 	}
 	if rec == nil {
-		return Step{}, pipeline.Rejectf(pipeline.TypeInvalid, "%s for an unknown prior authorization", ev.Topic)
+		return result{}, pipeline.Rejectf(pipeline.TypeInvalid, "%s for an unknown prior authorization", ev.Topic)
 	}
 	next := *rec
-	next.StatusHistory = append([]StatusEntry(nil), rec.StatusHistory...)
+	next.StatusHistory = append([]statusEntry(nil), rec.StatusHistory...)
 	s := step{rec: &next, ev: ev}
 	switch ev.Topic {
 	case TopicDocumentationAssembled:
 		switch {
 		case rec.reached(StatusDocumentationAssembled):
-			return Step{Duplicate: true}, nil
+			return result{Duplicate: true}, nil
 		case rec.Status != StatusInitiated:
-			return Step{}, illegal(ev, rec.Status)
+			return result{}, illegal(ev, rec.Status)
 		}
 		s.move(StatusDocumentationAssembled, "Documentation has been assembled")
 		docs := json.RawMessage(ev.Documents)
@@ -187,9 +187,9 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 	case TopicSubmissionCompleted:
 		switch {
 		case rec.reached(StatusSubmitted):
-			return Step{Duplicate: true}, nil
+			return result{Duplicate: true}, nil
 		case rec.Status != StatusDocumentationAssembled:
-			return Step{}, illegal(ev, rec.Status)
+			return result{}, illegal(ev, rec.Status)
 		}
 		sub := *ev.Submission
 		if sub.PayerID == "" {
@@ -201,9 +201,9 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 		if next.Urgent {
 			deadline = c.ExpeditedDeadline
 		}
-		next.Timers = append(next.Timers, Timer{Kind: TimerSLA, Due: formatTime(ev.At.Add(deadline))})
+		next.Timers = append(next.Timers, timer{Kind: timerSLA, Due: formatTime(ev.At.Add(deadline))})
 		if sub.Method == "ELECTRONIC" {
-			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(ev.At.Add(c.StatusCheckEvery)), Count: 1})
+			next.Timers = append(next.Timers, timer{Kind: timerStatusCheck, Due: formatTime(ev.At.Add(c.StatusCheckEvery)), Count: 1})
 		}
 		// Determinations read before the submission now apply, in order,
 		// each at its own date.
@@ -211,32 +211,32 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 		next.Parked = nil
 		for i := range parked {
 			d := parked[i]
-			if next.Status == d.Status || next.Status.Final() {
+			if next.Status == d.Status || next.Status.final() {
 				continue
 			}
 			at := d.madeAt()
 			if at.IsZero() || at.Before(ev.At) {
 				at = ev.At
 			}
-			s.ev = &Event{PriorAuthID: ev.PriorAuthID, At: at}
+			s.ev = &event{PriorAuthID: ev.PriorAuthID, At: at}
 			s.determine(&d)
 		}
 	case TopicDeterminationReceived:
 		d := ev.Determination
 		switch {
 		case rec.Status == d.Status:
-			return Step{Duplicate: true}, nil
+			return result{Duplicate: true}, nil
 		case rec.Status == StatusInitiated || rec.Status == StatusDocumentationAssembled:
 			for _, p := range rec.Parked {
 				if p.Status == d.Status {
-					return Step{Duplicate: true}, nil
+					return result{Duplicate: true}, nil
 				}
 			}
-			next.Parked = append(append([]Determination(nil), rec.Parked...), *d)
-			return Step{Record: &next}, nil
+			next.Parked = append(append([]determination(nil), rec.Parked...), *d)
+			return result{Record: &next}, nil
 		case rec.Status != StatusSubmitted && rec.Status != StatusPended:
 			if rec.reached(d.Status) {
-				return Step{Duplicate: true}, nil
+				return result{Duplicate: true}, nil
 			}
 			// Decided already. A PENDED cannot follow a final
 			// determination, and a different final one dated no later
@@ -246,8 +246,8 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 			if rec.Determination != nil {
 				final = rec.Determination.Status
 			}
-			if d.Status.Final() && ev.At.After(decided) {
-				return Step{}, pipeline.Rejectf(pipeline.TypeInvalid,
+			if d.Status.final() && ev.At.After(decided) {
+				return result{}, pipeline.Rejectf(pipeline.TypeInvalid,
 					"a %s determination dated after the %s one: a final determination is not reversed", d.Status, final)
 			}
 			return s.late(fmt.Sprintf("Late %s determination ignored: the payer decided %s at %s",
@@ -257,7 +257,7 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 	case TopicCommunicationCompleted:
 		switch {
 		case rec.reached(StatusDeterminationCommunicated):
-			return Step{Duplicate: true}, nil
+			return result{Duplicate: true}, nil
 		}
 		reason := "Communication completed"
 		if len(ev.Channels) > 0 {
@@ -266,25 +266,25 @@ func (c *Config) transition(rec *Record, ev *Event) (Step, error) {
 		switch {
 		case rec.Status == StatusExpired:
 			return s.late(reason + ", reported after the approval expired")
-		case !rec.Status.Final():
-			return Step{}, illegal(ev, rec.Status)
+		case !rec.Status.final():
+			return result{}, illegal(ev, rec.Status)
 		}
 		s.move(StatusDeterminationCommunicated, reason)
 		s.emit(TopicWorkflowCompleted, workflowCompleted{PriorAuthID: next.ID, WorkflowSummary: summarise(&next)})
 	default:
-		return Step{}, pipeline.Rejectf(pipeline.TypeInvalid, "records from %s are not prior-authorization events", ev.Topic)
+		return result{}, pipeline.Rejectf(pipeline.TypeInvalid, "records from %s are not prior-authorization events", ev.Topic)
 	}
 	return s.done()
 }
 
-// Fire runs rec's timers due at now, earliest first, and returns the step
-// (nil Record when none was due). It is pure, like Transition: the time is
+// fire runs rec's timers due at now, earliest first, and returns the step
+// (nil Record when none was due). It is pure, like apply: the time is
 // the caller's (the injected clock).
-func (c *Config) Fire(rec *Record, now time.Time) Step {
+func (c *Config) fire(rec *record, now time.Time) result {
 	next := *rec
-	next.StatusHistory = append([]StatusEntry(nil), rec.StatusHistory...)
+	next.StatusHistory = append([]statusEntry(nil), rec.StatusHistory...)
 	next.Timers = nil
-	ev := &Event{PriorAuthID: rec.ID, At: now}
+	ev := &event{PriorAuthID: rec.ID, At: now}
 	s := step{rec: &next, ev: ev}
 	fired := false
 	for _, t := range rec.Timers {
@@ -295,7 +295,7 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 		}
 		fired = true
 		switch t.Kind {
-		case TimerSLA:
+		case timerSLA:
 			urgency := "standard"
 			if rec.Urgent {
 				urgency = "expedited"
@@ -303,7 +303,7 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 			s.emit(TopicSLABreached, slaBreached{
 				PriorAuthID: rec.ID, Deadline: t.Due, Urgency: urgency, Status: next.Status, BreachedAt: formatTime(now),
 			})
-		case TimerStatusCheck:
+		case timerStatusCheck:
 			sub := next.Submission
 			if sub == nil {
 				continue
@@ -318,23 +318,23 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 			for !nextDue.After(now) {
 				nextDue = nextDue.Add(c.StatusCheckEvery)
 			}
-			next.Timers = append(next.Timers, Timer{Kind: TimerStatusCheck, Due: formatTime(nextDue), Count: t.Count + 1})
-		case TimerExpiry:
+			next.Timers = append(next.Timers, timer{Kind: timerStatusCheck, Due: formatTime(nextDue), Count: t.Count + 1})
+		case timerExpiry:
 			reason := "Authorization expired at " + t.Due
 			if d := next.Determination; d != nil && d.ExpirationDate != "" {
 				reason += " (expirationDate " + d.ExpirationDate + ")"
 			}
 			s.move(StatusExpired, reason)
-		case TimerPurge:
+		case timerPurge:
 			// Set while a retention applied; one turned off since
 			// keeps the record, without the timer.
 			if c.Retention > 0 {
-				return Step{Purge: true}
+				return result{Purge: true}
 			}
 		}
 	}
 	if !fired {
-		return Step{}
+		return result{}
 	}
 	st, _ := s.done()
 	c.schedulePurge(&st, now)
@@ -343,24 +343,24 @@ func (c *Config) Fire(rec *Record, now time.Time) Step {
 
 // schedulePurge gives a step's record that has just settled its purge
 // timer, Retention after at.
-func (c *Config) schedulePurge(st *Step, at time.Time) {
+func (c *Config) schedulePurge(st *result, at time.Time) {
 	r := st.Record
 	if c.Retention <= 0 || r == nil || len(r.Timers) > 0 ||
 		(r.Status != StatusDeterminationCommunicated && r.Status != StatusExpired) {
 		return
 	}
-	r.Timers = append(r.Timers, Timer{Kind: TimerPurge, Due: formatTime(at.Add(c.Retention))})
+	r.Timers = append(r.Timers, timer{Kind: timerPurge, Due: formatTime(at.Add(c.Retention))})
 }
 
-func illegal(ev *Event, from Status) error {
+func illegal(ev *event, from Status) error {
 	return pipeline.Rejectf(pipeline.TypeInvalid, "illegal transition: %s while %s", ev.Topic, from)
 }
 
 // initiate creates the prior authorization of a prescription.
-func (c *Config) initiate(ev *Event) (Step, error) {
+func (c *Config) initiate(ev *event) (result, error) {
 	p := ev.Prescription
 	at := formatTime(ev.At)
-	rec := &Record{
+	rec := &record{
 		ID: ev.PriorAuthID, PrescriptionID: p.PrescriptionID, PatientID: p.PatientID, ProviderID: p.ProviderID,
 		Medication: p.Medication, PayerID: p.PayerID, PharmacyID: p.PharmacyID, CreateDate: at,
 		Urgent: c.urgent(p.Medication.Category), CorrelationID: ev.CorrelationID,
@@ -375,12 +375,12 @@ func (c *Config) initiate(ev *Event) (Step, error) {
 }
 
 func (c *Config) urgent(category string) bool {
-	key := CategoryKey(category)
+	key := categoryKey(category)
 	if key == "" {
 		return false
 	}
 	for _, u := range c.UrgentCategories {
-		if CategoryKey(u) == key {
+		if categoryKey(u) == key {
 			return true
 		}
 	}
@@ -390,16 +390,16 @@ func (c *Config) urgent(category string) bool {
 // step builds a Step: status moves (each published on priorauth.status)
 // and emitted requests, in order.
 type step struct {
-	rec  *Record
-	ev   *Event
-	outs []Output
+	rec  *record
+	ev   *event
+	outs []output
 	err  error
 }
 
 // determine records a determination: the status, and for a final one
 // the end of the deadline and checks, the expiry timer of an approval, and
 // the communication request.
-func (s *step) determine(d *Determination) {
+func (s *step) determine(d *determination) {
 	next := s.rec
 	det := *d
 	next.Determination = &det
@@ -408,13 +408,13 @@ func (s *step) determine(d *Determination) {
 		reason = "Determination received from payer"
 	}
 	s.move(d.Status, reason)
-	if !d.Status.Final() {
+	if !d.Status.final() {
 		return
 	}
 	// Decided: no deadline to watch, nothing to check.
-	next.dropTimers(TimerSLA, TimerStatusCheck)
+	next.dropTimers(timerSLA, timerStatusCheck)
 	if (d.Status == StatusApproved || d.Status == StatusPartiallyApproved) && d.ExpirationDate != "" {
-		next.Timers = append(next.Timers, Timer{Kind: TimerExpiry, Due: formatTime(d.expiresAt())})
+		next.Timers = append(next.Timers, timer{Kind: timerExpiry, Due: formatTime(d.expiresAt())})
 	}
 	s.emit(TopicCommunicationRequested, communicationRequested{
 		PriorAuthID: next.ID, DeterminationStatus: d.Status, Recipients: recipients, Channels: channels,
@@ -424,11 +424,11 @@ func (s *step) determine(d *Determination) {
 // late records a late event in the history, once: the status stays, and
 // nothing is emitted (priorauth.status carries status changes alone). The
 // entry is dated at the event's date.
-func (s *step) late(reason string) (Step, error) {
-	e := StatusEntry{Status: s.rec.Status, Timestamp: formatTime(s.ev.At), Actor: actor, Reason: reason, Late: true}
+func (s *step) late(reason string) (result, error) {
+	e := statusEntry{Status: s.rec.Status, Timestamp: formatTime(s.ev.At), Actor: actor, Reason: reason, Late: true}
 	for _, h := range s.rec.StatusHistory {
 		if h == e {
-			return Step{Duplicate: true}, nil
+			return result{Duplicate: true}, nil
 		}
 	}
 	s.rec.StatusHistory = append(s.rec.StatusHistory, e)
@@ -441,7 +441,7 @@ func (s *step) move(to Status, reason string) {
 	at := formatTime(s.ev.At)
 	from := s.rec.Status
 	s.rec.Status, s.rec.UpdateDate = to, at
-	s.rec.StatusHistory = append(s.rec.StatusHistory, StatusEntry{Status: to, Timestamp: at, Actor: actor, Reason: reason})
+	s.rec.StatusHistory = append(s.rec.StatusHistory, statusEntry{Status: to, Timestamp: at, Actor: actor, Reason: reason})
 	s.emit(TopicStatus, statusChanged{
 		PriorAuthID: s.rec.ID, Status: to, PreviousStatus: from, Timestamp: at, Actor: actor, Reason: reason,
 	})
@@ -452,14 +452,14 @@ func (s *step) emit(topic string, v any) {
 	if err != nil && s.err == nil {
 		s.err = pipeline.Rejectf(pipeline.TypeProcessing, "encoding %s failed", topic)
 	}
-	s.outs = append(s.outs, Output{Topic: topic, Value: b})
+	s.outs = append(s.outs, output{Topic: topic, Value: b})
 }
 
-func (s *step) done() (Step, error) {
+func (s *step) done() (result, error) {
 	if s.err != nil {
-		return Step{}, s.err
+		return result{}, s.err
 	}
-	return Step{Record: s.rec, Outputs: s.outs}, nil
+	return result{Record: s.rec, Outputs: s.outs}, nil
 }
 
 // The records emitted.
@@ -469,7 +469,7 @@ type documentationRequested struct {
 	PrescriptionID     string     `json:"prescriptionId"`
 	PatientID          string     `json:"patientId"`
 	ProviderID         string     `json:"providerId"`
-	Medication         Medication `json:"medication"`
+	Medication         medication `json:"medication"`
 	PayerID            string     `json:"payerId"`
 	RequestedDocuments []string   `json:"requestedDocuments"`
 }
@@ -536,7 +536,7 @@ type WorkflowStep struct {
 	Timestamp string `json:"timestamp"`
 }
 
-func summarise(rec *Record) WorkflowSummary {
+func summarise(rec *record) WorkflowSummary {
 	ws := WorkflowSummary{PriorAuthID: rec.ID, Steps: make([]WorkflowStep, 0, len(rec.StatusHistory))}
 	for _, e := range rec.StatusHistory {
 		if !e.Late {

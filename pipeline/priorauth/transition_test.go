@@ -14,43 +14,43 @@ import (
 
 var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 
-func prescriptionEvent(payer, category string) Event {
-	return Event{
+func prescriptionEvent(payer, category string) event {
+	return event{
 		Topic: TopicPrescriptions, PriorAuthID: PriorAuthID("rx-1"), At: t0, CorrelationID: "corr-rx-1",
 		Prescription: &prescription{
 			PrescriptionID: "rx-1", PatientID: "pat-1", ProviderID: "prov-1", PayerID: payer, PharmacyID: "ph-1",
-			Medication: Medication{Name: "Apixaban 5 mg", Code: "1364445", Category: category},
+			Medication: medication{Name: "Apixaban 5 mg", Code: "1364445", Category: category},
 		},
 	}
 }
 
 // events are one of each input event, at increasing times, for rx-1's
 // prior authorization.
-func events() map[string]Event {
+func events() map[string]event {
 	id := PriorAuthID("rx-1")
 	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
-	evs := map[string]Event{
+	evs := map[string]event{
 		"prescription":  prescriptionEvent("PAYER001", "anticoagulant"),
 		"documentation": {Topic: TopicDocumentationAssembled, PriorAuthID: id, At: at(1), Documents: []byte(`[{"type":"lab-results"}]`)},
 		"submission": {Topic: TopicSubmissionCompleted, PriorAuthID: id, At: at(2),
-			Submission: &Submission{SubmissionID: "sub-1", SubmissionDate: at(2).Format(time.RFC3339), Method: "ELECTRONIC"}},
+			Submission: &submission{SubmissionID: "sub-1", SubmissionDate: at(2).Format(time.RFC3339), Method: "ELECTRONIC"}},
 		"communication": {Topic: TopicCommunicationCompleted, PriorAuthID: id, At: at(5), Channels: []string{"EHR", "PORTAL"}},
 	}
 	for _, s := range []Status{StatusApproved, StatusDenied, StatusPended, StatusPartiallyApproved, StatusCancelled} {
-		evs[string(s)] = Event{Topic: TopicDeterminationReceived, PriorAuthID: id, At: at(3),
-			Determination: &Determination{Status: s, Date: at(3).Format(time.RFC3339)}}
+		evs[string(s)] = event{Topic: TopicDeterminationReceived, PriorAuthID: id, At: at(3),
+			Determination: &determination{Status: s, Date: at(3).Format(time.RFC3339)}}
 	}
 	return evs
 }
 
 // replay applies the named events in order from no record.
-func replay(t *testing.T, c *Config, names ...string) *Record {
+func replay(t *testing.T, c *Config, names ...string) *record {
 	t.Helper()
 	evs := events()
-	var rec *Record
+	var rec *record
 	for _, n := range names {
 		ev := evs[n]
-		st, err := c.Transition(rec, &ev)
+		st, err := c.apply(rec, &ev)
 		if err != nil || st.Record == nil {
 			t.Fatalf("replaying %v: %s: %v (duplicate %v)", names, n, err, st.Duplicate)
 		}
@@ -105,12 +105,12 @@ func TestTransitions(t *testing.T) {
 	for _, s := range states {
 		for name, w := range want[s.name] {
 			t.Run(s.name+"/"+name, func(t *testing.T) {
-				var rec *Record
+				var rec *record
 				if s.path != nil {
 					rec = replay(t, &c, s.path...)
 				}
 				ev := evs[name]
-				st, err := c.Transition(rec, &ev)
+				st, err := c.apply(rec, &ev)
 				switch w {
 				case dup:
 					if err != nil || !st.Duplicate || st.Record != nil || len(st.Outputs) != 0 {
@@ -145,7 +145,7 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
-func topics(outs []Output) []string {
+func topics(outs []output) []string {
 	var ts []string
 	for _, o := range outs {
 		ts = append(ts, o.Topic)
@@ -156,16 +156,16 @@ func topics(outs []Output) []string {
 func TestTransitionOutputs(t *testing.T) {
 	c := DefaultConfig()
 	evs := events()
-	step := func(rec *Record, name string) Step {
+	step := func(rec *record, name string) result {
 		t.Helper()
 		ev := evs[name]
-		st, err := c.Transition(rec, &ev)
+		st, err := c.apply(rec, &ev)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}
-	decode := func(o Output) map[string]any {
+	decode := func(o output) map[string]any {
 		var m map[string]any
 		if err := json.Unmarshal(o.Value, &m); err != nil {
 			t.Fatal(err)
@@ -238,12 +238,12 @@ func TestSubmissionMethodAndUrgency(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tt.payer, "/", tt.category), func(t *testing.T) {
 			ev := prescriptionEvent(tt.payer, tt.category)
-			s1, err := c.Transition(nil, &ev)
+			s1, err := c.apply(nil, &ev)
 			if err != nil {
 				t.Fatal(err)
 			}
 			doc := events()["documentation"]
-			s2, err := c.Transition(s1.Record, &doc)
+			s2, err := c.apply(s1.Record, &doc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -283,11 +283,11 @@ func TestTimers(t *testing.T) {
 	if len(sub.Timers) != 2 {
 		t.Fatalf("timers after submission %+v, want the deadline and a status check", sub.Timers)
 	}
-	if st := c.Fire(sub, submitted.Add(4*time.Hour-time.Second)); st.Record != nil {
+	if st := c.fire(sub, submitted.Add(4*time.Hour-time.Second)); st.Record != nil {
 		t.Fatalf("fired before anything was due: %+v", st.Outputs)
 	}
 
-	st := c.Fire(sub, submitted.Add(4*time.Hour))
+	st := c.fire(sub, submitted.Add(4*time.Hour))
 	if got := topics(st.Outputs); !slices.Equal(got, []string{TopicStatusCheckRequested}) {
 		t.Fatalf("at +4h: %v, want one status check", got)
 	}
@@ -302,7 +302,7 @@ func TestTimers(t *testing.T) {
 	}
 
 	// Far past the deadline: the breach fires once, with the checks due.
-	st = c.Fire(rec, submitted.Add(25*time.Hour))
+	st = c.fire(rec, submitted.Add(25*time.Hour))
 	if got := topics(st.Outputs); !slices.Contains(got, TopicSLABreached) {
 		t.Fatalf("at +25h: %v, want the SLA breach", got)
 	}
@@ -317,7 +317,7 @@ func TestTimers(t *testing.T) {
 	if breach.Urgency != "expedited" || breach.Deadline != formatTime(submitted.Add(24*time.Hour)) || breach.Status != StatusSubmitted {
 		t.Errorf("breach %+v", breach)
 	}
-	again := c.Fire(st.Record, submitted.Add(25*time.Hour))
+	again := c.fire(st.Record, submitted.Add(25*time.Hour))
 	if slices.Contains(topics(again.Outputs), TopicSLABreached) {
 		t.Error("the breach fired twice")
 	}
@@ -335,37 +335,37 @@ func TestTimers(t *testing.T) {
 	exp := t0.Add(90 * 24 * time.Hour)
 	approve := evs["APPROVED"]
 	approve.Determination.ExpirationDate = exp.Format(time.RFC3339)
-	ap, err := c.Transition(st.Record, &approve)
+	ap, err := c.apply(st.Record, &approve)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ap.Record.Timers) != 1 || ap.Record.Timers[0].Kind != TimerExpiry {
+	if len(ap.Record.Timers) != 1 || ap.Record.Timers[0].Kind != timerExpiry {
 		t.Fatalf("timers after approval %+v, want the expiry alone", ap.Record.Timers)
 	}
-	ex := c.Fire(ap.Record, exp)
+	ex := c.fire(ap.Record, exp)
 	if ex.Record == nil || ex.Record.Status != StatusExpired || !slices.Equal(topics(ex.Outputs), []string{TopicStatus}) {
 		t.Fatalf("at expiry: %+v %v", ex.Record, topics(ex.Outputs))
 	}
 	// Expired is settled: the purge timer alone remains.
-	if tm := ex.Record.Timers; len(tm) != 1 || tm[0].Kind != TimerPurge || tm[0].Due != formatTime(exp.Add(c.Retention)) {
+	if tm := ex.Record.Timers; len(tm) != 1 || tm[0].Kind != timerPurge || tm[0].Due != formatTime(exp.Add(c.Retention)) {
 		t.Fatalf("timers after expiry %+v, want the purge at the expiry plus the retention", tm)
 	}
 
 	t.Run("a settled prior authorization is purged after the retention", func(t *testing.T) {
 		done := replay(t, &c, "prescription", "documentation", "submission", "DENIED", "communication")
 		settled := events()["communication"].At
-		if tm := done.Timers; len(tm) != 1 || tm[0].Kind != TimerPurge || tm[0].Due != formatTime(settled.Add(c.Retention)) {
+		if tm := done.Timers; len(tm) != 1 || tm[0].Kind != timerPurge || tm[0].Due != formatTime(settled.Add(c.Retention)) {
 			t.Fatalf("timers once communicated %+v, want the purge alone", tm)
 		}
-		if st := c.Fire(done, settled.Add(c.Retention-time.Second)); st.Purge || st.Record != nil {
+		if st := c.fire(done, settled.Add(c.Retention-time.Second)); st.Purge || st.Record != nil {
 			t.Fatalf("before the retention passed: %+v", st)
 		}
-		if st := c.Fire(done, settled.Add(c.Retention)); !st.Purge || len(st.Outputs) != 0 {
+		if st := c.fire(done, settled.Add(c.Retention)); !st.Purge || len(st.Outputs) != 0 {
 			t.Fatalf("at the retention's end: %+v, want a purge and nothing emitted", st)
 		}
 		// A repeated communication while it waits is a duplicate: no new
 		// state, so its one timer stands.
-		if st, err := c.Transition(done, ptr(events()["communication"])); err != nil || !st.Duplicate {
+		if st, err := c.apply(done, ptr(events()["communication"])); err != nil || !st.Duplicate {
 			t.Fatalf("a repeated communication: %+v, %v", st, err)
 		}
 		// Retention 0 keeps it, and keeps one whose purge was set before
@@ -375,12 +375,12 @@ func TestTimers(t *testing.T) {
 		if kept := replay(t, &keep, "prescription", "documentation", "submission", "DENIED", "communication"); len(kept.Timers) != 0 {
 			t.Fatalf("timers with retention 0: %+v, want none", kept.Timers)
 		}
-		if st := keep.Fire(done, settled.Add(c.Retention)); st.Purge || st.Record == nil || len(st.Record.Timers) != 0 {
+		if st := keep.fire(done, settled.Add(c.Retention)); st.Purge || st.Record == nil || len(st.Record.Timers) != 0 {
 			t.Fatalf("a purge timer firing with retention 0: %+v, want the record kept without the timer", st)
 		}
 	})
 	t.Run("pended keeps checking", func(t *testing.T) {
-		p, err := c.Transition(sub, ptr(evs["PENDED"]))
+		p, err := c.apply(sub, ptr(evs["PENDED"]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -390,15 +390,15 @@ func TestTimers(t *testing.T) {
 	})
 	t.Run("non-electronic submissions are not checked", func(t *testing.T) {
 		ev := prescriptionEvent("PAYER003", "statin")
-		s1, _ := c.Transition(nil, &ev)
-		s2, _ := c.Transition(s1.Record, ptr(evs["documentation"]))
+		s1, _ := c.apply(nil, &ev)
+		s2, _ := c.apply(s1.Record, ptr(evs["documentation"]))
 		fax := evs["submission"]
-		fax.Submission = &Submission{SubmissionID: "sub-2", Method: "FAX"}
-		s3, err := c.Transition(s2.Record, &fax)
+		fax.Submission = &submission{SubmissionID: "sub-2", Method: "FAX"}
+		s3, err := c.apply(s2.Record, &fax)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(s3.Record.Timers) != 1 || s3.Record.Timers[0].Kind != TimerSLA || s3.Record.Timers[0].Due != formatTime(fax.At.Add(72*time.Hour)) {
+		if len(s3.Record.Timers) != 1 || s3.Record.Timers[0].Kind != timerSLA || s3.Record.Timers[0].Due != formatTime(fax.At.Add(72*time.Hour)) {
 			t.Errorf("timers %+v, want the standard 72 h deadline alone", s3.Record.Timers)
 		}
 	})
@@ -414,7 +414,7 @@ func TestParkedDeterminations(t *testing.T) {
 	evs := events()
 	rec := replay(t, &c, "prescription", "documentation")
 	for _, name := range []string{"PENDED", "PENDED", "APPROVED"} {
-		st, err := c.Transition(rec, ptr(evs[name]))
+		st, err := c.apply(rec, ptr(evs[name]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,7 +426,7 @@ func TestParkedDeterminations(t *testing.T) {
 	if len(rec.Parked) != 2 {
 		t.Fatalf("parked %+v, want PENDED then APPROVED", rec.Parked)
 	}
-	st, err := c.Transition(rec, ptr(evs["submission"]))
+	st, err := c.apply(rec, ptr(evs["submission"]))
 	if err != nil {
 		t.Fatal(err)
 	}

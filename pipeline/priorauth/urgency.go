@@ -5,7 +5,7 @@ import (
 	"unicode"
 )
 
-// CategoryKey is the key a medication category is matched on: lower case,
+// categoryKey is the key a medication category is matched on: lower case,
 // split into words at spaces, hyphens, underscores, slashes and other
 // punctuation, each word made singular, and the words joined with nothing
 // between them. So "Anti-Coagulants", "anticoagulant" and " ANTICOAGULANTS "
@@ -19,7 +19,7 @@ import (
 // -es after s, x, z, ch or sh would miss its singular ("boxes" is
 // "boxe"); drug class names are not of that kind, and a list entry can
 // always be written as the plural.
-func CategoryKey(category string) string {
+func categoryKey(category string) string {
 	words := strings.FieldsFunc(strings.ToLower(category), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
 	})

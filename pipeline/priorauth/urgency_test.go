@@ -33,7 +33,7 @@ func TestUrgentCategories(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := tt.c.urgent(tt.category); got != tt.urgent {
-				t.Errorf("urgent(%q) = %v, want %v (key %q)", tt.category, got, tt.urgent, CategoryKey(tt.category))
+				t.Errorf("urgent(%q) = %v, want %v (key %q)", tt.category, got, tt.urgent, categoryKey(tt.category))
 			}
 		})
 	}
@@ -51,7 +51,7 @@ func TestCategoryKey(t *testing.T) {
 		"ACE inhibitors":    "aceinhibitor",
 		"  anti_coagulant ": "anticoagulant",
 	} {
-		if got := CategoryKey(in); got != want {
+		if got := categoryKey(in); got != want {
 			t.Errorf("CategoryKey(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -351,7 +351,13 @@ func (a *accounting) priorAuthStore() error {
 	}
 	held := map[string]any{}
 	for k, b := range check.Changelog(cl) {
-		var rec priorauth.Record
+		// The stored record, in the query API's JSON (priorauth's doc).
+		var rec struct {
+			Status        priorauth.Status `json:"status"`
+			StatusHistory []struct {
+				Status priorauth.Status `json:"status"`
+			} `json:"statusHistory"`
+		}
 		if err := json.Unmarshal(b, &rec); err != nil {
 			return fmt.Errorf("prior-authorization store: %w", err)
 		}
