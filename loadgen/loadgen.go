@@ -136,13 +136,9 @@ func (c *Config) setDefaults() {
 		c.StepDuration = 10 * time.Second
 	}
 	if c.SLO == 0 {
-		switch c.Pipeline {
-		case "datasync":
-			c.SLO = 500 * time.Millisecond
-		case "priorauth":
-			c.SLO = 5 * time.Second
-		default:
-			c.SLO = 250 * time.Millisecond
+		c.SLO = 250 * time.Millisecond
+		if l, ok := loadOf(c.Pipeline); ok {
+			c.SLO = l.slo
 		}
 	}
 	if c.Warmup == 0 {
@@ -242,14 +238,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Settings: map[string]string{"seed": strconv.FormatInt(cfg.Seed, 10)},
 		FindMax:  cfg.FindMax,
 	}
-	switch cfg.Pipeline {
-	case "alerts":
-		rep.Settings["patients"] = strconv.Itoa(cfg.Patients)
-		rep.Settings["alert fraction"] = strconv.FormatFloat(cfg.AlertFraction, 'g', -1, 64)
-	case "datasync":
-		rep.Settings["entities"] = strconv.Itoa(cfg.Entities)
-		rep.Settings["conflict fraction"] = strconv.FormatFloat(cfg.ConflictFraction, 'g', -1, 64)
-		rep.Settings["invalid fraction"] = strconv.FormatFloat(cfg.InvalidFraction, 'g', -1, 64)
+	if l, ok := loadOf(cfg.Pipeline); ok {
+		for k, v := range l.settings(&cfg) {
+			rep.Settings[k] = v
+		}
 	}
 	for k, v := range cfg.Settings {
 		rep.Settings[k] = v
