@@ -110,7 +110,7 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 		// A variant is the rule for one of its codes: the first whose
 		// coding carries a value decides, and the rule fires once.
 		r := c.rule
-		m, code := measurement(r, obs)
+		m, code := measurementOf(r, obs)
 		if m == nil {
 			continue
 		}
@@ -189,10 +189,10 @@ func (s *ruleSet) candidates(obs *Observation, dst []codeRule) []codeRule {
 	return dst
 }
 
-// measurement is the measurement of obs that r reads, with the code that
+// measurementOf is the measurement of obs that r reads, with the code that
 // names its analyte; nil when obs carries no value for r (none coded so,
 // or a dataAbsentReason).
-func measurement(r *rules.Rule, obs *Observation) (*Measurement, string) {
+func measurementOf(r *rules.Rule, obs *Observation) (*Measurement, string) {
 	if r.Component != "" {
 		if !hasCoding(obs.Codings, r.System, r.Code) {
 			return nil, ""

@@ -23,9 +23,9 @@ func readTestdata(t testing.TB, name string) []byte {
 	return b
 }
 
-// observation returns the bare non-alerting fixture with mutate applied to
+// observationJSON returns the bare non-alerting fixture with mutate applied to
 // its decoded form.
-func observation(t testing.TB, mutate func(o map[string]any)) []byte {
+func observationJSON(t testing.TB, mutate func(o map[string]any)) []byte {
 	t.Helper()
 	return fixture(t, "observation_hr_normal_bare.json", mutate)
 }
@@ -37,7 +37,7 @@ func withValue(v any) func(o map[string]any) {
 // rawValue replaces valueQuantity.value with raw JSON text.
 func rawValue(t testing.TB, raw string) []byte {
 	t.Helper()
-	b := observation(t, withValue("PLACEHOLDER"))
+	b := observationJSON(t, withValue("PLACEHOLDER"))
 	return []byte(strings.Replace(string(b), `"PLACEHOLDER"`, raw, 1))
 }
 
@@ -68,12 +68,12 @@ func TestDecodeObservation(t *testing.T) {
 			wantValue: 72, wantPID: "pat-1", wantUnit: "beats/minute",
 			wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC),
 		},
-		{name: "zero is a value", value: observation(t, withValue(0)), wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
-		{name: "negative", value: observation(t, withValue(-3.5)), wantValue: -3.5, wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
+		{name: "zero is a value", value: observationJSON(t, withValue(0)), wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
+		{name: "negative", value: observationJSON(t, withValue(-3.5)), wantValue: -3.5, wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
 		{name: "magnitude at the limit", value: rawValue(t, "1e12"), wantValue: 1e12, wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
 		{
 			name: "valueInteger zero when valueQuantity has no value",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				o["valueQuantity"] = map[string]any{"unit": "mg/dL", "value": nil}
 				o["valueInteger"] = 0
 				o["valueDecimal"] = 99
@@ -82,7 +82,7 @@ func TestDecodeObservation(t *testing.T) {
 		},
 		{
 			name: "valueDecimal, issued only, versioned absolute reference",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				delete(o, "valueQuantity")
 				delete(o, "effectiveDateTime")
 				o["valueDecimal"] = 65.25
@@ -92,7 +92,7 @@ func TestDecodeObservation(t *testing.T) {
 		},
 		{
 			name: "date-only effective time",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				o["effectiveDateTime"] = "2024-04-05"
 				delete(o, "issued")
 			}),
@@ -100,7 +100,7 @@ func TestDecodeObservation(t *testing.T) {
 		},
 		{
 			name: "effectivePeriod start",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				delete(o, "effectiveDateTime")
 				delete(o, "issued")
 				o["effectivePeriod"] = map[string]any{"start": "2024-04-05T10:00:00Z", "end": "2024-04-05T11:00:00Z"}
@@ -109,7 +109,7 @@ func TestDecodeObservation(t *testing.T) {
 		},
 		{
 			name: "no time at all",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				delete(o, "effectiveDateTime")
 				delete(o, "issued")
 			}),
@@ -138,7 +138,7 @@ func TestDecodeObservationErrors(t *testing.T) {
 	// contain it (STYLE rule 9: errors never quote records).
 	const marker = "SECRETJOHNDOE"
 	withMarker := func(mutate func(o map[string]any)) []byte {
-		return observation(t, func(o map[string]any) {
+		return observationJSON(t, func(o map[string]any) {
 			o["subject"].(map[string]any)["display"] = marker
 			o["id"] = "obs-" + marker
 			if mutate != nil {

@@ -41,7 +41,7 @@ func samePatient(t *testing.T, decode func(key, value []byte) (any, error), key 
 	for i := range value {
 		value[i] = 'X'
 	}
-	got, ok := patientContext(entry, key)
+	got, ok := contextOf(entry, key)
 	if !ok {
 		t.Fatalf("entry %T does not decode", entry)
 	}
@@ -179,9 +179,9 @@ func TestPatientContextOfOtherValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := patientContext(tt.v, "p")
+			got, ok := contextOf(tt.v, "p")
 			if ok != tt.wantOK || !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("patientContext = %#v, %v; want %#v, %v", got, ok, tt.want, tt.wantOK)
+				t.Errorf("contextOf = %#v, %v; want %#v, %v", got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}
@@ -204,7 +204,7 @@ func FuzzPatientEntry(f *testing.F) {
 			return
 		}
 		// Looked up by its key, as the table does.
-		got, ok := patientContext(entry, key)
+		got, ok := contextOf(entry, key)
 		if !ok || !reflect.DeepEqual(got, v) {
 			t.Fatalf("looked up %#v, %v\nwant         %#v", got, ok, v)
 		}
@@ -231,7 +231,7 @@ func BenchmarkPatientLookup(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		j := i % len(recs)
-		if _, ok := patientContext(entries[j], string(recs[j].Key)); !ok {
+		if _, ok := contextOf(entries[j], string(recs[j].Key)); !ok {
 			b.Fatal("lookup failed")
 		}
 	}

@@ -260,13 +260,13 @@ func lookupPatient(t *pipeline.GlobalTable, id string) (*PatientContext, bool) {
 	if !ok {
 		return nil, false
 	}
-	return patientContext(v, id)
+	return contextOf(v, id)
 }
 
-// patientContext is the context held as v under key: a table of
+// contextOf is the context held as v under key: a table of
 // decodePatientEntry holds patientEntrys, one of DecodePatient (as this
 // one was before) *PatientContexts.
-func patientContext(v any, key string) (*PatientContext, bool) {
+func contextOf(v any, key string) (*PatientContext, bool) {
 	switch v := v.(type) {
 	case patientEntry:
 		// An entry that does not decode is the table's bug, not the

@@ -179,7 +179,7 @@ func TestRouting(t *testing.T) {
 func TestDuplicatesAndSequence(t *testing.T) {
 	p := newProcessor(t, WithRules(rules.Seed()))
 	rec := func(id string, value float64) *kgo.Record {
-		return obsRecord(observation(t, func(o map[string]any) { o["id"] = id; withValue(value)(o) }))
+		return obsRecord(observationJSON(t, func(o map[string]any) { o["id"] = id; withValue(value)(o) }))
 	}
 	var state []byte
 	steps := []struct {
@@ -233,7 +233,7 @@ func TestOpenAlertsAreBounded(t *testing.T) {
 	p := newProcessor(t, WithRules(rules.Seed()))
 	var state []byte
 	for i := range MaxOpenAlerts + 5 {
-		out, err := p.Handle(obsRecord(observation(t, func(o map[string]any) { o["id"] = fmt.Sprintf("o%d", i); withValue(130)(o) })), nil, state)
+		out, err := p.Handle(obsRecord(observationJSON(t, func(o map[string]any) { o["id"] = fmt.Sprintf("o%d", i); withValue(130)(o) })), nil, state)
 		if err != nil || len(out.Alerts) != 1 {
 			t.Fatalf("observation %d: %d alerts, %v", i, len(out.Alerts), err)
 		}
@@ -263,7 +263,7 @@ func TestWithdrawnWithoutAlertEmitsNothing(t *testing.T) {
 	p := newProcessor(t)
 	for _, status := range []string{"entered-in-error", "cancelled", "registered"} {
 		t.Run(status, func(t *testing.T) {
-			out, err := p.Handle(obsRecord(observation(t, func(o map[string]any) { o["status"] = status; withValue(300)(o) })), nil, nil)
+			out, err := p.Handle(obsRecord(observationJSON(t, func(o map[string]any) { o["status"] = status; withValue(300)(o) })), nil, nil)
 			if err != nil || len(out.Records) != 0 || out.State != nil {
 				t.Fatalf("records %d, state %s, err %v", len(out.Records), out.State, err)
 			}
@@ -274,7 +274,7 @@ func TestWithdrawnWithoutAlertEmitsNothing(t *testing.T) {
 func TestCorrelationIDInAlerts(t *testing.T) {
 	p := newProcessor(t)
 	env := readTestdata(t, "observation_hr_envelope.json") // metadata.correlationId corr-0001
-	bare := observation(t, withValue(130))
+	bare := observationJSON(t, withValue(130))
 	tests := []struct {
 		name string
 		r    *kgo.Record
