@@ -69,7 +69,8 @@ func TestEventTimeWithoutOffset(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newProcessor(t, WithSiteTimeZone(tt.site))
-			in, err := p.Decode(obsRecord(tt.value))
+			var in input
+			err := p.decode(obsRecord(tt.value), &in)
 			if tt.err != "" {
 				if got := errorType(err); got != pipeline.TypeInvalid {
 					t.Fatalf("error type %q (%v, event time %v), want %q", got, err, in.Observation.EventTime, pipeline.TypeInvalid)

@@ -67,7 +67,7 @@ func TestPlausibility(t *testing.T) {
 	p := newProcessor(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := p.Handle(obsRecord(tt.value), nil, nil)
+			_, err := p.handle(obsRecord(tt.value), nil, nil)
 			if tt.limit == "" {
 				if err != nil {
 					t.Fatalf("plausible value rejected: %v", err)

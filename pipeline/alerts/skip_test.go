@@ -14,8 +14,8 @@ import (
 // TestValidFHIRNoRuleReadsIsSkipped: an Observation that is valid FHIR R4
 // but carries nothing a rule or NEWS2 reads is skipped and counted per
 // reason, not sent to the error topic (which the runtime does for any
-// error Process returns). Run on the runtime's harness, so that the metric
-// is the one Process counts.
+// error process returns). Run on the runtime's harness, so that the metric
+// is the one process counts.
 func TestValidFHIRNoRuleReadsIsSkipped(t *testing.T) {
 	// without turns the bare heart-rate fixture into one whose value is
 	// the member name with the given JSON value instead of valueQuantity.

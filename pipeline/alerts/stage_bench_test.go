@@ -22,15 +22,15 @@ func BenchmarkProcessorStage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	patients := map[string]*PatientContext{}
+	patients := map[string]*patientContext{}
 	for _, p := range g.PatientRecords() {
-		v, err := DecodePatient(p.Key, p.Value)
+		v, err := decodePatient(p.Key, p.Value)
 		if err != nil {
 			b.Fatal(err)
 		}
-		patients[string(p.Key)] = v.(*PatientContext)
+		patients[string(p.Key)] = v.(*patientContext)
 	}
-	lookup := func(id string) (*PatientContext, bool) { p, ok := patients[id]; return p, ok }
+	lookup := func(id string) (*patientContext, bool) { p, ok := patients[id]; return p, ok }
 	recs, _ := g.NextN(20000)
 	for _, pack := range []struct {
 		name string
@@ -49,7 +49,7 @@ func BenchmarkProcessorStage(b *testing.B) {
 					clear(state)
 				}
 				r := recs[i%len(recs)]
-				out, err := p.Handle(r, lookup, state[string(r.Key)])
+				out, err := p.handle(r, lookup, state[string(r.Key)])
 				if err != nil {
 					b.Fatal(err)
 				}
