@@ -67,7 +67,7 @@ func (s *patientState) loadOpen() bool {
 // read. An alert that has left can no longer be replaced or retracted (a
 // late amendment raises it again, as version 1), nor suppress repeats; the
 // bound keeps every patient's state, read for each of their observations,
-// small.
+// small. The package doc states both: a change here changes it.
 const (
 	maxOpenAlerts    = 32
 	openAlertHorizon = 24 * time.Hour
