@@ -22,8 +22,8 @@ const (
 
 var channels = [...]Channel{ChannelMobile, ChannelEmail, ChannelSMS}
 
-// Topic is the channel's outbox topic.
-func (c Channel) Topic() string {
+// topic is the channel's outbox topic.
+func (c Channel) topic() string {
 	switch c {
 	case ChannelMobile:
 		return TopicMobile

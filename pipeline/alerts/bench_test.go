@@ -41,7 +41,8 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(r.Value)))
 			for b.Loop() {
-				if _, err := p.Decode(r); err != nil {
+				var in input
+				if err := p.decode(r, &in); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -68,7 +69,7 @@ func BenchmarkEvaluate(b *testing.B) {
 			// not, stores a NEWS2 reading.
 			var state []byte
 			for b.Loop() {
-				out, err := p.Handle(r, lookup, state)
+				out, err := p.handle(r, lookup, state)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -81,13 +82,13 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 	b.Run("alerting_duplicate", func(b *testing.B) {
 		r := recs["alerting_envelope"]
-		first, err := p.Handle(r, lookup, nil)
+		first, err := p.handle(r, lookup, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			out, err := p.Handle(r, lookup, first.State)
+			out, err := p.handle(r, lookup, first.State)
 			if err != nil || out.Duplicates != 1 {
 				b.Fatal(err, out.Duplicates)
 			}

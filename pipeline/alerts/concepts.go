@@ -14,22 +14,22 @@ import "github.com/carepipe/carepipe/pipeline/alerts/rules"
 // (glucose; diastolic pressure, which NEWS2 does not score) feeds none.
 // Read-only.
 var news2Parameters = map[string]struct {
-	vital Vital
+	vital vital
 	unit  string
 }{
-	rules.ConceptSpO2:            {VitalSpO2, "%"},
-	rules.ConceptBodyTemperature: {VitalTemperature, "Cel"},
-	rules.ConceptHeartRate:       {VitalPulse, "/min"},
-	rules.ConceptRespiratoryRate: {VitalRespiratoryRate, "/min"},
-	rules.ConceptSystolicBP:      {VitalSystolicBP, "mm[Hg]"},
+	rules.ConceptSpO2:            {vitalSpO2, "%"},
+	rules.ConceptBodyTemperature: {vitalTemperature, "Cel"},
+	rules.ConceptHeartRate:       {vitalPulse, "/min"},
+	rules.ConceptRespiratoryRate: {vitalRespiratoryRate, "/min"},
+	rules.ConceptSystolicBP:      {vitalSystolicBP, "mm[Hg]"},
 }
 
 // concept is what the processor uses of one concept of the table.
 type concept struct {
 	name string
-	// vital is the NEWS2 parameter the concept feeds, NumVitals for none;
+	// vital is the NEWS2 parameter the concept feeds, numVitals for none;
 	// vitalUnit is the unit of that parameter's bands.
-	vital     Vital
+	vital     vital
 	vitalUnit string
 	// limits are the physiological limits of the concept's values (see
 	// [plausible]).
@@ -47,7 +47,7 @@ type loincCode struct {
 var loincCodes = func() map[string]loincCode {
 	m := make(map[string]loincCode)
 	for _, c := range rules.Concepts() {
-		cp := &concept{name: c.Name, vital: NumVitals, limits: c.Limits}
+		cp := &concept{name: c.Name, vital: numVitals, limits: c.Limits}
 		if p, ok := news2Parameters[c.Name]; ok {
 			cp.vital, cp.vitalUnit = p.vital, p.unit
 		}

@@ -96,8 +96,8 @@ func TestConformance(t *testing.T) {
 			if c.Source == "" {
 				t.Fatal("case cites no source")
 			}
-			var obs Observation
-			if _, err := DecodeObservation(c.observationJSON(t), &obs); err != nil {
+			var obs observation
+			if _, err := decodeObservation(c.observationJSON(t), &obs, nil); err != nil {
 				t.Fatal(err)
 			}
 			var f findings

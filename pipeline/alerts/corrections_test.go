@@ -49,7 +49,7 @@ func dataAbsent(t testing.TB, b []byte) []byte {
 // news2Versions lists the news2 alert versions an outcome emits as
 // "<alertId> v<version> <status> <score>", with " notified" when its
 // history record names channels.
-func news2Versions(t testing.TB, out Outcome) []string {
+func news2Versions(t testing.TB, out outcome) []string {
 	t.Helper()
 	notified := map[string]bool{}
 	for _, h := range historyOf(t, out) {
@@ -80,9 +80,9 @@ func news2Versions(t testing.TB, out Outcome) []string {
 // a response, replaced when the score changed (notified only when it
 // escalates), left as it is when the score did not change.
 func TestNEWS2FollowsCorrections(t *testing.T) {
-	rr := func(id string, v float64, min int) []byte { return vital(t, id, "9279-1", v, "/min", min) }
-	spo2 := func(id string, v float64, min int) []byte { return vital(t, id, "59408-5", v, "%", min) }
-	pulse := func(id string, v float64, min int) []byte { return vital(t, id, "8867-4", v, "/min", min) }
+	rr := func(id string, v float64, min int) []byte { return vitalObservation(t, id, "9279-1", v, "/min", min) }
+	spo2 := func(id string, v float64, min int) []byte { return vitalObservation(t, id, "59408-5", v, "%", min) }
+	pulse := func(id string, v float64, min int) []byte { return vitalObservation(t, id, "8867-4", v, "/min", min) }
 	// base: RR 26 (3) raises a1-news2 at 3; SpO2 93 (2) raises a2-news2
 	// at 5, scored from a1's RR and its own SpO2.
 	base := []step{{"RR 26", rr("a1", 26, 0)}, {"SpO2 93", spo2("a2", 93, 1)}}
@@ -95,7 +95,7 @@ func TestNEWS2FollowsCorrections(t *testing.T) {
 		steps []step
 		want  [][]string
 		// state, when set, checks the patient's final state.
-		state func(t *testing.T, st PatientState)
+		state func(t *testing.T, st patientState)
 	}{
 		{
 			name:  "amended below every threshold: its own alert and the one raised on another observation are retracted",
@@ -106,9 +106,9 @@ func TestNEWS2FollowsCorrections(t *testing.T) {
 			name:  "corrected to a value of the same score: no new version",
 			steps: append(slices.Clone(base), step{"RR corrected to 27 (3)", withStatus(t, rr("a1", 26, 0), statusCorrected, 27)}),
 			want:  append(slices.Clone(baseWant), nil),
-			state: func(t *testing.T, st PatientState) {
+			state: func(t *testing.T, st patientState) {
 				i := st.find("a2-news2")
-				if i < 0 || !slices.Contains(st.Open[i].Basis, StoredVital{Vital: VitalRespiratoryRate, Value: 27, At: minute(0), ObservationID: "a1"}) {
+				if i < 0 || !slices.Contains(st.Open[i].Basis, storedVital{Vital: vitalRespiratoryRate, Value: 27, At: minute(0), ObservationID: "a1"}) {
 					t.Errorf("a2-news2 basis %+v, want a1's corrected RR 27", st.Open)
 				}
 			},
@@ -143,8 +143,8 @@ func TestNEWS2FollowsCorrections(t *testing.T) {
 				step{"20:00 RR corrected to 20 (0)", withStatus(t, rr("a1", 26, 0), statusCorrected, 20)}),
 			want: append(slices.Clone(baseWant), nil, []string{"a1-news2 v2 retracted 3 notified", "a2-news2 v2 retracted 5 notified"}),
 			// The reading in force is still the 20:02 one.
-			state: func(t *testing.T, st PatientState) {
-				want := StoredVital{Vital: VitalRespiratoryRate, Value: 18, At: minute(2), ObservationID: "b3"}
+			state: func(t *testing.T, st patientState) {
+				want := storedVital{Vital: vitalRespiratoryRate, Value: 18, At: minute(2), ObservationID: "b3"}
 				if !slices.Contains(st.Vitals, want) {
 					t.Errorf("vitals %+v, want %+v in force", st.Vitals, want)
 				}
@@ -197,20 +197,20 @@ func minute(m int) int64 {
 	return (1712347200 + int64(m)*60) * 1000
 }
 
-func noVitalFrom(id string) func(t *testing.T, st PatientState) {
-	return func(t *testing.T, st PatientState) {
-		if slices.ContainsFunc(st.Vitals, func(v StoredVital) bool { return v.ObservationID == id }) {
+func noVitalFrom(id string) func(t *testing.T, st patientState) {
+	return func(t *testing.T, st patientState) {
+		if slices.ContainsFunc(st.Vitals, func(v storedVital) bool { return v.ObservationID == id }) {
 			t.Errorf("vitals %+v still hold a reading of %s", st.Vitals, id)
 		}
 	}
 }
 
 // finalState is pat-2's state after steps.
-func finalState(t *testing.T, p *Processor, steps []step) PatientState {
+func finalState(t *testing.T, p *Processor, steps []step) patientState {
 	t.Helper()
 	var state []byte
 	for _, s := range steps {
-		out, err := p.Handle(obsRecord(s.value), nil, state)
+		out, err := p.handle(obsRecord(s.value), nil, state)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestWithdrawingEveryObservationLeavesNoActiveAlert(t *testing.T) {
 			k := kinds[rapid.IntRange(0, len(kinds)-1).Draw(rt, "kind")]
 			r := ranges[k.code]
 			id := fmt.Sprintf("o%d", i)
-			b := vital(t, id, k.code, rapid.Float64Range(r[0], r[1]).Draw(rt, "value"), k.unit, rapid.IntRange(0, 59).Draw(rt, "minute"))
+			b := vitalObservation(t, id, k.code, rapid.Float64Range(r[0], r[1]).Draw(rt, "value"), k.unit, rapid.IntRange(0, 59).Draw(rt, "minute"))
 			if rapid.Bool().Draw(rt, "preliminary") {
 				b = withStatus(t, b, statusPreliminary, nil)
 			}
@@ -287,7 +287,7 @@ func TestWithdrawingEveryObservationLeavesNoActiveAlert(t *testing.T) {
 		var state []byte
 		last := map[string]Alert{}
 		for _, b := range steps {
-			out, err := p.Handle(obsRecord(b), nil, state)
+			out, err := p.handle(obsRecord(b), nil, state)
 			if err != nil {
 				rt.Fatal(err)
 			}
@@ -328,8 +328,8 @@ func TestWithdrawingEveryObservationLeavesNoActiveAlert(t *testing.T) {
 // with their values: the threshold rules it fires, and news2 scored from
 // its readings only if that calls for a response.
 func supportedAlerts(t testing.TB, p *Processor, b []byte) map[string]float64 {
-	var obs Observation
-	if _, err := DecodeObservation(b, &obs); err != nil {
+	var obs observation
+	if _, err := decodeObservation(b, &obs, nil); err != nil {
 		t.Fatal(err)
 	}
 	var f findings
@@ -340,13 +340,13 @@ func supportedAlerts(t testing.TB, p *Processor, b []byte) map[string]float64 {
 	for _, fr := range f.firings {
 		m[obs.ID+"-"+fr.rule.ID] = fr.value
 	}
-	var values [NumVitals]float64
-	var present [NumVitals]bool
+	var values [numVitals]float64
+	var present [numVitals]bool
 	for _, r := range f.vitals {
 		values[r.vital], present[r.vital] = r.value, true
 	}
 	cfg := &p.rules.news2
-	if n := ScoreNEWS2(values, present, cfg.SpO2Scale); news2Response(cfg, n.Total, n.MaxSingle) >= responseLowMedium {
+	if n := scoreNEWS2(values, present, cfg.SpO2Scale); news2Response(cfg, n.Total, n.MaxSingle) >= responseLowMedium {
 		m[obs.ID+"-"+rules.NEWS2ID] = float64(n.Total)
 	}
 	return m

@@ -42,7 +42,11 @@
 // open alert, not notified, unless more severe or, for NEWS2, at a higher
 // RCP clinical response level. NEWS2 keeps each patient's latest reading
 // of every parameter (a converted one rounded to the chart's precision)
-// and alerts on the RCP chart's thresholds, listing the sub-scores.
+// and alerts on the RCP chart's thresholds, listing the sub-scores. A
+// patient keeps at most 32 open alerts, and none notified more than 24
+// hours (event time) before the observation at hand: an alert that has
+// left can no longer be replaced or retracted (a late amendment raises it
+// again, as version 1), nor suppress repeats.
 //
 // NEWS2 follows corrections. Each open news2 alert keeps its basis, the
 // readings (parameter, value, time, observation id) its current version
@@ -62,6 +66,23 @@
 // The rule pack, its YAML form, the concept table, the unit conversions
 // and the severities are package [rules], which this package imports and
 // which never imports it.
+//
+// What this package exports is its contract and nothing else: the names
+// of the pipeline, its group, topics, store and repartition topic, and the
+// event-source and event-type headers of its outputs; [New] with its
+// options ([DefaultMaxRecordBytes] is the default record limit); the
+// [Processor]'s [Processor.Spec], run by a pipeline.Runner or, in tests,
+// a pipeline.Harness, and its [Processor.AlertsTotal], a figure of the
+// demo's summary; the records consumers decode, [Alert] (with the NEWS2
+// outputs, [NEWS2Detail] and [NEWS2SubScore]), [HistoryRecord] and
+// [Notification], with their vocabularies ([Channel], the Status and
+// Event values); and [MRNSystem], the identifier system a Patient's
+// medical record number is read from. The stored state (a patient's open
+// alerts and NEWS2 readings, in the versioned binary format state.go
+// documents), the decoded Observation and Patient, the rule index, NEWS2
+// scoring and what one observation produces are internal: other packages
+// reach them only through the Spec, which a pipeline.Harness runs as the
+// runtime does, and through the records it writes.
 //
 // Files by concern: fhir.go decodes Observations and Patients; ruleset.go
 // indexes a rule pack by code; concepts.go indexes the concept table and

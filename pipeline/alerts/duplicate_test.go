@@ -57,8 +57,8 @@ func TestDuplicateMemberIsDecodeError(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var obs Observation
-			_, err := DecodeObservation(tt.value, &obs)
+			var obs observation
+			_, err := decodeObservation(tt.value, &obs, nil)
 			if !tt.dup {
 				if err != nil {
 					t.Fatalf("rejected: %v", err)

@@ -48,7 +48,7 @@ func appendAlert(b []byte, a *Alert) []byte {
 	b = appendOptString(b, `,"patientName":`, a.PatientName)
 	b = appendOptString(b, `,"patientMRN":`, a.PatientMRN)
 	if len(a.CareTeam) > 0 {
-		// Compact JSON by construction (DecodePatient compacts it).
+		// Compact JSON by construction (decodePatient compacts it).
 		b = append(b, `,"careTeam":`...)
 		b = append(b, a.CareTeam...)
 	}

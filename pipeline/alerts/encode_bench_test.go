@@ -18,7 +18,7 @@ import (
 //	go test ./pipeline/alerts -run '^$' -bench Encode -benchmem -count 5
 func BenchmarkEncode(b *testing.B) {
 	p := newProcessor(b)
-	out, err := p.Handle(benchRecords(b)["alerting_envelope"], patients(b), nil)
+	out, err := p.handle(benchRecords(b)["alerting_envelope"], patients(b), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -66,16 +66,16 @@ func TestAppendersMatchEncodingJSON(t *testing.T) {
 }
 
 func TestDecodeStateRoundTrip(t *testing.T) {
-	want := PatientState{
+	want := patientState{
 		Seq: 7,
-		Open: []OpenAlert{
+		Open: []openAlert{
 			{AlertID: "obs-1-hr", RuleID: "hr", Rule: "8867-4", ObservationID: "obs-1", Severity: rules.SeverityHigh, Version: 2,
 				Provisional: true, Value: 138, Unit: "/min", Fingerprint: "138|high|p", At: 1735689600000,
 				Suppressed: 2, SuppressedIDs: []string{"obs-2", "odd \"é\" \n"}},
 			{AlertID: "obs-9-news2", RuleID: "news2", Rule: "news2", ObservationID: "obs-9", Severity: rules.SeverityCritical, Version: 1, Value: 7, At: -5,
-				Basis: []StoredVital{{Vital: VitalRespiratoryRate, Value: 26, At: -6, ObservationID: "obs-8"}, {Vital: VitalSpO2, Value: 91, At: -5, ObservationID: "obs-9"}}},
+				Basis: []storedVital{{Vital: vitalRespiratoryRate, Value: 26, At: -6, ObservationID: "obs-8"}, {Vital: vitalSpO2, Value: 91, At: -5, ObservationID: "obs-9"}}},
 		},
-		Vitals: []StoredVital{{Vital: VitalPulse, Value: 138, At: 1735689600000, ObservationID: "obs-1"}, {Vital: VitalTemperature, Value: 38.55, At: 1, ObservationID: "obs-3"}},
+		Vitals: []storedVital{{Vital: vitalPulse, Value: 138, At: 1735689600000, ObservationID: "obs-1"}, {Vital: vitalTemperature, Value: 38.55, At: 1, ObservationID: "obs-3"}},
 	}
 	got, err := readState(appendState(nil, &want))
 	if err != nil {
@@ -85,8 +85,8 @@ func TestDecodeStateRoundTrip(t *testing.T) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
 	good := appendState(nil, &want)
-	badVital := appendState(nil, &PatientState{Vitals: []StoredVital{{Vital: NumVitals}}})
-	badBasis := appendState(nil, &PatientState{Open: []OpenAlert{{AlertID: "a", Basis: []StoredVital{{Vital: NumVitals}}}}})
+	badVital := appendState(nil, &patientState{Vitals: []storedVital{{Vital: numVitals}}})
+	badBasis := appendState(nil, &patientState{Open: []openAlert{{AlertID: "a", Basis: []storedVital{{Vital: numVitals}}}}})
 	for name, bad := range map[string][]byte{
 		"JSON":              []byte(`{"seq":1,"open":[]}`),
 		"empty":             {},
@@ -106,7 +106,7 @@ func TestDecodeStateRoundTrip(t *testing.T) {
 
 // appendOpenV2 writes an open section in the layout of versions 1 and 2,
 // which had no bases.
-func appendOpenV2(b []byte, open []OpenAlert) []byte {
+func appendOpenV2(b []byte, open []openAlert) []byte {
 	b = binary.AppendUvarint(b, uint64(len(open)))
 	for i := range open {
 		o := &open[i]
@@ -135,7 +135,7 @@ func appendOpenV2(b []byte, open []OpenAlert) []byte {
 // appendStateV2 writes s in the layout of version 2, whose open alerts
 // had no bases: values that changelogs written before version 3 still
 // hold.
-func appendStateV2(b []byte, s *PatientState) []byte {
+func appendStateV2(b []byte, s *patientState) []byte {
 	b = append(b, stateVersionV2)
 	b = appendFilter(b, anyID)
 	b = binary.AppendUvarint(b, uint64(s.Seq))
@@ -152,7 +152,7 @@ func appendStateV2(b []byte, s *PatientState) []byte {
 
 // appendStateV1 writes s in the layout of version 1, which had no
 // filters: values that changelogs written before version 2 still hold.
-func appendStateV1(b []byte, s *PatientState) []byte {
+func appendStateV1(b []byte, s *patientState) []byte {
 	b = append(b, stateVersionV1)
 	b = binary.AppendUvarint(b, uint64(s.Seq))
 	open := appendOpenV2(nil, s.Open)
@@ -169,10 +169,10 @@ func appendStateV1(b []byte, s *PatientState) []byte {
 }
 
 func TestDecodeStateVersion1(t *testing.T) {
-	want := PatientState{
+	want := patientState{
 		Seq:    4,
-		Open:   []OpenAlert{{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: rules.SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}}},
-		Vitals: []StoredVital{{Vital: VitalPulse, Value: 130, At: 9, ObservationID: "obs-3"}},
+		Open:   []openAlert{{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: rules.SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}}},
+		Vitals: []storedVital{{Vital: vitalPulse, Value: 130, At: 9, ObservationID: "obs-3"}},
 	}
 	v1 := appendStateV1(nil, &want)
 	got, err := readState(v1)
@@ -189,7 +189,7 @@ func TestDecodeStateVersion1(t *testing.T) {
 	}
 	// Not read, a version-1 section is still rewritten in the current
 	// layout, whole, with its own filter.
-	var st PatientState
+	var st patientState
 	if err := decodeState(v1, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -210,20 +210,20 @@ func TestDecodeStateVersion1(t *testing.T) {
 // is read, and rewritten as version 3 even when its open alerts are not
 // read, so that no version-2 section is ever labelled version 3.
 func TestDecodeStateVersion2(t *testing.T) {
-	want := PatientState{
+	want := patientState{
 		Seq: 5,
-		Open: []OpenAlert{
+		Open: []openAlert{
 			{AlertID: "obs-1-hr", RuleID: "hr", ObservationID: "obs-1", Severity: rules.SeverityHigh, Version: 1, At: 9, SuppressedIDs: []string{"obs-2"}},
 			{AlertID: "obs-4-news2", RuleID: rules.NEWS2ID, Rule: rules.NEWS2ID, ObservationID: "obs-4", Severity: rules.SeverityHigh, Version: 1, Value: 3, At: 9},
 		},
-		Vitals: []StoredVital{{Vital: VitalRespiratoryRate, Value: 26, At: 9, ObservationID: "obs-4"}},
+		Vitals: []storedVital{{Vital: vitalRespiratoryRate, Value: 26, At: 9, ObservationID: "obs-4"}},
 	}
 	v2 := appendStateV2(nil, &want)
 	got, err := readState(v2)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v, %v\nwant %+v", got, err, want)
 	}
-	var st PatientState
+	var st patientState
 	if err := decodeState(v2, &st); err != nil {
 		t.Fatal(err)
 	}
@@ -238,17 +238,17 @@ func TestDecodeStateVersion2(t *testing.T) {
 // TestStateFilter: a value's filters let through every id it names, and
 // turn away most others.
 func TestStateFilter(t *testing.T) {
-	var st PatientState
+	var st patientState
 	named := map[string]bool{}
 	for i := range 8 {
-		o := OpenAlert{AlertID: fmt.Sprintf("obs-%d-hr", i), RuleID: "hr", ObservationID: fmt.Sprintf("obs-%d", i)}
+		o := openAlert{AlertID: fmt.Sprintf("obs-%d-hr", i), RuleID: "hr", ObservationID: fmt.Sprintf("obs-%d", i)}
 		for j := range 3 {
 			o.SuppressedIDs = append(o.SuppressedIDs, fmt.Sprintf("obs-%d-%d", i, j))
 		}
 		st.Open = append(st.Open, o)
 	}
 	for i := range 7 {
-		st.Vitals = append(st.Vitals, StoredVital{Vital: Vital(i), ObservationID: fmt.Sprintf("vital-%d", i)})
+		st.Vitals = append(st.Vitals, storedVital{Vital: vital(i), ObservationID: fmt.Sprintf("vital-%d", i)})
 	}
 	for _, o := range st.Open {
 		named[o.ObservationID] = true
@@ -260,7 +260,7 @@ func TestStateFilter(t *testing.T) {
 		named[v.ObservationID] = true
 	}
 	b := appendState(nil, &st)
-	var back PatientState
+	var back patientState
 	if err := decodeState(b, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -297,8 +297,8 @@ func TestStateFilter(t *testing.T) {
 
 // readState decodes a whole patient-alerts value, open alerts included,
 // as tests compare it.
-func readState(b []byte) (PatientState, error) {
-	var st PatientState
+func readState(b []byte) (patientState, error) {
+	var st patientState
 	if err := decodeState(b, &st); err != nil {
 		return st, err
 	}
@@ -310,13 +310,13 @@ func readState(b []byte) (PatientState, error) {
 }
 
 func TestStateKeepsUnreadOpenAlertsVerbatim(t *testing.T) {
-	st := PatientState{Seq: 3, Open: []OpenAlert{{AlertID: "a", RuleID: "r", Version: 1, Fingerprint: "1|high", At: 5}}}
+	st := patientState{Seq: 3, Open: []openAlert{{AlertID: "a", RuleID: "r", Version: 1, Fingerprint: "1|high", At: 5}}}
 	b := appendState(nil, &st)
-	var back PatientState
+	var back patientState
 	if err := decodeState(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	back.Vitals = append(back.Vitals, StoredVital{Vital: VitalPulse, Value: 80, At: 6, ObservationID: "o"})
+	back.Vitals = append(back.Vitals, storedVital{Vital: vitalPulse, Value: 80, At: 6, ObservationID: "o"})
 	again, err := readState(appendState(nil, &back))
 	if err != nil || len(again.Open) != 1 || !reflect.DeepEqual(again.Open[0], st.Open[0]) || len(again.Vitals) != 1 {
 		t.Fatalf("after a vitals-only change: %+v, %v", again, err)
@@ -326,7 +326,7 @@ func TestStateKeepsUnreadOpenAlertsVerbatim(t *testing.T) {
 // FuzzDecodeState: whatever a changelog holds, reading it fails cleanly or
 // yields a state that writes back to the same bytes.
 func FuzzDecodeState(f *testing.F) {
-	f.Add(appendState(nil, &PatientState{Seq: 3, Open: []OpenAlert{{AlertID: "a", SuppressedIDs: []string{"x"}}}, Vitals: []StoredVital{{Vital: VitalSpO2, Value: 93}}}))
+	f.Add(appendState(nil, &patientState{Seq: 3, Open: []openAlert{{AlertID: "a", SuppressedIDs: []string{"x"}}}, Vitals: []storedVital{{Vital: vitalSpO2, Value: 93}}}))
 	f.Add([]byte{stateVersion, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := readState(b)
@@ -346,7 +346,7 @@ func FuzzDecodeState(f *testing.F) {
 // TestGPCareTeamIsEncodingJSON: the hand-written careTeam of general
 // practitioners is what encoding/json writes for them.
 func TestGPCareTeamIsEncodingJSON(t *testing.T) {
-	for _, gps := range [][]Reference{
+	for _, gps := range [][]reference{
 		{{Reference: "Practitioner/pract-7", Display: "Dr. Adam Careful"}},
 		{{Reference: "Organization/org-1"}, {Display: `Dr. "Q" <Quinn> & Co \ é ` + "\u2028\x01"}},
 		{{Display: "only a display"}, {Reference: "Practitioner/1", Display: "x"}},

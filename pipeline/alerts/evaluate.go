@@ -70,16 +70,16 @@ type findings struct {
 }
 
 // vitalReading is one NEWS2 parameter value from an observation, in the
-// parameter's unit (see [Vital]).
+// parameter's unit (see [vital]).
 type vitalReading struct {
-	vital Vital
+	vital vital
 	value float64
 }
 
 // evaluate reads what obs says. A value whose unit cannot be converted to
 // the unit a rule or NEWS2 needs is an [pipeline.TypeInvalid] record error,
 // as is an unknown status or consciousness answer: never a silent miss.
-func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
+func (s *ruleSet) evaluate(obs *observation, dst *findings) error {
 	class, err := classify(obs.Status)
 	if err != nil {
 		return err
@@ -92,7 +92,7 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 		return nil
 	}
 	var own codingConcepts
-	if err := plausible(&obs.Measurement, &own); err != nil {
+	if err := plausible(&obs.measurement, &own); err != nil {
 		return err
 	}
 	for i := range obs.Components {
@@ -110,7 +110,7 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 		// A variant is the rule for one of its codes: the first whose
 		// coding carries a value decides, and the rule fires once.
 		r := c.rule
-		m, code := measurement(r, obs)
+		m, code := measurementOf(r, obs)
 		if m == nil {
 			continue
 		}
@@ -139,7 +139,7 @@ func (s *ruleSet) evaluate(obs *Observation, dst *findings) error {
 // rule pack. A value whose unit does not convert to the limits' is left to
 // the rule or NEWS2 that reads it, which rejects it then. The error names
 // the code and the limits, never the value.
-func plausible(m *Measurement, seen *codingConcepts) error {
+func plausible(m *measurement, seen *codingConcepts) error {
 	if !m.HasValue {
 		return nil
 	}
@@ -167,8 +167,8 @@ func plausible(m *Measurement, seen *codingConcepts) error {
 
 // candidates appends the rule variants whose code and system obs or one of
 // its components carries, ordered by rule, each once.
-func (s *ruleSet) candidates(obs *Observation, dst []codeRule) []codeRule {
-	add := func(cs []Coding) {
+func (s *ruleSet) candidates(obs *observation, dst []codeRule) []codeRule {
+	add := func(cs []coding) {
 		for i := range cs {
 			sys := rules.CanonicalSystem(cs[i].System)
 			if !slices.Contains(s.systems, sys) {
@@ -189,10 +189,10 @@ func (s *ruleSet) candidates(obs *Observation, dst []codeRule) []codeRule {
 	return dst
 }
 
-// measurement is the measurement of obs that r reads, with the code that
+// measurementOf is the measurement of obs that r reads, with the code that
 // names its analyte; nil when obs carries no value for r (none coded so,
 // or a dataAbsentReason).
-func measurement(r *rules.Rule, obs *Observation) (*Measurement, string) {
+func measurementOf(r *rules.Rule, obs *observation) (*measurement, string) {
 	if r.Component != "" {
 		if !hasCoding(obs.Codings, r.System, r.Code) {
 			return nil, ""
@@ -205,7 +205,7 @@ func measurement(r *rules.Rule, obs *Observation) (*Measurement, string) {
 		return nil, ""
 	}
 	if obs.HasValue && hasCoding(obs.Codings, r.System, r.Code) {
-		return &obs.Measurement, r.Code
+		return &obs.measurement, r.Code
 	}
 	for i := range obs.Components {
 		if c := &obs.Components[i]; c.HasValue && hasCoding(c.Codings, r.System, r.Code) {
@@ -217,7 +217,7 @@ func measurement(r *rules.Rule, obs *Observation) (*Measurement, string) {
 
 // hasCoding reports whether cs has code in system (a canonical URI; a
 // coding's system may be its OID).
-func hasCoding(cs []Coding, system, code string) bool {
+func hasCoding(cs []coding, system, code string) bool {
 	for i := range cs {
 		if cs[i].Code == code && rules.CanonicalSystem(cs[i].System) == system {
 			return true
@@ -231,7 +231,7 @@ func hasCoding(cs []Coding, system, code string) bool {
 // the rule's unit: only a bare number of a code whose property fixes the
 // unit has one. Errors name the code, never the value or what was sent as
 // its unit.
-func inUnit(m *Measurement, unit, code string) (v float64, converted bool, err error) {
+func inUnit(m *measurement, unit, code string) (v float64, converted bool, err error) {
 	from := m.Unit
 	if from == "" {
 		lc, ok := loincCodes[code]
@@ -306,8 +306,8 @@ func (cc *codingConcepts) lookup(i int, code string) (loincCode, bool) {
 	return lc, ok
 }
 
-func vitalsOf(obs *Observation, own *codingConcepts, dst *findings) error {
-	if err := vitalsOfMeasurement(&obs.Measurement, own, dst); err != nil {
+func vitalsOf(obs *observation, own *codingConcepts, dst *findings) error {
+	if err := vitalsOfMeasurement(&obs.measurement, own, dst); err != nil {
 		return err
 	}
 	for i := range obs.Components {
@@ -318,7 +318,7 @@ func vitalsOf(obs *Observation, own *codingConcepts, dst *findings) error {
 	return nil
 }
 
-func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) error {
+func vitalsOfMeasurement(m *measurement, seen *codingConcepts, dst *findings) error {
 	for i := range m.Codings {
 		c := &m.Codings[i]
 		switch sys := rules.CanonicalSystem(c.System); {
@@ -330,13 +330,13 @@ func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) er
 			if !ok {
 				return pipeline.Rejectf(pipeline.TypeInvalid, "level of responsiveness answer is not an ACVPU code")
 			}
-			dst.add(VitalConsciousness, v)
+			dst.add(vitalConsciousness, v)
 		case sys == rules.SNOMED && c.Code == snomedOnOxygen:
 			switch {
 			case hasCoding(m.Coded, rules.SNOMED, snomedYes):
-				dst.add(VitalSupplementalOxygen, 1)
+				dst.add(vitalSupplementalOxygen, 1)
 			case hasCoding(m.Coded, rules.SNOMED, snomedNo):
-				dst.add(VitalSupplementalOxygen, 0)
+				dst.add(vitalSupplementalOxygen, 0)
 			}
 		case sys == rules.LOINC && (c.Code == loincOxygenFlow || c.Code == loincOxygenFraction) && m.HasValue:
 			unit, onAbove := "L/min", 0.0
@@ -351,12 +351,12 @@ func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) er
 			if v > onAbove {
 				on = 1
 			}
-			dst.add(VitalSupplementalOxygen, on)
+			dst.add(vitalSupplementalOxygen, on)
 		case sys == rules.LOINC && m.HasValue:
 			// The concept table, as the rules use it: an oral
 			// temperature is NEWS2's temperature as much as 8310-5 is.
 			lc, ok := seen.lookup(i, c.Code)
-			if !ok || lc.concept.vital == NumVitals {
+			if !ok || lc.concept.vital == numVitals {
 				continue
 			}
 			v, converted, err := inUnit(m, lc.concept.vitalUnit, c.Code)
@@ -378,7 +378,7 @@ func vitalsOfMeasurement(m *Measurement, seen *codingConcepts, dst *findings) er
 // profile vs-2), and one that cannot be evaluated would be a silent miss.
 // Of any other code such a result is valid FHIR (obs-6), and skipped.
 // The processor judges it when it decodes, once per record.
-func (s *ruleSet) missingValue(obs *Observation) error {
+func (s *ruleSet) missingValue(obs *observation) error {
 	if obs.skip != skipNoValue {
 		return nil
 	}
@@ -387,14 +387,14 @@ func (s *ruleSet) missingValue(obs *Observation) error {
 		return nil
 	}
 	var cand [16]codeRule
-	if len(s.candidates(obs, cand[:0])) > 0 || s.news2.Enabled && news2Reads(&obs.Measurement) {
+	if len(s.candidates(obs, cand[:0])) > 0 || s.news2.Enabled && news2Reads(&obs.measurement) {
 		return pipeline.Rejectf(pipeline.TypeInvalid, "observation has no value, components, hasMember or dataAbsentReason")
 	}
 	return nil
 }
 
 // news2Reads reports whether m is coded as a NEWS2 parameter.
-func news2Reads(m *Measurement) bool {
+func news2Reads(m *measurement) bool {
 	for i := range m.Codings {
 		c := &m.Codings[i]
 		switch rules.CanonicalSystem(c.System) {
@@ -403,7 +403,7 @@ func news2Reads(m *Measurement) bool {
 			case loincResponsiveness, loincOxygenFlow, loincOxygenFraction:
 				return true
 			}
-			if lc, ok := loincCodes[c.Code]; ok && lc.concept.vital != NumVitals {
+			if lc, ok := loincCodes[c.Code]; ok && lc.concept.vital != numVitals {
 				return true
 			}
 		case rules.SNOMED:
@@ -415,7 +415,7 @@ func news2Reads(m *Measurement) bool {
 	return false
 }
 
-func acvpuValue(cs []Coding) (float64, bool) {
+func acvpuValue(cs []coding) (float64, bool) {
 	for i := range cs {
 		if rules.CanonicalSystem(cs[i].System) != rules.LOINC {
 			continue
@@ -429,7 +429,7 @@ func acvpuValue(cs []Coding) (float64, bool) {
 
 // add records a parameter once: an observation coded twice for the same
 // parameter (2708-6 and 59408-5 for SpO2) carries one reading.
-func (f *findings) add(v Vital, value float64) {
+func (f *findings) add(v vital, value float64) {
 	for i := range f.vitals {
 		if f.vitals[i].vital == v {
 			return

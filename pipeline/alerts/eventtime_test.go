@@ -23,7 +23,7 @@ func TestEventTimeWithoutOffset(t *testing.T) {
 	// at sets the fixture's effective time and drops issued, so that the
 	// effective time alone decides.
 	at := func(field, v string) []byte {
-		return observation(t, func(o map[string]any) {
+		return observationJSON(t, func(o map[string]any) {
 			delete(o, "effectiveDateTime")
 			delete(o, "issued")
 			if field == "effectivePeriod" {
@@ -46,12 +46,12 @@ func TestEventTimeWithoutOffset(t *testing.T) {
 			err: "no site time zone"},
 		{name: "effectivePeriod.start without offset, no site zone", value: at("effectivePeriod", "2024-04-05T19:41:00"),
 			err: "effectivePeriod.start has a time without a time zone offset"},
-		{name: "issued without offset, no site zone (instant requires one)", value: observation(t, func(o map[string]any) {
+		{name: "issued without offset, no site zone (instant requires one)", value: observationJSON(t, func(o map[string]any) {
 			delete(o, "effectiveDateTime")
 			o["issued"] = "2024-04-05T19:41:10.250"
 		}), err: "issued has a time without a time zone offset"},
 		{name: "not a dateTime at all", value: at("effectiveDateTime", "05/04/2024 19:41"), err: "effectiveDateTime is not a FHIR dateTime or instant"},
-		{name: "unreadable effective time does not fall through to issued", value: observation(t, func(o map[string]any) { o["effectiveDateTime"] = "yesterday" }),
+		{name: "unreadable effective time does not fall through to issued", value: observationJSON(t, func(o map[string]any) { o["effectiveDateTime"] = "yesterday" }),
 			err: "effectiveDateTime is not a FHIR dateTime"},
 		{name: "seconds without offset in the site zone (CEST, +02:00)", value: at("effectiveDateTime", "2024-04-05T19:41:00"), site: berlin,
 			want: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
@@ -69,7 +69,8 @@ func TestEventTimeWithoutOffset(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newProcessor(t, WithSiteTimeZone(tt.site))
-			in, err := p.Decode(obsRecord(tt.value))
+			var in input
+			err := p.decode(obsRecord(tt.value), &in)
 			if tt.err != "" {
 				if got := errorType(err); got != pipeline.TypeInvalid {
 					t.Fatalf("error type %q (%v, event time %v), want %q", got, err, in.Observation.EventTime, pipeline.TypeInvalid)

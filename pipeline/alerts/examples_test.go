@@ -269,14 +269,14 @@ func runExample(t *testing.T, value []byte, offset int64) exampleOutcome {
 		}
 		onOxygen := false
 		for _, v := range st.Vitals {
-			if v.Vital == VitalSupplementalOxygen && v.Value != 0 {
+			if v.Vital == vitalSupplementalOxygen && v.Value != 0 {
 				onOxygen = true
 			}
 		}
 		for _, v := range st.Vitals {
 			got.news2 = append(got.news2, exampleVital{
 				Parameter: v.Vital.String(), Value: v.Value,
-				Score: ScoreVital(v.Vital, v.Value, rules.DefaultNEWS2SpO2Scale, onOxygen),
+				Score: scoreVital(v.Vital, v.Value, rules.DefaultNEWS2SpO2Scale, onOxygen),
 			})
 		}
 	}

@@ -18,15 +18,15 @@ import (
 	"github.com/carepipe/carepipe/pipeline/jsontext"
 )
 
-// Coding is one entry of a FHIR CodeableConcept's coding list.
-type Coding struct {
+// coding is one entry of a FHIR CodeableConcept's coding list.
+type coding struct {
 	System string `json:"system"`
 	Code   string `json:"code"`
 }
 
-// Observation is what the pipeline reads of a FHIR R4 Observation. Its
+// observation is what the pipeline reads of a FHIR R4 Observation. Its
 // strings may share memory with the record value it was decoded from.
-type Observation struct {
+type observation struct {
 	ID string
 	// Status is one of FHIR's observation statuses (registered,
 	// preliminary, final, amended, corrected, cancelled, entered-in-error,
@@ -34,12 +34,12 @@ type Observation struct {
 	Status string
 	// PatientID is the id part of subject.reference ("Patient/<id>").
 	PatientID string
-	// Measurement is the observation's own code and value[x]. Its Codings
+	// measurement is the observation's own code and value[x]. Its Codings
 	// have at least one entry with a code.
-	Measurement
+	measurement
 	// Components are the component[] entries (a blood-pressure panel's
 	// systolic and diastolic values), in record order.
-	Components []Measurement
+	Components []measurement
 	// EventTime is the first present of effectiveDateTime,
 	// effectiveInstant, effectivePeriod.start and issued, in UTC; zero if
 	// none is present. A time without an offset is taken in the site's
@@ -53,17 +53,17 @@ type Observation struct {
 
 	// codings backs the Codings slices: reused by the next decode into
 	// the same Observation.
-	codings []Coding
+	codings []coding
 }
 
-// Measurement is a coded value: an observation's own code and value[x], or
+// measurement is a coded value: an observation's own code and value[x], or
 // one of its components'.
-type Measurement struct {
+type measurement struct {
 	// Codings is code.coding.
-	Codings []Coding
+	Codings []coding
 	// HasValue reports a numeric value: valueQuantity.value, else
 	// valueInteger, else valueDecimal (the seed's non-standard field).
-	// Value is then finite with |Value| <= [MaxMagnitude]; zero is a value.
+	// Value is then finite with |Value| <= [maxMagnitude]; zero is a value.
 	HasValue bool
 	Value    float64
 	// Bare reports that the value is valueInteger or valueDecimal: a
@@ -81,29 +81,29 @@ type Measurement struct {
 	UnitText string
 	// Coded is valueCodeableConcept.coding (an ACVPU answer, say) and
 	// CodedText its text.
-	Coded     []Coding
+	Coded     []coding
 	CodedText string
 	// Absent reports a dataAbsentReason: there is no value, on purpose.
 	Absent bool
 }
 
-// MaxMagnitude bounds observation values: larger magnitudes are not
+// maxMagnitude bounds observation values: larger magnitudes are not
 // measurements but corrupt records.
-const MaxMagnitude = 1e12
+const maxMagnitude = 1e12
 
 // wireMeasurement is a measurement's fields as they are in the record,
 // before they are checked. Numbers are kept raw: a number that overflows
 // float64, or a string where a number belongs, is an invalid observation,
 // not an undecodable record.
 type wireMeasurement struct {
-	Codings      []Coding
+	Codings      []coding
 	Value        []byte // valueQuantity.value
 	Unit         string // valueQuantity.unit
 	UnitSystem   string // valueQuantity.system
 	UnitCode     string // valueQuantity.code
 	ValueInteger []byte
 	ValueDecimal []byte
-	Coded        []Coding // valueCodeableConcept.coding
+	Coded        []coding // valueCodeableConcept.coding
 	CodedText    string   // valueCodeableConcept.text
 	HasCoded     bool     // valueCodeableConcept present
 	Absent       bool     // dataAbsentReason present
@@ -176,7 +176,7 @@ const (
 	seenOther
 )
 
-// DecodeObservation decodes an Observation, enveloped or bare, into obs and
+// decodeObservation decodes an Observation, enveloped or bare, into obs and
 // returns the envelope's metadata (zero for a bare record). obs's strings
 // share memory with value.
 //
@@ -191,20 +191,14 @@ const (
 // of a name it reads ([jsontext.ErrDuplicate]), [pipeline.TypeInvalid] when it
 // breaks the contract (not an Observation, no id, no status, no code, no
 // patient subject, no value of any kind, a value that is not finite or
-// exceeds [MaxMagnitude], a value next to a dataAbsentReason, an unreadable
+// exceeds [maxMagnitude], a value next to a dataAbsentReason, an unreadable
 // envelope timestamp). Messages never quote the record.
 //
-// A time of day without a time zone offset is a TypeInvalid here: FHIR
-// requires one (http://hl7.org/fhir/R4/datatypes.html#dateTime), and only
-// the site knows which zone its clocks keep. A [Processor] given
-// [WithSiteTimeZone] reads such times in that zone.
-func DecodeObservation(value []byte, obs *Observation) (envelope.Metadata, error) {
-	return decodeObservation(value, obs, nil)
-}
-
-// decodeObservation is DecodeObservation reading times without an offset
-// in site, nil for none.
-func decodeObservation(value []byte, obs *Observation, site *time.Location) (envelope.Metadata, error) {
+// A time of day without a time zone offset is read in site, the site's
+// time zone ([WithSiteTimeZone]); with site nil it is a TypeInvalid: FHIR
+// requires an offset (http://hl7.org/fhir/R4/datatypes.html#dateTime), and
+// only the site knows which zone its clocks keep.
+func decodeObservation(value []byte, obs *observation, site *time.Location) (envelope.Metadata, error) {
 	var (
 		s            jsontext.Scanner
 		bare, inside wireObservation
@@ -281,7 +275,7 @@ func scanMetadata(s *jsontext.Scanner, m *envelope.RawMetadata) {
 // encoding/json would keep the last member, other readers the first.
 // Names that are skipped are not checked: whichever member of them a
 // reader takes, it is nothing this pipeline reads.
-func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding) {
+func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]coding) {
 	switch string(key) {
 	case "resourceType":
 		s.Once(&w.seen, seenResourceType)
@@ -350,7 +344,7 @@ func (w *wireObservation) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 
 // member reads the measurement member named key (code and value[x]) and
 // reports whether key is one; the caller skips the others.
-func (m *wireMeasurement) member(s *jsontext.Scanner, key []byte, buf *[]Coding) bool {
+func (m *wireMeasurement) member(s *jsontext.Scanner, key []byte, buf *[]coding) bool {
 	switch string(key) {
 	case "code":
 		s.Once(&m.seen, seenMCode)
@@ -437,11 +431,11 @@ func (m *wireMeasurement) member(s *jsontext.Scanner, key []byte, buf *[]Coding)
 }
 
 // scanCodings reads a coding array into buf and returns its entries (a
-// slice of buf). A null entry is a Coding without system or code.
-func scanCodings(s *jsontext.Scanner, buf *[]Coding) []Coding {
+// slice of buf). A null entry is a coding without system or code.
+func scanCodings(s *jsontext.Scanner, buf *[]coding) []coding {
 	from := len(*buf)
 	for more := s.Array(); more; more = s.NextElement() {
-		var c Coding
+		var c coding
 		var seen uint64
 		for more := s.Object(); more; more = s.NextMember() {
 			switch string(s.Key()) {
@@ -462,7 +456,7 @@ func scanCodings(s *jsontext.Scanner, buf *[]Coding) []Coding {
 
 // observation checks w and fills obs from it, keeping obs's buffers.
 // Times without an offset are in site (nil: an error).
-func (w *wireObservation) observation(obs *Observation, site *time.Location) error {
+func (w *wireObservation) observation(obs *observation, site *time.Location) error {
 	switch {
 	case w.ResourceType != "Observation":
 		return pipeline.Rejectf(pipeline.TypeInvalid, "resourceType is not Observation")
@@ -483,9 +477,9 @@ func (w *wireObservation) observation(obs *Observation, site *time.Location) err
 	if err != nil {
 		return err
 	}
-	var comps []Measurement
+	var comps []measurement
 	if len(w.Components) > 0 {
-		comps = make([]Measurement, len(w.Components))
+		comps = make([]measurement, len(w.Components))
 		for i := range w.Components {
 			if comps[i], err = w.Components[i].measurement(); err != nil {
 				return err
@@ -497,11 +491,11 @@ func (w *wireObservation) observation(obs *Observation, site *time.Location) err
 	if err != nil {
 		return err
 	}
-	*obs = Observation{
+	*obs = observation{
 		ID:          w.ID,
 		Status:      w.Status,
 		PatientID:   pid,
-		Measurement: own,
+		measurement: own,
 		Components:  comps,
 		EventTime:   at,
 		skip:        skip,
@@ -519,7 +513,7 @@ func (w *wireObservation) observation(obs *Observation, site *time.Location) err
 // vital-signs profile's vs-2 does, unless there is a component or
 // hasMember), skipped rather than rejected. skipNoValue, nothing at all,
 // is left to the rules to judge: see [ruleSet.evaluate].
-func (w *wireObservation) skipReason(own *Measurement, comps []Measurement) skipReason {
+func (w *wireObservation) skipReason(own *measurement, comps []measurement) skipReason {
 	if own.HasValue || own.Absent {
 		return skipNone
 	}
@@ -559,15 +553,15 @@ func (m *wireMeasurement) valueType() skipReason {
 }
 
 // measurement checks m's value and unit.
-func (m *wireMeasurement) measurement() (Measurement, error) {
-	out := Measurement{Codings: m.Codings, UnitSystem: m.UnitSystem, UnitText: m.Unit, Coded: m.Coded, CodedText: m.CodedText}
+func (m *wireMeasurement) measurement() (measurement, error) {
+	out := measurement{Codings: m.Codings, UnitSystem: m.UnitSystem, UnitText: m.Unit, Coded: m.Coded, CodedText: m.CodedText}
 	v, ok, bare, err := m.value()
 	if err != nil {
-		return Measurement{}, err
+		return measurement{}, err
 	}
 	out.Bare = bare
 	if ok && m.Absent {
-		return Measurement{}, pipeline.Rejectf(pipeline.TypeInvalid, "observation has both a value and a dataAbsentReason")
+		return measurement{}, pipeline.Rejectf(pipeline.TypeInvalid, "observation has both a value and a dataAbsentReason")
 	}
 	out.HasValue, out.Value, out.Absent = ok, v, m.Absent && !ok
 	switch {
@@ -595,7 +589,7 @@ func classifyDecode(what string, err error) error {
 	return pipeline.Rejectf(pipeline.TypeDecode, "%s: %w", what, err)
 }
 
-func hasCode(cs []Coding) bool {
+func hasCode(cs []coding) bool {
 	for i := range cs {
 		if cs[i].Code != "" {
 			return true
@@ -620,7 +614,7 @@ func (m *wireMeasurement) value() (v float64, ok, bare bool, err error) {
 }
 
 // parseNumber parses a raw JSON value that must be a finite number within
-// MaxMagnitude.
+// maxMagnitude.
 func parseNumber(raw []byte) (float64, error) {
 	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
 		return 0, pipeline.Rejectf(pipeline.TypeInvalid, "observation value is not a number")
@@ -629,8 +623,8 @@ func parseNumber(raw []byte) (float64, error) {
 	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, pipeline.Rejectf(pipeline.TypeInvalid, "observation value is not a finite number")
 	}
-	if math.Abs(v) > MaxMagnitude {
-		return 0, pipeline.Rejectf(pipeline.TypeInvalid, "observation value magnitude exceeds %g", MaxMagnitude)
+	if math.Abs(v) > maxMagnitude {
+		return 0, pipeline.Rejectf(pipeline.TypeInvalid, "observation value magnitude exceeds %g", maxMagnitude)
 	}
 	return v, nil
 }
@@ -716,16 +710,16 @@ func eventTime(site *time.Location, w *wireObservation) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-// PatientContext is what alerts are enriched with, from the fhir.Patient
+// patientContext is what alerts are enriched with, from the fhir.Patient
 // table. It shares no memory with the record it was decoded from.
-type PatientContext struct {
+type patientContext struct {
 	ID string
 	// Name is "given... family" of the official name, else of the first.
 	Name string
 	// MRN is the identifier value whose system is [MRNSystem].
 	MRN string
 	// GeneralPractitioners is generalPractitioner: references and displays.
-	GeneralPractitioners []Reference
+	GeneralPractitioners []reference
 	// CareTeam is what alerts carry as careTeam (compact JSON): the
 	// resource's non-standard careTeam value as sent (the seed's shape),
 	// else GeneralPractitioners as [{"reference":...,"display":...}]; nil
@@ -733,8 +727,8 @@ type PatientContext struct {
 	CareTeam json.RawMessage
 }
 
-// Reference is a FHIR Reference's reference and display.
-type Reference struct {
+// reference is a FHIR Reference's reference and display.
+type reference struct {
 	Reference string `json:"reference,omitempty"`
 	Display   string `json:"display,omitempty"`
 }
@@ -755,12 +749,12 @@ type wirePatient struct {
 		System string `json:"system"`
 		Value  string `json:"value"`
 	} `json:"identifier"`
-	GeneralPractitioner []Reference            `json:"generalPractitioner"`
+	GeneralPractitioner []reference            `json:"generalPractitioner"`
 	CareTeam            sonic.NoCopyRawMessage `json:"careTeam"`
 }
 
-// DecodePatient decodes a FHIR R4 Patient, enveloped or bare, into a
-// *PatientContext that shares no memory with key or value. The patient id
+// decodePatient decodes a FHIR R4 Patient, enveloped or bare, into a
+// *patientContext that shares no memory with key or value. The patient id
 // is the resource id, else the record key. The fhir.Patient table holds a
 // compact form of the same context instead (see [patientEntry]); this is
 // the context whole, for callers that keep a few.
@@ -769,7 +763,7 @@ type wirePatient struct {
 // JSON, not shaped like a Patient, or has a careTeam that is not JSON;
 // [pipeline.TypeInvalid] when it is not a Patient, has no id and no key, or
 // has an unreadable envelope timestamp. Messages never quote the record.
-func DecodePatient(key, value []byte) (any, error) {
+func decodePatient(key, value []byte) (any, error) {
 	p, err := readPatient(key, value)
 	if err != nil {
 		return nil, err
@@ -777,9 +771,9 @@ func DecodePatient(key, value []byte) (any, error) {
 	// Everything kept is copied: the value belongs to a fetch buffer that
 	// the holder must not pin. (A one-part name is the part itself, and
 	// may be the record's memory.)
-	pc := &PatientContext{ID: strings.Clone(p.ID), Name: strings.Clone(p.Name), MRN: strings.Clone(p.MRN), CareTeam: p.CareTeam}
+	pc := &patientContext{ID: strings.Clone(p.ID), Name: strings.Clone(p.Name), MRN: strings.Clone(p.MRN), CareTeam: p.CareTeam}
 	for _, gp := range p.GeneralPractitioners {
-		pc.GeneralPractitioners = append(pc.GeneralPractitioners, Reference{
+		pc.GeneralPractitioners = append(pc.GeneralPractitioners, reference{
 			Reference: strings.Clone(gp.Reference), Display: strings.Clone(gp.Display),
 		})
 	}
@@ -789,24 +783,24 @@ func DecodePatient(key, value []byte) (any, error) {
 	return pc, nil
 }
 
-// readPatient reads a Patient's context, and rejects what DecodePatient
+// readPatient reads a Patient's context, and rejects what decodePatient
 // rejects, but for the careTeam derived from generalPractitioner, which
 // is left to the caller (CareTeam is the record's own careTeam, compacted,
 // else nil). Strings may share memory with key and value.
-func readPatient(key, value []byte) (PatientContext, error) {
+func readPatient(key, value []byte) (patientContext, error) {
 	var w wirePatient
 	if _, err := envelope.Decode(value, &w); err != nil {
-		return PatientContext{}, classifyDecode("patient", err)
+		return patientContext{}, classifyDecode("patient", err)
 	}
 	if w.ResourceType != "Patient" {
-		return PatientContext{}, pipeline.Rejectf(pipeline.TypeInvalid, "resourceType is not Patient")
+		return patientContext{}, pipeline.Rejectf(pipeline.TypeInvalid, "resourceType is not Patient")
 	}
-	p := PatientContext{ID: w.ID}
+	p := patientContext{ID: w.ID}
 	if p.ID == "" {
 		p.ID = string(key)
 	}
 	if p.ID == "" {
-		return PatientContext{}, pipeline.Rejectf(pipeline.TypeInvalid, "patient has no id")
+		return patientContext{}, pipeline.Rejectf(pipeline.TypeInvalid, "patient has no id")
 	}
 	if len(w.Name) > 0 {
 		n := &w.Name[0]
@@ -845,7 +839,7 @@ func readPatient(key, value []byte) (PatientContext, error) {
 	if len(w.CareTeam) > 0 && string(w.CareTeam) != "null" {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, w.CareTeam); err != nil {
-			return PatientContext{}, pipeline.Rejectf(pipeline.TypeDecode, "patient: careTeam is not valid JSON")
+			return patientContext{}, pipeline.Rejectf(pipeline.TypeDecode, "patient: careTeam is not valid JSON")
 		}
 		p.CareTeam = buf.Bytes()
 	}
@@ -857,7 +851,7 @@ func readPatient(key, value []byte) (PatientContext, error) {
 // what encoding/json writes for them (HTML escaping off). Written by hand:
 // it runs for every alert of such a patient, and sonic's encoder cost as
 // much as the rest of the patient's lookup.
-func gpCareTeam(gps []Reference) json.RawMessage {
+func gpCareTeam(gps []reference) json.RawMessage {
 	n := 2
 	for _, gp := range gps {
 		n += 32 + len(gp.Reference) + len(gp.Display)
@@ -885,10 +879,10 @@ func gpCareTeam(gps []Reference) json.RawMessage {
 }
 
 // patientEntry is what the fhir.Patient table holds per patient: the
-// context DecodePatient makes of the record, packed into one immutable
+// context decodePatient makes of the record, packed into one immutable
 // string. The table holds every patient of the hospital and is read for
 // the few observations that alert, so it is kept small at the cost of a
-// decode per lookup ([patientEntry.context]). A *PatientContext took
+// decode per lookup ([patientEntry.context]). A *patientContext took
 // eight allocations per patient (the struct, five strings, the reference
 // slice, the careTeam): 392 B of heap per patient with the table's own
 // overhead, against 192 B for an entry (BenchmarkPatientTable1M in
@@ -900,7 +894,7 @@ func gpCareTeam(gps []Reference) json.RawMessage {
 // practitioners, each a reference and a display; and the record's own
 // careTeam, compacted, when it has one (entryOwnCareTeam). Without one,
 // the careTeam is the general practitioners encoded again on decoding,
-// which is the encoding DecodePatient made of them: not held twice.
+// which is the encoding decodePatient made of them: not held twice.
 type patientEntry string
 
 const (
@@ -909,7 +903,7 @@ const (
 )
 
 // decodePatientEntry is the Decode function of the fhir.Patient table: it
-// rejects what DecodePatient rejects, with the same errors, and holds a
+// rejects what decodePatient rejects, with the same errors, and holds a
 // [patientEntry], which shares no memory with key or value.
 func decodePatientEntry(key, value []byte) (any, error) {
 	p, err := readPatient(key, value)
@@ -920,7 +914,7 @@ func decodePatientEntry(key, value []byte) (any, error) {
 }
 
 // packPatient packs p, decoded from a record keyed key.
-func packPatient(key []byte, p *PatientContext) patientEntry {
+func packPatient(key []byte, p *patientContext) patientEntry {
 	// Built on the stack when it fits, then copied once into a string of
 	// its exact size.
 	var scratch [256]byte
@@ -943,15 +937,15 @@ func packPatient(key []byte, p *PatientContext) patientEntry {
 	return patientEntry(b)
 }
 
-// context unpacks e, held under key, into the context DecodePatient makes
+// context unpacks e, held under key, into the context decodePatient makes
 // of the same record. Its strings share memory with e (immutable) and key
 // is copied: it is a lookup's argument, which may be a record's memory.
 // It fails only for an entry packPatient did not write.
-func (e patientEntry) context(key string) (*PatientContext, error) {
+func (e patientEntry) context(key string) (*patientContext, error) {
 	// Read only: the reader never writes through its slice.
 	r := stateReader{b: unsafe.Slice(unsafe.StringData(string(e)), len(e))}
 	flags := r.byte()
-	p := &PatientContext{}
+	p := &patientContext{}
 	if flags&entryOwnID != 0 {
 		p.ID = r.str()
 	} else {
@@ -959,9 +953,9 @@ func (e patientEntry) context(key string) (*PatientContext, error) {
 	}
 	p.Name, p.MRN = r.str(), r.str()
 	if n := r.count(); n > 0 {
-		p.GeneralPractitioners = make([]Reference, n)
+		p.GeneralPractitioners = make([]reference, n)
 		for i := range p.GeneralPractitioners {
-			p.GeneralPractitioners[i] = Reference{Reference: r.str(), Display: r.str()}
+			p.GeneralPractitioners[i] = reference{Reference: r.str(), Display: r.str()}
 		}
 	}
 	if flags&entryOwnCareTeam != 0 {

@@ -17,10 +17,10 @@ import (
 	"github.com/carepipe/carepipe/sim"
 )
 
-// referenceDecode is the full decoder that DecodeObservation's scanner is
+// referenceDecode is the full decoder that decodeObservation's scanner is
 // held against: the Observation's fields decoded into tagged structs by
 // sonic, through the envelope package, then checked the same way.
-func referenceDecode(value []byte, obs *Observation) (envelope.Metadata, error) {
+func referenceDecode(value []byte, obs *observation) (envelope.Metadata, error) {
 	type quantity struct {
 		Value  sonic.NoCopyRawMessage `json:"value"`
 		Unit   string                 `json:"unit"`
@@ -28,7 +28,7 @@ func referenceDecode(value []byte, obs *Observation) (envelope.Metadata, error) 
 		Code   string                 `json:"code"`
 	}
 	type concept struct {
-		Coding []Coding `json:"coding"`
+		Coding []coding `json:"coding"`
 		Text   string   `json:"text"`
 	}
 	type measurement struct {
@@ -117,12 +117,12 @@ func referenceDecode(value []byte, obs *Observation) (envelope.Metadata, error) 
 	return meta, wo.observation(obs, nil)
 }
 
-// sameDecoding fails t when DecodeObservation and referenceDecode disagree
+// sameDecoding fails t when decodeObservation and referenceDecode disagree
 // on value: the error type, or the observation and metadata decoded.
 func sameDecoding(t *testing.T, value []byte) {
 	t.Helper()
-	var got, want Observation
-	gotMeta, gotErr := DecodeObservation(value, &got)
+	var got, want observation
+	gotMeta, gotErr := decodeObservation(value, &got, nil)
 	if errors.Is(gotErr, jsontext.ErrDuplicate) {
 		// sonic keeps the last of two members of one name: the
 		// reference cannot tell such a record, which the scanner rejects.
@@ -137,7 +137,7 @@ func sameDecoding(t *testing.T, value []byte) {
 	}
 	// Empty coding lists are nil from one decoder and empty from the
 	// other; both mean no codings. The coding buffer is the scanner's own.
-	normalise := func(m *Measurement) {
+	normalise := func(m *measurement) {
 		if len(m.Codings) == 0 {
 			m.Codings = nil
 		}
@@ -145,9 +145,9 @@ func sameDecoding(t *testing.T, value []byte) {
 			m.Coded = nil
 		}
 	}
-	for _, o := range []*Observation{&got, &want} {
+	for _, o := range []*observation{&got, &want} {
 		o.codings = nil
-		normalise(&o.Measurement)
+		normalise(&o.measurement)
 		for i := range o.Components {
 			normalise(&o.Components[i])
 		}
@@ -195,8 +195,8 @@ func FuzzDecodeObservation(f *testing.F) {
 			// sonic skips unknown members without checking all of their
 			// syntax (control characters in strings pass); the scanner
 			// checks everything, as encoding/json does.
-			var obs Observation
-			if _, err := DecodeObservation(value, &obs); errorType(err) != pipeline.TypeDecode {
+			var obs observation
+			if _, err := decodeObservation(value, &obs, nil); errorType(err) != pipeline.TypeDecode {
 				t.Fatalf("invalid JSON decoded with error %v, want a decode error", err)
 			}
 			return

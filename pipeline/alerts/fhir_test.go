@@ -23,9 +23,9 @@ func readTestdata(t testing.TB, name string) []byte {
 	return b
 }
 
-// observation returns the bare non-alerting fixture with mutate applied to
+// observationJSON returns the bare non-alerting fixture with mutate applied to
 // its decoded form.
-func observation(t testing.TB, mutate func(o map[string]any)) []byte {
+func observationJSON(t testing.TB, mutate func(o map[string]any)) []byte {
 	t.Helper()
 	return fixture(t, "observation_hr_normal_bare.json", mutate)
 }
@@ -37,7 +37,7 @@ func withValue(v any) func(o map[string]any) {
 // rawValue replaces valueQuantity.value with raw JSON text.
 func rawValue(t testing.TB, raw string) []byte {
 	t.Helper()
-	b := observation(t, withValue("PLACEHOLDER"))
+	b := observationJSON(t, withValue("PLACEHOLDER"))
 	return []byte(strings.Replace(string(b), `"PLACEHOLDER"`, raw, 1))
 }
 
@@ -68,12 +68,12 @@ func TestDecodeObservation(t *testing.T) {
 			wantValue: 72, wantPID: "pat-1", wantUnit: "beats/minute",
 			wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC),
 		},
-		{name: "zero is a value", value: observation(t, withValue(0)), wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
-		{name: "negative", value: observation(t, withValue(-3.5)), wantValue: -3.5, wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
+		{name: "zero is a value", value: observationJSON(t, withValue(0)), wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
+		{name: "negative", value: observationJSON(t, withValue(-3.5)), wantValue: -3.5, wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
 		{name: "magnitude at the limit", value: rawValue(t, "1e12"), wantValue: 1e12, wantPID: "pat-1", wantUnit: "beats/minute", wantTime: time.Date(2024, 4, 5, 17, 41, 0, 0, time.UTC)},
 		{
 			name: "valueInteger zero when valueQuantity has no value",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				o["valueQuantity"] = map[string]any{"unit": "mg/dL", "value": nil}
 				o["valueInteger"] = 0
 				o["valueDecimal"] = 99
@@ -82,7 +82,7 @@ func TestDecodeObservation(t *testing.T) {
 		},
 		{
 			name: "valueDecimal, issued only, versioned absolute reference",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				delete(o, "valueQuantity")
 				delete(o, "effectiveDateTime")
 				o["valueDecimal"] = 65.25
@@ -92,7 +92,7 @@ func TestDecodeObservation(t *testing.T) {
 		},
 		{
 			name: "date-only effective time",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				o["effectiveDateTime"] = "2024-04-05"
 				delete(o, "issued")
 			}),
@@ -100,7 +100,7 @@ func TestDecodeObservation(t *testing.T) {
 		},
 		{
 			name: "effectivePeriod start",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				delete(o, "effectiveDateTime")
 				delete(o, "issued")
 				o["effectivePeriod"] = map[string]any{"start": "2024-04-05T10:00:00Z", "end": "2024-04-05T11:00:00Z"}
@@ -109,7 +109,7 @@ func TestDecodeObservation(t *testing.T) {
 		},
 		{
 			name: "no time at all",
-			value: observation(t, func(o map[string]any) {
+			value: observationJSON(t, func(o map[string]any) {
 				delete(o, "effectiveDateTime")
 				delete(o, "issued")
 			}),
@@ -118,9 +118,9 @@ func TestDecodeObservation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var obs Observation
-			if _, err := DecodeObservation(tt.value, &obs); err != nil {
-				t.Fatalf("DecodeObservation: %v", err)
+			var obs observation
+			if _, err := decodeObservation(tt.value, &obs, nil); err != nil {
+				t.Fatalf("decodeObservation: %v", err)
 			}
 			if obs.Value != tt.wantValue || obs.PatientID != tt.wantPID || obs.UnitText != tt.wantUnit || !obs.EventTime.Equal(tt.wantTime) {
 				t.Errorf("got value %v patient %q unit %q time %v, want %v %q %q %v",
@@ -138,7 +138,7 @@ func TestDecodeObservationErrors(t *testing.T) {
 	// contain it (STYLE rule 9: errors never quote records).
 	const marker = "SECRETJOHNDOE"
 	withMarker := func(mutate func(o map[string]any)) []byte {
-		return observation(t, func(o map[string]any) {
+		return observationJSON(t, func(o map[string]any) {
 			o["subject"].(map[string]any)["display"] = marker
 			o["id"] = "obs-" + marker
 			if mutate != nil {
@@ -181,8 +181,8 @@ func TestDecodeObservationErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var obs Observation
-			_, err := DecodeObservation(tt.value, &obs)
+			var obs observation
+			_, err := decodeObservation(tt.value, &obs, nil)
 			if got := errorType(err); got != tt.want {
 				t.Fatalf("error type %q (%v), want %q", got, err, tt.want)
 			}
@@ -208,7 +208,7 @@ func TestProcessorDecodeOversized(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := p.Decode(&kgo.Record{Topic: TopicObservations, Value: tt.value})
+			err := p.decode(&kgo.Record{Topic: TopicObservations, Value: tt.value}, new(input))
 			if got := errorType(err); got != tt.want {
 				t.Fatalf("error type %q (%v), want %q", got, err, tt.want)
 			}
@@ -221,19 +221,19 @@ func TestDecodePatient(t *testing.T) {
 		name         string
 		key          string
 		value        []byte
-		want         PatientContext
+		want         patientContext
 		wantCareTeam string
 	}{
 		{
 			name: "seed shape: envelope, careTeam kept as-is, MRN by system",
 			key:  "pat-1", value: readTestdata(t, "patient_seed.json"),
-			want:         PatientContext{ID: "pat-1", Name: "John Doe", MRN: "MRN12345"},
+			want:         patientContext{ID: "pat-1", Name: "John Doe", MRN: "MRN12345"},
 			wantCareTeam: `[{"id":"team1","name":"Primary Care Team","members":[{"role":"primary","practitionerId":"pract1","name":"Dr. Smith"}]}]`,
 		},
 		{
 			name: "FHIR shape: official name, generalPractitioner as care team",
 			key:  "pat-2", value: readTestdata(t, "patient_fhir.json"),
-			want: PatientContext{ID: "pat-2", Name: "James Peter Chalmers", MRN: "MRN-0002", GeneralPractitioners: []Reference{
+			want: patientContext{ID: "pat-2", Name: "James Peter Chalmers", MRN: "MRN-0002", GeneralPractitioners: []reference{
 				{Reference: "Practitioner/pract-7", Display: "Dr. Adam Careful"}, {Reference: "Organization/org-1"},
 			}},
 			wantCareTeam: `[{"reference":"Practitioner/pract-7","display":"Dr. Adam Careful"},{"reference":"Organization/org-1"}]`,
@@ -243,24 +243,24 @@ func TestDecodePatient(t *testing.T) {
 			key:  "pat-3",
 			value: []byte(`{"resourceType":"Patient","name":[{"text":" Jane Roe "}],
 				"identifier":[{"system":"http://other.org/mrn","value":"O-1"}]}`),
-			want: PatientContext{ID: "pat-3", Name: "Jane Roe"},
+			want: patientContext{ID: "pat-3", Name: "Jane Roe"},
 		},
 		{
 			name:  "first name when none is official",
 			key:   "pat-4",
 			value: []byte(`{"resourceType":"Patient","id":"pat-4","name":[{"use":"usual","given":["Bo"]},{"use":"nickname","given":["Bobby"]}]}`),
-			want:  PatientContext{ID: "pat-4", Name: "Bo"},
+			want:  patientContext{ID: "pat-4", Name: "Bo"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := DecodePatient([]byte(tt.key), tt.value)
+			v, err := decodePatient([]byte(tt.key), tt.value)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, ok := v.(*PatientContext)
+			got, ok := v.(*patientContext)
 			if !ok {
-				t.Fatalf("got %T, want *PatientContext", v)
+				t.Fatalf("got %T, want *patientContext", v)
 			}
 			if string(got.CareTeam) != tt.wantCareTeam {
 				t.Errorf("careTeam = %s, want %s", got.CareTeam, tt.wantCareTeam)
@@ -277,14 +277,14 @@ func TestDecodePatient(t *testing.T) {
 
 func TestDecodePatientSharesNoMemory(t *testing.T) {
 	value := readTestdata(t, "patient_seed.json")
-	v, err := DecodePatient([]byte("pat-1"), value)
+	v, err := decodePatient([]byte("pat-1"), value)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range value {
 		value[i] = 'X'
 	}
-	p := v.(*PatientContext)
+	p := v.(*patientContext)
 	if p.Name != "John Doe" || p.MRN != "MRN12345" || p.ID != "pat-1" || !json.Valid(p.CareTeam) {
 		t.Errorf("context changed with the record buffer: %+v", p)
 	}
@@ -305,7 +305,7 @@ func TestDecodePatientErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodePatient([]byte(tt.key), []byte(tt.value))
+			_, err := decodePatient([]byte(tt.key), []byte(tt.value))
 			if got := errorType(err); got != tt.want {
 				t.Fatalf("error type %q (%v), want %q", got, err, tt.want)
 			}

@@ -15,16 +15,16 @@ import (
 	"github.com/carepipe/carepipe/pipeline/envelope"
 )
 
-// PatientState is a patient-alerts store value: what the pipeline keeps of
+// patientState is a patient-alerts store value: what the pipeline keeps of
 // a patient between observations.
-type PatientState struct {
+type patientState struct {
 	// Seq is the patient's running count of history records.
 	Seq int64
 	// Open are the patient's alerts that are not retracted, oldest first,
-	// at most [MaxOpenAlerts].
-	Open []OpenAlert
+	// at most [maxOpenAlerts].
+	Open []openAlert
 	// Vitals are the latest reading of each NEWS2 parameter, in event time.
-	Vitals []StoredVital
+	Vitals []storedVital
 
 	// openRaw is the open-alerts array as read, kept undecoded until an
 	// observation needs it (see loadOpen) and written back as it is when
@@ -37,14 +37,14 @@ type PatientState struct {
 	// layout.
 	openVersion byte
 	// bases holds the open alerts' bases as decoded, each alert's a
-	// full slice of it: an array reused with the Input, so that loading
+	// full slice of it: an array reused with the input, so that loading
 	// the open alerts allocates no basis.
-	bases []StoredVital
+	bases []storedVital
 }
 
 // loadOpen decodes the open alerts, once. An unreadable array is dropped
 // (the state is then reset in part, as an unreadable state is whole).
-func (s *PatientState) loadOpen() bool {
+func (s *patientState) loadOpen() bool {
 	if s.openLoaded {
 		return true
 	}
@@ -61,24 +61,24 @@ func (s *PatientState) loadOpen() bool {
 	return true
 }
 
-// MaxOpenAlerts and OpenAlertHorizon bound a patient's open alerts: the
+// maxOpenAlerts and openAlertHorizon bound a patient's open alerts: the
 // oldest go first, and those notified more than the horizon (event time)
 // before the observation being processed go when the open alerts are next
 // read. An alert that has left can no longer be replaced or retracted (a
 // late amendment raises it again, as version 1), nor suppress repeats; the
 // bound keeps every patient's state, read for each of their observations,
-// small.
+// small. The package doc states both: a change here changes it.
 const (
-	MaxOpenAlerts    = 32
-	OpenAlertHorizon = 24 * time.Hour
+	maxOpenAlerts    = 32
+	openAlertHorizon = 24 * time.Hour
 )
 
 // maxSuppressedIDs bounds the repeats an open alert remembers by id, to
 // recognise a re-sent repeat and to uncount a repeat entered in error.
 const maxSuppressedIDs = 32
 
-// OpenAlert is an alert's current version as the state keeps it.
-type OpenAlert struct {
+// openAlert is an alert's current version as the state keeps it.
+type openAlert struct {
 	AlertID       string
 	RuleID        string
 	Rule          string
@@ -103,12 +103,12 @@ type OpenAlert struct {
 	// since. Nil for every other rule, and for a news2 alert written by a
 	// version before 3: such an alert follows only corrections of its own
 	// observation, scored afresh as when it was raised.
-	Basis []StoredVital
+	Basis []storedVital
 }
 
-// StoredVital is a NEWS2 parameter reading kept in the state.
-type StoredVital struct {
-	Vital         Vital
+// storedVital is a NEWS2 parameter reading kept in the state.
+type storedVital struct {
+	Vital         vital
 	Value         float64
 	At            int64
 	ObservationID string
@@ -128,8 +128,8 @@ type candidate struct {
 	comparedIn  string
 	provisional bool
 	news2       *NEWS2Detail
-	// basis is a news2 candidate's readings (see [OpenAlert.Basis]).
-	basis []StoredVital
+	// basis is a news2 candidate's readings (see [openAlert.Basis]).
+	basis []storedVital
 	// level is a news2 alert's response level; responseNone for every
 	// other rule.
 	level  responseLevel
@@ -158,16 +158,16 @@ func (c *candidate) fingerprint() string {
 // applier runs one observation against one patient's state.
 type applier struct {
 	p        *Processor
-	in       *Input
-	st       *PatientState
-	out      *Outcome
+	in       *input
+	st       *patientState
+	out      *outcome
 	table    *pipeline.GlobalTable
-	patients PatientLookup
+	patients patientLookup
 	key      []byte
 	at       int64  // the observation's event time, ms since the epoch
 	ts       string // the same, RFC 3339; "" when the record has none
 	corr     string
-	pc       *PatientContext
+	pc       *patientContext
 	changed  bool
 	prepared bool
 	hdrs     [3][]kgo.RecordHeader
@@ -198,17 +198,17 @@ func (a *applier) prepare() {
 // not an error: losing the open alerts risks a duplicate alert, while
 // failing would hold back every alert of the patient.
 //
-// The outcome goes into *out, which the caller owns (Process passes the
-// Input's own, so the common record allocates none); patients come from
-// table, or from patients where there is no table (Handle).
-func (p *Processor) apply(in *Input, f *findings, table *pipeline.GlobalTable, patients PatientLookup, prev []byte, out *Outcome) {
-	*out = Outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]}
-	// The Input's scratch state: its slices are reused between records.
+// The outcome goes into *out, which the caller owns (process passes the
+// input's own, so the common record allocates none); patients come from
+// table, or from patients where there is no table (handle).
+func (p *Processor) apply(in *input, f *findings, table *pipeline.GlobalTable, patients patientLookup, prev []byte, out *outcome) {
+	*out = outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]}
+	// The input's scratch state: its slices are reused between records.
 	st := &in.state
-	*st = PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0], bases: st.bases[:0]}
+	*st = patientState{Open: st.Open[:0], Vitals: st.Vitals[:0], bases: st.bases[:0]}
 	if len(prev) > 0 {
 		if err := decodeState(prev, st); err != nil || st.Seq < 0 {
-			*st, out.StateReset = PatientState{}, true
+			*st, out.StateReset = patientState{}, true
 		}
 	}
 	a := applier{p: p, in: in, st: st, out: out, table: table, patients: patients, changed: out.StateReset}
@@ -234,7 +234,7 @@ func (p *Processor) apply(in *Input, f *findings, table *pipeline.GlobalTable, p
 	}
 	if a.changed {
 		// The new state is the old one, give or take an alert or two.
-		// Written to the Input's scratch, then copied to a value of its
+		// Written to the input's scratch, then copied to a value of its
 		// own size: the store keeps it.
 		in.scratch = appendState(in.scratch[:0], st)
 		out.State = append(make([]byte, 0, len(in.scratch)), in.scratch...)
@@ -274,9 +274,9 @@ func (a *applier) loadOpen() {
 	if !a.st.loadOpen() {
 		a.out.StateReset, a.changed = true, true
 	}
-	horizon := a.at - OpenAlertHorizon.Milliseconds()
+	horizon := a.at - openAlertHorizon.Milliseconds()
 	if n := len(a.st.Open); n > 0 {
-		a.st.Open = slices.DeleteFunc(a.st.Open, func(o OpenAlert) bool { return o.At < horizon })
+		a.st.Open = slices.DeleteFunc(a.st.Open, func(o openAlert) bool { return o.At < horizon })
 		a.changed = a.changed || len(a.st.Open) != n
 	}
 }
@@ -302,7 +302,7 @@ func (a *applier) withdraw(obsID string) {
 		i++
 	}
 	n := len(st.Vitals)
-	st.Vitals = slices.DeleteFunc(st.Vitals, func(v StoredVital) bool { return v.ObservationID == obsID })
+	st.Vitals = slices.DeleteFunc(st.Vitals, func(v storedVital) bool { return v.ObservationID == obsID })
 	a.changed = a.changed || len(st.Vitals) != n
 	if cfg := &a.p.rules.news2; cfg.Enabled {
 		a.follow(cfg, nil, false)
@@ -384,8 +384,8 @@ func (a *applier) updateVitals(readings []vitalReading) bool {
 	obsID := a.in.Observation.ID
 	updated := false
 	for _, r := range readings {
-		i := slices.IndexFunc(a.st.Vitals, func(v StoredVital) bool { return v.Vital == r.vital })
-		nv := StoredVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}
+		i := slices.IndexFunc(a.st.Vitals, func(v storedVital) bool { return v.Vital == r.vital })
+		nv := storedVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}
 		switch {
 		case i < 0:
 			a.st.Vitals = append(a.st.Vitals, nv)
@@ -400,7 +400,7 @@ func (a *applier) updateVitals(readings []vitalReading) bool {
 		updated = true
 	}
 	n := len(a.st.Vitals)
-	a.st.Vitals = slices.DeleteFunc(a.st.Vitals, func(v StoredVital) bool {
+	a.st.Vitals = slices.DeleteFunc(a.st.Vitals, func(v storedVital) bool {
 		return v.ObservationID == obsID && !slices.ContainsFunc(readings, func(r vitalReading) bool { return r.vital == v.Vital })
 	})
 	a.changed = a.changed || updated || len(a.st.Vitals) != n
@@ -427,7 +427,7 @@ func (a *applier) follow(cfg *rules.NEWS2Rule, readings []vitalReading, provisio
 	for i := 0; i < len(a.st.Open); {
 		o := &a.st.Open[i]
 		isOwn := o.ObservationID == obsID
-		if len(o.Basis) == 0 || !(isOwn || slices.ContainsFunc(o.Basis, func(v StoredVital) bool { return v.ObservationID == obsID })) {
+		if len(o.Basis) == 0 || !(isOwn || slices.ContainsFunc(o.Basis, func(v storedVital) bool { return v.ObservationID == obsID })) {
 			i++
 			continue
 		}
@@ -439,12 +439,12 @@ func (a *applier) follow(cfg *rules.NEWS2Rule, readings []vitalReading, provisio
 			continue
 		}
 		basis := a.rebase(o.Basis, readings, isOwn)
-		if isOwn && !slices.ContainsFunc(basis, func(v StoredVital) bool { return v.ObservationID == obsID }) {
+		if isOwn && !slices.ContainsFunc(basis, func(v storedVital) bool { return v.ObservationID == obsID }) {
 			a.retract(i)
 			continue
 		}
-		var values [NumVitals]float64
-		var present [NumVitals]bool
+		var values [numVitals]float64
+		var present [numVitals]bool
 		for _, v := range basis {
 			values[v.Vital], present[v.Vital] = v.Value, true
 		}
@@ -469,10 +469,10 @@ func (a *applier) follow(cfg *rules.NEWS2Rule, readings []vitalReading, provisio
 // (those of parameters the basis read from it; for its own alert, all of
 // them) or left out, in parameter order. A new slice: the basis may alias
 // the state read.
-func (a *applier) rebase(basis []StoredVital, readings []vitalReading, own bool) []StoredVital {
+func (a *applier) rebase(basis []storedVital, readings []vitalReading, own bool) []storedVital {
 	obsID := a.in.Observation.ID
-	var byVital [NumVitals]StoredVital
-	var present [NumVitals]bool
+	var byVital [numVitals]storedVital
+	var present [numVitals]bool
 	for _, v := range basis {
 		byVital[v.Vital], present[v.Vital] = v, true
 	}
@@ -483,12 +483,12 @@ func (a *applier) rebase(basis []StoredVital, readings []vitalReading, own bool)
 	}
 	for _, r := range readings {
 		if own || basisHas(basis, r.vital, obsID) {
-			byVital[r.vital] = StoredVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}
+			byVital[r.vital] = storedVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}
 			present[r.vital] = true
 		}
 	}
-	out := make([]StoredVital, 0, NumVitals)
-	for v := range NumVitals {
+	out := make([]storedVital, 0, numVitals)
+	for v := range numVitals {
 		if present[v] {
 			out = append(out, byVital[v])
 		}
@@ -500,7 +500,7 @@ func (a *applier) rebase(basis []StoredVital, readings []vitalReading, own bool)
 // reading it has of this observation is one of readings, and for its own
 // alert every one of readings is in it. It allocates nothing, so a re-sent
 // observation costs what it did before bases.
-func (a *applier) basisCurrent(basis []StoredVital, readings []vitalReading, own bool) bool {
+func (a *applier) basisCurrent(basis []storedVital, readings []vitalReading, own bool) bool {
 	obsID := a.in.Observation.ID
 	for _, v := range basis {
 		if v.ObservationID == obsID && (v.At != a.at || !slices.Contains(readings, vitalReading{v.Vital, v.Value})) {
@@ -509,7 +509,7 @@ func (a *applier) basisCurrent(basis []StoredVital, readings []vitalReading, own
 	}
 	if own {
 		for _, r := range readings {
-			if !slices.Contains(basis, StoredVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}) {
+			if !slices.Contains(basis, storedVital{Vital: r.vital, Value: r.value, At: a.at, ObservationID: obsID}) {
 				return false
 			}
 		}
@@ -518,15 +518,15 @@ func (a *applier) basisCurrent(basis []StoredVital, readings []vitalReading, own
 }
 
 // basisHas reports whether basis read parameter v from observation obsID.
-func basisHas(basis []StoredVital, v Vital, obsID string) bool {
-	return slices.ContainsFunc(basis, func(b StoredVital) bool { return b.Vital == v && b.ObservationID == obsID })
+func basisHas(basis []storedVital, v vital, obsID string) bool {
+	return slices.ContainsFunc(basis, func(b storedVital) bool { return b.Vital == v && b.ObservationID == obsID })
 }
 
 // news2 scores the fresh parameters and offers, or retracts, this
 // observation's news2 alert.
 func (a *applier) news2(cfg *rules.NEWS2Rule, provisional bool) {
-	var values [NumVitals]float64
-	var present [NumVitals]bool
+	var values [numVitals]float64
+	var present [numVitals]bool
 	fresh := cfg.Freshness.Milliseconds()
 	for _, v := range a.st.Vitals {
 		if d := a.at - v.At; d <= fresh && d >= -fresh {
@@ -548,7 +548,7 @@ func (a *applier) news2(cfg *rules.NEWS2Rule, provisional bool) {
 	c.alertID = obsID + "-" + rules.NEWS2ID
 	// The basis in parameter order: the state keeps one reading per
 	// parameter, so indexing them by parameter sorts them.
-	var at [NumVitals]int
+	var at [numVitals]int
 	for i, v := range a.st.Vitals {
 		if present[v.Vital] {
 			at[v.Vital] = i + 1
@@ -566,8 +566,8 @@ func (a *applier) news2(cfg *rules.NEWS2Rule, provisional bool) {
 
 // scoreNEWS2 is the news2 candidate alertID for the parameters present,
 // nil when their score calls for no alert.
-func (a *applier) scoreNEWS2(cfg *rules.NEWS2Rule, alertID string, values [NumVitals]float64, present [NumVitals]bool, provisional bool) *candidate {
-	n := ScoreNEWS2(values, present, cfg.SpO2Scale)
+func (a *applier) scoreNEWS2(cfg *rules.NEWS2Rule, alertID string, values [numVitals]float64, present [numVitals]bool, provisional bool) *candidate {
+	n := scoreNEWS2(values, present, cfg.SpO2Scale)
 	level := news2Response(cfg, n.Total, n.MaxSingle)
 	var sev rules.Severity
 	var trigger string
@@ -587,7 +587,7 @@ func (a *applier) scoreNEWS2(cfg *rules.NEWS2Rule, alertID string, values [NumVi
 	blk := new(news2Block)
 	d := &blk.detail
 	*d = NEWS2Detail{Score: n.Total, Trigger: trigger, SpO2Scale: cfg.SpO2Scale, SubScores: blk.subScores[:0], Missing: blk.missing[:0]}
-	for v := range NumVitals {
+	for v := range numVitals {
 		if n.Present[v] {
 			d.SubScores = append(d.SubScores, NEWS2SubScore{Parameter: v.String(), Value: values[v], Score: n.Scores[v]})
 		} else {
@@ -611,9 +611,9 @@ func (a *applier) scoreNEWS2(cfg *rules.NEWS2Rule, alertID string, values [NumVi
 type news2Block struct {
 	candidate candidate
 	detail    NEWS2Detail
-	subScores [NumVitals]NEWS2SubScore
-	missing   [NumVitals]string
-	basis     [NumVitals]StoredVital
+	subScores [numVitals]NEWS2SubScore
+	missing   [numVitals]string
+	basis     [numVitals]storedVital
 }
 
 func news2Description(trigger string) string {
@@ -662,10 +662,10 @@ func (a *applier) offer(c *candidate) {
 		})
 		return
 	}
-	if len(st.Open) >= MaxOpenAlerts {
-		st.Open = slices.Delete(st.Open, 0, len(st.Open)-MaxOpenAlerts+1)
+	if len(st.Open) >= maxOpenAlerts {
+		st.Open = slices.Delete(st.Open, 0, len(st.Open)-maxOpenAlerts+1)
 	}
-	st.Open = append(st.Open, OpenAlert{
+	st.Open = append(st.Open, openAlert{
 		AlertID: c.alertID, RuleID: c.ruleID, Rule: c.rule, ObservationID: a.in.Observation.ID,
 		Severity: c.severity, Version: 1, Provisional: c.provisional, Value: c.value, Unit: c.unit,
 		Fingerprint: fp, At: a.at, Basis: c.basis,
@@ -679,7 +679,7 @@ func (a *applier) offer(c *candidate) {
 // notified only when it escalates; then, if window, its suppression
 // window starts at this observation. A re-score of an alert raised on
 // another observation leaves the window where that one put it.
-func (a *applier) revise(o *OpenAlert, c *candidate, fp string, window bool) {
+func (a *applier) revise(o *openAlert, c *candidate, fp string, window bool) {
 	if c.basis != nil && !slices.Equal(o.Basis, c.basis) {
 		o.Basis = c.basis
 		a.changed = true
@@ -709,7 +709,7 @@ func (a *applier) revise(o *OpenAlert, c *candidate, fp string, window bool) {
 // single red parameter and an aggregate of 5 are both high, and only the
 // second calls for an urgent review). Escalation is what the suppression
 // window must never hold back.
-func (a *applier) escalates(c *candidate, o *OpenAlert) bool {
+func (a *applier) escalates(c *candidate, o *openAlert) bool {
 	if rank(c.severity) > rank(o.Severity) {
 		return true
 	}
@@ -764,7 +764,7 @@ func (a *applier) retract(i int) {
 // emit encodes one alert version: the alert, its history record, and a
 // notification per channel in chs. The records share one array, and the
 // history record and notifications one value buffer.
-func (a *applier) emit(c *candidate, o *OpenAlert, status, event string, chs []Channel) {
+func (a *applier) emit(c *candidate, o *openAlert, status, event string, chs []Channel) {
 	a.prepare()
 	al := Alert{
 		AlertID: o.AlertID, PatientID: a.in.Observation.PatientID, ObservationID: o.ObservationID,
@@ -776,7 +776,7 @@ func (a *applier) emit(c *candidate, o *OpenAlert, status, event string, chs []C
 	if a.pc != nil {
 		al.PatientName, al.PatientMRN, al.CareTeam = a.pc.Name, a.pc.MRN, a.pc.CareTeam
 	}
-	// The alert is written to the Input's scratch first, for its length:
+	// The alert is written to the input's scratch first, for its length:
 	// then one buffer, sized for it, its history record and its
 	// notifications (each of which carries it), takes every value.
 	// Sizing by a fixed guess allocated half as much again as was used,
@@ -804,7 +804,7 @@ func (a *applier) emit(c *candidate, o *OpenAlert, status, event string, chs []C
 			NotificationID: id, Channel: ch, AlertID: o.AlertID, PatientID: al.PatientID,
 			Severity: c.severity, Event: event, Timestamp: a.ts, CorrelationID: a.corr, Alert: alertJSON,
 		})
-		recs[2+i] = kgo.Record{Topic: ch.Topic(), Key: a.key, Value: buf[start:len(buf):len(buf)], Headers: a.headers(EventTypeNotification)}
+		recs[2+i] = kgo.Record{Topic: ch.topic(), Key: a.key, Value: buf[start:len(buf):len(buf)], Headers: a.headers(EventTypeNotification)}
 		a.out.Records = append(a.out.Records, &recs[2+i])
 		a.out.Notified[ch.index()]++
 	}
@@ -832,12 +832,12 @@ func (a *applier) history(r *kgo.Record, buf []byte, h *HistoryRecord) []byte {
 // notification (besides the alert it carries) of open alert o take,
 // unless its strings need escaping: then append grows the buffer. The
 // observation id is the longer of the alert's and the one in hand.
-func (a *applier) historySize(o *OpenAlert) int {
+func (a *applier) historySize(o *openAlert) int {
 	a.prepare() // for the timestamp and correlation id
 	return 256 + len(o.AlertID) + max(len(o.ObservationID), len(a.in.Observation.ID)) + len(a.in.Observation.PatientID) + len(a.ts) + len(a.corr)
 }
 
-func (a *applier) notificationSize(o *OpenAlert) int {
+func (a *applier) notificationSize(o *openAlert) int {
 	return 192 + 2*len(o.AlertID) + len(a.in.Observation.PatientID) + len(a.ts) + len(a.corr)
 }
 
@@ -859,14 +859,14 @@ func (a *applier) headers(eventType string) []kgo.RecordHeader {
 }
 
 // find is the index of the open alert id, -1 if none.
-func (s *PatientState) find(id string) int {
-	return slices.IndexFunc(s.Open, func(o OpenAlert) bool { return o.AlertID == id })
+func (s *patientState) find(id string) int {
+	return slices.IndexFunc(s.Open, func(o openAlert) bool { return o.AlertID == id })
 }
 
 // findRule is find(obsID + "-" + ruleID) without building the id.
-func (s *PatientState) findRule(obsID, ruleID string) int {
+func (s *patientState) findRule(obsID, ruleID string) int {
 	n := len(obsID) + 1 + len(ruleID)
-	return slices.IndexFunc(s.Open, func(o OpenAlert) bool {
+	return slices.IndexFunc(s.Open, func(o openAlert) bool {
 		id := o.AlertID
 		return len(id) == n && id[len(obsID)] == '-' && id[:len(obsID)] == obsID && id[len(obsID)+1:] == ruleID
 	})
@@ -874,8 +874,8 @@ func (s *PatientState) findRule(obsID, ruleID string) int {
 
 // suppresses reports whether an open alert of ruleID counted observation
 // obsID as a suppressed repeat.
-func (s *PatientState) suppresses(ruleID, obsID string) bool {
-	return slices.ContainsFunc(s.Open, func(o OpenAlert) bool {
+func (s *patientState) suppresses(ruleID, obsID string) bool {
+	return slices.ContainsFunc(s.Open, func(o openAlert) bool {
 		return o.RuleID == ruleID && slices.Contains(o.SuppressedIDs, obsID)
 	})
 }

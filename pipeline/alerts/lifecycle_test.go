@@ -38,8 +38,8 @@ func fixture(t testing.TB, name string, mutate func(o map[string]any)) []byte {
 	return b
 }
 
-// vital is a bare vital-sign observation of pat-2 at 20:00 plus minutes.
-func vital(t testing.TB, id, code string, value float64, unit string, minutes int) []byte {
+// vitalObservation is a bare vital-sign observation of pat-2 at 20:00 plus minutes.
+func vitalObservation(t testing.TB, id, code string, value float64, unit string, minutes int) []byte {
 	return fixture(t, "observation_hr_normal_bare.json", func(o map[string]any) {
 		o["id"] = id
 		o["subject"] = map[string]any{"reference": "Patient/pat-2"}
@@ -68,16 +68,16 @@ type step struct {
 
 // run handles steps in order against one patient state per patient,
 // with the default rule pack, and returns each step's outcome.
-func run(t *testing.T, p *Processor, steps []step) []Outcome {
+func run(t *testing.T, p *Processor, steps []step) []outcome {
 	t.Helper()
 	state := map[string][]byte{}
-	var outs []Outcome
+	var outs []outcome
 	for _, s := range steps {
-		var obs Observation
-		if _, err := DecodeObservation(s.value, &obs); err != nil {
+		var obs observation
+		if _, err := decodeObservation(s.value, &obs, nil); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		out, err := p.Handle(obsRecord(s.value), patients(t), state[obs.PatientID])
+		out, err := p.handle(obsRecord(s.value), patients(t), state[obs.PatientID])
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -90,7 +90,7 @@ func run(t *testing.T, p *Processor, steps []step) []Outcome {
 }
 
 // alertsOf decodes the alert records of an outcome.
-func alertsOf(t testing.TB, out Outcome) []Alert {
+func alertsOf(t testing.TB, out outcome) []Alert {
 	t.Helper()
 	var as []Alert
 	for _, r := range out.Records {
@@ -106,7 +106,7 @@ func alertsOf(t testing.TB, out Outcome) []Alert {
 	return as
 }
 
-func historyOf(t testing.TB, out Outcome) []HistoryRecord {
+func historyOf(t testing.TB, out outcome) []HistoryRecord {
 	t.Helper()
 	var hs []HistoryRecord
 	for _, r := range out.Records {
@@ -122,7 +122,7 @@ func historyOf(t testing.TB, out Outcome) []HistoryRecord {
 	return hs
 }
 
-func topicsOf(out Outcome) []string {
+func topicsOf(out outcome) []string {
 	var ts []string
 	for _, r := range out.Records {
 		ts = append(ts, r.Topic)
@@ -168,11 +168,11 @@ func TestGolden(t *testing.T) {
 			{"127 at 19:16, past the window", hr(t, "obs-s3", "final", 127, 16)},
 		}},
 		{"news2_escalation", []step{
-			{"respiratory rate 26 (3)", vital(t, "obs-n1", "9279-1", 26, "/min", 0)},
-			{"SpO2 93 (2): aggregate 5, up from low-medium to medium response, notified", vital(t, "obs-n2", "59408-5", 93, "%", 1)},
-			{"temperature 38.5 (1): aggregate 6, still medium, suppressed", vital(t, "obs-n3", "8310-5", 38.5, "Cel", 2)},
+			{"respiratory rate 26 (3)", vitalObservation(t, "obs-n1", "9279-1", 26, "/min", 0)},
+			{"SpO2 93 (2): aggregate 5, up from low-medium to medium response, notified", vitalObservation(t, "obs-n2", "59408-5", 93, "%", 1)},
+			{"temperature 38.5 (1): aggregate 6, still medium, suppressed", vitalObservation(t, "obs-n3", "8310-5", 38.5, "Cel", 2)},
 			{"responds to voice (3): aggregate 9, escalates", readTestdata(t, "observation_acvpu_voice.json")},
-			{"pulse 115 (2): aggregate 11, suppressed", vital(t, "obs-n5", "8867-4", 115, "/min", 4)},
+			{"pulse 115 (2): aggregate 11, suppressed", vitalObservation(t, "obs-n5", "8867-4", 115, "/min", 4)},
 		}},
 	}
 	for _, tc := range cases {
@@ -310,9 +310,9 @@ func TestNEWS2(t *testing.T) {
 	p := newProcessor(t)
 	t.Run("escalation passes the window, sub-scores listed", func(t *testing.T) {
 		outs := run(t, p, []step{
-			{"RR 26", vital(t, "n1", "9279-1", 26, "/min", 0)},
-			{"SpO2 93", vital(t, "n2", "59408-5", 93, "%", 1)},
-			{"SBP 88", vital(t, "n3", "8480-6", 88, "mm[Hg]", 2)},
+			{"RR 26", vitalObservation(t, "n1", "9279-1", 26, "/min", 0)},
+			{"SpO2 93", vitalObservation(t, "n2", "59408-5", 93, "%", 1)},
+			{"SBP 88", vitalObservation(t, "n3", "8480-6", 88, "mm[Hg]", 2)},
 		})
 		first := alertsOf(t, outs[0])
 		if len(first) != 1 || first[0].RuleID != "news2" || first[0].Severity != rules.SeverityHigh || first[0].NEWS2.Trigger != "single-parameter" {
@@ -344,7 +344,7 @@ func TestNEWS2(t *testing.T) {
 	})
 	t.Run("stale parameters do not count", func(t *testing.T) {
 		outs := run(t, p, []step{
-			{"SpO2 93 at 20:00", vital(t, "f1", "59408-5", 93, "%", 0)},
+			{"SpO2 93 at 20:00", vitalObservation(t, "f1", "59408-5", 93, "%", 0)},
 			{"temperature 38.5, 5 hours later", fixture(t, "observation_hr_normal_bare.json", func(o map[string]any) {
 				o["id"], o["subject"] = "f2", map[string]any{"reference": "Patient/pat-2"}
 				o["code"] = map[string]any{"coding": []any{map[string]any{"system": rules.LOINC, "code": "8310-5"}}}
@@ -368,11 +368,11 @@ func TestNEWS2(t *testing.T) {
 	})
 	t.Run("a withdrawn reading retracts its alert and leaves the score", func(t *testing.T) {
 		outs := run(t, p, []step{
-			{"RR 26", vital(t, "w1", "9279-1", 26, "/min", 0)},
+			{"RR 26", vitalObservation(t, "w1", "9279-1", 26, "/min", 0)},
 			{"RR 26 entered in error", fixture(t, "observation_hr_normal_bare.json", func(o map[string]any) {
 				o["id"], o["status"], o["subject"] = "w1", "entered-in-error", map[string]any{"reference": "Patient/pat-2"}
 			})},
-			{"SpO2 93 at +20 min", vital(t, "w2", "59408-5", 93, "%", 20)},
+			{"SpO2 93 at +20 min", vitalObservation(t, "w2", "59408-5", 93, "%", 20)},
 		})
 		as := alertsOf(t, outs[1])
 		if len(as) != 1 || as[0].AlertID != "w1-news2" || as[0].Status != StatusRetracted {
@@ -386,13 +386,13 @@ func TestNEWS2(t *testing.T) {
 		v := fixture(t, "observation_acvpu_voice.json", func(o map[string]any) {
 			o["valueCodeableConcept"] = map[string]any{"coding": []any{map[string]any{"system": rules.LOINC, "code": "LA0000-0"}}}
 		})
-		if _, err := p.Handle(obsRecord(v), nil, nil); errorType(err) != pipeline.TypeInvalid {
+		if _, err := p.handle(obsRecord(v), nil, nil); errorType(err) != pipeline.TypeInvalid {
 			t.Errorf("error %v, want an invalid record", err)
 		}
 	})
 	t.Run("off", func(t *testing.T) {
 		p := newProcessor(t, WithRules(rules.Seed()))
-		if outs := run(t, p, []step{{"RR 26", vital(t, "x1", "9279-1", 26, "/min", 0)}}); len(outs[0].Records) != 0 || outs[0].State != nil {
+		if outs := run(t, p, []step{{"RR 26", vitalObservation(t, "x1", "9279-1", 26, "/min", 0)}}); len(outs[0].Records) != 0 || outs[0].State != nil {
 			t.Errorf("NEWS2 off: %v", topicsOf(outs[0]))
 		}
 	})
@@ -403,7 +403,7 @@ func TestUnconvertibleUnitIsAnErrorRecord(t *testing.T) {
 	v := fixture(t, "observation_glucose_mmol.json", func(o map[string]any) {
 		o["valueQuantity"] = map[string]any{"value": 3.2, "unit": "mmol/l", "system": rules.UCUM, "code": "mmol/kg"}
 	})
-	_, err := p.Handle(obsRecord(v), nil, nil)
+	_, err := p.handle(obsRecord(v), nil, nil)
 	if errorType(err) != pipeline.TypeInvalid {
 		t.Fatalf("error %v, want an invalid record", err)
 	}
@@ -425,10 +425,10 @@ func TestOpenAlertsPastTheHorizonLeave(t *testing.T) {
 }
 
 func TestMentions(t *testing.T) {
-	state := appendState(nil, &PatientState{
+	state := appendState(nil, &patientState{
 		Seq:    1,
-		Open:   []OpenAlert{{AlertID: "obs-12-hr", ObservationID: "obs-12", SuppressedIDs: []string{"obs-3"}}},
-		Vitals: []StoredVital{{Vital: VitalPulse, ObservationID: "obs-7"}},
+		Open:   []openAlert{{AlertID: "obs-12-hr", ObservationID: "obs-12", SuppressedIDs: []string{"obs-3"}}},
+		Vitals: []storedVital{{Vital: vitalPulse, ObservationID: "obs-7"}},
 	})
 	for id, want := range map[string]bool{
 		"obs-12": true, "obs-3": true, "obs-7": true, "obs-1": false, "obs-12-hr": true, "12": false, "bs-12": false, "": false,
@@ -450,7 +450,7 @@ func TestLifecycleMetrics(t *testing.T) {
 		{"suppressed repeat", hr(t, "m2", "final", 126, 1)},
 		{"amended", hr(t, "m1", "amended", 127, 0)},
 		{"retracted", hr(t, "m1", "entered-in-error", 127, 0)},
-		{"NEWS2 single parameter", vital(t, "m3", "9279-1", 26, "/min", 0)},
+		{"NEWS2 single parameter", vitalObservation(t, "m3", "9279-1", 26, "/min", 0)},
 	}) {
 		p.count(&out)
 	}
@@ -510,55 +510,55 @@ func TestNEWS2ResponseLevelEscalation(t *testing.T) {
 		{
 			name: "single red parameter to aggregate 5, both labelled high",
 			steps: []step{
-				{"RR 26: 3, low-medium", vital(t, "a1", "9279-1", 26, "/min", 0)},
-				{"SpO2 93: 5, medium", vital(t, "a2", "59408-5", 93, "%", 1)},
+				{"RR 26: 3, low-medium", vitalObservation(t, "a1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vitalObservation(t, "a2", "59408-5", 93, "%", 1)},
 			},
 			want: []want{raised(3), raised(5)},
 		},
 		{
 			name: "aggregate 5 to 6 stays medium",
 			steps: []step{
-				{"RR 26: 3, low-medium", vital(t, "b1", "9279-1", 26, "/min", 0)},
-				{"SpO2 93: 5, medium", vital(t, "b2", "59408-5", 93, "%", 1)},
-				{"temperature 38.5: 6, medium", vital(t, "b3", "8310-5", 38.5, "Cel", 2)},
+				{"RR 26: 3, low-medium", vitalObservation(t, "b1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vitalObservation(t, "b2", "59408-5", 93, "%", 1)},
+				{"temperature 38.5: 6, medium", vitalObservation(t, "b3", "8310-5", 38.5, "Cel", 2)},
 			},
 			want: []want{raised(3), raised(5), suppressed},
 		},
 		{
 			name: "medium to high",
 			steps: []step{
-				{"RR 26: 3, low-medium", vital(t, "c1", "9279-1", 26, "/min", 0)},
-				{"SpO2 93: 5, medium", vital(t, "c2", "59408-5", 93, "%", 1)},
-				{"pulse 115: 7, high", vital(t, "c3", "8867-4", 115, "/min", 2)},
+				{"RR 26: 3, low-medium", vitalObservation(t, "c1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vitalObservation(t, "c2", "59408-5", 93, "%", 1)},
+				{"pulse 115: 7, high", vitalObservation(t, "c3", "8867-4", 115, "/min", 2)},
 			},
 			want: []want{raised(3), raised(5), raised(7)},
 		},
 		{
 			name: "a lower level stays suppressed",
 			steps: []step{
-				{"RR 26: 3, low-medium", vital(t, "d1", "9279-1", 26, "/min", 0)},
-				{"SpO2 93: 5, medium", vital(t, "d2", "59408-5", 93, "%", 1)},
-				{"SpO2 96: 3, low-medium", vital(t, "d3", "59408-5", 96, "%", 2)},
+				{"RR 26: 3, low-medium", vitalObservation(t, "d1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93: 5, medium", vitalObservation(t, "d2", "59408-5", 93, "%", 1)},
+				{"SpO2 96: 3, low-medium", vitalObservation(t, "d3", "59408-5", 96, "%", 2)},
 			},
 			want: []want{raised(3), raised(5), suppressed},
 		},
 		{
 			name: "a counted repeat amended to a higher level",
 			steps: []step{
-				{"RR 26: 3, low-medium", vital(t, "e1", "9279-1", 26, "/min", 0)},
-				{"SpO2 96: 3, low-medium", vital(t, "e2", "59408-5", 96, "%", 1)},
-				{"SpO2 amended to 93: 5, medium", amended(vital(t, "e2", "59408-5", 96, "%", 1), 93)},
+				{"RR 26: 3, low-medium", vitalObservation(t, "e1", "9279-1", 26, "/min", 0)},
+				{"SpO2 96: 3, low-medium", vitalObservation(t, "e2", "59408-5", 96, "%", 1)},
+				{"SpO2 amended to 93: 5, medium", amended(vitalObservation(t, "e2", "59408-5", 96, "%", 1), 93)},
 			},
 			want: []want{raised(3), suppressed, raised(5)},
 		},
 		{
 			name: "an alert amended to a higher level",
 			steps: []step{
-				{"RR 26: 3, low-medium", vital(t, "f1", "9279-1", 26, "/min", 0)},
-				{"pulse 95: 4, low-medium", vital(t, "f2", "8867-4", 95, "/min", 1)},
-				{"SpO2 93: 6, medium", vital(t, "f3", "59408-5", 93, "%", 2)},
+				{"RR 26: 3, low-medium", vitalObservation(t, "f1", "9279-1", 26, "/min", 0)},
+				{"pulse 95: 4, low-medium", vitalObservation(t, "f2", "8867-4", 95, "/min", 1)},
+				{"SpO2 93: 6, medium", vitalObservation(t, "f3", "59408-5", 93, "%", 2)},
 				// Re-scored from the readings it was scored from: 3 + 1 + 3.
-				{"SpO2 amended to 85: 7, high", amended(vital(t, "f3", "59408-5", 93, "%", 2), 85)},
+				{"SpO2 amended to 85: 7, high", amended(vitalObservation(t, "f3", "59408-5", 93, "%", 2), 85)},
 			},
 			want: []want{raised(3), suppressed, raised(6), {EventReplaced, true, 7}},
 		},
@@ -568,10 +568,10 @@ func TestNEWS2ResponseLevelEscalation(t *testing.T) {
 			// measured against the latest (medium) alert.
 			name: "a repeat at a level notified earlier in event time",
 			steps: []step{
-				{"RR 26: 3, low-medium", vital(t, "g1", "9279-1", 26, "/min", 0)},
-				{"SpO2 93 at 20:02: 5, medium", vital(t, "g2", "59408-5", 93, "%", 2)},
-				{"SBP 88 at 20:01: 8, high", vital(t, "g3", "8480-6", 88, "mm[Hg]", 1)},
-				{"pulse 95 at 20:03: 9, high", vital(t, "g4", "8867-4", 95, "/min", 3)},
+				{"RR 26: 3, low-medium", vitalObservation(t, "g1", "9279-1", 26, "/min", 0)},
+				{"SpO2 93 at 20:02: 5, medium", vitalObservation(t, "g2", "59408-5", 93, "%", 2)},
+				{"SBP 88 at 20:01: 8, high", vitalObservation(t, "g3", "8480-6", 88, "mm[Hg]", 1)},
+				{"pulse 95 at 20:03: 9, high", vitalObservation(t, "g4", "8867-4", 95, "/min", 3)},
 			},
 			want: []want{raised(3), raised(5), raised(8), suppressed},
 		},

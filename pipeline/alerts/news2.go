@@ -29,38 +29,38 @@ import (
 //     (9–11) instead of 3 (≤8). Under-scoring a sick patient delays a
 //     response; over-scoring by one band at a gap's edge costs a review.
 
-// Vital is one NEWS2 parameter.
-type Vital uint8
+// vital is one NEWS2 parameter.
+type vital uint8
 
 const (
-	VitalRespiratoryRate    Vital = iota // breaths per minute
-	VitalSpO2                            // %
-	VitalSupplementalOxygen              // 1 on oxygen, 0 on air
-	VitalSystolicBP                      // mm[Hg]
-	VitalPulse                           // beats per minute
-	VitalConsciousness                   // 0 alert; 1 new confusion, voice, pain or unresponsive (CVPU)
-	VitalTemperature                     // degrees Celsius
-	NumVitals                            // the number of vitals
+	vitalRespiratoryRate    vital = iota // breaths per minute
+	vitalSpO2                            // %
+	vitalSupplementalOxygen              // 1 on oxygen, 0 on air
+	vitalSystolicBP                      // mm[Hg]
+	vitalPulse                           // beats per minute
+	vitalConsciousness                   // 0 alert; 1 new confusion, voice, pain or unresponsive (CVPU)
+	vitalTemperature                     // degrees Celsius
+	numVitals                            // the number of vitals
 )
 
 // vitalNames are the vitals' names in alert records, indexed by Vital.
 // Read-only.
-var vitalNames = [NumVitals]string{
-	VitalRespiratoryRate:    "respiratoryRate",
-	VitalSpO2:               "spo2",
-	VitalSupplementalOxygen: "supplementalOxygen",
-	VitalSystolicBP:         "systolicBP",
-	VitalPulse:              "pulse",
-	VitalConsciousness:      "consciousness",
-	VitalTemperature:        "temperature",
+var vitalNames = [numVitals]string{
+	vitalRespiratoryRate:    "respiratoryRate",
+	vitalSpO2:               "spo2",
+	vitalSupplementalOxygen: "supplementalOxygen",
+	vitalSystolicBP:         "systolicBP",
+	vitalPulse:              "pulse",
+	vitalConsciousness:      "consciousness",
+	vitalTemperature:        "temperature",
 }
 
 // String is the vital's name in alert records: "respiratoryRate", "spo2",
 // "supplementalOxygen", "systolicBP", "pulse", "consciousness", "temperature".
 // A value outside the vitals is "Vital(n)", so that a bad index is visible
 // in a record rather than an empty string.
-func (v Vital) String() string {
-	if v < NumVitals {
+func (v vital) String() string {
+	if v < numVitals {
 		return vitalNames[v]
 	}
 	return "Vital(" + strconv.Itoa(int(v)) + ")"
@@ -117,28 +117,28 @@ func bandScore(bands []band, value float64) int {
 // converted value is rounded: one sent in the chart's unit is scored as
 // sent, its decimals in a gap taking the more severe neighbour, where
 // rounding could carry it into the less severe one.
-func chartValue(v Vital, value float64) float64 {
-	if v == VitalTemperature {
+func chartValue(v vital, value float64) float64 {
+	if v == vitalTemperature {
 		return math.Round(value*10) / 10
 	}
 	return math.Round(value)
 }
 
-// ScoreVital is the NEWS2 sub-score (0..3) of one parameter's value.
+// scoreVital is the NEWS2 sub-score (0..3) of one parameter's value.
 // scale is the SpO2 scale, 1 or 2 (anything else is scale 1); onOxygen
 // matters only to SpO2 on scale 2.
 //
 // A NaN value, or a Vital outside the vitals, scores 0: NaN is not a
 // measurement, and scoring it as one would place it in whichever band the
 // comparisons happen to fall through to.
-func ScoreVital(v Vital, value float64, scale int, onOxygen bool) int {
+func scoreVital(v vital, value float64, scale int, onOxygen bool) int {
 	if math.IsNaN(value) {
 		return 0
 	}
 	switch v {
-	case VitalRespiratoryRate:
+	case vitalRespiratoryRate:
 		return bandScore(respiratoryRateBands[:], value)
-	case VitalSpO2:
+	case vitalSpO2:
 		switch {
 		case scale != 2:
 			return bandScore(spo2Scale1Bands[:], value)
@@ -147,54 +147,54 @@ func ScoreVital(v Vital, value float64, scale int, onOxygen bool) int {
 		default:
 			return bandScore(spo2Scale2AirBands[:], value)
 		}
-	case VitalSupplementalOxygen:
+	case vitalSupplementalOxygen:
 		if value != 0 {
 			return supplementalOxygenScore
 		}
 		return 0
-	case VitalSystolicBP:
+	case vitalSystolicBP:
 		return bandScore(systolicBPBands[:], value)
-	case VitalPulse:
+	case vitalPulse:
 		return bandScore(pulseBands[:], value)
-	case VitalConsciousness:
+	case vitalConsciousness:
 		if value != 0 {
 			return consciousnessCVPUScore
 		}
 		return 0
-	case VitalTemperature:
+	case vitalTemperature:
 		return bandScore(temperatureBands[:], value)
 	}
 	return 0
 }
 
-// NEWS2 is a NEWS2 computation over the vitals present.
-type NEWS2 struct {
+// news2Score is a NEWS2 computation over the vitals present.
+type news2Score struct {
 	Total   int            // aggregate of the present vitals' scores
-	Scores  [NumVitals]int // per vital; 0 when absent
-	Present [NumVitals]bool
+	Scores  [numVitals]int // per vital; 0 when absent
+	Present [numVitals]bool
 	// MaxSingle is the highest single sub-score.
 	MaxSingle int
 }
 
-// ScoreNEWS2 scores the vitals marked present. Absent vitals score 0 and
+// scoreNEWS2 scores the vitals marked present. Absent vitals score 0 and
 // stay marked absent: a missing parameter can only raise the true score,
 // so the total is a lower bound. The SpO2 scale-2 oxygen rule uses the
 // supplemental-oxygen vital when present (absent counts as air).
 //
 // A vital marked present with a NaN value is treated as absent and comes
-// back marked absent, for the reason ScoreVital gives: reporting it present
+// back marked absent, for the reason scoreVital gives: reporting it present
 // would claim a score that no measurement supports.
-func ScoreNEWS2(values [NumVitals]float64, present [NumVitals]bool, scale int) NEWS2 {
-	var n NEWS2
-	for v := range NumVitals {
+func scoreNEWS2(values [numVitals]float64, present [numVitals]bool, scale int) news2Score {
+	var n news2Score
+	for v := range numVitals {
 		n.Present[v] = present[v] && !math.IsNaN(values[v])
 	}
-	onOxygen := n.Present[VitalSupplementalOxygen] && values[VitalSupplementalOxygen] != 0
-	for v := range NumVitals {
+	onOxygen := n.Present[vitalSupplementalOxygen] && values[vitalSupplementalOxygen] != 0
+	for v := range numVitals {
 		if !n.Present[v] {
 			continue
 		}
-		s := ScoreVital(v, values[v], scale, onOxygen)
+		s := scoreVital(v, values[v], scale, onOxygen)
 		n.Scores[v] = s
 		n.Total += s
 		n.MaxSingle = max(n.MaxSingle, s)

@@ -23,16 +23,16 @@ func patientTableDecode(t testing.TB) func(key, value []byte) (any, error) {
 }
 
 // samePatient checks that the table's entry for (key, value), looked up
-// under key, is the context DecodePatient makes of the record, field for
+// under key, is the context decodePatient makes of the record, field for
 // field, nil for nil; and that neither shares memory with value.
 func samePatient(t *testing.T, decode func(key, value []byte) (any, error), key string, value []byte) {
 	t.Helper()
 	value = append([]byte(nil), value...)
-	v, err := DecodePatient([]byte(key), value)
+	v, err := decodePatient([]byte(key), value)
 	if err != nil {
-		t.Fatalf("DecodePatient: %v", err)
+		t.Fatalf("decodePatient: %v", err)
 	}
-	want := v.(*PatientContext)
+	want := v.(*patientContext)
 	entry, err := decode([]byte(key), value)
 	if err != nil {
 		t.Fatalf("table decode: %v", err)
@@ -41,7 +41,7 @@ func samePatient(t *testing.T, decode func(key, value []byte) (any, error), key 
 	for i := range value {
 		value[i] = 'X'
 	}
-	got, ok := patientContext(entry, key)
+	got, ok := contextOf(entry, key)
 	if !ok {
 		t.Fatalf("entry %T does not decode", entry)
 	}
@@ -123,7 +123,7 @@ func TestPatientEntryRoundTripWorkload(t *testing.T) {
 	}
 }
 
-// TestPatientEntryErrors: the table rejects what DecodePatient rejects,
+// TestPatientEntryErrors: the table rejects what decodePatient rejects,
 // with the same error, and never quotes the record.
 func TestPatientEntryErrors(t *testing.T) {
 	const marker = "SECRETJOHNDOE"
@@ -145,10 +145,10 @@ func TestPatientEntryErrors(t *testing.T) {
 	decode := patientTableDecode(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, want := DecodePatient([]byte(tt.key), []byte(tt.value))
+			_, want := decodePatient([]byte(tt.key), []byte(tt.value))
 			v, got := decode([]byte(tt.key), []byte(tt.value))
 			if errorType(want) != tt.want {
-				t.Fatalf("DecodePatient error %v, want type %q", want, tt.want)
+				t.Fatalf("decodePatient error %v, want type %q", want, tt.want)
 			}
 			if v != nil || got == nil || errorType(got) != errorType(want) || got.Error() != want.Error() {
 				t.Fatalf("table decode = %v, %v; want nil, %v", v, got, want)
@@ -161,50 +161,50 @@ func TestPatientEntryErrors(t *testing.T) {
 }
 
 func TestPatientContextOfOtherValues(t *testing.T) {
-	pc := &PatientContext{ID: "p", Name: "N"}
+	pc := &patientContext{ID: "p", Name: "N"}
 	tests := []struct {
 		name   string
 		v      any
-		want   *PatientContext
+		want   *patientContext
 		wantOK bool
 	}{
 		{"a context, as DecodePatient holds", pc, pc, true},
-		{"a nil context", (*PatientContext)(nil), nil, false},
+		{"a nil context", (*patientContext)(nil), nil, false},
 		{"another type", "p", nil, false},
 		{"a truncated entry", patientEntry([]byte{0, 5, 'a'}), nil, false},
 		{"unknown flags", patientEntry([]byte{0x80, 0, 0, 0}), nil, false},
 		{"trailing bytes", patientEntry([]byte{0, 0, 0, 0, 0}), nil, false},
 		{"an empty entry", patientEntry(""), nil, false},
-		{"the smallest entry", patientEntry([]byte{0, 0, 0, 0}), &PatientContext{ID: "p"}, true},
+		{"the smallest entry", patientEntry([]byte{0, 0, 0, 0}), &patientContext{ID: "p"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := patientContext(tt.v, "p")
+			got, ok := contextOf(tt.v, "p")
 			if ok != tt.wantOK || !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("patientContext = %#v, %v; want %#v, %v", got, ok, tt.want, tt.wantOK)
+				t.Errorf("contextOf = %#v, %v; want %#v, %v", got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}
 }
 
 // FuzzPatientEntry: whatever a fhir.Patient record holds, the table and
-// DecodePatient agree on it: the same error, or the same context.
+// decodePatient agree on it: the same error, or the same context.
 func FuzzPatientEntry(f *testing.F) {
 	f.Add("pat-1", readTestdata(f, "patient_seed.json"))
 	f.Add("pat-2", readTestdata(f, "patient_fhir.json"))
 	f.Add("", patientJSON(`"id":"p","name":[{"given":["Zoë"]}],"generalPractitioner":[{"display":"<&>"}],"careTeam":null`))
 	decode := patientTableDecode(f)
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
-		v, err := DecodePatient([]byte(key), value)
+		v, err := decodePatient([]byte(key), value)
 		entry, entryErr := decode([]byte(key), value)
 		if err != nil || entryErr != nil {
 			if err == nil || entryErr == nil || err.Error() != entryErr.Error() || errorType(err) != errorType(entryErr) {
-				t.Fatalf("DecodePatient error %v, table error %v", err, entryErr)
+				t.Fatalf("decodePatient error %v, table error %v", err, entryErr)
 			}
 			return
 		}
 		// Looked up by its key, as the table does.
-		got, ok := patientContext(entry, key)
+		got, ok := contextOf(entry, key)
 		if !ok || !reflect.DeepEqual(got, v) {
 			t.Fatalf("looked up %#v, %v\nwant         %#v", got, ok, v)
 		}
@@ -231,7 +231,7 @@ func BenchmarkPatientLookup(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		j := i % len(recs)
-		if _, ok := patientContext(entries[j], string(recs[j].Key)); !ok {
+		if _, ok := contextOf(entries[j], string(recs[j].Key)); !ok {
 			b.Fatal("lookup failed")
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // observation-example-f001-glucose (6.3 mmol/L, LOINC 15074-8).
 func TestPlausibility(t *testing.T) {
 	quantity := func(code string, v float64, unit string, status string) []byte {
-		return observation(t, func(o map[string]any) {
+		return observationJSON(t, func(o map[string]any) {
 			o["code"] = map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": code}}}
 			o["valueQuantity"] = map[string]any{"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
 			if status != "" {
@@ -26,7 +26,7 @@ func TestPlausibility(t *testing.T) {
 		})
 	}
 	bp := func(systolic float64) []byte {
-		return observation(t, func(o map[string]any) {
+		return observationJSON(t, func(o map[string]any) {
 			delete(o, "valueQuantity")
 			o["code"] = map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "85354-9"}}}
 			o["component"] = []any{
@@ -67,7 +67,7 @@ func TestPlausibility(t *testing.T) {
 	p := newProcessor(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := p.Handle(obsRecord(tt.value), nil, nil)
+			_, err := p.handle(obsRecord(tt.value), nil, nil)
 			if tt.limit == "" {
 				if err != nil {
 					t.Fatalf("plausible value rejected: %v", err)

@@ -34,8 +34,8 @@ const DefaultMaxRecordBytes = 256 << 10
 func WithRules(pack rules.Pack) Option { return func(c *cfg) { c.rules = &pack } }
 
 // WithMetrics sets the set the processor's metrics are registered in.
-// Default (or nil): a new set, available from [Processor.Metrics]. The
-// process-wide default set is never used.
+// Default (or nil): a new set of the processor's own. The process-wide
+// default set is never used.
 func WithMetrics(s *metrics.Set) Option { return func(c *cfg) { c.metrics = s } }
 
 // WithMaxRecordBytes sets the largest observation value accepted; larger
@@ -75,7 +75,6 @@ type Processor struct {
 	rules          *ruleSet
 	maxRecordBytes int
 	siteZone       *time.Location
-	set            *metrics.Set
 	m              counters
 	// names are the deployment's; observations and patients are its
 	// names of the input and the patient table, looked up once.
@@ -117,7 +116,7 @@ func New(opts ...Option) (*Processor, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Processor{rules: rs, maxRecordBytes: c.maxRecordBytes, siteZone: c.siteZone, set: c.metrics,
+	p := &Processor{rules: rs, maxRecordBytes: c.maxRecordBytes, siteZone: c.siteZone,
 		names: c.names, observations: c.names.Topic(TopicObservations), patients: c.names.Topic(TopicPatients)}
 	for i, s := range severities {
 		p.m.alerts[i] = c.metrics.GetOrCreateCounter(`carepipe_alerts_alerts_total{pipeline="` + Name + `",severity="` + string(s) + `"}`)
@@ -140,15 +139,11 @@ func New(opts ...Option) (*Processor, error) {
 	return p, nil
 }
 
-// Metrics is the set the processor's metrics are in.
-func (p *Processor) Metrics() *metrics.Set { return p.set }
-
-// Rules returns a copy of the rule pack evaluated.
-func (p *Processor) Rules() rules.Pack {
-	return rules.Pack{Rules: append([]rules.Rule(nil), p.rules.rules...), NEWS2: p.rules.news2}
-}
-
-// Spec is the pipeline's runtime spec.
+// Spec is the pipeline's runtime spec, run by a [pipeline.Runner] or, in
+// tests, by a [pipeline.Harness] as the runtime does. Its Process does what
+// the package doc describes to each observation; a record it cannot
+// process is a record error, which the runtime sends whole to the error
+// topic.
 func (p *Processor) Spec() pipeline.Spec {
 	outs := make([]string, len(outputs))
 	for i, t := range outputs {
@@ -163,11 +158,11 @@ func (p *Processor) Spec() pipeline.Spec {
 		Stores:       []string{StorePatientAlerts},
 		Repartitions: []string{RepartitionByPatient},
 		GlobalTables: []pipeline.GlobalTableSpec{{Topic: p.patients, Decode: decodePatientEntry}},
-		Process:      p.Process,
+		Process:      p.process,
 	}
 }
 
-// Process is the pipeline's [pipeline.ProcessFunc]. An observation that
+// process is the pipeline's [pipeline.ProcessFunc]. An observation that
 // arrives on fhir.Observation keyed by anything but its patient id, or on a
 // partition that does not own that patient, is re-keyed through the
 // observations-by-patient topic (with its correlation id, derived from
@@ -175,11 +170,11 @@ func (p *Processor) Spec() pipeline.Spec {
 // Otherwise it is evaluated and run against the patient's patient-alerts
 // state (open alerts, suppression windows, NEWS2 parameters), and the
 // alert versions, history records and notifications that result are
-// emitted. Errors are record errors (see [Processor.Decode] and
-// [Processor.Handle]); the runtime sends the record to
+// emitted. Errors are record errors (see [Processor.decode] and
+// [Processor.handle]); the runtime sends the record to
 // clinical.alerts.errors.
-func (p *Processor) Process(c *pipeline.Context, r *kgo.Record) error {
-	in := inputPool.Get().(*Input)
+func (p *Processor) process(c *pipeline.Context, r *kgo.Record) error {
+	in := inputPool.Get().(*input)
 	defer releaseInput(in)
 	if err := p.decode(r, in); err != nil {
 		return err
@@ -242,7 +237,7 @@ func (f *findings) needsState(prev []byte, obsID string) bool {
 // yet, or withdrawn). Such an observation still goes on to the state: an
 // amendment that replaces a numeric value by a string must retract what
 // the number raised.
-func (f *findings) skipped(obs *Observation) skipReason {
+func (f *findings) skipped(obs *observation) skipReason {
 	if obs.skip == skipNone || (f.class != classResult && f.class != classProvisional) || len(f.firings) > 0 || len(f.vitals) > 0 {
 		return skipNone
 	}
@@ -252,7 +247,7 @@ func (f *findings) skipped(obs *Observation) skipReason {
 // lookupPatient returns the context of patient id from the fhir.Patient
 // table, decoded afresh from its entry: it is called once per observation
 // that alerts, which is the cost of holding every patient compactly.
-func lookupPatient(t *pipeline.GlobalTable, id string) (*PatientContext, bool) {
+func lookupPatient(t *pipeline.GlobalTable, id string) (*patientContext, bool) {
 	if t == nil {
 		return nil, false
 	}
@@ -260,13 +255,13 @@ func lookupPatient(t *pipeline.GlobalTable, id string) (*PatientContext, bool) {
 	if !ok {
 		return nil, false
 	}
-	return patientContext(v, id)
+	return contextOf(v, id)
 }
 
-// patientContext is the context held as v under key: a table of
-// decodePatientEntry holds patientEntrys, one of DecodePatient (as this
-// one was before) *PatientContexts.
-func patientContext(v any, key string) (*PatientContext, bool) {
+// contextOf is the context held as v under key: a table of
+// decodePatientEntry holds patientEntrys, one of decodePatient (as this
+// one was before) *patientContexts.
+func contextOf(v any, key string) (*patientContext, bool) {
 	switch v := v.(type) {
 	case patientEntry:
 		// An entry that does not decode is the table's bug, not the
@@ -274,14 +269,14 @@ func patientContext(v any, key string) (*PatientContext, bool) {
 		// patient, rather than not at all.
 		pc, err := v.context(key)
 		return pc, err == nil
-	case *PatientContext:
+	case *patientContext:
 		return v, v != nil
 	}
 	return nil, false
 }
 
 // count adds an outcome to the metrics.
-func (p *Processor) count(out *Outcome) {
+func (p *Processor) count(out *outcome) {
 	for i := range out.Alerts {
 		a := &out.Alerts[i]
 		if a.Version != 1 {
@@ -310,19 +305,19 @@ func (p *Processor) count(out *Outcome) {
 	}
 }
 
-// Input is a decoded observation record.
-type Input struct {
+// input is a decoded observation record.
+type input struct {
 	// Record is the record decoded; its coordinates, headers and
 	// timestamp feed the correlation id and the event time.
 	Record      *kgo.Record
 	Meta        envelope.Metadata
-	Observation Observation
+	Observation observation
 
 	// findings, state and out are scratch for evaluation, the patient's
-	// state and the outcome, reused with the Input.
+	// state and the outcome, reused with the input.
 	findings findings
-	state    PatientState
-	out      Outcome
+	state    patientState
+	out      outcome
 	// scratch is where an alert or a state value is written before it is
 	// copied to a buffer of its size.
 	scratch []byte
@@ -336,12 +331,12 @@ type Input struct {
 const valueChunk = 32 << 10
 
 // values returns an empty buffer of capacity n for output values, carved
-// from the Input's chunk. The values of many alerts share an allocation
+// from the input's chunk. The values of many alerts share an allocation
 // then, which the runtime frees when it has produced them all. With an
 // allocation per alert, allocating took 5% of the pipeline's CPU in an
 // end-to-end profile, most of it taking fresh spans from the heap. Output values only: a
 // store value carved from a chunk would keep all of it alive.
-func (in *Input) values(n int) []byte {
+func (in *input) values(n int) []byte {
 	if n > valueChunk/4 {
 		return make([]byte, 0, n)
 	}
@@ -355,7 +350,7 @@ func (in *Input) values(n int) []byte {
 
 // CorrelationID is the record's correlation id ([envelope.CorrelationID]);
 // without a Record, the metadata's.
-func (in *Input) CorrelationID() string {
+func (in *input) CorrelationID() string {
 	if in.Record == nil {
 		return in.Meta.CorrelationID
 	}
@@ -367,7 +362,7 @@ func (in *Input) CorrelationID() string {
 // timestamp (which a repartitioned copy keeps). Never the wall clock; a
 // time that is present but unreadable (or without an offset and no site
 // zone) never gets here, it is an error record.
-func (in *Input) eventTime() time.Time {
+func (in *input) eventTime() time.Time {
 	switch {
 	case !in.Observation.EventTime.IsZero():
 		return in.Observation.EventTime
@@ -379,19 +374,11 @@ func (in *Input) eventTime() time.Time {
 	return time.Time{}
 }
 
-// Decode checks r's size and decodes its value as an Observation. Errors
-// are [pipeline.RecordError]s: [pipeline.TypeOversized] for a value larger
-// than the limit (not decoded), and those of [DecodeObservation].
-func (p *Processor) Decode(r *kgo.Record) (Input, error) {
-	var in Input
-	if err := p.decode(r, &in); err != nil {
-		return Input{}, err
-	}
-	return in, nil
-}
-
-// decode is Decode into in, whose coding slice it reuses.
-func (p *Processor) decode(r *kgo.Record, in *Input) error {
+// decode checks r's size and decodes its value as an Observation into in,
+// whose coding slice it reuses. Errors are [pipeline.RecordError]s:
+// [pipeline.TypeOversized] for a value larger than the limit (not
+// decoded), and those of [decodeObservation].
+func (p *Processor) decode(r *kgo.Record, in *input) error {
 	if len(r.Value) > p.maxRecordBytes {
 		return pipeline.Rejectf(pipeline.TypeOversized, "observation of %d bytes exceeds the limit of %d", len(r.Value), p.maxRecordBytes)
 	}
@@ -413,7 +400,7 @@ func (p *Processor) decode(r *kgo.Record, in *Input) error {
 // inputPool recycles Inputs between records, for their coding slices: a
 // fresh one per record was the largest allocation of a record that raises
 // no alert.
-var inputPool = sync.Pool{New: func() any { return new(Input) }}
+var inputPool = sync.Pool{New: func() any { return new(input) }}
 
 // releaseInput forgets in's record (no pinning its memory through the
 // strings that alias it) and returns it to the pool. Only the slices'
@@ -422,7 +409,7 @@ var inputPool = sync.Pool{New: func() any { return new(Input) }}
 // drops, so nothing past a slice's length is the record's. (Clearing to
 // the capacities, releaseInput took 3% of the alerts pipeline's CPU in an
 // end-to-end profile.)
-func releaseInput(in *Input) {
+func releaseInput(in *input) {
 	codings := in.Observation.codings
 	clear(codings)
 	f := in.findings
@@ -436,22 +423,22 @@ func releaseInput(in *Input) {
 	out := in.out
 	clear(out.Records)
 	clear(out.Alerts)
-	*in = Input{
-		Observation: Observation{codings: codings[:0]},
+	*in = input{
+		Observation: observation{codings: codings[:0]},
 		findings:    findings{firings: f.firings[:0], vitals: f.vitals[:0]},
-		state:       PatientState{Open: st.Open[:0], Vitals: st.Vitals[:0], bases: st.bases[:0]},
-		out:         Outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]},
+		state:       patientState{Open: st.Open[:0], Vitals: st.Vitals[:0], bases: st.bases[:0]},
+		out:         outcome{Records: out.Records[:0], Alerts: out.Alerts[:0]},
 		scratch:     in.scratch[:0],
 		chunk:       in.chunk,
 	}
 	inputPool.Put(in)
 }
 
-// PatientLookup returns the context of a patient, if known.
-type PatientLookup func(patientID string) (*PatientContext, bool)
+// patientLookup returns the context of a patient, if known.
+type patientLookup func(patientID string) (*patientContext, bool)
 
-// Outcome is what one observation produces for its patient.
-type Outcome struct {
+// outcome is what one observation produces for its patient.
+type outcome struct {
 	// Records are the records to emit, in order: per alert version, the
 	// alert, its history record, then one notification per channel; a
 	// history record alone per suppressed repeat.
@@ -472,24 +459,24 @@ type Outcome struct {
 	StateReset bool
 }
 
-// Handle is Process without the runtime: decode, evaluate and apply one
+// handle is process without the runtime: decode, evaluate and apply one
 // observation record against the patient's state prev, with no
 // repartitioning (r is taken to be on the partition that owns its patient)
-// and no metrics. For tests, benchmarks and tools.
-func (p *Processor) Handle(r *kgo.Record, patients PatientLookup, prev []byte) (Outcome, error) {
-	in := inputPool.Get().(*Input)
+// and no metrics. For tests and benchmarks.
+func (p *Processor) handle(r *kgo.Record, patients patientLookup, prev []byte) (outcome, error) {
+	in := inputPool.Get().(*input)
 	defer releaseInput(in)
 	if err := p.decode(r, in); err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	f := &in.findings
 	if err := p.rules.evaluate(&in.Observation, f); err != nil {
-		return Outcome{}, err
+		return outcome{}, err
 	}
 	if !f.needsState(prev, in.Observation.ID) {
-		return Outcome{}, nil
+		return outcome{}, nil
 	}
-	var out Outcome
+	var out outcome
 	p.apply(in, f, nil, patients, prev, &out)
 	return out, nil
 }

@@ -20,18 +20,18 @@ import (
 )
 
 // patients is a lookup over the patient fixtures.
-func patients(t testing.TB) PatientLookup {
+func patients(t testing.TB) patientLookup {
 	t.Helper()
-	m := map[string]*PatientContext{}
+	m := map[string]*patientContext{}
 	for _, f := range []string{"patient_seed.json", "patient_fhir.json"} {
-		v, err := DecodePatient(nil, readTestdata(t, f))
+		v, err := decodePatient(nil, readTestdata(t, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		pc := v.(*PatientContext)
+		pc := v.(*patientContext)
 		m[pc.ID] = pc
 	}
-	return func(id string) (*PatientContext, bool) { pc, ok := m[id]; return pc, ok }
+	return func(id string) (*patientContext, bool) { pc, ok := m[id]; return pc, ok }
 }
 
 func obsRecord(value []byte, headers ...kgo.RecordHeader) *kgo.Record {
@@ -43,7 +43,7 @@ func obsRecord(value []byte, headers ...kgo.RecordHeader) *kgo.Record {
 
 // render prints records for golden files: coordinates, headers and the
 // value indented.
-func render(t testing.TB, out Outcome) []byte {
+func render(t testing.TB, out outcome) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	for _, r := range out.Records {
@@ -76,7 +76,7 @@ func render(t testing.TB, out Outcome) []byte {
 
 func TestAlertRecord(t *testing.T) {
 	p := newProcessor(t, WithRules(rules.Seed()))
-	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), patients(t), nil)
+	out, err := p.handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), patients(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestRouting(t *testing.T) {
 		t.Run(string(tt.severity), func(t *testing.T) {
 			rule := rules.Rule{ID: "r", Code: "8867-4", System: rules.LOINC, Unit: "/min", Comparator: rules.GT, Threshold: 0, Severity: tt.severity, Description: "d"}
 			p := newProcessor(t, WithRules(rules.Pack{Rules: []rules.Rule{rule}}))
-			out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_normal_bare.json")), nil, nil)
+			out, err := p.handle(obsRecord(readTestdata(t, "observation_hr_normal_bare.json")), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func TestRouting(t *testing.T) {
 				if err := json.Unmarshal(r.Value, &n); err != nil {
 					t.Fatal(err)
 				}
-				if n.Channel.Topic() != r.Topic || n.NotificationID != n.AlertID+"-"+string(n.Channel) || !json.Valid(n.Alert) {
+				if n.Channel.topic() != r.Topic || n.NotificationID != n.AlertID+"-"+string(n.Channel) || !json.Valid(n.Alert) {
 					t.Errorf("notification on %s = %+v", r.Topic, n)
 				}
 			}
@@ -179,7 +179,7 @@ func TestRouting(t *testing.T) {
 func TestDuplicatesAndSequence(t *testing.T) {
 	p := newProcessor(t, WithRules(rules.Seed()))
 	rec := func(id string, value float64) *kgo.Record {
-		return obsRecord(observation(t, func(o map[string]any) { o["id"] = id; withValue(value)(o) }))
+		return obsRecord(observationJSON(t, func(o map[string]any) { o["id"] = id; withValue(value)(o) }))
 	}
 	var state []byte
 	steps := []struct {
@@ -197,7 +197,7 @@ func TestDuplicatesAndSequence(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			out, err := p.Handle(s.r, nil, state)
+			out, err := p.handle(s.r, nil, state)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,8 +232,8 @@ func TestDuplicatesAndSequence(t *testing.T) {
 func TestOpenAlertsAreBounded(t *testing.T) {
 	p := newProcessor(t, WithRules(rules.Seed()))
 	var state []byte
-	for i := range MaxOpenAlerts + 5 {
-		out, err := p.Handle(obsRecord(observation(t, func(o map[string]any) { o["id"] = fmt.Sprintf("o%d", i); withValue(130)(o) })), nil, state)
+	for i := range maxOpenAlerts + 5 {
+		out, err := p.handle(obsRecord(observationJSON(t, func(o map[string]any) { o["id"] = fmt.Sprintf("o%d", i); withValue(130)(o) })), nil, state)
 		if err != nil || len(out.Alerts) != 1 {
 			t.Fatalf("observation %d: %d alerts, %v", i, len(out.Alerts), err)
 		}
@@ -243,14 +243,14 @@ func TestOpenAlertsAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Open) != MaxOpenAlerts || st.Open[0].ObservationID != "o5" {
-		t.Errorf("%d open alerts, oldest %s; want %d, oldest o5", len(st.Open), st.Open[0].ObservationID, MaxOpenAlerts)
+	if len(st.Open) != maxOpenAlerts || st.Open[0].ObservationID != "o5" {
+		t.Errorf("%d open alerts, oldest %s; want %d, oldest o5", len(st.Open), st.Open[0].ObservationID, maxOpenAlerts)
 	}
 }
 
 func TestUnreadableStateIsReplaced(t *testing.T) {
 	p := newProcessor(t, WithRules(rules.Seed()))
-	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, []byte("{not json"))
+	out, err := p.handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, []byte("{not json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestWithdrawnWithoutAlertEmitsNothing(t *testing.T) {
 	p := newProcessor(t)
 	for _, status := range []string{"entered-in-error", "cancelled", "registered"} {
 		t.Run(status, func(t *testing.T) {
-			out, err := p.Handle(obsRecord(observation(t, func(o map[string]any) { o["status"] = status; withValue(300)(o) })), nil, nil)
+			out, err := p.handle(obsRecord(observationJSON(t, func(o map[string]any) { o["status"] = status; withValue(300)(o) })), nil, nil)
 			if err != nil || len(out.Records) != 0 || out.State != nil {
 				t.Fatalf("records %d, state %s, err %v", len(out.Records), out.State, err)
 			}
@@ -274,7 +274,7 @@ func TestWithdrawnWithoutAlertEmitsNothing(t *testing.T) {
 func TestCorrelationIDInAlerts(t *testing.T) {
 	p := newProcessor(t)
 	env := readTestdata(t, "observation_hr_envelope.json") // metadata.correlationId corr-0001
-	bare := observation(t, withValue(130))
+	bare := observationJSON(t, withValue(130))
 	tests := []struct {
 		name string
 		r    *kgo.Record
@@ -286,7 +286,7 @@ func TestCorrelationIDInAlerts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := p.Handle(tt.r, nil, nil)
+			out, err := p.handle(tt.r, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,12 +308,12 @@ func TestMetrics(t *testing.T) {
 		{ID: "crit", Code: "8867-4", System: rules.LOINC, Unit: "/min", Comparator: rules.GT, Threshold: 0, Severity: rules.SeverityCritical, Description: "d"},
 		{ID: "low", Code: "8867-4", System: rules.LOINC, Unit: "/min", Comparator: rules.GT, Threshold: 0, Severity: rules.SeverityLow, Description: "d"},
 	}}))
-	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, nil)
+	out, err := p.handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.count(&out)
-	dup, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, out.State)
+	dup, err := p.handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), nil, out.State)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +355,7 @@ func TestNewAndSpec(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Metrics() == nil || p.maxRecordBytes != 256<<10 || !reflect.DeepEqual(p.Rules(), rules.Default()) {
+		if p.m.duplicates == nil || p.maxRecordBytes != 256<<10 || !reflect.DeepEqual(rules.Pack{Rules: p.rules.rules, NEWS2: p.rules.news2}, rules.Default()) {
 			t.Errorf("defaults: %+v", p)
 		}
 	})
@@ -379,7 +379,7 @@ func TestNewAndSpec(t *testing.T) {
 // this is the largest record set the fixtures make.
 func TestAlertValuesShareOneBuffer(t *testing.T) {
 	p := newProcessor(t)
-	out, err := p.Handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), patients(t), nil)
+	out, err := p.handle(obsRecord(readTestdata(t, "observation_hr_envelope.json")), patients(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

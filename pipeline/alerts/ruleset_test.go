@@ -20,20 +20,20 @@ func TestRuleSetFires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loinc := func(code string) Coding { return Coding{System: rules.LOINC, Code: code} }
-	value := func(v float64, unit string, codings ...Coding) Measurement {
-		return Measurement{Codings: codings, HasValue: true, Value: v, Unit: unit}
+	loinc := func(code string) coding { return coding{System: rules.LOINC, Code: code} }
+	value := func(v float64, unit string, codings ...coding) measurement {
+		return measurement{Codings: codings, HasValue: true, Value: v, Unit: unit}
 	}
-	obs := func(own Measurement, comps ...Measurement) *Observation {
-		return &Observation{ID: "o", Status: "final", PatientID: "p", Measurement: own, Components: comps}
+	obs := func(own measurement, comps ...measurement) *observation {
+		return &observation{ID: "o", Status: "final", PatientID: "p", measurement: own, Components: comps}
 	}
-	panel := func(sys float64) *Observation {
-		return obs(Measurement{Codings: []Coding{loinc("85354-9")}},
+	panel := func(sys float64) *observation {
+		return obs(measurement{Codings: []coding{loinc("85354-9")}},
 			value(sys, "mm[Hg]", loinc("8480-6")), value(80, "mm[Hg]", loinc("8462-4")))
 	}
 	tests := []struct {
 		name string
-		obs  *Observation
+		obs  *observation
 		want []string
 	}{
 		{"no rule for code", obs(value(500, "", loinc("1234-5"))), nil},
@@ -41,10 +41,10 @@ func TestRuleSetFires(t *testing.T) {
 		{"heart rate at threshold", obs(value(120, "/min", loinc("8867-4"))), []string{"hr-watch"}},
 		{"heart rate high fires both, rule order", obs(value(130, "/min", loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
 		{"annotated unit is the same unit", obs(value(130, "{beats}/min", loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
-		{"system mismatch", obs(value(130, "", Coding{System: rules.SNOMED, Code: "8867-4"})), nil},
-		{"no system", obs(value(130, "", Coding{Code: "8867-4"})), nil},
-		{"match on a later coding", obs(value(130, "/min", Coding{System: rules.SNOMED, Code: "364075005"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
-		{"codings matching different rules merge in rule order", obs(value(130, "/min", Coding{System: "http://hospital.org/codes", Code: "HR"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch", "hr-local"}},
+		{"system mismatch", obs(value(130, "", coding{System: rules.SNOMED, Code: "8867-4"})), nil},
+		{"no system", obs(value(130, "", coding{Code: "8867-4"})), nil},
+		{"match on a later coding", obs(value(130, "/min", coding{System: rules.SNOMED, Code: "364075005"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
+		{"codings matching different rules merge in rule order", obs(value(130, "/min", coding{System: "http://hospital.org/codes", Code: "HR"}, loinc("8867-4"))), []string{"heart-rate-high", "hr-watch", "hr-local"}},
 		{"same coding twice fires once", obs(value(130, "/min", loinc("8867-4"), loinc("8867-4"))), []string{"heart-rate-high", "hr-watch"}},
 		{"zero is a value", obs(value(0, "mg/dL", loinc("2339-0"))), []string{"glucose-low", "glucose-zero"}},
 		{"glucose at threshold", obs(value(70, "mg/dL", loinc("2339-0"))), nil},
@@ -55,8 +55,8 @@ func TestRuleSetFires(t *testing.T) {
 		{"panel component fires the standalone rule and the panel rule", panel(185), []string{"systolic-bp-high", "panel-systolic"}},
 		{"panel component below", panel(150), nil},
 		{"panel rule needs the panel", obs(value(170, "mm[Hg]", loinc("8480-6"))), nil},
-		{"data absent is no value", obs(Measurement{Codings: []Coding{loinc("8867-4")}, Absent: true}), nil},
-		{"absent component is no value", obs(Measurement{Codings: []Coding{loinc("85354-9")}}, Measurement{Codings: []Coding{loinc("8480-6")}, Absent: true}), nil},
+		{"data absent is no value", obs(measurement{Codings: []coding{loinc("8867-4")}, Absent: true}), nil},
+		{"absent component is no value", obs(measurement{Codings: []coding{loinc("85354-9")}}, measurement{Codings: []coding{loinc("8480-6")}, Absent: true}), nil},
 		{"no codings", obs(value(130, "/min")), nil},
 	}
 	for _, tt := range tests {
@@ -75,7 +75,7 @@ func TestRuleSetFires(t *testing.T) {
 		})
 	}
 	t.Run("unconvertible unit is an error, not a miss", func(t *testing.T) {
-		for _, m := range []Measurement{
+		for _, m := range []measurement{
 			value(130, "kg", loinc("8867-4")),
 			value(130, "beats/minute", loinc("8867-4")),
 			value(130, "http://example.org/units|/min", loinc("8867-4")),

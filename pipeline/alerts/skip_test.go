@@ -14,13 +14,13 @@ import (
 // TestValidFHIRNoRuleReadsIsSkipped: an Observation that is valid FHIR R4
 // but carries nothing a rule or NEWS2 reads is skipped and counted per
 // reason, not sent to the error topic (which the runtime does for any
-// error Process returns). Run on the runtime's harness, so that the metric
-// is the one Process counts.
+// error process returns). Run on the runtime's harness, so that the metric
+// is the one process counts.
 func TestValidFHIRNoRuleReadsIsSkipped(t *testing.T) {
 	// without turns the bare heart-rate fixture into one whose value is
 	// the member name with the given JSON value instead of valueQuantity.
 	without := func(member string, v any) []byte {
-		return observation(t, func(o map[string]any) {
+		return observationJSON(t, func(o map[string]any) {
 			delete(o, "valueQuantity")
 			o[member] = v
 		})
@@ -126,7 +126,7 @@ func TestValidFHIRNoRuleReadsIsSkipped(t *testing.T) {
 // observation-example-genetics-brcapat is, in the examples corpus).
 func TestNoValueAtAllIsStillAnError(t *testing.T) {
 	noValue := func(code string) []byte {
-		return observation(t, func(o map[string]any) {
+		return observationJSON(t, func(o map[string]any) {
 			delete(o, "valueQuantity")
 			o["hasMember"] = []any{}
 			o["valueString"] = nil

@@ -31,7 +31,7 @@ import (
 // observationId. A string is a uvarint length and its bytes. The open
 // section's length lets an observation that only updates a reading carry
 // it over unread, filter and all. Version 2, still read, is version 3
-// without the bases (its open alerts have none: see [OpenAlert.Basis]);
+// without the bases (its open alerts have none: see [openAlert.Basis]);
 // version 1, still read, is version 2 without either filter. An older
 // open section is never carried over unread into a version-3 value: it is
 // decoded and written afresh.
@@ -93,7 +93,7 @@ func readFilter(b []byte) idFilter {
 // openFilter is the filter of open alerts: their observations, the
 // repeats they counted and the observations their NEWS2 scores read (a
 // correction of one of those re-scores them).
-func openFilter(open []OpenAlert) idFilter {
+func openFilter(open []openAlert) idFilter {
 	var f idFilter
 	for i := range open {
 		f.add(open[i].ObservationID)
@@ -125,7 +125,7 @@ func stateMayName(state []byte, id string) bool {
 // errState: a patient-alerts value that appendState did not write.
 var errState = errors.New("patient state is not readable")
 
-func appendState(b []byte, s *PatientState) []byte {
+func appendState(b []byte, s *patientState) []byte {
 	if !s.openLoaded && s.openRaw != nil && s.openVersion != stateVersion {
 		// An older section lacks the bases: written afresh. (The
 		// applier loads it first, so that an unreadable one counts as
@@ -167,7 +167,7 @@ func appendState(b []byte, s *PatientState) []byte {
 	return b
 }
 
-func appendReading(b []byte, v *StoredVital) []byte {
+func appendReading(b []byte, v *storedVital) []byte {
 	b = append(b, byte(v.Vital))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Value))
 	b = binary.AppendVarint(b, v.At)
@@ -176,21 +176,21 @@ func appendReading(b []byte, v *StoredVital) []byte {
 
 // reading reads what appendReading wrote; ok is false for a vital out of
 // range.
-func (r *stateReader) reading() (v StoredVital, ok bool) {
-	v = StoredVital{Vital: Vital(r.byte()), Value: r.float(), At: r.varint(), ObservationID: r.str()}
-	return v, v.Vital < NumVitals
+func (r *stateReader) reading() (v storedVital, ok bool) {
+	v = storedVital{Vital: vital(r.byte()), Value: r.float(), At: r.varint(), ObservationID: r.str()}
+	return v, v.Vital < numVitals
 }
 
 // openFilterOf is the filter of s's open alerts: as read when they are
 // carried over unread, else worked out from them.
-func (s *PatientState) openFilterOf() idFilter {
+func (s *patientState) openFilterOf() idFilter {
 	if !s.openLoaded && s.openRaw != nil {
 		return s.openIDs
 	}
 	return openFilter(s.Open)
 }
 
-func appendOpen(b []byte, open []OpenAlert) []byte {
+func appendOpen(b []byte, open []openAlert) []byte {
 	b = binary.AppendUvarint(b, uint64(len(open)))
 	for i := range open {
 		o := &open[i]
@@ -298,9 +298,9 @@ func (r *stateReader) count() int {
 }
 
 // decodeState reads a patient-alerts value that appendState wrote into st,
-// leaving the open alerts undecoded (see [PatientState.loadOpen]). Its
+// leaving the open alerts undecoded (see [patientState.loadOpen]). Its
 // strings alias b.
-func decodeState(b []byte, st *PatientState) error {
+func decodeState(b []byte, st *patientState) error {
 	r := stateReader{b: b}
 	version := r.byte()
 	if version != stateVersion && version != stateVersionV2 && version != stateVersionV1 {
@@ -338,11 +338,11 @@ func decodeState(b []byte, st *PatientState) error {
 
 // decodeOpen reads an open section that appendOpen wrote into st, in the
 // layout of st.openVersion.
-func decodeOpen(b []byte, st *PatientState) error {
+func decodeOpen(b []byte, st *patientState) error {
 	r := stateReader{b: b}
 	st.Open = st.Open[:0]
 	for range r.count() {
-		o := OpenAlert{
+		o := openAlert{
 			AlertID: r.str(), RuleID: r.str(), Rule: r.str(), ObservationID: r.str(), Severity: rules.Severity(r.str()),
 			Version: r.varint(), Provisional: r.byte()&1 != 0, Value: r.float(), Unit: r.str(), Fingerprint: r.str(),
 			At: r.varint(), Suppressed: r.varint(),

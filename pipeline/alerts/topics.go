@@ -49,5 +49,5 @@ const (
 	EventTypeNotification = "NotificationRequested"
 )
 
-// outputs are the topics Process emits to, in a stable order.
+// outputs are the topics process emits to, in a stable order.
 var outputs = []string{TopicAlerts, TopicHistory, TopicMobile, TopicEmail, TopicSMS}
