@@ -93,6 +93,20 @@ func (a *avroSource) decode(b []byte) (any, error) {
 	return map[string]any{"schema": s.connect, "payload": payload}, nil
 }
 
+// recordAtFault reports whether a schema registry's status for a schema id
+// look-up is the record's fault: a client error about the id (404 not
+// found, 400 or 422 a malformed id). A server error, a timeout (408), a
+// rate limit (429) or a refused login (401, 403: a misconfiguration that
+// an operator fixes) is the registry's or ours, and the record is tried
+// again rather than sent to the error topic.
+func recordAtFault(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return status >= 400 && status < 500
+}
+
 // schema is schema id, from the cache or the registry.
 func (a *avroSource) schema(id int) (*sourceSchema, error) {
 	a.mu.Lock()
@@ -106,8 +120,11 @@ func (a *avroSource) schema(id int) (*sourceSchema, error) {
 	got, err := a.cl.SchemaByID(ctx, id)
 	if err != nil {
 		var re *sr.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			return nil, unreadablef("schema id %d is not in the schema registry", id)
+		if errors.As(err, &re) && recordAtFault(re.StatusCode) {
+			// The registry answered, and its answer is about this id: no
+			// retry will change it, and retrying would stall the
+			// partition behind the record for good.
+			return nil, unreadablef("schema id %d: the schema registry answered %d", id, re.StatusCode)
 		}
 		return nil, fmt.Errorf("%w: schema id %d: %w", errSchemaUnavailable, id, err)
 	}

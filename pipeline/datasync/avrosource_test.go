@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -130,6 +132,9 @@ type avroWorld struct {
 	lookups  atomic.Int64 // schema-by-id requests the registry answered
 	failures atomic.Int64 // schema-by-id requests failed on purpose
 	down     atomic.Bool
+	// status, when not 0, is what the registry answers every
+	// schema-by-id request with (while not down).
+	status atomic.Int32
 }
 
 func newAvroWorld(t *testing.T) *avroWorld {
@@ -143,6 +148,11 @@ func newAvroWorld(t *testing.T) *avroWorld {
 		if w.down.Load() {
 			w.failures.Add(1)
 			http.Error(rw, `{"error_code":50003,"message":"registry unavailable"}`, http.StatusServiceUnavailable)
+			return true
+		}
+		if code := int(w.status.Load()); code != 0 {
+			w.failures.Add(1)
+			http.Error(rw, fmt.Sprintf(`{"error_code":%d,"message":"refused on purpose"}`, code*100), code)
 			return true
 		}
 		w.lookups.Add(1)
@@ -608,5 +618,62 @@ func TestAvroSourceDecodesAsDocumentedJSON(t *testing.T) {
 		gb, _ := json.Marshal(g)
 		wb, _ := json.Marshal(w)
 		t.Fatalf("Avro decodes to\n%s\nthe documentation's JSON is\n%s", gb, wb)
+	}
+}
+
+// A registry that answers a schema id look-up with a client error about
+// the id (400, 404, 422) has said the record cannot be read: it goes to
+// the error topic as a decode error. Any other answer (a server error, a
+// timeout, a rate limit, a refused login) is not the record's fault: it is
+// retried. Before, every answer but 404 was retried, forever, so a record
+// with an id the registry refused stalled its partition for good.
+func TestCDCRegistryAnswerDecidesWhoIsAtFault(t *testing.T) {
+	w := newAvroWorld(t)
+	cl, err := sr.NewClient(sr.URLs(w.reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := Register(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		status    int
+		transient bool
+	}{
+		{http.StatusBadRequest, false},
+		{http.StatusNotFound, false},
+		{http.StatusUnprocessableEntity, false},
+		{http.StatusUnauthorized, true},
+		{http.StatusForbidden, true},
+		{http.StatusRequestTimeout, true},
+		{http.StatusTooManyRequests, true},
+		{http.StatusInternalServerError, true},
+		{http.StatusBadGateway, true},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			// A CDC stage of its own: no schema cached from another case.
+			cdc, err := NewCDC(WithCodec(codec), WithSources(w.sources), WithSourceRegistry(cl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := pipeline.NewHarness(cdc.Spec())
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.status.Store(int32(tc.status))
+			defer w.status.Store(0)
+			rec := &kgo.Record{Topic: "ehr.public.patients", Key: w.encode(t, pgKey{ID: 42}),
+				Value: w.encode(t, pgEnvelope{After: ehrRow(), Source: pgSource{TsMs: 1709285400500}, Op: "c"})}
+			_, err = h.Process(rec)
+			var transient *pipeline.TransientError
+			var rejected *pipeline.RecordError
+			switch {
+			case tc.transient && !errors.As(err, &transient):
+				t.Fatalf("registry answers %d: error %v, want a transient one (retried)", tc.status, err)
+			case !tc.transient && (!errors.As(err, &rejected) || rejected.Type != pipeline.TypeDecode):
+				t.Fatalf("registry answers %d: error %v, want a decode error (to the error topic)", tc.status, err)
+			}
+		})
 	}
 }
