@@ -198,6 +198,9 @@ func (r *Runner) endSession() {
 		t.halt()
 	}
 	r.cur = nil
+	// The next session has joined nothing yet: not ready until its first
+	// assignment, as at start-up.
+	r.joined.Store(false)
 }
 
 // dropAll halts every task and drops it with its stores: the runner stops.

@@ -59,9 +59,9 @@ type Runner struct {
 	// session keeps the one its producer was built with.
 	errLimit atomic.Int64
 	ready    atomic.Bool
-	// joined is whether a session has had its first assignment: until
-	// then the instance has not joined its group, owns nothing it knows
-	// of, and is not ready.
+	// joined is whether the current session has had its first
+	// assignment: until then the instance has not joined its group, owns
+	// nothing it knows of, and is not ready. Cleared when a session ends.
 	joined atomic.Bool
 	// inputMaxBytes is the largest max.message.bytes of the inputs, read
 	// by Run before any session starts (0: unknown); it bounds a batch
