@@ -548,7 +548,8 @@ func (c *Config) kafkaOpts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-// redactURL is u without the user and password it may carry.
+// redactURL is u without the user and password, query values and fragment
+// it may carry: what may be logged and printed of it.
 func redactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
@@ -557,6 +558,15 @@ func redactURL(u string) string {
 	if p.User != nil {
 		p.User = url.User("redacted")
 	}
+	// A key may ride in the query (?api_key=...) or the fragment too.
+	if p.RawQuery != "" {
+		q := p.Query()
+		for k := range q {
+			q[k] = []string{"redacted"}
+		}
+		p.RawQuery = q.Encode()
+	}
+	p.Fragment, p.RawFragment = "", ""
 	return p.String()
 }
 
