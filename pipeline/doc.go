@@ -138,7 +138,7 @@
 //
 // Around it: spec.go ([Spec]), context.go ([Context]), carry.go (headers
 // carried from an input to what is emitted for it), options.go
-// ([Option]), topics.go (the topic layout, checking and creating topics),
-// auth.go (authorization errors), metrics.go, log.go, clock.go, and
+// ([Option]), names.go ([Names]: an app id and renamed topics),
+// topics.go (the topic layout, checking and creating topics), auth.go (authorization errors), metrics.go, log.go, clock.go, and
 // harness.go ([Harness], a task driven without Kafka).
 package pipeline

@@ -173,6 +173,9 @@ func TestRunnerChecksTheErrorTopicAgainstItsInputs(t *testing.T) {
 		for !r.Ready() && time.Now().Before(deadline) {
 			<-tick.C
 		}
+		if !r.Ready() {
+			t.Fatal("not ready within 20s")
+		}
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}

@@ -120,9 +120,9 @@ func TestAlertsRebalanceMidStream(t *testing.T) {
 	a := w.start("")
 	w.produce(recs[:5000])
 	// Join while the first half is being processed.
-	for a.Runner.Stats().RecordsIn == 0 {
-		time.Sleep(5 * time.Millisecond) // polling a counter; no event to await
-	}
+	kafkatest.Eventually(t, 30*time.Second, "the first instance consuming", func() bool {
+		return a.Runner.Stats().RecordsIn > 0
+	})
 	b := w.start("")
 	w.produce(recs[5000:])
 	w.waitIdle(90 * time.Second)
